@@ -1,0 +1,166 @@
+//! [`ConnectorCodec`]: serialises connector scans inside physical plans, and delegates every
+//! other node to the codec it wraps (Ballista's, which alone knows the shuffle nodes).
+
+use std::sync::Arc;
+
+use arrow::datatypes::Schema;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_datasource::PartitionedFile;
+use datafusion_datasource::file_groups::FileGroup;
+use datafusion_datasource::source::DataSourceExec;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use prost::Message;
+use tributary_proto::{ConnectorScanNode, Projection, Split, SplitGroup};
+
+use crate::error::ConnectorError;
+use crate::registry::Catalogs;
+use crate::source::ConnectorSource;
+use crate::split::build_scan;
+
+/// First bytes of a connector scan envelope. Field number 0 is invalid in protobuf, so no
+/// message of the wrapped codec can start with them.
+const ENVELOPE: &[u8] = b"\0TRIB1";
+
+/// A `PhysicalExtensionCodec` for connector scans, chained in front of another codec.
+/// The same type must be used on the scheduler and on every executor.
+#[derive(Debug)]
+pub struct ConnectorCodec {
+    catalogs: Catalogs,
+    inner: Arc<dyn PhysicalExtensionCodec>,
+}
+
+impl ConnectorCodec {
+    /// Encodes scans of `catalogs` and hands everything else to `inner`.
+    pub fn new(catalogs: Catalogs, inner: Arc<dyn PhysicalExtensionCodec>) -> Self {
+        Self { catalogs, inner }
+    }
+
+    fn encode_scan(&self, exec: &DataSourceExec, buf: &mut Vec<u8>) -> DfResult<bool> {
+        let Some((config, source)) = exec.downcast_to_file_source::<ConnectorSource>() else {
+            return Ok(false);
+        };
+        let projected = source.projected_columns();
+        let node = ConnectorScanNode {
+            catalog: source.catalog().to_owned(),
+            table: source.reader().encode_table()?,
+            schema: encode_schema(&source.reader().table_schema())?,
+            projection: projected.as_ref().map(|cols| Projection { columns: cols.iter().map(|(i, _)| *i as u32).collect() }),
+            limit: config.limit.map(|l| l as u64),
+            groups: config
+                .file_groups
+                .iter()
+                .map(|g| SplitGroup {
+                    splits: g
+                        .iter()
+                        .map(|f| Split { name: f.object_meta.location.to_string(), size: f.object_meta.size })
+                        .collect(),
+                })
+                .collect(),
+            output_names: projected.map(|cols| cols.into_iter().map(|(_, n)| n).collect()).unwrap_or_default(),
+        };
+        buf.extend_from_slice(ENVELOPE);
+        node.encode(buf).map_err(|e| DataFusionError::Internal(format!("cannot encode connector scan: {e}")))?;
+        Ok(true)
+    }
+
+    fn decode_scan(&self, bytes: &[u8]) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let node = ConnectorScanNode::decode(bytes)
+            .map_err(|e| ConnectorError::Decode { what: "connector scan", reason: e.to_string() })?;
+        let connector = self.catalogs.get(&node.catalog)?;
+        let reader = connector.decode_reader(&node.table)?;
+        let source = Arc::new(ConnectorSource::new(node.catalog.clone(), reader));
+        let groups = node
+            .groups
+            .into_iter()
+            .map(|g| FileGroup::new(g.splits.into_iter().map(|s| PartitionedFile::new(s.name, s.size)).collect()))
+            .collect();
+        let projection = node.projection.map(|p| p.columns.into_iter().map(|c| c as usize).collect());
+        let plan = build_scan(source, groups, projection, node.limit.map(|l| l as usize), None)?;
+        if node.output_names.is_empty() {
+            return Ok(plan);
+        }
+        // Restore the planner's output names (aliases) where they differ from the table's.
+        let renamed = plan
+            .schema()
+            .fields()
+            .iter()
+            .zip(&node.output_names)
+            .any(|(f, n)| f.name() != n);
+        if renamed {
+            return Err(DataFusionError::Internal(format!(
+                "connector scan of catalog '{}' was planned with renamed columns, which connector scans do not support",
+                node.catalog
+            )));
+        }
+        Ok(plan)
+    }
+}
+
+/// Encodes a schema as DataFusion's protobuf `Schema` (for connectors' table descriptions).
+pub fn encode_schema(schema: &Schema) -> DfResult<Vec<u8>> {
+    let proto: datafusion_proto::protobuf::Schema = schema.try_into()?;
+    Ok(proto.encode_to_vec())
+}
+
+/// Decodes a schema written by [`encode_schema`].
+pub fn decode_schema(bytes: &[u8]) -> Result<Schema, ConnectorError> {
+    let proto = datafusion_proto::protobuf::Schema::decode(bytes)
+        .map_err(|e| ConnectorError::Decode { what: "schema", reason: e.to_string() })?;
+    Schema::try_from(&proto).map_err(|e| ConnectorError::Decode { what: "schema", reason: e.to_string() })
+}
+
+impl PhysicalExtensionCodec for ConnectorCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        match buf.strip_prefix(ENVELOPE) {
+            Some(scan) => self.decode_scan(scan),
+            None => self.inner.try_decode(buf, inputs, ctx, proto_converter),
+        }
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> DfResult<()> {
+        if let Some(exec) = node.downcast_ref::<DataSourceExec>()
+            && self.encode_scan(exec, buf)?
+        {
+            return Ok(());
+        }
+        self.inner.try_encode(node, buf, proto_converter)
+    }
+
+    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<ScalarUDF>> {
+        self.inner.try_decode_udf(name, buf)
+    }
+
+    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<()> {
+        self.inner.try_encode_udf(node, buf)
+    }
+
+    fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<AggregateUDF>> {
+        self.inner.try_decode_udaf(name, buf)
+    }
+
+    fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> DfResult<()> {
+        self.inner.try_encode_udaf(node, buf)
+    }
+
+    fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<WindowUDF>> {
+        self.inner.try_decode_udwf(name, buf)
+    }
+
+    fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> DfResult<()> {
+        self.inner.try_encode_udwf(node, buf)
+    }
+}

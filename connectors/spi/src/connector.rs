@@ -1,0 +1,33 @@
+//! The two traits every connector implements: a factory and the connector it builds.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use datafusion::catalog::CatalogProvider;
+
+use crate::error::Result;
+use crate::properties::Properties;
+use crate::split::SplitReader;
+
+/// Builds the connector of a catalog from its properties file (Trino's `ConnectorFactory`).
+pub trait ConnectorFactory: Debug + Send + Sync {
+    /// The value of `connector.name` this factory answers to.
+    fn name(&self) -> &'static str;
+
+    /// Builds a connector for `catalog` from its properties.
+    ///
+    /// Implementations read their typed configuration with [`Properties::reader`] and call
+    /// [`crate::PropertyReader::finish`] so that unknown keys stop start-up. No network I/O
+    /// here: a source that is down must not keep the scheduler from starting.
+    fn create(&self, catalog: &str, properties: &Properties) -> Result<Arc<dyn Connector>>;
+}
+
+/// One configured catalog.
+pub trait Connector: Debug + Send + Sync {
+    /// The DataFusion catalog (schemas and tables) this connector exposes.
+    fn catalog_provider(&self) -> Arc<dyn CatalogProvider>;
+
+    /// Rebuilds a table's split reader on an executor from the bytes its
+    /// [`SplitReader::encode_table`] wrote on the scheduler.
+    fn decode_reader(&self, table: &[u8]) -> Result<Arc<dyn SplitReader>>;
+}

@@ -1,0 +1,38 @@
+//! The Tributary connector contract (Trino's SPI, mapped onto DataFusion).
+//!
+//! | role | here |
+//! | --- | --- |
+//! | factory | [`ConnectorFactory`] builds a [`Connector`] from a catalog's [`Properties`] |
+//! | typed config | [`PropertyReader`]: typed getters, unknown keys rejected by name |
+//! | metadata | the connector's DataFusion `CatalogProvider` ([`Connector::catalog_provider`]) |
+//! | splits | [`SplitInfo`]s, one output partition each, built into a scan by [`ScanBuilder`] |
+//! | reading | [`SplitReader::read`] streams the record batches of one split |
+//! | serialisation | [`ConnectorCodec`] carries scans to executors; [`Connector::decode_reader`] |
+//!
+//! A connector never builds its own `ExecutionPlan` leaf: [`ScanBuilder`] makes the scan a
+//! `DataSourceExec` over a `FileScanConfig` whose files are the splits, the one leaf shape
+//! Ballista narrows to each task's partitions. That is what makes every split run exactly once.
+
+mod codec;
+mod connector;
+mod error;
+mod properties;
+mod registry;
+mod source;
+mod split;
+
+pub use codec::{ConnectorCodec, decode_schema, encode_schema};
+pub use connector::{Connector, ConnectorFactory};
+pub use error::{ConnectorError, Result};
+pub use properties::{CONNECTOR_NAME, Properties, PropertyReader, Secret};
+pub use registry::{Catalogs, ConnectorRegistry};
+pub use source::ConnectorSource;
+pub use split::{CONNECTOR_STORE_URL, ScanBuilder, SplitInfo, SplitReader, SplitStream};
+
+/// Registers the (empty) object store that connector scans name in a runtime environment.
+/// Every scheduler and executor runtime must have it.
+pub fn register_connector_store(runtime: &datafusion::execution::runtime_env::RuntimeEnv) -> datafusion::error::Result<()> {
+    let url = url::Url::parse(CONNECTOR_STORE_URL).map_err(|e| datafusion::error::DataFusionError::Internal(e.to_string()))?;
+    runtime.register_object_store(&url, std::sync::Arc::new(object_store::memory::InMemory::new()));
+    Ok(())
+}

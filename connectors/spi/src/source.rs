@@ -1,0 +1,182 @@
+//! [`ConnectorSource`]: the DataFusion `FileSource` every connector scan uses, so that each
+//! split is a `PartitionedFile` that Ballista hands to exactly one task.
+
+use std::fmt::{self, Formatter};
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::projection::ProjectionExprs;
+use datafusion::physical_plan::DisplayFormatType;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use datafusion_datasource::PartitionedFile;
+use datafusion_datasource::TableSchema;
+use datafusion_datasource::file::FileSource;
+use datafusion_datasource::file_scan_config::FileScanConfig;
+use datafusion_datasource::file_stream::{FileOpenFuture, FileOpener};
+use futures::StreamExt;
+use object_store::ObjectStore;
+
+use crate::split::SplitReader;
+
+/// Default rows per batch when the session did not set one.
+const DEFAULT_BATCH_SIZE: usize = 8192;
+
+/// The `FileSource` of connector scans: reads each `PartitionedFile` (a split) with the
+/// connector's [`SplitReader`].
+#[derive(Debug, Clone)]
+pub struct ConnectorSource {
+    catalog: String,
+    reader: Arc<dyn SplitReader>,
+    table_schema: TableSchema,
+    projection: Option<ProjectionExprs>,
+    batch_size: Option<usize>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl ConnectorSource {
+    /// A source reading `reader`'s table of `catalog`, all columns.
+    pub fn new(catalog: impl Into<String>, reader: Arc<dyn SplitReader>) -> Self {
+        let table_schema = TableSchema::from(reader.table_schema());
+        Self {
+            catalog: catalog.into(),
+            reader,
+            table_schema,
+            projection: None,
+            batch_size: None,
+            metrics: ExecutionPlanMetricsSet::new(),
+        }
+    }
+
+    /// The catalog the scanned table belongs to.
+    pub fn catalog(&self) -> &str {
+        &self.catalog
+    }
+
+    /// The connector's reader.
+    pub fn reader(&self) -> &Arc<dyn SplitReader> {
+        &self.reader
+    }
+
+    /// Projected table columns in output order, with their output names; `None` = all.
+    pub fn projected_columns(&self) -> Option<Vec<(usize, String)>> {
+        self.projection.as_ref().map(|p| {
+            p.iter()
+                .filter_map(|e| e.expr.downcast_ref::<Column>().map(|c| (c.index(), e.alias.clone())))
+                .collect()
+        })
+    }
+
+    fn output_schema(&self) -> DfResult<SchemaRef> {
+        let table = self.table_schema.table_schema();
+        match &self.projection {
+            None => Ok(Arc::clone(table)),
+            Some(p) => Ok(Arc::new(p.project_schema(table)?)),
+        }
+    }
+}
+
+impl FileSource for ConnectorSource {
+    fn create_file_opener(
+        &self,
+        _object_store: Arc<dyn ObjectStore>,
+        base_config: &FileScanConfig,
+        _partition: usize,
+    ) -> DfResult<Arc<dyn FileOpener>> {
+        let columns = match self.projected_columns() {
+            Some(cols) => cols.into_iter().map(|(i, _)| i).collect(),
+            None => (0..self.table_schema.table_schema().fields().len()).collect(),
+        };
+        Ok(Arc::new(SplitOpener {
+            reader: Arc::clone(&self.reader),
+            columns,
+            output_schema: self.output_schema()?,
+            batch_size: self.batch_size.or(base_config.batch_size).unwrap_or(DEFAULT_BATCH_SIZE),
+            limit: base_config.limit,
+        }))
+    }
+
+    fn table_schema(&self) -> &TableSchema {
+        &self.table_schema
+    }
+
+    fn with_batch_size(&self, batch_size: usize) -> Arc<dyn FileSource> {
+        let mut source = self.clone();
+        source.batch_size = Some(batch_size);
+        Arc::new(source)
+    }
+
+    fn projection(&self) -> Option<&ProjectionExprs> {
+        self.projection.as_ref()
+    }
+
+    fn metrics(&self) -> &ExecutionPlanMetricsSet {
+        &self.metrics
+    }
+
+    fn file_type(&self) -> &str {
+        self.reader.kind()
+    }
+
+    fn fmt_extra(&self, _t: DisplayFormatType, f: &mut Formatter) -> fmt::Result {
+        write!(f, ", catalog={}", self.catalog)
+    }
+
+    /// A split is the unit of work; cutting it into byte ranges would read rows twice.
+    fn supports_repartitioning(&self) -> bool {
+        false
+    }
+
+    /// Accepts projections of plain columns only; computed expressions stay above the scan.
+    fn try_pushdown_projection(&self, projection: &ProjectionExprs) -> DfResult<Option<Arc<dyn FileSource>>> {
+        let merged = match &self.projection {
+            Some(current) => current.try_merge(projection)?,
+            None => projection.clone(),
+        };
+        if !merged.iter().all(|e| e.expr.downcast_ref::<Column>().is_some()) {
+            return Ok(None);
+        }
+        let mut source = self.clone();
+        source.projection = Some(merged);
+        Ok(Some(Arc::new(source)))
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        match &self.projection {
+            Some(p) => datafusion::physical_plan::apply_expression_roots(p.iter(), f),
+            None => Ok(TreeNodeRecursion::Continue),
+        }
+    }
+}
+
+/// Opens one split at a time for a partition's `FileStream`.
+struct SplitOpener {
+    reader: Arc<dyn SplitReader>,
+    columns: Vec<usize>,
+    output_schema: SchemaRef,
+    batch_size: usize,
+    limit: Option<usize>,
+}
+
+impl FileOpener for SplitOpener {
+    fn open(&self, file: PartitionedFile) -> DfResult<FileOpenFuture> {
+        let split = file.object_meta.location.to_string();
+        let stream = self.reader.read(&split, &self.columns, self.batch_size, self.limit)?;
+        let schema = Arc::clone(&self.output_schema);
+        let renamed = stream.map(move |batch| {
+            let batch = batch?;
+            // Readers return the projected columns; give them the plan's names and nullability.
+            let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+            RecordBatch::try_new_with_options(Arc::clone(&schema), batch.columns().to_vec(), &options)
+                .map_err(|e| DataFusionError::ArrowError(Box::new(e), Some(format!("split '{split}'"))))
+        });
+        Ok(Box::pin(futures::future::ready(Ok(renamed.boxed()))))
+    }
+}
