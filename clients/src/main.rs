@@ -1,1 +1,228 @@
-fn main() {}
+//! `tributary`: one binary for every role — `standalone`, `scheduler`, `executor` — and the
+//! `sql` shell. It is the composition root: it builds the one connector registry and hands
+//! it to the scheduler and the executors.
+
+mod shell;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use tributary_connector::{Catalogs, ConnectorRegistry};
+use tributary_executor::{ExecutorOptions, run_executor};
+use tributary_scheduler::{SchedulerOptions, start_scheduler};
+
+/// Tributary: a distributed, federated SQL engine with an Arrow Flight SQL front door.
+#[derive(Debug, Parser)]
+#[command(name = "tributary", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Scheduler and executors in one process (a demo or a laptop).
+    Standalone(StandaloneArgs),
+    /// The scheduler alone: Flight SQL service and Ballista scheduler.
+    Scheduler(SchedulerArgs),
+    /// One executor, connecting to a scheduler.
+    Executor(ExecutorArgs),
+    /// A Flight SQL client shell (like trino-cli).
+    Sql(shell::SqlArgs),
+}
+
+#[derive(Debug, Args)]
+struct StandaloneArgs {
+    /// Directory holding catalog/*.properties.
+    #[arg(long, env = "TRIBUTARY_ETC", default_value = "etc")]
+    etc: PathBuf,
+    /// Number of executors to run in this process.
+    #[arg(long, env = "TRIBUTARY_EXECUTORS", default_value_t = 2)]
+    executors: usize,
+    /// Address of the Flight SQL service.
+    #[arg(long, env = "TRIBUTARY_FLIGHT_SQL_ADDR", default_value = "127.0.0.1:50051")]
+    flight_sql_addr: SocketAddr,
+    /// Address of the Ballista scheduler gRPC service (executors connect here).
+    #[arg(long, env = "TRIBUTARY_SCHEDULER_ADDR", default_value = "127.0.0.1:50050")]
+    scheduler_addr: SocketAddr,
+    /// Task slots per executor (0: all cores).
+    #[arg(long, env = "TRIBUTARY_VCORES", default_value_t = 0)]
+    vcores: usize,
+    /// Seconds results stay fetchable after a query ends.
+    #[arg(long, env = "TRIBUTARY_RESULT_TTL_SECONDS", default_value_t = 600)]
+    result_ttl_seconds: u64,
+}
+
+#[derive(Debug, Args)]
+struct SchedulerArgs {
+    /// Directory holding catalog/*.properties.
+    #[arg(long, env = "TRIBUTARY_ETC", default_value = "etc")]
+    etc: PathBuf,
+    /// Address of the Flight SQL service.
+    #[arg(long, env = "TRIBUTARY_FLIGHT_SQL_ADDR", default_value = "0.0.0.0:50051")]
+    flight_sql_addr: SocketAddr,
+    /// Address of the Ballista scheduler gRPC service (executors connect here).
+    #[arg(long, env = "TRIBUTARY_SCHEDULER_ADDR", default_value = "0.0.0.0:50050")]
+    scheduler_addr: SocketAddr,
+    /// Host name executors reach this scheduler at.
+    #[arg(long, env = "TRIBUTARY_EXTERNAL_HOST", default_value = "localhost")]
+    external_host: String,
+    /// File of `user:password` lines; without it any client may connect.
+    #[arg(long, env = "TRIBUTARY_PASSWORD_FILE")]
+    password_file: Option<PathBuf>,
+    /// Seconds results stay fetchable after a query ends.
+    #[arg(long, env = "TRIBUTARY_RESULT_TTL_SECONDS", default_value_t = 600)]
+    result_ttl_seconds: u64,
+}
+
+#[derive(Debug, Args)]
+struct ExecutorArgs {
+    /// Scheduler gRPC address, HOST:PORT.
+    #[arg(long, env = "TRIBUTARY_SCHEDULER", default_value = "127.0.0.1:50050")]
+    scheduler: String,
+    /// Directory holding catalog/*.properties (the same files as the scheduler's).
+    #[arg(long, env = "TRIBUTARY_ETC", default_value = "etc")]
+    etc: PathBuf,
+    /// Address the executor's services bind to.
+    #[arg(long, env = "TRIBUTARY_BIND_HOST", default_value = "127.0.0.1")]
+    bind_host: String,
+    /// Host other nodes reach this executor at (default: bind host).
+    #[arg(long, env = "TRIBUTARY_EXTERNAL_HOST")]
+    external_host: Option<String>,
+    /// Port of the Flight service serving shuffle and result partitions.
+    #[arg(long, env = "TRIBUTARY_FLIGHT_PORT", default_value_t = 50052)]
+    flight_port: u16,
+    /// Port of the gRPC service the scheduler pushes tasks to.
+    #[arg(long, env = "TRIBUTARY_GRPC_PORT", default_value_t = 50053)]
+    grpc_port: u16,
+    /// Directory for shuffle and result files (default: a new temporary directory).
+    #[arg(long, env = "TRIBUTARY_WORK_DIR")]
+    work_dir: Option<PathBuf>,
+    /// Task slots (0: all cores).
+    #[arg(long, env = "TRIBUTARY_VCORES", default_value_t = 0)]
+    vcores: usize,
+    /// Seconds finished queries' files are kept.
+    #[arg(long, env = "TRIBUTARY_RESULT_TTL_SECONDS", default_value_t = 600)]
+    result_ttl_seconds: u64,
+}
+
+fn registry() -> ConnectorRegistry {
+    ConnectorRegistry::new().register(std::sync::Arc::new(tributary_connector_tpch::TpchConnectorFactory))
+}
+
+fn load_catalogs(etc: &Path) -> Result<Catalogs, String> {
+    registry().load_catalogs(etc).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Sql(_)) {
+        init_logging();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let result = match cli.command {
+            Command::Sql(args) => return shell::run(args).await,
+            Command::Standalone(args) => standalone(args).await,
+            Command::Scheduler(args) => scheduler(args).await,
+            Command::Executor(args) => executor(args).await,
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRIBUTARY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,ballista_executor=warn,ballista_scheduler=warn,ballista_core=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn scheduler(args: SchedulerArgs) -> Result<(), String> {
+    let catalogs = load_catalogs(&args.etc)?;
+    let options = SchedulerOptions {
+        flight_sql_addr: args.flight_sql_addr,
+        scheduler_addr: args.scheduler_addr,
+        external_host: args.external_host,
+        password_file: args.password_file,
+        result_ttl_seconds: args.result_ttl_seconds,
+    };
+    let running = start_scheduler(options, catalogs).await.map_err(|e| e.to_string())?;
+    eprintln!("tributary scheduler: Flight SQL on grpc://{}", args.flight_sql_addr);
+    tokio::select! {
+        served = running.flight_sql => served.map_err(|e| e.to_string())?.map_err(|e| format!("Flight SQL service failed: {e}")),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+async fn executor(args: ExecutorArgs) -> Result<(), String> {
+    let catalogs = load_catalogs(&args.etc)?;
+    let options = ExecutorOptions {
+        scheduler: args.scheduler,
+        bind_host: args.bind_host,
+        external_host: args.external_host,
+        flight_port: args.flight_port,
+        grpc_port: args.grpc_port,
+        work_dir: args.work_dir,
+        vcores: args.vcores,
+        job_data_ttl_seconds: args.result_ttl_seconds,
+    };
+    run_executor(options, catalogs).await.map_err(|e| e.to_string())
+}
+
+async fn standalone(args: StandaloneArgs) -> Result<(), String> {
+    let catalogs = load_catalogs(&args.etc)?;
+    let options = SchedulerOptions {
+        flight_sql_addr: args.flight_sql_addr,
+        scheduler_addr: args.scheduler_addr,
+        external_host: args.scheduler_addr.ip().to_string(),
+        password_file: None,
+        result_ttl_seconds: args.result_ttl_seconds,
+    };
+    let running = start_scheduler(options, catalogs.clone()).await.map_err(|e| e.to_string())?;
+    let mut executors = Vec::new();
+    for n in 0..args.executors {
+        let options = ExecutorOptions {
+            scheduler: args.scheduler_addr.to_string(),
+            bind_host: "127.0.0.1".into(),
+            external_host: None,
+            flight_port: free_port()?,
+            grpc_port: free_port()?,
+            work_dir: None,
+            vcores: args.vcores,
+            job_data_ttl_seconds: args.result_ttl_seconds,
+        };
+        let catalogs = catalogs.clone();
+        executors.push(tokio::spawn(async move {
+            if let Err(e) = run_executor(options, catalogs).await {
+                eprintln!("executor {n} stopped: {e}");
+            }
+        }));
+    }
+    eprintln!("tributary standalone: Flight SQL on grpc://{} with {} executors", args.flight_sql_addr, args.executors);
+    tokio::select! {
+        served = running.flight_sql => served.map_err(|e| e.to_string())?.map_err(|e| format!("Flight SQL service failed: {e}")),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+/// A port free right now on loopback (for in-process executors).
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("cannot find a free port: {e}"))
+}

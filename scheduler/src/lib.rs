@@ -1,1 +1,82 @@
-//! placeholder
+//! The Tributary scheduler: the Flight SQL service, the Trino-flavoured SQL front end and
+//! the embedded Ballista scheduler that runs queries as stages on executors.
+//!
+//! Start reading at [`start_scheduler`]; a query's path is `flight_sql::service` →
+//! [`statement::parse`] → [`engine::Engine::execute`] → Ballista → `flight_sql::results`.
+
+mod auth;
+mod cluster;
+pub mod engine;
+pub mod error;
+mod explain;
+mod flight_sql;
+mod local;
+pub mod session;
+pub mod statement;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use ballista_core::utils::{GrpcServerConfig, create_grpc_server, create_grpc_server_incoming};
+use tributary_connector::Catalogs;
+
+pub use auth::Authenticator;
+pub use cluster::{BallistaScheduler, MEMORY_CATALOG};
+pub use engine::Engine;
+pub use error::{Result, SchedulerError};
+pub use flight_sql::TributaryFlightSql;
+
+/// Largest message the Flight SQL service accepts (DoPut of parameters and data).
+const MAX_DECODING_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+
+/// How to run the scheduler.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// Where Flight SQL clients connect.
+    pub flight_sql_addr: SocketAddr,
+    /// Where executors connect (Ballista's scheduler gRPC).
+    pub scheduler_addr: SocketAddr,
+    /// Host name executors use to reach the scheduler.
+    pub external_host: String,
+    /// `user:password` lines; `None`: no authentication.
+    pub password_file: Option<PathBuf>,
+    /// Seconds results stay fetchable after a query ends.
+    pub result_ttl_seconds: u64,
+}
+
+/// A running scheduler.
+#[derive(Debug)]
+pub struct RunningScheduler {
+    /// The engine (for in-process use and tests).
+    pub engine: Engine,
+    /// The Flight SQL server task.
+    pub flight_sql: tokio::task::JoinHandle<std::result::Result<(), tonic::transport::Error>>,
+}
+
+/// Starts the embedded Ballista scheduler and the Flight SQL service.
+pub async fn start_scheduler(options: SchedulerOptions, catalogs: Catalogs) -> Result<RunningScheduler> {
+    let auth = match &options.password_file {
+        Some(path) => Authenticator::from_password_file(path)?,
+        None => Authenticator::open(),
+    };
+    let ballista = cluster::start(
+        &cluster::ClusterOptions {
+            scheduler_addr: options.scheduler_addr,
+            external_host: options.external_host.clone(),
+            result_ttl_seconds: options.result_ttl_seconds,
+        },
+        catalogs,
+    )
+    .await?;
+    let engine = Engine::new(ballista);
+    let service = TributaryFlightSql::new(engine.clone(), auth, Duration::from_secs(options.result_ttl_seconds))?;
+    let grpc = GrpcServerConfig { timeout_seconds: 24 * 3600, ..GrpcServerConfig::default() };
+    let incoming = create_grpc_server_incoming(options.flight_sql_addr, &grpc)
+        .map_err(|e| SchedulerError::Config(format!("cannot listen for Flight SQL on {}: {e}", options.flight_sql_addr)))?;
+    let server = FlightServiceServer::new(service).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+    let flight_sql = tokio::spawn(create_grpc_server(&grpc).add_service(server).serve_with_incoming(incoming));
+    tracing::info!(flight_sql = %options.flight_sql_addr, scheduler = %options.scheduler_addr, "scheduler started");
+    Ok(RunningScheduler { engine, flight_sql })
+}

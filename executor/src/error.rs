@@ -1,0 +1,20 @@
+//! Errors of the executor role.
+
+/// What stopped an executor.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    /// `--scheduler` is not `host:port`.
+    #[error("invalid scheduler address '{0}': expected HOST:PORT, e.g. 127.0.0.1:50050")]
+    SchedulerAddress(String),
+    /// The work directory cannot be created.
+    #[error("cannot create work directory {path}: {source}")]
+    WorkDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Ballista's executor failed.
+    #[error("executor failed: {0}")]
+    Ballista(#[from] ballista_core::error::BallistaError),
+}

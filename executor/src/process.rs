@@ -1,0 +1,94 @@
+//! Runs one Ballista executor with Tributary's codec, runtime and session configuration.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ballista_core::config::TaskSchedulingPolicy;
+use ballista_core::extension::SessionConfigExt;
+use ballista_core::serde::BallistaPhysicalExtensionCodec;
+use ballista_core::{ConfigProducer, RuntimeProducer};
+use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::SessionConfig;
+use tributary_connector::{Catalogs, ConnectorCodec, register_connector_store};
+
+use crate::error::ExecutorError;
+
+/// How to run one executor.
+#[derive(Debug, Clone)]
+pub struct ExecutorOptions {
+    /// Scheduler gRPC address, `host:port`.
+    pub scheduler: String,
+    /// Address the executor's servers bind to.
+    pub bind_host: String,
+    /// Host other nodes reach this executor at (defaults to `bind_host`).
+    pub external_host: Option<String>,
+    /// Port of the Flight service that serves shuffle and result partitions.
+    pub flight_port: u16,
+    /// Port of the gRPC service the scheduler pushes tasks to.
+    pub grpc_port: u16,
+    /// Where shuffle and result files are written.
+    pub work_dir: Option<PathBuf>,
+    /// Task slots (0 = number of cores).
+    pub vcores: usize,
+    /// Seconds finished jobs' files are kept before this executor deletes them.
+    pub job_data_ttl_seconds: u64,
+}
+
+/// Runs an executor until it fails or the process is told to stop.
+///
+/// Uses Ballista's `start_executor_process`, which owns signal handling: this is the
+/// executor of a process (`tributary executor`, or each executor of `tributary standalone`).
+pub async fn run_executor(options: ExecutorOptions, catalogs: Catalogs) -> Result<(), ExecutorError> {
+    let config = process_config(options, catalogs)?;
+    start_executor_process(Arc::new(config)).await?;
+    Ok(())
+}
+
+fn process_config(options: ExecutorOptions, catalogs: Catalogs) -> Result<ExecutorProcessConfig, ExecutorError> {
+    let (host, port) = options
+        .scheduler
+        .rsplit_once(':')
+        .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h.to_owned(), p)))
+        .ok_or_else(|| ExecutorError::SchedulerAddress(options.scheduler.clone()))?;
+    let work_dir = match options.work_dir {
+        Some(dir) => dir,
+        None => std::env::temp_dir().join(format!("tributary-executor-{}", uuid::Uuid::new_v4())),
+    };
+    std::fs::create_dir_all(&work_dir)
+        .map_err(|source| ExecutorError::WorkDir { path: work_dir.display().to_string(), source })?;
+    let work_dir = work_dir.display().to_string();
+
+    let temp_dir = work_dir.clone();
+    let runtime_producer: RuntimeProducer = Arc::new(move |_config: &SessionConfig| {
+        let runtime = RuntimeEnvBuilder::new().with_temp_file_path(temp_dir.clone()).build()?;
+        register_connector_store(&runtime)?;
+        Ok(Arc::new(runtime))
+    });
+    let config_producer: ConfigProducer = Arc::new(SessionConfig::new_with_ballista);
+    let codec = ConnectorCodec::new(catalogs, Arc::new(BallistaPhysicalExtensionCodec::default()));
+
+    let mut config = ExecutorProcessConfig {
+        bind_host: options.bind_host.clone(),
+        // Ballista's scheduler learns an executor's host from the registration (its gRPC server
+        // is ours and does not record the peer address), so always send one.
+        external_host: Some(options.external_host.clone().unwrap_or_else(|| options.bind_host.clone())),
+        port: options.flight_port,
+        grpc_port: options.grpc_port,
+        scheduler_host: host,
+        scheduler_port: port,
+        scheduler_connect_timeout_seconds: 60,
+        task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
+        work_dir: Some(work_dir),
+        job_data_ttl_seconds: options.job_data_ttl_seconds,
+        job_data_clean_up_interval_seconds: options.job_data_ttl_seconds.clamp(1, 300),
+        override_runtime_producer: Some(runtime_producer),
+        override_config_producer: Some(config_producer),
+        override_physical_codec: Some(Arc::new(codec)),
+        ..ExecutorProcessConfig::default()
+    };
+    if options.vcores > 0 {
+        config.vcores = options.vcores;
+    }
+    Ok(config)
+}

@@ -1,0 +1,95 @@
+//! The embedded Ballista scheduler: our session builder (catalogs), codecs and
+//! configuration, served on our own tonic server with TCP_NODELAY.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ballista_core::config::TaskSchedulingPolicy;
+use ballista_core::extension::SessionConfigExt;
+use ballista_core::serde::BallistaPhysicalExtensionCodec;
+use ballista_core::serde::protobuf::scheduler_grpc_server::SchedulerGrpcServer;
+use ballista_core::utils::{GrpcServerConfig, create_grpc_server, create_grpc_server_incoming, default_session_builder};
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::scheduler_process::create_scheduler;
+use ballista_scheduler::scheduler_server::SchedulerServer;
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
+use datafusion::prelude::SessionConfig;
+use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+use tributary_connector::{Catalogs, ConnectorCodec, register_connector_store};
+
+use crate::error::{Result, SchedulerError};
+
+/// The Ballista scheduler as Tributary embeds it.
+pub type BallistaScheduler = SchedulerServer<LogicalPlanNode, PhysicalPlanNode>;
+
+/// Name of the in-memory catalog that `CREATE EXTERNAL TABLE` / `CREATE TABLE` write to
+/// when no connector catalog is named (shared by all sessions of this scheduler).
+pub const MEMORY_CATALOG: &str = "memory";
+
+/// Settings of the embedded scheduler.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Address of Ballista's scheduler gRPC service (executors connect here).
+    pub scheduler_addr: SocketAddr,
+    /// Host executors and clients use to reach the scheduler.
+    pub external_host: String,
+    /// Seconds finished jobs' results stay fetchable before executors delete them.
+    pub result_ttl_seconds: u64,
+}
+
+/// The base session configuration of every query.
+pub fn base_config() -> SessionConfig {
+    SessionConfig::new_with_ballista().with_information_schema(true)
+}
+
+/// Starts the embedded Ballista scheduler and serves its gRPC API.
+pub async fn start(options: &ClusterOptions, catalogs: Catalogs) -> Result<BallistaScheduler> {
+    let memory = Arc::new(MemoryCatalogProvider::new());
+    memory
+        .register_schema("default", Arc::new(MemorySchemaProvider::new()))
+        .map_err(SchedulerError::from)?;
+    let session_catalogs = catalogs.clone();
+    let session_builder = Arc::new(move |config: SessionConfig| {
+        let state = default_session_builder(config)?;
+        register_connector_store(state.runtime_env())?;
+        let list = state.catalog_list();
+        list.register_catalog(MEMORY_CATALOG.to_owned(), Arc::clone(&memory) as Arc<dyn CatalogProvider>);
+        for name in session_catalogs.names() {
+            let connector = session_catalogs.get(name)?;
+            list.register_catalog(name.to_owned(), connector.catalog_provider());
+        }
+        Ok(state)
+    });
+    let codec = ConnectorCodec::new(catalogs, Arc::new(BallistaPhysicalExtensionCodec::default()));
+
+    let mut config = SchedulerConfig {
+        bind_host: options.scheduler_addr.ip().to_string(),
+        bind_port: options.scheduler_addr.port(),
+        external_host: options.external_host.clone(),
+        scheduling_policy: TaskSchedulingPolicy::PushStaged,
+        finished_job_data_clean_up_interval_seconds: options.result_ttl_seconds,
+        override_session_builder: Some(session_builder),
+        override_config_producer: Some(Arc::new(base_config)),
+        override_physical_codec: Some(Arc::new(codec)),
+        ..SchedulerConfig::default()
+    };
+    // Keep a terminating executor's work until its tasks end (drain, issue 9).
+    config.executor_termination_grace_period = 30;
+    let config = Arc::new(config);
+    let cluster = BallistaCluster::new_from_config(&config).await?;
+    let scheduler: BallistaScheduler = create_scheduler(cluster, Arc::clone(&config)).await?;
+
+    let grpc = GrpcServerConfig::default();
+    let incoming = create_grpc_server_incoming(options.scheduler_addr, &grpc)
+        .map_err(|e| SchedulerError::Config(format!("cannot listen on {}: {e}", options.scheduler_addr)))?;
+    let service = SchedulerGrpcServer::new(scheduler.clone())
+        .max_decoding_message_size(config.grpc_server_max_decoding_message_size as usize)
+        .max_encoding_message_size(config.grpc_server_max_encoding_message_size as usize);
+    tokio::spawn(async move {
+        if let Err(e) = create_grpc_server(&grpc).add_service(service).serve_with_incoming(incoming).await {
+            tracing::error!("scheduler gRPC service stopped: {e}");
+        }
+    });
+    Ok(scheduler)
+}

@@ -1,0 +1,265 @@
+//! The query path: a statement of a session becomes local rows, a state change, or a
+//! distributed Ballista job whose final partitions stay on the executors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use ballista_core::serde::protobuf::{SuccessfulJob, job_status};
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use tributary_proto::JobPartition;
+
+use crate::cluster::{BallistaScheduler, base_config};
+use crate::error::{Result, SchedulerError};
+use crate::session::{Session, SessionRef};
+use crate::statement::Statement;
+
+/// How often a running job's status is polled besides the status channel (which drops
+/// updates when full).
+const STATUS_POLL: Duration = Duration::from_millis(100);
+
+/// What a statement produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Rows computed by the scheduler itself (SHOW, DESCRIBE, EXPLAIN).
+    Rows(SchemaRef, Vec<RecordBatch>),
+    /// A finished distributed job whose result partitions live on executors.
+    Job(JobResult),
+    /// A statement that changed state (`SET SESSION`, `USE`, DDL); rows affected.
+    Update(i64),
+}
+
+/// The result of a finished distributed job.
+#[derive(Debug, Clone)]
+pub struct JobResult {
+    /// Ballista job id.
+    pub job_id: String,
+    /// Schema of every result partition, as sent to clients.
+    pub schema: SchemaRef,
+    /// The final partitions, in order.
+    pub partitions: Vec<JobPartition>,
+    /// Total rows, when every partition reported it.
+    pub total_records: i64,
+}
+
+/// Runs statements on the embedded cluster.
+#[derive(Clone)]
+pub struct Engine {
+    scheduler: BallistaScheduler,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("scheduler", &self.scheduler.scheduler_id).finish()
+    }
+}
+
+impl Engine {
+    /// An engine over an embedded scheduler.
+    pub fn new(scheduler: BallistaScheduler) -> Self {
+        Self { scheduler }
+    }
+
+    /// The embedded Ballista scheduler.
+    pub fn scheduler(&self) -> &BallistaScheduler {
+        &self.scheduler
+    }
+
+    /// A DataFusion context for one query of `session` (its catalogs, properties and `USE`).
+    pub async fn context(&self, session: &Session) -> Result<Arc<SessionContext>> {
+        let config = session.configure(base_config())?;
+        Ok(self.scheduler.state.session_manager.create_or_update_session(&session.id, &config).await?)
+    }
+
+    /// Plans DataFusion SQL (for prepared statements: schema and parameter types).
+    pub async fn plan_sql(&self, session: &Session, sql: &str) -> Result<LogicalPlan> {
+        let ctx = self.context(session).await?;
+        let plan = ctx.state().create_logical_plan(sql).await?;
+        Ok(plan)
+    }
+
+    /// Runs one statement.
+    pub async fn execute(&self, session: &SessionRef, statement: &Statement, params: Option<ParamValues>) -> Result<Outcome> {
+        let snapshot = lock(session).clone();
+        match statement {
+            Statement::SetSession { name, value } => {
+                lock(session).set_property(name, value)?;
+                Ok(Outcome::Update(0))
+            }
+            Statement::ResetSession { name } => {
+                lock(session).reset_property(name)?;
+                Ok(Outcome::Update(0))
+            }
+            Statement::Use { schema } => {
+                let ctx = self.context(&snapshot).await?;
+                let (catalog, schema) = crate::local::resolve_schema(&ctx, &snapshot, schema)?;
+                let mut s = lock(session);
+                s.catalog = Some(catalog);
+                s.schema = Some(schema);
+                Ok(Outcome::Update(0))
+            }
+            Statement::ExplainDistributed { query } => {
+                let ctx = self.context(&snapshot).await?;
+                let plan = ctx.state().create_logical_plan(query).await?;
+                let (schema, batches) = crate::explain::distributed(&ctx, &plan).await?;
+                Ok(Outcome::Rows(schema, batches))
+            }
+            Statement::Sql(sql) => {
+                let ctx = self.context(&snapshot).await?;
+                let mut plan = ctx.state().create_logical_plan(sql).await?;
+                if let Some(params) = params {
+                    plan = plan.with_param_values(params)?;
+                }
+                self.run_plan(&snapshot, ctx, plan, sql).await
+            }
+            local => {
+                let ctx = self.context(&snapshot).await?;
+                let (schema, batches) = crate::local::run(&ctx, &snapshot, local).await?;
+                Ok(Outcome::Rows(schema, batches))
+            }
+        }
+    }
+
+    async fn run_plan(&self, session: &Session, ctx: Arc<SessionContext>, plan: LogicalPlan, sql: &str) -> Result<Outcome> {
+        match &plan {
+            LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) => {
+                ctx.execute_logical_plan(plan).await?.collect().await?;
+                Ok(Outcome::Update(0))
+            }
+            LogicalPlan::Explain(_) | LogicalPlan::DescribeTable(_) => {
+                let df = ctx.execute_logical_plan(plan).await?;
+                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                Ok(Outcome::Rows(schema, df.collect().await?))
+            }
+            LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Analyze(_) => Err(SchedulerError::NotSupported(
+                "INSERT, UPDATE, DELETE, COPY and EXPLAIN ANALYZE are not supported yet".into(),
+            )),
+            _ => {
+                let schema = client_schema(plan.schema().as_arrow());
+                let job = self.run_job(session, ctx, &plan, sql).await?;
+                Ok(Outcome::Job(JobResult { schema, ..job }))
+            }
+        }
+    }
+
+    /// Submits a plan as a Ballista job and waits for it, cancelling it if this future is
+    /// dropped (client went away, deadline) or `query_max_run_time` passes.
+    async fn run_job(&self, session: &Session, ctx: Arc<SessionContext>, plan: &LogicalPlan, sql: &str) -> Result<JobResult> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let name: String = sql.chars().take(100).collect();
+        let job_id = self.scheduler.submit_job(&name, ctx, plan, Some(tx)).await?;
+        let mut guard = CancelOnDrop { scheduler: self.scheduler.clone(), job_id: job_id.to_string(), armed: true };
+        let max = session.max_run_time();
+        let waited = tokio::time::timeout(max, async {
+            let mut poll = tokio::time::interval(STATUS_POLL);
+            loop {
+                let status = tokio::select! {
+                    Some(status) = rx.recv() => Some(status),
+                    _ = poll.tick() => self.scheduler.state.task_manager.get_job_status(&job_id).await?,
+                };
+                match status.and_then(|s| s.status) {
+                    Some(job_status::Status::Successful(done)) => return Ok(done),
+                    Some(job_status::Status::Failed(failed)) => {
+                        return Err(SchedulerError::JobFailed { job_id: job_id.to_string(), message: failed.error });
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        let done = match waited {
+            Ok(result) => {
+                guard.armed = matches!(result, Err(SchedulerError::Unavailable(_)));
+                result?
+            }
+            Err(_) => return Err(SchedulerError::Timeout(max)),
+        };
+        guard.armed = false;
+        Ok(job_result(job_id.to_string(), done))
+    }
+
+    /// Cancels a running job.
+    pub async fn cancel(&self, job_id: &str) -> Result<()> {
+        self.scheduler.cancel_job(job_id.to_owned().into()).await?;
+        Ok(())
+    }
+}
+
+fn job_result(job_id: String, done: SuccessfulJob) -> JobResult {
+    let mut locations = done.partition_location;
+    locations.sort_by_key(|l| (l.partition_id.as_ref().map(|p| p.partition_id).unwrap_or(0), l.map_partition_id));
+    let mut total: i64 = 0;
+    let mut known = true;
+    let partitions = locations
+        .into_iter()
+        .filter_map(|l| {
+            match l.partition_stats.as_ref().map(|s| s.num_rows) {
+                Some(n) if n >= 0 => total += n,
+                _ => known = false,
+            }
+            let id = l.partition_id?;
+            let executor = l.executor_meta?;
+            Some(JobPartition {
+                job_id: id.job_id,
+                stage_id: id.stage_id,
+                partition_id: id.partition_id,
+                executor_id: executor.id,
+                host: executor.host,
+                port: executor.port,
+                file_id: l.file_id,
+                is_sort_shuffle: l.is_sort_shuffle,
+            })
+        })
+        .collect();
+    JobResult { job_id, schema: Arc::new(Schema::empty()), partitions, total_records: if known { total } else { -1 } }
+}
+
+/// The schema sent to Flight SQL clients: no view or dictionary types (JDBC cannot read
+/// them before version 19).
+pub fn client_schema(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_data_type(client_type(f.data_type())))
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+fn client_type(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        DataType::Dictionary(_, value) => client_type(value),
+        other => other.clone(),
+    }
+}
+
+fn lock(session: &SessionRef) -> std::sync::MutexGuard<'_, Session> {
+    session.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Cancels the job when dropped while armed: a client that goes away (or whose deadline
+/// passes) while the job runs stops the job and every task it started.
+struct CancelOnDrop {
+    scheduler: BallistaScheduler,
+    job_id: String,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            let scheduler = self.scheduler.clone();
+            let job_id = self.job_id.clone();
+            tracing::info!(job_id, "cancelling job: its client went away or it ran too long");
+            tokio::spawn(async move {
+                if let Err(e) = scheduler.cancel_job(job_id.clone().into()).await {
+                    tracing::warn!(job_id, "cannot cancel job: {e}");
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Errors of the scheduler, and their one mapping to gRPC status codes.
+
+use datafusion::error::DataFusionError;
+use tonic::Status;
+
+/// Result type of the scheduler.
+pub type Result<T, E = SchedulerError> = std::result::Result<T, E>;
+
+/// Everything a client request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// The SQL text does not parse.
+    #[error("line {line}, column {column}: {message}")]
+    SqlSyntax {
+        /// 1-based line.
+        line: u64,
+        /// 1-based column.
+        column: u64,
+        /// What the parser expected.
+        message: String,
+    },
+    /// The statement parses but cannot be planned (type errors, bad arguments …).
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// A feature the engine does not have.
+    #[error("not supported: {0}")]
+    NotSupported(String),
+    /// A catalog, schema, table or column does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A session property is unknown or its value is invalid.
+    #[error("{0}")]
+    SessionProperty(String),
+    /// A prepared statement or result handle is unknown (closed or expired).
+    #[error("{0} does not exist (closed or expired)")]
+    UnknownHandle(String),
+    /// Missing or wrong credentials.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The query ran longer than `query_max_run_time`.
+    #[error("query exceeded the maximum run time of {0:?} (session property query_max_run_time)")]
+    Timeout(std::time::Duration),
+    /// The query was cancelled.
+    #[error("query {0} was cancelled")]
+    Cancelled(String),
+    /// A distributed job failed on the cluster.
+    #[error("query {job_id} failed: {message}")]
+    JobFailed {
+        /// Ballista job id.
+        job_id: String,
+        /// The failure reported by the cluster.
+        message: String,
+    },
+    /// An executor or source could not be reached.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Invalid server configuration (password file, addresses).
+    #[error("{0}")]
+    Config(String),
+    /// Any other engine error.
+    #[error("{0}")]
+    Engine(String),
+}
+
+impl From<DataFusionError> for SchedulerError {
+    fn from(e: DataFusionError) -> Self {
+        classify(e)
+    }
+}
+
+impl From<ballista_core::error::BallistaError> for SchedulerError {
+    fn from(e: ballista_core::error::BallistaError) -> Self {
+        use ballista_core::error::BallistaError as B;
+        match e {
+            B::DataFusionError(e) => classify(*e),
+            B::GrpcConnectionError(m) => SchedulerError::Unavailable(m),
+            B::TonicError(e) => SchedulerError::Unavailable(e.to_string()),
+            other => SchedulerError::Engine(other.to_string()),
+        }
+    }
+}
+
+impl From<arrow::error::ArrowError> for SchedulerError {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        SchedulerError::Engine(e.to_string())
+    }
+}
+
+impl From<arrow_flight::error::FlightError> for SchedulerError {
+    fn from(e: arrow_flight::error::FlightError) -> Self {
+        SchedulerError::Engine(e.to_string())
+    }
+}
+
+impl From<tributary_connector::ConnectorError> for SchedulerError {
+    fn from(e: tributary_connector::ConnectorError) -> Self {
+        match e {
+            tributary_connector::ConnectorError::DataFusion(e) => classify(e),
+            other => SchedulerError::Config(other.to_string()),
+        }
+    }
+}
+
+/// Sorts DataFusion's errors into what a user did wrong and what went wrong.
+fn classify(e: DataFusionError) -> SchedulerError {
+    match e {
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => classify(*inner),
+        DataFusionError::SQL(parser, _) => syntax(&parser.to_string()),
+        DataFusionError::SchemaError(schema, _) => {
+            let message = schema.to_string();
+            if message.contains("No field named") || message.contains("not found") {
+                SchedulerError::NotFound(message)
+            } else {
+                SchedulerError::InvalidQuery(message)
+            }
+        }
+        DataFusionError::Plan(message) => {
+            if message.contains("not found") || message.contains("does not exist") {
+                SchedulerError::NotFound(message)
+            } else {
+                SchedulerError::InvalidQuery(message)
+            }
+        }
+        DataFusionError::NotImplemented(message) => SchedulerError::NotSupported(message),
+        DataFusionError::Configuration(message) => SchedulerError::SessionProperty(message),
+        other => SchedulerError::Engine(other.to_string()),
+    }
+}
+
+/// Builds a syntax error from sqlparser's "… at Line: L, Column: C" message.
+pub(crate) fn syntax(message: &str) -> SchedulerError {
+    let (text, line, column) = match message.rsplit_once(" at Line: ") {
+        Some((text, rest)) => {
+            let mut parts = rest.split(", Column: ");
+            let line = parts.next().and_then(|l| l.trim().parse().ok()).unwrap_or(1);
+            let column = parts.next().and_then(|c| c.trim().parse().ok()).unwrap_or(1);
+            (text, line, column)
+        }
+        None => (message, 1, 1),
+    };
+    let text = text.trim_start_matches("sql parser error: ").trim_start_matches("SQL error: ");
+    SchedulerError::SqlSyntax { line, column, message: text.to_owned() }
+}
+
+impl From<SchedulerError> for Status {
+    fn from(e: SchedulerError) -> Self {
+        let message = e.to_string();
+        match e {
+            SchedulerError::SqlSyntax { .. }
+            | SchedulerError::InvalidQuery(_)
+            | SchedulerError::SessionProperty(_) => Status::invalid_argument(message),
+            SchedulerError::NotSupported(_) => Status::unimplemented(message),
+            SchedulerError::NotFound(_) | SchedulerError::UnknownHandle(_) => Status::not_found(message),
+            SchedulerError::Unauthenticated(_) => Status::unauthenticated(message),
+            SchedulerError::Timeout(_) => Status::deadline_exceeded(message),
+            SchedulerError::Cancelled(_) => Status::cancelled(message),
+            SchedulerError::JobFailed { .. } | SchedulerError::Engine(_) => Status::internal(message),
+            SchedulerError::Unavailable(_) => Status::unavailable(message),
+            SchedulerError::Config(_) => Status::failed_precondition(message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_errors_carry_line_and_column() {
+        let e = syntax("sql parser error: Expected: an SQL statement, found: SELEC at Line: 2, Column: 5");
+        assert_eq!(e.to_string(), "line 2, column 5: Expected: an SQL statement, found: SELEC");
+        assert_eq!(Status::from(e).code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn missing_objects_are_not_found() {
+        let e: SchedulerError = DataFusionError::Plan("table 'a.b.c' not found".into()).into();
+        assert_eq!(Status::from(e).code(), tonic::Code::NotFound);
+    }
+}

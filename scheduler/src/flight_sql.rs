@@ -1,0 +1,12 @@
+//! The Arrow Flight SQL front door.
+
+mod metadata;
+mod prepared;
+mod results;
+mod service;
+mod session_actions;
+mod sql_info;
+mod xdbc;
+
+pub(crate) use metadata::trino_type_name;
+pub use service::TributaryFlightSql;

@@ -1,0 +1,140 @@
+//! Result tickets and streams: small results computed by the scheduler are kept here until
+//! read; job partitions are streamed from the executor that holds them, re-encoded without
+//! compression (the JDBC driver has no codec) and in the schema the FlightInfo announced.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::compute::cast;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::{ProstMessageExt, TicketStatementQuery};
+use arrow_flight::{FlightData, Ticket};
+use ballista_core::client::BallistaClient;
+use ballista_core::serde::scheduler::{PartitionId, ShuffleLayout};
+use futures::{Stream, StreamExt, TryStreamExt};
+use prost::Message;
+use tonic::Status;
+use tributary_proto::{JobPartition, ResultTicket, result_ticket::Target};
+
+use crate::error::SchedulerError;
+
+/// Largest gRPC message the scheduler accepts from executors.
+const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+/// Target size of one FlightData message towards clients (ADBC's limit is 16 MiB).
+const FLIGHT_DATA_SIZE: usize = 2 * 1024 * 1024;
+
+/// A stream of Flight data for DoGet.
+pub type FlightDataStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send>>;
+
+/// Results waiting to be fetched.
+#[derive(Debug)]
+pub struct ResultStore {
+    ttl: Duration,
+    local: Mutex<HashMap<String, (SchemaRef, Vec<RecordBatch>, Instant)>>,
+    job_schemas: Mutex<HashMap<String, (SchemaRef, Instant)>>,
+}
+
+impl ResultStore {
+    /// Results are forgotten `ttl` after they were made.
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, local: Mutex::default(), job_schemas: Mutex::default() }
+    }
+
+    /// Keeps a scheduler-computed result; returns its ticket.
+    pub fn put_local(&self, schema: SchemaRef, batches: Vec<RecordBatch>) -> Ticket {
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        local.retain(|_, (_, _, at)| at.elapsed() < self.ttl);
+        local.insert(id.clone(), (schema, batches, Instant::now()));
+        ticket(Target::Local(id))
+    }
+
+    /// Remembers the schema of a job's result; returns the tickets of its partitions.
+    pub fn put_job(&self, job_id: &str, schema: SchemaRef, partitions: Vec<JobPartition>) -> Vec<Ticket> {
+        let mut schemas = self.job_schemas.lock().unwrap_or_else(|e| e.into_inner());
+        schemas.retain(|_, (_, at)| at.elapsed() < self.ttl);
+        schemas.insert(job_id.to_owned(), (schema, Instant::now()));
+        partitions.into_iter().map(|p| ticket(Target::Partition(p))).collect()
+    }
+
+    /// Streams the result a ticket names.
+    pub async fn stream(&self, handle: &[u8]) -> Result<FlightDataStream, SchedulerError> {
+        let ticket = ResultTicket::decode(handle).map_err(|_| SchedulerError::UnknownHandle("result ticket".into()))?;
+        match ticket.target {
+            Some(Target::Local(id)) => {
+                let (schema, batches, _) = self
+                    .local
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id)
+                    .ok_or_else(|| SchedulerError::UnknownHandle(format!("result {id}")))?;
+                Ok(encode(schema.clone(), futures::stream::iter(batches.into_iter().map(Ok)).boxed()))
+            }
+            Some(Target::Partition(partition)) => {
+                let schema = self
+                    .job_schemas
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&partition.job_id)
+                    .map(|(s, _)| Arc::clone(s))
+                    .ok_or_else(|| SchedulerError::UnknownHandle(format!("result of query {}", partition.job_id)))?;
+                let batches = fetch_partition(&partition).await?;
+                let target = Arc::clone(&schema);
+                let conformed = batches.map(move |b| b.and_then(|b| conform(&b, &target)));
+                Ok(encode(schema, conformed.boxed()))
+            }
+            None => Err(SchedulerError::UnknownHandle("empty result ticket".into())),
+        }
+    }
+}
+
+fn ticket(target: Target) -> Ticket {
+    let handle = ResultTicket { target: Some(target) }.encode_to_vec();
+    Ticket::new(TicketStatementQuery { statement_handle: handle.into() }.as_any().encode_to_vec())
+}
+
+type BatchStream = futures::stream::BoxStream<'static, Result<RecordBatch, FlightError>>;
+
+/// Opens a final partition on the executor that wrote it.
+async fn fetch_partition(p: &JobPartition) -> Result<BatchStream, SchedulerError> {
+    let port = u16::try_from(p.port).map_err(|_| SchedulerError::Engine(format!("bad executor port {}", p.port)))?;
+    let mut client = BallistaClient::try_new(&p.host, port, MAX_MESSAGE_SIZE, false, None, 3, 250, 0, 0)
+        .await
+        .map_err(|e| SchedulerError::Unavailable(format!("cannot reach executor {} at {}:{port}: {e}", p.executor_id, p.host)))?;
+    let id = PartitionId { job_id: p.job_id.clone().into(), stage_id: p.stage_id as usize, partition_id: p.partition_id as usize };
+    let layout = if p.is_sort_shuffle { ShuffleLayout::Sort } else { ShuffleLayout::Passthrough };
+    let stream = client
+        .fetch_partition(&p.executor_id, &id, p.file_id, layout, false)
+        .await
+        .map_err(|e| SchedulerError::Unavailable(format!("cannot fetch result partition {} of query {}: {e}", p.partition_id, p.job_id)))?;
+    Ok(stream.map_err(|e| FlightError::ExternalError(Box::new(e))).boxed())
+}
+
+/// Gives a batch the announced schema (names, nullability, non-view types).
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, FlightError> {
+    if batch.schema() == *schema {
+        return Ok(batch.clone());
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(Arc::clone(c)) } else { cast(c, f.data_type()) })
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)?)
+}
+
+fn encode(schema: SchemaRef, batches: BatchStream) -> FlightDataStream {
+    let stream = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .with_max_flight_data_size(FLIGHT_DATA_SIZE)
+        .build(batches)
+        .map_err(|e| Status::internal(format!("cannot stream result: {e}")));
+    Box::pin(stream)
+}

@@ -1,0 +1,305 @@
+//! The Trino-flavoured statements Tributary answers itself; everything else goes to
+//! DataFusion's SQL planner unchanged.
+
+use crate::error::{Result, SchedulerError};
+
+/// A parsed client statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Statement {
+    /// `SHOW CATALOGS [LIKE pattern]`
+    ShowCatalogs {
+        /// LIKE pattern.
+        like: Option<String>,
+    },
+    /// `SHOW SCHEMAS [FROM catalog] [LIKE pattern]`
+    ShowSchemas {
+        /// Catalog (default: the session's).
+        catalog: Option<String>,
+        /// LIKE pattern.
+        like: Option<String>,
+    },
+    /// `SHOW TABLES [FROM [catalog.]schema] [LIKE pattern]`
+    ShowTables {
+        /// `[catalog.]schema` parts.
+        schema: Vec<String>,
+        /// LIKE pattern.
+        like: Option<String>,
+    },
+    /// `SHOW COLUMNS FROM t`, `DESCRIBE t`
+    ShowColumns {
+        /// `[[catalog.]schema.]table` parts.
+        table: Vec<String>,
+    },
+    /// `SHOW SESSION`
+    ShowSession,
+    /// `SET SESSION name = value`
+    SetSession {
+        /// Property name.
+        name: String,
+        /// Value.
+        value: String,
+    },
+    /// `RESET SESSION name`
+    ResetSession {
+        /// Property name.
+        name: String,
+    },
+    /// `USE [catalog.]schema`
+    Use {
+        /// `[catalog.]schema` parts.
+        schema: Vec<String>,
+    },
+    /// `EXPLAIN (TYPE DISTRIBUTED) query`
+    ExplainDistributed {
+        /// The query.
+        query: String,
+    },
+    /// Anything else: DataFusion SQL.
+    Sql(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Word(String),
+    Quoted(String),
+    Str(String),
+    Symbol(char),
+}
+
+fn lex(sql: &str) -> Vec<(Token, usize)> {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let start = i;
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '-' && chars.get(i + 1) == Some(&'-') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '\'' || c == '"' {
+            let mut text = String::new();
+            i += 1;
+            while i < chars.len() {
+                if chars[i] == c && chars.get(i + 1) == Some(&c) {
+                    text.push(c);
+                    i += 2;
+                } else if chars[i] == c {
+                    i += 1;
+                    break;
+                } else {
+                    text.push(chars[i]);
+                    i += 1;
+                }
+            }
+            tokens.push((if c == '\'' { Token::Str(text) } else { Token::Quoted(text) }, start));
+        } else if c.is_alphanumeric() || c == '_' || c == '$' {
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$') {
+                i += 1;
+            }
+            tokens.push((Token::Word(chars[start..i].iter().collect()), start));
+        } else {
+            tokens.push((Token::Symbol(c), start));
+            i += 1;
+        }
+    }
+    tokens
+}
+
+struct Parser<'a> {
+    sql: &'a str,
+    tokens: Vec<(Token, usize)>,
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn keyword(&mut self, kw: &str) -> bool {
+        match self.tokens.get(self.pos) {
+            Some((Token::Word(w), _)) if w.eq_ignore_ascii_case(kw) => {
+                self.pos += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn symbol(&mut self, s: char) -> bool {
+        match self.tokens.get(self.pos) {
+            Some((Token::Symbol(c), _)) if *c == s => {
+                self.pos += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn at_end(&self) -> bool {
+        self.tokens[self.pos..].iter().all(|(t, _)| *t == Token::Symbol(';'))
+    }
+
+    fn error(&self, expected: &str) -> SchedulerError {
+        let offset = self.tokens.get(self.pos).map(|(_, o)| *o).unwrap_or(self.sql.len());
+        let before = &self.sql[..self.sql.char_indices().nth(offset).map(|(b, _)| b).unwrap_or(self.sql.len())];
+        let line = before.matches('\n').count() as u64 + 1;
+        let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) as u64 + 1;
+        let found = self.tokens.get(self.pos).map(|(t, _)| format!("{t:?}")).unwrap_or_else(|| "end of statement".into());
+        SchedulerError::SqlSyntax { line, column, message: format!("expected {expected}, found {found}") }
+    }
+
+    /// `a.b."C"` → ["a", "b", "C"] (unquoted parts lower-cased, as Trino does).
+    fn name(&mut self) -> Result<Vec<String>> {
+        let mut parts = Vec::new();
+        loop {
+            match self.tokens.get(self.pos) {
+                Some((Token::Word(w), _)) => parts.push(w.to_lowercase()),
+                Some((Token::Quoted(q), _)) => parts.push(q.clone()),
+                _ => return Err(self.error("a name")),
+            }
+            self.pos += 1;
+            if !self.symbol('.') {
+                return Ok(parts);
+            }
+        }
+    }
+
+    fn like(&mut self) -> Result<Option<String>> {
+        if !self.keyword("LIKE") {
+            return Ok(None);
+        }
+        match self.tokens.get(self.pos) {
+            Some((Token::Str(s), _)) => {
+                let s = s.clone();
+                self.pos += 1;
+                Ok(Some(s))
+            }
+            _ => Err(self.error("a string pattern")),
+        }
+    }
+
+    fn value(&mut self) -> Result<String> {
+        let value = match self.tokens.get(self.pos) {
+            Some((Token::Str(s), _)) => s.clone(),
+            Some((Token::Word(w), _)) => w.clone(),
+            Some((Token::Symbol('-'), _)) => {
+                self.pos += 1;
+                return self.value().map(|v| format!("-{v}"));
+            }
+            _ => return Err(self.error("a value")),
+        };
+        self.pos += 1;
+        // Numbers such as 1.5 lex as word '.' word.
+        if self.symbol('.') {
+            let rest = self.value()?;
+            return Ok(format!("{value}.{rest}"));
+        }
+        Ok(value)
+    }
+
+    fn end<T>(&self, statement: T) -> Result<T> {
+        if self.at_end() { Ok(statement) } else { Err(self.error("end of statement")) }
+    }
+}
+
+/// Parses a statement: ours when it starts like one, DataFusion's otherwise.
+pub fn parse(sql: &str) -> Result<Statement> {
+    let sql = sql.trim().trim_end_matches(';').trim();
+    let mut p = Parser { sql, tokens: lex(sql), pos: 0 };
+    if p.keyword("SHOW") {
+        if p.keyword("CATALOGS") {
+            let like = p.like()?;
+            return p.end(Statement::ShowCatalogs { like });
+        }
+        if p.keyword("SCHEMAS") {
+            let catalog = if p.keyword("FROM") || p.keyword("IN") { p.name()?.pop() } else { None };
+            let like = p.like()?;
+            return p.end(Statement::ShowSchemas { catalog, like });
+        }
+        if p.keyword("TABLES") {
+            let schema = if p.keyword("FROM") || p.keyword("IN") { p.name()? } else { vec![] };
+            let like = p.like()?;
+            return p.end(Statement::ShowTables { schema, like });
+        }
+        if p.keyword("COLUMNS") {
+            if !(p.keyword("FROM") || p.keyword("IN")) {
+                return Err(p.error("FROM"));
+            }
+            let table = p.name()?;
+            return p.end(Statement::ShowColumns { table });
+        }
+        if p.keyword("SESSION") {
+            return p.end(Statement::ShowSession);
+        }
+        return Ok(Statement::Sql(sql.to_owned()));
+    }
+    if p.keyword("DESCRIBE") || p.keyword("DESC") {
+        let table = p.name()?;
+        return p.end(Statement::ShowColumns { table });
+    }
+    if p.keyword("USE") {
+        let schema = p.name()?;
+        if schema.len() > 2 {
+            return Err(SchedulerError::InvalidQuery(format!("USE takes [catalog.]schema, got '{}'", schema.join("."))));
+        }
+        return p.end(Statement::Use { schema });
+    }
+    if p.keyword("SET") {
+        if p.keyword("SESSION") {
+            let name = p.name()?.join(".");
+            if !p.symbol('=') {
+                return Err(p.error("'='"));
+            }
+            let value = p.value()?;
+            return p.end(Statement::SetSession { name, value });
+        }
+        return Ok(Statement::Sql(sql.to_owned()));
+    }
+    if p.keyword("RESET") && p.keyword("SESSION") {
+        let name = p.name()?.join(".");
+        return p.end(Statement::ResetSession { name });
+    }
+    p.pos = 0;
+    if p.keyword("EXPLAIN") && p.symbol('(') && p.keyword("TYPE") && p.keyword("DISTRIBUTED") {
+        if !p.symbol(')') {
+            return Err(p.error("')'"));
+        }
+        let offset = p.tokens.get(p.pos).map(|(_, o)| *o).unwrap_or(sql.len());
+        let query: String = sql.chars().skip(offset).collect();
+        return Ok(Statement::ExplainDistributed { query });
+    }
+    Ok(Statement::Sql(sql.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_trino_statements() {
+        assert_eq!(parse("show catalogs").expect("ok"), Statement::ShowCatalogs { like: None });
+        assert_eq!(
+            parse("SHOW TABLES FROM tpch.tiny LIKE 'n%';").expect("ok"),
+            Statement::ShowTables { schema: vec!["tpch".into(), "tiny".into()], like: Some("n%".into()) }
+        );
+        assert_eq!(
+            parse("SET SESSION join_distribution_type = 'BROADCAST'").expect("ok"),
+            Statement::SetSession { name: "join_distribution_type".into(), value: "BROADCAST".into() }
+        );
+        assert_eq!(
+            parse("set session datafusion.execution.batch_size = 1024").expect("ok"),
+            Statement::SetSession { name: "datafusion.execution.batch_size".into(), value: "1024".into() }
+        );
+        assert_eq!(parse("DESCRIBE tpch.tiny.\"Nation\"").expect("ok"), Statement::ShowColumns {
+            table: vec!["tpch".into(), "tiny".into(), "Nation".into()]
+        });
+        assert_eq!(parse("USE tpch.tiny").expect("ok"), Statement::Use { schema: vec!["tpch".into(), "tiny".into()] });
+        assert_eq!(
+            parse("EXPLAIN (TYPE DISTRIBUTED) SELECT 1").expect("ok"),
+            Statement::ExplainDistributed { query: "SELECT 1".into() }
+        );
+        assert_eq!(parse("SELECT 1").expect("ok"), Statement::Sql("SELECT 1".into()));
+        let err = parse("SET SESSION x 1").expect_err("missing =").to_string();
+        assert!(err.starts_with("line 1, column 15"), "{err}");
+    }
+}
