@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ballista_core::config::{BALLISTA_BROADCAST_JOIN_THRESHOLD_BYTES, BALLISTA_BROADCAST_JOIN_THRESHOLD_ROWS};
+use ballista_core::extension::SessionConfigExt;
 use datafusion::prelude::SessionConfig;
 
 use crate::error::{Result, SchedulerError};
@@ -82,7 +83,7 @@ impl Session {
     pub fn set_property(&mut self, name: &str, value: &str) -> Result<()> {
         let value = normalise(name, value)?;
         // Check that it applies before keeping it.
-        let mut probe = SessionConfig::new();
+        let mut probe = SessionConfig::new_with_ballista();
         apply(&mut probe, name, &value)?;
         self.properties.insert(name.to_owned(), value);
         Ok(())
@@ -294,7 +295,8 @@ mod tests {
         assert!(s.set_property("join_distribution_type", "sideways").is_err());
         assert!(s.set_property("no_such_thing", "1").is_err());
         s.set_property("datafusion.execution.batch_size", "1024").expect("pass-through");
-        let config = s.configure(SessionConfig::new()).expect("configure");
+        let config = s.configure(SessionConfig::new_with_ballista()).expect("configure");
+        s.set_property("join_distribution_type", "PARTITIONED").expect("ballista settings apply");
         assert_eq!(config.options().execution.batch_size, 1024);
         assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
         assert_eq!(parse_data_size("1.5kB"), Some(1536));

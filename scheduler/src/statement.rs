@@ -202,6 +202,58 @@ impl Parser<'_> {
     }
 }
 
+/// Numbers JDBC/ADBC-style `?` placeholders as DataFusion's `$1`, `$2`, … (outside quotes
+/// and comments).
+pub fn number_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    let mut n = 0;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                out.push(c);
+                while let Some(d) = chars.next() {
+                    out.push(d);
+                    if d == c {
+                        if chars.peek() == Some(&c) {
+                            out.push(c);
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                out.push(c);
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                out.push(c);
+                let mut prev = ' ';
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if prev == '*' && d == '/' {
+                        break;
+                    }
+                    prev = d;
+                }
+            }
+            '?' => {
+                n += 1;
+                out.push_str(&format!("${n}"));
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// Parses a statement: ours when it starts like one, DataFusion's otherwise.
 pub fn parse(sql: &str) -> Result<Statement> {
     let sql = sql.trim().trim_end_matches(';').trim();
@@ -268,7 +320,7 @@ pub fn parse(sql: &str) -> Result<Statement> {
         let query: String = sql.chars().skip(offset).collect();
         return Ok(Statement::ExplainDistributed { query });
     }
-    Ok(Statement::Sql(sql.to_owned()))
+    Ok(Statement::Sql(number_placeholders(sql)))
 }
 
 #[cfg(test)]
@@ -299,6 +351,10 @@ mod tests {
             Statement::ExplainDistributed { query: "SELECT 1".into() }
         );
         assert_eq!(parse("SELECT 1").expect("ok"), Statement::Sql("SELECT 1".into()));
+        assert_eq!(
+            number_placeholders("SELECT '?', x FROM t WHERE a = ? AND b = ? -- ?\n"),
+            "SELECT '?', x FROM t WHERE a = $1 AND b = $2 -- ?\n"
+        );
         let err = parse("SET SESSION x 1").expect_err("missing =").to_string();
         assert!(err.starts_with("line 1, column 15"), "{err}");
     }
