@@ -29,7 +29,7 @@ pub const MEMORY_CATALOG: &str = "memory";
 
 /// Settings of the embedded scheduler.
 #[derive(Debug, Clone)]
-pub struct ClusterOptions {
+pub(crate) struct ClusterOptions {
     /// Address of Ballista's scheduler gRPC service (executors connect here).
     pub scheduler_addr: SocketAddr,
     /// Host executors and clients use to reach the scheduler.
@@ -39,12 +39,12 @@ pub struct ClusterOptions {
 }
 
 /// The base session configuration of every query.
-pub fn base_config() -> SessionConfig {
+pub(crate) fn base_config() -> SessionConfig {
     SessionConfig::new_with_ballista().with_information_schema(true)
 }
 
 /// Starts the embedded Ballista scheduler and serves its gRPC API.
-pub async fn start(options: &ClusterOptions, catalogs: Catalogs) -> Result<BallistaScheduler> {
+pub(crate) async fn start(options: &ClusterOptions, catalogs: Catalogs) -> Result<BallistaScheduler> {
     let memory = Arc::new(MemoryCatalogProvider::new());
     memory
         .register_schema("default", Arc::new(MemorySchemaProvider::new()))

@@ -12,7 +12,7 @@ use datafusion::prelude::SessionContext;
 use crate::error::Result;
 
 /// One row per stage: (`Stage N`, the stage's plan with its exchanges and partitions).
-pub async fn distributed(ctx: &SessionContext, plan: &LogicalPlan) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+pub(crate) async fn distributed(ctx: &SessionContext, plan: &LogicalPlan) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let state = ctx.state();
     let physical = state.create_physical_plan(plan).await?;
     let job_id = format!("explain-{}", uuid::Uuid::new_v4());

@@ -13,7 +13,7 @@ use crate::session::{SESSION_PROPERTIES, Session};
 use crate::statement::Statement;
 
 /// Runs a metadata statement.
-pub async fn run(ctx: &SessionContext, session: &Session, statement: &Statement) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+pub(crate) async fn run(ctx: &SessionContext, session: &Session, statement: &Statement) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     match statement {
         Statement::ShowCatalogs { like } => {
             let mut names = ctx.catalog_names();
@@ -91,7 +91,7 @@ async fn show_columns(ctx: &SessionContext, session: &Session, name: &[String]) 
 }
 
 /// `[catalog.]schema` (or nothing: the session's) → (catalog, schema), checked to exist.
-pub fn resolve_schema(ctx: &SessionContext, session: &Session, parts: &[String]) -> Result<(String, String)> {
+pub(crate) fn resolve_schema(ctx: &SessionContext, session: &Session, parts: &[String]) -> Result<(String, String)> {
     let (catalog, schema) = match parts {
         [] => match (&session.catalog, &session.schema) {
             (Some(c), Some(s)) => (c.clone(), s.clone()),
@@ -116,7 +116,7 @@ fn not_found_catalog(catalog: &str) -> SchedulerError {
 }
 
 /// SQL LIKE with `%` and `_`.
-pub fn like_match(text: &str, pattern: &str) -> bool {
+pub(crate) fn like_match(text: &str, pattern: &str) -> bool {
     fn go(t: &[char], p: &[char]) -> bool {
         match p.split_first() {
             None => t.is_empty(),
@@ -131,7 +131,7 @@ pub fn like_match(text: &str, pattern: &str) -> bool {
 }
 
 /// A batch of string columns.
-pub fn table(names: &[&str], columns: Vec<Vec<String>>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+pub(crate) fn table(names: &[&str], columns: Vec<Vec<String>>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let schema = Arc::new(Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>()));
     let arrays: Vec<ArrayRef> = columns.into_iter().map(|c| Arc::new(StringArray::from(c)) as ArrayRef).collect();
     let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)?;

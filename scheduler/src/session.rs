@@ -297,7 +297,7 @@ mod tests {
         s.set_property("datafusion.execution.batch_size", "1024").expect("pass-through");
         let config = s.configure(SessionConfig::new_with_ballista()).expect("configure");
         s.set_property("join_distribution_type", "PARTITIONED").expect("ballista settings apply");
-        assert_eq!(config.options().execution.batch_size, 1024);
+        assert_eq!(usize::from(config.options().execution.batch_size), 1024);
         assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
         assert_eq!(parse_data_size("1.5kB"), Some(1536));
     }

@@ -6,23 +6,19 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Decimal128Type, Int64Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use arrow_flight::sql::client::FlightSqlServiceClient;
 use datafusion::catalog::CatalogProvider;
 use datafusion::error::DataFusionError;
 use futures::{StreamExt, TryStreamExt};
-use tonic::transport::Channel;
 use tributary_connector::{
     Catalogs, Connector, ConnectorFactory, ConnectorRegistry, Properties, Result as ConnectorResult, SplitReader,
     SplitStream,
 };
 use tributary_connector_tpch::{ColumnNaming, TpchReader, TpchTable};
-use tributary_executor::{ExecutorOptions, run_executor};
-use tributary_scheduler::{SchedulerOptions, start_scheduler};
+use tributary_tests::{connect, query, start_cluster};
 
 /// Reads that failed on purpose.
 static INJECTED_FAILURES: AtomicUsize = AtomicUsize::new(0);
@@ -110,10 +106,6 @@ impl SplitReader for FlakyReader {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
 fn catalogs() -> Catalogs {
     let registry = ConnectorRegistry::new()
         .register(Arc::new(tributary_connector_tpch::TpchConnectorFactory))
@@ -124,62 +116,6 @@ fn catalogs() -> Catalogs {
     catalogs.insert("tpch", registry.create("tpch", &Properties::from_pairs("tpch.properties", tpch)).expect("tpch"));
     catalogs.insert("flaky", registry.create("flaky", &Properties::from_pairs("flaky.properties", flaky)).expect("flaky"));
     catalogs
-}
-
-async fn start_cluster() -> String {
-    let catalogs = catalogs();
-    let scheduler_port = free_port();
-    let flight_port = free_port();
-    let options = SchedulerOptions {
-        flight_sql_addr: format!("127.0.0.1:{flight_port}").parse().expect("addr"),
-        scheduler_addr: format!("127.0.0.1:{scheduler_port}").parse().expect("addr"),
-        external_host: "127.0.0.1".into(),
-        password_file: None,
-        result_ttl_seconds: 600,
-    };
-    start_scheduler(options, catalogs.clone()).await.expect("scheduler");
-    for _ in 0..2 {
-        let options = ExecutorOptions {
-            scheduler: format!("127.0.0.1:{scheduler_port}"),
-            bind_host: "127.0.0.1".into(),
-            external_host: None,
-            flight_port: free_port(),
-            grpc_port: free_port(),
-            work_dir: None,
-            // Two slots each: a stage of 8 partitions runs as several tasks on both executors.
-            vcores: 2,
-            job_data_ttl_seconds: 600,
-        };
-        let catalogs = catalogs.clone();
-        tokio::spawn(async move { run_executor(options, catalogs).await });
-    }
-    format!("http://127.0.0.1:{flight_port}")
-}
-
-async fn query(client: &mut FlightSqlServiceClient<Channel>, sql: &str) -> Vec<RecordBatch> {
-    let info = client.execute(sql.to_owned(), None).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let mut batches = Vec::new();
-    for endpoint in info.endpoint {
-        let ticket = endpoint.ticket.expect("ticket");
-        let stream = client.do_get(ticket).await.expect("do_get");
-        batches.extend(stream.try_collect::<Vec<_>>().await.expect("stream"));
-    }
-    batches
-}
-
-async fn connect(url: &str) -> FlightSqlServiceClient<Channel> {
-    for _ in 0..100 {
-        if let Ok(channel) = Channel::from_shared(url.to_owned()).expect("url").connect().await {
-            let mut client = FlightSqlServiceClient::new(channel);
-            client.handshake("test", "test").await.expect("handshake");
-            // Wait until both executors registered: a query runs.
-            if client.execute("SELECT 1".into(), None).await.is_ok() {
-                return client;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("cluster did not start at {url}");
 }
 
 /// count(*) and sum(o_totalprice) of tpch.tiny.orders, computed here from the generator.
@@ -193,8 +129,9 @@ async fn expected_orders() -> (i64, i128) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_split_is_read_exactly_once_across_executors_and_retries() {
-    let url = start_cluster().await;
-    let mut client = connect(&url).await;
+    // Two slots each: a stage of 8 partitions runs as several tasks on both executors.
+    let url = start_cluster(catalogs(), 2, 2, None).await;
+    let mut client = connect(&url, "test", "test").await;
     let (rows, sum) = expected_orders().await;
     assert_eq!(rows, 15_000);
 

@@ -15,7 +15,7 @@ use crate::statement::Statement;
 
 /// One prepared statement.
 #[derive(Debug, Clone)]
-pub struct Prepared {
+pub(super) struct Prepared {
     /// The statement.
     pub statement: Statement,
     /// Schema of its rows (empty for statements that return none).
@@ -28,7 +28,7 @@ pub struct Prepared {
 
 impl Prepared {
     /// Describes a statement, using its logical plan when it is DataFusion SQL.
-    pub fn new(statement: Statement, plan: Option<&LogicalPlan>) -> Result<Self> {
+    pub(super) fn new(statement: Statement, plan: Option<&LogicalPlan>) -> Result<Self> {
         let empty = Arc::new(Schema::empty());
         let (dataset_schema, parameter_schema) = match plan {
             Some(LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)) => (Arc::clone(&empty), Arc::clone(&empty)),
@@ -39,7 +39,7 @@ impl Prepared {
     }
 
     /// The bound parameters as DataFusion values (first row of the bound batch).
-    pub fn param_values(&self) -> Result<Option<ParamValues>> {
+    pub(super) fn param_values(&self) -> Result<Option<ParamValues>> {
         let Some(batch) = &self.parameters else {
             return Ok(None);
         };
@@ -85,20 +85,20 @@ fn static_schema(statement: &Statement) -> SchemaRef {
 
 /// Prepared statements by handle.
 #[derive(Debug, Default)]
-pub struct PreparedStore {
+pub(super) struct PreparedStore {
     statements: Mutex<HashMap<Vec<u8>, Prepared>>,
 }
 
 impl PreparedStore {
     /// Keeps a statement; returns its handle.
-    pub fn insert(&self, prepared: Prepared) -> Vec<u8> {
+    pub(super) fn insert(&self, prepared: Prepared) -> Vec<u8> {
         let handle = uuid::Uuid::new_v4().as_bytes().to_vec();
         self.statements.lock().unwrap_or_else(|e| e.into_inner()).insert(handle.clone(), prepared);
         handle
     }
 
     /// A copy of a statement.
-    pub fn get(&self, handle: &[u8]) -> Result<Prepared> {
+    pub(super) fn get(&self, handle: &[u8]) -> Result<Prepared> {
         self.statements
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -108,7 +108,7 @@ impl PreparedStore {
     }
 
     /// Binds parameters.
-    pub fn bind(&self, handle: &[u8], parameters: RecordBatch) -> Result<()> {
+    pub(super) fn bind(&self, handle: &[u8], parameters: RecordBatch) -> Result<()> {
         let mut statements = self.statements.lock().unwrap_or_else(|e| e.into_inner());
         let prepared = statements.get_mut(handle).ok_or_else(|| SchedulerError::UnknownHandle("prepared statement".into()))?;
         prepared.parameters = Some(parameters);
@@ -116,7 +116,7 @@ impl PreparedStore {
     }
 
     /// Forgets a statement.
-    pub fn remove(&self, handle: &[u8]) {
+    pub(super) fn remove(&self, handle: &[u8]) {
         self.statements.lock().unwrap_or_else(|e| e.into_inner()).remove(handle);
     }
 }

@@ -29,11 +29,11 @@ const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 const FLIGHT_DATA_SIZE: usize = 2 * 1024 * 1024;
 
 /// A stream of Flight data for DoGet.
-pub type FlightDataStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send>>;
+pub(super) type FlightDataStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send>>;
 
 /// Results waiting to be fetched.
 #[derive(Debug)]
-pub struct ResultStore {
+pub(super) struct ResultStore {
     ttl: Duration,
     local: Mutex<HashMap<String, (SchemaRef, Vec<RecordBatch>, Instant)>>,
     job_schemas: Mutex<HashMap<String, (SchemaRef, Instant)>>,
@@ -41,12 +41,12 @@ pub struct ResultStore {
 
 impl ResultStore {
     /// Results are forgotten `ttl` after they were made.
-    pub fn new(ttl: Duration) -> Self {
+    pub(super) fn new(ttl: Duration) -> Self {
         Self { ttl, local: Mutex::default(), job_schemas: Mutex::default() }
     }
 
     /// Keeps a scheduler-computed result; returns its ticket.
-    pub fn put_local(&self, schema: SchemaRef, batches: Vec<RecordBatch>) -> Ticket {
+    pub(super) fn put_local(&self, schema: SchemaRef, batches: Vec<RecordBatch>) -> Ticket {
         let id = uuid::Uuid::new_v4().to_string();
         let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
         local.retain(|_, (_, _, at)| at.elapsed() < self.ttl);
@@ -55,7 +55,7 @@ impl ResultStore {
     }
 
     /// Remembers the schema of a job's result; returns the tickets of its partitions.
-    pub fn put_job(&self, job_id: &str, schema: SchemaRef, partitions: Vec<JobPartition>) -> Vec<Ticket> {
+    pub(super) fn put_job(&self, job_id: &str, schema: SchemaRef, partitions: Vec<JobPartition>) -> Vec<Ticket> {
         let mut schemas = self.job_schemas.lock().unwrap_or_else(|e| e.into_inner());
         schemas.retain(|_, (_, at)| at.elapsed() < self.ttl);
         schemas.insert(job_id.to_owned(), (schema, Instant::now()));
@@ -63,7 +63,7 @@ impl ResultStore {
     }
 
     /// Streams the result a ticket names.
-    pub async fn stream(&self, handle: &[u8]) -> Result<FlightDataStream, SchedulerError> {
+    pub(super) async fn stream(&self, handle: &[u8]) -> Result<FlightDataStream, SchedulerError> {
         let ticket = ResultTicket::decode(handle).map_err(|_| SchedulerError::UnknownHandle("result ticket".into()))?;
         match ticket.target {
             Some(Target::Local(id)) => {

@@ -223,8 +223,7 @@ impl FlightSqlService for TributaryFlightSql {
 
     async fn do_put_prepared_statement_query(&self, query: CommandPreparedStatementQuery, request: Request<PeekableFlightDataStream>) -> Result<DoPutPreparedStatementResult, Status> {
         self.session(&request).map_err(status)?;
-        let stream = FlightRecordBatchStream::new_from_flight_data(request.into_inner().map_err(Into::into));
-        let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| Status::invalid_argument(format!("cannot read parameters: {e}")))?;
+        let batches = read_parameters(request.into_inner()).await?;
         if let Some(batch) = batches.into_iter().rev().find(|b| b.num_rows() > 0) {
             self.prepared.bind(&query.prepared_statement_handle, batch).map_err(status)?;
         }
@@ -233,8 +232,7 @@ impl FlightSqlService for TributaryFlightSql {
 
     async fn do_put_prepared_statement_update(&self, query: CommandPreparedStatementUpdate, request: Request<PeekableFlightDataStream>) -> Result<i64, Status> {
         let session = self.session(&request).map_err(status)?;
-        let stream = FlightRecordBatchStream::new_from_flight_data(request.into_inner().map_err(Into::into));
-        let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| Status::invalid_argument(format!("cannot read parameters: {e}")))?;
+        let batches = read_parameters(request.into_inner()).await?;
         if let Some(batch) = batches.into_iter().rev().find(|b| b.num_rows() > 0) {
             self.prepared.bind(&query.prepared_statement_handle, batch).map_err(status)?;
         }
@@ -397,6 +395,16 @@ impl TributaryFlightSql {
     pub(super) fn engine(&self) -> &Engine {
         &self.engine
     }
+}
+
+/// Reads the parameter batches of a DoPut. Messages without an IPC header (the descriptor
+/// alone, as clients send for statements without parameters) carry no data.
+async fn read_parameters(stream: PeekableFlightDataStream) -> Result<Vec<RecordBatch>, Status> {
+    let data = stream.try_filter(|d| futures::future::ready(!d.data_header.is_empty()));
+    FlightRecordBatchStream::new_from_flight_data(data.map_err(Into::into))
+        .try_collect()
+        .await
+        .map_err(|e| Status::invalid_argument(format!("cannot read parameters: {e}")))
 }
 
 fn ipc_schema(schema: &SchemaRef) -> Result<bytes::Bytes, Status> {
