@@ -128,7 +128,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let result = match cli.command {
             Command::Sql(args) => return shell::run(args).await,
             Command::Standalone(args) => standalone(args).await,
@@ -142,7 +142,10 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // Executors and their servers are detached tasks; do not wait for them.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 fn init_logging() {
@@ -164,7 +167,23 @@ async fn scheduler(args: SchedulerArgs) -> Result<(), String> {
     eprintln!("tributary scheduler: Flight SQL on grpc://{}", args.flight_sql_addr);
     tokio::select! {
         served = running.flight_sql => served.map_err(|e| e.to_string())?.map_err(|e| format!("Flight SQL service failed: {e}")),
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = shutdown_signal() => Ok(()),
+    }
+}
+
+/// SIGINT or SIGTERM (Kubernetes stops pods with SIGTERM).
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
 }
 
@@ -215,7 +234,7 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
     eprintln!("tributary standalone: Flight SQL on grpc://{} with {} executors", args.flight_sql_addr, args.executors);
     tokio::select! {
         served = running.flight_sql => served.map_err(|e| e.to_string())?.map_err(|e| format!("Flight SQL service failed: {e}")),
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = shutdown_signal() => Ok(()),
     }
 }
 

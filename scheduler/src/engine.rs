@@ -77,7 +77,7 @@ impl Engine {
     /// Plans DataFusion SQL (for prepared statements: schema and parameter types).
     pub async fn plan_sql(&self, session: &Session, sql: &str) -> Result<LogicalPlan> {
         let ctx = self.context(session).await?;
-        let plan = ctx.state().create_logical_plan(sql).await?;
+        let plan = ctx.state().create_logical_plan(sql).await.map_err(|e| explain_missing(&ctx, e.into()))?;
         Ok(plan)
     }
 
@@ -109,7 +109,7 @@ impl Engine {
             }
             Statement::Sql(sql) => {
                 let ctx = self.context(&snapshot).await?;
-                let mut plan = ctx.state().create_logical_plan(sql).await?;
+                let mut plan = ctx.state().create_logical_plan(sql).await.map_err(|e| explain_missing(&ctx, e.into()))?;
                 if let Some(params) = params {
                     plan = plan.with_param_values(params)?;
                 }
@@ -186,6 +186,30 @@ impl Engine {
         self.scheduler.cancel_job(job_id.to_owned().into()).await?;
         Ok(())
     }
+}
+
+/// Turns DataFusion's "table 'a.b.c' not found" into what is missing: the catalog, the
+/// schema or the table (Trino's messages).
+fn explain_missing(ctx: &SessionContext, error: SchedulerError) -> SchedulerError {
+    let SchedulerError::NotFound(message) = &error else {
+        return error;
+    };
+    let Some(name) = message.strip_prefix("table '").and_then(|m| m.split_once("' not found")).map(|(n, _)| n) else {
+        return error;
+    };
+    let parts: Vec<&str> = name.split('.').collect();
+    let [catalog, schema, table] = parts[..] else {
+        return error;
+    };
+    let Some(provider) = ctx.catalog(catalog) else {
+        let mut known = ctx.catalog_names();
+        known.sort();
+        return SchedulerError::NotFound(format!("catalog '{catalog}' does not exist (catalogs: {})", known.join(", ")));
+    };
+    if provider.schema(schema).is_none() {
+        return SchedulerError::NotFound(format!("schema '{catalog}.{schema}' does not exist"));
+    }
+    SchedulerError::NotFound(format!("table '{catalog}.{schema}.{table}' does not exist"))
 }
 
 fn job_result(job_id: String, done: SuccessfulJob) -> JobResult {

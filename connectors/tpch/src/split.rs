@@ -97,20 +97,32 @@ impl SplitReader for TpchReader {
         let batches = self.table.generate(self.scale_factor, part, parts, batch_size);
         let schema = Arc::new(self.schema.project(projection)?);
         let projection = projection.to_vec();
-        let mut remaining = limit.unwrap_or(usize::MAX);
-        let projected = batches.map_while(move |batch| {
-            if remaining == 0 {
-                return None;
+        // Generating rows is CPU work: it runs on a blocking thread, a couple of batches
+        // ahead of the consumer. When the query is cancelled the receiver is dropped and the
+        // generator stops at its next batch.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let split = split.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut remaining = limit.unwrap_or(usize::MAX);
+            for batch in batches {
+                if remaining == 0 {
+                    break;
+                }
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(DataFusionError::ArrowError(Box::new(e), Some(format!("split '{split}'")))));
+                        break;
+                    }
+                };
+                let batch = if batch.num_rows() > remaining { batch.slice(0, remaining) } else { batch };
+                remaining -= batch.num_rows();
+                if tx.blocking_send(project(&batch, &projection, &schema)).is_err() {
+                    break;
+                }
             }
-            let batch = match batch {
-                Ok(b) => b,
-                Err(e) => return Some(Err(DataFusionError::ArrowError(Box::new(e), None))),
-            };
-            let batch = if batch.num_rows() > remaining { batch.slice(0, remaining) } else { batch };
-            remaining -= batch.num_rows();
-            Some(project(&batch, &projection, &schema))
         });
-        Ok(Box::pin(futures::stream::iter(projected)))
+        Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
     }
 }
 
