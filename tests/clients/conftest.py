@@ -1,0 +1,113 @@
+"""A real multi-process Tributary cluster for the client suite: one scheduler process and two
+executor processes started from the built binary, on free loopback ports."""
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import adbc_driver_flightsql.dbapi as flightsql
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("TRIBUTARY_BIN") or str(
+    Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/tributary/target")) / "debug" / "tributary"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def connect(uri: str, user: str = "tester", password: str = "secret"):
+    """An ADBC DBAPI connection; the handshake gives it its own session."""
+    return flightsql.connect(uri, db_kwargs={"username": user, "password": password}, autocommit=True)
+
+
+def query(conn, sql, parameters=None):
+    with conn.cursor() as cur:
+        cur.execute(sql, parameters=parameters)
+        return cur.fetchall()
+
+
+class Cluster:
+    def __init__(self, etc: Path, password_file: Path | None = None, executors: int = 2):
+        self.dir = Path(tempfile.mkdtemp(prefix="tributary-cluster-"))
+        self.etc = etc
+        self.scheduler_port = free_port()
+        self.flight_port = free_port()
+        self.uri = f"grpc://127.0.0.1:{self.flight_port}"
+        self.procs = []
+        args = [BIN, "scheduler", "--etc", str(etc), "--scheduler-addr", f"127.0.0.1:{self.scheduler_port}",
+                "--flight-sql-addr", f"127.0.0.1:{self.flight_port}", "--external-host", "127.0.0.1"]
+        if password_file:
+            args += ["--password-file", str(password_file)]
+        self._spawn("scheduler", args)
+        for n in range(executors):
+            self._spawn(f"executor{n}", [BIN, "executor", "--scheduler", f"127.0.0.1:{self.scheduler_port}",
+                                         "--etc", str(etc), "--bind-host", "127.0.0.1",
+                                         "--flight-port", str(free_port()), "--grpc-port", str(free_port()),
+                                         "--work-dir", str(self.dir / f"work{n}"), "--vcores", "2"])
+
+    def _spawn(self, name, args):
+        log = open(self.dir / f"{name}.log", "wb")
+        self.procs.append((name, subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)))
+
+    def wait_ready(self, user="tester", password="secret", timeout=120):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            for name, p in self.procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {p.returncode}:\n{self.logs()}")
+            try:
+                conn = connect(self.uri, user, password)
+                try:
+                    if query(conn, "SELECT 1") == [(1,)]:
+                        return
+                finally:
+                    conn.close()
+            except Exception as e:  # not up yet
+                last = e
+            time.sleep(0.3)
+        raise RuntimeError(f"cluster not ready after {timeout}s: {last}\n{self.logs()}")
+
+    def logs(self, tail=40):
+        out = []
+        for name, _ in self.procs:
+            lines = (self.dir / f"{name}.log").read_text(errors="replace").splitlines()
+            out.append(f"--- {name} ---\n" + "\n".join(lines[-tail:]))
+        return "\n".join(out)
+
+    def stop(self):
+        for _, p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for _, p in self.procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture(scope="session")
+def cluster(request):
+    c = Cluster(REPO / "etc")
+    try:
+        c.wait_ready()
+        yield c
+    finally:
+        if request.session.testsfailed:
+            print(c.logs())
+        c.stop()
+
+
+@pytest.fixture
+def conn(cluster):
+    c = connect(cluster.uri)
+    yield c
+    c.close()

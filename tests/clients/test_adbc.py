@@ -1,0 +1,126 @@
+"""ADBC (the Flight SQL driver Python users have) and raw pyarrow.flight against a real cluster."""
+import datetime
+import decimal
+import threading
+import time
+
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from conftest import connect, query
+
+
+def test_queries_and_types(conn):
+    rows = query(conn, "SELECT CAST(1 AS BIGINT) a, 'x' b, DATE '2025-01-01' d, CAST(1.5 AS DECIMAL(10,2)) e")
+    assert rows == [(1, "x", datetime.date(2025, 1, 1), decimal.Decimal("1.50"))]
+    assert query(conn, "SELECT count(*) FROM tpch.tiny.lineitem") == [(60_175,)]
+
+
+def test_get_objects_lists_catalogs_schemas_tables_columns(conn):
+    objects = conn.adbc_get_objects(depth="all", catalog_filter="tpch", db_schema_filter="tiny", table_name_filter="nation").read_all().to_pylist()
+    assert [c["catalog_name"] for c in objects] == ["tpch"]
+    schemas = objects[0]["catalog_db_schemas"]
+    assert [s["db_schema_name"] for s in schemas] == ["tiny"]
+    tables = schemas[0]["db_schema_tables"]
+    assert [t["table_name"] for t in tables] == ["nation"]
+    assert [c["column_name"] for c in tables[0]["table_columns"]] == ["n_nationkey", "n_name", "n_regionkey", "n_comment"]
+    schema = conn.adbc_get_table_schema("nation", catalog_filter="tpch", db_schema_filter="tiny")
+    assert schema.field("n_name").type == pa.string()
+    catalogs = conn.adbc_get_objects(depth="catalogs").read_all().to_pylist()
+    assert "tpch" in [c["catalog_name"] for c in catalogs]
+
+
+def test_prepared_statement_with_parameters(conn):
+    with conn.cursor() as cur:
+        sql = "SELECT n_name FROM tpch.tiny.nation WHERE n_nationkey = ?"
+        cur.execute(sql, parameters=(3,))
+        assert cur.fetchall() == [("CANADA",)]
+        cur.execute(sql, parameters=(5,))
+        assert cur.fetchall() == [("ETHIOPIA",)]
+
+
+def test_session_properties_are_per_connection(cluster, conn):
+    query(conn, "SET SESSION join_distribution_type = 'BROADCAST'")
+    rows = {r[0]: r[1] for r in query(conn, "SHOW SESSION")}
+    assert rows["join_distribution_type"] == "BROADCAST"
+    other = connect(cluster.uri)
+    try:
+        assert {r[0]: r[1] for r in query(other, "SHOW SESSION")}["join_distribution_type"] == "AUTOMATIC"
+    finally:
+        other.close()
+    query(conn, "RESET SESSION join_distribution_type")
+    assert {r[0]: r[1] for r in query(conn, "SHOW SESSION")}["join_distribution_type"] == "AUTOMATIC"
+
+
+def test_use_sets_default_catalog_and_schema(conn):
+    query(conn, "USE tpch.tiny")
+    assert query(conn, "SELECT count(*) FROM nation") == [(25,)]
+    assert ("nation",) in query(conn, "SHOW TABLES")
+    assert query(conn, "SHOW COLUMNS FROM region")[0][:2] == ("r_regionkey", "bigint")
+
+
+def test_cancel_long_query(cluster):
+    long_conn = connect(cluster.uri)
+    cur = long_conn.cursor()
+    outcome = {}
+
+    def run():
+        try:
+            cur.execute("SELECT count(*), sum(l_quantity) FROM tpch.sf100.lineitem")
+            outcome["rows"] = cur.fetchall()
+        except Exception as e:  # the cancellation
+            outcome["error"] = e
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    time.sleep(2)
+    started = time.time()
+    cur.adbc_cancel()
+    thread.join(20)
+    assert not thread.is_alive(), "cancelled query did not return"
+    assert "error" in outcome and "cancel" in str(outcome["error"]).lower(), outcome
+    assert time.time() - started < 20
+    probe = connect(cluster.uri)
+    try:
+        t = time.time()
+        assert query(probe, "SELECT 1") == [(1,)]
+        assert time.time() - t < 30
+    finally:
+        probe.close()
+
+
+def encode_statement_query(sql: str) -> bytes:
+    """A google.protobuf.Any holding a Flight SQL CommandStatementQuery."""
+    def field(number, payload: bytes) -> bytes:
+        return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte = n & 0x7F
+            n >>= 7
+            out.append(byte | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    command = field(1, sql.encode())
+    return field(1, b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery") + field(2, command)
+
+
+def test_pyarrow_flight_client(cluster):
+    client = flight.FlightClient(cluster.uri)
+    header = client.authenticate_basic_token("tester", "secret")
+    assert header[0] == b"authorization" and header[1].startswith(b"Bearer ")
+    options = flight.FlightCallOptions(headers=[header])
+    sql = "SELECT l_orderkey, l_linenumber FROM tpch.tiny.lineitem ORDER BY l_orderkey, l_linenumber"
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(encode_statement_query(sql)), options)
+    tables = []
+    for endpoint in info.endpoints:
+        assert not endpoint.locations, "fetched on the same connection"
+        reader = client.do_get(endpoint.ticket, options)
+        assert reader.schema == info.schema
+        tables.append(reader.read_all())
+    table = pa.concat_tables(tables)
+    assert table.num_rows == 60_175
+    keys = table.column("l_orderkey").to_pylist()
+    assert keys == sorted(keys)

@@ -1,0 +1,75 @@
+"""Every bad input gets a clear error with the right status code."""
+import subprocess
+import tempfile
+from pathlib import Path
+
+import adbc_driver_manager
+import pytest
+
+from conftest import BIN, Cluster, connect, query
+
+
+def status_of(conn, sql):
+    with pytest.raises(adbc_driver_manager.Error) as err:
+        query(conn, sql)
+    return err.value.status_code, str(err.value)
+
+
+def test_bad_sql_is_invalid_argument_with_position(conn):
+    code, message = status_of(conn, "SELEC 1")
+    assert code == adbc_driver_manager.AdbcStatusCode.INVALID_ARGUMENT
+    assert "line 1, column 1" in message
+
+
+@pytest.mark.parametrize("sql, missing", [
+    ("SELECT * FROM nope.tiny.nation", "catalog 'nope' does not exist"),
+    ("SELECT * FROM tpch.nope.nation", "schema 'tpch.nope' does not exist"),
+    ("SELECT * FROM tpch.tiny.nope", "table 'tpch.tiny.nope' does not exist"),
+    ("SELECT nope FROM tpch.tiny.nation", "nope"),
+])
+def test_unknown_objects_are_not_found(conn, sql, missing):
+    code, message = status_of(conn, sql)
+    assert code == adbc_driver_manager.AdbcStatusCode.NOT_FOUND, message
+    assert missing in message
+
+
+def test_bad_session_property(conn):
+    code, message = status_of(conn, "SET SESSION join_distribution_type = 'SIDEWAYS'")
+    assert code == adbc_driver_manager.AdbcStatusCode.INVALID_ARGUMENT
+    assert "AUTOMATIC, BROADCAST or PARTITIONED" in message
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("connector.name=tpch\ntpch.colum-naming=STANDARD\n", "unknown property 'tpch.colum-naming'"),
+    ("tpch.column-naming=STANDARD\n", "missing required property 'connector.name'"),
+    ("connector.name=nosuch\n", "unknown connector 'nosuch'"),
+    ("connector.name=tpch\ntpch.column-naming=WEIRD\n", "invalid value 'WEIRD' for property 'tpch.column-naming'"),
+])
+def test_bad_catalog_files_stop_startup(content, expected):
+    etc = Path(tempfile.mkdtemp(prefix="tributary-etc-"))
+    (etc / "catalog").mkdir()
+    (etc / "catalog" / "x.properties").write_text(content)
+    for role in (["scheduler", "--scheduler-addr", "127.0.0.1:0", "--flight-sql-addr", "127.0.0.1:0"],
+                 ["executor", "--scheduler", "127.0.0.1:1"]):
+        done = subprocess.run([BIN, *role, "--etc", str(etc)], capture_output=True, text=True, timeout=30)
+        assert done.returncode != 0
+        assert "x.properties" in done.stderr and expected in done.stderr, done.stderr
+
+
+def test_password_file():
+    etc = Path(tempfile.mkdtemp(prefix="tributary-etc-"))
+    (etc / "catalog").mkdir()
+    (etc / "catalog" / "tpch.properties").write_text("connector.name=tpch\n")
+    passwords = etc / "passwords"
+    passwords.write_text("alice:wonderland\n")
+    cluster = Cluster(etc, password_file=passwords, executors=1)
+    try:
+        cluster.wait_ready("alice", "wonderland")
+        with pytest.raises(adbc_driver_manager.Error) as err:
+            query(connect(cluster.uri, "alice", "guess"), "SELECT 1")
+        assert err.value.status_code == adbc_driver_manager.AdbcStatusCode.UNAUTHENTICATED
+        good = connect(cluster.uri, "alice", "wonderland")
+        assert query(good, "SELECT count(*) FROM tpch.tiny.region") == [(5,)]
+        good.close()
+    finally:
+        cluster.stop()
