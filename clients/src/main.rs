@@ -42,10 +42,18 @@ struct StandaloneArgs {
     #[arg(long, env = "TRIBUTARY_EXECUTORS", default_value_t = 2)]
     executors: usize,
     /// Address of the Flight SQL service.
-    #[arg(long, env = "TRIBUTARY_FLIGHT_SQL_ADDR", default_value = "127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "TRIBUTARY_FLIGHT_SQL_ADDR",
+        default_value = "127.0.0.1:50051"
+    )]
     flight_sql_addr: SocketAddr,
     /// Address of the Ballista scheduler gRPC service (executors connect here).
-    #[arg(long, env = "TRIBUTARY_SCHEDULER_ADDR", default_value = "127.0.0.1:50050")]
+    #[arg(
+        long,
+        env = "TRIBUTARY_SCHEDULER_ADDR",
+        default_value = "127.0.0.1:50050"
+    )]
     scheduler_addr: SocketAddr,
     /// Task slots per executor (0: all cores).
     #[arg(long, env = "TRIBUTARY_VCORES", default_value_t = 0)]
@@ -61,10 +69,18 @@ struct SchedulerArgs {
     #[arg(long, env = "TRIBUTARY_ETC", default_value = "etc")]
     etc: PathBuf,
     /// Address of the Flight SQL service.
-    #[arg(long, env = "TRIBUTARY_FLIGHT_SQL_ADDR", default_value = "0.0.0.0:50051")]
+    #[arg(
+        long,
+        env = "TRIBUTARY_FLIGHT_SQL_ADDR",
+        default_value = "0.0.0.0:50051"
+    )]
     flight_sql_addr: SocketAddr,
     /// Address of the Ballista scheduler gRPC service (executors connect here).
-    #[arg(long, env = "TRIBUTARY_SCHEDULER_ADDR", default_value = "0.0.0.0:50050")]
+    #[arg(
+        long,
+        env = "TRIBUTARY_SCHEDULER_ADDR",
+        default_value = "0.0.0.0:50050"
+    )]
     scheduler_addr: SocketAddr,
     /// Host name executors reach this scheduler at.
     #[arg(long, env = "TRIBUTARY_EXTERNAL_HOST", default_value = "localhost")]
@@ -109,7 +125,9 @@ struct ExecutorArgs {
 }
 
 fn registry() -> ConnectorRegistry {
-    ConnectorRegistry::new().register(std::sync::Arc::new(tributary_connector_tpch::TpchConnectorFactory))
+    ConnectorRegistry::new().register(std::sync::Arc::new(
+        tributary_connector_tpch::TpchConnectorFactory,
+    ))
 }
 
 fn load_catalogs(etc: &Path) -> Result<Catalogs, String> {
@@ -121,7 +139,10 @@ fn main() -> ExitCode {
     if !matches!(cli.command, Command::Sql(_)) {
         init_logging();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -149,9 +170,16 @@ fn main() -> ExitCode {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TRIBUTARY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,ballista_executor=warn,ballista_scheduler=warn,ballista_core=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("TRIBUTARY_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(
+                "info,ballista_executor=warn,ballista_scheduler=warn,ballista_core=warn",
+            )
+        });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 async fn scheduler(args: SchedulerArgs) -> Result<(), String> {
@@ -163,8 +191,13 @@ async fn scheduler(args: SchedulerArgs) -> Result<(), String> {
         password_file: args.password_file,
         result_ttl_seconds: args.result_ttl_seconds,
     };
-    let running = start_scheduler(options, catalogs).await.map_err(|e| e.to_string())?;
-    eprintln!("tributary scheduler: Flight SQL on grpc://{}", args.flight_sql_addr);
+    let running = start_scheduler(options, catalogs)
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!(
+        "tributary scheduler: Flight SQL on grpc://{}",
+        args.flight_sql_addr
+    );
     tokio::select! {
         served = running.flight_sql => served.map_err(|e| e.to_string())?.map_err(|e| format!("Flight SQL service failed: {e}")),
         _ = shutdown_signal() => Ok(()),
@@ -199,7 +232,9 @@ async fn executor(args: ExecutorArgs) -> Result<(), String> {
         vcores: args.vcores,
         job_data_ttl_seconds: args.result_ttl_seconds,
     };
-    run_executor(options, catalogs).await.map_err(|e| e.to_string())
+    run_executor(options, catalogs)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn standalone(args: StandaloneArgs) -> Result<(), String> {
@@ -211,7 +246,9 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
         password_file: None,
         result_ttl_seconds: args.result_ttl_seconds,
     };
-    let running = start_scheduler(options, catalogs.clone()).await.map_err(|e| e.to_string())?;
+    let running = start_scheduler(options, catalogs.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     let mut executors = Vec::new();
     for n in 0..args.executors {
         let options = ExecutorOptions {
@@ -231,7 +268,10 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
             }
         }));
     }
-    eprintln!("tributary standalone: Flight SQL on grpc://{} with {} executors", args.flight_sql_addr, args.executors);
+    eprintln!(
+        "tributary standalone: Flight SQL on grpc://{} with {} executors",
+        args.flight_sql_addr, args.executors
+    );
     tokio::select! {
         served = running.flight_sql => served.map_err(|e| e.to_string())?.map_err(|e| format!("Flight SQL service failed: {e}")),
         _ = shutdown_signal() => Ok(()),

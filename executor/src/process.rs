@@ -39,13 +39,19 @@ pub struct ExecutorOptions {
 ///
 /// Uses Ballista's `start_executor_process`, which owns signal handling: this is the
 /// executor of a process (`tributary executor`, or each executor of `tributary standalone`).
-pub async fn run_executor(options: ExecutorOptions, catalogs: Catalogs) -> Result<(), ExecutorError> {
+pub async fn run_executor(
+    options: ExecutorOptions,
+    catalogs: Catalogs,
+) -> Result<(), ExecutorError> {
     let config = process_config(options, catalogs)?;
     start_executor_process(Arc::new(config)).await?;
     Ok(())
 }
 
-fn process_config(options: ExecutorOptions, catalogs: Catalogs) -> Result<ExecutorProcessConfig, ExecutorError> {
+fn process_config(
+    options: ExecutorOptions,
+    catalogs: Catalogs,
+) -> Result<ExecutorProcessConfig, ExecutorError> {
     let (host, port) = options
         .scheduler
         .rsplit_once(':')
@@ -55,24 +61,36 @@ fn process_config(options: ExecutorOptions, catalogs: Catalogs) -> Result<Execut
         Some(dir) => dir,
         None => std::env::temp_dir().join(format!("tributary-executor-{}", uuid::Uuid::new_v4())),
     };
-    std::fs::create_dir_all(&work_dir)
-        .map_err(|source| ExecutorError::WorkDir { path: work_dir.display().to_string(), source })?;
+    std::fs::create_dir_all(&work_dir).map_err(|source| ExecutorError::WorkDir {
+        path: work_dir.display().to_string(),
+        source,
+    })?;
     let work_dir = work_dir.display().to_string();
 
     let temp_dir = work_dir.clone();
     let runtime_producer: RuntimeProducer = Arc::new(move |_config: &SessionConfig| {
-        let runtime = RuntimeEnvBuilder::new().with_temp_file_path(temp_dir.clone()).build()?;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_temp_file_path(temp_dir.clone())
+            .build()?;
         register_connector_store(&runtime)?;
         Ok(Arc::new(runtime))
     });
     let config_producer: ConfigProducer = Arc::new(SessionConfig::new_with_ballista);
-    let codec = ConnectorCodec::new(catalogs, Arc::new(BallistaPhysicalExtensionCodec::default()));
+    let codec = ConnectorCodec::new(
+        catalogs,
+        Arc::new(BallistaPhysicalExtensionCodec::default()),
+    );
 
     let mut config = ExecutorProcessConfig {
         bind_host: options.bind_host.clone(),
         // Ballista's scheduler learns an executor's host from the registration (its gRPC server
         // is ours and does not record the peer address), so always send one.
-        external_host: Some(options.external_host.clone().unwrap_or_else(|| options.bind_host.clone())),
+        external_host: Some(
+            options
+                .external_host
+                .clone()
+                .unwrap_or_else(|| options.bind_host.clone()),
+        ),
         port: options.flight_port,
         grpc_port: options.grpc_port,
         scheduler_host: host,

@@ -8,7 +8,9 @@ use ballista_core::config::TaskSchedulingPolicy;
 use ballista_core::extension::SessionConfigExt;
 use ballista_core::serde::BallistaPhysicalExtensionCodec;
 use ballista_core::serde::protobuf::scheduler_grpc_server::SchedulerGrpcServer;
-use ballista_core::utils::{GrpcServerConfig, create_grpc_server, create_grpc_server_incoming, default_session_builder};
+use ballista_core::utils::{
+    GrpcServerConfig, create_grpc_server, create_grpc_server_incoming, default_session_builder,
+};
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::create_scheduler;
@@ -44,7 +46,10 @@ pub(crate) fn base_config() -> SessionConfig {
 }
 
 /// Starts the embedded Ballista scheduler and serves its gRPC API.
-pub(crate) async fn start(options: &ClusterOptions, catalogs: Catalogs) -> Result<BallistaScheduler> {
+pub(crate) async fn start(
+    options: &ClusterOptions,
+    catalogs: Catalogs,
+) -> Result<BallistaScheduler> {
     let memory = Arc::new(MemoryCatalogProvider::new());
     memory
         .register_schema("default", Arc::new(MemorySchemaProvider::new()))
@@ -54,14 +59,20 @@ pub(crate) async fn start(options: &ClusterOptions, catalogs: Catalogs) -> Resul
         let state = default_session_builder(config)?;
         register_connector_store(state.runtime_env())?;
         let list = state.catalog_list();
-        list.register_catalog(MEMORY_CATALOG.to_owned(), Arc::clone(&memory) as Arc<dyn CatalogProvider>);
+        list.register_catalog(
+            MEMORY_CATALOG.to_owned(),
+            Arc::clone(&memory) as Arc<dyn CatalogProvider>,
+        );
         for name in session_catalogs.names() {
             let connector = session_catalogs.get(name)?;
             list.register_catalog(name.to_owned(), connector.catalog_provider());
         }
         Ok(state)
     });
-    let codec = ConnectorCodec::new(catalogs, Arc::new(BallistaPhysicalExtensionCodec::default()));
+    let codec = ConnectorCodec::new(
+        catalogs,
+        Arc::new(BallistaPhysicalExtensionCodec::default()),
+    );
 
     let mut config = SchedulerConfig {
         bind_host: options.scheduler_addr.ip().to_string(),
@@ -81,13 +92,18 @@ pub(crate) async fn start(options: &ClusterOptions, catalogs: Catalogs) -> Resul
     let scheduler: BallistaScheduler = create_scheduler(cluster, Arc::clone(&config)).await?;
 
     let grpc = GrpcServerConfig::default();
-    let incoming = create_grpc_server_incoming(options.scheduler_addr, &grpc)
-        .map_err(|e| SchedulerError::Config(format!("cannot listen on {}: {e}", options.scheduler_addr)))?;
+    let incoming = create_grpc_server_incoming(options.scheduler_addr, &grpc).map_err(|e| {
+        SchedulerError::Config(format!("cannot listen on {}: {e}", options.scheduler_addr))
+    })?;
     let service = SchedulerGrpcServer::new(scheduler.clone())
         .max_decoding_message_size(config.grpc_server_max_decoding_message_size as usize)
         .max_encoding_message_size(config.grpc_server_max_encoding_message_size as usize);
     tokio::spawn(async move {
-        if let Err(e) = create_grpc_server(&grpc).add_service(service).serve_with_incoming(incoming).await {
+        if let Err(e) = create_grpc_server(&grpc)
+            .add_service(service)
+            .serve_with_incoming(incoming)
+            .await
+        {
             tracing::error!("scheduler gRPC service stopped: {e}");
         }
     });

@@ -53,7 +53,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("scheduler", &self.scheduler.scheduler_id).finish()
+        f.debug_struct("Engine")
+            .field("scheduler", &self.scheduler.scheduler_id)
+            .finish()
     }
 }
 
@@ -71,18 +73,32 @@ impl Engine {
     /// A DataFusion context for one query of `session` (its catalogs, properties and `USE`).
     pub async fn context(&self, session: &Session) -> Result<Arc<SessionContext>> {
         let config = session.configure(base_config())?;
-        Ok(self.scheduler.state.session_manager.create_or_update_session(&session.id, &config).await?)
+        Ok(self
+            .scheduler
+            .state
+            .session_manager
+            .create_or_update_session(&session.id, &config)
+            .await?)
     }
 
     /// Plans DataFusion SQL (for prepared statements: schema and parameter types).
     pub async fn plan_sql(&self, session: &Session, sql: &str) -> Result<LogicalPlan> {
         let ctx = self.context(session).await?;
-        let plan = ctx.state().create_logical_plan(sql).await.map_err(|e| explain_missing(&ctx, e.into()))?;
+        let plan = ctx
+            .state()
+            .create_logical_plan(sql)
+            .await
+            .map_err(|e| explain_missing(&ctx, e.into()))?;
         Ok(plan)
     }
 
     /// Runs one statement.
-    pub async fn execute(&self, session: &SessionRef, statement: &Statement, params: Option<ParamValues>) -> Result<Outcome> {
+    pub async fn execute(
+        &self,
+        session: &SessionRef,
+        statement: &Statement,
+        params: Option<ParamValues>,
+    ) -> Result<Outcome> {
         let snapshot = lock(session).clone();
         match statement {
             Statement::SetSession { name, value } => {
@@ -109,7 +125,11 @@ impl Engine {
             }
             Statement::Sql(sql) => {
                 let ctx = self.context(&snapshot).await?;
-                let mut plan = ctx.state().create_logical_plan(sql).await.map_err(|e| explain_missing(&ctx, e.into()))?;
+                let mut plan = ctx
+                    .state()
+                    .create_logical_plan(sql)
+                    .await
+                    .map_err(|e| explain_missing(&ctx, e.into()))?;
                 if let Some(params) = params {
                     plan = plan.with_param_values(params)?;
                 }
@@ -123,7 +143,13 @@ impl Engine {
         }
     }
 
-    async fn run_plan(&self, session: &Session, ctx: Arc<SessionContext>, plan: LogicalPlan, sql: &str) -> Result<Outcome> {
+    async fn run_plan(
+        &self,
+        session: &Session,
+        ctx: Arc<SessionContext>,
+        plan: LogicalPlan,
+        sql: &str,
+    ) -> Result<Outcome> {
         match &plan {
             LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) => {
                 ctx.execute_logical_plan(plan).await?.collect().await?;
@@ -134,9 +160,11 @@ impl Engine {
                 let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
                 Ok(Outcome::Rows(schema, df.collect().await?))
             }
-            LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Analyze(_) => Err(SchedulerError::NotSupported(
-                "INSERT, UPDATE, DELETE, COPY and EXPLAIN ANALYZE are not supported yet".into(),
-            )),
+            LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Analyze(_) => {
+                Err(SchedulerError::NotSupported(
+                    "INSERT, UPDATE, DELETE, COPY and EXPLAIN ANALYZE are not supported yet".into(),
+                ))
+            }
             _ => {
                 let schema = client_schema(plan.schema().as_arrow());
                 let job = self.run_job(session, ctx, &plan, sql).await?;
@@ -147,11 +175,24 @@ impl Engine {
 
     /// Submits a plan as a Ballista job and waits for it, cancelling it if this future is
     /// dropped (client went away, deadline) or `query_max_run_time` passes.
-    async fn run_job(&self, session: &Session, ctx: Arc<SessionContext>, plan: &LogicalPlan, sql: &str) -> Result<JobResult> {
+    async fn run_job(
+        &self,
+        session: &Session,
+        ctx: Arc<SessionContext>,
+        plan: &LogicalPlan,
+        sql: &str,
+    ) -> Result<JobResult> {
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let name: String = sql.chars().take(100).collect();
-        let job_id = self.scheduler.submit_job(&name, ctx, plan, Some(tx)).await?;
-        let mut guard = CancelOnDrop { scheduler: self.scheduler.clone(), job_id: job_id.to_string(), armed: true };
+        let job_id = self
+            .scheduler
+            .submit_job(&name, ctx, plan, Some(tx))
+            .await?;
+        let mut guard = CancelOnDrop {
+            scheduler: self.scheduler.clone(),
+            job_id: job_id.to_string(),
+            armed: true,
+        };
         let max = session.max_run_time();
         let waited = tokio::time::timeout(max, async {
             let mut poll = tokio::time::interval(STATUS_POLL);
@@ -194,7 +235,11 @@ fn explain_missing(ctx: &SessionContext, error: SchedulerError) -> SchedulerErro
     let SchedulerError::NotFound(message) = &error else {
         return error;
     };
-    let Some(name) = message.strip_prefix("table '").and_then(|m| m.split_once("' not found")).map(|(n, _)| n) else {
+    let Some(name) = message
+        .strip_prefix("table '")
+        .and_then(|m| m.split_once("' not found"))
+        .map(|(n, _)| n)
+    else {
         return error;
     };
     let parts: Vec<&str> = name.split('.').collect();
@@ -204,7 +249,10 @@ fn explain_missing(ctx: &SessionContext, error: SchedulerError) -> SchedulerErro
     let Some(provider) = ctx.catalog(catalog) else {
         let mut known = ctx.catalog_names();
         known.sort();
-        return SchedulerError::NotFound(format!("catalog '{catalog}' does not exist (catalogs: {})", known.join(", ")));
+        return SchedulerError::NotFound(format!(
+            "catalog '{catalog}' does not exist (catalogs: {})",
+            known.join(", ")
+        ));
     };
     if provider.schema(schema).is_none() {
         return SchedulerError::NotFound(format!("schema '{catalog}.{schema}' does not exist"));
@@ -214,7 +262,12 @@ fn explain_missing(ctx: &SessionContext, error: SchedulerError) -> SchedulerErro
 
 fn job_result(job_id: String, done: SuccessfulJob) -> JobResult {
     let mut locations = done.partition_location;
-    locations.sort_by_key(|l| (l.partition_id.as_ref().map(|p| p.partition_id).unwrap_or(0), l.map_partition_id));
+    locations.sort_by_key(|l| {
+        (
+            l.partition_id.as_ref().map(|p| p.partition_id).unwrap_or(0),
+            l.map_partition_id,
+        )
+    });
     let mut total: i64 = 0;
     let mut known = true;
     let partitions = locations
@@ -238,7 +291,12 @@ fn job_result(job_id: String, done: SuccessfulJob) -> JobResult {
             })
         })
         .collect();
-    JobResult { job_id, schema: Arc::new(Schema::empty()), partitions, total_records: if known { total } else { -1 } }
+    JobResult {
+        job_id,
+        schema: Arc::new(Schema::empty()),
+        partitions,
+        total_records: if known { total } else { -1 },
+    }
 }
 
 /// The schema sent to Flight SQL clients: no view or dictionary types (JDBC cannot read
@@ -247,7 +305,11 @@ pub fn client_schema(schema: &Schema) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
-        .map(|f| f.as_ref().clone().with_data_type(client_type(f.data_type())))
+        .map(|f| {
+            f.as_ref()
+                .clone()
+                .with_data_type(client_type(f.data_type()))
+        })
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
@@ -278,7 +340,10 @@ impl Drop for CancelOnDrop {
         if self.armed {
             let scheduler = self.scheduler.clone();
             let job_id = self.job_id.clone();
-            tracing::info!(job_id, "cancelling job: its client went away or it ran too long");
+            tracing::info!(
+                job_id,
+                "cancelling job: its client went away or it ran too long"
+            );
             tokio::spawn(async move {
                 if let Err(e) = scheduler.cancel_job(job_id.clone().into()).await {
                     tracing::warn!(job_id, "cannot cancel job: {e}");

@@ -104,7 +104,9 @@ impl From<tributary_connector::ConnectorError> for SchedulerError {
 /// Sorts DataFusion's errors into what a user did wrong and what went wrong.
 fn classify(e: DataFusionError) -> SchedulerError {
     match e {
-        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => classify(*inner),
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            classify(*inner)
+        }
         DataFusionError::SQL(parser, _) => syntax(&parser.to_string()),
         DataFusionError::SchemaError(schema, _) => {
             let message = schema.to_string();
@@ -132,14 +134,26 @@ pub(crate) fn syntax(message: &str) -> SchedulerError {
     let (text, line, column) = match message.rsplit_once(" at Line: ") {
         Some((text, rest)) => {
             let mut parts = rest.split(", Column: ");
-            let line = parts.next().and_then(|l| l.trim().parse().ok()).unwrap_or(1);
-            let column = parts.next().and_then(|c| c.trim().parse().ok()).unwrap_or(1);
+            let line = parts
+                .next()
+                .and_then(|l| l.trim().parse().ok())
+                .unwrap_or(1);
+            let column = parts
+                .next()
+                .and_then(|c| c.trim().parse().ok())
+                .unwrap_or(1);
             (text, line, column)
         }
         None => (message, 1, 1),
     };
-    let text = text.trim_start_matches("sql parser error: ").trim_start_matches("SQL error: ");
-    SchedulerError::SqlSyntax { line, column, message: text.to_owned() }
+    let text = text
+        .trim_start_matches("sql parser error: ")
+        .trim_start_matches("SQL error: ");
+    SchedulerError::SqlSyntax {
+        line,
+        column,
+        message: text.to_owned(),
+    }
 }
 
 impl From<SchedulerError> for Status {
@@ -150,11 +164,15 @@ impl From<SchedulerError> for Status {
             | SchedulerError::InvalidQuery(_)
             | SchedulerError::SessionProperty(_) => Status::invalid_argument(message),
             SchedulerError::NotSupported(_) => Status::unimplemented(message),
-            SchedulerError::NotFound(_) | SchedulerError::UnknownHandle(_) => Status::not_found(message),
+            SchedulerError::NotFound(_) | SchedulerError::UnknownHandle(_) => {
+                Status::not_found(message)
+            }
             SchedulerError::Unauthenticated(_) => Status::unauthenticated(message),
             SchedulerError::Timeout(_) => Status::deadline_exceeded(message),
             SchedulerError::Cancelled(_) => Status::cancelled(message),
-            SchedulerError::JobFailed { .. } | SchedulerError::Engine(_) => Status::internal(message),
+            SchedulerError::JobFailed { .. } | SchedulerError::Engine(_) => {
+                Status::internal(message)
+            }
             SchedulerError::Unavailable(_) => Status::unavailable(message),
             SchedulerError::Config(_) => Status::failed_precondition(message),
         }
@@ -167,8 +185,13 @@ mod tests {
 
     #[test]
     fn syntax_errors_carry_line_and_column() {
-        let e = syntax("sql parser error: Expected: an SQL statement, found: SELEC at Line: 2, Column: 5");
-        assert_eq!(e.to_string(), "line 2, column 5: Expected: an SQL statement, found: SELEC");
+        let e = syntax(
+            "sql parser error: Expected: an SQL statement, found: SELEC at Line: 2, Column: 5",
+        );
+        assert_eq!(
+            e.to_string(),
+            "line 2, column 5: Expected: an SQL statement, found: SELEC"
+        );
         assert_eq!(Status::from(e).code(), tonic::Code::InvalidArgument);
     }
 

@@ -56,7 +56,10 @@ pub struct RunningScheduler {
 }
 
 /// Starts the embedded Ballista scheduler and the Flight SQL service.
-pub async fn start_scheduler(options: SchedulerOptions, catalogs: Catalogs) -> Result<RunningScheduler> {
+pub async fn start_scheduler(
+    options: SchedulerOptions,
+    catalogs: Catalogs,
+) -> Result<RunningScheduler> {
     let auth = match &options.password_file {
         Some(path) => Authenticator::from_password_file(path)?,
         None => Authenticator::open(),
@@ -71,12 +74,28 @@ pub async fn start_scheduler(options: SchedulerOptions, catalogs: Catalogs) -> R
     )
     .await?;
     let engine = Engine::new(ballista);
-    let service = TributaryFlightSql::new(engine.clone(), auth, Duration::from_secs(options.result_ttl_seconds))?;
-    let grpc = GrpcServerConfig { timeout_seconds: 24 * 3600, ..GrpcServerConfig::default() };
-    let incoming = create_grpc_server_incoming(options.flight_sql_addr, &grpc)
-        .map_err(|e| SchedulerError::Config(format!("cannot listen for Flight SQL on {}: {e}", options.flight_sql_addr)))?;
-    let server = FlightServiceServer::new(service).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
-    let flight_sql = tokio::spawn(create_grpc_server(&grpc).add_service(server).serve_with_incoming(incoming));
+    let service = TributaryFlightSql::new(
+        engine.clone(),
+        auth,
+        Duration::from_secs(options.result_ttl_seconds),
+    )?;
+    let grpc = GrpcServerConfig {
+        timeout_seconds: 24 * 3600,
+        ..GrpcServerConfig::default()
+    };
+    let incoming = create_grpc_server_incoming(options.flight_sql_addr, &grpc).map_err(|e| {
+        SchedulerError::Config(format!(
+            "cannot listen for Flight SQL on {}: {e}",
+            options.flight_sql_addr
+        ))
+    })?;
+    let server =
+        FlightServiceServer::new(service).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+    let flight_sql = tokio::spawn(
+        create_grpc_server(&grpc)
+            .add_service(server)
+            .serve_with_incoming(incoming),
+    );
     tracing::info!(flight_sql = %options.flight_sql_addr, scheduler = %options.scheduler_addr, "scheduler started");
     Ok(RunningScheduler { engine, flight_sql })
 }

@@ -13,7 +13,11 @@ use crate::session::{SESSION_PROPERTIES, Session};
 use crate::statement::Statement;
 
 /// Runs a metadata statement.
-pub(crate) async fn run(ctx: &SessionContext, session: &Session, statement: &Statement) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+pub(crate) async fn run(
+    ctx: &SessionContext,
+    session: &Session,
+    statement: &Statement,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     match statement {
         Statement::ShowCatalogs { like } => {
             let mut names = ctx.catalog_names();
@@ -24,9 +28,15 @@ pub(crate) async fn run(ctx: &SessionContext, session: &Session, statement: &Sta
         Statement::ShowSchemas { catalog, like } => {
             let catalog = match catalog.as_ref().or(session.catalog.as_ref()) {
                 Some(c) => c.clone(),
-                None => return Err(SchedulerError::InvalidQuery("catalog must be specified when session catalog is not set".into())),
+                None => {
+                    return Err(SchedulerError::InvalidQuery(
+                        "catalog must be specified when session catalog is not set".into(),
+                    ));
+                }
             };
-            let provider = ctx.catalog(&catalog).ok_or_else(|| not_found_catalog(&catalog))?;
+            let provider = ctx
+                .catalog(&catalog)
+                .ok_or_else(|| not_found_catalog(&catalog))?;
             let mut names = provider.schema_names();
             names.retain(|n| like.as_deref().is_none_or(|p| like_match(n, p)));
             names.sort();
@@ -37,7 +47,9 @@ pub(crate) async fn run(ctx: &SessionContext, session: &Session, statement: &Sta
             let provider = ctx
                 .catalog(&catalog)
                 .and_then(|c| c.schema(&schema))
-                .ok_or_else(|| SchedulerError::NotFound(format!("schema '{catalog}.{schema}' does not exist")))?;
+                .ok_or_else(|| {
+                    SchedulerError::NotFound(format!("schema '{catalog}.{schema}' does not exist"))
+                })?;
             let mut names = provider.table_names();
             names.retain(|n| like.as_deref().is_none_or(|p| like_match(n, p)));
             names.sort();
@@ -55,7 +67,13 @@ pub(crate) async fn run(ctx: &SessionContext, session: &Session, statement: &Sta
             }
             for (name, value) in &session.properties {
                 if !SESSION_PROPERTIES.iter().any(|p| p.name == name) {
-                    let default = ctx.state().config().options().entries().into_iter().find(|e| &e.key == name);
+                    let default = ctx
+                        .state()
+                        .config()
+                        .options()
+                        .entries()
+                        .into_iter()
+                        .find(|e| &e.key == name);
                     cols[0].push(name.clone());
                     cols[1].push(value.clone());
                     cols[2].push(default.and_then(|e| e.value).unwrap_or_default());
@@ -63,23 +81,37 @@ pub(crate) async fn run(ctx: &SessionContext, session: &Session, statement: &Sta
                     cols[4].push("engine setting".into());
                 }
             }
-            table(&["Name", "Value", "Default", "Type", "Description"], cols.into())
+            table(
+                &["Name", "Value", "Default", "Type", "Description"],
+                cols.into(),
+            )
         }
-        other => Err(SchedulerError::Engine(format!("statement {other:?} is not a metadata statement"))),
+        other => Err(SchedulerError::Engine(format!(
+            "statement {other:?} is not a metadata statement"
+        ))),
     }
 }
 
-async fn show_columns(ctx: &SessionContext, session: &Session, name: &[String]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let (table_name, schema_parts) = name.split_last().ok_or_else(|| SchedulerError::InvalidQuery("table name expected".into()))?;
+async fn show_columns(
+    ctx: &SessionContext,
+    session: &Session,
+    name: &[String],
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let (table_name, schema_parts) = name
+        .split_last()
+        .ok_or_else(|| SchedulerError::InvalidQuery("table name expected".into()))?;
     let (catalog, schema) = resolve_schema(ctx, session, schema_parts)?;
     let provider = ctx
         .catalog(&catalog)
         .and_then(|c| c.schema(&schema))
-        .ok_or_else(|| SchedulerError::NotFound(format!("schema '{catalog}.{schema}' does not exist")))?;
-    let table_provider = provider
-        .table(table_name)
-        .await?
-        .ok_or_else(|| SchedulerError::NotFound(format!("table '{catalog}.{schema}.{table_name}' does not exist")))?;
+        .ok_or_else(|| {
+            SchedulerError::NotFound(format!("schema '{catalog}.{schema}' does not exist"))
+        })?;
+    let table_provider = provider.table(table_name).await?.ok_or_else(|| {
+        SchedulerError::NotFound(format!(
+            "table '{catalog}.{schema}.{table_name}' does not exist"
+        ))
+    })?;
     let mut cols: [Vec<String>; 4] = Default::default();
     for field in table_provider.schema().fields() {
         cols[0].push(field.name().clone());
@@ -91,22 +123,43 @@ async fn show_columns(ctx: &SessionContext, session: &Session, name: &[String]) 
 }
 
 /// `[catalog.]schema` (or nothing: the session's) → (catalog, schema), checked to exist.
-pub(crate) fn resolve_schema(ctx: &SessionContext, session: &Session, parts: &[String]) -> Result<(String, String)> {
-    let (catalog, schema) = match parts {
-        [] => match (&session.catalog, &session.schema) {
-            (Some(c), Some(s)) => (c.clone(), s.clone()),
-            _ => return Err(SchedulerError::InvalidQuery("schema must be specified when session schema is not set (USE catalog.schema)".into())),
-        },
-        [schema] => match &session.catalog {
-            Some(c) => (c.clone(), schema.clone()),
-            None => return Err(SchedulerError::InvalidQuery("catalog must be specified when session catalog is not set".into())),
-        },
-        [catalog, schema] => (catalog.clone(), schema.clone()),
-        _ => return Err(SchedulerError::InvalidQuery(format!("too many name parts in '{}'", parts.join(".")))),
-    };
-    let provider = ctx.catalog(&catalog).ok_or_else(|| not_found_catalog(&catalog))?;
+pub(crate) fn resolve_schema(
+    ctx: &SessionContext,
+    session: &Session,
+    parts: &[String],
+) -> Result<(String, String)> {
+    let (catalog, schema) =
+        match parts {
+            [] => match (&session.catalog, &session.schema) {
+                (Some(c), Some(s)) => (c.clone(), s.clone()),
+                _ => return Err(SchedulerError::InvalidQuery(
+                    "schema must be specified when session schema is not set (USE catalog.schema)"
+                        .into(),
+                )),
+            },
+            [schema] => match &session.catalog {
+                Some(c) => (c.clone(), schema.clone()),
+                None => {
+                    return Err(SchedulerError::InvalidQuery(
+                        "catalog must be specified when session catalog is not set".into(),
+                    ));
+                }
+            },
+            [catalog, schema] => (catalog.clone(), schema.clone()),
+            _ => {
+                return Err(SchedulerError::InvalidQuery(format!(
+                    "too many name parts in '{}'",
+                    parts.join(".")
+                )));
+            }
+        };
+    let provider = ctx
+        .catalog(&catalog)
+        .ok_or_else(|| not_found_catalog(&catalog))?;
     if provider.schema(&schema).is_none() {
-        return Err(SchedulerError::NotFound(format!("schema '{catalog}.{schema}' does not exist")));
+        return Err(SchedulerError::NotFound(format!(
+            "schema '{catalog}.{schema}' does not exist"
+        )));
     }
     Ok((catalog, schema))
 }
@@ -131,9 +184,20 @@ pub(crate) fn like_match(text: &str, pattern: &str) -> bool {
 }
 
 /// A batch of string columns.
-pub(crate) fn table(names: &[&str], columns: Vec<Vec<String>>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let schema = Arc::new(Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>()));
-    let arrays: Vec<ArrayRef> = columns.into_iter().map(|c| Arc::new(StringArray::from(c)) as ArrayRef).collect();
+pub(crate) fn table(
+    names: &[&str],
+    columns: Vec<Vec<String>>,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let schema = Arc::new(Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, false))
+            .collect::<Vec<_>>(),
+    ));
+    let arrays: Vec<ArrayRef> = columns
+        .into_iter()
+        .map(|c| Arc::new(StringArray::from(c)) as ArrayRef)
+        .collect();
     let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)?;
     Ok((schema, vec![batch]))
 }

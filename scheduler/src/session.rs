@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ballista_core::config::{BALLISTA_BROADCAST_JOIN_THRESHOLD_BYTES, BALLISTA_BROADCAST_JOIN_THRESHOLD_ROWS};
+use ballista_core::config::{
+    BALLISTA_BROADCAST_JOIN_THRESHOLD_BYTES, BALLISTA_BROADCAST_JOIN_THRESHOLD_ROWS,
+};
 use ballista_core::extension::SessionConfigExt;
 use datafusion::prelude::SessionConfig;
 
@@ -73,10 +75,12 @@ pub struct Session {
 impl Session {
     /// The value in force for a property (set or default).
     pub fn property(&self, name: &str) -> Option<String> {
-        self.properties
-            .get(name)
-            .cloned()
-            .or_else(|| SESSION_PROPERTIES.iter().find(|p| p.name == name).map(|p| p.default.to_owned()))
+        self.properties.get(name).cloned().or_else(|| {
+            SESSION_PROPERTIES
+                .iter()
+                .find(|p| p.name == name)
+                .map(|p| p.default.to_owned())
+        })
     }
 
     /// Sets a property after checking its name and value.
@@ -111,23 +115,33 @@ impl Session {
 
     /// `query_max_run_time` as a duration.
     pub fn max_run_time(&self) -> Duration {
-        self.property("query_max_run_time").and_then(|v| parse_duration(&v)).unwrap_or(Duration::from_secs(100 * 86400))
+        self.property("query_max_run_time")
+            .and_then(|v| parse_duration(&v))
+            .unwrap_or(Duration::from_secs(100 * 86400))
     }
 }
 
 fn is_known(name: &str) -> bool {
-    SESSION_PROPERTIES.iter().any(|p| p.name == name) || name.starts_with("datafusion.") || name.starts_with("ballista.")
+    SESSION_PROPERTIES.iter().any(|p| p.name == name)
+        || name.starts_with("datafusion.")
+        || name.starts_with("ballista.")
 }
 
 fn unknown(name: &str) -> SchedulerError {
     SchedulerError::SessionProperty(format!(
         "unknown session property '{name}'; known: {} (and any datafusion.* or ballista.* setting)",
-        SESSION_PROPERTIES.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+        SESSION_PROPERTIES
+            .iter()
+            .map(|p| p.name)
+            .collect::<Vec<_>>()
+            .join(", ")
     ))
 }
 
 fn invalid(name: &str, value: &str, expected: &str) -> SchedulerError {
-    SchedulerError::SessionProperty(format!("invalid value '{value}' for session property '{name}': expected {expected}"))
+    SchedulerError::SessionProperty(format!(
+        "invalid value '{value}' for session property '{name}': expected {expected}"
+    ))
 }
 
 fn normalise(name: &str, value: &str) -> Result<String> {
@@ -140,15 +154,19 @@ fn normalise(name: &str, value: &str) -> Result<String> {
             }
         }
         "join_max_broadcast_table_size" => {
-            parse_data_size(value).ok_or_else(|| invalid(name, value, "a data size such as '100MB'"))?;
+            parse_data_size(value)
+                .ok_or_else(|| invalid(name, value, "a data size such as '100MB'"))?;
             Ok(value.to_owned())
         }
         "query_max_run_time" => {
-            parse_duration(value).ok_or_else(|| invalid(name, value, "a duration such as '30s', '10m' or '1h'"))?;
+            parse_duration(value)
+                .ok_or_else(|| invalid(name, value, "a duration such as '30s', '10m' or '1h'"))?;
             Ok(value.to_owned())
         }
         "hash_partition_count" => {
-            value.parse::<usize>().map_err(|_| invalid(name, value, "a non-negative integer"))?;
+            value
+                .parse::<usize>()
+                .map_err(|_| invalid(name, value, "a non-negative integer"))?;
             Ok(value.to_owned())
         }
         _ if is_known(name) => Ok(value.to_owned()),
@@ -159,19 +177,45 @@ fn normalise(name: &str, value: &str) -> Result<String> {
 fn apply(config: &mut SessionConfig, name: &str, value: &str) -> Result<()> {
     let options = config.options_mut();
     let set = |options: &mut datafusion::config::ConfigOptions, key: &str, v: &str| {
-        options.set(key, v).map_err(|e| SchedulerError::SessionProperty(format!("cannot set '{key}': {e}")))
+        options
+            .set(key, v)
+            .map_err(|e| SchedulerError::SessionProperty(format!("cannot set '{key}': {e}")))
     };
     match name {
         "join_distribution_type" => match value {
             "BROADCAST" => {
-                set(options, "datafusion.optimizer.hash_join_single_partition_threshold", &u64::MAX.to_string())?;
-                set(options, "datafusion.optimizer.hash_join_single_partition_threshold_rows", &u64::MAX.to_string())?;
-                set(options, BALLISTA_BROADCAST_JOIN_THRESHOLD_BYTES, &u64::MAX.to_string())?;
-                set(options, BALLISTA_BROADCAST_JOIN_THRESHOLD_ROWS, &u64::MAX.to_string())
+                set(
+                    options,
+                    "datafusion.optimizer.hash_join_single_partition_threshold",
+                    &u64::MAX.to_string(),
+                )?;
+                set(
+                    options,
+                    "datafusion.optimizer.hash_join_single_partition_threshold_rows",
+                    &u64::MAX.to_string(),
+                )?;
+                set(
+                    options,
+                    BALLISTA_BROADCAST_JOIN_THRESHOLD_BYTES,
+                    &u64::MAX.to_string(),
+                )?;
+                set(
+                    options,
+                    BALLISTA_BROADCAST_JOIN_THRESHOLD_ROWS,
+                    &u64::MAX.to_string(),
+                )
             }
             "PARTITIONED" => {
-                set(options, "datafusion.optimizer.hash_join_single_partition_threshold", "0")?;
-                set(options, "datafusion.optimizer.hash_join_single_partition_threshold_rows", "0")?;
+                set(
+                    options,
+                    "datafusion.optimizer.hash_join_single_partition_threshold",
+                    "0",
+                )?;
+                set(
+                    options,
+                    "datafusion.optimizer.hash_join_single_partition_threshold_rows",
+                    "0",
+                )?;
                 set(options, BALLISTA_BROADCAST_JOIN_THRESHOLD_BYTES, "0")?;
                 set(options, BALLISTA_BROADCAST_JOIN_THRESHOLD_ROWS, "0")
             }
@@ -179,8 +223,16 @@ fn apply(config: &mut SessionConfig, name: &str, value: &str) -> Result<()> {
         },
         "join_max_broadcast_table_size" => {
             let bytes = parse_data_size(value).unwrap_or(100 << 20);
-            set(options, "datafusion.optimizer.hash_join_single_partition_threshold", &bytes.to_string())?;
-            set(options, BALLISTA_BROADCAST_JOIN_THRESHOLD_BYTES, &bytes.to_string())
+            set(
+                options,
+                "datafusion.optimizer.hash_join_single_partition_threshold",
+                &bytes.to_string(),
+            )?;
+            set(
+                options,
+                BALLISTA_BROADCAST_JOIN_THRESHOLD_BYTES,
+                &bytes.to_string(),
+            )
         }
         "hash_partition_count" => match value {
             "0" => Ok(()),
@@ -194,7 +246,9 @@ fn apply(config: &mut SessionConfig, name: &str, value: &str) -> Result<()> {
 /// `100MB`, `1.5GB`, `512kB`, `42B` → bytes.
 pub fn parse_data_size(text: &str) -> Option<u64> {
     let text = text.trim();
-    let split = text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: f64 = number.trim().parse().ok()?;
     let factor: f64 = match unit.trim().to_ascii_uppercase().as_str() {
@@ -238,17 +292,31 @@ pub struct SessionStore {
 impl SessionStore {
     /// An empty store.
     pub fn new() -> Self {
-        let anonymous = Session { id: uuid::Uuid::new_v4().to_string(), user: "anonymous".into(), ..Session::default() };
-        Self { sessions: Mutex::new(HashMap::new()), anonymous: Arc::new(Mutex::new(anonymous)) }
+        let anonymous = Session {
+            id: uuid::Uuid::new_v4().to_string(),
+            user: "anonymous".into(),
+            ..Session::default()
+        };
+        Self {
+            sessions: Mutex::new(HashMap::new()),
+            anonymous: Arc::new(Mutex::new(anonymous)),
+        }
     }
 
     /// Opens a session for `user`; returns its bearer token.
     pub fn open(&self, user: &str) -> String {
         let token = uuid::Uuid::new_v4().simple().to_string();
-        let session = Session { id: uuid::Uuid::new_v4().to_string(), user: user.to_owned(), ..Session::default() };
+        let session = Session {
+            id: uuid::Uuid::new_v4().to_string(),
+            user: user.to_owned(),
+            ..Session::default()
+        };
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         sessions.retain(|_, (_, used)| used.elapsed() < SESSION_IDLE_TIMEOUT);
-        sessions.insert(token.clone(), (Arc::new(Mutex::new(session)), Instant::now()));
+        sessions.insert(
+            token.clone(),
+            (Arc::new(Mutex::new(session)), Instant::now()),
+        );
         token
     }
 
@@ -257,9 +325,16 @@ impl SessionStore {
         if let Some(s) = self.get(key) {
             return s;
         }
-        let session = Session { id: uuid::Uuid::new_v4().to_string(), user: user.to_owned(), ..Session::default() };
+        let session = Session {
+            id: uuid::Uuid::new_v4().to_string(),
+            user: user.to_owned(),
+            ..Session::default()
+        };
         let session = Arc::new(Mutex::new(session));
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_owned(), (Arc::clone(&session), Instant::now()));
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_owned(), (Arc::clone(&session), Instant::now()));
         session
     }
 
@@ -274,7 +349,10 @@ impl SessionStore {
 
     /// Closes a session.
     pub fn close(&self, token: &str) {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(token);
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(token);
     }
 
     /// The session shared by clients that never authenticated (only without a password file).
@@ -290,13 +368,24 @@ mod tests {
     #[test]
     fn validates_properties() {
         let mut s = Session::default();
-        s.set_property("join_distribution_type", "broadcast").expect("valid");
-        assert_eq!(s.property("join_distribution_type").as_deref(), Some("BROADCAST"));
-        assert!(s.set_property("join_distribution_type", "sideways").is_err());
+        s.set_property("join_distribution_type", "broadcast")
+            .expect("valid");
+        assert_eq!(
+            s.property("join_distribution_type").as_deref(),
+            Some("BROADCAST")
+        );
+        assert!(
+            s.set_property("join_distribution_type", "sideways")
+                .is_err()
+        );
         assert!(s.set_property("no_such_thing", "1").is_err());
-        s.set_property("datafusion.execution.batch_size", "1024").expect("pass-through");
-        let config = s.configure(SessionConfig::new_with_ballista()).expect("configure");
-        s.set_property("join_distribution_type", "PARTITIONED").expect("ballista settings apply");
+        s.set_property("datafusion.execution.batch_size", "1024")
+            .expect("pass-through");
+        let config = s
+            .configure(SessionConfig::new_with_ballista())
+            .expect("configure");
+        s.set_property("join_distribution_type", "PARTITIONED")
+            .expect("ballista settings apply");
         assert_eq!(usize::from(config.options().execution.batch_size), 1024);
         assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
         assert_eq!(parse_data_size("1.5kB"), Some(1536));

@@ -94,9 +94,18 @@ fn lex(sql: &str) -> Vec<(Token, usize)> {
                     i += 1;
                 }
             }
-            tokens.push((if c == '\'' { Token::Str(text) } else { Token::Quoted(text) }, start));
+            tokens.push((
+                if c == '\'' {
+                    Token::Str(text)
+                } else {
+                    Token::Quoted(text)
+                },
+                start,
+            ));
         } else if c.is_alphanumeric() || c == '_' || c == '$' {
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$') {
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
+            {
                 i += 1;
             }
             tokens.push((Token::Word(chars[start..i].iter().collect()), start));
@@ -136,16 +145,40 @@ impl Parser<'_> {
     }
 
     fn at_end(&self) -> bool {
-        self.tokens[self.pos..].iter().all(|(t, _)| *t == Token::Symbol(';'))
+        self.tokens[self.pos..]
+            .iter()
+            .all(|(t, _)| *t == Token::Symbol(';'))
     }
 
     fn error(&self, expected: &str) -> SchedulerError {
-        let offset = self.tokens.get(self.pos).map(|(_, o)| *o).unwrap_or(self.sql.len());
-        let before = &self.sql[..self.sql.char_indices().nth(offset).map(|(b, _)| b).unwrap_or(self.sql.len())];
+        let offset = self
+            .tokens
+            .get(self.pos)
+            .map(|(_, o)| *o)
+            .unwrap_or(self.sql.len());
+        let before = &self.sql[..self
+            .sql
+            .char_indices()
+            .nth(offset)
+            .map(|(b, _)| b)
+            .unwrap_or(self.sql.len())];
         let line = before.matches('\n').count() as u64 + 1;
-        let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) as u64 + 1;
-        let found = self.tokens.get(self.pos).map(|(t, _)| format!("{t:?}")).unwrap_or_else(|| "end of statement".into());
-        SchedulerError::SqlSyntax { line, column, message: format!("expected {expected}, found {found}") }
+        let column = before
+            .rsplit('\n')
+            .next()
+            .map(|l| l.chars().count())
+            .unwrap_or(0) as u64
+            + 1;
+        let found = self
+            .tokens
+            .get(self.pos)
+            .map(|(t, _)| format!("{t:?}"))
+            .unwrap_or_else(|| "end of statement".into());
+        SchedulerError::SqlSyntax {
+            line,
+            column,
+            message: format!("expected {expected}, found {found}"),
+        }
     }
 
     /// `a.b."C"` → ["a", "b", "C"] (unquoted parts lower-cased, as Trino does).
@@ -198,7 +231,11 @@ impl Parser<'_> {
     }
 
     fn end<T>(&self, statement: T) -> Result<T> {
-        if self.at_end() { Ok(statement) } else { Err(self.error("end of statement")) }
+        if self.at_end() {
+            Ok(statement)
+        } else {
+            Err(self.error("end of statement"))
+        }
     }
 }
 
@@ -257,19 +294,31 @@ pub fn number_placeholders(sql: &str) -> String {
 /// Parses a statement: ours when it starts like one, DataFusion's otherwise.
 pub fn parse(sql: &str) -> Result<Statement> {
     let sql = sql.trim().trim_end_matches(';').trim();
-    let mut p = Parser { sql, tokens: lex(sql), pos: 0 };
+    let mut p = Parser {
+        sql,
+        tokens: lex(sql),
+        pos: 0,
+    };
     if p.keyword("SHOW") {
         if p.keyword("CATALOGS") {
             let like = p.like()?;
             return p.end(Statement::ShowCatalogs { like });
         }
         if p.keyword("SCHEMAS") {
-            let catalog = if p.keyword("FROM") || p.keyword("IN") { p.name()?.pop() } else { None };
+            let catalog = if p.keyword("FROM") || p.keyword("IN") {
+                p.name()?.pop()
+            } else {
+                None
+            };
             let like = p.like()?;
             return p.end(Statement::ShowSchemas { catalog, like });
         }
         if p.keyword("TABLES") {
-            let schema = if p.keyword("FROM") || p.keyword("IN") { p.name()? } else { vec![] };
+            let schema = if p.keyword("FROM") || p.keyword("IN") {
+                p.name()?
+            } else {
+                vec![]
+            };
             let like = p.like()?;
             return p.end(Statement::ShowTables { schema, like });
         }
@@ -292,7 +341,10 @@ pub fn parse(sql: &str) -> Result<Statement> {
     if p.keyword("USE") {
         let schema = p.name()?;
         if schema.len() > 2 {
-            return Err(SchedulerError::InvalidQuery(format!("USE takes [catalog.]schema, got '{}'", schema.join("."))));
+            return Err(SchedulerError::InvalidQuery(format!(
+                "USE takes [catalog.]schema, got '{}'",
+                schema.join(".")
+            )));
         }
         return p.end(Statement::Use { schema });
     }
@@ -329,28 +381,53 @@ mod tests {
 
     #[test]
     fn parses_trino_statements() {
-        assert_eq!(parse("show catalogs").expect("ok"), Statement::ShowCatalogs { like: None });
+        assert_eq!(
+            parse("show catalogs").expect("ok"),
+            Statement::ShowCatalogs { like: None }
+        );
         assert_eq!(
             parse("SHOW TABLES FROM tpch.tiny LIKE 'n%';").expect("ok"),
-            Statement::ShowTables { schema: vec!["tpch".into(), "tiny".into()], like: Some("n%".into()) }
+            Statement::ShowTables {
+                schema: vec!["tpch".into(), "tiny".into()],
+                like: Some("n%".into())
+            }
         );
         assert_eq!(
             parse("SET SESSION join_distribution_type = 'BROADCAST'").expect("ok"),
-            Statement::SetSession { name: "join_distribution_type".into(), value: "BROADCAST".into() }
+            Statement::SetSession {
+                name: "join_distribution_type".into(),
+                value: "BROADCAST".into()
+            }
         );
         assert_eq!(
             parse("set session datafusion.execution.batch_size = 1024").expect("ok"),
-            Statement::SetSession { name: "datafusion.execution.batch_size".into(), value: "1024".into() }
+            Statement::SetSession {
+                name: "datafusion.execution.batch_size".into(),
+                value: "1024".into()
+            }
         );
-        assert_eq!(parse("DESCRIBE tpch.tiny.\"Nation\"").expect("ok"), Statement::ShowColumns {
-            table: vec!["tpch".into(), "tiny".into(), "Nation".into()]
-        });
-        assert_eq!(parse("USE tpch.tiny").expect("ok"), Statement::Use { schema: vec!["tpch".into(), "tiny".into()] });
+        assert_eq!(
+            parse("DESCRIBE tpch.tiny.\"Nation\"").expect("ok"),
+            Statement::ShowColumns {
+                table: vec!["tpch".into(), "tiny".into(), "Nation".into()]
+            }
+        );
+        assert_eq!(
+            parse("USE tpch.tiny").expect("ok"),
+            Statement::Use {
+                schema: vec!["tpch".into(), "tiny".into()]
+            }
+        );
         assert_eq!(
             parse("EXPLAIN (TYPE DISTRIBUTED) SELECT 1").expect("ok"),
-            Statement::ExplainDistributed { query: "SELECT 1".into() }
+            Statement::ExplainDistributed {
+                query: "SELECT 1".into()
+            }
         );
-        assert_eq!(parse("SELECT 1").expect("ok"), Statement::Sql("SELECT 1".into()));
+        assert_eq!(
+            parse("SELECT 1").expect("ok"),
+            Statement::Sql("SELECT 1".into())
+        );
         assert_eq!(
             number_placeholders("SELECT '?', x FROM t WHERE a = ? AND b = ? -- ?\n"),
             "SELECT '?', x FROM t WHERE a = $1 AND b = $2 -- ?\n"

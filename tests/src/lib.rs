@@ -15,12 +15,20 @@ use tributary_scheduler::{SchedulerOptions, start_scheduler};
 
 /// A port free right now on loopback.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// Starts a scheduler and `executors` executors (each with `vcores` task slots); returns the
 /// Flight SQL URL.
-pub async fn start_cluster(catalogs: Catalogs, executors: usize, vcores: usize, password_file: Option<PathBuf>) -> String {
+pub async fn start_cluster(
+    catalogs: Catalogs,
+    executors: usize,
+    vcores: usize,
+    password_file: Option<PathBuf>,
+) -> String {
     let scheduler_port = free_port();
     let flight_port = free_port();
     let options = SchedulerOptions {
@@ -30,7 +38,9 @@ pub async fn start_cluster(catalogs: Catalogs, executors: usize, vcores: usize, 
         password_file,
         result_ttl_seconds: 600,
     };
-    start_scheduler(options, catalogs.clone()).await.expect("scheduler");
+    start_scheduler(options, catalogs.clone())
+        .await
+        .expect("scheduler");
     for _ in 0..executors {
         let options = ExecutorOptions {
             scheduler: format!("127.0.0.1:{scheduler_port}"),
@@ -51,7 +61,11 @@ pub async fn start_cluster(catalogs: Catalogs, executors: usize, vcores: usize, 
 /// Connects, authenticates and waits until the cluster answers a query.
 pub async fn connect(url: &str, user: &str, password: &str) -> FlightSqlServiceClient<Channel> {
     for _ in 0..150 {
-        if let Ok(channel) = Channel::from_shared(url.to_owned()).expect("url").connect().await {
+        if let Ok(channel) = Channel::from_shared(url.to_owned())
+            .expect("url")
+            .connect()
+            .await
+        {
             let mut client = FlightSqlServiceClient::new(channel);
             client.handshake(user, password).await.expect("handshake");
             if client.execute("SELECT 1".into(), None).await.is_ok() {
@@ -65,7 +79,10 @@ pub async fn connect(url: &str, user: &str, password: &str) -> FlightSqlServiceC
 
 /// Runs a query and reads every endpoint, in order.
 pub async fn query(client: &mut FlightSqlServiceClient<Channel>, sql: &str) -> Vec<RecordBatch> {
-    let info = client.execute(sql.to_owned(), None).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let info = client
+        .execute(sql.to_owned(), None)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     let mut batches = Vec::new();
     for endpoint in info.endpoint {
         let ticket = endpoint.ticket.expect("ticket");

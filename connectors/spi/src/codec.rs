@@ -47,7 +47,9 @@ impl ConnectorCodec {
             catalog: source.catalog().to_owned(),
             table: source.reader().encode_table()?,
             schema: encode_schema(&source.reader().table_schema())?,
-            projection: projected.as_ref().map(|cols| Projection { columns: cols.iter().map(|(i, _)| *i as u32).collect() }),
+            projection: projected.as_ref().map(|cols| Projection {
+                columns: cols.iter().map(|(i, _)| *i as u32).collect(),
+            }),
             limit: config.limit.map(|l| l as u64),
             groups: config
                 .file_groups
@@ -55,30 +57,53 @@ impl ConnectorCodec {
                 .map(|g| SplitGroup {
                     splits: g
                         .iter()
-                        .map(|f| Split { name: f.object_meta.location.to_string(), size: f.object_meta.size })
+                        .map(|f| Split {
+                            name: f.object_meta.location.to_string(),
+                            size: f.object_meta.size,
+                        })
                         .collect(),
                 })
                 .collect(),
-            output_names: projected.map(|cols| cols.into_iter().map(|(_, n)| n).collect()).unwrap_or_default(),
+            output_names: projected
+                .map(|cols| cols.into_iter().map(|(_, n)| n).collect())
+                .unwrap_or_default(),
         };
         buf.extend_from_slice(ENVELOPE);
-        node.encode(buf).map_err(|e| DataFusionError::Internal(format!("cannot encode connector scan: {e}")))?;
+        node.encode(buf)
+            .map_err(|e| DataFusionError::Internal(format!("cannot encode connector scan: {e}")))?;
         Ok(true)
     }
 
     fn decode_scan(&self, bytes: &[u8]) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let node = ConnectorScanNode::decode(bytes)
-            .map_err(|e| ConnectorError::Decode { what: "connector scan", reason: e.to_string() })?;
+        let node = ConnectorScanNode::decode(bytes).map_err(|e| ConnectorError::Decode {
+            what: "connector scan",
+            reason: e.to_string(),
+        })?;
         let connector = self.catalogs.get(&node.catalog)?;
         let reader = connector.decode_reader(&node.table)?;
         let source = Arc::new(ConnectorSource::new(node.catalog.clone(), reader));
         let groups = node
             .groups
             .into_iter()
-            .map(|g| FileGroup::new(g.splits.into_iter().map(|s| PartitionedFile::new(s.name, s.size)).collect()))
+            .map(|g| {
+                FileGroup::new(
+                    g.splits
+                        .into_iter()
+                        .map(|s| PartitionedFile::new(s.name, s.size))
+                        .collect(),
+                )
+            })
             .collect();
-        let projection = node.projection.map(|p| p.columns.into_iter().map(|c| c as usize).collect());
-        let plan = build_scan(source, groups, projection, node.limit.map(|l| l as usize), None)?;
+        let projection = node
+            .projection
+            .map(|p| p.columns.into_iter().map(|c| c as usize).collect());
+        let plan = build_scan(
+            source,
+            groups,
+            projection,
+            node.limit.map(|l| l as usize),
+            None,
+        )?;
         if node.output_names.is_empty() {
             return Ok(plan);
         }
@@ -107,9 +132,15 @@ pub fn encode_schema(schema: &Schema) -> DfResult<Vec<u8>> {
 
 /// Decodes a schema written by [`encode_schema`].
 pub fn decode_schema(bytes: &[u8]) -> Result<Schema, ConnectorError> {
-    let proto = datafusion_proto::protobuf::Schema::decode(bytes)
-        .map_err(|e| ConnectorError::Decode { what: "schema", reason: e.to_string() })?;
-    Schema::try_from(&proto).map_err(|e| ConnectorError::Decode { what: "schema", reason: e.to_string() })
+    let proto =
+        datafusion_proto::protobuf::Schema::decode(bytes).map_err(|e| ConnectorError::Decode {
+            what: "schema",
+            reason: e.to_string(),
+        })?;
+    Schema::try_from(&proto).map_err(|e| ConnectorError::Decode {
+        what: "schema",
+        reason: e.to_string(),
+    })
 }
 
 impl PhysicalExtensionCodec for ConnectorCodec {

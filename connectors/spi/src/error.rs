@@ -89,7 +89,9 @@ pub enum ConnectorError {
         name: String,
     },
     /// A plan names a catalog this process has not loaded.
-    #[error("catalog '{0}' is not configured on this node; every scheduler and executor must load the same etc/catalog files")]
+    #[error(
+        "catalog '{0}' is not configured on this node; every scheduler and executor must load the same etc/catalog files"
+    )]
     UnknownCatalog(String),
     /// A split name cannot be read by the connector that planned it.
     #[error("invalid split '{split}' for {connector}: {reason}")]
@@ -121,7 +123,9 @@ impl From<ConnectorError> for datafusion::error::DataFusionError {
     fn from(e: ConnectorError) -> Self {
         match e {
             ConnectorError::DataFusion(e) => e,
-            ConnectorError::Arrow(e) => datafusion::error::DataFusionError::ArrowError(Box::new(e), None),
+            ConnectorError::Arrow(e) => {
+                datafusion::error::DataFusionError::ArrowError(Box::new(e), None)
+            }
             other => datafusion::error::DataFusionError::External(Box::new(other)),
         }
     }

@@ -31,8 +31,14 @@ pub use split::{CONNECTOR_STORE_URL, ScanBuilder, SplitInfo, SplitReader, SplitS
 
 /// Registers the (empty) object store that connector scans name in a runtime environment.
 /// Every scheduler and executor runtime must have it.
-pub fn register_connector_store(runtime: &datafusion::execution::runtime_env::RuntimeEnv) -> datafusion::error::Result<()> {
-    let url = url::Url::parse(CONNECTOR_STORE_URL).map_err(|e| datafusion::error::DataFusionError::Internal(e.to_string()))?;
-    runtime.register_object_store(&url, std::sync::Arc::new(object_store::memory::InMemory::new()));
+pub fn register_connector_store(
+    runtime: &datafusion::execution::runtime_env::RuntimeEnv,
+) -> datafusion::error::Result<()> {
+    let url = url::Url::parse(CONNECTOR_STORE_URL)
+        .map_err(|e| datafusion::error::DataFusionError::Internal(e.to_string()))?;
+    runtime.register_object_store(
+        &url,
+        std::sync::Arc::new(object_store::memory::InMemory::new()),
+    );
     Ok(())
 }

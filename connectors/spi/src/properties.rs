@@ -34,33 +34,45 @@ impl fmt::Debug for Properties {
 impl Properties {
     /// Reads and parses a properties file, substituting `${ENV:NAME}` with the environment.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConnectorError::ReadCatalogFile {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConnectorError::ReadCatalogFile {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Self::parse(path, &text, |name| std::env::var(name).ok())
     }
 
     /// Parses properties text; `env` resolves `${ENV:NAME}` references.
     pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let raw = java_properties::read(text.as_bytes()).map_err(|e| ConnectorError::PropertiesSyntax {
-            path: path.to_path_buf(),
-            line: e.line_number().unwrap_or(0),
-            message: e.to_string(),
+        let raw = java_properties::read(text.as_bytes()).map_err(|e| {
+            ConnectorError::PropertiesSyntax {
+                path: path.to_path_buf(),
+                line: e.line_number().unwrap_or(0),
+                message: e.to_string(),
+            }
         })?;
         let mut values = BTreeMap::new();
         for (key, value) in raw {
             let value = substitute_env(path, &key, &value, &env)?;
             values.insert(key, value);
         }
-        Ok(Self { path: path.to_path_buf(), values })
+        Ok(Self {
+            path: path.to_path_buf(),
+            values,
+        })
     }
 
     /// Builds properties from pairs (for tests and embedded defaults).
-    pub fn from_pairs<'a>(path: impl Into<PathBuf>, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+    pub fn from_pairs<'a>(
+        path: impl Into<PathBuf>,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
         Self {
             path: path.into(),
-            values: pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+            values: pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
         }
     }
 
@@ -83,11 +95,21 @@ impl Properties {
     pub fn reader(&self, connector: &str) -> PropertyReader<'_> {
         let mut read = BTreeSet::new();
         read.insert(CONNECTOR_NAME.to_owned());
-        PropertyReader { props: self, connector: connector.to_owned(), read, known: BTreeSet::new() }
+        PropertyReader {
+            props: self,
+            connector: connector.to_owned(),
+            read,
+            known: BTreeSet::new(),
+        }
     }
 }
 
-fn substitute_env(path: &Path, key: &str, value: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String> {
+fn substitute_env(
+    path: &Path,
+    key: &str,
+    value: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<String> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find("${ENV:") {
@@ -156,11 +178,13 @@ impl PropertyReader<'_> {
     /// A required string.
     pub fn required_string(&mut self, key: &str, expected: &str) -> Result<String> {
         let path = self.props.path.clone();
-        self.raw(key).map(str::to_owned).ok_or_else(|| ConnectorError::MissingProperty {
-            path,
-            key: key.to_owned(),
-            expected: expected.to_owned(),
-        })
+        self.raw(key)
+            .map(str::to_owned)
+            .ok_or_else(|| ConnectorError::MissingProperty {
+                path,
+                key: key.to_owned(),
+                expected: expected.to_owned(),
+            })
     }
 
     /// An optional string.
@@ -178,18 +202,25 @@ impl PropertyReader<'_> {
         let path = self.props.path.clone();
         match self.raw(key) {
             None => Ok(None),
-            Some(v) => v.parse::<T>().map(Some).map_err(|_| ConnectorError::InvalidProperty {
-                path,
-                key: key.to_owned(),
-                value: v.to_owned(),
-                expected: expected.to_owned(),
-            }),
+            Some(v) => v
+                .parse::<T>()
+                .map(Some)
+                .map_err(|_| ConnectorError::InvalidProperty {
+                    path,
+                    key: key.to_owned(),
+                    value: v.to_owned(),
+                    expected: expected.to_owned(),
+                }),
         }
     }
 
     /// An optional value that must be one of `choices` (compared case-insensitively, as Trino
     /// does for enum properties); returns the choice as written in `choices`.
-    pub fn optional_choice(&mut self, key: &str, choices: &[&'static str]) -> Result<Option<&'static str>> {
+    pub fn optional_choice(
+        &mut self,
+        key: &str,
+        choices: &[&'static str],
+    ) -> Result<Option<&'static str>> {
         let path = self.props.path.clone();
         match self.raw(key) {
             None => Ok(None),
@@ -268,7 +299,9 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Properties> {
-        Properties::parse(Path::new("etc/catalog/x.properties"), text, |n| (n == "PASS").then(|| "s3cr3t".to_owned()))
+        Properties::parse(Path::new("etc/catalog/x.properties"), text, |n| {
+            (n == "PASS").then(|| "s3cr3t".to_owned())
+        })
     }
 
     #[test]
@@ -294,7 +327,11 @@ mod tests {
     fn unknown_key_is_named_with_suggestion() {
         let p = parse("connector.name=tpch\ntpch.colum-naming=STANDARD\n").expect("parse");
         let mut r = p.reader("tpch");
-        assert_eq!(r.optional_choice("tpch.column-naming", &["SIMPLIFIED", "STANDARD"]).expect("ok"), None);
+        assert_eq!(
+            r.optional_choice("tpch.column-naming", &["SIMPLIFIED", "STANDARD"])
+                .expect("ok"),
+            None
+        );
         let err = r.finish().expect_err("unknown key").to_string();
         assert!(err.contains("x.properties"), "{err}");
         assert!(err.contains("'tpch.colum-naming'"), "{err}");
@@ -304,9 +341,15 @@ mod tests {
     #[test]
     fn bad_value_names_key_and_expectation() {
         let p = parse("connector.name=tpch\ntpch.splits-per-table=many\n").expect("parse");
-        let err = p.reader("tpch").optional::<usize>("tpch.splits-per-table", "a positive integer").expect_err("bad");
+        let err = p
+            .reader("tpch")
+            .optional::<usize>("tpch.splits-per-table", "a positive integer")
+            .expect_err("bad");
         let msg = err.to_string();
-        assert!(msg.contains("'tpch.splits-per-table'") && msg.contains("positive integer"), "{msg}");
+        assert!(
+            msg.contains("'tpch.splits-per-table'") && msg.contains("positive integer"),
+            "{msg}"
+        );
     }
 
     #[test]

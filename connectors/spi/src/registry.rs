@@ -36,16 +36,22 @@ impl ConnectorRegistry {
 
     /// Builds the catalog of one properties file.
     pub fn create(&self, catalog: &str, properties: &Properties) -> Result<Arc<dyn Connector>> {
-        let name = properties.get(CONNECTOR_NAME).map(str::trim).ok_or_else(|| ConnectorError::MissingProperty {
-            path: properties.path().to_path_buf(),
-            key: CONNECTOR_NAME.to_owned(),
-            expected: format!("the connector to use, one of {}", self.names().join(", ")),
-        })?;
-        let factory = self.factories.get(name).ok_or_else(|| ConnectorError::UnknownConnector {
-            path: properties.path().to_path_buf(),
-            name: name.to_owned(),
-            available: self.names().join(", "),
-        })?;
+        let name = properties
+            .get(CONNECTOR_NAME)
+            .map(str::trim)
+            .ok_or_else(|| ConnectorError::MissingProperty {
+                path: properties.path().to_path_buf(),
+                key: CONNECTOR_NAME.to_owned(),
+                expected: format!("the connector to use, one of {}", self.names().join(", ")),
+            })?;
+        let factory = self
+            .factories
+            .get(name)
+            .ok_or_else(|| ConnectorError::UnknownConnector {
+                path: properties.path().to_path_buf(),
+                name: name.to_owned(),
+                available: self.names().join(", "),
+            })?;
         factory.create(catalog, properties)
     }
 
@@ -53,10 +59,17 @@ impl ConnectorRegistry {
     /// The first bad file stops loading with an error naming it.
     pub fn load_catalogs(&self, etc: &Path) -> Result<Catalogs> {
         let dir = etc.join("catalog");
-        let entries = std::fs::read_dir(&dir).map_err(|source| ConnectorError::ReadCatalogFile { path: dir.clone(), source })?;
+        let entries =
+            std::fs::read_dir(&dir).map_err(|source| ConnectorError::ReadCatalogFile {
+                path: dir.clone(),
+                source,
+            })?;
         let mut paths = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|source| ConnectorError::ReadCatalogFile { path: dir.clone(), source })?;
+            let entry = entry.map_err(|source| ConnectorError::ReadCatalogFile {
+                path: dir.clone(),
+                source,
+            })?;
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "properties") {
                 paths.push(path);
@@ -65,8 +78,16 @@ impl ConnectorRegistry {
         paths.sort();
         let mut catalogs = Catalogs::default();
         for path in paths {
-            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
                 return Err(ConnectorError::InvalidCatalogName { path, name });
             }
             let properties = Properties::load(&path)?;
@@ -91,7 +112,9 @@ impl Catalogs {
 
     /// A catalog's connector.
     pub fn get(&self, name: &str) -> Result<&Arc<dyn Connector>> {
-        self.connectors.get(name).ok_or_else(|| ConnectorError::UnknownCatalog(name.to_owned()))
+        self.connectors
+            .get(name)
+            .ok_or_else(|| ConnectorError::UnknownCatalog(name.to_owned()))
     }
 
     /// Catalog names, sorted.

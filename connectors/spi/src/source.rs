@@ -66,7 +66,11 @@ impl ConnectorSource {
     pub fn projected_columns(&self) -> Option<Vec<(usize, String)>> {
         self.projection.as_ref().map(|p| {
             p.iter()
-                .filter_map(|e| e.expr.downcast_ref::<Column>().map(|c| (c.index(), e.alias.clone())))
+                .filter_map(|e| {
+                    e.expr
+                        .downcast_ref::<Column>()
+                        .map(|c| (c.index(), e.alias.clone()))
+                })
                 .collect()
         })
     }
@@ -95,7 +99,10 @@ impl FileSource for ConnectorSource {
             reader: Arc::clone(&self.reader),
             columns,
             output_schema: self.output_schema()?,
-            batch_size: self.batch_size.or(base_config.batch_size).unwrap_or(DEFAULT_BATCH_SIZE),
+            batch_size: self
+                .batch_size
+                .or(base_config.batch_size)
+                .unwrap_or(DEFAULT_BATCH_SIZE),
             limit: base_config.limit,
         }))
     }
@@ -132,12 +139,18 @@ impl FileSource for ConnectorSource {
     }
 
     /// Accepts projections of plain columns only; computed expressions stay above the scan.
-    fn try_pushdown_projection(&self, projection: &ProjectionExprs) -> DfResult<Option<Arc<dyn FileSource>>> {
+    fn try_pushdown_projection(
+        &self,
+        projection: &ProjectionExprs,
+    ) -> DfResult<Option<Arc<dyn FileSource>>> {
         let merged = match &self.projection {
             Some(current) => current.try_merge(projection)?,
             None => projection.clone(),
         };
-        if !merged.iter().all(|e| e.expr.downcast_ref::<Column>().is_some()) {
+        if !merged
+            .iter()
+            .all(|e| e.expr.downcast_ref::<Column>().is_some())
+        {
             return Ok(None);
         }
         let mut source = self.clone();
@@ -168,14 +181,20 @@ struct SplitOpener {
 impl FileOpener for SplitOpener {
     fn open(&self, file: PartitionedFile) -> DfResult<FileOpenFuture> {
         let split = file.object_meta.location.to_string();
-        let stream = self.reader.read(&split, &self.columns, self.batch_size, self.limit)?;
+        let stream = self
+            .reader
+            .read(&split, &self.columns, self.batch_size, self.limit)?;
         let schema = Arc::clone(&self.output_schema);
         let renamed = stream.map(move |batch| {
             let batch = batch?;
             // Readers return the projected columns; give them the plan's names and nullability.
             let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-            RecordBatch::try_new_with_options(Arc::clone(&schema), batch.columns().to_vec(), &options)
-                .map_err(|e| DataFusionError::ArrowError(Box::new(e), Some(format!("split '{split}'"))))
+            RecordBatch::try_new_with_options(
+                Arc::clone(&schema),
+                batch.columns().to_vec(),
+                &options,
+            )
+            .map_err(|e| DataFusionError::ArrowError(Box::new(e), Some(format!("split '{split}'"))))
         });
         Ok(Box::pin(futures::future::ready(Ok(renamed.boxed()))))
     }

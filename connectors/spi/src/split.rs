@@ -47,7 +47,10 @@ pub struct SplitInfo {
 impl SplitInfo {
     /// A split with a name and a size estimate.
     pub fn new(name: impl Into<String>, size: u64) -> Self {
-        Self { name: name.into(), size }
+        Self {
+            name: name.into(),
+            size,
+        }
     }
 }
 
@@ -69,7 +72,13 @@ pub trait SplitReader: Debug + Send + Sync + 'static {
     ///
     /// Transient failures of the source must be returned as `DataFusionError::IoError` (or
     /// an `External` wrapping an `std::io::Error`): those are the ones Ballista retries.
-    fn read(&self, split: &str, projection: &[usize], batch_size: usize, limit: Option<usize>) -> Result<SplitStream>;
+    fn read(
+        &self,
+        split: &str,
+        projection: &[usize],
+        batch_size: usize,
+        limit: Option<usize>,
+    ) -> Result<SplitStream>;
 }
 
 /// Builds the physical scan of a table from its splits.
@@ -86,7 +95,14 @@ pub struct ScanBuilder {
 impl ScanBuilder {
     /// Starts a scan of `reader`'s table in `catalog`.
     pub fn new(catalog: impl Into<String>, reader: Arc<dyn SplitReader>) -> Self {
-        Self { catalog: catalog.into(), reader, splits: vec![], projection: None, limit: None, statistics: None }
+        Self {
+            catalog: catalog.into(),
+            reader,
+            splits: vec![],
+            projection: None,
+            limit: None,
+            statistics: None,
+        }
     }
 
     /// The splits to read, one output partition each.
@@ -137,9 +153,10 @@ pub(crate) fn build_scan(
         // A table with no splits still has one (empty) partition, so plans keep their shape.
         groups.push(FileGroup::new(vec![]));
     }
-    let mut builder = FileScanConfigBuilder::new(ObjectStoreUrl::parse(CONNECTOR_STORE_URL)?, source)
-        .with_file_groups(groups)
-        .with_limit(limit);
+    let mut builder =
+        FileScanConfigBuilder::new(ObjectStoreUrl::parse(CONNECTOR_STORE_URL)?, source)
+            .with_file_groups(groups)
+            .with_limit(limit);
     if let Some(statistics) = statistics {
         builder = builder.with_statistics(statistics);
     }

@@ -24,7 +24,11 @@ pub struct TpchConfig {
 
 impl Default for TpchConfig {
     fn default() -> Self {
-        Self { column_naming: ColumnNaming::Simplified, splits_per_table: 8, min_rows_per_split: 1000 }
+        Self {
+            column_naming: ColumnNaming::Simplified,
+            splits_per_table: 8,
+            min_rows_per_split: 1000,
+        }
     }
 }
 
@@ -33,8 +37,14 @@ impl TpchConfig {
     pub fn from_properties(props: &Properties) -> Result<Self> {
         let mut r = props.reader("tpch");
         let mut config = Self::default();
-        if let Some(naming) = r.optional_choice("tpch.column-naming", &["SIMPLIFIED", "STANDARD"])? {
-            config.column_naming = if naming == "STANDARD" { ColumnNaming::Standard } else { ColumnNaming::Simplified };
+        if let Some(naming) =
+            r.optional_choice("tpch.column-naming", &["SIMPLIFIED", "STANDARD"])?
+        {
+            config.column_naming = if naming == "STANDARD" {
+                ColumnNaming::Standard
+            } else {
+                ColumnNaming::Simplified
+            };
         }
         // Trino's name for the same knob; accepted so Trino catalog files work unchanged.
         if let Some(n) = r.optional::<usize>("tpch.splits-per-node", "a positive integer")? {
@@ -59,11 +69,25 @@ mod tests {
 
     #[test]
     fn reads_and_validates() {
-        let p = Properties::from_pairs("tpch.properties", [("connector.name", "tpch"), ("tpch.column-naming", "standard")]);
+        let p = Properties::from_pairs(
+            "tpch.properties",
+            [
+                ("connector.name", "tpch"),
+                ("tpch.column-naming", "standard"),
+            ],
+        );
         let c = TpchConfig::from_properties(&p).expect("valid");
         assert_eq!(c.column_naming, ColumnNaming::Standard);
-        let p = Properties::from_pairs("tpch.properties", [("connector.name", "tpch"), ("tpch.column-naming", "WEIRD")]);
-        let e = TpchConfig::from_properties(&p).expect_err("invalid").to_string();
-        assert!(e.contains("tpch.column-naming") && e.contains("SIMPLIFIED, STANDARD"), "{e}");
+        let p = Properties::from_pairs(
+            "tpch.properties",
+            [("connector.name", "tpch"), ("tpch.column-naming", "WEIRD")],
+        );
+        let e = TpchConfig::from_properties(&p)
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            e.contains("tpch.column-naming") && e.contains("SIMPLIFIED, STANDARD"),
+            "{e}"
+        );
     }
 }

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use datafusion::catalog::CatalogProvider;
-use tributary_connector::{Connector, ConnectorError, ConnectorFactory, Properties, Result, SplitReader};
+use tributary_connector::{
+    Connector, ConnectorError, ConnectorFactory, Properties, Result, SplitReader,
+};
 
 use crate::config::TpchConfig;
 use crate::metadata::TpchCatalog;
@@ -20,7 +22,9 @@ impl ConnectorFactory for TpchConnectorFactory {
 
     fn create(&self, catalog: &str, properties: &Properties) -> Result<Arc<dyn Connector>> {
         let config = TpchConfig::from_properties(properties)?;
-        Ok(Arc::new(TpchConnector { catalog: Arc::new(TpchCatalog::new(catalog, config)) }))
+        Ok(Arc::new(TpchConnector {
+            catalog: Arc::new(TpchCatalog::new(catalog, config)),
+        }))
     }
 }
 

@@ -4,7 +4,9 @@
 #[derive(Debug, thiserror::Error)]
 pub enum TpchError {
     /// A schema name is neither `tiny` nor `sf<number>`.
-    #[error("unknown TPC-H schema '{0}': use 'tiny' (scale factor 0.01) or 'sf<scale factor>', e.g. 'sf1'")]
+    #[error(
+        "unknown TPC-H schema '{0}': use 'tiny' (scale factor 0.01) or 'sf<scale factor>', e.g. 'sf1'"
+    )]
     UnknownSchema(String),
     /// A table name is not one of the eight TPC-H tables.
     #[error("unknown TPC-H table '{0}'")]
@@ -19,6 +21,8 @@ pub enum TpchError {
 
 impl From<TpchError> for tributary_connector::ConnectorError {
     fn from(e: TpchError) -> Self {
-        tributary_connector::ConnectorError::DataFusion(datafusion::error::DataFusionError::Plan(e.to_string()))
+        tributary_connector::ConnectorError::DataFusion(datafusion::error::DataFusionError::Plan(
+            e.to_string(),
+        ))
     }
 }

@@ -18,7 +18,9 @@ use crate::split::{TpchReader, plan_splits};
 use crate::table::TpchTable;
 
 /// Schemas listed by `SHOW SCHEMAS` (Trino's list plus sf10); any `sf<number>` also works.
-const LISTED_SCHEMAS: [&str; 10] = ["tiny", "sf1", "sf10", "sf100", "sf300", "sf1000", "sf3000", "sf10000", "sf30000", "sf100000"];
+const LISTED_SCHEMAS: [&str; 10] = [
+    "tiny", "sf1", "sf10", "sf100", "sf300", "sf1000", "sf3000", "sf10000", "sf30000", "sf100000",
+];
 
 /// The scale factor a schema name stands for.
 pub fn scale_factor(schema: &str) -> Result<f64, TpchError> {
@@ -42,7 +44,10 @@ pub struct TpchCatalog {
 impl TpchCatalog {
     /// The catalog `name` with `config`.
     pub fn new(name: impl Into<String>, config: TpchConfig) -> Self {
-        Self { name: name.into(), config: Arc::new(config) }
+        Self {
+            name: name.into(),
+            config: Arc::new(config),
+        }
     }
 }
 
@@ -53,7 +58,11 @@ impl CatalogProvider for TpchCatalog {
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         let scale_factor = scale_factor(name).ok()?;
-        Some(Arc::new(TpchSchema { catalog: self.name.clone(), scale_factor, config: Arc::clone(&self.config) }))
+        Some(Arc::new(TpchSchema {
+            catalog: self.name.clone(),
+            scale_factor,
+            config: Arc::clone(&self.config),
+        }))
     }
 }
 
@@ -108,7 +117,12 @@ impl TpchTableProvider {
         Statistics {
             num_rows: rows,
             total_byte_size: Precision::Absent,
-            column_statistics: self.schema.fields().iter().map(|_| ColumnStatistics::new_unknown()).collect(),
+            column_statistics: self
+                .schema
+                .fields()
+                .iter()
+                .map(|_| ColumnStatistics::new_unknown())
+                .collect(),
         }
     }
 }
@@ -130,7 +144,11 @@ impl TableProvider for TpchTableProvider {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let reader = Arc::new(TpchReader::new(self.table, self.scale_factor, self.config.column_naming));
+        let reader = Arc::new(TpchReader::new(
+            self.table,
+            self.scale_factor,
+            self.config.column_naming,
+        ));
         ScanBuilder::new(self.catalog.clone(), reader)
             .with_splits(plan_splits(self.table, self.scale_factor, &self.config))
             .with_projection(projection)

@@ -26,7 +26,9 @@ pub fn plan_splits(table: TpchTable, scale_factor: f64, config: &TpchConfig) -> 
     } else {
         1
     };
-    (1..=parts).map(|part| SplitInfo::new(format!("{}/{part}-of-{parts}", table.name()), rows / parts)).collect()
+    (1..=parts)
+        .map(|part| SplitInfo::new(format!("{}/{part}-of-{parts}", table.name()), rows / parts))
+        .collect()
 }
 
 fn parse_split(split: &str) -> Result<(i32, i32), TpchError> {
@@ -53,15 +55,23 @@ pub struct TpchReader {
 impl TpchReader {
     /// A reader of `table` at `scale_factor`.
     pub fn new(table: TpchTable, scale_factor: f64, naming: ColumnNaming) -> Self {
-        Self { table, scale_factor, naming, schema: table.schema(naming) }
+        Self {
+            table,
+            scale_factor,
+            naming,
+            schema: table.schema(naming),
+        }
     }
 
     /// Decodes what [`SplitReader::encode_table`] wrote.
     pub fn decode(bytes: &[u8]) -> Result<Self, TpchError> {
-        let text = std::str::from_utf8(bytes).map_err(|_| TpchError::MalformedTable(String::from_utf8_lossy(bytes).into_owned()))?;
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| TpchError::MalformedTable(String::from_utf8_lossy(bytes).into_owned()))?;
         let bad = || TpchError::MalformedTable(text.to_owned());
         let mut parts = text.split('/');
-        let (Some(table), Some(sf), Some(naming), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(table), Some(sf), Some(naming), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(bad());
         };
         let table = TpchTable::from_name(table)?;
@@ -92,9 +102,17 @@ impl SplitReader for TpchReader {
         Ok(format!("{}/{}/{naming}", self.table.name(), self.scale_factor).into_bytes())
     }
 
-    fn read(&self, split: &str, projection: &[usize], batch_size: usize, limit: Option<usize>) -> Result<SplitStream> {
+    fn read(
+        &self,
+        split: &str,
+        projection: &[usize],
+        batch_size: usize,
+        limit: Option<usize>,
+    ) -> Result<SplitStream> {
         let (part, parts) = parse_split(split).map_err(ConnectorError::from)?;
-        let batches = self.table.generate(self.scale_factor, part, parts, batch_size);
+        let batches = self
+            .table
+            .generate(self.scale_factor, part, parts, batch_size);
         let schema = Arc::new(self.schema.project(projection)?);
         let projection = projection.to_vec();
         // Generating rows is CPU work: it runs on a blocking thread, a couple of batches
@@ -111,13 +129,23 @@ impl SplitReader for TpchReader {
                 let batch = match batch {
                     Ok(b) => b,
                     Err(e) => {
-                        let _ = tx.blocking_send(Err(DataFusionError::ArrowError(Box::new(e), Some(format!("split '{split}'")))));
+                        let _ = tx.blocking_send(Err(DataFusionError::ArrowError(
+                            Box::new(e),
+                            Some(format!("split '{split}'")),
+                        )));
                         break;
                     }
                 };
-                let batch = if batch.num_rows() > remaining { batch.slice(0, remaining) } else { batch };
+                let batch = if batch.num_rows() > remaining {
+                    batch.slice(0, remaining)
+                } else {
+                    batch
+                };
                 remaining -= batch.num_rows();
-                if tx.blocking_send(project(&batch, &projection, &schema)).is_err() {
+                if tx
+                    .blocking_send(project(&batch, &projection, &schema))
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -127,7 +155,11 @@ impl SplitReader for TpchReader {
 }
 
 /// Selects the projected columns, turning view strings into the exposed Utf8.
-fn project(batch: &RecordBatch, projection: &[usize], schema: &SchemaRef) -> datafusion::error::Result<RecordBatch> {
+fn project(
+    batch: &RecordBatch,
+    projection: &[usize],
+    schema: &SchemaRef,
+) -> datafusion::error::Result<RecordBatch> {
     let columns = projection
         .iter()
         .zip(schema.fields())
@@ -141,9 +173,12 @@ fn project(batch: &RecordBatch, projection: &[usize], schema: &SchemaRef) -> dat
         })
         .collect::<Result<Vec<ArrayRef>, _>>()?;
     let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    Ok(RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)?)
+    Ok(RecordBatch::try_new_with_options(
+        Arc::clone(schema),
+        columns,
+        &options,
+    )?)
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -164,13 +199,26 @@ mod tests {
         let reader = TpchReader::new(TpchTable::Orders, 0.01, ColumnNaming::Standard);
         let mut total = 0;
         for split in plan_splits(TpchTable::Orders, 0.01, &TpchConfig::default()) {
-            let batches: Vec<RecordBatch> = reader.read(&split.name, &[0, 3], 1000, None).expect("open").try_collect().await.expect("read");
+            let batches: Vec<RecordBatch> = reader
+                .read(&split.name, &[0, 3], 1000, None)
+                .expect("open")
+                .try_collect()
+                .await
+                .expect("read");
             total += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
             assert_eq!(batches[0].schema().field(1).name(), "o_totalprice");
         }
         assert_eq!(total, 15_000);
-        let limited: Vec<RecordBatch> = reader.read("orders/1-of-1", &[0], 1000, Some(1500)).expect("open").try_collect().await.expect("read");
-        assert_eq!(limited.iter().map(RecordBatch::num_rows).sum::<usize>(), 1500);
+        let limited: Vec<RecordBatch> = reader
+            .read("orders/1-of-1", &[0], 1000, Some(1500))
+            .expect("open")
+            .try_collect()
+            .await
+            .expect("read");
+        assert_eq!(
+            limited.iter().map(RecordBatch::num_rows).sum::<usize>(),
+            1500
+        );
     }
 
     #[test]

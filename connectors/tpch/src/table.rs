@@ -6,11 +6,12 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use tpchgen::generators::{
-    CustomerGenerator, LineItemGenerator, NationGenerator, OrderGenerator, PartGenerator, PartSuppGenerator,
-    RegionGenerator, SupplierGenerator,
+    CustomerGenerator, LineItemGenerator, NationGenerator, OrderGenerator, PartGenerator,
+    PartSuppGenerator, RegionGenerator, SupplierGenerator,
 };
 use tpchgen_arrow::{
-    CustomerArrow, LineItemArrow, NationArrow, OrderArrow, PartArrow, PartSuppArrow, RegionArrow, SupplierArrow,
+    CustomerArrow, LineItemArrow, NationArrow, OrderArrow, PartArrow, PartSuppArrow, RegionArrow,
+    SupplierArrow,
 };
 
 use crate::config::ColumnNaming;
@@ -69,7 +70,10 @@ impl TpchTable {
 
     /// Looks a table up by SQL name.
     pub fn from_name(name: &str) -> Result<Self, TpchError> {
-        Self::ALL.into_iter().find(|t| t.name() == name).ok_or_else(|| TpchError::UnknownTable(name.to_owned()))
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name() == name)
+            .ok_or_else(|| TpchError::UnknownTable(name.to_owned()))
     }
 
     /// The schema as generated (standard names, view strings).
@@ -130,28 +134,51 @@ impl TpchTable {
 
     /// Rows the planner should expect (exact where known; lineitem averages 4 per order).
     pub fn estimated_rows(self, scale_factor: f64) -> u64 {
-        self.row_count(scale_factor).unwrap_or_else(|| Self::Orders.row_count(scale_factor).unwrap_or(0) * 4)
+        self.row_count(scale_factor)
+            .unwrap_or_else(|| Self::Orders.row_count(scale_factor).unwrap_or(0) * 4)
     }
 
     /// Generates part `part` (1-based) of `parts`.
-    pub(crate) fn generate(self, scale_factor: f64, part: i32, parts: i32, batch_size: usize) -> Batches {
+    pub(crate) fn generate(
+        self,
+        scale_factor: f64,
+        part: i32,
+        parts: i32,
+        batch_size: usize,
+    ) -> Batches {
         match self {
-            Self::Nation => Box::new(NationArrow::new(NationGenerator::new(scale_factor, part, parts)).with_batch_size(batch_size)),
-            Self::Region => Box::new(RegionArrow::new(RegionGenerator::new(scale_factor, part, parts)).with_batch_size(batch_size)),
-            Self::Part => Box::new(PartArrow::new(PartGenerator::new(scale_factor, part, parts)).with_batch_size(batch_size)),
-            Self::Supplier => {
-                Box::new(SupplierArrow::new(SupplierGenerator::new(scale_factor, part, parts)).with_batch_size(batch_size))
-            }
-            Self::PartSupp => {
-                Box::new(PartSuppArrow::new(PartSuppGenerator::new(scale_factor, part, parts)).with_batch_size(batch_size))
-            }
-            Self::Customer => {
-                Box::new(CustomerArrow::new(CustomerGenerator::new(scale_factor, part, parts)).with_batch_size(batch_size))
-            }
-            Self::Orders => Box::new(OrderArrow::new(OrderGenerator::new(scale_factor, part, parts)).with_batch_size(batch_size)),
-            Self::LineItem => {
-                Box::new(LineItemArrow::new(LineItemGenerator::new(scale_factor, part, parts)).with_batch_size(batch_size))
-            }
+            Self::Nation => Box::new(
+                NationArrow::new(NationGenerator::new(scale_factor, part, parts))
+                    .with_batch_size(batch_size),
+            ),
+            Self::Region => Box::new(
+                RegionArrow::new(RegionGenerator::new(scale_factor, part, parts))
+                    .with_batch_size(batch_size),
+            ),
+            Self::Part => Box::new(
+                PartArrow::new(PartGenerator::new(scale_factor, part, parts))
+                    .with_batch_size(batch_size),
+            ),
+            Self::Supplier => Box::new(
+                SupplierArrow::new(SupplierGenerator::new(scale_factor, part, parts))
+                    .with_batch_size(batch_size),
+            ),
+            Self::PartSupp => Box::new(
+                PartSuppArrow::new(PartSuppGenerator::new(scale_factor, part, parts))
+                    .with_batch_size(batch_size),
+            ),
+            Self::Customer => Box::new(
+                CustomerArrow::new(CustomerGenerator::new(scale_factor, part, parts))
+                    .with_batch_size(batch_size),
+            ),
+            Self::Orders => Box::new(
+                OrderArrow::new(OrderGenerator::new(scale_factor, part, parts))
+                    .with_batch_size(batch_size),
+            ),
+            Self::LineItem => Box::new(
+                LineItemArrow::new(LineItemGenerator::new(scale_factor, part, parts))
+                    .with_batch_size(batch_size),
+            ),
         }
     }
 }

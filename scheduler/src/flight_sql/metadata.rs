@@ -1,37 +1,191 @@
+//! Flight SQL metadata commands (catalogs, schemas, tables, table types, keys) answered from
+//! the session's DataFusion catalogs, in exactly the schemas the spec gives.
+
 use std::sync::Arc;
+
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use arrow_flight::sql::{CommandGetCatalogs, CommandGetDbSchemas, CommandGetTables, CommandGetTableTypes};
+use arrow_flight::sql::{
+    CommandGetCatalogs, CommandGetDbSchemas, CommandGetTableTypes, CommandGetTables,
+};
 use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
+
 pub(crate) fn catalogs(ctx: &SessionContext) -> Result<RecordBatch> {
     let mut b = CommandGetCatalogs {}.into_builder();
-    let mut names = ctx.catalog_names(); names.sort();
-    for n in names { b.append(n); }
-    Ok(b.build().map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?)
+    let mut names = ctx.catalog_names();
+    names.sort();
+    for n in names {
+        b.append(n);
+    }
+    b.build().map_err(external)
 }
+
 pub(crate) fn db_schemas(ctx: &SessionContext, cmd: &CommandGetDbSchemas) -> Result<RecordBatch> {
     let mut b = cmd.clone().into_builder();
-    for c in ctx.catalog_names() { if let Some(p) = ctx.catalog(&c) { for s in p.schema_names() { b.append(&c, s); } } }
-    Ok(b.build().map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?)
+    let mut catalogs = ctx.catalog_names();
+    catalogs.sort();
+    for c in catalogs {
+        if let Some(provider) = ctx.catalog(&c) {
+            let mut schemas = provider.schema_names();
+            schemas.sort();
+            for s in schemas {
+                b.append(&c, s);
+            }
+        }
+    }
+    b.build().map_err(external)
 }
+
 pub(crate) async fn tables(ctx: &SessionContext, cmd: &CommandGetTables) -> Result<RecordBatch> {
     let mut b = cmd.clone().into_builder();
-    for c in ctx.catalog_names() { if let Some(p) = ctx.catalog(&c) { for s in p.schema_names() { if let Some(sp) = p.schema(&s) { for t in sp.table_names() {
-        if let Some(tp) = sp.table(&t).await? { b.append(&c, &s, &t, "TABLE", &tp.schema()).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?; } } } } } }
-    Ok(b.build().map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?)
+    let mut catalogs = ctx.catalog_names();
+    catalogs.sort();
+    for c in catalogs {
+        // An empty catalog filter means "objects without a catalog": there are none.
+        if cmd.catalog.as_deref().is_some_and(|f| f != c) {
+            continue;
+        }
+        let Some(provider) = ctx.catalog(&c) else {
+            continue;
+        };
+        let mut schemas = provider.schema_names();
+        schemas.sort();
+        for s in schemas {
+            if cmd
+                .db_schema_filter_pattern
+                .as_deref()
+                .is_some_and(|p| !crate::local::like_match(&s, p))
+            {
+                continue;
+            }
+            let Some(schema) = provider.schema(&s) else {
+                continue;
+            };
+            let mut names = schema.table_names();
+            names.sort();
+            for t in names {
+                if cmd
+                    .table_name_filter_pattern
+                    .as_deref()
+                    .is_some_and(|p| !crate::local::like_match(&t, p))
+                {
+                    continue;
+                }
+                let Some(table) = schema.table(&t).await? else {
+                    continue;
+                };
+                let kind = if s == "information_schema" {
+                    "SYSTEM TABLE"
+                } else if table.table_type() == datafusion::logical_expr::TableType::View {
+                    "VIEW"
+                } else {
+                    "TABLE"
+                };
+                b.append(&c, &s, &t, kind, &with_column_metadata(&table.schema()))
+                    .map_err(external)?;
+            }
+        }
+    }
+    b.build().map_err(external)
 }
+
+/// JDBC's `getColumns` reads these field metadata keys from `table_schema`.
+fn with_column_metadata(schema: &Schema) -> Schema {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let (precision, scale) = match f.data_type() {
+                DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => {
+                    (i32::from(*p), i32::from(*s))
+                }
+                _ => (0, 0),
+            };
+            let mut metadata = f.metadata().clone();
+            metadata.insert(
+                "ARROW:FLIGHT:SQL:TYPE_NAME".into(),
+                trino_type_name(f.data_type()),
+            );
+            metadata.insert("ARROW:FLIGHT:SQL:PRECISION".into(), precision.to_string());
+            metadata.insert("ARROW:FLIGHT:SQL:SCALE".into(), scale.to_string());
+            metadata.insert("ARROW:FLIGHT:SQL:IS_AUTO_INCREMENT".into(), "0".into());
+            metadata.insert("ARROW:FLIGHT:SQL:IS_CASE_SENSITIVE".into(), "1".into());
+            metadata.insert("ARROW:FLIGHT:SQL:IS_READ_ONLY".into(), "1".into());
+            metadata.insert("ARROW:FLIGHT:SQL:IS_SEARCHABLE".into(), "1".into());
+            metadata.insert("ARROW:FLIGHT:SQL:REMARKS".into(), String::new());
+            f.as_ref().clone().with_metadata(metadata)
+        })
+        .collect();
+    Schema::new(fields)
+}
+
+fn external(e: arrow_flight::error::FlightError) -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::External(Box::new(e))
+}
+
 pub(crate) fn table_types() -> Result<RecordBatch> {
     let mut b = CommandGetTableTypes {}.into_builder();
-    b.append("TABLE"); b.append("VIEW");
-    Ok(b.build().map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?)
+    for kind in ["SYSTEM TABLE", "TABLE", "VIEW"] {
+        b.append(kind);
+    }
+    b.build().map_err(external)
 }
-fn keys() -> SchemaRef { Arc::new(Schema::new(vec![Field::new("catalog_name", DataType::Utf8, true)])) }
-pub(crate) fn primary_keys_schema() -> SchemaRef { keys() }
-pub(crate) fn exported_keys_schema() -> SchemaRef { keys() }
-pub(crate) fn imported_keys_schema() -> SchemaRef { keys() }
-pub(crate) fn cross_reference_schema() -> SchemaRef { keys() }
-pub(crate) fn empty_batch(schema: SchemaRef) -> RecordBatch { RecordBatch::new_empty(schema) }
+
+fn utf8(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+
+/// `CommandGetPrimaryKeys` result schema (Flight SQL spec).
+pub(crate) fn primary_keys_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("catalog_name", true),
+        utf8("db_schema_name", true),
+        utf8("table_name", false),
+        utf8("column_name", false),
+        utf8("key_name", true),
+        Field::new("key_sequence", DataType::Int32, false),
+    ]))
+}
+
+fn foreign_keys_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("pk_catalog_name", true),
+        utf8("pk_db_schema_name", true),
+        utf8("pk_table_name", false),
+        utf8("pk_column_name", false),
+        utf8("fk_catalog_name", true),
+        utf8("fk_db_schema_name", true),
+        utf8("fk_table_name", false),
+        utf8("fk_column_name", false),
+        Field::new("key_sequence", DataType::Int32, false),
+        utf8("fk_key_name", true),
+        utf8("pk_key_name", true),
+        Field::new("update_rule", DataType::UInt8, false),
+        Field::new("delete_rule", DataType::UInt8, false),
+    ]))
+}
+
+/// `CommandGetExportedKeys` result schema.
+pub(crate) fn exported_keys_schema() -> SchemaRef {
+    foreign_keys_schema()
+}
+
+/// `CommandGetImportedKeys` result schema.
+pub(crate) fn imported_keys_schema() -> SchemaRef {
+    foreign_keys_schema()
+}
+
+/// `CommandGetCrossReference` result schema.
+pub(crate) fn cross_reference_schema() -> SchemaRef {
+    foreign_keys_schema()
+}
+
+/// No rows, in `schema` (keys are unknown to Tributary: empty, not an error).
+pub(crate) fn empty_batch(schema: SchemaRef) -> RecordBatch {
+    RecordBatch::new_empty(schema)
+}
+
 /// The Trino name of an Arrow type (what `DESCRIBE` shows and JDBC's TYPE_NAME carries).
 pub(crate) fn trino_type_name(dt: &DataType) -> String {
     use arrow::datatypes::TimeUnit;
@@ -51,29 +205,49 @@ pub(crate) fn trino_type_name(dt: &DataType) -> String {
         DataType::UInt64 => "decimal(20,0)".into(),
         DataType::Float16 | DataType::Float32 => "real".into(),
         DataType::Float64 => "double".into(),
-        DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => {
+        DataType::Decimal32(p, s)
+        | DataType::Decimal64(p, s)
+        | DataType::Decimal128(p, s)
+        | DataType::Decimal256(p, s) => {
             format!("decimal({p},{s})")
         }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "varchar".into(),
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => "varbinary".into(),
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => "varbinary".into(),
         DataType::Date32 | DataType::Date64 => "date".into(),
         DataType::Time32(u) | DataType::Time64(u) => format!("time({})", precision(u)),
         DataType::Timestamp(u, None) => format!("timestamp({})", precision(u)),
         DataType::Timestamp(u, Some(_)) => format!("timestamp({}) with time zone", precision(u)),
-        DataType::Interval(arrow::datatypes::IntervalUnit::YearMonth) => "interval year to month".into(),
+        DataType::Interval(arrow::datatypes::IntervalUnit::YearMonth) => {
+            "interval year to month".into()
+        }
         DataType::Interval(_) | DataType::Duration(_) => "interval day to second".into(),
-        DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) | DataType::LargeListView(f) | DataType::FixedSizeList(f, _) => {
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f)
+        | DataType::FixedSizeList(f, _) => {
             format!("array({})", trino_type_name(f.data_type()))
         }
         DataType::Map(f, _) => match f.data_type() {
             DataType::Struct(kv) if kv.len() == 2 => {
-                format!("map({}, {})", trino_type_name(kv[0].data_type()), trino_type_name(kv[1].data_type()))
+                format!(
+                    "map({}, {})",
+                    trino_type_name(kv[0].data_type()),
+                    trino_type_name(kv[1].data_type())
+                )
             }
             other => format!("map({})", trino_type_name(other)),
         },
         DataType::Struct(fields) => format!(
             "row({})",
-            fields.iter().map(|f| format!("{} {}", f.name(), trino_type_name(f.data_type()))).collect::<Vec<_>>().join(", ")
+            fields
+                .iter()
+                .map(|f| format!("{} {}", f.name(), trino_type_name(f.data_type())))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         DataType::Dictionary(_, v) => trino_type_name(v),
         DataType::RunEndEncoded(_, v) => trino_type_name(v.data_type()),

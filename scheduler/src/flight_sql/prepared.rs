@@ -31,11 +31,21 @@ impl Prepared {
     pub(super) fn new(statement: Statement, plan: Option<&LogicalPlan>) -> Result<Self> {
         let empty = Arc::new(Schema::empty());
         let (dataset_schema, parameter_schema) = match plan {
-            Some(LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)) => (Arc::clone(&empty), Arc::clone(&empty)),
-            Some(plan) => (client_schema(plan.schema().as_arrow()), parameter_schema(plan)?),
+            Some(LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)) => {
+                (Arc::clone(&empty), Arc::clone(&empty))
+            }
+            Some(plan) => (
+                client_schema(plan.schema().as_arrow()),
+                parameter_schema(plan)?,
+            ),
             None => (static_schema(&statement), Arc::clone(&empty)),
         };
-        Ok(Self { statement, dataset_schema, parameter_schema, parameters: None })
+        Ok(Self {
+            statement,
+            dataset_schema,
+            parameter_schema,
+            parameters: None,
+        })
     }
 
     /// The bound parameters as DataFusion values (first row of the bound batch).
@@ -51,7 +61,9 @@ impl Prepared {
             .iter()
             .map(|c| ScalarValue::try_from_array(c, 0))
             .collect::<datafusion::error::Result<Vec<_>>>()?;
-        Ok(Some(ParamValues::List(values.into_iter().map(Into::into).collect())))
+        Ok(Some(ParamValues::List(
+            values.into_iter().map(Into::into).collect(),
+        )))
     }
 }
 
@@ -59,13 +71,27 @@ fn parameter_schema(plan: &LogicalPlan) -> Result<SchemaRef> {
     let types = plan.get_parameter_types()?;
     let mut ids: Vec<(usize, String, Option<DataType>)> = types
         .into_iter()
-        .map(|(id, t)| (id.trim_start_matches('$').parse::<usize>().unwrap_or(usize::MAX), id, t))
+        .map(|(id, t)| {
+            (
+                id.trim_start_matches('$')
+                    .parse::<usize>()
+                    .unwrap_or(usize::MAX),
+                id,
+                t,
+            )
+        })
         .collect();
     ids.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
     let fields: Vec<Field> = ids
         .into_iter()
         // JDBC cannot bind to Null: an untyped parameter is declared as a string.
-        .map(|(_, id, t)| Field::new(id, t.filter(|t| *t != DataType::Null).unwrap_or(DataType::Utf8), true))
+        .map(|(_, id, t)| {
+            Field::new(
+                id,
+                t.filter(|t| *t != DataType::Null).unwrap_or(DataType::Utf8),
+                true,
+            )
+        })
         .collect();
     Ok(Arc::new(Schema::new(fields)))
 }
@@ -78,9 +104,17 @@ fn static_schema(statement: &Statement) -> SchemaRef {
         Statement::ShowColumns { .. } => &["Column", "Type", "Extra", "Comment"],
         Statement::ShowSession => &["Name", "Value", "Default", "Type", "Description"],
         Statement::ExplainDistributed { .. } => &["plan_type", "plan"],
-        Statement::SetSession { .. } | Statement::ResetSession { .. } | Statement::Use { .. } | Statement::Sql(_) => &[],
+        Statement::SetSession { .. }
+        | Statement::ResetSession { .. }
+        | Statement::Use { .. }
+        | Statement::Sql(_) => &[],
     };
-    Arc::new(Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>()))
+    Arc::new(Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, false))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// Prepared statements by handle.
@@ -93,7 +127,10 @@ impl PreparedStore {
     /// Keeps a statement; returns its handle.
     pub(super) fn insert(&self, prepared: Prepared) -> Vec<u8> {
         let handle = uuid::Uuid::new_v4().as_bytes().to_vec();
-        self.statements.lock().unwrap_or_else(|e| e.into_inner()).insert(handle.clone(), prepared);
+        self.statements
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(handle.clone(), prepared);
         handle
     }
 
@@ -110,13 +147,18 @@ impl PreparedStore {
     /// Binds parameters.
     pub(super) fn bind(&self, handle: &[u8], parameters: RecordBatch) -> Result<()> {
         let mut statements = self.statements.lock().unwrap_or_else(|e| e.into_inner());
-        let prepared = statements.get_mut(handle).ok_or_else(|| SchedulerError::UnknownHandle("prepared statement".into()))?;
+        let prepared = statements
+            .get_mut(handle)
+            .ok_or_else(|| SchedulerError::UnknownHandle("prepared statement".into()))?;
         prepared.parameters = Some(parameters);
         Ok(())
     }
 
     /// Forgets a statement.
     pub(super) fn remove(&self, handle: &[u8]) {
-        self.statements.lock().unwrap_or_else(|e| e.into_inner()).remove(handle);
+        self.statements
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(handle);
     }
 }

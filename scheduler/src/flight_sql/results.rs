@@ -42,7 +42,11 @@ pub(super) struct ResultStore {
 impl ResultStore {
     /// Results are forgotten `ttl` after they were made.
     pub(super) fn new(ttl: Duration) -> Self {
-        Self { ttl, local: Mutex::default(), job_schemas: Mutex::default() }
+        Self {
+            ttl,
+            local: Mutex::default(),
+            job_schemas: Mutex::default(),
+        }
     }
 
     /// Keeps a scheduler-computed result; returns its ticket.
@@ -55,16 +59,25 @@ impl ResultStore {
     }
 
     /// Remembers the schema of a job's result; returns the tickets of its partitions.
-    pub(super) fn put_job(&self, job_id: &str, schema: SchemaRef, partitions: Vec<JobPartition>) -> Vec<Ticket> {
+    pub(super) fn put_job(
+        &self,
+        job_id: &str,
+        schema: SchemaRef,
+        partitions: Vec<JobPartition>,
+    ) -> Vec<Ticket> {
         let mut schemas = self.job_schemas.lock().unwrap_or_else(|e| e.into_inner());
         schemas.retain(|_, (_, at)| at.elapsed() < self.ttl);
         schemas.insert(job_id.to_owned(), (schema, Instant::now()));
-        partitions.into_iter().map(|p| ticket(Target::Partition(p))).collect()
+        partitions
+            .into_iter()
+            .map(|p| ticket(Target::Partition(p)))
+            .collect()
     }
 
     /// Streams the result a ticket names.
     pub(super) async fn stream(&self, handle: &[u8]) -> Result<FlightDataStream, SchedulerError> {
-        let ticket = ResultTicket::decode(handle).map_err(|_| SchedulerError::UnknownHandle("result ticket".into()))?;
+        let ticket = ResultTicket::decode(handle)
+            .map_err(|_| SchedulerError::UnknownHandle("result ticket".into()))?;
         match ticket.target {
             Some(Target::Local(id)) => {
                 let (schema, batches, _) = self
@@ -73,7 +86,10 @@ impl ResultStore {
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&id)
                     .ok_or_else(|| SchedulerError::UnknownHandle(format!("result {id}")))?;
-                Ok(encode(schema.clone(), futures::stream::iter(batches.into_iter().map(Ok)).boxed()))
+                Ok(encode(
+                    schema.clone(),
+                    futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
+                ))
             }
             Some(Target::Partition(partition)) => {
                 let schema = self
@@ -82,7 +98,12 @@ impl ResultStore {
                     .unwrap_or_else(|e| e.into_inner())
                     .get(&partition.job_id)
                     .map(|(s, _)| Arc::clone(s))
-                    .ok_or_else(|| SchedulerError::UnknownHandle(format!("result of query {}", partition.job_id)))?;
+                    .ok_or_else(|| {
+                        SchedulerError::UnknownHandle(format!(
+                            "result of query {}",
+                            partition.job_id
+                        ))
+                    })?;
                 let batches = fetch_partition(&partition).await?;
                 let target = Arc::clone(&schema);
                 let conformed = batches.map(move |b| b.and_then(|b| conform(&b, &target)));
@@ -94,25 +115,56 @@ impl ResultStore {
 }
 
 fn ticket(target: Target) -> Ticket {
-    let handle = ResultTicket { target: Some(target) }.encode_to_vec();
-    Ticket::new(TicketStatementQuery { statement_handle: handle.into() }.as_any().encode_to_vec())
+    let handle = ResultTicket {
+        target: Some(target),
+    }
+    .encode_to_vec();
+    Ticket::new(
+        TicketStatementQuery {
+            statement_handle: handle.into(),
+        }
+        .as_any()
+        .encode_to_vec(),
+    )
 }
 
 type BatchStream = futures::stream::BoxStream<'static, Result<RecordBatch, FlightError>>;
 
 /// Opens a final partition on the executor that wrote it.
 async fn fetch_partition(p: &JobPartition) -> Result<BatchStream, SchedulerError> {
-    let port = u16::try_from(p.port).map_err(|_| SchedulerError::Engine(format!("bad executor port {}", p.port)))?;
-    let mut client = BallistaClient::try_new(&p.host, port, MAX_MESSAGE_SIZE, false, None, 3, 250, 0, 0)
-        .await
-        .map_err(|e| SchedulerError::Unavailable(format!("cannot reach executor {} at {}:{port}: {e}", p.executor_id, p.host)))?;
-    let id = PartitionId { job_id: p.job_id.clone().into(), stage_id: p.stage_id as usize, partition_id: p.partition_id as usize };
-    let layout = if p.is_sort_shuffle { ShuffleLayout::Sort } else { ShuffleLayout::Passthrough };
+    let port = u16::try_from(p.port)
+        .map_err(|_| SchedulerError::Engine(format!("bad executor port {}", p.port)))?;
+    let mut client =
+        BallistaClient::try_new(&p.host, port, MAX_MESSAGE_SIZE, false, None, 3, 250, 0, 0)
+            .await
+            .map_err(|e| {
+                SchedulerError::Unavailable(format!(
+                    "cannot reach executor {} at {}:{port}: {e}",
+                    p.executor_id, p.host
+                ))
+            })?;
+    let id = PartitionId {
+        job_id: p.job_id.clone().into(),
+        stage_id: p.stage_id as usize,
+        partition_id: p.partition_id as usize,
+    };
+    let layout = if p.is_sort_shuffle {
+        ShuffleLayout::Sort
+    } else {
+        ShuffleLayout::Passthrough
+    };
     let stream = client
         .fetch_partition(&p.executor_id, &id, p.file_id, layout, false)
         .await
-        .map_err(|e| SchedulerError::Unavailable(format!("cannot fetch result partition {} of query {}: {e}", p.partition_id, p.job_id)))?;
-    Ok(stream.map_err(|e| FlightError::ExternalError(Box::new(e))).boxed())
+        .map_err(|e| {
+            SchedulerError::Unavailable(format!(
+                "cannot fetch result partition {} of query {}: {e}",
+                p.partition_id, p.job_id
+            ))
+        })?;
+    Ok(stream
+        .map_err(|e| FlightError::ExternalError(Box::new(e)))
+        .boxed())
 }
 
 /// Gives a batch the announced schema (names, nullability, non-view types).
@@ -124,10 +176,20 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Fligh
         .columns()
         .iter()
         .zip(schema.fields())
-        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(Arc::clone(c)) } else { cast(c, f.data_type()) })
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(Arc::clone(c))
+            } else {
+                cast(c, f.data_type())
+            }
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    Ok(RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)?)
+    Ok(RecordBatch::try_new_with_options(
+        Arc::clone(schema),
+        columns,
+        &options,
+    )?)
 }
 
 fn encode(schema: SchemaRef, batches: BatchStream) -> FlightDataStream {
