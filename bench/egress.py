@@ -1,0 +1,132 @@
+"""Result egress: >= 10 M rows fetched through Flight SQL, in GB/s, beside pyarrow's own Flight
+server streaming the same table from memory on loopback (the transport's limit).
+Writes bench/results/egress.json."""
+import multiprocessing
+import threading
+import time
+
+import pyarrow as pa
+import pyarrow.flight as flight
+import pyarrow.parquet as pq
+
+from cluster import Standalone, free_port, generate, write
+
+COLUMNS = ["l_orderkey", "l_partkey", "l_suppkey", "l_linenumber", "l_quantity", "l_extendedprice", "l_discount", "l_tax", "l_shipdate"]
+RUNS = 3
+
+
+def any_statement(sql: str) -> bytes:
+    def varint(n):
+        out = bytearray()
+        while True:
+            b, n = n & 0x7F, n >> 7
+            out.append(b | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    field = lambda number, payload: varint(number << 3 | 2) + varint(len(payload)) + payload
+    return field(1, b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery") + field(2, field(1, sql.encode()))
+
+
+def fetch_parallel(client, info, options=None) -> int:
+    sizes = [0] * len(info.endpoints)
+
+    def read(i, endpoint):
+        sizes[i] = client.do_get(endpoint.ticket, options).read_all().nbytes
+
+    threads = [threading.Thread(target=read, args=(i, e)) for i, e in enumerate(info.endpoints)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(sizes)
+
+
+def best_rate(fetch) -> dict:
+    best = None
+    for _ in range(RUNS):
+        started = time.perf_counter()
+        nbytes, rows = fetch()
+        seconds = time.perf_counter() - started
+        rate = nbytes / seconds / 1e9
+        best = max(best or 0, rate)
+    return {"gb_per_s": round(best, 3), "bytes": nbytes, "rows": rows}
+
+
+class MemoryServer(flight.FlightServerBase):
+    def __init__(self, location, table):
+        super().__init__(location)
+        self.table = table
+
+    def do_get(self, context, ticket):
+        return flight.RecordBatchStream(self.table)
+
+
+def serve(path, port):
+    table = pq.read_table(path, columns=COLUMNS)
+    MemoryServer(f"grpc://127.0.0.1:{port}", table).serve()
+
+
+def main():
+    data = generate(2, ["lineitem"])
+    path = data / "lineitem" if (data / "lineitem").is_dir() else data / "lineitem.parquet"
+    rows_expected = pq.ParquetFile(path).metadata.num_rows if path.is_file() else None
+    sql = f"SELECT {', '.join(COLUMNS)} FROM memory.default.lineitem_sf2"
+
+    cluster = Standalone(executors=2)
+    try:
+        conn = cluster.connect()
+        cur = conn.cursor()
+        location = f"{path}/" if path.is_dir() else str(path)
+        cur.execute(f"CREATE EXTERNAL TABLE memory.default.lineitem_sf2 STORED AS PARQUET LOCATION '{location}'")
+
+        def adbc():
+            cur.execute(sql)
+            table = cur.fetch_arrow_table()
+            return table.nbytes, table.num_rows
+
+        client = flight.FlightClient(cluster.uri)
+        options = flight.FlightCallOptions(headers=[client.authenticate_basic_token("bench", "bench")])
+
+        def raw():
+            info = client.get_flight_info(flight.FlightDescriptor.for_command(any_statement(sql)), options)
+            return fetch_parallel(client, info, options), info.total_records
+
+        tributary_adbc = best_rate(adbc)
+        tributary_flight = best_rate(raw)
+    finally:
+        cluster.stop()
+
+    port = free_port()
+    server = multiprocessing.Process(target=serve, args=(str(path), port), daemon=True)
+    server.start()
+    peer = flight.FlightClient(f"grpc://127.0.0.1:{port}")
+    for _ in range(100):
+        try:
+            peer.wait_for_available(1)
+            break
+        except Exception:
+            time.sleep(0.2)
+    time.sleep(2)
+
+    def from_memory():
+        table = peer.do_get(flight.Ticket(b"lineitem")).read_all()
+        return table.nbytes, table.num_rows
+
+    pyarrow_flight = best_rate(from_memory)
+    server.terminate()
+    assert tributary_adbc["rows"] >= 10_000_000
+    write("egress", {
+        "benchmark": f"fetch {tributary_adbc['rows']} rows x {len(COLUMNS)} columns of TPC-H SF2 lineitem, best of {RUNS}",
+        "tributary_adbc": tributary_adbc,
+        "tributary_pyarrow_flight_parallel_endpoints": tributary_flight,
+        "pyarrow_flight_server_from_memory": pyarrow_flight,
+        "ratio_tributary_adbc_to_pyarrow_server": round(tributary_adbc["gb_per_s"] / pyarrow_flight["gb_per_s"], 3),
+        "target": "tributary >= 1.5 GB/s",
+        "target_met": max(tributary_adbc["gb_per_s"], tributary_flight["gb_per_s"]) >= 1.5,
+        "rows_in_file": rows_expected,
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Benchmarks (not tests): builds the release binary into a kept target dir, installs the peers
+# (DuckDB, DataFusion's Python package, tpchgen-cli) in a venv, generates the data once into
+# bench/data, runs each benchmark and writes bench/results/<name>.json.
+#   bench/run.sh [tpch|latency|egress ...]   (default: all)
+set -euo pipefail
+cd "$(dirname "$0")"
+export TRIBUTARY_RELEASE_TARGET="${TRIBUTARY_RELEASE_TARGET:-$HOME/.cache/tributary/target-release}"
+venv="${TRIBUTARY_BENCH_VENV:-$HOME/.cache/tributary/bench-venv}"
+(cd .. && CARGO_TARGET_DIR="$TRIBUTARY_RELEASE_TARGET" cargo build --release --bin tributary)
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q -r requirements.txt
+export PATH="$venv/bin:$PATH"
+benchmarks=("$@")
+[ ${#benchmarks[@]} -gt 0 ] || benchmarks=(latency tpch egress)
+for b in "${benchmarks[@]}"; do
+  case "$b" in
+    tpch) "$venv/bin/python" tpch_sf1.py ;;
+    latency) "$venv/bin/python" latency.py ;;
+    egress) "$venv/bin/python" egress.py ;;
+    *) echo "unknown benchmark '$b' (tpch, latency, egress)"; exit 2 ;;
+  esac
+done
