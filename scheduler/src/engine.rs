@@ -45,10 +45,14 @@ pub struct JobResult {
     pub total_records: i64,
 }
 
+/// Contexts by session id, with the session state they were built from.
+type ContextCache = Arc<std::sync::Mutex<std::collections::HashMap<String, (String, Arc<SessionContext>)>>>;
+
 /// Runs statements on the embedded cluster.
 #[derive(Clone)]
 pub struct Engine {
     scheduler: BallistaScheduler,
+    contexts: ContextCache,
 }
 
 impl std::fmt::Debug for Engine {
@@ -62,7 +66,7 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// An engine over an embedded scheduler.
     pub fn new(scheduler: BallistaScheduler) -> Self {
-        Self { scheduler }
+        Self { scheduler, contexts: ContextCache::default() }
     }
 
     /// The embedded Ballista scheduler.
@@ -71,14 +75,25 @@ impl Engine {
     }
 
     /// A DataFusion context for one query of `session` (its catalogs, properties and `USE`).
+    ///
+    /// Building a DataFusion session state (functions, rules, catalogs) costs more than planning
+    /// a small query, so a session's context is reused until its properties or `USE` change.
     pub async fn context(&self, session: &Session) -> Result<Arc<SessionContext>> {
+        let fingerprint = format!("{:?}/{:?}/{:?}", session.catalog, session.schema, session.properties);
+        if let Some((built_from, ctx)) = self.contexts.lock().unwrap_or_else(|e| e.into_inner()).get(&session.id)
+            && *built_from == fingerprint
+        {
+            return Ok(Arc::clone(ctx));
+        }
         let config = session.configure(base_config())?;
-        Ok(self
-            .scheduler
-            .state
-            .session_manager
-            .create_or_update_session(&session.id, &config)
-            .await?)
+        let ctx = self.scheduler.state.session_manager.create_or_update_session(&session.id, &config).await?;
+        let mut contexts = self.contexts.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: sessions come and go; rebuilding a context is only a cost, never wrong.
+        if contexts.len() > 1024 {
+            contexts.clear();
+        }
+        contexts.insert(session.id.clone(), (fingerprint, Arc::clone(&ctx)));
+        Ok(ctx)
     }
 
     /// Plans DataFusion SQL (for prepared statements: schema and parameter types).

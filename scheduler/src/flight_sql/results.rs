@@ -32,11 +32,21 @@ const FLIGHT_DATA_SIZE: usize = 2 * 1024 * 1024;
 pub(super) type FlightDataStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send>>;
 
 /// Results waiting to be fetched.
-#[derive(Debug)]
 pub(super) struct ResultStore {
     ttl: Duration,
     local: Mutex<HashMap<String, (SchemaRef, Vec<RecordBatch>, Instant)>>,
     job_schemas: Mutex<HashMap<String, (SchemaRef, Instant)>>,
+    /// One connection per executor, reused across fetches (a new HTTP/2 connection per
+    /// DoGet costs more than a small query).
+    executors: Mutex<HashMap<(String, u16), BallistaClient>>,
+}
+
+impl std::fmt::Debug for ResultStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResultStore")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ResultStore {
@@ -46,6 +56,7 @@ impl ResultStore {
             ttl,
             local: Mutex::default(),
             job_schemas: Mutex::default(),
+            executors: Mutex::default(),
         }
     }
 
@@ -104,7 +115,7 @@ impl ResultStore {
                             partition.job_id
                         ))
                     })?;
-                let batches = fetch_partition(&partition).await?;
+                let batches = self.fetch_partition(&partition).await?;
                 let target = Arc::clone(&schema);
                 let conformed = batches.map(move |b| b.and_then(|b| conform(&b, &target)));
                 Ok(encode(schema, conformed.boxed()))
@@ -130,41 +141,73 @@ fn ticket(target: Target) -> Ticket {
 
 type BatchStream = futures::stream::BoxStream<'static, Result<RecordBatch, FlightError>>;
 
-/// Opens a final partition on the executor that wrote it.
-async fn fetch_partition(p: &JobPartition) -> Result<BatchStream, SchedulerError> {
-    let port = u16::try_from(p.port)
-        .map_err(|_| SchedulerError::Engine(format!("bad executor port {}", p.port)))?;
-    let mut client =
-        BallistaClient::try_new(&p.host, port, MAX_MESSAGE_SIZE, false, None, 3, 250, 0, 0)
+impl ResultStore {
+    /// Opens a final partition on the executor that wrote it.
+    async fn fetch_partition(&self, p: &JobPartition) -> Result<BatchStream, SchedulerError> {
+        let port = u16::try_from(p.port)
+            .map_err(|_| SchedulerError::Engine(format!("bad executor port {}", p.port)))?;
+        let key = (p.host.clone(), port);
+        let cached = self
+            .executors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        let id = PartitionId {
+            job_id: p.job_id.clone().into(),
+            stage_id: p.stage_id as usize,
+            partition_id: p.partition_id as usize,
+        };
+        let layout = if p.is_sort_shuffle {
+            ShuffleLayout::Sort
+        } else {
+            ShuffleLayout::Passthrough
+        };
+        if let Some(mut client) = cached {
+            match client
+                .fetch_partition(&p.executor_id, &id, p.file_id, layout, false)
+                .await
+            {
+                Ok(stream) => {
+                    return Ok(stream
+                        .map_err(|e| FlightError::ExternalError(Box::new(e)))
+                        .boxed());
+                }
+                // The connection may have gone stale: forget it and connect again below.
+                Err(_) => {
+                    self.executors
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&key);
+                }
+            }
+        }
+        let mut client =
+            BallistaClient::try_new(&p.host, port, MAX_MESSAGE_SIZE, false, None, 3, 250, 0, 0)
+                .await
+                .map_err(|e| {
+                    SchedulerError::Unavailable(format!(
+                        "cannot reach executor {} at {}:{port}: {e}",
+                        p.executor_id, p.host
+                    ))
+                })?;
+        self.executors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, client.clone());
+        let stream = client
+            .fetch_partition(&p.executor_id, &id, p.file_id, layout, false)
             .await
             .map_err(|e| {
                 SchedulerError::Unavailable(format!(
-                    "cannot reach executor {} at {}:{port}: {e}",
-                    p.executor_id, p.host
+                    "cannot fetch result partition {} of query {}: {e}",
+                    p.partition_id, p.job_id
                 ))
             })?;
-    let id = PartitionId {
-        job_id: p.job_id.clone().into(),
-        stage_id: p.stage_id as usize,
-        partition_id: p.partition_id as usize,
-    };
-    let layout = if p.is_sort_shuffle {
-        ShuffleLayout::Sort
-    } else {
-        ShuffleLayout::Passthrough
-    };
-    let stream = client
-        .fetch_partition(&p.executor_id, &id, p.file_id, layout, false)
-        .await
-        .map_err(|e| {
-            SchedulerError::Unavailable(format!(
-                "cannot fetch result partition {} of query {}: {e}",
-                p.partition_id, p.job_id
-            ))
-        })?;
-    Ok(stream
-        .map_err(|e| FlightError::ExternalError(Box::new(e)))
-        .boxed())
+        Ok(stream
+            .map_err(|e| FlightError::ExternalError(Box::new(e)))
+            .boxed())
+    }
 }
 
 /// Gives a batch the announced schema (names, nullability, non-view types).
