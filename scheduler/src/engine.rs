@@ -46,7 +46,8 @@ pub struct JobResult {
 }
 
 /// Contexts by session id, with the session state they were built from.
-type ContextCache = Arc<std::sync::Mutex<std::collections::HashMap<String, (String, Arc<SessionContext>)>>>;
+type ContextCache =
+    Arc<std::sync::Mutex<std::collections::HashMap<String, (String, Arc<SessionContext>)>>>;
 
 /// Runs statements on the embedded cluster.
 #[derive(Clone)]
@@ -66,7 +67,10 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// An engine over an embedded scheduler.
     pub fn new(scheduler: BallistaScheduler) -> Self {
-        Self { scheduler, contexts: ContextCache::default() }
+        Self {
+            scheduler,
+            contexts: ContextCache::default(),
+        }
     }
 
     /// The embedded Ballista scheduler.
@@ -79,14 +83,26 @@ impl Engine {
     /// Building a DataFusion session state (functions, rules, catalogs) costs more than planning
     /// a small query, so a session's context is reused until its properties or `USE` change.
     pub async fn context(&self, session: &Session) -> Result<Arc<SessionContext>> {
-        let fingerprint = format!("{:?}/{:?}/{:?}", session.catalog, session.schema, session.properties);
-        if let Some((built_from, ctx)) = self.contexts.lock().unwrap_or_else(|e| e.into_inner()).get(&session.id)
+        let fingerprint = format!(
+            "{:?}/{:?}/{:?}",
+            session.catalog, session.schema, session.properties
+        );
+        if let Some((built_from, ctx)) = self
+            .contexts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&session.id)
             && *built_from == fingerprint
         {
             return Ok(Arc::clone(ctx));
         }
         let config = session.configure(base_config())?;
-        let ctx = self.scheduler.state.session_manager.create_or_update_session(&session.id, &config).await?;
+        let ctx = self
+            .scheduler
+            .state
+            .session_manager
+            .create_or_update_session(&session.id, &config)
+            .await?;
         let mut contexts = self.contexts.lock().unwrap_or_else(|e| e.into_inner());
         // Bounded: sessions come and go; rebuilding a context is only a cost, never wrong.
         if contexts.len() > 1024 {

@@ -2,6 +2,7 @@
 
 mod metadata;
 mod prepared;
+mod requests;
 mod results;
 mod service;
 mod session_actions;

@@ -1,0 +1,207 @@
+//! How a Flight SQL request finds its session, runs its statement and describes the result;
+//! the encoding helpers the service's handlers share.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::sql::ProstMessageExt;
+use arrow_flight::sql::server::PeekableFlightDataStream;
+use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, IpcMessage, SchemaAsIpc, Ticket};
+use futures::TryStreamExt;
+use prost::Message;
+use tonic::{Request, Response, Status};
+
+use super::prepared::PreparedStore;
+use super::results::{FlightDataStream, ResultStore};
+use super::service::TributaryFlightSql;
+use super::sql_info;
+use crate::auth::Authenticator;
+use crate::engine::{Engine, Outcome};
+use crate::error::SchedulerError;
+use crate::session::{SessionRef, SessionStore};
+use crate::statement;
+
+impl TributaryFlightSql {
+    /// A service running statements on `engine`; results stay fetchable for `result_ttl`.
+    pub fn new(
+        engine: Engine,
+        auth: Authenticator,
+        result_ttl: std::time::Duration,
+    ) -> Result<Self, SchedulerError> {
+        Ok(Self {
+            engine,
+            auth,
+            sessions: SessionStore::new(),
+            prepared: PreparedStore::default(),
+            results: ResultStore::new(result_ttl),
+            sql_info: sql_info::sql_info_data(),
+        })
+    }
+
+    /// The session of a request: its bearer token, or basic credentials, or (without a
+    /// password file) the anonymous session.
+    pub(super) fn session<T>(&self, request: &Request<T>) -> Result<SessionRef, SchedulerError> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match header.as_deref() {
+            Some(h) if h.starts_with("Bearer ") => {
+                let token = h.trim_start_matches("Bearer ").trim();
+                match self.sessions.get(token) {
+                    Some(s) => Ok(s),
+                    None if !self.auth.required() => Ok(self.sessions.anonymous()),
+                    None => Err(SchedulerError::Unauthenticated(
+                        "unknown or expired session token: authenticate again".into(),
+                    )),
+                }
+            }
+            Some(h) if h.starts_with("Basic ") => {
+                let user = self.auth.check_basic(h)?;
+                Ok(self.sessions.get_or_open(h, &user))
+            }
+            _ if !self.auth.required() => Ok(self.sessions.anonymous()),
+            _ => Err(SchedulerError::Unauthenticated(
+                "authentication required: send basic credentials or a bearer token".into(),
+            )),
+        }
+    }
+
+    pub(super) fn sessions(&self) -> &SessionStore {
+        &self.sessions
+    }
+
+    pub(super) fn token<T>(request: &Request<T>) -> Option<String> {
+        request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_owned())
+    }
+
+    /// Runs a statement and describes where its result is.
+    pub(super) async fn run(
+        &self,
+        session: &SessionRef,
+        statement: &statement::Statement,
+        params: Option<datafusion::common::ParamValues>,
+        descriptor: FlightDescriptor,
+    ) -> Result<FlightInfo, SchedulerError> {
+        let outcome = self.engine.execute(session, statement, params).await?;
+        let info = match outcome {
+            Outcome::Rows(schema, batches) => {
+                let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+                let ticket = self.results.put_local(Arc::clone(&schema), batches);
+                flight_info(&schema, vec![ticket], rows as i64)?
+            }
+            Outcome::Update(n) => {
+                flight_info(&Arc::new(arrow::datatypes::Schema::empty()), vec![], n)?
+            }
+            Outcome::Job(job) => {
+                let tickets =
+                    self.results
+                        .put_job(&job.job_id, Arc::clone(&job.schema), job.partitions);
+                flight_info(&job.schema, tickets, job.total_records)?
+            }
+        };
+        Ok(info.with_descriptor(descriptor))
+    }
+
+    pub(super) async fn update(
+        &self,
+        session: &SessionRef,
+        statement: &statement::Statement,
+        params: Option<datafusion::common::ParamValues>,
+    ) -> Result<i64, SchedulerError> {
+        Ok(
+            match self.engine.execute(session, statement, params).await? {
+                Outcome::Update(n) => n,
+                Outcome::Rows(_, batches) => batches.iter().map(|b| b.num_rows() as i64).sum(),
+                Outcome::Job(job) => job.total_records.max(0),
+            },
+        )
+    }
+
+    pub(super) fn metadata_info(
+        &self,
+        schema: &SchemaRef,
+        command: impl ProstMessageExt,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let ticket = Ticket::new(command.as_any().encode_to_vec());
+        let info = flight_info(schema, vec![ticket], -1)?.with_descriptor(descriptor);
+        Ok(Response::new(info))
+    }
+}
+
+impl TributaryFlightSql {
+    pub(super) async fn metadata_context<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<Arc<datafusion::prelude::SessionContext>, Status> {
+        let session = self.session(request).map_err(status)?;
+        let snapshot = session.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        self.engine.context(&snapshot).await.map_err(status)
+    }
+
+    pub(super) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+/// Reads the parameter batches of a DoPut. Messages without an IPC header (the descriptor
+/// alone, as clients send for statements without parameters) carry no data.
+pub(super) async fn read_parameters(
+    stream: PeekableFlightDataStream,
+) -> Result<Vec<RecordBatch>, Status> {
+    let data = stream.try_filter(|d| futures::future::ready(!d.data_header.is_empty()));
+    FlightRecordBatchStream::new_from_flight_data(data.map_err(Into::into))
+        .try_collect()
+        .await
+        .map_err(|e| Status::invalid_argument(format!("cannot read parameters: {e}")))
+}
+
+pub(super) fn ipc_schema(schema: &SchemaRef) -> Result<bytes::Bytes, Status> {
+    let options = arrow::ipc::writer::IpcWriteOptions::default();
+    let message: IpcMessage =
+        SchemaAsIpc::new(schema, &options)
+            .try_into()
+            .map_err(|e: arrow::error::ArrowError| {
+                Status::internal(format!("cannot encode schema: {e}"))
+            })?;
+    Ok(message.0)
+}
+
+pub(super) fn flight_info(
+    schema: &SchemaRef,
+    tickets: Vec<Ticket>,
+    total_records: i64,
+) -> Result<FlightInfo, SchedulerError> {
+    let mut info = FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| SchedulerError::Engine(format!("cannot encode result schema: {e}")))?
+        .with_total_records(total_records)
+        .with_ordered(true);
+    for ticket in tickets {
+        // No location: the client fetches on the same connection, under its own credentials.
+        info = info.with_endpoint(FlightEndpoint::new().with_ticket(ticket));
+    }
+    Ok(info)
+}
+
+pub(super) fn batch_stream(batch: RecordBatch) -> FlightDataStream {
+    let schema = batch.schema();
+    let stream = arrow_flight::encode::FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(futures::stream::iter([Ok(batch)]))
+        .map_err(|e| Status::internal(e.to_string()));
+    Box::pin(stream)
+}
+
+pub(super) fn status<E: Into<SchedulerError>>(e: E) -> Status {
+    Status::from(e.into())
+}
