@@ -124,3 +124,23 @@ def test_pyarrow_flight_client(cluster):
     assert table.num_rows == 60_175
     keys = table.column("l_orderkey").to_pylist()
     assert keys == sorted(keys)
+
+
+def test_grpc_deadline_stops_a_long_query(cluster):
+    conn = connect(cluster.uri)
+    try:
+        cur = conn.cursor()
+        # ADBC turns its query timeout into a gRPC deadline on GetFlightInfo.
+        cur.adbc_statement.set_options(**{"adbc.flight.sql.rpc.timeout_seconds.query": "2"})
+        started = time.time()
+        try:
+            cur.execute("SELECT count(*), sum(l_extendedprice) FROM tpch.sf100.lineitem")
+            cur.fetchall()
+            raised = None
+        except Exception as e:  # the deadline
+            raised = e
+        assert raised is not None, "a 2 s deadline must stop an sf100 scan"
+        assert time.time() - started < 30
+        assert query(conn, "SELECT 1") == [(1,)]
+    finally:
+        conn.close()
