@@ -43,6 +43,8 @@ def main():
         tributary_stats = timed(tributary)
         cur.execute("SELECT * FROM tpch.tiny.nation")
         nation = cur.fetch_arrow_table()
+        cur.close()
+        conn.close()
     finally:
         cluster.stop()
     ctx = datafusion.SessionContext()

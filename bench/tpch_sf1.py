@@ -76,6 +76,8 @@ def main():
             cur.fetch_arrow_table()
 
         results["tributary"] = measure("tributary", run, texts)
+        cur.close()
+        conn.close()
     finally:
         cluster.stop()
 

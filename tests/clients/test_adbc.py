@@ -144,3 +144,17 @@ def test_grpc_deadline_stops_a_long_query(cluster):
         assert query(conn, "SELECT 1") == [(1,)]
     finally:
         conn.close()
+
+
+def test_many_large_partitions_fetched_in_parallel(cluster):
+    """ADBC fetches every endpoint at once and hands them back in order: partitions read
+    later must not stall the one read now (each fetch has its own executor connection)."""
+    conn = connect(cluster.uri)
+    try:
+        for _ in range(2):
+            with conn.cursor() as cur:
+                cur.execute("SELECT * FROM tpch.tiny.lineitem")
+                assert cur.fetch_arrow_table().num_rows == 60_175
+        assert query(conn, "SELECT 1") == [(1,)]
+    finally:
+        conn.close()

@@ -36,9 +36,10 @@ pub(super) struct ResultStore {
     ttl: Duration,
     local: Mutex<HashMap<String, (SchemaRef, Vec<RecordBatch>, Instant)>>,
     job_schemas: Mutex<HashMap<String, (SchemaRef, Instant)>>,
-    /// One connection per executor, reused across fetches (a new HTTP/2 connection per
-    /// DoGet costs more than a small query).
-    executors: Mutex<HashMap<(String, u16), BallistaClient>>,
+    /// Idle connections per executor. A connection serves one fetch at a time: fetches sharing
+    /// an HTTP/2 connection share its flow-control window, and a stream the client reads later
+    /// could then stall the one it reads now.
+    executors: Arc<Mutex<HashMap<(String, u16), Vec<BallistaClient>>>>,
 }
 
 impl std::fmt::Debug for ResultStore {
@@ -56,7 +57,7 @@ impl ResultStore {
             ttl,
             local: Mutex::default(),
             job_schemas: Mutex::default(),
-            executors: Mutex::default(),
+            executors: Arc::default(),
         }
     }
 
@@ -144,69 +145,49 @@ type BatchStream = futures::stream::BoxStream<'static, Result<RecordBatch, Fligh
 impl ResultStore {
     /// Opens a final partition on the executor that wrote it.
     async fn fetch_partition(&self, p: &JobPartition) -> Result<BatchStream, SchedulerError> {
-        let port = u16::try_from(p.port)
-            .map_err(|_| SchedulerError::Engine(format!("bad executor port {}", p.port)))?;
+        let port = u16::try_from(p.port).map_err(|_| SchedulerError::Engine(format!("bad executor port {}", p.port)))?;
         let key = (p.host.clone(), port);
-        let cached = self
-            .executors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .cloned();
         let id = PartitionId {
             job_id: p.job_id.clone().into(),
             stage_id: p.stage_id as usize,
             partition_id: p.partition_id as usize,
         };
-        let layout = if p.is_sort_shuffle {
-            ShuffleLayout::Sort
-        } else {
-            ShuffleLayout::Passthrough
+        let layout = if p.is_sort_shuffle { ShuffleLayout::Sort } else { ShuffleLayout::Passthrough };
+        let idle = self.executors.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&key).and_then(Vec::pop);
+        let (client, stream) = match idle {
+            Some(mut client) => match client.fetch_partition(&p.executor_id, &id, p.file_id, layout, false).await {
+                Ok(stream) => (client, stream),
+                // The connection went stale: connect again.
+                Err(_) => self.connect_and_fetch(p, port, &id, layout).await?,
+            },
+            None => self.connect_and_fetch(p, port, &id, layout).await?,
         };
-        if let Some(mut client) = cached {
-            match client
-                .fetch_partition(&p.executor_id, &id, p.file_id, layout, false)
-                .await
-            {
-                Ok(stream) => {
-                    return Ok(stream
-                        .map_err(|e| FlightError::ExternalError(Box::new(e)))
-                        .boxed());
-                }
-                // The connection may have gone stale: forget it and connect again below.
-                Err(_) => {
-                    self.executors
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&key);
-                }
-            }
-        }
-        let mut client =
-            BallistaClient::try_new(&p.host, port, MAX_MESSAGE_SIZE, false, None, 3, 250, 0, 0)
-                .await
-                .map_err(|e| {
-                    SchedulerError::Unavailable(format!(
-                        "cannot reach executor {} at {}:{port}: {e}",
-                        p.executor_id, p.host
-                    ))
-                })?;
-        self.executors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, client.clone());
-        let stream = client
-            .fetch_partition(&p.executor_id, &id, p.file_id, layout, false)
+        // Give the connection back once the partition has been read to its end (a stream
+        // dropped half-way drops its connection with it).
+        let pool = Arc::clone(&self.executors);
+        let give_back = futures::stream::once(async move {
+            pool.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default().push(client);
+        })
+        .filter_map(|()| futures::future::ready(None));
+        Ok(stream.map_err(|e| FlightError::ExternalError(Box::new(e))).chain(give_back).boxed())
+    }
+
+    async fn connect_and_fetch(
+        &self,
+        p: &JobPartition,
+        port: u16,
+        id: &PartitionId,
+        layout: ShuffleLayout,
+    ) -> Result<(BallistaClient, datafusion::physical_plan::SendableRecordBatchStream), SchedulerError> {
+        let mut client = BallistaClient::try_new(&p.host, port, MAX_MESSAGE_SIZE, false, None, 3, 250, 0, 0)
             .await
             .map_err(|e| {
-                SchedulerError::Unavailable(format!(
-                    "cannot fetch result partition {} of query {}: {e}",
-                    p.partition_id, p.job_id
-                ))
+                SchedulerError::Unavailable(format!("cannot reach executor {} at {}:{port}: {e}", p.executor_id, p.host))
             })?;
-        Ok(stream
-            .map_err(|e| FlightError::ExternalError(Box::new(e)))
-            .boxed())
+        let stream = client.fetch_partition(&p.executor_id, id, p.file_id, layout, false).await.map_err(|e| {
+            SchedulerError::Unavailable(format!("cannot fetch result partition {} of query {}: {e}", p.partition_id, p.job_id))
+        })?;
+        Ok((client, stream))
     }
 }
 
