@@ -14,6 +14,7 @@
 //! Ballista narrows to each task's partitions. That is what makes every split run exactly once.
 
 mod codec;
+mod conform;
 mod connector;
 mod error;
 mod properties;
@@ -22,6 +23,7 @@ mod source;
 mod split;
 
 pub use codec::{ConnectorCodec, decode_schema, encode_schema};
+pub use conform::conform_batch;
 pub use connector::{Connector, ConnectorFactory};
 pub use error::{ConnectorError, Result};
 pub use properties::{CONNECTOR_NAME, Properties, PropertyReader, Secret};

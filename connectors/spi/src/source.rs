@@ -5,7 +5,6 @@ use std::fmt::{self, Formatter};
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::physical_expr::PhysicalExpr;
@@ -188,13 +187,9 @@ impl FileOpener for SplitOpener {
         let renamed = stream.map(move |batch| {
             let batch = batch?;
             // Readers return the projected columns; give them the plan's names and nullability.
-            let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-            RecordBatch::try_new_with_options(
-                Arc::clone(&schema),
-                batch.columns().to_vec(),
-                &options,
-            )
-            .map_err(|e| DataFusionError::ArrowError(Box::new(e), Some(format!("split '{split}'"))))
+            crate::conform::conform_batch(&batch, &schema).map_err(|e| {
+                DataFusionError::ArrowError(Box::new(e), Some(format!("split '{split}'")))
+            })
         });
         Ok(Box::pin(futures::future::ready(Ok(renamed.boxed()))))
     }

@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use arrow::array::ArrayRef;
-use arrow::compute::cast;
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
-use tributary_connector::{ConnectorError, Result, SplitInfo, SplitReader, SplitStream};
+use tributary_connector::{
+    ConnectorError, Result, SplitInfo, SplitReader, SplitStream, conform_batch,
+};
 
 use crate::config::{ColumnNaming, TpchConfig};
 use crate::error::TpchError;
@@ -160,24 +160,7 @@ fn project(
     projection: &[usize],
     schema: &SchemaRef,
 ) -> datafusion::error::Result<RecordBatch> {
-    let columns = projection
-        .iter()
-        .zip(schema.fields())
-        .map(|(&i, field)| {
-            let column = batch.column(i);
-            if column.data_type() == field.data_type() {
-                Ok(Arc::clone(column))
-            } else {
-                cast(column, field.data_type())
-            }
-        })
-        .collect::<Result<Vec<ArrayRef>, _>>()?;
-    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    Ok(RecordBatch::try_new_with_options(
-        Arc::clone(schema),
-        columns,
-        &options,
-    )?)
+    Ok(conform_batch(&batch.project(projection)?, schema)?)
 }
 
 #[cfg(test)]

@@ -7,9 +7,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::compute::cast;
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow::record_batch::RecordBatch;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::{ProstMessageExt, TicketStatementQuery};
@@ -19,6 +18,7 @@ use ballista_core::serde::scheduler::{PartitionId, ShuffleLayout};
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::Status;
+use tributary_connector::conform_batch;
 use tributary_proto::{JobPartition, ResultTicket, result_ticket::Target};
 
 use crate::error::SchedulerError;
@@ -118,7 +118,9 @@ impl ResultStore {
                     })?;
                 let batches = self.fetch_partition(&partition).await?;
                 let target = Arc::clone(&schema);
-                let conformed = batches.map(move |b| b.and_then(|b| conform(&b, &target)));
+                let conformed = batches.map(move |b| {
+                    b.and_then(|b| conform_batch(&b, &target).map_err(FlightError::from))
+                });
                 Ok(encode(schema, conformed.boxed()))
             }
             None => Err(SchedulerError::UnknownHandle("empty result ticket".into())),
@@ -145,17 +147,30 @@ type BatchStream = futures::stream::BoxStream<'static, Result<RecordBatch, Fligh
 impl ResultStore {
     /// Opens a final partition on the executor that wrote it.
     async fn fetch_partition(&self, p: &JobPartition) -> Result<BatchStream, SchedulerError> {
-        let port = u16::try_from(p.port).map_err(|_| SchedulerError::Engine(format!("bad executor port {}", p.port)))?;
+        let port = u16::try_from(p.port)
+            .map_err(|_| SchedulerError::Engine(format!("bad executor port {}", p.port)))?;
         let key = (p.host.clone(), port);
         let id = PartitionId {
             job_id: p.job_id.clone().into(),
             stage_id: p.stage_id as usize,
             partition_id: p.partition_id as usize,
         };
-        let layout = if p.is_sort_shuffle { ShuffleLayout::Sort } else { ShuffleLayout::Passthrough };
-        let idle = self.executors.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&key).and_then(Vec::pop);
+        let layout = if p.is_sort_shuffle {
+            ShuffleLayout::Sort
+        } else {
+            ShuffleLayout::Passthrough
+        };
+        let idle = self
+            .executors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&key)
+            .and_then(Vec::pop);
         let (client, stream) = match idle {
-            Some(mut client) => match client.fetch_partition(&p.executor_id, &id, p.file_id, layout, false).await {
+            Some(mut client) => match client
+                .fetch_partition(&p.executor_id, &id, p.file_id, layout, false)
+                .await
+            {
                 Ok(stream) => (client, stream),
                 // The connection went stale: connect again.
                 Err(_) => self.connect_and_fetch(p, port, &id, layout).await?,
@@ -166,10 +181,17 @@ impl ResultStore {
         // dropped half-way drops its connection with it).
         let pool = Arc::clone(&self.executors);
         let give_back = futures::stream::once(async move {
-            pool.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default().push(client);
+            pool.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(key)
+                .or_default()
+                .push(client);
         })
         .filter_map(|()| futures::future::ready(None));
-        Ok(stream.map_err(|e| FlightError::ExternalError(Box::new(e))).chain(give_back).boxed())
+        Ok(stream
+            .map_err(|e| FlightError::ExternalError(Box::new(e)))
+            .chain(give_back)
+            .boxed())
     }
 
     async fn connect_and_fetch(
@@ -178,44 +200,36 @@ impl ResultStore {
         port: u16,
         id: &PartitionId,
         layout: ShuffleLayout,
-    ) -> Result<(BallistaClient, datafusion::physical_plan::SendableRecordBatchStream), SchedulerError> {
-        let mut client = BallistaClient::try_new(&p.host, port, MAX_MESSAGE_SIZE, false, None, 3, 250, 0, 0)
+    ) -> Result<
+        (
+            BallistaClient,
+            datafusion::physical_plan::SendableRecordBatchStream,
+        ),
+        SchedulerError,
+    > {
+        let mut client =
+            BallistaClient::try_new(&p.host, port, MAX_MESSAGE_SIZE, false, None, 3, 250, 0, 0)
+                .await
+                .map_err(|e| {
+                    SchedulerError::Unavailable(format!(
+                        "cannot reach executor {} at {}:{port}: {e}",
+                        p.executor_id, p.host
+                    ))
+                })?;
+        let stream = client
+            .fetch_partition(&p.executor_id, id, p.file_id, layout, false)
             .await
             .map_err(|e| {
-                SchedulerError::Unavailable(format!("cannot reach executor {} at {}:{port}: {e}", p.executor_id, p.host))
+                SchedulerError::Unavailable(format!(
+                    "cannot fetch result partition {} of query {}: {e}",
+                    p.partition_id, p.job_id
+                ))
             })?;
-        let stream = client.fetch_partition(&p.executor_id, id, p.file_id, layout, false).await.map_err(|e| {
-            SchedulerError::Unavailable(format!("cannot fetch result partition {} of query {}: {e}", p.partition_id, p.job_id))
-        })?;
         Ok((client, stream))
     }
 }
 
 /// Gives a batch the announced schema (names, nullability, non-view types).
-fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, FlightError> {
-    if batch.schema() == *schema {
-        return Ok(batch.clone());
-    }
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(c, f)| {
-            if c.data_type() == f.data_type() {
-                Ok(Arc::clone(c))
-            } else {
-                cast(c, f.data_type())
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    Ok(RecordBatch::try_new_with_options(
-        Arc::clone(schema),
-        columns,
-        &options,
-    )?)
-}
-
 fn encode(schema: SchemaRef, batches: BatchStream) -> FlightDataStream {
     let stream = FlightDataEncoderBuilder::new()
         .with_schema(schema)
