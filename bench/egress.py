@@ -73,6 +73,11 @@ def main():
     rows_expected = pq.ParquetFile(path).metadata.num_rows if path.is_file() else None
     sql = f"SELECT {', '.join(COLUMNS)} FROM memory.default.lineitem_sf2"
 
+    # The peer loads the table into memory while Tributary is measured.
+    port = free_port()
+    server = multiprocessing.Process(target=serve, args=(str(path), port), daemon=True)
+    server.start()
+
     cluster = Standalone(executors=2)
     try:
         conn = cluster.connect()
@@ -94,20 +99,23 @@ def main():
 
         tributary_adbc = best_rate(adbc)
         tributary_flight = best_rate(raw)
+        cur.close()
+        conn.close()
     finally:
         cluster.stop()
 
-    port = free_port()
-    server = multiprocessing.Process(target=serve, args=(str(path), port), daemon=True)
-    server.start()
     peer = flight.FlightClient(f"grpc://127.0.0.1:{port}")
-    for _ in range(100):
+    deadline = time.time() + 120
+    while True:
         try:
-            peer.wait_for_available(1)
+            list(peer.list_actions())
             break
-        except Exception:
-            time.sleep(0.2)
-    time.sleep(2)
+        except flight.FlightUnavailableError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+        except Exception:  # noqa: BLE001 - any answer (it has no actions) means it is up
+            break
 
     def from_memory():
         table = peer.do_get(flight.Ticket(b"lineitem")).read_all()
