@@ -5,6 +5,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use datafusion::catalog::SchemaProvider;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{Result, SchedulerError};
@@ -43,13 +44,7 @@ pub(crate) async fn run(
             table(&["Schema"], vec![names])
         }
         Statement::ShowTables { schema, like } => {
-            let (catalog, schema) = resolve_schema(ctx, session, schema)?;
-            let provider = ctx
-                .catalog(&catalog)
-                .and_then(|c| c.schema(&schema))
-                .ok_or_else(|| {
-                    SchedulerError::NotFound(format!("schema '{catalog}.{schema}' does not exist"))
-                })?;
+            let (_, _, provider) = resolve_schema_provider(ctx, session, schema)?;
             let mut names = provider.table_names();
             names.retain(|n| like.as_deref().is_none_or(|p| like_match(n, p)));
             names.sort();
@@ -100,13 +95,7 @@ async fn show_columns(
     let (table_name, schema_parts) = name
         .split_last()
         .ok_or_else(|| SchedulerError::InvalidQuery("table name expected".into()))?;
-    let (catalog, schema) = resolve_schema(ctx, session, schema_parts)?;
-    let provider = ctx
-        .catalog(&catalog)
-        .and_then(|c| c.schema(&schema))
-        .ok_or_else(|| {
-            SchedulerError::NotFound(format!("schema '{catalog}.{schema}' does not exist"))
-        })?;
+    let (catalog, schema, provider) = resolve_schema_provider(ctx, session, schema_parts)?;
     let table_provider = provider.table(table_name).await?.ok_or_else(|| {
         SchedulerError::NotFound(format!(
             "table '{catalog}.{schema}.{table_name}' does not exist"
@@ -122,12 +111,12 @@ async fn show_columns(
     table(&["Column", "Type", "Extra", "Comment"], cols.into())
 }
 
-/// `[catalog.]schema` (or nothing: the session's) → (catalog, schema), checked to exist.
-pub(crate) fn resolve_schema(
+/// `[catalog.]schema` (or nothing: the session's) → (catalog, schema, its provider), checked to exist.
+fn resolve_schema_provider(
     ctx: &SessionContext,
     session: &Session,
     parts: &[String],
-) -> Result<(String, String)> {
+) -> Result<(String, String, Arc<dyn SchemaProvider>)> {
     let (catalog, schema) =
         match parts {
             [] => match (&session.catalog, &session.schema) {
@@ -156,12 +145,21 @@ pub(crate) fn resolve_schema(
     let provider = ctx
         .catalog(&catalog)
         .ok_or_else(|| not_found_catalog(&catalog))?;
-    if provider.schema(&schema).is_none() {
+    let Some(provider) = provider.schema(&schema) else {
         return Err(SchedulerError::NotFound(format!(
             "schema '{catalog}.{schema}' does not exist"
         )));
-    }
-    Ok((catalog, schema))
+    };
+    Ok((catalog, schema, provider))
+}
+
+/// `[catalog.]schema` (or nothing: the session's) → (catalog, schema), checked to exist.
+pub(crate) fn resolve_schema(
+    ctx: &SessionContext,
+    session: &Session,
+    parts: &[String],
+) -> Result<(String, String)> {
+    resolve_schema_provider(ctx, session, parts).map(|(catalog, schema, _)| (catalog, schema))
 }
 
 fn not_found_catalog(catalog: &str) -> SchedulerError {
