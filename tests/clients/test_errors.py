@@ -66,7 +66,11 @@ def test_password_file():
     try:
         cluster.wait_ready("alice", "wonderland")
         with pytest.raises(adbc_driver_manager.Error) as err:
-            query(connect(cluster.uri, "alice", "guess"), "SELECT 1")
+            intruder = connect(cluster.uri, "alice", "guess")
+            try:
+                query(intruder, "SELECT 1")
+            finally:
+                intruder.close()
         assert err.value.status_code == adbc_driver_manager.AdbcStatusCode.UNAUTHENTICATED
         good = connect(cluster.uri, "alice", "wonderland")
         assert query(good, "SELECT count(*) FROM tpch.tiny.region") == [(5,)]
