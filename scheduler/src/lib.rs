@@ -93,6 +93,7 @@ pub async fn start_scheduler(
         FlightServiceServer::new(service).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
     let flight_sql = tokio::spawn(
         create_grpc_server(&grpc)
+            .layer(flight_sql::CookieSessionLayer)
             .add_service(server)
             .serve_with_incoming(incoming),
     );

@@ -288,3 +288,63 @@ async fn password_file_rejects_wrong_credentials() {
         .expect_err("no credentials");
     assert!(err.to_string().contains("authentication required"), "{err}");
 }
+
+async fn show_session_value(client: &mut FlightSqlServiceClient<Channel>, name: &str) -> String {
+    let batches = query(client, "SHOW SESSION").await;
+    let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("concat");
+    let names = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .expect("names");
+    let values = batch
+        .column(1)
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .expect("values");
+    (0..batch.num_rows())
+        .find(|&i| names.value(i) == name)
+        .map(|i| values.value(i).to_owned())
+        .expect("property listed")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cookies_give_sessions_to_clients_that_do_not_authenticate() {
+    let url = start_cluster(catalogs(), 1, 2, None).await;
+    // Wait for the cluster with an authenticated client, then use clients that never handshake.
+    connect(&url, "probe", "x").await;
+    let channel = Channel::from_shared(url.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+
+    // A response to a request without the cookie sets one.
+    let mut raw = arrow_flight::flight_service_client::FlightServiceClient::new(channel.clone());
+    let response = raw
+        .list_actions(arrow_flight::Empty {})
+        .await
+        .expect("list actions");
+    let cookie = response
+        .metadata()
+        .get("set-cookie")
+        .expect("set-cookie")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(cookie.starts_with("tributary_session="), "{cookie}");
+
+    let mut a = FlightSqlServiceClient::new(channel.clone());
+    a.set_header("cookie", "tributary_session=first");
+    let mut b = FlightSqlServiceClient::new(channel);
+    b.set_header("cookie", "tributary_session=second");
+    query(&mut a, "SET SESSION join_distribution_type = 'BROADCAST'").await;
+    assert_eq!(
+        show_session_value(&mut a, "join_distribution_type").await,
+        "BROADCAST"
+    );
+    assert_eq!(
+        show_session_value(&mut b, "join_distribution_type").await,
+        "AUTOMATIC"
+    );
+}

@@ -41,7 +41,7 @@ impl TributaryFlightSql {
     }
 
     /// The session of a request: its bearer token, or basic credentials, or (without a
-    /// password file) the anonymous session.
+    /// password file) its session cookie, or the anonymous session.
     pub(super) fn session<T>(&self, request: &Request<T>) -> Result<SessionRef, SchedulerError> {
         let header = request
             .metadata()
@@ -63,7 +63,14 @@ impl TributaryFlightSql {
                 let user = self.auth.check_basic(h)?;
                 Ok(self.sessions.get_or_open(h, &user))
             }
-            _ if !self.auth.required() => Ok(self.sessions.anonymous()),
+            _ if !self.auth.required() => {
+                Ok(match super::cookies::session_cookie(request.metadata()) {
+                    Some(id) => self
+                        .sessions
+                        .get_or_open(&format!("cookie:{id}"), "anonymous"),
+                    None => self.sessions.anonymous(),
+                })
+            }
             _ => Err(SchedulerError::Unauthenticated(
                 "authentication required: send basic credentials or a bearer token".into(),
             )),
