@@ -70,6 +70,10 @@ def main():
             location = f"{data / t}/" if (data / t).is_dir() else str(data / f"{t}.parquet")
             cur.execute(f"CREATE EXTERNAL TABLE memory.default.{t} STORED AS PARQUET LOCATION '{location}'")
         cur.execute("USE memory.default")
+        # Extra session settings to compare (e.g. "hash_partition_count=4"), recorded in the results.
+        for setting in filter(None, os.environ.get("TRIBUTARY_BENCH_SESSION", "").split(",")):
+            name, value = setting.split("=", 1)
+            cur.execute(f"SET SESSION {name.strip()} = '{value.strip()}'")
 
         def run(q):
             cur.execute(q)
@@ -87,6 +91,7 @@ def main():
         "benchmark": "TPC-H SF1, 22 queries, best of 3, sum of best times (queries all engines ran)",
         "data": "tpchgen-cli 4.0.0 parquet, scale factor 1, same files for all engines",
         "tributary": "standalone, 2 executors, Flight SQL via ADBC, tables by CREATE EXTERNAL TABLE",
+        "tributary_session": os.environ.get("TRIBUTARY_BENCH_SESSION", ""),
         "results": results,
         "queries_compared": sorted(common),
         "sum_best_s_compared": {k: round(v, 3) for k, v in sums.items()},

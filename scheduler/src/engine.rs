@@ -83,8 +83,9 @@ impl Engine {
     /// Building a DataFusion session state (functions, rules, catalogs) costs more than planning
     /// a small query, so a session's context is reused until its properties or `USE` change.
     pub async fn context(&self, session: &Session) -> Result<Arc<SessionContext>> {
+        let slots = self.cluster_slots().await;
         let fingerprint = format!(
-            "{:?}/{:?}/{:?}",
+            "{:?}/{:?}/{:?}/{slots}",
             session.catalog, session.schema, session.properties
         );
         if let Some((built_from, ctx)) = self
@@ -96,7 +97,12 @@ impl Engine {
         {
             return Ok(Arc::clone(ctx));
         }
-        let config = session.configure(base_config())?;
+        let mut config = session.configure(base_config())?;
+        // hash_partition_count = 0: one shuffle partition per task slot of the cluster (Ballista's
+        // fixed default of 16 leaves small clusters scheduling many tiny tasks).
+        if session.property("hash_partition_count").as_deref() == Some("0") && slots > 0 {
+            config = config.with_target_partitions(slots);
+        }
         let ctx = self
             .scheduler
             .state
@@ -110,6 +116,23 @@ impl Engine {
         }
         contexts.insert(session.id.clone(), (fingerprint, Arc::clone(&ctx)));
         Ok(ctx)
+    }
+
+    /// Task slots of the registered executors (0 before any executor registered).
+    async fn cluster_slots(&self) -> usize {
+        match self
+            .scheduler
+            .state
+            .executor_manager
+            .get_executors_state()
+            .await
+        {
+            Ok(executors) => executors
+                .iter()
+                .map(|(m, _, _)| m.specification.vcores as usize)
+                .sum(),
+            Err(_) => 0,
+        }
     }
 
     /// Plans DataFusion SQL (for prepared statements: schema and parameter types).
