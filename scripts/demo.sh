@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: build Tributary, start `tributary standalone` (a scheduler
-# and two executors in one process) on the repository's etc/, and answer a query over Flight SQL
-# with the `tributary sql` client. Stops the server afterwards (set KEEP=1 to leave it running).
+# The main job on a fresh machine: build Tributary, make sure MariaDB runs (installing it from
+# Debian's packages where absent), start `tributary standalone` (a scheduler and two executors
+# in one process) on the repository's etc/, and answer the seed's federated query over Flight
+# SQL with the `tributary sql` client:
+#   products: the seed's verbatim CREATE TABLE mysql.productsdb.products, filled from TPC-H parts;
+#   orders:   TPC-H order lines shifted into 2019-2025, in the `memory` catalog for now: the seed
+#             keeps them as `hive.default.orders` on S3, which needs the Hive connector (issue 4).
+# Pass a query to run it instead. Stops the server afterwards (KEEP=1 leaves it running).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tributary/target}"
 command -v cargo >/dev/null || { echo "cargo is required (rustup.rs)"; exit 1; }
 cargo build --bin tributary
+bash scripts/start-databases.sh
 bin="$CARGO_TARGET_DIR/debug/tributary"
 log="$(mktemp -t tributary-standalone.XXXXXX.log)"
 "$bin" standalone --etc etc >"$log" 2>&1 &
@@ -17,14 +23,37 @@ for _ in $(seq 1 100); do
   kill -0 $pid 2>/dev/null || { cat "$log"; exit 1; }
   sleep 0.3
 done
-query="${1:-SELECT l_orderkey, sum(l_extendedprice * (1 - l_discount)) AS revenue, o_orderdate, o_shippriority
-FROM tpch.tiny.customer, tpch.tiny.orders, tpch.tiny.lineitem
-WHERE c_mktsegment = 'BUILDING' AND c_custkey = o_custkey AND l_orderkey = o_orderkey
-  AND o_orderdate < DATE '1995-03-15' AND l_shipdate > DATE '1995-03-15'
-GROUP BY l_orderkey, o_orderdate, o_shippriority
-ORDER BY revenue DESC, o_orderdate
-LIMIT 10}"
 echo "tributary standalone is serving Flight SQL on grpc://127.0.0.1:50051 (log: $log)"
-echo "$query"
-"$bin" sql -e "$query"
+sql() { echo "tributary> $1"; "$bin" sql -e "$1"; }
+if [ $# -gt 0 ]; then sql "$1"; exit; fi
+
+sql "CREATE SCHEMA IF NOT EXISTS mysql.productsdb"
+sql "DROP TABLE IF EXISTS mysql.productsdb.products"
+sql "CREATE TABLE mysql.productsdb.products (
+      product_id BIGINT,
+      product_name VARCHAR,
+      price DECIMAL(10,2),
+      category VARCHAR
+  )"
+sql "INSERT INTO mysql.productsdb.products
+     SELECT p_partkey, p_name, CAST(p_retailprice AS DECIMAL(10,2)), p_type FROM tpch.tiny.part"
+sql "CREATE TABLE memory.default.orders AS
+     SELECT l_orderkey * 10 + l_linenumber AS order_id, l_partkey AS product_id, o_custkey AS customer_id,
+            CAST(l_quantity AS INT) AS quantity, o_orderdate + INTERVAL '27' YEAR AS order_date
+     FROM tpch.tiny.lineitem JOIN tpch.tiny.orders ON l_orderkey = o_orderkey"
+sql "SELECT 
+    o.order_id,
+    o.customer_id,
+    o.order_date,
+    p.product_name,
+    p.category,
+    o.quantity,
+    (o.quantity * p.price) AS total_value
+FROM memory.default.orders o
+JOIN mysql.productsdb.products p
+    ON o.product_id = p.product_id
+WHERE o.order_date >= DATE '2025-01-01'
+ORDER BY o.order_date DESC
+LIMIT 20"
+sql "EXPLAIN SELECT product_name, category, price FROM mysql.productsdb.products WHERE product_id = 42"
 if [ -n "${KEEP:-}" ]; then echo "left running (pid $pid)"; fi

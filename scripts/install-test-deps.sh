@@ -25,4 +25,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
   "$venv/bin/pip" install -q -r tests/clients/requirements.txt
   echo "$sum" > "$stamp"
 fi
+bash scripts/start-databases.sh
 echo "test dependencies ready (venv: $venv)"

@@ -125,9 +125,13 @@ struct ExecutorArgs {
 }
 
 fn registry() -> ConnectorRegistry {
-    ConnectorRegistry::new().register(std::sync::Arc::new(
+    let mut registry = ConnectorRegistry::new().register(std::sync::Arc::new(
         tributary_connector_tpch::TpchConnectorFactory,
-    ))
+    ));
+    for factory in tributary_connector_sql::SqlConnectorFactory::all() {
+        registry = registry.register(factory);
+    }
+    registry
 }
 
 fn load_catalogs(etc: &Path) -> Result<Catalogs, String> {

@@ -124,6 +124,8 @@ fn classify(e: DataFusionError) -> SchedulerError {
             }
         }
         DataFusionError::NotImplemented(message) => SchedulerError::NotSupported(message),
+        // Connectors report sources they cannot reach as I/O errors.
+        DataFusionError::IoError(e) => SchedulerError::Unavailable(e.to_string()),
         DataFusionError::Configuration(message) => SchedulerError::SessionProperty(message),
         other => SchedulerError::Engine(other.to_string()),
     }

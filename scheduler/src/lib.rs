@@ -9,6 +9,7 @@ mod cluster;
 pub mod engine;
 pub mod error;
 mod explain;
+mod fetch;
 mod flight_sql;
 mod local;
 pub mod session;

@@ -129,7 +129,15 @@ impl FileSource for ConnectorSource {
     }
 
     fn fmt_extra(&self, _t: DisplayFormatType, f: &mut Formatter) -> fmt::Result {
-        write!(f, ", catalog={}", self.catalog)
+        write!(f, ", catalog={}", self.catalog)?;
+        let columns = match self.projected_columns() {
+            Some(cols) => cols.into_iter().map(|(i, _)| i).collect(),
+            None => (0..self.table_schema.table_schema().fields().len()).collect::<Vec<_>>(),
+        };
+        match self.reader.describe(&columns) {
+            Some(text) => write!(f, ", {text}"),
+            None => Ok(()),
+        }
     }
 
     /// A split is the unit of work; cutting it into byte ranges would read rows twice.
@@ -146,10 +154,14 @@ impl FileSource for ConnectorSource {
             Some(current) => current.try_merge(projection)?,
             None => projection.clone(),
         };
-        if !merged
-            .iter()
-            .all(|e| e.expr.downcast_ref::<Column>().is_some())
-        {
+        // Plain columns under their own names only: scans travel to executors as column
+        // indices, so a renaming projection (`a AS b`, `a AS x, a AS y`) stays above the scan.
+        let fields = self.table_schema.table_schema().fields();
+        if !merged.iter().all(|e| {
+            e.expr
+                .downcast_ref::<Column>()
+                .is_some_and(|c| fields.get(c.index()).is_some_and(|f| f.name() == &e.alias))
+        }) {
             return Ok(None);
         }
         let mut source = self.clone();

@@ -63,6 +63,13 @@ pub trait SplitReader: Debug + Send + Sync + 'static {
     /// The full schema of the table (before projection).
     fn table_schema(&self) -> SchemaRef;
 
+    /// What EXPLAIN shows of a scan over `projection` (for example the remote SQL a
+    /// database connector sends); `None` shows nothing.
+    fn describe(&self, projection: &[usize]) -> Option<String> {
+        let _ = projection;
+        None
+    }
+
     /// Encodes what [`crate::Connector::decode_reader`] needs to rebuild this reader.
     fn encode_table(&self) -> Result<Vec<u8>>;
 

@@ -30,12 +30,13 @@ impl TributaryFlightSql {
         auth: Authenticator,
         result_ttl: std::time::Duration,
     ) -> Result<Self, SchedulerError> {
+        let results = ResultStore::new(result_ttl, engine.fetcher().clone());
         Ok(Self {
             engine,
             auth,
             sessions: SessionStore::new(),
             prepared: PreparedStore::default(),
-            results: ResultStore::new(result_ttl),
+            results,
             sql_info: sql_info::sql_info_data(),
         })
     }

@@ -13,8 +13,6 @@ use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::{ProstMessageExt, TicketStatementQuery};
 use arrow_flight::{FlightData, Ticket};
-use ballista_core::client::BallistaClient;
-use ballista_core::serde::scheduler::{PartitionId, ShuffleLayout};
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::Status;
@@ -22,9 +20,8 @@ use tributary_connector::conform_batch;
 use tributary_proto::{JobPartition, ResultTicket, result_ticket::Target};
 
 use crate::error::SchedulerError;
+use crate::fetch::{BatchStream, PartitionFetcher};
 
-/// Largest gRPC message the scheduler accepts from executors.
-const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 /// Target size of one FlightData message towards clients (ADBC's limit is 16 MiB).
 const FLIGHT_DATA_SIZE: usize = 2 * 1024 * 1024;
 
@@ -36,10 +33,7 @@ pub(super) struct ResultStore {
     ttl: Duration,
     local: Mutex<HashMap<String, (SchemaRef, Vec<RecordBatch>, Instant)>>,
     job_schemas: Mutex<HashMap<String, (SchemaRef, Instant)>>,
-    /// Idle connections per executor. A connection serves one fetch at a time: fetches sharing
-    /// an HTTP/2 connection share its flow-control window, and a stream the client reads later
-    /// could then stall the one it reads now.
-    executors: Arc<Mutex<HashMap<(String, u16), Vec<BallistaClient>>>>,
+    fetcher: PartitionFetcher,
 }
 
 impl std::fmt::Debug for ResultStore {
@@ -52,12 +46,12 @@ impl std::fmt::Debug for ResultStore {
 
 impl ResultStore {
     /// Results are forgotten `ttl` after they were made.
-    pub(super) fn new(ttl: Duration) -> Self {
+    pub(super) fn new(ttl: Duration, fetcher: PartitionFetcher) -> Self {
         Self {
             ttl,
             local: Mutex::default(),
             job_schemas: Mutex::default(),
-            executors: Arc::default(),
+            fetcher,
         }
     }
 
@@ -116,7 +110,7 @@ impl ResultStore {
                             partition.job_id
                         ))
                     })?;
-                let batches = self.fetch_partition(&partition).await?;
+                let batches = self.fetcher.fetch(&partition).await?;
                 let target = Arc::clone(&schema);
                 let conformed = batches.map(move |b| {
                     b.and_then(|b| conform_batch(&b, &target).map_err(FlightError::from))
@@ -140,93 +134,6 @@ fn ticket(target: Target) -> Ticket {
         .as_any()
         .encode_to_vec(),
     )
-}
-
-type BatchStream = futures::stream::BoxStream<'static, Result<RecordBatch, FlightError>>;
-
-impl ResultStore {
-    /// Opens a final partition on the executor that wrote it.
-    async fn fetch_partition(&self, p: &JobPartition) -> Result<BatchStream, SchedulerError> {
-        let port = u16::try_from(p.port)
-            .map_err(|_| SchedulerError::Engine(format!("bad executor port {}", p.port)))?;
-        let key = (p.host.clone(), port);
-        let id = PartitionId {
-            job_id: p.job_id.clone().into(),
-            stage_id: p.stage_id as usize,
-            partition_id: p.partition_id as usize,
-        };
-        let layout = if p.is_sort_shuffle {
-            ShuffleLayout::Sort
-        } else {
-            ShuffleLayout::Passthrough
-        };
-        let idle = self
-            .executors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&key)
-            .and_then(Vec::pop);
-        let (client, stream) = match idle {
-            Some(mut client) => match client
-                .fetch_partition(&p.executor_id, &id, p.file_id, layout, false)
-                .await
-            {
-                Ok(stream) => (client, stream),
-                // The connection went stale: connect again.
-                Err(_) => self.connect_and_fetch(p, port, &id, layout).await?,
-            },
-            None => self.connect_and_fetch(p, port, &id, layout).await?,
-        };
-        // Give the connection back once the partition has been read to its end (a stream
-        // dropped half-way drops its connection with it).
-        let pool = Arc::clone(&self.executors);
-        let give_back = futures::stream::once(async move {
-            pool.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(key)
-                .or_default()
-                .push(client);
-        })
-        .filter_map(|()| futures::future::ready(None));
-        Ok(stream
-            .map_err(|e| FlightError::ExternalError(Box::new(e)))
-            .chain(give_back)
-            .boxed())
-    }
-
-    async fn connect_and_fetch(
-        &self,
-        p: &JobPartition,
-        port: u16,
-        id: &PartitionId,
-        layout: ShuffleLayout,
-    ) -> Result<
-        (
-            BallistaClient,
-            datafusion::physical_plan::SendableRecordBatchStream,
-        ),
-        SchedulerError,
-    > {
-        let mut client =
-            BallistaClient::try_new(&p.host, port, MAX_MESSAGE_SIZE, false, None, 3, 250, 0, 0)
-                .await
-                .map_err(|e| {
-                    SchedulerError::Unavailable(format!(
-                        "cannot reach executor {} at {}:{port}: {e}",
-                        p.executor_id, p.host
-                    ))
-                })?;
-        let stream = client
-            .fetch_partition(&p.executor_id, id, p.file_id, layout, false)
-            .await
-            .map_err(|e| {
-                SchedulerError::Unavailable(format!(
-                    "cannot fetch result partition {} of query {}: {e}",
-                    p.partition_id, p.job_id
-                ))
-            })?;
-        Ok((client, stream))
-    }
 }
 
 /// Gives a batch the announced schema (names, nullability, non-view types).

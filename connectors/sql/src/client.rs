@@ -1,0 +1,521 @@
+//! The connection pool of one catalog on one node, the runtime its connections live on, and
+//! the catalog queries (schemas, tables, columns, statistics, key ranges).
+//!
+//! Every database call runs on the catalog's own small tokio runtime: its pool is tied to
+//! it, whichever runtime (scheduler, executor, a test's) calls in, and DataFusion's
+//! synchronous catalog methods (`schema_names`, `register_table`, …) can wait for it without
+//! blocking the runtime they are called from.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use sqlx::Row;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+
+use crate::config::{Address, SqlConfig};
+use crate::dialect::Dialect;
+use crate::error::{Result, SqlError};
+use crate::types::{RemoteColumn, declared_precision};
+
+/// A pool of one of the three databases.
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    /// MySQL / MariaDB.
+    MySql(MySqlPool),
+    /// PostgreSQL.
+    Postgres(PgPool),
+    /// SQLite.
+    Sqlite(SqlitePool),
+}
+
+/// A runtime that may be dropped anywhere (also inside another runtime).
+#[derive(Debug)]
+struct OwnedRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Statistics of a remote table.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TableStats {
+    pub(crate) rows: Option<u64>,
+    pub(crate) bytes: Option<u64>,
+}
+
+type Cached<T> = Mutex<HashMap<String, (Instant, T)>>;
+
+/// One catalog's connection to its database.
+#[derive(Debug)]
+pub struct SqlClient {
+    config: Arc<SqlConfig>,
+    pool: Pool,
+    /// Owns the threads `handle` runs on.
+    _runtime: OwnedRuntime,
+    handle: tokio::runtime::Handle,
+    schemas: Cached<Vec<String>>,
+    tables: Cached<Vec<String>>,
+}
+
+impl SqlClient {
+    /// A client; connects lazily (no I/O here, so a database that is down does not stop
+    /// start-up).
+    pub fn new(config: Arc<SqlConfig>) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(format!("sql-{}", config.catalog))
+            .enable_all()
+            .build()
+            .map_err(|e| SqlError::Runtime(e.to_string()))?;
+        let handle = runtime.handle().clone();
+        let pool = {
+            let _guard = handle.enter();
+            make_pool(&config)
+        };
+        Ok(Self {
+            config,
+            pool,
+            _runtime: OwnedRuntime(Some(runtime)),
+            handle,
+            schemas: Mutex::default(),
+            tables: Mutex::default(),
+        })
+    }
+
+    /// The catalog's configuration.
+    pub fn config(&self) -> &Arc<SqlConfig> {
+        &self.config
+    }
+
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.config.dialect
+    }
+
+    pub(crate) fn pool(&self) -> Pool {
+        self.pool.clone()
+    }
+
+    /// Runs a database future on the catalog's runtime.
+    pub(crate) async fn run<T, F>(&self, fut: F) -> Result<T>
+    where
+        F: Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.handle
+            .spawn(fut)
+            .await
+            .map_err(|e| SqlError::Runtime(e.to_string()))?
+    }
+
+    /// Runs a database future from synchronous code (DataFusion's catalog methods).
+    pub(crate) fn run_blocking<T, F>(&self, fut: F) -> Result<T>
+    where
+        F: Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let task = self.handle.spawn(fut);
+        futures::executor::block_on(task).map_err(|e| SqlError::Runtime(e.to_string()))?
+    }
+
+    /// Spawns a task on the catalog's runtime.
+    pub(crate) fn spawn<F>(&self, fut: F) -> tokio::task::JoinHandle<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.handle.spawn(fut)
+    }
+
+    fn fresh<T: Clone>(&self, cache: &Cached<T>, key: &str) -> Option<T> {
+        let ttl = self.config.metadata_cache_ttl;
+        let cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < ttl)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn remember<T>(cache: &Cached<T>, key: &str, value: T) {
+        cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_owned(), (Instant::now(), value));
+    }
+
+    /// Forgets cached listings (after DDL).
+    pub(crate) fn invalidate(&self) {
+        self.schemas.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.tables.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Remote schema names (MySQL databases, PostgreSQL schemas of the URL's database).
+    pub(crate) fn schemas_blocking(&self) -> Result<Vec<String>> {
+        if let Some(v) = self.fresh(&self.schemas, "") {
+            return Ok(v);
+        }
+        let pool = self.pool();
+        let config = Arc::clone(&self.config);
+        let names = self.run_blocking(async move {
+            let q = match &pool {
+                Pool::MySql(_) => "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA \
+                    WHERE SCHEMA_NAME NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys')",
+                Pool::Postgres(_) => "SELECT nspname::text FROM pg_catalog.pg_namespace \
+                    WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'",
+                Pool::Sqlite(_) => return Ok(vec!["main".to_owned()]),
+            };
+            strings(&pool, q, &[]).await.map_err(|e| SqlError::from_sqlx(&config, e))
+        })?;
+        Self::remember(&self.schemas, "", names.clone());
+        Ok(names)
+    }
+
+    /// The remote name of a schema: as written, or matched without case when configured.
+    pub(crate) fn resolve_schema(&self, name: &str) -> Result<Option<String>> {
+        let names = self.schemas_blocking()?;
+        Ok(resolve_name(&names, name, self.config.case_insensitive_name_matching))
+    }
+
+    /// Tables and views of a remote schema.
+    pub(crate) fn tables_blocking(&self, schema: &str) -> Result<Vec<String>> {
+        if let Some(v) = self.fresh(&self.tables, schema) {
+            return Ok(v);
+        }
+        let pool = self.pool();
+        let config = Arc::clone(&self.config);
+        let s = schema.to_owned();
+        let names = self.run_blocking(async move { list_tables(&pool, &s).await.map_err(|e| SqlError::from_sqlx(&config, e)) })?;
+        Self::remember(&self.tables, schema, names.clone());
+        Ok(names)
+    }
+
+    /// Columns of a remote table, in order; empty when it does not exist.
+    pub(crate) async fn columns(&self, schema: &str, table: &str) -> Result<Vec<RemoteColumn>> {
+        let pool = self.pool();
+        let config = Arc::clone(&self.config);
+        let (s, t) = (schema.to_owned(), table.to_owned());
+        self.run(async move { columns(&pool, &s, &t).await.map_err(|e| SqlError::from_sqlx(&config, e)) })
+            .await
+    }
+
+    /// The remote name of a table of a (remote) schema; case-insensitively when configured.
+    pub(crate) async fn resolve_table(&self, schema: &str, table: &str) -> Result<Option<(String, Vec<RemoteColumn>)>> {
+        let columns = self.columns(schema, table).await?;
+        if !columns.is_empty() {
+            return Ok(Some((table.to_owned(), columns)));
+        }
+        let pool = self.pool();
+        let config = Arc::clone(&self.config);
+        let s = schema.to_owned();
+        let names = self
+            .run(async move { list_tables(&pool, &s).await.map_err(|e| SqlError::from_sqlx(&config, e)) })
+            .await?;
+        let Some(remote) = resolve_name(&names, table, self.config.case_insensitive_name_matching) else {
+            return Ok(None);
+        };
+        let columns = self.columns(schema, &remote).await?;
+        Ok((!columns.is_empty()).then_some((remote, columns)))
+    }
+
+    /// Row count and size estimates from the database's catalog.
+    pub(crate) async fn stats(&self, schema: &str, table: &str) -> Result<TableStats> {
+        let pool = self.pool();
+        let config = Arc::clone(&self.config);
+        let (s, t) = (schema.to_owned(), table.to_owned());
+        self.run(async move { stats(&pool, &s, &t).await.map_err(|e| SqlError::from_sqlx(&config, e)) })
+            .await
+    }
+
+    /// Executes one statement (DDL).
+    pub(crate) fn execute_blocking(&self, sql: String) -> Result<()> {
+        let pool = self.pool();
+        let config = Arc::clone(&self.config);
+        let result = self.run_blocking(async move {
+            let r = match &pool {
+                Pool::MySql(p) => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await.map(drop),
+                Pool::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await.map(drop),
+                Pool::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await.map(drop),
+            };
+            r.map_err(|e| SqlError::from_sqlx(&config, e))
+        });
+        self.invalidate();
+        result
+    }
+
+    /// `(min, max)` of an integer column, for key-range splits.
+    pub(crate) async fn key_range(&self, table: String, column: String) -> Result<Option<(i64, i64)>> {
+        let pool = self.pool();
+        let config = Arc::clone(&self.config);
+        self.run(async move {
+            let r: std::result::Result<Option<(i64, i64)>, sqlx::Error> = async {
+                Ok(match &pool {
+                    Pool::MySql(p) => {
+                        let q = format!("SELECT CAST(MIN({column}) AS SIGNED), CAST(MAX({column}) AS SIGNED) FROM {table}");
+                        let row = sqlx::query(sqlx::AssertSqlSafe(q)).fetch_one(p).await?;
+                        row.try_get::<Option<i64>, _>(0)?.zip(row.try_get::<Option<i64>, _>(1)?)
+                    }
+                    Pool::Postgres(p) => {
+                        let q = format!("SELECT MIN({column})::int8, MAX({column})::int8 FROM {table}");
+                        let row = sqlx::query(sqlx::AssertSqlSafe(q)).fetch_one(p).await?;
+                        row.try_get::<Option<i64>, _>(0)?.zip(row.try_get::<Option<i64>, _>(1)?)
+                    }
+                    Pool::Sqlite(p) => {
+                        let q = format!("SELECT MIN({column}), MAX({column}) FROM {table}");
+                        let row = sqlx::query(sqlx::AssertSqlSafe(q)).fetch_one(p).await?;
+                        row.try_get::<Option<i64>, _>(0)?.zip(row.try_get::<Option<i64>, _>(1)?)
+                    }
+                })
+            }
+            .await;
+            r.map_err(|e| SqlError::from_sqlx(&config, e))
+        })
+        .await
+    }
+
+    /// MySQL: the single integer primary-key column of a table, if it has one.
+    pub(crate) async fn integer_primary_key(&self, schema: &str, table: &str) -> Result<Option<String>> {
+        let Pool::MySql(p) = self.pool() else {
+            return Ok(None);
+        };
+        let config = Arc::clone(&self.config);
+        let (s, t) = (schema.to_owned(), table.to_owned());
+        self.run(async move {
+            let q = "SELECT CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR) FROM information_schema.COLUMNS \
+                     WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_KEY = 'PRI'";
+            let rows = sqlx::query(q).bind(s).bind(t).fetch_all(&p).await.map_err(|e| SqlError::from_sqlx(&config, e))?;
+            if rows.len() != 1 {
+                return Ok(None);
+            }
+            let name: String = rows[0].try_get(0).map_err(|e| SqlError::from_sqlx(&config, e))?;
+            let kind: String = rows[0].try_get(1).map_err(|e| SqlError::from_sqlx(&config, e))?;
+            Ok(matches!(kind.as_str(), "tinyint" | "smallint" | "mediumint" | "int" | "bigint").then_some(name))
+        })
+        .await
+    }
+
+    /// PostgreSQL: the number of heap blocks of a plain table or materialised view (`None`
+    /// for views and other relations, which cannot be cut by `ctid`).
+    pub(crate) async fn heap_blocks(&self, schema: &str, table: &str) -> Result<Option<u64>> {
+        let Pool::Postgres(p) = self.pool() else {
+            return Ok(None);
+        };
+        let config = Arc::clone(&self.config);
+        let (s, t) = (schema.to_owned(), table.to_owned());
+        self.run(async move {
+            let q = "SELECT (pg_relation_size(c.oid) / current_setting('block_size')::int8)::int8 \
+                     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'm')";
+            let row = sqlx::query(q).bind(s).bind(t).fetch_optional(&p).await.map_err(|e| SqlError::from_sqlx(&config, e))?;
+            Ok(match row {
+                Some(row) => row.try_get::<Option<i64>, _>(0).map_err(|e| SqlError::from_sqlx(&config, e))?.map(|b| b.max(0) as u64),
+                None => None,
+            })
+        })
+        .await
+    }
+}
+
+/// A remote name for `name`: the exact one, else the one name that differs only in case
+/// (when matching is case-insensitive, or when `name` is lower case, as unquoted SQL names
+/// are: remote mixed-case names are shown lower-cased, as Trino does).
+fn resolve_name(names: &[String], name: &str, case_insensitive: bool) -> Option<String> {
+    if let Some(exact) = names.iter().find(|n| *n == name) {
+        return Some(exact.clone());
+    }
+    if !case_insensitive && name != name.to_lowercase() {
+        return None;
+    }
+    let mut matches = names.iter().filter(|n| n.eq_ignore_ascii_case(name) || n.to_lowercase() == name.to_lowercase());
+    match (matches.next(), matches.next()) {
+        (Some(one), None) => Some(one.clone()),
+        _ => None,
+    }
+}
+
+fn make_pool(config: &SqlConfig) -> Pool {
+    let size = config.pool_size;
+    let timeout = config.connect_timeout;
+    match (&config.address, config.dialect) {
+        (Address::Server { host, port, database }, Dialect::MySql) => {
+            let mut o = MySqlConnectOptions::new().host(host).port(*port).charset("utf8mb4");
+            if let Some(user) = &config.user {
+                o = o.username(user);
+            }
+            if let Some(password) = &config.password {
+                o = o.password(password.expose());
+            }
+            if let Some(db) = database {
+                o = o.database(db);
+            }
+            Pool::MySql(MySqlPoolOptions::new().max_connections(size).acquire_timeout(timeout).connect_lazy_with(o))
+        }
+        (Address::Server { host, port, database }, _) => {
+            let mut o = PgConnectOptions::new_without_pgpass()
+                .host(host)
+                .port(*port)
+                .application_name("tributary");
+            if let Some(user) = &config.user {
+                o = o.username(user);
+            }
+            if let Some(password) = &config.password {
+                o = o.password(password.expose());
+            }
+            if let Some(db) = database {
+                o = o.database(db);
+            }
+            Pool::Postgres(PgPoolOptions::new().max_connections(size).acquire_timeout(timeout).connect_lazy_with(o))
+        }
+        (Address::File(path), _) => {
+            let o = SqliteConnectOptions::new().filename(path).create_if_missing(true);
+            Pool::Sqlite(SqlitePoolOptions::new().max_connections(size).acquire_timeout(timeout).connect_lazy_with(o))
+        }
+    }
+}
+
+async fn strings(pool: &Pool, sql: &str, binds: &[&str]) -> std::result::Result<Vec<String>, sqlx::Error> {
+    macro_rules! run {
+        ($p:expr) => {{
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+            for b in binds {
+                q = q.bind(*b);
+            }
+            q.fetch_all($p).await?.iter().map(|r| r.try_get::<String, _>(0)).collect()
+        }};
+    }
+    match pool {
+        Pool::MySql(p) => run!(p),
+        Pool::Postgres(p) => run!(p),
+        Pool::Sqlite(p) => run!(p),
+    }
+}
+
+async fn list_tables(pool: &Pool, schema: &str) -> std::result::Result<Vec<String>, sqlx::Error> {
+    let q = match pool {
+        Pool::MySql(_) => "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
+        Pool::Postgres(_) => "SELECT c.relname::text FROM pg_catalog.pg_class c \
+            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+            WHERE n.nspname = $1 AND c.relkind IN ('r', 'v', 'm', 'f', 'p')",
+        Pool::Sqlite(_) => {
+            return strings(pool, "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'", &[]).await;
+        }
+    };
+    strings(pool, q, &[schema]).await
+}
+
+async fn columns(pool: &Pool, schema: &str, table: &str) -> std::result::Result<Vec<RemoteColumn>, sqlx::Error> {
+    match pool {
+        Pool::MySql(p) => {
+            let q = "SELECT CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR), CAST(COLUMN_TYPE AS CHAR), \
+                     CAST(NUMERIC_PRECISION AS SIGNED), CAST(NUMERIC_SCALE AS SIGNED), CAST(IS_NULLABLE AS CHAR) \
+                     FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION";
+            let rows = sqlx::query(q).bind(schema).bind(table).fetch_all(p).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(RemoteColumn {
+                        name: r.try_get(0)?,
+                        type_name: r.try_get::<String, _>(1)?.to_lowercase(),
+                        full_type: r.try_get::<String, _>(2)?.to_lowercase(),
+                        precision: r.try_get(3)?,
+                        scale: r.try_get(4)?,
+                        nullable: r.try_get::<String, _>(5)? == "YES",
+                        type_kind: None,
+                        element_type: None,
+                    })
+                })
+                .collect()
+        }
+        Pool::Postgres(p) => {
+            let q = "SELECT a.attname::text, t.typname::text, format_type(a.atttypid, a.atttypmod), \
+                     CASE WHEN t.typname = 'numeric' AND a.atttypmod >= 4 THEN (((a.atttypmod - 4) >> 16) & 65535)::int8 END, \
+                     CASE WHEN t.typname = 'numeric' AND a.atttypmod >= 4 THEN ((a.atttypmod - 4) & 65535)::int8 END, \
+                     NOT a.attnotnull, t.typtype::text, et.typname::text \
+                     FROM pg_catalog.pg_attribute a \
+                     JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                     JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+                     LEFT JOIN pg_catalog.pg_type et ON et.oid = t.typelem AND t.typcategory = 'A' \
+                     WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped \
+                     ORDER BY a.attnum";
+            let rows = sqlx::query(q).bind(schema).bind(table).fetch_all(p).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(RemoteColumn {
+                        name: r.try_get(0)?,
+                        type_name: r.try_get(1)?,
+                        full_type: r.try_get(2)?,
+                        precision: r.try_get(3)?,
+                        scale: r.try_get(4)?,
+                        nullable: r.try_get(5)?,
+                        type_kind: r.try_get(6)?,
+                        element_type: r.try_get(7)?,
+                    })
+                })
+                .collect()
+        }
+        Pool::Sqlite(p) => {
+            let q = "SELECT name, type, \"notnull\" FROM pragma_table_info(?)";
+            let rows = sqlx::query(q).bind(table).fetch_all(p).await?;
+            rows.iter()
+                .map(|r| {
+                    let declared: String = r.try_get(1)?;
+                    let (precision, scale) = declared_precision(&declared);
+                    Ok(RemoteColumn {
+                        name: r.try_get(0)?,
+                        type_name: declared.to_lowercase(),
+                        full_type: declared,
+                        precision,
+                        scale,
+                        nullable: r.try_get::<i64, _>(2)? == 0,
+                        type_kind: None,
+                        element_type: None,
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+async fn stats(pool: &Pool, schema: &str, table: &str) -> std::result::Result<TableStats, sqlx::Error> {
+    let to_u64 = |v: Option<i64>| v.filter(|v| *v >= 0).map(|v| v as u64);
+    match pool {
+        Pool::MySql(p) => {
+            let q = "SELECT CAST(TABLE_ROWS AS SIGNED), CAST(DATA_LENGTH AS SIGNED) FROM information_schema.TABLES \
+                     WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?";
+            let row = sqlx::query(q).bind(schema).bind(table).fetch_optional(p).await?;
+            Ok(match row {
+                Some(r) => TableStats { rows: to_u64(r.try_get(0)?), bytes: to_u64(r.try_get(1)?) },
+                None => TableStats::default(),
+            })
+        }
+        Pool::Postgres(p) => {
+            let q = "SELECT c.reltuples::int8, pg_relation_size(c.oid)::int8 FROM pg_catalog.pg_class c \
+                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2";
+            let row = sqlx::query(q).bind(schema).bind(table).fetch_optional(p).await?;
+            Ok(match row {
+                // reltuples is -1 until the table was first analysed.
+                Some(r) => TableStats { rows: to_u64(r.try_get(0)?), bytes: to_u64(r.try_get(1)?) },
+                None => TableStats::default(),
+            })
+        }
+        Pool::Sqlite(_) => Ok(TableStats::default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_resolve_like_trino() {
+        let names = vec!["Orders".to_owned(), "products".to_owned()];
+        assert_eq!(resolve_name(&names, "products", false).as_deref(), Some("products"));
+        assert_eq!(resolve_name(&names, "orders", true).as_deref(), Some("Orders"));
+        assert_eq!(resolve_name(&names, "ORDERS", false), None);
+    }
+}

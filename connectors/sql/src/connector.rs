@@ -1,0 +1,76 @@
+//! The factories (`mysql`, `mariadb`, `postgresql`, `sqlite`) and the connector they build.
+
+use std::sync::Arc;
+
+use datafusion::catalog::CatalogProvider;
+use tributary_connector::{Connector, ConnectorError, ConnectorFactory, Properties, Result, SplitReader};
+
+use crate::client::SqlClient;
+use crate::config::SqlConfig;
+use crate::dialect::Dialect;
+use crate::reader::SqlReader;
+use crate::table::SqlCatalog;
+
+/// Builds catalogs of one database kind.
+#[derive(Debug)]
+pub struct SqlConnectorFactory {
+    name: &'static str,
+    dialect: Dialect,
+}
+
+impl SqlConnectorFactory {
+    /// `connector.name=mysql`.
+    pub fn mysql() -> Self {
+        Self { name: "mysql", dialect: Dialect::MySql }
+    }
+
+    /// `connector.name=mariadb` (the MySQL protocol).
+    pub fn mariadb() -> Self {
+        Self { name: "mariadb", dialect: Dialect::MySql }
+    }
+
+    /// `connector.name=postgresql`.
+    pub fn postgresql() -> Self {
+        Self { name: "postgresql", dialect: Dialect::Postgres }
+    }
+
+    /// `connector.name=sqlite`.
+    pub fn sqlite() -> Self {
+        Self { name: "sqlite", dialect: Dialect::Sqlite }
+    }
+
+    /// All four.
+    pub fn all() -> Vec<Arc<dyn ConnectorFactory>> {
+        vec![Arc::new(Self::mysql()), Arc::new(Self::mariadb()), Arc::new(Self::postgresql()), Arc::new(Self::sqlite())]
+    }
+}
+
+impl ConnectorFactory for SqlConnectorFactory {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn create(&self, catalog: &str, properties: &Properties) -> Result<Arc<dyn Connector>> {
+        let config = Arc::new(SqlConfig::from_properties(catalog, self.dialect, properties)?);
+        let client = Arc::new(SqlClient::new(config).map_err(ConnectorError::from)?);
+        Ok(Arc::new(SqlConnector { catalog: Arc::new(SqlCatalog::new(Arc::clone(&client))), client }))
+    }
+}
+
+/// A configured database catalog.
+#[derive(Debug)]
+pub struct SqlConnector {
+    client: Arc<SqlClient>,
+    catalog: Arc<SqlCatalog>,
+}
+
+impl Connector for SqlConnector {
+    fn catalog_provider(&self) -> Arc<dyn CatalogProvider> {
+        Arc::clone(&self.catalog) as Arc<dyn CatalogProvider>
+    }
+
+    fn decode_reader(&self, table: &[u8]) -> Result<Arc<dyn SplitReader>> {
+        let reader = SqlReader::decode(Arc::clone(&self.client), table).map_err(ConnectorError::from)?;
+        Ok(Arc::new(reader))
+    }
+}
