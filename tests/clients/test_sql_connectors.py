@@ -439,4 +439,4 @@ def test_value_that_does_not_fit(sconn):
     pg_run(f"DROP TABLE IF EXISTS {SCHEMA}.forever", f"CREATE TABLE {SCHEMA}.forever (d DATE)",
            f"INSERT INTO {SCHEMA}.forever VALUES ('2025-01-01'), ('infinity')")
     code, message = failure(sconn, f"SELECT d FROM postgresql.{SCHEMA}.forever")
-    assert f"{SCHEMA}.forever" in message and "cannot represent" in message, message
+    assert f"{SCHEMA}.forever" in message and "represent" in message, message

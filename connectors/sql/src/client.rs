@@ -278,7 +278,8 @@ impl SqlClient {
         .await
     }
 
-    /// MySQL: the single integer primary-key column of a table, if it has one.
+    /// MySQL: the first column of the table's primary key, when it is an integer (ranges of
+    /// a key prefix are index range scans, so `(l_orderkey, l_linenumber)` splits too).
     pub(crate) async fn integer_primary_key(&self, schema: &str, table: &str) -> Result<Option<String>> {
         let Pool::MySql(p) = self.pool() else {
             return Ok(None);
@@ -286,14 +287,15 @@ impl SqlClient {
         let config = Arc::clone(&self.config);
         let (s, t) = (schema.to_owned(), table.to_owned());
         self.run(async move {
-            let q = "SELECT CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR) FROM information_schema.COLUMNS \
-                     WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_KEY = 'PRI'";
-            let rows = sqlx::query(q).bind(s).bind(t).fetch_all(&p).await.map_err(|e| SqlError::from_sqlx(&config, e))?;
-            if rows.len() != 1 {
-                return Ok(None);
-            }
-            let name: String = rows[0].try_get(0).map_err(|e| SqlError::from_sqlx(&config, e))?;
-            let kind: String = rows[0].try_get(1).map_err(|e| SqlError::from_sqlx(&config, e))?;
+            let q = "SELECT CAST(k.COLUMN_NAME AS CHAR), CAST(c.DATA_TYPE AS CHAR) \
+                     FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.COLUMNS c \
+                     ON c.TABLE_SCHEMA = k.TABLE_SCHEMA AND c.TABLE_NAME = k.TABLE_NAME AND c.COLUMN_NAME = k.COLUMN_NAME \
+                     WHERE k.TABLE_SCHEMA = ? AND k.TABLE_NAME = ? AND k.CONSTRAINT_NAME = 'PRIMARY' \
+                     ORDER BY k.ORDINAL_POSITION LIMIT 1";
+            let row = sqlx::query(q).bind(s).bind(t).fetch_optional(&p).await.map_err(|e| SqlError::from_sqlx(&config, e))?;
+            let Some(row) = row else { return Ok(None) };
+            let name: String = row.try_get(0).map_err(|e| SqlError::from_sqlx(&config, e))?;
+            let kind: String = row.try_get(1).map_err(|e| SqlError::from_sqlx(&config, e))?;
             Ok(matches!(kind.as_str(), "tinyint" | "smallint" | "mediumint" | "int" | "bigint").then_some(name))
         })
         .await

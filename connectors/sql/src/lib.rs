@@ -17,7 +17,7 @@
 //!   collation) pushes all but `LIKE` exactly. Literals are always bound parameters.
 //!   `filter-pushdown.enabled=false` turns all of it off.
 //! - **Splits**: tables bigger than `split.min-rows` are read in parallel, one split per
-//!   range: MySQL/MariaDB by ranges of an integer primary key between its MIN and MAX
+//!   range: MySQL/MariaDB by ranges of the (first) integer primary-key column between its MIN and MAX
 //!   (first and last ranges open), PostgreSQL by `ctid` block ranges (TID range scans),
 //!   SQLite by `rowid`. At most the query's target partitions (or `split.max-count`).
 //! - **Writes**: `CREATE SCHEMA`, `CREATE TABLE`, `DROP TABLE`, `DROP SCHEMA`, and
@@ -54,6 +54,7 @@ mod config;
 mod connector;
 mod dialect;
 mod error;
+mod pg_copy;
 mod pushdown;
 mod reader;
 mod rows;

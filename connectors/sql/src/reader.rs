@@ -12,6 +12,7 @@ use tributary_connector::{ConnectorError, SplitInfo, SplitReader, SplitStream};
 use crate::client::{Pool, SqlClient};
 use crate::dialect::Dialect;
 use crate::error::SqlError;
+use crate::pg_copy;
 use crate::rows::BatchBuilder;
 use crate::table::TableColumn;
 use crate::value::{Value, bind_value};
@@ -273,6 +274,18 @@ impl SplitReader for SqlReader {
             }
             match &pool {
                 Pool::MySql(p) => stream_rows!(p, false),
+                // COPY takes no parameters: filtered splits use the extended protocol.
+                Pool::Postgres(p) if params.is_empty() && pg_copy::supported(&read_as) => {
+                    let result = copy_rows(p, &sql, &mut builder, batch_size, &tx).await;
+                    if let Err(e) = result {
+                        let e = match e {
+                            CopyError::Sql(e) => SqlError::from_sqlx(&config, e),
+                            CopyError::Decode(message) => SqlError::Conversion { catalog: config.catalog.clone(), table: table.clone(), message },
+                        };
+                        let _ = tx.send(Err(fail(e))).await;
+                        return;
+                    }
+                }
                 Pool::Postgres(p) => stream_rows!(p, false),
                 Pool::Sqlite(p) => stream_rows!(p, true),
             }
@@ -297,6 +310,62 @@ impl SplitReader for SqlReader {
         }));
         Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })))
     }
+}
+
+enum CopyError {
+    Sql(sqlx::Error),
+    Decode(String),
+}
+
+type BatchSender = tokio::sync::mpsc::Sender<datafusion::error::Result<arrow::record_batch::RecordBatch>>;
+
+/// Streams one split through `COPY (…) TO STDOUT (FORMAT binary)`. Full batches are sent as
+/// they fill; the last partial one stays in `builder`. A consumer that stops early closes the
+/// connection (a half-read COPY cannot be reused).
+async fn copy_rows(
+    pool: &sqlx::PgPool,
+    sql: &str,
+    builder: &mut BatchBuilder,
+    batch_size: usize,
+    tx: &BatchSender,
+) -> Result<(), CopyError> {
+    let mut conn = pool.acquire().await.map_err(CopyError::Sql)?;
+    let mut parser = pg_copy::CopyParser::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut stopped = false;
+    {
+        let mut chunks = conn
+            .copy_out_raw(&format!("COPY ({sql}) TO STDOUT (FORMAT binary)"))
+            .await
+            .map_err(CopyError::Sql)?;
+        'read: while let Some(chunk) = chunks.try_next().await.map_err(CopyError::Sql)? {
+            buf.extend_from_slice(&chunk);
+            let mut start = 0;
+            loop {
+                let used = parser.parse(&buf[start..], builder, batch_size).map_err(CopyError::Decode)?;
+                start += used;
+                if builder.rows() >= batch_size {
+                    let batch = builder.finish().map_err(|e| CopyError::Decode(e.to_string()))?;
+                    if tx.send(Ok(batch)).await.is_err() {
+                        stopped = true;
+                        break 'read;
+                    }
+                    continue;
+                }
+                break;
+            }
+            buf.drain(..start);
+        }
+    }
+    if stopped {
+        drop(conn.detach());
+        return Ok(());
+    }
+    if !parser.finished {
+        drop(conn.detach());
+        return Err(CopyError::Decode("the COPY stream ended before its last row".into()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

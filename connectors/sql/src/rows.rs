@@ -43,6 +43,18 @@ impl BatchBuilder {
         self.rows
     }
 
+    pub(crate) fn columns_mut(&mut self) -> &mut [(ReadAs, Box<dyn ArrayBuilder>)] {
+        &mut self.columns
+    }
+
+    pub(crate) fn field_name(&self, i: usize) -> &str {
+        self.schema.field(i).name()
+    }
+
+    pub(crate) fn row_added(&mut self) {
+        self.rows += 1;
+    }
+
     pub(crate) fn finish(&mut self) -> Result<RecordBatch, arrow::error::ArrowError> {
         let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(|(_, b)| b.finish()).collect();
         let rows = std::mem::take(&mut self.rows);
