@@ -4,6 +4,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use datafusion::catalog::CatalogProvider;
+use datafusion::optimizer::OptimizerRule;
 
 use crate::error::Result;
 use crate::properties::Properties;
@@ -26,6 +27,12 @@ pub trait ConnectorFactory: Debug + Send + Sync {
 pub trait Connector: Debug + Send + Sync {
     /// The DataFusion catalog (schemas and tables) this connector exposes.
     fn catalog_provider(&self) -> Arc<dyn CatalogProvider>;
+
+    /// Logical optimizer rules the connector adds to every session (for example to send whole
+    /// aggregates to a database). Rules with the same name are added once.
+    fn optimizer_rules(&self) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+        vec![]
+    }
 
     /// Rebuilds a table's split reader on an executor from the bytes its
     /// [`SplitReader::encode_table`] wrote on the scheduler.

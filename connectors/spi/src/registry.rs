@@ -122,6 +122,21 @@ impl Catalogs {
         self.connectors.keys().map(String::as_str)
     }
 
+    /// The optimizer rules of every catalog's connector, each rule once (by name).
+    pub fn optimizer_rules(
+        &self,
+    ) -> Vec<Arc<dyn datafusion::optimizer::OptimizerRule + Send + Sync>> {
+        let mut rules: Vec<Arc<dyn datafusion::optimizer::OptimizerRule + Send + Sync>> = vec![];
+        for connector in self.connectors.values() {
+            for rule in connector.optimizer_rules() {
+                if !rules.iter().any(|r| r.name() == rule.name()) {
+                    rules.push(rule);
+                }
+            }
+        }
+        rules
+    }
+
     /// Registers every catalog in a DataFusion session.
     pub fn register_all(&self, ctx: &SessionContext) {
         for (name, connector) in &self.connectors {

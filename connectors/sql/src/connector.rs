@@ -3,12 +3,14 @@
 use std::sync::Arc;
 
 use datafusion::catalog::CatalogProvider;
+use datafusion::optimizer::OptimizerRule;
 use tributary_connector::{Connector, ConnectorError, ConnectorFactory, Properties, Result, SplitReader};
 
 use crate::client::SqlClient;
 use crate::config::SqlConfig;
 use crate::dialect::Dialect;
 use crate::reader::SqlReader;
+use crate::remote_plan::SqlPushdownRule;
 use crate::table::SqlCatalog;
 
 /// Builds catalogs of one database kind.
@@ -67,6 +69,10 @@ pub struct SqlConnector {
 impl Connector for SqlConnector {
     fn catalog_provider(&self) -> Arc<dyn CatalogProvider> {
         Arc::clone(&self.catalog) as Arc<dyn CatalogProvider>
+    }
+
+    fn optimizer_rules(&self) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+        vec![Arc::new(SqlPushdownRule)]
     }
 
     fn decode_reader(&self, table: &[u8]) -> Result<Arc<dyn SplitReader>> {

@@ -15,7 +15,12 @@
 //!   Tributary filters again, ordering comparisons are not pushed; in PostgreSQL equality
 //!   and `LIKE` are exact, ordering is not pushed (locale collations); SQLite (binary
 //!   collation) pushes all but `LIKE` exactly. Literals are always bound parameters.
-//!   `filter-pushdown.enabled=false` turns all of it off.
+//!   Whole aggregates (`count`, `count(DISTINCT)`, `sum` of integers and decimals, `min`,
+//!   `max`, with GROUP BY on non-text keys — any key in SQLite) and top-N
+//!   (`ORDER BY … LIMIT n` on non-text keys, NULL order spelt out) over one table are sent
+//!   whole by a logical optimizer rule (`remote_plan.rs`) when every filter is exact; sums are
+//!   cast remotely to the type Tributary's own sum has. `filter-pushdown.enabled=false` turns
+//!   all of it off.
 //! - **Splits**: tables bigger than `split.min-rows` are read in parallel, one split per
 //!   range: MySQL/MariaDB by ranges of the (first) integer primary-key column between its MIN and MAX
 //!   (first and last ranges open), PostgreSQL by `ctid` block ranges (TID range scans),
@@ -57,6 +62,7 @@ mod error;
 mod pg_copy;
 mod pushdown;
 mod reader;
+mod remote_plan;
 mod rows;
 mod table;
 mod types;
@@ -67,5 +73,6 @@ pub use config::{Address, SqlConfig, UnsupportedTypeHandling};
 pub use connector::{SqlConnector, SqlConnectorFactory};
 pub use dialect::Dialect;
 pub use error::{Result, SqlError};
+pub use remote_plan::SqlPushdownRule;
 pub use table::SqlCatalog;
 pub use types::{ReadAs, RemoteColumn, map_column};

@@ -13,6 +13,7 @@ use crate::client::{Pool, SqlClient};
 use crate::dialect::Dialect;
 use crate::error::SqlError;
 use crate::pg_copy;
+use crate::remote_plan::RemoteQuery;
 use crate::rows::BatchBuilder;
 use crate::table::TableColumn;
 use crate::value::{Value, bind_value};
@@ -43,6 +44,9 @@ pub(crate) struct TableHandle {
     pub(crate) limit: Option<usize>,
     /// How splits are cut.
     pub(crate) split_key: Option<SplitKey>,
+    /// An aggregate or top-N computed by the database (`columns` are then its outputs).
+    #[serde(default)]
+    pub(crate) query: Option<RemoteQuery>,
 }
 
 impl TableHandle {
@@ -60,6 +64,9 @@ impl TableHandle {
         let select: Vec<String> = projection
             .iter()
             .map(|i| {
+                if let Some(q) = &self.query {
+                    return q.select[*i].clone();
+                }
                 let c = &self.columns[*i];
                 let name = dialect.quote(&c.remote);
                 if c.mapping.as_text {
@@ -89,6 +96,19 @@ impl TableHandle {
             sql.push_str(" WHERE ");
             sql.push_str(&conditions.join(" AND "));
         }
+        if let Some(q) = &self.query {
+            if !q.group_by.is_empty() {
+                sql.push_str(&format!(" GROUP BY {}", q.group_by.join(", ")));
+            }
+            if !q.order_by.is_empty() {
+                sql.push_str(&format!(" ORDER BY {}", q.order_by.join(", ")));
+            }
+        }
+        let query_limit = self.query.as_ref().and_then(|q| q.limit);
+        let limit = match (query_limit, limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let limit = match (self.limit, limit) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -246,12 +266,22 @@ impl SplitReader for SqlReader {
                             }
                         };
                     }
-                    let mut rows = query.fetch($pool);
+                    let mut conn = match $pool.acquire().await {
+                        Ok(conn) => conn,
+                        Err(e) => {
+                            let _ = tx.send(Err(fail(SqlError::from_sqlx(&config, e)))).await;
+                            return;
+                        }
+                    };
+                    let mut rows = query.fetch(&mut *conn);
                     loop {
                         let row = match rows.try_next().await {
                             Ok(Some(row)) => row,
                             Ok(None) => break,
                             Err(e) => {
+                                // A connection whose statement failed is not trusted again.
+                                drop(rows);
+                                drop(conn.detach());
                                 let e = SqlError::from_sqlx(&config, e);
                                 let _ = tx.send(Err(fail(e))).await;
                                 return;

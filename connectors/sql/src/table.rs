@@ -210,6 +210,7 @@ impl SchemaProvider for SqlSchema {
             params: vec![],
             limit: None,
             split_key: None,
+            query: None,
         };
         Ok(Some(Arc::new(SqlTable {
             client: Arc::clone(&self.client),
@@ -267,7 +268,15 @@ pub(crate) struct SqlTable {
 }
 
 impl SqlTable {
-    fn pushdown(&self) -> Pushdown<'_> {
+    pub(crate) fn client(&self) -> &Arc<SqlClient> {
+        &self.client
+    }
+
+    pub(crate) fn handle(&self) -> &TableHandle {
+        &self.handle
+    }
+
+    pub(crate) fn pushdown(&self) -> Pushdown<'_> {
         Pushdown { dialect: self.client.dialect(), columns: &self.handle.columns }
     }
 
