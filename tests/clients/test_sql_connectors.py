@@ -266,6 +266,17 @@ def test_pushdown_equals_no_pushdown(sconn, catalog, schema):
     }
     if catalog != "sqlite":
         pushed_queries["SELECT flag, sum(price), min(price) FROM {}.%s.conf GROUP BY flag ORDER BY flag NULLS FIRST"] = "SUM("
+    # Joins of two tables of the same catalog run in the database.
+    joins = {
+        f"SELECT a.id, b.i, a.d FROM {{0}}.{schema}.conf a JOIN {{0}}.{schema}.conf b ON a.id = b.id "
+        f"WHERE a.i > 0 AND b.id < 6 ORDER BY a.id": " JOIN ",
+        f"SELECT a.id, b.id FROM {{0}}.{schema}.conf a LEFT JOIN {{0}}.{schema}.conf b ON a.i = b.i "
+        f"ORDER BY a.id, b.id": "LEFT JOIN",
+    }
+    for sql, marker in joins.items():
+        assert query(sconn, sql.format(catalog)) == query(sconn, sql.format(nopush)), sql
+        plan = "\n".join(str(r) for r in query(sconn, "EXPLAIN " + sql.format(catalog)))
+        assert marker in plan and "remote_sql" in plan, plan
     for sql, marker in pushed_queries.items():
         sql = sql % schema
         assert query(sconn, sql.format(catalog)) == query(sconn, sql.format(nopush)), sql

@@ -19,7 +19,9 @@
 //!   `max`, with GROUP BY on non-text keys — any key in SQLite) and top-N
 //!   (`ORDER BY … LIMIT n` on non-text keys, NULL order spelt out) over one table are sent
 //!   whole by a logical optimizer rule (`remote_plan.rs`) when every filter is exact; sums are
-//!   cast remotely to the type Tributary's own sum has. `filter-pushdown.enabled=false` turns
+//!   cast remotely to the type Tributary's own sum has. Inner and left joins of two tables
+//!   of the same catalog on equal keys (of one type the database compares exactly) run as
+//!   one remote query. `filter-pushdown.enabled=false` turns
 //!   all of it off.
 //! - **Splits**: tables bigger than `split.min-rows` are read in parallel, one split per
 //!   range: MySQL/MariaDB by ranges of the (first) integer primary-key column between its MIN and MAX

@@ -14,6 +14,8 @@ use crate::value::Value;
 pub(crate) struct Pushdown<'a> {
     pub(crate) dialect: Dialect,
     pub(crate) columns: &'a [TableColumn],
+    /// Table alias columns are qualified with (joins), if any.
+    pub(crate) qualifier: Option<&'a str>,
 }
 
 fn worst(a: Exactness, b: Exactness) -> Exactness {
@@ -25,6 +27,13 @@ fn worst(a: Exactness, b: Exactness) -> Exactness {
 }
 
 impl Pushdown<'_> {
+    fn name(&self, c: &TableColumn) -> String {
+        match self.qualifier {
+            Some(q) => format!("{q}.{}", self.dialect.quote(&c.remote)),
+            None => self.dialect.quote(&c.remote),
+        }
+    }
+
     /// How a filter would be pushed (without keeping its parameters).
     pub(crate) fn exactness(&self, expr: &Expr) -> Exactness {
         let mut params = Vec::new();
@@ -95,11 +104,11 @@ impl Pushdown<'_> {
             }
             Expr::IsNull(inner) => {
                 let c = self.column(inner)?;
-                Some((format!("({} IS NULL)", self.dialect.quote(&c.remote)), Exactness::Exact))
+                Some((format!("({} IS NULL)", self.name(c)), Exactness::Exact))
             }
             Expr::IsNotNull(inner) => {
                 let c = self.column(inner)?;
-                Some((format!("({} IS NOT NULL)", self.dialect.quote(&c.remote)), Exactness::Exact))
+                Some((format!("({} IS NOT NULL)", self.name(c)), Exactness::Exact))
             }
             Expr::Column(_) => {
                 let c = self.column(expr)?;
@@ -107,7 +116,7 @@ impl Pushdown<'_> {
                     return None;
                 }
                 let p = self.param(Value::Bool(true), params);
-                Some((format!("({} = {p})", self.dialect.quote(&c.remote)), Exactness::Exact))
+                Some((format!("({} = {p})", self.name(c)), Exactness::Exact))
             }
             Expr::InList(InList { expr, list, negated }) => {
                 let c = self.column(expr)?;
@@ -118,7 +127,7 @@ impl Pushdown<'_> {
                 let values = list.iter().map(Self::literal).collect::<Option<Vec<_>>>()?;
                 let markers: Vec<String> = values.into_iter().map(|v| self.param(v, params)).collect();
                 let not = if *negated { "NOT " } else { "" };
-                Some((format!("({} {not}IN ({}))", self.dialect.quote(&c.remote), markers.join(", ")), e))
+                Some((format!("({} {not}IN ({}))", self.name(c), markers.join(", ")), e))
             }
             Expr::Between(Between { expr, negated, low, high }) => {
                 let c = self.column(expr)?;
@@ -129,7 +138,7 @@ impl Pushdown<'_> {
                 let (low, high) = (Self::literal(low)?, Self::literal(high)?);
                 let (l, h) = (self.param(low, params), self.param(high, params));
                 let not = if *negated { "NOT " } else { "" };
-                Some((format!("({} {not}BETWEEN {l} AND {h})", self.dialect.quote(&c.remote)), e))
+                Some((format!("({} {not}BETWEEN {l} AND {h})", self.name(c)), e))
             }
             Expr::Like(Like { negated, expr, pattern, escape_char, case_insensitive }) => {
                 let c = self.column(expr)?;
@@ -145,7 +154,7 @@ impl Pushdown<'_> {
                     return None;
                 }
                 let marker = self.param(Value::Text(p), params);
-                Some((format!("({} LIKE {marker})", self.dialect.quote(&c.remote)), e))
+                Some((format!("({} LIKE {marker})", self.name(c)), e))
             }
             _ => None,
         }
@@ -175,7 +184,7 @@ impl Pushdown<'_> {
             return None;
         }
         let marker = self.param(value, params);
-        Some((format!("({} {sql_op} {marker})", self.dialect.quote(&column.remote)), e))
+        Some((format!("({} {sql_op} {marker})", self.name(column)), e))
     }
 }
 
@@ -198,7 +207,7 @@ mod tests {
     #[test]
     fn binds_every_literal() {
         let cols = columns();
-        let p = Pushdown { dialect: Dialect::Postgres, columns: &cols };
+        let p = Pushdown { dialect: Dialect::Postgres, columns: &cols, qualifier: None };
         let mut params = vec![];
         let (sql, e) = p
             .translate(&col("id").gt(lit(5i64)).and(col("name").eq(lit("x'; DROP TABLE t; --"))), &mut params)
@@ -207,7 +216,7 @@ mod tests {
         assert_eq!(e, Exactness::Exact);
         assert_eq!(params.len(), 2);
         // MySQL's default collation ignores case: `=` on text is a superset, `<` is not pushed.
-        let m = Pushdown { dialect: Dialect::MySql, columns: &cols };
+        let m = Pushdown { dialect: Dialect::MySql, columns: &cols, qualifier: None };
         assert_eq!(m.exactness(&col("name").eq(lit("a"))), Exactness::Superset);
         assert_eq!(m.exactness(&col("name").lt(lit("a"))), Exactness::No);
         assert_eq!(m.exactness(&col("name").lt(lit("a")).or(col("id").eq(lit(1i64)))), Exactness::No);

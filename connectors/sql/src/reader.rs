@@ -80,8 +80,9 @@ impl TableHandle {
             })
             .collect();
         let select = if select.is_empty() { "1".to_owned() } else { select.join(", ") };
-        let from = match dialect {
-            Dialect::Sqlite => dialect.quote(&self.table),
+        let from = match (&self.query, dialect) {
+            (Some(RemoteQuery { from: Some(from), .. }), _) => from.clone(),
+            (_, Dialect::Sqlite) => dialect.quote(&self.table),
             _ => dialect.table_name(&self.schema, &self.table),
         };
         let mut conditions = Vec::new();

@@ -17,9 +17,9 @@ use async_trait::async_trait;
 use datafusion::catalog::default_table_source::{provider_as_source, source_as_provider};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{Column, Result as DfResult, TableReference};
+use datafusion::common::{Column, NullEquality, Result as DfResult, TableReference};
 use datafusion::logical_expr::{
-    Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, Sort, TableProviderFilterPushDown, TableScan,
+    Aggregate, Expr, Join, JoinType, LogicalPlan, LogicalPlanBuilder, Sort, TableProviderFilterPushDown, TableScan,
     TableType,
 };
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
@@ -29,6 +29,7 @@ use tributary_connector::{ScanBuilder, SplitInfo};
 
 use crate::client::SqlClient;
 use crate::dialect::{Dialect, Exactness};
+use crate::pushdown::Pushdown;
 use crate::reader::{SqlReader, TableHandle};
 use crate::table::{SqlTable, TableColumn};
 use crate::types::{ColumnMapping, ReadAs};
@@ -44,6 +45,9 @@ pub(crate) struct RemoteQuery {
     pub(crate) order_by: Vec<String>,
     /// LIMIT of the query itself.
     pub(crate) limit: Option<usize>,
+    /// FROM clause replacing the table's name (joins).
+    #[serde(default)]
+    pub(crate) from: Option<String>,
 }
 
 /// Rewrites aggregates and top-N over database tables into remote queries.
@@ -65,6 +69,7 @@ impl OptimizerRule for SqlPushdownRule {
         let rewritten = match &plan {
             LogicalPlan::Aggregate(aggregate) => push_aggregate(aggregate)?,
             LogicalPlan::Sort(sort) => push_top_n(sort)?,
+            LogicalPlan::Join(join) => push_join(join)?,
             _ => None,
         };
         Ok(match rewritten {
@@ -83,8 +88,14 @@ struct Base<'a> {
 }
 
 fn base(input: &LogicalPlan) -> DfResult<Option<(Arc<dyn TableProvider>, &TableScan)>> {
-    let LogicalPlan::TableScan(scan) = input else {
-        return Ok(None);
+    let scan = match input {
+        LogicalPlan::TableScan(scan) => scan,
+        // `FROM t AS a`: the alias only renames; the replaced fragment keeps its schema.
+        LogicalPlan::SubqueryAlias(alias) => match alias.input.as_ref() {
+            LogicalPlan::TableScan(scan) => scan,
+            _ => return Ok(None),
+        },
+        _ => return Ok(None),
     };
     if scan.fetch.is_some() {
         return Ok(None);
@@ -165,6 +176,22 @@ impl Base<'_> {
         outputs: Vec<(String, ColumnMapping)>,
         query: RemoteQuery,
     ) -> DfResult<LogicalPlan> {
+        replace(self.table, self.scan, self.filter.clone(), self.params.clone(), fragment, outputs, query)
+    }
+}
+
+/// Replaces `fragment` by a scan of the remote `query` (read through `table`'s connection),
+/// under the fragment's own column names.
+fn replace(
+    table: &SqlTable,
+    scan: &TableScan,
+    filter: Option<String>,
+    params: Vec<crate::value::Value>,
+    fragment: &LogicalPlan,
+    outputs: Vec<(String, ColumnMapping)>,
+    query: RemoteQuery,
+) -> DfResult<LogicalPlan> {
+    {
         let schema = fragment.schema();
         let columns = outputs
             .into_iter()
@@ -176,23 +203,23 @@ impl Base<'_> {
                 nullable: true,
             })
             .collect::<Vec<_>>();
-        let base = self.table.handle();
+        let base = table.handle();
         let handle = TableHandle {
             schema: base.schema.clone(),
             table: base.table.clone(),
             columns,
-            filter: self.filter.clone(),
-            params: self.params.clone(),
+            filter,
+            params,
             limit: None,
             split_key: None,
             query: Some(query),
         };
         let provider = Arc::new(SqlQueryTable {
-            client: Arc::clone(self.table.client()),
+            client: Arc::clone(table.client()),
             schema: handle.arrow_schema(),
             handle,
         });
-        let name = TableReference::bare(format!("{}_remote_{}", self.scan.table_name.table(), NEXT.fetch_add(1, Ordering::Relaxed)));
+        let name = TableReference::bare(format!("{}_remote_{}", scan.table_name.table(), NEXT.fetch_add(1, Ordering::Relaxed)));
         let scan = LogicalPlanBuilder::scan(name.clone(), provider_as_source(provider), None)?.build()?;
         let exprs = schema
             .iter()
@@ -258,7 +285,7 @@ fn push_aggregate(aggregate: &Aggregate) -> DfResult<Option<LogicalPlan>> {
         select.push(sql);
         outputs.push((String::new(), mapping));
     }
-    let query = RemoteQuery { select, group_by, order_by: vec![], limit: None };
+    let query = RemoteQuery { select, group_by, order_by: vec![], limit: None, from: None };
     base.replace(&LogicalPlan::Aggregate(aggregate.clone()), outputs, query).map(Some)
 }
 
@@ -369,10 +396,90 @@ fn push_top_n(sort: &Sort) -> DfResult<Option<LogicalPlan>> {
         })
         .collect();
     let outputs = projected.iter().map(|c| (c.name.clone(), c.mapping.clone())).collect();
-    let query = RemoteQuery { select, group_by: vec![], order_by, limit: Some(fetch) };
+    let query = RemoteQuery { select, group_by: vec![], order_by, limit: Some(fetch), from: None };
     let fragment = LogicalPlan::TableScan(scan.clone());
     let remote = base.replace(&fragment, outputs, query)?;
     Ok(Some(LogicalPlan::Sort(Sort { expr: sort.expr.clone(), input: Arc::new(remote), fetch: Some(fetch) })))
+}
+
+/// An inner or left join of two tables of the same catalog on equal keys, when both scans'
+/// filters are exact and the database compares the keys as Tributary does.
+fn push_join(join: &Join) -> DfResult<Option<LogicalPlan>> {
+    if !matches!(join.join_type, JoinType::Inner | JoinType::Left)
+        || join.filter.is_some()
+        || join.null_equality != NullEquality::NullEqualsNothing
+        || join.on.is_empty()
+    {
+        return Ok(None);
+    }
+    let (Some((lp, ls)), Some((rp, rs))) = (base(&join.left)?, base(&join.right)?) else {
+        return Ok(None);
+    };
+    let (Some(left), Some(right)) = (lp.downcast_ref::<SqlTable>(), rp.downcast_ref::<SqlTable>()) else {
+        return Ok(None);
+    };
+    if !Arc::ptr_eq(left.client(), right.client()) || !left.client().config().filter_pushdown {
+        return Ok(None);
+    }
+    let dialect = left.client().dialect();
+    // Filters of both sides, qualified by the side's alias, parameters numbered in order.
+    let mut params = Vec::new();
+    let mut conditions = Vec::new();
+    for (table, scan, alias) in [(left, ls, "l"), (right, rs, "r")] {
+        let p = Pushdown { dialect, columns: &table.handle().columns, qualifier: Some(alias) };
+        for f in &scan.filters {
+            match p.translate(f, &mut params) {
+                Some((sql, Exactness::Exact)) => conditions.push(sql),
+                _ => return Ok(None),
+            }
+        }
+    }
+    let column = |table: &SqlTable, expr: &Expr| -> Option<TableColumn> {
+        let Expr::Column(c) = expr else { return None };
+        table.handle().columns.iter().find(|t| t.name == c.name && !t.mapping.as_text).cloned()
+    };
+    let mut on = Vec::new();
+    for (l, r) in &join.on {
+        let (Some(lc), Some(rc)) = (column(left, l), column(right, r)) else { return Ok(None) };
+        if lc.data_type() != rc.data_type() || dialect.comparison(&lc.data_type(), "=") != Exactness::Exact {
+            return Ok(None);
+        }
+        on.push(format!("l.{} = r.{}", dialect.quote(&lc.remote), dialect.quote(&rc.remote)));
+    }
+    let projected = |table: &SqlTable, scan: &TableScan| -> Vec<TableColumn> {
+        match &scan.projection {
+            Some(p) => p.iter().map(|i| table.handle().columns[*i].clone()).collect(),
+            None => table.handle().columns.clone(),
+        }
+    };
+    let mut select = Vec::new();
+    let mut outputs = Vec::new();
+    for (table, scan, alias) in [(left, ls, "l"), (right, rs, "r")] {
+        for c in projected(table, scan) {
+            let q = format!("{alias}.{}", dialect.quote(&c.remote));
+            select.push(if c.mapping.as_text {
+                match dialect {
+                    Dialect::MySql => format!("CAST({q} AS CHAR)"),
+                    _ => format!("CAST({q} AS TEXT)"),
+                }
+            } else {
+                q
+            });
+            outputs.push((c.name.clone(), c.mapping.clone()));
+        }
+    }
+    if outputs.len() != join.schema.fields().len() {
+        return Ok(None);
+    }
+    let name = |t: &SqlTable| match dialect {
+        Dialect::Sqlite => dialect.quote(&t.handle().table),
+        d => d.table_name(&t.handle().schema, &t.handle().table),
+    };
+    let kind = if join.join_type == JoinType::Left { "LEFT JOIN" } else { "JOIN" };
+    let from = format!("{} l {kind} {} r ON {}", name(left), name(right), on.join(" AND "));
+    let query = RemoteQuery { select, group_by: vec![], order_by: vec![], limit: None, from: Some(from) };
+    let filter = (!conditions.is_empty()).then(|| conditions.join(" AND "));
+    replace(left, ls, filter, params, &LogicalPlan::Join(join.clone()), outputs, query).map(Some)
 }
 
 /// A remote query's result as a table: read as one split.

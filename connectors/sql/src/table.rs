@@ -277,7 +277,7 @@ impl SqlTable {
     }
 
     pub(crate) fn pushdown(&self) -> Pushdown<'_> {
-        Pushdown { dialect: self.client.dialect(), columns: &self.handle.columns }
+        Pushdown { dialect: self.client.dialect(), columns: &self.handle.columns, qualifier: None }
     }
 
     /// Splits of the table: key or block ranges when it is big enough, else one.
