@@ -36,8 +36,8 @@ LINEITEM_DDL = """(l_orderkey BIGINT NOT NULL, l_partkey BIGINT, l_suppkey BIGIN
 
 
 def duck():
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "allow_unsigned_extensions": True,
-                                 "enable_progress_bar": False})
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "allow_unsigned_extensions": True})
+    con.sql("SET enable_progress_bar = false")
     for module, name in ((duckdb_extension_postgres_scanner, "postgres_scanner"), (duckdb_extension_mysql_scanner, "mysql_scanner")):
         con.load_extension(os.path.join(os.path.dirname(module.__file__), "extensions", "v1.5.5", f"{name}.duckdb_extension"))
     return con
@@ -106,6 +106,7 @@ def main():
         for catalog in ("postgresql", "mysql"):
             tributary(catalog)()  # warm-up (connections, metadata)
             results[catalog] = {"tributary": rate(best(tributary(catalog)))}
+            print(catalog, results[catalog], flush=True)
         cur.close()
         conn.close()
     finally:
