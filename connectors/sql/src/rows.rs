@@ -115,8 +115,9 @@ pub(crate) trait DecodeRow {
     fn i64(&self, i: usize) -> Cell<i64>;
     fn f32(&self, i: usize) -> Cell<f32>;
     fn f64(&self, i: usize) -> Cell<f64>;
-    fn text(&self, i: usize) -> Cell<String>;
-    fn bytes(&self, i: usize) -> Cell<Vec<u8>>;
+    /// Borrowed from the row: no allocation per cell.
+    fn text(&self, i: usize) -> Cell<&str>;
+    fn bytes(&self, i: usize) -> Cell<&[u8]>;
     fn date(&self, i: usize) -> Cell<NaiveDate>;
     fn time(&self, i: usize) -> Cell<NaiveTime>;
     fn timestamp(&self, i: usize) -> Cell<NaiveDateTime>;
@@ -128,6 +129,11 @@ pub(crate) trait DecodeRow {
     fn decimal(&self, i: usize) -> Cell<Decimal> {
         let _ = i;
         Err("exact decimals are not read from this database".into())
+    }
+    /// An exact decimal as an integer at `scale`.
+    fn decimal_at(&self, i: usize, precision: u8, scale: i8) -> Cell<i128> {
+        let _ = precision;
+        self.decimal(i)?.map(|d| decimal_value(d, scale)).transpose()
     }
     /// Appends the array in cell `i` to a list builder.
     fn array(&self, i: usize, element: &ReadAs, builder: &mut Box<dyn ArrayBuilder>) -> Result<(), String> {
@@ -146,8 +152,8 @@ macro_rules! decode_common {
         fn i64(&self, i: usize) -> $crate::rows::Cell<i64> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
         fn f32(&self, i: usize) -> $crate::rows::Cell<f32> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
         fn f64(&self, i: usize) -> $crate::rows::Cell<f64> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
-        fn text(&self, i: usize) -> $crate::rows::Cell<String> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
-        fn bytes(&self, i: usize) -> $crate::rows::Cell<Vec<u8>> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
+        fn text(&self, i: usize) -> $crate::rows::Cell<&str> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
+        fn bytes(&self, i: usize) -> $crate::rows::Cell<&[u8]> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
         fn date(&self, i: usize) -> $crate::rows::Cell<chrono::NaiveDate> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
         fn time(&self, i: usize) -> $crate::rows::Cell<chrono::NaiveTime> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
         fn timestamp(&self, i: usize) -> $crate::rows::Cell<chrono::NaiveDateTime> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
@@ -162,6 +168,12 @@ impl DecodeRow for sqlx::mysql::MySqlRow {
     }
     fn decimal(&self, i: usize) -> Cell<Decimal> {
         sqlx::Row::try_get(self, i).map_err(|e| e.to_string())
+    }
+    /// MySQL sends DECIMAL as its text even in the binary protocol: parse it straight to
+    /// the integer (the column type was checked when the table was mapped).
+    fn decimal_at(&self, i: usize, precision: u8, scale: i8) -> Cell<i128> {
+        let text: Option<&str> = sqlx::Row::try_get_unchecked(self, i).map_err(|e| e.to_string())?;
+        text.map(|t| decimal_text(t, precision, scale)).transpose()
     }
 }
 
@@ -230,12 +242,11 @@ fn append_cell<R: DecodeRow>(row: &R, i: usize, read_as: &ReadAs, b: &mut Box<dy
         ReadAs::U64 => get::<Decimal128Builder>(b).append_option(row.unsigned(i)?.map(i128::from)),
         ReadAs::F32 => get::<Float32Builder>(b).append_option(row.f32(i)?),
         ReadAs::F64 => get::<Float64Builder>(b).append_option(row.f64(i)?),
-        ReadAs::Decimal { scale, .. } => {
-            let v = row.decimal(i)?.map(|d| decimal_value(d, *scale)).transpose()?;
-            get::<Decimal128Builder>(b).append_option(v)
+        ReadAs::Decimal { precision, scale } => {
+            get::<Decimal128Builder>(b).append_option(row.decimal_at(i, *precision, *scale)?)
         }
         ReadAs::DecimalText { precision, scale } => {
-            let v = row.text(i)?.map(|t| decimal_text(&t, *precision, *scale)).transpose()?;
+            let v = row.text(i)?.map(|t| decimal_text(t, *precision, *scale)).transpose()?;
             get::<Decimal128Builder>(b).append_option(v)
         }
         ReadAs::Text => get::<StringBuilder>(b).append_option(row.text(i)?),
