@@ -33,6 +33,8 @@ CATALOGS = {
                   "connection-user=postgres\nsplit.min-rows=500\n",
     "postgresql_nopush": "connector.name=postgresql\nconnection-url=postgresql://127.0.0.1/test\n"
                          "connection-user=postgres\nfilter-pushdown.enabled=false\n",
+    "postgresql_varchar": "connector.name=postgresql\nconnection-url=jdbc:postgresql://127.0.0.1:5432/test\n"
+                          "connection-user=postgres\nunsupported-type-handling=CONVERT_TO_VARCHAR\n",
     "mysql_down": "connector.name=mysql\nconnection-url=jdbc:mysql://127.0.0.1:1/productsdb\n"
                   "connection-user=root\nconnection-password=hunter2\nconnection-timeout=3s\n",
     "mysql_badpass": "connector.name=mysql\nconnection-url=jdbc:mysql://127.0.0.1:3306/productsdb\n"
@@ -347,6 +349,10 @@ def test_postgresql_types_round_trip(sconn):
     assert row["ia"] == [1, None, 3] and row["ta"] == ["x", "y"]
     assert '"a"' in row["js"]
     assert all(v is None for v in table.to_pylist()[1].values())
+    # unsupported-type-handling=CONVERT_TO_VARCHAR reads them as the database's text.
+    converted = arrow(sconn, f"SELECT free, iv FROM postgresql_varchar.{SCHEMA}.types ORDER BY b NULLS LAST")
+    assert converted.schema.field("iv").type == pa.string()
+    assert converted.to_pylist()[0] == {"free": "1.5", "iv": "1 day"}
 
 
 # --- parallel reads ---------------------------------------------------------------------------------
@@ -467,3 +473,13 @@ def test_value_that_does_not_fit(sconn):
            f"INSERT INTO {SCHEMA}.forever VALUES ('2025-01-01'), ('infinity')")
     code, message = failure(sconn, f"SELECT d FROM postgresql.{SCHEMA}.forever")
     assert f"{SCHEMA}.forever" in message and "represent" in message, message
+
+
+def test_mixed_case_remote_names(sconn):
+    mysql_run(f"DROP TABLE IF EXISTS {SCHEMA}.MixedCase",
+              f"CREATE TABLE {SCHEMA}.MixedCase (Id INT, `Name` VARCHAR(10))",
+              f"INSERT INTO {SCHEMA}.MixedCase VALUES (1, 'x')")
+    # Shown lower-cased, as Trino does; the one remote name that matches is found.
+    assert ("mixedcase",) in query(sconn, f"SHOW TABLES FROM mysql_split.{SCHEMA}")
+    assert query(sconn, f"SELECT id, name FROM mysql_split.{SCHEMA}.mixedcase WHERE id = 1") == [(1, "x")]
+    mysql_run(f"DROP TABLE {SCHEMA}.MixedCase")
