@@ -56,8 +56,9 @@ pub(crate) async fn start(
         .map_err(SchedulerError::from)?;
     let session_catalogs = catalogs.clone();
     let session_builder = Arc::new(move |config: SessionConfig| {
-        let mut builder =
-            datafusion::execution::SessionStateBuilder::new_from_existing(default_session_builder(config)?);
+        let mut builder = datafusion::execution::SessionStateBuilder::new_from_existing(
+            default_session_builder(config)?,
+        );
         for rule in session_catalogs.optimizer_rules() {
             builder = builder.with_optimizer_rule(rule);
         }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use ballista_core::serde::protobuf::{SuccessfulJob, job_status};
-use datafusion::common::ParamValues;
 use datafusion::catalog::default_table_source::source_as_provider;
+use datafusion::common::ParamValues;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -16,9 +16,9 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{CreateMemoryTable, DdlStatement, LogicalPlan, WriteOp};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 use tributary_connector::conform_batch;
-use datafusion::prelude::SessionContext;
 use tributary_proto::JobPartition;
 
 use crate::cluster::{BallistaScheduler, base_config};
@@ -230,7 +230,9 @@ impl Engine {
                     return Err(SchedulerError::Engine("not an INSERT".into()));
                 };
                 let target = source_as_provider(&dml.target)?;
-                let job = self.run_job(session, Arc::clone(&ctx), &dml.input, sql).await?;
+                let job = self
+                    .run_job(session, Arc::clone(&ctx), &dml.input, sql)
+                    .await?;
                 let schema = Arc::new(dml.input.schema().as_arrow().clone());
                 let rows = self.write_job(&ctx, job, schema, target, op).await?;
                 Ok(Outcome::Update(rows))
@@ -317,7 +319,9 @@ impl Engine {
         sql: &str,
     ) -> Result<Outcome> {
         if create.temporary {
-            return Err(SchedulerError::NotSupported("temporary tables are not supported".into()));
+            return Err(SchedulerError::NotSupported(
+                "temporary tables are not supported".into(),
+            ));
         }
         let state = ctx.state();
         let options = &state.config().options().catalog;
@@ -335,12 +339,12 @@ impl Engine {
             ))
         })?;
         let table = name.table.to_string();
+        // CREATE OR REPLACE drops the old table only once the new rows are ready.
+        let mut replace = false;
         if schema.table(&table).await?.is_some() {
             match (create.if_not_exists, create.or_replace) {
                 (true, _) => return Ok(Outcome::Update(0)),
-                (false, true) => {
-                    schema.deregister_table(&table)?;
-                }
+                (false, true) => replace = true,
                 (false, false) => {
                     return Err(SchedulerError::InvalidQuery(format!(
                         "table '{name}' already exists"
@@ -350,16 +354,26 @@ impl Engine {
         }
         let columns = Arc::new(create.input.schema().as_arrow().clone());
         let empty = || -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
-            Ok(Arc::new(MemTable::try_new(Arc::clone(&columns), vec![vec![]])?))
+            Ok(Arc::new(MemTable::try_new(
+                Arc::clone(&columns),
+                vec![vec![]],
+            )?))
         };
-        let is_query = !matches!(create.input.as_ref(), LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
+        let is_query =
+            !matches!(create.input.as_ref(), LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
         if !is_query {
+            if replace {
+                schema.deregister_table(&table)?;
+            }
             schema.register_table(table, empty()?)?;
             return Ok(Outcome::Update(0));
         }
         let job = self
             .run_job(session, Arc::clone(ctx), &create.input, sql)
             .await?;
+        if replace {
+            schema.deregister_table(&table)?;
+        }
         schema.register_table(table.clone(), empty()?)?;
         let written = async {
             let target = schema.table(&table).await?.ok_or_else(|| {
@@ -373,7 +387,9 @@ impl Engine {
             Ok(rows) => Ok(Outcome::Update(rows)),
             Err(e) => {
                 if let Err(drop_error) = schema.deregister_table(&table) {
-                    tracing::warn!("cannot drop '{name}' after a failed CREATE TABLE AS: {drop_error}");
+                    tracing::warn!(
+                        "cannot drop '{name}' after a failed CREATE TABLE AS: {drop_error}"
+                    );
                 }
                 Err(e)
             }
@@ -396,12 +412,19 @@ impl Engine {
             partitions: job.partitions,
             fetcher: self.fetcher.clone(),
         };
-        let input = StreamingTableExec::try_new(schema, vec![Arc::new(source)], None, vec![], false, None)?;
-        let sink = target.insert_into(&ctx.state(), Arc::new(input), op).await?;
+        let input =
+            StreamingTableExec::try_new(schema, vec![Arc::new(source)], None, vec![], false, None)?;
+        let sink = target
+            .insert_into(&ctx.state(), Arc::new(input), op)
+            .await?;
         let batches = datafusion::physical_plan::collect(sink, ctx.task_ctx()).await?;
         let rows = batches
             .first()
-            .and_then(|b| b.column(0).as_any().downcast_ref::<arrow::array::UInt64Array>())
+            .and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::UInt64Array>()
+            })
             .map(|c| c.value(0))
             .unwrap_or(0);
         Ok(i64::try_from(rows).unwrap_or(i64::MAX))
@@ -539,9 +562,15 @@ impl PartitionStream for JobResultStream {
             })
             .try_flatten()
             .and_then(move |batch| {
-                futures::future::ready(conform_batch(&batch, &schema).map_err(|e| DataFusionError::ArrowError(Box::new(e), None)))
+                futures::future::ready(
+                    conform_batch(&batch, &schema)
+                        .map_err(|e| DataFusionError::ArrowError(Box::new(e), None)),
+                )
             });
-        Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), batches))
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            batches,
+        ))
     }
 }
 

@@ -118,4 +118,3 @@ impl PartitionFetcher {
         Ok((client, stream))
     }
 }
-

@@ -151,8 +151,14 @@ impl SqlClient {
 
     /// Forgets cached listings (after DDL).
     pub(crate) fn invalidate(&self) {
-        self.schemas.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        self.tables.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.schemas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.tables
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// Remote schema names (MySQL databases, PostgreSQL schemas of the URL's database).
@@ -179,7 +185,11 @@ impl SqlClient {
     /// The remote name of a schema: as written, or matched without case when configured.
     pub(crate) fn resolve_schema(&self, name: &str) -> Result<Option<String>> {
         let names = self.schemas_blocking()?;
-        Ok(resolve_name(&names, name, self.config.case_insensitive_name_matching))
+        Ok(resolve_name(
+            &names,
+            name,
+            self.config.case_insensitive_name_matching,
+        ))
     }
 
     /// Tables and views of a remote schema.
@@ -190,7 +200,11 @@ impl SqlClient {
         let pool = self.pool();
         let config = Arc::clone(&self.config);
         let s = schema.to_owned();
-        let names = self.run_blocking(async move { list_tables(&pool, &s).await.map_err(|e| SqlError::from_sqlx(&config, e)) })?;
+        let names = self.run_blocking(async move {
+            list_tables(&pool, &s)
+                .await
+                .map_err(|e| SqlError::from_sqlx(&config, e))
+        })?;
         Self::remember(&self.tables, schema, names.clone());
         Ok(names)
     }
@@ -200,12 +214,20 @@ impl SqlClient {
         let pool = self.pool();
         let config = Arc::clone(&self.config);
         let (s, t) = (schema.to_owned(), table.to_owned());
-        self.run(async move { columns(&pool, &s, &t).await.map_err(|e| SqlError::from_sqlx(&config, e)) })
-            .await
+        self.run(async move {
+            columns(&pool, &s, &t)
+                .await
+                .map_err(|e| SqlError::from_sqlx(&config, e))
+        })
+        .await
     }
 
     /// The remote name of a table of a (remote) schema; case-insensitively when configured.
-    pub(crate) async fn resolve_table(&self, schema: &str, table: &str) -> Result<Option<(String, Vec<RemoteColumn>)>> {
+    pub(crate) async fn resolve_table(
+        &self,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<(String, Vec<RemoteColumn>)>> {
         let columns = self.columns(schema, table).await?;
         if !columns.is_empty() {
             return Ok(Some((table.to_owned(), columns)));
@@ -214,9 +236,14 @@ impl SqlClient {
         let config = Arc::clone(&self.config);
         let s = schema.to_owned();
         let names = self
-            .run(async move { list_tables(&pool, &s).await.map_err(|e| SqlError::from_sqlx(&config, e)) })
+            .run(async move {
+                list_tables(&pool, &s)
+                    .await
+                    .map_err(|e| SqlError::from_sqlx(&config, e))
+            })
             .await?;
-        let Some(remote) = resolve_name(&names, table, self.config.case_insensitive_name_matching) else {
+        let Some(remote) = resolve_name(&names, table, self.config.case_insensitive_name_matching)
+        else {
             return Ok(None);
         };
         let columns = self.columns(schema, &remote).await?;
@@ -228,8 +255,12 @@ impl SqlClient {
         let pool = self.pool();
         let config = Arc::clone(&self.config);
         let (s, t) = (schema.to_owned(), table.to_owned());
-        self.run(async move { stats(&pool, &s, &t).await.map_err(|e| SqlError::from_sqlx(&config, e)) })
-            .await
+        self.run(async move {
+            stats(&pool, &s, &t)
+                .await
+                .map_err(|e| SqlError::from_sqlx(&config, e))
+        })
+        .await
     }
 
     /// Executes one statement (DDL).
@@ -238,9 +269,18 @@ impl SqlClient {
         let config = Arc::clone(&self.config);
         let result = self.run_blocking(async move {
             let r = match &pool {
-                Pool::MySql(p) => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await.map(drop),
-                Pool::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await.map(drop),
-                Pool::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await.map(drop),
+                Pool::MySql(p) => sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(p)
+                    .await
+                    .map(drop),
+                Pool::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(p)
+                    .await
+                    .map(drop),
+                Pool::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(p)
+                    .await
+                    .map(drop),
             };
             r.map_err(|e| SqlError::from_sqlx(&config, e))
         });
@@ -249,7 +289,11 @@ impl SqlClient {
     }
 
     /// `(min, max)` of an integer column, for key-range splits.
-    pub(crate) async fn key_range(&self, table: String, column: String) -> Result<Option<(i64, i64)>> {
+    pub(crate) async fn key_range(
+        &self,
+        table: String,
+        column: String,
+    ) -> Result<Option<(i64, i64)>> {
         let pool = self.pool();
         let config = Arc::clone(&self.config);
         self.run(async move {
@@ -280,7 +324,11 @@ impl SqlClient {
 
     /// MySQL: the first column of the table's primary key, when it is an integer (ranges of
     /// a key prefix are index range scans, so `(l_orderkey, l_linenumber)` splits too).
-    pub(crate) async fn integer_primary_key(&self, schema: &str, table: &str) -> Result<Option<String>> {
+    pub(crate) async fn integer_primary_key(
+        &self,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<String>> {
         let Pool::MySql(p) = self.pool() else {
             return Ok(None);
         };
@@ -333,7 +381,9 @@ fn resolve_name(names: &[String], name: &str, case_insensitive: bool) -> Option<
     if !case_insensitive && name != name.to_lowercase() {
         return None;
     }
-    let mut matches = names.iter().filter(|n| n.eq_ignore_ascii_case(name) || n.to_lowercase() == name.to_lowercase());
+    let mut matches = names
+        .iter()
+        .filter(|n| n.eq_ignore_ascii_case(name) || n.to_lowercase() == name.to_lowercase());
     match (matches.next(), matches.next()) {
         (Some(one), None) => Some(one.clone()),
         _ => None,
@@ -344,8 +394,18 @@ fn make_pool(config: &SqlConfig) -> Pool {
     let size = config.pool_size;
     let timeout = config.connect_timeout;
     match (&config.address, config.dialect) {
-        (Address::Server { host, port, database }, Dialect::MySql) => {
-            let mut o = MySqlConnectOptions::new().host(host).port(*port).charset("utf8mb4");
+        (
+            Address::Server {
+                host,
+                port,
+                database,
+            },
+            Dialect::MySql,
+        ) => {
+            let mut o = MySqlConnectOptions::new()
+                .host(host)
+                .port(*port)
+                .charset("utf8mb4");
             if let Some(user) = &config.user {
                 o = o.username(user);
             }
@@ -355,9 +415,21 @@ fn make_pool(config: &SqlConfig) -> Pool {
             if let Some(db) = database {
                 o = o.database(db);
             }
-            Pool::MySql(MySqlPoolOptions::new().max_connections(size).acquire_timeout(timeout).connect_lazy_with(o))
+            Pool::MySql(
+                MySqlPoolOptions::new()
+                    .max_connections(size)
+                    .acquire_timeout(timeout)
+                    .connect_lazy_with(o),
+            )
         }
-        (Address::Server { host, port, database }, _) => {
+        (
+            Address::Server {
+                host,
+                port,
+                database,
+            },
+            _,
+        ) => {
             let mut o = PgConnectOptions::new_without_pgpass()
                 .host(host)
                 .port(*port)
@@ -371,23 +443,43 @@ fn make_pool(config: &SqlConfig) -> Pool {
             if let Some(db) = database {
                 o = o.database(db);
             }
-            Pool::Postgres(PgPoolOptions::new().max_connections(size).acquire_timeout(timeout).connect_lazy_with(o))
+            Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(size)
+                    .acquire_timeout(timeout)
+                    .connect_lazy_with(o),
+            )
         }
         (Address::File(path), _) => {
-            let o = SqliteConnectOptions::new().filename(path).create_if_missing(true);
-            Pool::Sqlite(SqlitePoolOptions::new().max_connections(size).acquire_timeout(timeout).connect_lazy_with(o))
+            let o = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true);
+            Pool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(size)
+                    .acquire_timeout(timeout)
+                    .connect_lazy_with(o),
+            )
         }
     }
 }
 
-async fn strings(pool: &Pool, sql: &str, binds: &[&str]) -> std::result::Result<Vec<String>, sqlx::Error> {
+async fn strings(
+    pool: &Pool,
+    sql: &str,
+    binds: &[&str],
+) -> std::result::Result<Vec<String>, sqlx::Error> {
     macro_rules! run {
         ($p:expr) => {{
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
             for b in binds {
                 q = q.bind(*b);
             }
-            q.fetch_all($p).await?.iter().map(|r| r.try_get::<String, _>(0)).collect()
+            q.fetch_all($p)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<String, _>(0))
+                .collect()
         }};
     }
     match pool {
@@ -399,10 +491,14 @@ async fn strings(pool: &Pool, sql: &str, binds: &[&str]) -> std::result::Result<
 
 async fn list_tables(pool: &Pool, schema: &str) -> std::result::Result<Vec<String>, sqlx::Error> {
     let q = match pool {
-        Pool::MySql(_) => "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
-        Pool::Postgres(_) => "SELECT c.relname::text FROM pg_catalog.pg_class c \
+        Pool::MySql(_) => {
+            "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?"
+        }
+        Pool::Postgres(_) => {
+            "SELECT c.relname::text FROM pg_catalog.pg_class c \
             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-            WHERE n.nspname = $1 AND c.relkind IN ('r', 'v', 'm', 'f', 'p')",
+            WHERE n.nspname = $1 AND c.relkind IN ('r', 'v', 'm', 'f', 'p')"
+        }
         Pool::Sqlite(_) => {
             return strings(pool, "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'", &[]).await;
         }
@@ -410,7 +506,11 @@ async fn list_tables(pool: &Pool, schema: &str) -> std::result::Result<Vec<Strin
     strings(pool, q, &[schema]).await
 }
 
-async fn columns(pool: &Pool, schema: &str, table: &str) -> std::result::Result<Vec<RemoteColumn>, sqlx::Error> {
+async fn columns(
+    pool: &Pool,
+    schema: &str,
+    table: &str,
+) -> std::result::Result<Vec<RemoteColumn>, sqlx::Error> {
     match pool {
         Pool::MySql(p) => {
             let q = "SELECT CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR), CAST(COLUMN_TYPE AS CHAR), \
@@ -483,25 +583,43 @@ async fn columns(pool: &Pool, schema: &str, table: &str) -> std::result::Result<
     }
 }
 
-async fn stats(pool: &Pool, schema: &str, table: &str) -> std::result::Result<TableStats, sqlx::Error> {
+async fn stats(
+    pool: &Pool,
+    schema: &str,
+    table: &str,
+) -> std::result::Result<TableStats, sqlx::Error> {
     let to_u64 = |v: Option<i64>| v.filter(|v| *v >= 0).map(|v| v as u64);
     match pool {
         Pool::MySql(p) => {
             let q = "SELECT CAST(TABLE_ROWS AS SIGNED), CAST(DATA_LENGTH AS SIGNED) FROM information_schema.TABLES \
                      WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?";
-            let row = sqlx::query(q).bind(schema).bind(table).fetch_optional(p).await?;
+            let row = sqlx::query(q)
+                .bind(schema)
+                .bind(table)
+                .fetch_optional(p)
+                .await?;
             Ok(match row {
-                Some(r) => TableStats { rows: to_u64(r.try_get(0)?), bytes: to_u64(r.try_get(1)?) },
+                Some(r) => TableStats {
+                    rows: to_u64(r.try_get(0)?),
+                    bytes: to_u64(r.try_get(1)?),
+                },
                 None => TableStats::default(),
             })
         }
         Pool::Postgres(p) => {
             let q = "SELECT c.reltuples::int8, pg_relation_size(c.oid)::int8 FROM pg_catalog.pg_class c \
                      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2";
-            let row = sqlx::query(q).bind(schema).bind(table).fetch_optional(p).await?;
+            let row = sqlx::query(q)
+                .bind(schema)
+                .bind(table)
+                .fetch_optional(p)
+                .await?;
             Ok(match row {
                 // reltuples is -1 until the table was first analysed.
-                Some(r) => TableStats { rows: to_u64(r.try_get(0)?), bytes: to_u64(r.try_get(1)?) },
+                Some(r) => TableStats {
+                    rows: to_u64(r.try_get(0)?),
+                    bytes: to_u64(r.try_get(1)?),
+                },
                 None => TableStats::default(),
             })
         }
@@ -516,8 +634,14 @@ mod tests {
     #[test]
     fn names_resolve_like_trino() {
         let names = vec!["Orders".to_owned(), "products".to_owned()];
-        assert_eq!(resolve_name(&names, "products", false).as_deref(), Some("products"));
-        assert_eq!(resolve_name(&names, "orders", true).as_deref(), Some("Orders"));
+        assert_eq!(
+            resolve_name(&names, "products", false).as_deref(),
+            Some("products")
+        );
+        assert_eq!(
+            resolve_name(&names, "orders", true).as_deref(),
+            Some("Orders")
+        );
         assert_eq!(resolve_name(&names, "ORDERS", false), None);
     }
 }

@@ -92,7 +92,9 @@ impl SqlConfig {
         let address = parse_url(dialect, &url).map_err(|e| invalid("connection-url", &url, &e))?;
         let user = r.optional_string("connection-user");
         // An empty value means no password (Trino's files often carry `connection-password=`).
-        let password = r.optional_secret("connection-password").filter(|p| !p.expose().is_empty());
+        let password = r
+            .optional_secret("connection-password")
+            .filter(|p| !p.expose().is_empty());
         let case_insensitive_name_matching = r
             .optional::<bool>("case-insensitive-name-matching", "true or false")?
             .unwrap_or(false);
@@ -101,8 +103,13 @@ impl SqlConfig {
         let ttl_text = r.optional_string("metadata.cache-ttl").or(names_ttl);
         let metadata_cache_ttl = match ttl_text {
             None => Duration::from_secs(0),
-            Some(text) => parse_duration(&text)
-                .ok_or_else(|| invalid("metadata.cache-ttl", &text, "a duration such as 10s, 5m or 0s"))?,
+            Some(text) => parse_duration(&text).ok_or_else(|| {
+                invalid(
+                    "metadata.cache-ttl",
+                    &text,
+                    "a duration such as 10s, 5m or 0s",
+                )
+            })?,
         };
         let pool_size = r
             .optional::<u32>("connection-pool.max-size", "a positive integer")?
@@ -200,7 +207,9 @@ pub(crate) fn parse_url(dialect: Dialect, text: &str) -> std::result::Result<Add
         .filter(|d| !d.is_empty())
         .map(str::to_owned);
     if dialect == Dialect::Postgres && database.is_none() {
-        return Err("a PostgreSQL URL must name the database: jdbc:postgresql://host:5432/db".into());
+        return Err(
+            "a PostgreSQL URL must name the database: jdbc:postgresql://host:5432/db".into(),
+        );
     }
     Ok(Address::Server {
         host,
@@ -274,7 +283,10 @@ mod tests {
         let e = SqlConfig::from_properties("mysql", Dialect::MySql, &p)
             .expect_err("unknown key")
             .to_string();
-        assert!(e.contains("connection-usr") && e.contains("connection-user"), "{e}");
+        assert!(
+            e.contains("connection-usr") && e.contains("connection-user"),
+            "{e}"
+        );
         let p = Properties::from_pairs(
             "pg.properties",
             [
@@ -287,6 +299,9 @@ mod tests {
         let e = SqlConfig::from_properties("pg", Dialect::Postgres, &p)
             .expect_err("bad ttl")
             .to_string();
-        assert!(e.contains("metadata.cache-ttl") && !e.contains("hunter2"), "{e}");
+        assert!(
+            e.contains("metadata.cache-ttl") && !e.contains("hunter2"),
+            "{e}"
+        );
     }
 }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use datafusion::catalog::CatalogProvider;
 use datafusion::optimizer::OptimizerRule;
-use tributary_connector::{Connector, ConnectorError, ConnectorFactory, Properties, Result, SplitReader};
+use tributary_connector::{
+    Connector, ConnectorError, ConnectorFactory, Properties, Result, SplitReader,
+};
 
 use crate::client::SqlClient;
 use crate::config::SqlConfig;
@@ -23,27 +25,44 @@ pub struct SqlConnectorFactory {
 impl SqlConnectorFactory {
     /// `connector.name=mysql`.
     pub fn mysql() -> Self {
-        Self { name: "mysql", dialect: Dialect::MySql }
+        Self {
+            name: "mysql",
+            dialect: Dialect::MySql,
+        }
     }
 
     /// `connector.name=mariadb` (the MySQL protocol).
     pub fn mariadb() -> Self {
-        Self { name: "mariadb", dialect: Dialect::MySql }
+        Self {
+            name: "mariadb",
+            dialect: Dialect::MySql,
+        }
     }
 
     /// `connector.name=postgresql`.
     pub fn postgresql() -> Self {
-        Self { name: "postgresql", dialect: Dialect::Postgres }
+        Self {
+            name: "postgresql",
+            dialect: Dialect::Postgres,
+        }
     }
 
     /// `connector.name=sqlite`.
     pub fn sqlite() -> Self {
-        Self { name: "sqlite", dialect: Dialect::Sqlite }
+        Self {
+            name: "sqlite",
+            dialect: Dialect::Sqlite,
+        }
     }
 
     /// All four.
     pub fn all() -> Vec<Arc<dyn ConnectorFactory>> {
-        vec![Arc::new(Self::mysql()), Arc::new(Self::mariadb()), Arc::new(Self::postgresql()), Arc::new(Self::sqlite())]
+        vec![
+            Arc::new(Self::mysql()),
+            Arc::new(Self::mariadb()),
+            Arc::new(Self::postgresql()),
+            Arc::new(Self::sqlite()),
+        ]
     }
 }
 
@@ -53,9 +72,16 @@ impl ConnectorFactory for SqlConnectorFactory {
     }
 
     fn create(&self, catalog: &str, properties: &Properties) -> Result<Arc<dyn Connector>> {
-        let config = Arc::new(SqlConfig::from_properties(catalog, self.dialect, properties)?);
+        let config = Arc::new(SqlConfig::from_properties(
+            catalog,
+            self.dialect,
+            properties,
+        )?);
         let client = Arc::new(SqlClient::new(config).map_err(ConnectorError::from)?);
-        Ok(Arc::new(SqlConnector { catalog: Arc::new(SqlCatalog::new(Arc::clone(&client))), client }))
+        Ok(Arc::new(SqlConnector {
+            catalog: Arc::new(SqlCatalog::new(Arc::clone(&client))),
+            client,
+        }))
     }
 }
 
@@ -76,7 +102,8 @@ impl Connector for SqlConnector {
     }
 
     fn decode_reader(&self, table: &[u8]) -> Result<Arc<dyn SplitReader>> {
-        let reader = SqlReader::decode(Arc::clone(&self.client), table).map_err(ConnectorError::from)?;
+        let reader =
+            SqlReader::decode(Arc::clone(&self.client), table).map_err(ConnectorError::from)?;
         Ok(Arc::new(reader))
     }
 }

@@ -83,6 +83,14 @@ impl Dialect {
         format!("{}.{}", self.quote(schema), self.quote(table))
     }
 
+    /// An SQL expression converted to text by the database.
+    pub(crate) fn as_text(self, expr: &str) -> String {
+        match self {
+            Self::MySql => format!("CAST({expr} AS CHAR)"),
+            Self::Postgres | Self::Sqlite => format!("CAST({expr} AS TEXT)"),
+        }
+    }
+
     /// The marker of the `n`th (1-based) bound parameter.
     pub fn placeholder(self, n: usize) -> String {
         match self {
@@ -165,7 +173,11 @@ impl Dialect {
             Time32(_) | Time64(_) => ("TIME(6)".into(), "TIME(6)".into(), "TIME"),
             Timestamp(unit, None) => {
                 let p = precision(unit);
-                (format!("DATETIME({p})"), format!("TIMESTAMP({p})"), "DATETIME")
+                (
+                    format!("DATETIME({p})"),
+                    format!("TIMESTAMP({p})"),
+                    "DATETIME",
+                )
             }
             Timestamp(unit, Some(_)) => {
                 let p = precision(unit);
@@ -203,7 +215,9 @@ mod tests {
         assert_eq!(Dialect::Postgres.quote("x\"y"), "\"x\"\"y\"");
         assert_eq!(Dialect::Postgres.placeholder(3), "$3");
         assert_eq!(
-            Dialect::MySql.ddl_type(&DataType::Decimal128(10, 2)).as_deref(),
+            Dialect::MySql
+                .ddl_type(&DataType::Decimal128(10, 2))
+                .as_deref(),
             Some("DECIMAL(10,2)")
         );
         assert_eq!(

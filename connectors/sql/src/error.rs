@@ -22,7 +22,9 @@ pub enum SqlError {
         message: String,
     },
     /// The server refused the credentials.
-    #[error("catalog '{catalog}': {dialect} at {address} refused the login of user '{user}': {message}")]
+    #[error(
+        "catalog '{catalog}': {dialect} at {address} refused the login of user '{user}': {message}"
+    )]
     Authentication {
         /// Catalog.
         catalog: String,
@@ -76,13 +78,21 @@ impl SqlError {
         let dialect = config.dialect.connector_name();
         let address = config.address.to_string();
         match e {
-            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => {
-                SqlError::Unreachable { catalog, dialect, address, message: e.to_string() }
-            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolClosed => SqlError::Unreachable {
+                catalog,
+                dialect,
+                address,
+                message: e.to_string(),
+            },
             sqlx::Error::Database(db) => {
                 let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
                 // MySQL 1045 / PostgreSQL 28P01, 28000: bad user or password.
-                if matches!(code.as_str(), "28000" | "28P01") || db.message().contains("Access denied") {
+                if matches!(code.as_str(), "28000" | "28P01")
+                    || db.message().contains("Access denied")
+                {
                     SqlError::Authentication {
                         catalog,
                         dialect,
@@ -91,10 +101,16 @@ impl SqlError {
                         message: db.message().to_owned(),
                     }
                 } else {
-                    SqlError::Database { catalog, message: db.message().to_owned() }
+                    SqlError::Database {
+                        catalog,
+                        message: db.message().to_owned(),
+                    }
                 }
             }
-            other => SqlError::Database { catalog, message: other.to_string() },
+            other => SqlError::Database {
+                catalog,
+                message: other.to_string(),
+            },
         }
     }
 

@@ -5,8 +5,8 @@
 
 use arrow::array::{
     ArrayBuilder, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
-    Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder, Time64MicrosecondBuilder,
-    TimestampMicrosecondBuilder,
+    Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
+    Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
 
 use crate::rows::{BatchBuilder, decimal_text};
@@ -66,12 +66,21 @@ fn be_i64(b: &[u8]) -> i64 {
 
 impl CopyParser {
     pub(crate) fn new() -> Self {
-        Self { header_done: false, fields: Vec::new(), finished: false }
+        Self {
+            header_done: false,
+            fields: Vec::new(),
+            finished: false,
+        }
     }
 
     /// Parses every complete tuple at the start of `buf` into `builder`; returns how many
     /// bytes were consumed (the rest waits for more data).
-    pub(crate) fn parse(&mut self, buf: &[u8], builder: &mut BatchBuilder, max_rows: usize) -> Result<usize, String> {
+    pub(crate) fn parse(
+        &mut self,
+        buf: &[u8],
+        builder: &mut BatchBuilder,
+        max_rows: usize,
+    ) -> Result<usize, String> {
         let mut pos = 0;
         if !self.header_done {
             if buf.len() < SIGNATURE.len() + 8 {
@@ -151,7 +160,11 @@ fn numeric(b: &[u8], scale: i8) -> Result<i128, String> {
         let exp = 4 * (weight - i as i32) + scale;
         if exp >= 0 {
             value = value
-                .checked_add(digit.checked_mul(10i128.checked_pow(exp as u32).ok_or("decimal overflow")?).ok_or("decimal overflow")?)
+                .checked_add(
+                    digit
+                        .checked_mul(10i128.checked_pow(exp as u32).ok_or("decimal overflow")?)
+                        .ok_or("decimal overflow")?,
+                )
                 .ok_or("decimal overflow")?;
         } else if exp > -4 {
             value += digit / 10i128.pow((-exp) as u32);
@@ -161,19 +174,31 @@ fn numeric(b: &[u8], scale: i8) -> Result<i128, String> {
 }
 
 fn get<B: 'static>(builder: &mut Box<dyn ArrayBuilder>) -> &mut B {
-    #[expect(clippy::unwrap_used, reason = "builders are made from the same ReadAs list")]
+    #[expect(
+        clippy::unwrap_used,
+        reason = "builders are made from the same ReadAs list"
+    )]
     builder.as_any_mut().downcast_mut::<B>().unwrap()
 }
 
 impl BatchBuilder {
     /// Appends one binary COPY tuple.
-    pub(crate) fn append_binary(&mut self, buf: &[u8], fields: &[(usize, i32)]) -> Result<(), String> {
+    pub(crate) fn append_binary(
+        &mut self,
+        buf: &[u8],
+        fields: &[(usize, i32)],
+    ) -> Result<(), String> {
         let width = self.columns_mut().len();
         if fields.len() != width {
-            return Err(format!("COPY returned {} columns, expected {width}", fields.len()));
+            return Err(format!(
+                "COPY returned {} columns, expected {width}",
+                fields.len()
+            ));
         }
         let mut failed = None;
-        for (i, ((read_as, b), (offset, len))) in self.columns_mut().iter_mut().zip(fields).enumerate() {
+        for (i, ((read_as, b), (offset, len))) in
+            self.columns_mut().iter_mut().zip(fields).enumerate()
+        {
             let cell = (*len >= 0).then(|| &buf[*offset..*offset + *len as usize]);
             if let Err(e) = append(read_as, b, cell) {
                 failed = Some((i, e));
@@ -188,28 +213,51 @@ impl BatchBuilder {
     }
 }
 
-fn append(read_as: &ReadAs, b: &mut Box<dyn ArrayBuilder>, cell: Option<&[u8]>) -> Result<(), String> {
-    let need = |n: usize, c: &[u8]| if c.len() < n { Err(format!("short value ({} bytes)", c.len())) } else { Ok(()) };
+fn append(
+    read_as: &ReadAs,
+    b: &mut Box<dyn ArrayBuilder>,
+    cell: Option<&[u8]>,
+) -> Result<(), String> {
+    let need = |n: usize, c: &[u8]| {
+        if c.len() < n {
+            Err(format!("short value ({} bytes)", c.len()))
+        } else {
+            Ok(())
+        }
+    };
     match read_as {
         ReadAs::Bool => get::<BooleanBuilder>(b).append_option(cell.map(|c| c.first() == Some(&1))),
-        ReadAs::I16 => get::<Int16Builder>(b).append_option(cell.map(|c| need(2, c).map(|()| be_i16(c))).transpose()?),
-        ReadAs::I32 => get::<Int32Builder>(b).append_option(cell.map(|c| need(4, c).map(|()| be_i32(c))).transpose()?),
-        ReadAs::I64 => get::<Int64Builder>(b).append_option(cell.map(|c| need(8, c).map(|()| be_i64(c))).transpose()?),
-        ReadAs::F32 => get::<Float32Builder>(b)
-            .append_option(cell.map(|c| need(4, c).map(|()| f32::from_bits(be_i32(c) as u32))).transpose()?),
-        ReadAs::F64 => get::<Float64Builder>(b)
-            .append_option(cell.map(|c| need(8, c).map(|()| f64::from_bits(be_i64(c) as u64))).transpose()?),
+        ReadAs::I16 => get::<Int16Builder>(b)
+            .append_option(cell.map(|c| need(2, c).map(|()| be_i16(c))).transpose()?),
+        ReadAs::I32 => get::<Int32Builder>(b)
+            .append_option(cell.map(|c| need(4, c).map(|()| be_i32(c))).transpose()?),
+        ReadAs::I64 => get::<Int64Builder>(b)
+            .append_option(cell.map(|c| need(8, c).map(|()| be_i64(c))).transpose()?),
+        ReadAs::F32 => get::<Float32Builder>(b).append_option(
+            cell.map(|c| need(4, c).map(|()| f32::from_bits(be_i32(c) as u32)))
+                .transpose()?,
+        ),
+        ReadAs::F64 => get::<Float64Builder>(b).append_option(
+            cell.map(|c| need(8, c).map(|()| f64::from_bits(be_i64(c) as u64)))
+                .transpose()?,
+        ),
         ReadAs::Decimal { scale, .. } => {
             get::<Decimal128Builder>(b).append_option(cell.map(|c| numeric(c, *scale)).transpose()?)
         }
         ReadAs::DecimalText { precision, scale } => {
             let v = cell
-                .map(|c| std::str::from_utf8(c).map_err(|e| e.to_string()).and_then(|t| decimal_text(t, *precision, *scale)))
+                .map(|c| {
+                    std::str::from_utf8(c)
+                        .map_err(|e| e.to_string())
+                        .and_then(|t| decimal_text(t, *precision, *scale))
+                })
                 .transpose()?;
             get::<Decimal128Builder>(b).append_option(v)
         }
         ReadAs::Text => {
-            let v = cell.map(|c| std::str::from_utf8(c).map_err(|e| e.to_string())).transpose()?;
+            let v = cell
+                .map(|c| std::str::from_utf8(c).map_err(|e| e.to_string()))
+                .transpose()?;
             get::<StringBuilder>(b).append_option(v)
         }
         ReadAs::Bytes => get::<BinaryBuilder>(b).append_option(cell),
@@ -221,12 +269,14 @@ fn append(read_as: &ReadAs, b: &mut Box<dyn ArrayBuilder>, cell: Option<&[u8]>) 
                     if days == i32::MAX || days == i32::MIN {
                         return Err("an infinite date cannot be represented".to_owned());
                     }
-                    days.checked_add(PG_EPOCH_DAYS).ok_or_else(|| "date out of range".to_owned())
+                    days.checked_add(PG_EPOCH_DAYS)
+                        .ok_or_else(|| "date out of range".to_owned())
                 })
                 .transpose()?;
             get::<Date32Builder>(b).append_option(v)
         }
-        ReadAs::Time => get::<Time64MicrosecondBuilder>(b).append_option(cell.map(|c| need(8, c).map(|()| be_i64(c))).transpose()?),
+        ReadAs::Time => get::<Time64MicrosecondBuilder>(b)
+            .append_option(cell.map(|c| need(8, c).map(|()| be_i64(c))).transpose()?),
         ReadAs::Timestamp | ReadAs::TimestampTz => {
             let v = cell
                 .map(|c| {
@@ -235,7 +285,9 @@ fn append(read_as: &ReadAs, b: &mut Box<dyn ArrayBuilder>, cell: Option<&[u8]>) 
                     if micros == i64::MAX || micros == i64::MIN {
                         return Err("an infinite timestamp cannot be represented".to_owned());
                     }
-                    micros.checked_add(PG_EPOCH_MICROS).ok_or_else(|| "timestamp out of range".to_owned())
+                    micros
+                        .checked_add(PG_EPOCH_MICROS)
+                        .ok_or_else(|| "timestamp out of range".to_owned())
                 })
                 .transpose()?;
             get::<TimestampMicrosecondBuilder>(b).append_option(v)
@@ -264,7 +316,10 @@ mod tests {
     #[test]
     fn decodes_numeric() {
         // 12345678.90 = 1234 5678 . 9000
-        assert_eq!(numeric(&numeric_bytes(3, 1, 0, 2, &[1234, 5678, 9000]), 2), Ok(1_234_567_890));
+        assert_eq!(
+            numeric(&numeric_bytes(3, 1, 0, 2, &[1234, 5678, 9000]), 2),
+            Ok(1_234_567_890)
+        );
         // -0.05 = weight -1, digit 500
         assert_eq!(numeric(&numeric_bytes(1, -1, 0x4000, 2, &[500]), 2), Ok(-5));
         assert_eq!(numeric(&numeric_bytes(0, 0, 0, 0, &[]), 2), Ok(0));

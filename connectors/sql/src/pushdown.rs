@@ -37,12 +37,18 @@ impl Pushdown<'_> {
     /// How a filter would be pushed (without keeping its parameters).
     pub(crate) fn exactness(&self, expr: &Expr) -> Exactness {
         let mut params = Vec::new();
-        self.translate(expr, &mut params).map(|(_, e)| e).unwrap_or(Exactness::No)
+        self.translate(expr, &mut params)
+            .map(|(_, e)| e)
+            .unwrap_or(Exactness::No)
     }
 
     /// The SQL of a filter and how exact it is; its literals are appended to `params`.
     /// `None` (and `params` unchanged) when it cannot be pushed.
-    pub(crate) fn translate(&self, expr: &Expr, params: &mut Vec<Value>) -> Option<(String, Exactness)> {
+    pub(crate) fn translate(
+        &self,
+        expr: &Expr,
+        params: &mut Vec<Value>,
+    ) -> Option<(String, Exactness)> {
         let mark = params.len();
         let result = self.go(expr, params).filter(|(_, e)| *e != Exactness::No);
         if result.is_none() {
@@ -53,15 +59,20 @@ impl Pushdown<'_> {
 
     fn column(&self, expr: &Expr) -> Option<&TableColumn> {
         match expr {
-            Expr::Column(c) => self.columns.iter().find(|t| t.name == c.name && !t.mapping.as_text),
+            Expr::Column(c) => self
+                .columns
+                .iter()
+                .find(|t| t.name == c.name && !t.mapping.as_text),
             // Widening integer casts keep every comparison's meaning.
             Expr::Cast(cast) => {
                 let column = self.column(&cast.expr)?;
                 let from = column.data_type();
                 let widening = matches!(
                     (&from, cast.field.data_type()),
-                    (DataType::Int8, DataType::Int16 | DataType::Int32 | DataType::Int64)
-                        | (DataType::Int16, DataType::Int32 | DataType::Int64)
+                    (
+                        DataType::Int8,
+                        DataType::Int16 | DataType::Int32 | DataType::Int64
+                    ) | (DataType::Int16, DataType::Int32 | DataType::Int64)
                         | (DataType::Int32, DataType::Int64)
                 );
                 widening.then_some(column)
@@ -75,7 +86,10 @@ impl Pushdown<'_> {
             Expr::Literal(scalar, _) if !scalar.is_null() => Value::from_scalar(scalar),
             Expr::Cast(cast) => match cast.expr.as_ref() {
                 // A literal cast to another type: fold it here.
-                Expr::Literal(scalar, _) => scalar.cast_to(cast.field.data_type()).ok().and_then(|s| Value::from_scalar(&s)),
+                Expr::Literal(scalar, _) => scalar
+                    .cast_to(cast.field.data_type())
+                    .ok()
+                    .and_then(|s| Value::from_scalar(&s)),
                 _ => None,
             },
             _ => None,
@@ -118,18 +132,33 @@ impl Pushdown<'_> {
                 let p = self.param(Value::Bool(true), params);
                 Some((format!("({} = {p})", self.name(c)), Exactness::Exact))
             }
-            Expr::InList(InList { expr, list, negated }) => {
+            Expr::InList(InList {
+                expr,
+                list,
+                negated,
+            }) => {
                 let c = self.column(expr)?;
-                let e = self.dialect.comparison(&c.data_type(), if *negated { "<>" } else { "=" });
+                let e = self
+                    .dialect
+                    .comparison(&c.data_type(), if *negated { "<>" } else { "=" });
                 if e == Exactness::No || (*negated && e != Exactness::Exact) || list.is_empty() {
                     return None;
                 }
                 let values = list.iter().map(Self::literal).collect::<Option<Vec<_>>>()?;
-                let markers: Vec<String> = values.into_iter().map(|v| self.param(v, params)).collect();
+                let markers: Vec<String> =
+                    values.into_iter().map(|v| self.param(v, params)).collect();
                 let not = if *negated { "NOT " } else { "" };
-                Some((format!("({} {not}IN ({}))", self.name(c), markers.join(", ")), e))
+                Some((
+                    format!("({} {not}IN ({}))", self.name(c), markers.join(", ")),
+                    e,
+                ))
             }
-            Expr::Between(Between { expr, negated, low, high }) => {
+            Expr::Between(Between {
+                expr,
+                negated,
+                low,
+                high,
+            }) => {
                 let c = self.column(expr)?;
                 let e = self.dialect.comparison(&c.data_type(), "<");
                 if e != Exactness::Exact {
@@ -140,7 +169,13 @@ impl Pushdown<'_> {
                 let not = if *negated { "NOT " } else { "" };
                 Some((format!("({} {not}BETWEEN {l} AND {h})", self.name(c)), e))
             }
-            Expr::Like(Like { negated, expr, pattern, escape_char, case_insensitive }) => {
+            Expr::Like(Like {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+                case_insensitive,
+            }) => {
                 let c = self.column(expr)?;
                 let e = self.dialect.comparison(&c.data_type(), "LIKE");
                 if *negated || *case_insensitive || escape_char.is_some() || e == Exactness::No {
@@ -160,7 +195,13 @@ impl Pushdown<'_> {
         }
     }
 
-    fn comparison(&self, left: &Expr, op: Operator, right: &Expr, params: &mut Vec<Value>) -> Option<(String, Exactness)> {
+    fn comparison(
+        &self,
+        left: &Expr,
+        op: Operator,
+        right: &Expr,
+        params: &mut Vec<Value>,
+    ) -> Option<(String, Exactness)> {
         let (column, literal, op) = match (self.column(left), self.column(right)) {
             (Some(c), None) => (c, right, op),
             (None, Some(c)) => (c, left, op.swap()?),
@@ -198,32 +239,72 @@ mod tests {
         let c = |name: &str, read_as: ReadAs| TableColumn {
             name: name.into(),
             remote: name.into(),
-            mapping: ColumnMapping { read_as, as_text: false },
+            mapping: ColumnMapping {
+                read_as,
+                as_text: false,
+            },
             nullable: true,
         };
-        vec![c("id", ReadAs::I64), c("name", ReadAs::Text), c("price", ReadAs::Decimal { precision: 10, scale: 2 })]
+        vec![
+            c("id", ReadAs::I64),
+            c("name", ReadAs::Text),
+            c(
+                "price",
+                ReadAs::Decimal {
+                    precision: 10,
+                    scale: 2,
+                },
+            ),
+        ]
     }
 
     #[test]
     fn binds_every_literal() {
         let cols = columns();
-        let p = Pushdown { dialect: Dialect::Postgres, columns: &cols, qualifier: None };
+        let p = Pushdown {
+            dialect: Dialect::Postgres,
+            columns: &cols,
+            qualifier: None,
+        };
         let mut params = vec![];
         let (sql, e) = p
-            .translate(&col("id").gt(lit(5i64)).and(col("name").eq(lit("x'; DROP TABLE t; --"))), &mut params)
+            .translate(
+                &col("id")
+                    .gt(lit(5i64))
+                    .and(col("name").eq(lit("x'; DROP TABLE t; --"))),
+                &mut params,
+            )
             .expect("pushed");
         assert_eq!(sql, "((\"id\" > $1) AND (\"name\" = $2))");
         assert_eq!(e, Exactness::Exact);
         assert_eq!(params.len(), 2);
         // MySQL's default collation ignores case: `=` on text is a superset, `<` is not pushed.
-        let m = Pushdown { dialect: Dialect::MySql, columns: &cols, qualifier: None };
+        let m = Pushdown {
+            dialect: Dialect::MySql,
+            columns: &cols,
+            qualifier: None,
+        };
         assert_eq!(m.exactness(&col("name").eq(lit("a"))), Exactness::Superset);
         assert_eq!(m.exactness(&col("name").lt(lit("a"))), Exactness::No);
-        assert_eq!(m.exactness(&col("name").lt(lit("a")).or(col("id").eq(lit(1i64)))), Exactness::No);
+        assert_eq!(
+            m.exactness(&col("name").lt(lit("a")).or(col("id").eq(lit(1i64)))),
+            Exactness::No
+        );
         let mut params = vec![];
-        assert!(m.translate(&col("name").lt(lit("a")).and(col("id").eq(lit(1i64))), &mut params).is_none());
+        assert!(
+            m.translate(
+                &col("name").lt(lit("a")).and(col("id").eq(lit(1i64))),
+                &mut params
+            )
+            .is_none()
+        );
         assert!(params.is_empty());
-        let (sql, _) = m.translate(&col("id").in_list(vec![lit(1i64), lit(2i64)], false), &mut params).expect("in");
+        let (sql, _) = m
+            .translate(
+                &col("id").in_list(vec![lit(1i64), lit(2i64)], false),
+                &mut params,
+            )
+            .expect("in");
         assert_eq!(sql, "(`id` IN (?, ?))");
     }
 }

@@ -60,7 +60,13 @@ impl TableHandle {
     }
 
     /// The remote SQL of one split over the projected columns.
-    pub(crate) fn sql(&self, dialect: Dialect, projection: &[usize], split: &str, limit: Option<usize>) -> Result<String, SqlError> {
+    pub(crate) fn sql(
+        &self,
+        dialect: Dialect,
+        projection: &[usize],
+        split: &str,
+        limit: Option<usize>,
+    ) -> Result<String, SqlError> {
         let select: Vec<String> = projection
             .iter()
             .map(|i| {
@@ -70,18 +76,24 @@ impl TableHandle {
                 let c = &self.columns[*i];
                 let name = dialect.quote(&c.remote);
                 if c.mapping.as_text {
-                    match dialect {
-                        Dialect::MySql => format!("CAST({name} AS CHAR)"),
-                        Dialect::Postgres | Dialect::Sqlite => format!("CAST({name} AS TEXT)"),
-                    }
+                    dialect.as_text(&name)
                 } else {
                     name
                 }
             })
             .collect();
-        let select = if select.is_empty() { "1".to_owned() } else { select.join(", ") };
+        let select = if select.is_empty() {
+            "1".to_owned()
+        } else {
+            select.join(", ")
+        };
         let from = match (&self.query, dialect) {
-            (Some(RemoteQuery { from: Some(from), .. }), _) => from.clone(),
+            (
+                Some(RemoteQuery {
+                    from: Some(from), ..
+                }),
+                _,
+            ) => from.clone(),
             (_, Dialect::Sqlite) => dialect.quote(&self.table),
             _ => dialect.table_name(&self.schema, &self.table),
         };
@@ -122,7 +134,10 @@ impl TableHandle {
 
     /// `all`, `key/lt/10`, `key/10/20`, `key/ge/20`, `ctid/0/128`, … → a range condition.
     fn split_condition(&self, dialect: Dialect, split: &str) -> Result<Option<String>, SqlError> {
-        let bad = |reason: &str| SqlError::Decode { what: "split", reason: format!("'{split}': {reason}") };
+        let bad = |reason: &str| SqlError::Decode {
+            what: "split",
+            reason: format!("'{split}': {reason}"),
+        };
         if split == "all" {
             return Ok(None);
         }
@@ -131,20 +146,31 @@ impl TableHandle {
             return Err(bad("expected kind/low/high"));
         };
         let number = |s: &str| s.parse::<i64>().map_err(|_| bad("bounds must be integers"));
-        let (column, lo_sql, hi_sql): (String, Option<String>, Option<String>) = match (kind, &self.split_key) {
-            ("key", Some(SplitKey::Key(column))) => {
-                let lo = if lo == "lt" { None } else { Some(number(lo)?.to_string()) };
-                let hi = if hi == "ge" { None } else { Some(number(hi)?.to_string()) };
-                (dialect.quote(column), lo, hi)
-            }
-            ("ctid", Some(SplitKey::Ctid)) => {
-                let tid = |s: &str| -> Result<String, SqlError> { Ok(format!("'({},0)'::tid", number(s)?)) };
-                let lo = if lo == "lt" { None } else { Some(tid(lo)?) };
-                let hi = if hi == "ge" { None } else { Some(tid(hi)?) };
-                ("ctid".to_owned(), lo, hi)
-            }
-            _ => return Err(bad("does not match the table's split key")),
-        };
+        let (column, lo_sql, hi_sql): (String, Option<String>, Option<String>) =
+            match (kind, &self.split_key) {
+                ("key", Some(SplitKey::Key(column))) => {
+                    let lo = if lo == "lt" {
+                        None
+                    } else {
+                        Some(number(lo)?.to_string())
+                    };
+                    let hi = if hi == "ge" {
+                        None
+                    } else {
+                        Some(number(hi)?.to_string())
+                    };
+                    (dialect.quote(column), lo, hi)
+                }
+                ("ctid", Some(SplitKey::Ctid)) => {
+                    let tid = |s: &str| -> Result<String, SqlError> {
+                        Ok(format!("'({},0)'::tid", number(s)?))
+                    };
+                    let lo = if lo == "lt" { None } else { Some(tid(lo)?) };
+                    let hi = if hi == "ge" { None } else { Some(tid(hi)?) };
+                    ("ctid".to_owned(), lo, hi)
+                }
+                _ => return Err(bad("does not match the table's split key")),
+            };
         let mut conds = Vec::new();
         if let Some(lo) = lo_sql {
             conds.push(format!("{column} >= {lo}"));
@@ -163,14 +189,19 @@ pub(crate) fn range_splits(kind: &str, lo: i64, hi: i64, n: usize, size: u64) ->
     if n == 1 {
         return vec![SplitInfo::new("all", size)];
     }
-    let bounds: Vec<i64> = (1..n).map(|i| (i128::from(lo) + span * i / n) as i64).collect();
+    let bounds: Vec<i64> = (1..n)
+        .map(|i| (i128::from(lo) + span * i / n) as i64)
+        .collect();
     let each = size / n as u64;
     let mut splits = Vec::with_capacity(n as usize);
     splits.push(SplitInfo::new(format!("{kind}/lt/{}", bounds[0]), each));
     for w in bounds.windows(2) {
         splits.push(SplitInfo::new(format!("{kind}/{}/{}", w[0], w[1]), each));
     }
-    splits.push(SplitInfo::new(format!("{kind}/{}/ge", bounds[bounds.len() - 1]), each));
+    splits.push(SplitInfo::new(
+        format!("{kind}/{}/ge", bounds[bounds.len() - 1]),
+        each,
+    ));
     splits
 }
 
@@ -185,17 +216,28 @@ pub(crate) struct SqlReader {
 impl SqlReader {
     pub(crate) fn new(client: Arc<SqlClient>, handle: TableHandle) -> Self {
         let schema = handle.arrow_schema();
-        Self { client, handle, schema }
+        Self {
+            client,
+            handle,
+            schema,
+        }
     }
 
     pub(crate) fn decode(client: Arc<SqlClient>, bytes: &[u8]) -> Result<Self, SqlError> {
-        let handle: TableHandle = serde_json::from_slice(bytes)
-            .map_err(|e| SqlError::Decode { what: "table handle", reason: e.to_string() })?;
+        let handle: TableHandle = serde_json::from_slice(bytes).map_err(|e| SqlError::Decode {
+            what: "table handle",
+            reason: e.to_string(),
+        })?;
         Ok(Self::new(client, handle))
     }
 
     fn qualified(&self) -> String {
-        format!("{}.{}.{}", self.client.config().catalog, self.handle.schema, self.handle.table)
+        format!(
+            "{}.{}.{}",
+            self.client.config().catalog,
+            self.handle.schema,
+            self.handle.table
+        )
     }
 }
 
@@ -209,11 +251,17 @@ impl SplitReader for SqlReader {
     }
 
     fn encode_table(&self) -> tributary_connector::Result<Vec<u8>> {
-        serde_json::to_vec(&self.handle).map_err(|e| ConnectorError::Decode { what: "table handle", reason: e.to_string() })
+        serde_json::to_vec(&self.handle).map_err(|e| ConnectorError::Decode {
+            what: "table handle",
+            reason: e.to_string(),
+        })
     }
 
     fn describe(&self, projection: &[usize]) -> Option<String> {
-        let sql = self.handle.sql(self.client.dialect(), projection, "all", None).ok()?;
+        let sql = self
+            .handle
+            .sql(self.client.dialect(), projection, "all", None)
+            .ok()?;
         let params: Vec<String> = self.handle.params.iter().map(Value::display).collect();
         let key = match &self.handle.split_key {
             Some(SplitKey::Key(k)) => format!(", split_by={k}"),
@@ -227,16 +275,27 @@ impl SplitReader for SqlReader {
         })
     }
 
-    fn read(&self, split: &str, projection: &[usize], batch_size: usize, limit: Option<usize>) -> tributary_connector::Result<SplitStream> {
+    fn read(
+        &self,
+        split: &str,
+        projection: &[usize],
+        batch_size: usize,
+        limit: Option<usize>,
+    ) -> tributary_connector::Result<SplitStream> {
         let dialect = self.client.dialect();
         let sql = self.handle.sql(dialect, projection, split, limit)?;
         let schema = Arc::new(self.schema.project(projection)?);
-        let read_as: Vec<_> = projection.iter().map(|i| self.handle.columns[*i].mapping.read_as.clone()).collect();
+        let read_as: Vec<_> = projection
+            .iter()
+            .map(|i| self.handle.columns[*i].mapping.read_as.clone())
+            .collect();
         let params = self.handle.params.clone();
         let pool = self.client.pool();
         let config = Arc::clone(self.client.config());
         let table = self.qualified();
-        let (tx, rx) = tokio::sync::mpsc::channel::<datafusion::error::Result<arrow::record_batch::RecordBatch>>(2);
+        let (tx, rx) = tokio::sync::mpsc::channel::<
+            datafusion::error::Result<arrow::record_batch::RecordBatch>,
+        >(2);
         // A driver that panics (sqlx does on PostgreSQL's infinite dates) must fail the
         // query, never end the stream early as if all rows were read.
         let supervisor = tx.clone();
@@ -259,7 +318,9 @@ impl SplitReader for SqlReader {
                 ($pool:expr, $text:tt) => {{
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
                     for p in &params {
-                        query = match (|| -> Result<_, String> { Ok(bind_value!(query, p, decimal_as_text = $text)) })() {
+                        query = match (|| -> Result<_, String> {
+                            Ok(bind_value!(query, p, decimal_as_text = $text))
+                        })() {
                             Ok(q) => q,
                             Err(message) => {
                                 let _ = tx.send(Err(DataFusionError::Execution(message))).await;
@@ -289,12 +350,18 @@ impl SplitReader for SqlReader {
                             }
                         };
                         if let Err(message) = builder.append(&row) {
-                            let e = SqlError::Conversion { catalog: config.catalog.clone(), table: table.clone(), message };
+                            let e = SqlError::Conversion {
+                                catalog: config.catalog.clone(),
+                                table: table.clone(),
+                                message,
+                            };
                             let _ = tx.send(Err(fail(e))).await;
                             return;
                         }
                         if builder.rows() >= batch_size {
-                            let batch = builder.finish().map_err(|e| DataFusionError::ArrowError(Box::new(e), None));
+                            let batch = builder
+                                .finish()
+                                .map_err(|e| DataFusionError::ArrowError(Box::new(e), None));
                             if tx.send(batch).await.is_err() {
                                 // The query was cancelled or has all it needs.
                                 return;
@@ -311,7 +378,11 @@ impl SplitReader for SqlReader {
                     if let Err(e) = result {
                         let e = match e {
                             CopyError::Sql(e) => SqlError::from_sqlx(&config, e),
-                            CopyError::Decode(message) => SqlError::Conversion { catalog: config.catalog.clone(), table: table.clone(), message },
+                            CopyError::Decode(message) => SqlError::Conversion {
+                                catalog: config.catalog.clone(),
+                                table: table.clone(),
+                                message,
+                            },
                         };
                         let _ = tx.send(Err(fail(e))).await;
                         return;
@@ -321,7 +392,9 @@ impl SplitReader for SqlReader {
                 Pool::Sqlite(p) => stream_rows!(p, true),
             }
             if builder.rows() > 0 {
-                let batch = builder.finish().map_err(|e| DataFusionError::ArrowError(Box::new(e), None));
+                let batch = builder
+                    .finish()
+                    .map_err(|e| DataFusionError::ArrowError(Box::new(e), None));
                 let _ = tx.send(batch).await;
             }
         });
@@ -339,7 +412,9 @@ impl SplitReader for SqlReader {
                 let _ = supervisor.send(Err(DataFusionError::Execution(message))).await;
             }
         }));
-        Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })))
+        Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|b| (b, rx))
+        })))
     }
 }
 
@@ -348,7 +423,8 @@ enum CopyError {
     Decode(String),
 }
 
-type BatchSender = tokio::sync::mpsc::Sender<datafusion::error::Result<arrow::record_batch::RecordBatch>>;
+type BatchSender =
+    tokio::sync::mpsc::Sender<datafusion::error::Result<arrow::record_batch::RecordBatch>>;
 
 /// Streams one split through `COPY (…) TO STDOUT (FORMAT binary)`. Full batches are sent as
 /// they fill; the last partial one stays in `builder`. A consumer that stops early closes the
@@ -373,10 +449,14 @@ async fn copy_rows(
             buf.extend_from_slice(&chunk);
             let mut start = 0;
             loop {
-                let used = parser.parse(&buf[start..], builder, batch_size).map_err(CopyError::Decode)?;
+                let used = parser
+                    .parse(&buf[start..], builder, batch_size)
+                    .map_err(CopyError::Decode)?;
                 start += used;
                 if builder.rows() >= batch_size {
-                    let batch = builder.finish().map_err(|e| CopyError::Decode(e.to_string()))?;
+                    let batch = builder
+                        .finish()
+                        .map_err(|e| CopyError::Decode(e.to_string()))?;
                     if tx.send(Ok(batch)).await.is_err() {
                         stopped = true;
                         break 'read;
@@ -394,7 +474,9 @@ async fn copy_rows(
     }
     if !parser.finished {
         drop(conn.detach());
-        return Err(CopyError::Decode("the COPY stream ended before its last row".into()));
+        return Err(CopyError::Decode(
+            "the COPY stream ended before its last row".into(),
+        ));
     }
     Ok(())
 }

@@ -19,8 +19,8 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, NullEquality, Result as DfResult, TableReference};
 use datafusion::logical_expr::{
-    Aggregate, Expr, Join, JoinType, LogicalPlan, LogicalPlanBuilder, Sort, TableProviderFilterPushDown, TableScan,
-    TableType,
+    Aggregate, Expr, Join, JoinType, LogicalPlan, LogicalPlanBuilder, Sort,
+    TableProviderFilterPushDown, TableScan, TableType,
 };
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 use datafusion::physical_plan::ExecutionPlan;
@@ -65,7 +65,11 @@ impl OptimizerRule for SqlPushdownRule {
         Some(ApplyOrder::TopDown)
     }
 
-    fn rewrite(&self, plan: LogicalPlan, _config: &dyn OptimizerConfig) -> DfResult<Transformed<LogicalPlan>> {
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> DfResult<Transformed<LogicalPlan>> {
         let rewritten = match &plan {
             LogicalPlan::Aggregate(aggregate) => push_aggregate(aggregate)?,
             LogicalPlan::Sort(sort) => push_top_n(sort)?,
@@ -142,8 +146,11 @@ impl Base<'_> {
             Expr::Column(c) => c,
             Expr::Cast(cast) if matches!(cast.field.data_type(), DataType::Int64) => {
                 let column = self.column(&cast.expr)?;
-                return matches!(column.data_type(), DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64)
-                    .then_some(column);
+                return matches!(
+                    column.data_type(),
+                    DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64
+                )
+                .then_some(column);
             }
             _ => return None,
         };
@@ -155,13 +162,18 @@ impl Base<'_> {
     }
 
     fn is_text(c: &TableColumn) -> bool {
-        matches!(c.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+        matches!(
+            c.data_type(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        )
     }
 
     /// Whether the database orders and compares this column's values as Tributary does.
     fn orders_like_us(&self, c: &TableColumn) -> bool {
         match c.data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => self.dialect() == Dialect::Sqlite,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                self.dialect() == Dialect::Sqlite
+            }
             DataType::Decimal128(..) => self.dialect() != Dialect::Sqlite,
             DataType::Binary | DataType::List(_) => false,
             _ => true,
@@ -176,7 +188,15 @@ impl Base<'_> {
         outputs: Vec<(String, ColumnMapping)>,
         query: RemoteQuery,
     ) -> DfResult<LogicalPlan> {
-        replace(self.table, self.scan, self.filter.clone(), self.params.clone(), fragment, outputs, query)
+        replace(
+            self.table,
+            self.scan,
+            self.filter.clone(),
+            self.params.clone(),
+            fragment,
+            outputs,
+            query,
+        )
     }
 }
 
@@ -219,8 +239,13 @@ fn replace(
             schema: handle.arrow_schema(),
             handle,
         });
-        let name = TableReference::bare(format!("{}_remote_{}", scan.table_name.table(), NEXT.fetch_add(1, Ordering::Relaxed)));
-        let scan = LogicalPlanBuilder::scan(name.clone(), provider_as_source(provider), None)?.build()?;
+        let name = TableReference::bare(format!(
+            "{}_remote_{}",
+            scan.table_name.table(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let scan =
+            LogicalPlanBuilder::scan(name.clone(), provider_as_source(provider), None)?.build()?;
         let exprs = schema
             .iter()
             .enumerate()
@@ -253,7 +278,9 @@ fn push_aggregate(aggregate: &Aggregate) -> DfResult<Option<LogicalPlan>> {
             Expr::Alias(alias) => alias.expr.as_ref(),
             other => other,
         };
-        let Some(c) = base.column(g) else { return Ok(None) };
+        let Some(c) = base.column(g) else {
+            return Ok(None);
+        };
         // Text keys group by the collation (MySQL merges 'a' and 'A').
         if Base::is_text(c) && dialect == Dialect::MySql {
             return Ok(None);
@@ -272,21 +299,32 @@ fn push_aggregate(aggregate: &Aggregate) -> DfResult<Option<LogicalPlan>> {
             Expr::Alias(alias) => alias.expr.as_ref(),
             other => other,
         };
-        let Expr::AggregateFunction(f) = inner else { return Ok(None) };
+        let Expr::AggregateFunction(f) = inner else {
+            return Ok(None);
+        };
         let params = &f.params;
-        if params.filter.is_some() || !params.order_by.is_empty() || params.null_treatment.is_some() {
+        if params.filter.is_some() || !params.order_by.is_empty() || params.null_treatment.is_some()
+        {
             return Ok(None);
         }
         let name = f.func.name().to_ascii_lowercase();
         let arg = params.args.first();
-        let Some((sql, mapping)) = aggregate_sql(&base, &name, arg, params.distinct, out_type) else {
+        let Some((sql, mapping)) = aggregate_sql(&base, &name, arg, params.distinct, out_type)
+        else {
             return Ok(None);
         };
         select.push(sql);
         outputs.push((String::new(), mapping));
     }
-    let query = RemoteQuery { select, group_by, order_by: vec![], limit: None, from: None };
-    base.replace(&LogicalPlan::Aggregate(aggregate.clone()), outputs, query).map(Some)
+    let query = RemoteQuery {
+        select,
+        group_by,
+        order_by: vec![],
+        limit: None,
+        from: None,
+    };
+    base.replace(&LogicalPlan::Aggregate(aggregate.clone()), outputs, query)
+        .map(Some)
 }
 
 /// The remote SQL of one aggregate and how its value is read, when it is exact.
@@ -298,10 +336,14 @@ fn aggregate_sql(
     out_type: &DataType,
 ) -> Option<(String, ColumnMapping)> {
     let dialect = base.dialect();
-    let native = |read_as| ColumnMapping { read_as, as_text: false };
+    let native = |read_as| ColumnMapping {
+        read_as,
+        as_text: false,
+    };
     let count_star = matches!(arg, Some(Expr::Literal(s, _)) if !s.is_null()) || arg.is_none();
     if name == "count" && count_star && !distinct {
-        return (out_type == &DataType::Int64).then(|| ("COUNT(*)".to_owned(), native(ReadAs::I64)));
+        return (out_type == &DataType::Int64)
+            .then(|| ("COUNT(*)".to_owned(), native(ReadAs::I64)));
     }
     let c = base.column(arg?)?;
     let q = dialect.quote(&c.remote);
@@ -315,13 +357,19 @@ fn aggregate_sql(
         }
         "min" | "max" if !distinct || base.orders_like_us(c) => {
             // PostgreSQL has no min/max of booleans.
-            if !base.orders_like_us(c) || out_type != &c.data_type() || c.data_type() == DataType::Boolean {
+            if !base.orders_like_us(c)
+                || out_type != &c.data_type()
+                || c.data_type() == DataType::Boolean
+            {
                 return None;
             }
             Some((format!("{}({q})", name.to_uppercase()), c.mapping.clone()))
         }
         "sum" if !distinct => match (c.data_type(), out_type) {
-            (DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64, DataType::Int64) => {
+            (
+                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64,
+                DataType::Int64,
+            ) => {
                 let cast = match dialect {
                     Dialect::MySql => format!("CAST(SUM({q}) AS SIGNED)"),
                     Dialect::Postgres => format!("CAST(SUM({q}) AS BIGINT)"),
@@ -329,16 +377,30 @@ fn aggregate_sql(
                 };
                 Some((cast, native(ReadAs::I64)))
             }
-            (DataType::Decimal128(..), DataType::Decimal128(p, s)) if dialect != Dialect::Sqlite => {
+            (DataType::Decimal128(..), DataType::Decimal128(p, s))
+                if dialect != Dialect::Sqlite =>
+            {
                 let exact = format!("CAST(SUM({q}) AS DECIMAL({p},{s}))");
                 if *p <= 28 {
-                    Some((exact, native(ReadAs::Decimal { precision: *p, scale: *s })))
+                    Some((
+                        exact,
+                        native(ReadAs::Decimal {
+                            precision: *p,
+                            scale: *s,
+                        }),
+                    ))
                 } else {
-                    let text = match dialect {
-                        Dialect::MySql => format!("CAST({exact} AS CHAR)"),
-                        _ => format!("CAST({exact} AS TEXT)"),
-                    };
-                    Some((text, ColumnMapping { read_as: ReadAs::DecimalText { precision: *p, scale: *s }, as_text: true }))
+                    let text = dialect.as_text(&exact);
+                    Some((
+                        text,
+                        ColumnMapping {
+                            read_as: ReadAs::DecimalText {
+                                precision: *p,
+                                scale: *s,
+                            },
+                            as_text: true,
+                        },
+                    ))
                 }
             }
             _ => None,
@@ -348,7 +410,9 @@ fn aggregate_sql(
 }
 
 fn push_top_n(sort: &Sort) -> DfResult<Option<LogicalPlan>> {
-    let Some(fetch) = sort.fetch else { return Ok(None) };
+    let Some(fetch) = sort.fetch else {
+        return Ok(None);
+    };
     let Some((provider, scan)) = base(&sort.input)? else {
         return Ok(None);
     };
@@ -361,15 +425,23 @@ fn push_top_n(sort: &Sort) -> DfResult<Option<LogicalPlan>> {
     let dialect = base.dialect();
     let mut order_by = Vec::new();
     for s in &sort.expr {
-        let Some(c) = base.column(&s.expr) else { return Ok(None) };
+        let Some(c) = base.column(&s.expr) else {
+            return Ok(None);
+        };
         if !base.orders_like_us(c) {
             return Ok(None);
         }
         let q = dialect.quote(&c.remote);
         let dir = if s.asc { "ASC" } else { "DESC" };
         order_by.push(match dialect {
-            Dialect::MySql => format!("({q} IS NULL) {}, {q} {dir}", if s.nulls_first { "DESC" } else { "ASC" }),
-            _ => format!("{q} {dir} NULLS {}", if s.nulls_first { "FIRST" } else { "LAST" }),
+            Dialect::MySql => format!(
+                "({q} IS NULL) {}, {q} {dir}",
+                if s.nulls_first { "DESC" } else { "ASC" }
+            ),
+            _ => format!(
+                "{q} {dir} NULLS {}",
+                if s.nulls_first { "FIRST" } else { "LAST" }
+            ),
         });
     }
     // The scan's own columns, in its projected order; the sort stays above (over n rows) so
@@ -378,7 +450,10 @@ fn push_top_n(sort: &Sort) -> DfResult<Option<LogicalPlan>> {
         Some(p) => p.iter().map(|i| &table.handle().columns[*i]).collect(),
         None => table.handle().columns.iter().collect(),
     };
-    if projected.iter().any(|c| c.mapping.as_text && c.mapping.read_as != ReadAs::Text) {
+    if projected
+        .iter()
+        .any(|c| c.mapping.as_text && c.mapping.read_as != ReadAs::Text)
+    {
         return Ok(None);
     }
     let select = projected
@@ -386,20 +461,30 @@ fn push_top_n(sort: &Sort) -> DfResult<Option<LogicalPlan>> {
         .map(|c| {
             let q = dialect.quote(&c.remote);
             if c.mapping.as_text {
-                match dialect {
-                    Dialect::MySql => format!("CAST({q} AS CHAR)"),
-                    _ => format!("CAST({q} AS TEXT)"),
-                }
+                dialect.as_text(&q)
             } else {
                 q
             }
         })
         .collect();
-    let outputs = projected.iter().map(|c| (c.name.clone(), c.mapping.clone())).collect();
-    let query = RemoteQuery { select, group_by: vec![], order_by, limit: Some(fetch), from: None };
+    let outputs = projected
+        .iter()
+        .map(|c| (c.name.clone(), c.mapping.clone()))
+        .collect();
+    let query = RemoteQuery {
+        select,
+        group_by: vec![],
+        order_by,
+        limit: Some(fetch),
+        from: None,
+    };
     let fragment = LogicalPlan::TableScan(scan.clone());
     let remote = base.replace(&fragment, outputs, query)?;
-    Ok(Some(LogicalPlan::Sort(Sort { expr: sort.expr.clone(), input: Arc::new(remote), fetch: Some(fetch) })))
+    Ok(Some(LogicalPlan::Sort(Sort {
+        expr: sort.expr.clone(),
+        input: Arc::new(remote),
+        fetch: Some(fetch),
+    })))
 }
 
 /// An inner or left join of two tables of the same catalog on equal keys, when both scans'
@@ -415,7 +500,8 @@ fn push_join(join: &Join) -> DfResult<Option<LogicalPlan>> {
     let (Some((lp, ls)), Some((rp, rs))) = (base(&join.left)?, base(&join.right)?) else {
         return Ok(None);
     };
-    let (Some(left), Some(right)) = (lp.downcast_ref::<SqlTable>(), rp.downcast_ref::<SqlTable>()) else {
+    let (Some(left), Some(right)) = (lp.downcast_ref::<SqlTable>(), rp.downcast_ref::<SqlTable>())
+    else {
         return Ok(None);
     };
     if !Arc::ptr_eq(left.client(), right.client()) || !left.client().config().filter_pushdown {
@@ -426,7 +512,11 @@ fn push_join(join: &Join) -> DfResult<Option<LogicalPlan>> {
     let mut params = Vec::new();
     let mut conditions = Vec::new();
     for (table, scan, alias) in [(left, ls, "l"), (right, rs, "r")] {
-        let p = Pushdown { dialect, columns: &table.handle().columns, qualifier: Some(alias) };
+        let p = Pushdown {
+            dialect,
+            columns: &table.handle().columns,
+            qualifier: Some(alias),
+        };
         for f in &scan.filters {
             match p.translate(f, &mut params) {
                 Some((sql, Exactness::Exact)) => conditions.push(sql),
@@ -436,19 +526,35 @@ fn push_join(join: &Join) -> DfResult<Option<LogicalPlan>> {
     }
     let column = |table: &SqlTable, expr: &Expr| -> Option<TableColumn> {
         let Expr::Column(c) = expr else { return None };
-        table.handle().columns.iter().find(|t| t.name == c.name && !t.mapping.as_text).cloned()
+        table
+            .handle()
+            .columns
+            .iter()
+            .find(|t| t.name == c.name && !t.mapping.as_text)
+            .cloned()
     };
     let mut on = Vec::new();
     for (l, r) in &join.on {
-        let (Some(lc), Some(rc)) = (column(left, l), column(right, r)) else { return Ok(None) };
-        if lc.data_type() != rc.data_type() || dialect.comparison(&lc.data_type(), "=") != Exactness::Exact {
+        let (Some(lc), Some(rc)) = (column(left, l), column(right, r)) else {
+            return Ok(None);
+        };
+        if lc.data_type() != rc.data_type()
+            || dialect.comparison(&lc.data_type(), "=") != Exactness::Exact
+        {
             return Ok(None);
         }
-        on.push(format!("l.{} = r.{}", dialect.quote(&lc.remote), dialect.quote(&rc.remote)));
+        on.push(format!(
+            "l.{} = r.{}",
+            dialect.quote(&lc.remote),
+            dialect.quote(&rc.remote)
+        ));
     }
     let projected = |table: &SqlTable, scan: &TableScan| -> Vec<TableColumn> {
         match &scan.projection {
-            Some(p) => p.iter().map(|i| table.handle().columns[*i].clone()).collect(),
+            Some(p) => p
+                .iter()
+                .map(|i| table.handle().columns[*i].clone())
+                .collect(),
             None => table.handle().columns.clone(),
         }
     };
@@ -458,10 +564,7 @@ fn push_join(join: &Join) -> DfResult<Option<LogicalPlan>> {
         for c in projected(table, scan) {
             let q = format!("{alias}.{}", dialect.quote(&c.remote));
             select.push(if c.mapping.as_text {
-                match dialect {
-                    Dialect::MySql => format!("CAST({q} AS CHAR)"),
-                    _ => format!("CAST({q} AS TEXT)"),
-                }
+                dialect.as_text(&q)
             } else {
                 q
             });
@@ -475,11 +578,35 @@ fn push_join(join: &Join) -> DfResult<Option<LogicalPlan>> {
         Dialect::Sqlite => dialect.quote(&t.handle().table),
         d => d.table_name(&t.handle().schema, &t.handle().table),
     };
-    let kind = if join.join_type == JoinType::Left { "LEFT JOIN" } else { "JOIN" };
-    let from = format!("{} l {kind} {} r ON {}", name(left), name(right), on.join(" AND "));
-    let query = RemoteQuery { select, group_by: vec![], order_by: vec![], limit: None, from: Some(from) };
+    let kind = if join.join_type == JoinType::Left {
+        "LEFT JOIN"
+    } else {
+        "JOIN"
+    };
+    let from = format!(
+        "{} l {kind} {} r ON {}",
+        name(left),
+        name(right),
+        on.join(" AND ")
+    );
+    let query = RemoteQuery {
+        select,
+        group_by: vec![],
+        order_by: vec![],
+        limit: None,
+        from: Some(from),
+    };
     let filter = (!conditions.is_empty()).then(|| conditions.join(" AND "));
-    replace(left, ls, filter, params, &LogicalPlan::Join(join.clone()), outputs, query).map(Some)
+    replace(
+        left,
+        ls,
+        filter,
+        params,
+        &LogicalPlan::Join(join.clone()),
+        outputs,
+        query,
+    )
+    .map(Some)
 }
 
 /// A remote query's result as a table: read as one split.
@@ -500,8 +627,14 @@ impl TableProvider for SqlQueryTable {
         TableType::Temporary
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![TableProviderFilterPushDown::Unsupported; filters.len()])
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![
+            TableProviderFilterPushDown::Unsupported;
+            filters.len()
+        ])
     }
 
     async fn scan(
@@ -511,7 +644,10 @@ impl TableProvider for SqlQueryTable {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let reader = Arc::new(SqlReader::new(Arc::clone(&self.client), self.handle.clone()));
+        let reader = Arc::new(SqlReader::new(
+            Arc::clone(&self.client),
+            self.handle.clone(),
+        ));
         ScanBuilder::new(self.client.config().catalog.clone(), reader)
             .with_splits(vec![SplitInfo::new("all", 0)])
             .with_projection(projection)

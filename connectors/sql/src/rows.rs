@@ -67,7 +67,10 @@ impl BatchBuilder {
 }
 
 fn get<B: 'static>(builder: &mut Box<dyn ArrayBuilder>) -> &mut B {
-    #[expect(clippy::unwrap_used, reason = "builders are made from the same ReadAs list")]
+    #[expect(
+        clippy::unwrap_used,
+        reason = "builders are made from the same ReadAs list"
+    )]
     builder.as_any_mut().downcast_mut::<B>().unwrap()
 }
 
@@ -98,8 +101,12 @@ pub(crate) fn decimal_value(d: Decimal, scale: i8) -> Result<i128, String> {
 }
 
 pub(crate) fn decimal_text(text: &str, precision: u8, scale: i8) -> Result<i128, String> {
-    arrow::compute::kernels::cast_utils::parse_decimal::<Decimal128Type>(text.trim(), precision, scale)
-        .map_err(|e| format!("decimal '{text}' does not fit DECIMAL({precision},{scale}): {e}"))
+    arrow::compute::kernels::cast_utils::parse_decimal::<Decimal128Type>(
+        text.trim(),
+        precision,
+        scale,
+    )
+    .map_err(|e| format!("decimal '{text}' does not fit DECIMAL({precision},{scale}): {e}"))
 }
 
 type Cell<T> = Result<Option<T>, String>;
@@ -133,10 +140,17 @@ pub(crate) trait DecodeRow {
     /// An exact decimal as an integer at `scale`.
     fn decimal_at(&self, i: usize, precision: u8, scale: i8) -> Cell<i128> {
         let _ = precision;
-        self.decimal(i)?.map(|d| decimal_value(d, scale)).transpose()
+        self.decimal(i)?
+            .map(|d| decimal_value(d, scale))
+            .transpose()
     }
     /// Appends the array in cell `i` to a list builder.
-    fn array(&self, i: usize, element: &ReadAs, builder: &mut Box<dyn ArrayBuilder>) -> Result<(), String> {
+    fn array(
+        &self,
+        i: usize,
+        element: &ReadAs,
+        builder: &mut Box<dyn ArrayBuilder>,
+    ) -> Result<(), String> {
         let _ = (i, element, builder);
         Err("arrays are not read from this database".into())
     }
@@ -145,19 +159,45 @@ pub(crate) trait DecodeRow {
 /// Implements the common decoders of [`DecodeRow`] with `sqlx::Row::try_get`.
 macro_rules! decode_common {
     () => {
-        fn bool(&self, i: usize) -> $crate::rows::Cell<bool> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
-        fn i8(&self, i: usize) -> $crate::rows::Cell<i8> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
-        fn i16(&self, i: usize) -> $crate::rows::Cell<i16> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
-        fn i32(&self, i: usize) -> $crate::rows::Cell<i32> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
-        fn i64(&self, i: usize) -> $crate::rows::Cell<i64> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
-        fn f32(&self, i: usize) -> $crate::rows::Cell<f32> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
-        fn f64(&self, i: usize) -> $crate::rows::Cell<f64> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
-        fn text(&self, i: usize) -> $crate::rows::Cell<&str> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
-        fn bytes(&self, i: usize) -> $crate::rows::Cell<&[u8]> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
-        fn date(&self, i: usize) -> $crate::rows::Cell<chrono::NaiveDate> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
-        fn time(&self, i: usize) -> $crate::rows::Cell<chrono::NaiveTime> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
-        fn timestamp(&self, i: usize) -> $crate::rows::Cell<chrono::NaiveDateTime> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
-        fn timestamp_tz(&self, i: usize) -> $crate::rows::Cell<chrono::DateTime<chrono::Utc>> { sqlx::Row::try_get(self, i).map_err(|e| e.to_string()) }
+        fn bool(&self, i: usize) -> $crate::rows::Cell<bool> {
+            sqlx::Row::try_get(self, i).map_err(|e| e.to_string())
+        }
+        fn i8(&self, i: usize) -> $crate::rows::Cell<i8> {
+            sqlx::Row::try_get(self, i).map_err(|e| e.to_string())
+        }
+        fn i16(&self, i: usize) -> $crate::rows::Cell<i16> {
+            sqlx::Row::try_get(self, i).map_err(|e| e.to_string())
+        }
+        fn i32(&self, i: usize) -> $crate::rows::Cell<i32> {
+            sqlx::Row::try_get(self, i).map_err(|e| e.to_string())
+        }
+        fn i64(&self, i: usize) -> $crate::rows::Cell<i64> {
+            sqlx::Row::try_get(self, i).map_err(|e| e.to_string())
+        }
+        fn f32(&self, i: usize) -> $crate::rows::Cell<f32> {
+            sqlx::Row::try_get(self, i).map_err(|e| e.to_string())
+        }
+        fn f64(&self, i: usize) -> $crate::rows::Cell<f64> {
+            sqlx::Row::try_get(self, i).map_err(|e| e.to_string())
+        }
+        fn text(&self, i: usize) -> $crate::rows::Cell<&str> {
+            sqlx::Row::try_get(self, i).map_err(|e| e.to_string())
+        }
+        fn bytes(&self, i: usize) -> $crate::rows::Cell<&[u8]> {
+            sqlx::Row::try_get(self, i).map_err(|e| e.to_string())
+        }
+        fn date(&self, i: usize) -> $crate::rows::Cell<chrono::NaiveDate> {
+            sqlx::Row::try_get(self, i).map_err(|e| e.to_string())
+        }
+        fn time(&self, i: usize) -> $crate::rows::Cell<chrono::NaiveTime> {
+            sqlx::Row::try_get(self, i).map_err(|e| e.to_string())
+        }
+        fn timestamp(&self, i: usize) -> $crate::rows::Cell<chrono::NaiveDateTime> {
+            sqlx::Row::try_get(self, i).map_err(|e| e.to_string())
+        }
+        fn timestamp_tz(&self, i: usize) -> $crate::rows::Cell<chrono::DateTime<chrono::Utc>> {
+            sqlx::Row::try_get(self, i).map_err(|e| e.to_string())
+        }
     };
 }
 
@@ -172,7 +212,8 @@ impl DecodeRow for sqlx::mysql::MySqlRow {
     /// MySQL sends DECIMAL as its text even in the binary protocol: parse it straight to
     /// the integer (the column type was checked when the table was mapped).
     fn decimal_at(&self, i: usize, precision: u8, scale: i8) -> Cell<i128> {
-        let text: Option<&str> = sqlx::Row::try_get_unchecked(self, i).map_err(|e| e.to_string())?;
+        let text: Option<&str> =
+            sqlx::Row::try_get_unchecked(self, i).map_err(|e| e.to_string())?;
         text.map(|t| decimal_text(t, precision, scale)).transpose()
     }
 }
@@ -186,7 +227,12 @@ impl DecodeRow for sqlx::postgres::PgRow {
     fn decimal(&self, i: usize) -> Cell<Decimal> {
         sqlx::Row::try_get(self, i).map_err(|e| e.to_string())
     }
-    fn array(&self, i: usize, element: &ReadAs, b: &mut Box<dyn ArrayBuilder>) -> Result<(), String> {
+    fn array(
+        &self,
+        i: usize,
+        element: &ReadAs,
+        b: &mut Box<dyn ArrayBuilder>,
+    ) -> Result<(), String> {
         fn put<T, B: 'static>(
             b: &mut Box<dyn ArrayBuilder>,
             values: Option<Vec<Option<T>>>,
@@ -204,13 +250,27 @@ impl DecodeRow for sqlx::postgres::PgRow {
         let e = |err: sqlx::Error| err.to_string();
         use sqlx::Row as _;
         match element {
-            ReadAs::Bool => put::<bool, BooleanBuilder>(b, self.try_get(i).map_err(e)?, |c, v| c.append_option(v)),
-            ReadAs::I16 => put::<i16, Int16Builder>(b, self.try_get(i).map_err(e)?, |c, v| c.append_option(v)),
-            ReadAs::I32 => put::<i32, Int32Builder>(b, self.try_get(i).map_err(e)?, |c, v| c.append_option(v)),
-            ReadAs::I64 => put::<i64, Int64Builder>(b, self.try_get(i).map_err(e)?, |c, v| c.append_option(v)),
-            ReadAs::F32 => put::<f32, Float32Builder>(b, self.try_get(i).map_err(e)?, |c, v| c.append_option(v)),
-            ReadAs::F64 => put::<f64, Float64Builder>(b, self.try_get(i).map_err(e)?, |c, v| c.append_option(v)),
-            ReadAs::Text => put::<String, StringBuilder>(b, self.try_get(i).map_err(e)?, |c, v| c.append_option(v)),
+            ReadAs::Bool => put::<bool, BooleanBuilder>(b, self.try_get(i).map_err(e)?, |c, v| {
+                c.append_option(v)
+            }),
+            ReadAs::I16 => {
+                put::<i16, Int16Builder>(b, self.try_get(i).map_err(e)?, |c, v| c.append_option(v))
+            }
+            ReadAs::I32 => {
+                put::<i32, Int32Builder>(b, self.try_get(i).map_err(e)?, |c, v| c.append_option(v))
+            }
+            ReadAs::I64 => {
+                put::<i64, Int64Builder>(b, self.try_get(i).map_err(e)?, |c, v| c.append_option(v))
+            }
+            ReadAs::F32 => put::<f32, Float32Builder>(b, self.try_get(i).map_err(e)?, |c, v| {
+                c.append_option(v)
+            }),
+            ReadAs::F64 => put::<f64, Float64Builder>(b, self.try_get(i).map_err(e)?, |c, v| {
+                c.append_option(v)
+            }),
+            ReadAs::Text => put::<String, StringBuilder>(b, self.try_get(i).map_err(e)?, |c, v| {
+                c.append_option(v)
+            }),
             other => return Err(format!("arrays of {other:?} are not read")),
         }
         Ok(())
@@ -229,7 +289,12 @@ impl BatchBuilder {
     }
 }
 
-fn append_cell<R: DecodeRow>(row: &R, i: usize, read_as: &ReadAs, b: &mut Box<dyn ArrayBuilder>) -> Result<(), String> {
+fn append_cell<R: DecodeRow>(
+    row: &R,
+    i: usize,
+    read_as: &ReadAs,
+    b: &mut Box<dyn ArrayBuilder>,
+) -> Result<(), String> {
     match read_as {
         ReadAs::Bool => get::<BooleanBuilder>(b).append_option(row.bool(i)?),
         ReadAs::I8 => get::<Int8Builder>(b).append_option(row.i8(i)?),
@@ -246,15 +311,24 @@ fn append_cell<R: DecodeRow>(row: &R, i: usize, read_as: &ReadAs, b: &mut Box<dy
             get::<Decimal128Builder>(b).append_option(row.decimal_at(i, *precision, *scale)?)
         }
         ReadAs::DecimalText { precision, scale } => {
-            let v = row.text(i)?.map(|t| decimal_text(t, *precision, *scale)).transpose()?;
+            let v = row
+                .text(i)?
+                .map(|t| decimal_text(t, *precision, *scale))
+                .transpose()?;
             get::<Decimal128Builder>(b).append_option(v)
         }
         ReadAs::Text => get::<StringBuilder>(b).append_option(row.text(i)?),
         ReadAs::Bytes => get::<BinaryBuilder>(b).append_option(row.bytes(i)?),
         ReadAs::Date => get::<Date32Builder>(b).append_option(row.date(i)?.map(days)),
-        ReadAs::Time => get::<Time64MicrosecondBuilder>(b).append_option(row.time(i)?.map(micros_of_day)),
-        ReadAs::Timestamp => get::<TimestampMicrosecondBuilder>(b).append_option(row.timestamp(i)?.map(micros)),
-        ReadAs::TimestampTz => get::<TimestampMicrosecondBuilder>(b).append_option(row.timestamp_tz(i)?.map(micros_tz)),
+        ReadAs::Time => {
+            get::<Time64MicrosecondBuilder>(b).append_option(row.time(i)?.map(micros_of_day))
+        }
+        ReadAs::Timestamp => {
+            get::<TimestampMicrosecondBuilder>(b).append_option(row.timestamp(i)?.map(micros))
+        }
+        ReadAs::TimestampTz => {
+            get::<TimestampMicrosecondBuilder>(b).append_option(row.timestamp_tz(i)?.map(micros_tz))
+        }
         ReadAs::Array(element) => row.array(i, element, b)?,
     }
     Ok(())
@@ -264,7 +338,10 @@ fn append_cell<R: DecodeRow>(row: &R, i: usize, read_as: &ReadAs, b: &mut Box<dy
 pub(crate) fn list_values<B: 'static>(b: &mut Box<dyn ArrayBuilder>) -> (&mut B, bool) {
     let list = get::<ListBuilder<Box<dyn ArrayBuilder>>>(b);
     let values = list.values();
-    #[expect(clippy::unwrap_used, reason = "the child builder is made from the same ReadAs")]
+    #[expect(
+        clippy::unwrap_used,
+        reason = "the child builder is made from the same ReadAs"
+    )]
     (values.as_any_mut().downcast_mut::<B>().unwrap(), true)
 }
 

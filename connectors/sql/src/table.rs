@@ -65,7 +65,6 @@ impl SqlCatalog {
 }
 
 impl CatalogProvider for SqlCatalog {
-
     fn schema_names(&self) -> Vec<String> {
         match self.client.schemas_blocking() {
             Ok(names) => names.into_iter().map(|n| n.to_lowercase()).collect(),
@@ -128,7 +127,9 @@ impl CatalogProvider for SqlCatalog {
                 if !cascade && !self.client.tables_blocking(&remote).map_err(df)?.is_empty() {
                     return Err(df(SqlError::Database {
                         catalog: self.client.config().catalog.clone(),
-                        message: format!("schema '{name}' is not empty (use DROP SCHEMA … CASCADE)"),
+                        message: format!(
+                            "schema '{name}' is not empty (use DROP SCHEMA … CASCADE)"
+                        ),
                     }));
                 }
                 format!("DROP DATABASE {}", dialect.quote(&remote))
@@ -139,7 +140,9 @@ impl CatalogProvider for SqlCatalog {
                 if cascade { " CASCADE" } else { "" }
             ),
             Dialect::Sqlite => {
-                return Err(df(SqlError::NotSupported("SQLite's schema 'main' cannot be dropped".into())));
+                return Err(df(SqlError::NotSupported(
+                    "SQLite's schema 'main' cannot be dropped".into(),
+                )));
             }
         };
         self.client.execute_blocking(sql).map_err(df)?;
@@ -167,7 +170,9 @@ impl SqlSchema {
         if names.iter().any(|n| n == name) {
             return Ok(Some(name.to_owned()));
         }
-        let mut matches = names.iter().filter(|n| n.to_lowercase() == name.to_lowercase());
+        let mut matches = names
+            .iter()
+            .filter(|n| n.to_lowercase() == name.to_lowercase());
         Ok(match (matches.next(), matches.next()) {
             (Some(one), None) => Some(one.clone()),
             _ => None,
@@ -177,7 +182,6 @@ impl SqlSchema {
 
 #[async_trait]
 impl SchemaProvider for SqlSchema {
-
     fn table_names(&self) -> Vec<String> {
         match self.client.tables_blocking(&self.remote) {
             Ok(names) => names.into_iter().map(|n| n.to_lowercase()).collect(),
@@ -189,18 +193,33 @@ impl SchemaProvider for SqlSchema {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        let Some((remote, columns)) = self.client.resolve_table(&self.remote, name).await.map_err(df)? else {
+        let Some((remote, columns)) = self
+            .client
+            .resolve_table(&self.remote, name)
+            .await
+            .map_err(df)?
+        else {
             return Ok(None);
         };
         let config = self.client.config();
         let mut mapped: Vec<TableColumn> = Vec::with_capacity(columns.len());
         for c in &columns {
-            let Some(mapping) = map_column(config.dialect, c, config.unsupported_type_handling) else {
+            let Some(mapping) = map_column(config.dialect, c, config.unsupported_type_handling)
+            else {
                 continue;
             };
             let lower = c.name.to_lowercase();
-            let name = if mapped.iter().any(|m| m.name == lower) { c.name.clone() } else { lower };
-            mapped.push(TableColumn { name, remote: c.name.clone(), mapping, nullable: c.nullable });
+            let name = if mapped.iter().any(|m| m.name == lower) {
+                c.name.clone()
+            } else {
+                lower
+            };
+            mapped.push(TableColumn {
+                name,
+                remote: c.name.clone(),
+                mapping,
+                nullable: c.nullable,
+            });
         }
         let handle = TableHandle {
             schema: self.remote.clone(),
@@ -244,7 +263,11 @@ impl SchemaProvider for SqlSchema {
             let not_null = if f.is_nullable() { "" } else { " NOT NULL" };
             columns.push(format!("{} {ty}{not_null}", dialect.quote(f.name())));
         }
-        let sql = format!("CREATE TABLE {} ({})", self.remote_table_name(&name), columns.join(", "));
+        let sql = format!(
+            "CREATE TABLE {} ({})",
+            self.remote_table_name(&name),
+            columns.join(", ")
+        );
         self.client.execute_blocking(sql).map_err(df)?;
         Ok(None)
     }
@@ -277,16 +300,27 @@ impl SqlTable {
     }
 
     pub(crate) fn pushdown(&self) -> Pushdown<'_> {
-        Pushdown { dialect: self.client.dialect(), columns: &self.handle.columns, qualifier: None }
+        Pushdown {
+            dialect: self.client.dialect(),
+            columns: &self.handle.columns,
+            qualifier: None,
+        }
     }
 
     /// Splits of the table: key or block ranges when it is big enough, else one.
-    async fn plan_splits(&self, target: usize, limit: Option<usize>, rows: Option<u64>) -> DfResult<(Vec<tributary_connector::SplitInfo>, Option<SplitKey>)> {
+    async fn plan_splits(
+        &self,
+        target: usize,
+        limit: Option<usize>,
+        rows: Option<u64>,
+    ) -> DfResult<(Vec<tributary_connector::SplitInfo>, Option<SplitKey>)> {
         let config = self.client.config();
         let size = rows.unwrap_or(0);
         let one = || (vec![tributary_connector::SplitInfo::new("all", size)], None);
         let wanted = config.max_splits.unwrap_or(target).max(1);
-        let by_size = rows.map(|r| r.div_ceil(config.min_rows_per_split).max(1) as usize).unwrap_or(1);
+        let by_size = rows
+            .map(|r| r.div_ceil(config.min_rows_per_split).max(1) as usize)
+            .unwrap_or(1);
         let n = wanted.min(by_size);
         if n <= 1 || limit.is_some() {
             return Ok(one());
@@ -295,7 +329,11 @@ impl SqlTable {
         match config.dialect {
             Dialect::MySql | Dialect::Sqlite => {
                 let key = match config.dialect {
-                    Dialect::MySql => self.client.integer_primary_key(schema, table).await.map_err(df)?,
+                    Dialect::MySql => self
+                        .client
+                        .integer_primary_key(schema, table)
+                        .await
+                        .map_err(df)?,
                     _ => Some("rowid".to_owned()),
                 };
                 let Some(key) = key else { return Ok(one()) };
@@ -303,17 +341,25 @@ impl SqlTable {
                     Dialect::Sqlite => config.dialect.quote(table),
                     d => d.table_name(schema, table),
                 };
-                let column = if key == "rowid" && config.dialect == Dialect::Sqlite { key.clone() } else { config.dialect.quote(&key) };
+                let column = if key == "rowid" && config.dialect == Dialect::Sqlite {
+                    key.clone()
+                } else {
+                    config.dialect.quote(&key)
+                };
                 match self.client.key_range(quoted_table, column).await {
-                    Ok(Some((lo, hi))) => Ok((range_splits("key", lo, hi, n, size), Some(SplitKey::Key(key)))),
+                    Ok(Some((lo, hi))) => Ok((
+                        range_splits("key", lo, hi, n, size),
+                        Some(SplitKey::Key(key)),
+                    )),
                     // Empty table, or no rowid (WITHOUT ROWID tables, views): one split.
                     Ok(None) | Err(_) => Ok(one()),
                 }
             }
             Dialect::Postgres => match self.client.heap_blocks(schema, table).await.map_err(df)? {
-                Some(blocks) if blocks > 1 => {
-                    Ok((range_splits("ctid", 0, blocks as i64 - 1, n, size), Some(SplitKey::Ctid)))
-                }
+                Some(blocks) if blocks > 1 => Ok((
+                    range_splits("ctid", 0, blocks as i64 - 1, n, size),
+                    Some(SplitKey::Ctid),
+                )),
                 _ => Ok(one()),
             },
         }
@@ -322,7 +368,6 @@ impl SqlTable {
 
 #[async_trait]
 impl TableProvider for SqlTable {
-
     fn schema(&self) -> SchemaRef {
         Arc::clone(&self.schema)
     }
@@ -331,9 +376,15 @@ impl TableProvider for SqlTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         if !self.client.config().filter_pushdown {
-            return Ok(vec![TableProviderFilterPushDown::Unsupported; filters.len()]);
+            return Ok(vec![
+                TableProviderFilterPushDown::Unsupported;
+                filters.len()
+            ]);
         }
         let p = self.pushdown();
         Ok(filters
@@ -369,14 +420,29 @@ impl TableProvider for SqlTable {
             }
             handle.limit = limit;
         }
-        let stats = self.client.stats(&handle.schema, &handle.table).await.map_err(df)?;
+        let stats = self
+            .client
+            .stats(&handle.schema, &handle.table)
+            .await
+            .map_err(df)?;
         let target = state.config().target_partitions();
         let (splits, key) = self.plan_splits(target, limit, stats.rows).await?;
         handle.split_key = key;
         let statistics = Statistics {
-            num_rows: stats.rows.map(|r| Precision::Inexact(r as usize)).unwrap_or(Precision::Absent),
-            total_byte_size: stats.bytes.map(|b| Precision::Inexact(b as usize)).unwrap_or(Precision::Absent),
-            column_statistics: self.schema.fields().iter().map(|_| ColumnStatistics::new_unknown()).collect(),
+            num_rows: stats
+                .rows
+                .map(|r| Precision::Inexact(r as usize))
+                .unwrap_or(Precision::Absent),
+            total_byte_size: stats
+                .bytes
+                .map(|b| Precision::Inexact(b as usize))
+                .unwrap_or(Precision::Absent),
+            column_statistics: self
+                .schema
+                .fields()
+                .iter()
+                .map(|_| ColumnStatistics::new_unknown())
+                .collect(),
         };
         let reader = Arc::new(SqlReader::new(Arc::clone(&self.client), handle));
         ScanBuilder::new(config.catalog.clone(), reader)
@@ -418,38 +484,64 @@ struct SqlSink {
 
 impl DisplayAs for SqlSink {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SqlSink: table={}.{}.{}", self.client.config().catalog, self.handle.schema, self.handle.table)
+        write!(
+            f,
+            "SqlSink: table={}.{}.{}",
+            self.client.config().catalog,
+            self.handle.schema,
+            self.handle.table
+        )
     }
 }
 
 #[async_trait]
 impl DataSink for SqlSink {
-
     fn schema(&self) -> &SchemaRef {
         &self.schema
     }
 
-    async fn write_all(&self, mut data: SendableRecordBatchStream, _context: &Arc<TaskContext>) -> DfResult<u64> {
+    async fn write_all(
+        &self,
+        mut data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> DfResult<u64> {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, String>>(2);
         let dialect = self.client.dialect();
         let table = match dialect {
             Dialect::Sqlite => dialect.quote(&self.handle.table),
             d => d.table_name(&self.handle.schema, &self.handle.table),
         };
-        let columns: Vec<String> = self.handle.columns.iter().map(|c| dialect.quote(&c.remote)).collect();
+        let columns: Vec<String> = self
+            .handle
+            .columns
+            .iter()
+            .map(|c| dialect.quote(&c.remote))
+            .collect();
         let per_statement = self
             .client
             .config()
             .insert_batch_size
             .min(dialect.max_parameters() / columns.len().max(1))
             .max(1);
-        let writer = Writer { pool: self.client.pool(), dialect, table, columns, per_statement };
+        let writer = Writer {
+            pool: self.client.pool(),
+            dialect,
+            table,
+            columns,
+            per_statement,
+        };
         let config = Arc::clone(self.client.config());
-        let qualified = format!("{}.{}.{}", config.catalog, self.handle.schema, self.handle.table);
+        let qualified = format!(
+            "{}.{}.{}",
+            config.catalog, self.handle.schema, self.handle.table
+        );
         let written = self.client.run(async move {
             writer.write(rx).await.map_err(|e| match e {
                 WriteError::Sql(e) => SqlError::from_sqlx(&config, e),
-                WriteError::Input(message) => SqlError::Database { catalog: config.catalog.clone(), message },
+                WriteError::Input(message) => SqlError::Database {
+                    catalog: config.catalog.clone(),
+                    message,
+                },
             })
         });
         let feed = async move {
@@ -502,7 +594,12 @@ impl Writer {
                 format!("({})", markers.join(", "))
             })
             .collect();
-        format!("INSERT INTO {} ({}) VALUES {}", self.table, self.columns.join(", "), tuples.join(", "))
+        format!(
+            "INSERT INTO {} ({}) VALUES {}",
+            self.table,
+            self.columns.join(", "),
+            tuples.join(", ")
+        )
     }
 
     fn values(batch: &RecordBatch, from: usize, rows: usize) -> Result<Vec<Value>, WriteError> {
@@ -515,7 +612,10 @@ impl Writer {
         Ok(values)
     }
 
-    async fn write(&self, mut rx: tokio::sync::mpsc::Receiver<Result<RecordBatch, String>>) -> Result<u64, WriteError> {
+    async fn write(
+        &self,
+        mut rx: tokio::sync::mpsc::Receiver<Result<RecordBatch, String>>,
+    ) -> Result<u64, WriteError> {
         macro_rules! write_with {
             ($pool:expr, $text:tt) => {{
                 let mut tx = $pool.begin().await?;
@@ -530,8 +630,10 @@ impl Writer {
                         let values = Self::values(&batch, from, rows)?;
                         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
                         for v in &values {
-                            query = (|| -> Result<_, String> { Ok(bind_value!(query, v, decimal_as_text = $text)) })()
-                                .map_err(WriteError::Input)?;
+                            query = (|| -> Result<_, String> {
+                                Ok(bind_value!(query, v, decimal_as_text = $text))
+                            })()
+                            .map_err(WriteError::Input)?;
                         }
                         query.execute(&mut *tx).await?;
                         written += rows as u64;

@@ -93,8 +93,12 @@ impl ReadAs {
     }
 
     fn decimal(precision: i64, scale: i64) -> Option<Self> {
-        let precision = u8::try_from(precision).ok().filter(|p| (1..=38).contains(p))?;
-        let scale = i8::try_from(scale).ok().filter(|s| *s >= 0 && *s as u8 <= precision)?;
+        let precision = u8::try_from(precision)
+            .ok()
+            .filter(|p| (1..=38).contains(p))?;
+        let scale = i8::try_from(scale)
+            .ok()
+            .filter(|s| *s >= 0 && *s as u8 <= precision)?;
         Some(if precision <= 28 {
             Self::Decimal { precision, scale }
         } else {
@@ -185,8 +189,9 @@ fn map_mysql(c: &RemoteColumn) -> Option<ColumnMapping> {
         "float" => ReadAs::F32,
         "double" | "real" => ReadAs::F64,
         "decimal" | "numeric" => ReadAs::decimal(c.precision?, c.scale.unwrap_or(0))?,
-        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum"
-        | "set" => ReadAs::Text,
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum" | "set" => {
+            ReadAs::Text
+        }
         "json" | "uuid" | "inet4" | "inet6" => return ColumnMapping::text(),
         "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => ReadAs::Bytes,
         "date" => ReadAs::Date,
@@ -315,7 +320,10 @@ mod tests {
                 scale: 2
             })
         );
-        assert_eq!(m(col("tinyint", "tinyint(1)", None, None)), Some(ReadAs::Bool));
+        assert_eq!(
+            m(col("tinyint", "tinyint(1)", None, None)),
+            Some(ReadAs::Bool)
+        );
         assert_eq!(
             m(col("bigint", "bigint(20) unsigned", None, None)).map(|r| r.data_type()),
             Some(DataType::Decimal128(20, 0))
@@ -338,7 +346,11 @@ mod tests {
         let mapped = map_column(Dialect::Postgres, &array, ignore).expect("array");
         assert!(matches!(mapped.read_as.data_type(), DataType::List(_)));
         assert_eq!(
-            map_column(Dialect::Postgres, &col("numeric", "numeric", None, None), ignore),
+            map_column(
+                Dialect::Postgres,
+                &col("numeric", "numeric", None, None),
+                ignore
+            ),
             None
         );
         assert_eq!(declared_precision("DECIMAL(10, 2)"), (Some(10), Some(2)));

@@ -2,13 +2,12 @@
 //! SQL text.
 
 use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type,
-    Int32Type, Int64Type, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type,
-    UInt16Type, UInt32Type,
-};
 use arrow::datatypes::DecimalType;
+use arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
+    Int64Type, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type,
+};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use datafusion::scalar::ScalarValue;
 use rust_decimal::Decimal;
@@ -165,7 +164,10 @@ impl Value {
             Self::Date(_) => self.date().map(|d| d.to_string()).unwrap_or_default(),
             Self::Time(_) => self.time().map(|t| t.to_string()).unwrap_or_default(),
             Self::Timestamp(_) => self.timestamp().map(|t| t.to_string()).unwrap_or_default(),
-            Self::TimestampTz(_) => self.timestamp_tz().map(|t| t.to_string()).unwrap_or_default(),
+            Self::TimestampTz(_) => self
+                .timestamp_tz()
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
         }
     }
 
@@ -178,9 +180,8 @@ impl Value {
 
     pub(crate) fn date(&self) -> Option<NaiveDate> {
         match self {
-            Self::Date(days) => {
-                NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(chrono::Duration::days(i64::from(*days)))
-            }
+            Self::Date(days) => NaiveDate::from_ymd_opt(1970, 1, 1)?
+                .checked_add_signed(chrono::Duration::days(i64::from(*days))),
             _ => None,
         }
     }
@@ -198,7 +199,9 @@ impl Value {
 
     pub(crate) fn timestamp(&self) -> Option<NaiveDateTime> {
         match self {
-            Self::Timestamp(micros) => DateTime::from_timestamp_micros(*micros).map(|t| t.naive_utc()),
+            Self::Timestamp(micros) => {
+                DateTime::from_timestamp_micros(*micros).map(|t| t.naive_utc())
+            }
             _ => None,
         }
     }
@@ -246,7 +249,9 @@ macro_rules! bind_decimal {
     };
     ($query:expr, $value:expr, $bad:expr, false) => {
         match $value {
-            $crate::value::Value::Decimal(_) => $query.bind($value.decimal().ok_or_else(|| $bad("decimal"))?),
+            $crate::value::Value::Decimal(_) => {
+                $query.bind($value.decimal().ok_or_else(|| $bad("decimal"))?)
+            }
             _ => $query.bind(None::<rust_decimal::Decimal>),
         }
     };
