@@ -18,7 +18,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
-use tributary_connector::conform_batch;
+use tributary_connector::{Catalogs, conform_batch};
 use tributary_proto::JobPartition;
 
 use crate::cluster::{BallistaScheduler, base_config};
@@ -63,6 +63,7 @@ type ContextCache =
 #[derive(Clone)]
 pub struct Engine {
     scheduler: BallistaScheduler,
+    catalogs: Catalogs,
     contexts: ContextCache,
     fetcher: PartitionFetcher,
 }
@@ -77,12 +78,18 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// An engine over an embedded scheduler.
-    pub fn new(scheduler: BallistaScheduler) -> Self {
+    pub fn new(scheduler: BallistaScheduler, catalogs: Catalogs) -> Self {
         Self {
             scheduler,
+            catalogs,
             contexts: ContextCache::default(),
             fetcher: PartitionFetcher::default(),
         }
+    }
+
+    /// The catalogs loaded from `etc/catalog`.
+    pub fn catalogs(&self) -> &Catalogs {
+        &self.catalogs
     }
 
     /// Reads result partitions from executors.
@@ -208,7 +215,8 @@ impl Engine {
             }
             local => {
                 let ctx = self.context(&snapshot).await?;
-                let (schema, batches) = crate::local::run(&ctx, &snapshot, local).await?;
+                let (schema, batches) =
+                    crate::local::run(&ctx, &self.catalogs, &snapshot, local).await?;
                 Ok(Outcome::Rows(schema, batches))
             }
         }

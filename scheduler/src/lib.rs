@@ -71,10 +71,10 @@ pub async fn start_scheduler(
             external_host: options.external_host.clone(),
             result_ttl_seconds: options.result_ttl_seconds,
         },
-        catalogs,
+        catalogs.clone(),
     )
     .await?;
-    let engine = Engine::new(ballista);
+    let engine = Engine::new(ballista, catalogs);
     let service = TributaryFlightSql::new(
         engine.clone(),
         auth,

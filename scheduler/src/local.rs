@@ -8,6 +8,8 @@ use arrow::record_batch::RecordBatch;
 use datafusion::catalog::SchemaProvider;
 use datafusion::prelude::SessionContext;
 
+use tributary_connector::Catalogs;
+
 use crate::error::{Result, SchedulerError};
 use crate::flight_sql::trino_type_name;
 use crate::session::{SESSION_PROPERTIES, Session};
@@ -16,6 +18,7 @@ use crate::statement::Statement;
 /// Runs a metadata statement.
 pub(crate) async fn run(
     ctx: &SessionContext,
+    catalogs: &Catalogs,
     session: &Session,
     statement: &Statement,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
@@ -35,17 +38,17 @@ pub(crate) async fn run(
                     ));
                 }
             };
-            let provider = ctx
-                .catalog(&catalog)
-                .ok_or_else(|| not_found_catalog(&catalog))?;
-            let mut names = provider.schema_names();
+            let mut names = schema_names(ctx, catalogs, &catalog)?;
             names.retain(|n| like.as_deref().is_none_or(|p| like_match(n, p)));
             names.sort();
             table(&["Schema"], vec![names])
         }
         Statement::ShowTables { schema, like } => {
-            let (_, _, provider) = resolve_schema_provider(ctx, session, schema)?;
-            let mut names = provider.table_names();
+            let (catalog, schema, provider) = resolve_schema_provider(ctx, session, schema)?;
+            let mut names = match catalogs.find(&catalog) {
+                Some(connector) => connector.table_names(&schema)?.unwrap_or_default(),
+                None => provider.table_names(),
+            };
             names.retain(|n| like.as_deref().is_none_or(|p| like_match(n, p)));
             names.sort();
             table(&["Table"], vec![names])
@@ -160,6 +163,22 @@ pub(crate) fn resolve_schema(
     parts: &[String],
 ) -> Result<(String, String)> {
     resolve_schema_provider(ctx, session, parts).map(|(catalog, schema, _)| (catalog, schema))
+}
+
+/// Schema names of a catalog: from its connector (which reports a source it cannot reach),
+/// else from DataFusion (the `memory` catalog).
+pub(crate) fn schema_names(
+    ctx: &SessionContext,
+    catalogs: &Catalogs,
+    catalog: &str,
+) -> Result<Vec<String>> {
+    match catalogs.find(catalog) {
+        Some(connector) => Ok(connector.schema_names()?),
+        None => Ok(ctx
+            .catalog(catalog)
+            .ok_or_else(|| not_found_catalog(catalog))?
+            .schema_names()),
+    }
 }
 
 fn not_found_catalog(catalog: &str) -> SchedulerError {

@@ -420,6 +420,15 @@ def test_unreachable_database_names_host_and_catalog(sconn):
     assert code == adbc_driver_manager.AdbcStatusCode.IO, (code, message)
 
 
+def test_metadata_of_an_unreachable_database(sconn):
+    code, message = failure(sconn, "SHOW SCHEMAS FROM mysql_down")
+    assert "mysql_down" in message and "127.0.0.1:1" in message and "hunter2" not in message, message
+    # A listing over every catalog shows the unreachable one without schemas (and logs why).
+    objects = {o["catalog_name"]: o["catalog_db_schemas"] or []
+               for o in sconn.adbc_get_objects(depth="db_schemas").read_all().to_pylist()}
+    assert objects["mysql_split"] and not objects["mysql_down"]
+
+
 def test_wrong_password(sconn):
     code, message = failure(sconn, "SELECT * FROM mysql_badpass.productsdb.products")
     assert "mysql_badpass" in message and "refused the login of user 'root'" in message, message

@@ -28,6 +28,21 @@ pub trait Connector: Debug + Send + Sync {
     /// The DataFusion catalog (schemas and tables) this connector exposes.
     fn catalog_provider(&self) -> Arc<dyn CatalogProvider>;
 
+    /// Schema names, or why the source cannot list them (DataFusion's
+    /// `CatalogProvider::schema_names` has no way to report an error: SHOW SCHEMAS and the
+    /// Flight SQL metadata commands ask here).
+    fn schema_names(&self) -> Result<Vec<String>> {
+        Ok(self.catalog_provider().schema_names())
+    }
+
+    /// Table names of a schema (`None`: no such schema), or why they cannot be listed.
+    fn table_names(&self, schema: &str) -> Result<Option<Vec<String>>> {
+        Ok(self
+            .catalog_provider()
+            .schema(schema)
+            .map(|s| s.table_names()))
+    }
+
     /// Logical optimizer rules the connector adds to every session (for example to send whole
     /// aggregates to a database). Rules with the same name are added once.
     fn optimizer_rules(&self) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {

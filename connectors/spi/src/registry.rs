@@ -117,6 +117,11 @@ impl Catalogs {
             .ok_or_else(|| ConnectorError::UnknownCatalog(name.to_owned()))
     }
 
+    /// A catalog's connector, if this process loaded one of that name.
+    pub fn find(&self, name: &str) -> Option<&Arc<dyn Connector>> {
+        self.connectors.get(name)
+    }
+
     /// Catalog names, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.connectors.keys().map(String::as_str)

@@ -97,6 +97,29 @@ impl Connector for SqlConnector {
         Arc::clone(&self.catalog) as Arc<dyn CatalogProvider>
     }
 
+    fn schema_names(&self) -> Result<Vec<String>> {
+        let names = self
+            .client
+            .schemas_blocking()
+            .map_err(ConnectorError::from)?;
+        Ok(names.into_iter().map(|n| n.to_lowercase()).collect())
+    }
+
+    fn table_names(&self, schema: &str) -> Result<Option<Vec<String>>> {
+        let Some(remote) = self
+            .client
+            .resolve_schema(schema)
+            .map_err(ConnectorError::from)?
+        else {
+            return Ok(None);
+        };
+        let names = self
+            .client
+            .tables_blocking(&remote)
+            .map_err(ConnectorError::from)?;
+        Ok(Some(names.into_iter().map(|n| n.to_lowercase()).collect()))
+    }
+
     fn optimizer_rules(&self) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
         vec![Arc::new(SqlPushdownRule)]
     }

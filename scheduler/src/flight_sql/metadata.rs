@@ -10,6 +10,7 @@ use arrow_flight::sql::{
 };
 use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
+use tributary_connector::Catalogs;
 
 pub(crate) fn catalogs(ctx: &SessionContext) -> Result<RecordBatch> {
     let mut b = CommandGetCatalogs {}.into_builder();
@@ -21,23 +22,39 @@ pub(crate) fn catalogs(ctx: &SessionContext) -> Result<RecordBatch> {
     b.build().map_err(external)
 }
 
-pub(crate) fn db_schemas(ctx: &SessionContext, cmd: &CommandGetDbSchemas) -> Result<RecordBatch> {
+pub(crate) fn db_schemas(
+    ctx: &SessionContext,
+    loaded: &Catalogs,
+    cmd: &CommandGetDbSchemas,
+) -> Result<RecordBatch> {
     let mut b = cmd.clone().into_builder();
     let mut catalogs = ctx.catalog_names();
     catalogs.sort();
     for c in catalogs {
-        if let Some(provider) = ctx.catalog(&c) {
-            let mut schemas = provider.schema_names();
-            schemas.sort();
-            for s in schemas {
-                b.append(&c, s);
-            }
+        if cmd.catalog.as_deref().is_some_and(|f| f != c) {
+            continue;
+        }
+        let Some(mut schemas) = listed(
+            crate::local::schema_names(ctx, loaded, &c),
+            &c,
+            cmd.catalog.is_some(),
+        )?
+        else {
+            continue;
+        };
+        schemas.sort();
+        for s in schemas {
+            b.append(&c, s);
         }
     }
     b.build().map_err(external)
 }
 
-pub(crate) async fn tables(ctx: &SessionContext, cmd: &CommandGetTables) -> Result<RecordBatch> {
+pub(crate) async fn tables(
+    ctx: &SessionContext,
+    loaded: &Catalogs,
+    cmd: &CommandGetTables,
+) -> Result<RecordBatch> {
     let mut b = cmd.clone().into_builder();
     let mut catalogs = ctx.catalog_names();
     catalogs.sort();
@@ -49,7 +66,14 @@ pub(crate) async fn tables(ctx: &SessionContext, cmd: &CommandGetTables) -> Resu
         let Some(provider) = ctx.catalog(&c) else {
             continue;
         };
-        let mut schemas = provider.schema_names();
+        let Some(mut schemas) = listed(
+            crate::local::schema_names(ctx, loaded, &c),
+            &c,
+            cmd.catalog.is_some(),
+        )?
+        else {
+            continue;
+        };
         schemas.sort();
         for s in schemas {
             if cmd
@@ -62,7 +86,13 @@ pub(crate) async fn tables(ctx: &SessionContext, cmd: &CommandGetTables) -> Resu
             let Some(schema) = provider.schema(&s) else {
                 continue;
             };
-            let mut names = schema.table_names();
+            let mut names = match loaded.find(&c) {
+                Some(connector) => connector
+                    .table_names(&s)
+                    .map_err(datafusion::error::DataFusionError::from)?
+                    .unwrap_or_default(),
+                None => schema.table_names(),
+            };
             names.sort();
             for t in names {
                 if cmd
@@ -118,6 +148,34 @@ fn with_column_metadata(schema: &Schema) -> Schema {
         })
         .collect();
     Schema::new(fields)
+}
+
+/// A catalog's schemas. One that cannot list them (its source is down) fails a request
+/// that names it, and is left out (with a warning) of a request over every catalog, so one
+/// unreachable database does not hide the others from a client's object browser.
+fn listed(
+    names: crate::error::Result<Vec<String>>,
+    catalog: &str,
+    named: bool,
+) -> Result<Option<Vec<String>>> {
+    match names {
+        Ok(names) => Ok(Some(names)),
+        Err(e) if named => Err(unlisted(e)),
+        Err(e) => {
+            tracing::warn!("catalog '{catalog}' left out of a metadata listing: {e}");
+            Ok(None)
+        }
+    }
+}
+
+/// A catalog that cannot list its schemas (its source is unreachable): the connector's error.
+fn unlisted(e: crate::error::SchedulerError) -> datafusion::error::DataFusionError {
+    match e {
+        crate::error::SchedulerError::Unavailable(message) => {
+            datafusion::error::DataFusionError::IoError(std::io::Error::other(message))
+        }
+        other => datafusion::error::DataFusionError::External(Box::new(other)),
+    }
 }
 
 fn external(e: arrow_flight::error::FlightError) -> datafusion::error::DataFusionError {

@@ -397,7 +397,7 @@ impl FlightSqlService for TributaryFlightSql {
     ) -> Result<Response<FlightDataStream>, Status> {
         let ctx = self.metadata_context(&request).await?;
         Ok(Response::new(batch_stream(
-            metadata::db_schemas(&ctx, &query).map_err(status)?,
+            metadata::db_schemas(&ctx, self.engine.catalogs(), &query).map_err(status)?,
         )))
     }
 
@@ -408,7 +408,9 @@ impl FlightSqlService for TributaryFlightSql {
     ) -> Result<Response<FlightDataStream>, Status> {
         let ctx = self.metadata_context(&request).await?;
         Ok(Response::new(batch_stream(
-            metadata::tables(&ctx, &query).await.map_err(status)?,
+            metadata::tables(&ctx, self.engine.catalogs(), &query)
+                .await
+                .map_err(status)?,
         )))
     }
 
