@@ -363,7 +363,10 @@ impl SplitReader for SqlReader {
                                 .finish()
                                 .map_err(|e| DataFusionError::ArrowError(Box::new(e), None));
                             if tx.send(batch).await.is_err() {
-                                // The query was cancelled or has all it needs.
+                                // The query was cancelled or has all it needs: close the
+                                // connection rather than have the pool drain the rest.
+                                drop(rows);
+                                drop(conn.detach());
                                 return;
                             }
                         }
