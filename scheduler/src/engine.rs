@@ -18,7 +18,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
-use tributary_connector::{Catalogs, conform_batch};
+use tributary_connector::{Catalogs, QueryScope, conform_batch};
 use tributary_proto::JobPartition;
 
 use crate::cluster::{BallistaScheduler, base_config};
@@ -278,6 +278,14 @@ impl Engine {
     ) -> Result<JobResult> {
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let name: String = sql.chars().take(100).collect();
+        // Resources connectors hold for this query (PostgreSQL's shared snapshot) live until
+        // this function returns or is dropped. Ballista plans the job from this context.
+        let scope = Arc::new(QueryScope::default());
+        let _scope_guard = CloseScope(Arc::clone(&scope));
+        ctx.state_ref()
+            .write()
+            .config_mut()
+            .set_extension(Arc::clone(&scope));
         let job_id = self
             .scheduler
             .submit_job(&name, ctx, plan, Some(tx))
@@ -579,6 +587,15 @@ impl PartitionStream for JobResultStream {
             Arc::clone(&self.schema),
             batches,
         ))
+    }
+}
+
+/// Closes a query's scope when the query has ended, however it ended.
+struct CloseScope(Arc<QueryScope>);
+
+impl Drop for CloseScope {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 

@@ -6,6 +6,7 @@ import decimal
 import random
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import adbc_driver_manager
@@ -372,6 +373,13 @@ def test_parallel_splits_read_every_row_once(sconn):
         assert "1 group" not in plan, plan
         assert query(sconn, f"SELECT count(*), sum(v + 0), count(DISTINCT id + 0) FROM {catalog}.{SCHEMA}.big") == \
             [(5000, 5000 * 5001 // 2, 5000)]
+    # The PostgreSQL splits read one exported snapshot; its transaction ends with the query.
+    idle = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tributary' " \
+           "AND state LIKE 'idle in transaction%'"
+    deadline = time.time() + 5
+    while pg_run(idle) != [(0,)] and time.time() < deadline:
+        time.sleep(0.1)
+    assert pg_run(idle) == [(0,)]
 
 
 # --- writes -----------------------------------------------------------------------------------------

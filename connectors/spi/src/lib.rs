@@ -19,6 +19,7 @@ mod connector;
 mod error;
 mod properties;
 mod registry;
+mod scope;
 mod source;
 mod split;
 
@@ -28,6 +29,7 @@ pub use connector::{Connector, ConnectorFactory};
 pub use error::{ConnectorError, Result};
 pub use properties::{CONNECTOR_NAME, Properties, PropertyReader, Secret};
 pub use registry::{Catalogs, ConnectorRegistry};
+pub use scope::QueryScope;
 pub use source::ConnectorSource;
 pub use split::{CONNECTOR_STORE_URL, ScanBuilder, SplitInfo, SplitReader, SplitStream};
 

@@ -53,6 +53,9 @@ pub(crate) struct TableStats {
 
 type Cached<T> = Mutex<HashMap<String, (Instant, T)>>;
 
+/// Longest an exported PostgreSQL snapshot is kept open if its query never reports its end.
+pub(crate) const SNAPSHOT_MAX_HOLD: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// One catalog's connection to its database.
 #[derive(Debug)]
 pub struct SqlClient {
@@ -345,6 +348,41 @@ impl SqlClient {
             let name: String = row.try_get(0).map_err(|e| SqlError::from_sqlx(&config, e))?;
             let kind: String = row.try_get(1).map_err(|e| SqlError::from_sqlx(&config, e))?;
             Ok(matches!(kind.as_str(), "tinyint" | "smallint" | "mediumint" | "int" | "bigint").then_some(name))
+        })
+        .await
+    }
+
+    /// PostgreSQL: opens a read-only REPEATABLE READ transaction and exports its snapshot,
+    /// which every split of one scan imports, so all splits see the table at one moment. The
+    /// transaction stays open until the returned sender is dropped (the query's end) or
+    /// [`SNAPSHOT_MAX_HOLD`] passes.
+    pub(crate) async fn export_snapshot(
+        &self,
+    ) -> Result<(String, tokio::sync::oneshot::Sender<()>)> {
+        let Pool::Postgres(p) = self.pool() else {
+            return Err(SqlError::NotSupported(
+                "snapshots are exported by PostgreSQL only".into(),
+            ));
+        };
+        let config = Arc::clone(&self.config);
+        self.run(async move {
+            let sql = |e| SqlError::from_sqlx(&config, e);
+            // Its own connection, outside the pool's count, for as long as the query runs.
+            let mut conn = p.acquire().await.map_err(sql)?.detach();
+            sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .execute(&mut conn)
+                .await
+                .map_err(sql)?;
+            let id: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
+                .fetch_one(&mut conn)
+                .await
+                .map_err(sql)?;
+            let (release, released) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(SNAPSHOT_MAX_HOLD, released).await;
+                let _ = sqlx::Connection::close(conn).await;
+            });
+            Ok((id, release))
         })
         .await
     }

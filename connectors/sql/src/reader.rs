@@ -47,6 +47,55 @@ pub(crate) struct TableHandle {
     /// An aggregate or top-N computed by the database (`columns` are then its outputs).
     #[serde(default)]
     pub(crate) query: Option<RemoteQuery>,
+    /// PostgreSQL: the exported snapshot every split imports.
+    #[serde(default)]
+    pub(crate) snapshot: Option<String>,
+}
+
+/// Starts a split's transaction on the scan's shared snapshot. Snapshot ids come from the
+/// server (`pg_export_snapshot()`); `SET TRANSACTION SNAPSHOT` takes no parameters, so the
+/// id is checked to be one before it is written into the statement.
+async fn import_snapshot(conn: &mut sqlx::PgConnection, snapshot: &str) -> Result<(), sqlx::Error> {
+    if snapshot.is_empty() || !snapshot.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(sqlx::Error::Protocol(format!(
+            "invalid snapshot id '{snapshot}'"
+        )));
+    }
+    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SET TRANSACTION SNAPSHOT '{snapshot}'"
+    )))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Imports the scan's snapshot on PostgreSQL connections (`pg`), nothing elsewhere.
+macro_rules! snapshot_begin {
+    (pg, $conn:expr, $snapshot:expr) => {
+        match $snapshot {
+            Some(s) => import_snapshot(&mut *$conn, s).await,
+            None => Ok(()),
+        }
+    };
+    (other, $conn:expr, $snapshot:expr) => {
+        Ok::<(), sqlx::Error>(())
+    };
+}
+
+/// Ends a split's snapshot transaction.
+macro_rules! snapshot_end {
+    (pg, $conn:expr, $snapshot:expr) => {
+        match $snapshot {
+            Some(_) => sqlx::raw_sql("COMMIT").execute(&mut *$conn).await.map(drop),
+            None => Ok(()),
+        }
+    };
+    (other, $conn:expr, $snapshot:expr) => {
+        Ok::<(), sqlx::Error>(())
+    };
 }
 
 impl TableHandle {
@@ -263,11 +312,14 @@ impl SplitReader for SqlReader {
             .sql(self.client.dialect(), projection, "all", None)
             .ok()?;
         let params: Vec<String> = self.handle.params.iter().map(Value::display).collect();
-        let key = match &self.handle.split_key {
+        let mut key = match &self.handle.split_key {
             Some(SplitKey::Key(k)) => format!(", split_by={k}"),
             Some(SplitKey::Ctid) => ", split_by=ctid".to_owned(),
             None => String::new(),
         };
+        if let Some(snapshot) = &self.handle.snapshot {
+            key.push_str(&format!(", snapshot={snapshot}"));
+        }
         Some(if params.is_empty() {
             format!("remote_sql=\"{sql}\"{key}")
         } else {
@@ -290,6 +342,7 @@ impl SplitReader for SqlReader {
             .map(|i| self.handle.columns[*i].mapping.read_as.clone())
             .collect();
         let params = self.handle.params.clone();
+        let snapshot = self.handle.snapshot.clone();
         let pool = self.client.pool();
         let config = Arc::clone(self.client.config());
         let table = self.qualified();
@@ -315,7 +368,7 @@ impl SplitReader for SqlReader {
             };
             let mut builder = BatchBuilder::new(Arc::clone(&schema), &read_as, batch_size);
             macro_rules! stream_rows {
-                ($pool:expr, $text:tt) => {{
+                ($pool:expr, $text:tt, $kind:tt) => {{
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
                     for p in &params {
                         query = match (|| -> Result<_, String> {
@@ -335,6 +388,11 @@ impl SplitReader for SqlReader {
                             return;
                         }
                     };
+                    if let Err(e) = snapshot_begin!($kind, conn, snapshot.as_deref()) {
+                        drop(conn.detach());
+                        let _ = tx.send(Err(fail(SqlError::from_sqlx(&config, e)))).await;
+                        return;
+                    }
                     let mut rows = query.fetch(&mut *conn);
                     loop {
                         let row = match rows.try_next().await {
@@ -371,13 +429,21 @@ impl SplitReader for SqlReader {
                             }
                         }
                     }
+                    drop(rows);
+                    if let Err(e) = snapshot_end!($kind, conn, snapshot.as_deref()) {
+                        drop(conn.detach());
+                        let _ = tx.send(Err(fail(SqlError::from_sqlx(&config, e)))).await;
+                        return;
+                    }
                 }};
             }
             match &pool {
-                Pool::MySql(p) => stream_rows!(p, false),
+                Pool::MySql(p) => stream_rows!(p, false, other),
                 // COPY takes no parameters: filtered splits use the extended protocol.
                 Pool::Postgres(p) if params.is_empty() && pg_copy::supported(&read_as) => {
-                    let result = copy_rows(p, &sql, &mut builder, batch_size, &tx).await;
+                    let result =
+                        copy_rows(p, &sql, snapshot.as_deref(), &mut builder, batch_size, &tx)
+                            .await;
                     if let Err(e) = result {
                         let e = match e {
                             CopyError::Sql(e) => SqlError::from_sqlx(&config, e),
@@ -391,8 +457,8 @@ impl SplitReader for SqlReader {
                         return;
                     }
                 }
-                Pool::Postgres(p) => stream_rows!(p, false),
-                Pool::Sqlite(p) => stream_rows!(p, true),
+                Pool::Postgres(p) => stream_rows!(p, false, pg),
+                Pool::Sqlite(p) => stream_rows!(p, true, other),
             }
             if builder.rows() > 0 {
                 let batch = builder
@@ -435,11 +501,18 @@ type BatchSender =
 async fn copy_rows(
     pool: &sqlx::PgPool,
     sql: &str,
+    snapshot: Option<&str>,
     builder: &mut BatchBuilder,
     batch_size: usize,
     tx: &BatchSender,
 ) -> Result<(), CopyError> {
     let mut conn = pool.acquire().await.map_err(CopyError::Sql)?;
+    if let Some(snapshot) = snapshot
+        && let Err(e) = import_snapshot(&mut conn, snapshot).await
+    {
+        drop(conn.detach());
+        return Err(CopyError::Sql(e));
+    }
     let mut parser = pg_copy::CopyParser::new();
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut stopped = false;
@@ -480,6 +553,12 @@ async fn copy_rows(
         return Err(CopyError::Decode(
             "the COPY stream ended before its last row".into(),
         ));
+    }
+    if snapshot.is_some()
+        && let Err(e) = sqlx::raw_sql("COMMIT").execute(&mut *conn).await
+    {
+        drop(conn.detach());
+        return Err(CopyError::Sql(e));
     }
     Ok(())
 }

@@ -233,6 +233,7 @@ fn replace(
             limit: None,
             split_key: None,
             query: Some(query),
+            snapshot: None,
         };
         let provider = Arc::new(SqlQueryTable {
             client: Arc::clone(table.client()),

@@ -18,7 +18,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tributary_connector::ScanBuilder;
+use tributary_connector::{QueryScope, ScanBuilder};
 
 use crate::client::{Pool, SqlClient};
 use crate::dialect::{Dialect, Exactness};
@@ -230,6 +230,7 @@ impl SchemaProvider for SqlSchema {
             limit: None,
             split_key: None,
             query: None,
+            snapshot: None,
         };
         Ok(Some(Arc::new(SqlTable {
             client: Arc::clone(&self.client),
@@ -427,6 +428,18 @@ impl TableProvider for SqlTable {
             .map_err(df)?;
         let target = state.config().target_partitions();
         let (splits, key) = self.plan_splits(target, limit, stats.rows).await?;
+        // PostgreSQL splits of one query read one exported snapshot, held by the query's
+        // scope until the query ends (no scope, e.g. a local EXPLAIN: no snapshot).
+        if key == Some(SplitKey::Ctid)
+            && splits.len() > 1
+            && let Some(scope) = state.config().get_extension::<QueryScope>()
+            && !scope.is_closed()
+        {
+            let (id, release) = self.client.export_snapshot().await.map_err(df)?;
+            if scope.hold(Box::new(release)).is_ok() {
+                handle.snapshot = Some(id);
+            }
+        }
         handle.split_key = key;
         let statistics = Statistics {
             num_rows: stats
