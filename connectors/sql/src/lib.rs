@@ -26,7 +26,10 @@
 //! - **Splits**: tables bigger than `split.min-rows` are read in parallel, one split per
 //!   range: MySQL/MariaDB by ranges of the (first) integer primary-key column between its MIN and MAX
 //!   (first and last ranges open), PostgreSQL by `ctid` block ranges (TID range scans),
-//!   SQLite by `rowid`. At most the query's target partitions (or `split.max-count`).
+//!   SQLite by `rowid`. At most the query's target partitions (or `split.max-count`). All
+//!   PostgreSQL splits of one query import one exported snapshot (`pg_export_snapshot()`,
+//!   held until the query ends), so they see the table at one moment; splits without bound
+//!   parameters are read with `COPY … TO STDOUT (FORMAT binary)`.
 //! - **Writes**: `CREATE SCHEMA`, `CREATE TABLE`, `DROP TABLE`, `DROP SCHEMA`, and
 //!   `INSERT INTO … SELECT` / CTAS through the scheduler: multi-row INSERTs with bound
 //!   values (`insert.batch-size` rows each), all in one transaction per statement.
