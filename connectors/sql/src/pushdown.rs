@@ -27,6 +27,19 @@ fn worst(a: Exactness, b: Exactness) -> Exactness {
 }
 
 impl Pushdown<'_> {
+    /// How exactly the database evaluates `op` on this column.
+    fn exactness_of(&self, c: &TableColumn, op: &str) -> Exactness {
+        let e = self.dialect.comparison(&c.data_type(), op);
+        if !c.mapping.padded {
+            return e;
+        }
+        // char(n): PostgreSQL compares it as text without its trailing blanks, against
+        // parameters with theirs; we compare the padded values. Neither side contains the
+        // other, so nothing is pushed.
+        let _ = e;
+        Exactness::No
+    }
+
     fn name(&self, c: &TableColumn) -> String {
         match self.qualifier {
             Some(q) => format!("{q}.{}", self.dialect.quote(&c.remote)),
@@ -138,9 +151,7 @@ impl Pushdown<'_> {
                 negated,
             }) => {
                 let c = self.column(expr)?;
-                let e = self
-                    .dialect
-                    .comparison(&c.data_type(), if *negated { "<>" } else { "=" });
+                let e = self.exactness_of(c, if *negated { "<>" } else { "=" });
                 if e == Exactness::No || (*negated && e != Exactness::Exact) || list.is_empty() {
                     return None;
                 }
@@ -160,7 +171,7 @@ impl Pushdown<'_> {
                 high,
             }) => {
                 let c = self.column(expr)?;
-                let e = self.dialect.comparison(&c.data_type(), "<");
+                let e = self.exactness_of(c, "<");
                 if e != Exactness::Exact {
                     return None;
                 }
@@ -177,7 +188,7 @@ impl Pushdown<'_> {
                 case_insensitive,
             }) => {
                 let c = self.column(expr)?;
-                let e = self.dialect.comparison(&c.data_type(), "LIKE");
+                let e = self.exactness_of(c, "LIKE");
                 if *negated || *case_insensitive || escape_char.is_some() || e == Exactness::No {
                     return None;
                 }
@@ -216,7 +227,7 @@ impl Pushdown<'_> {
             Operator::GtEq => ">=",
             _ => return None,
         };
-        let e = self.dialect.comparison(&column.data_type(), sql_op);
+        let e = self.exactness_of(column, sql_op);
         if e == Exactness::No {
             return None;
         }
@@ -242,6 +253,7 @@ mod tests {
             mapping: ColumnMapping {
                 read_as,
                 as_text: false,
+                padded: false,
             },
             nullable: true,
         };

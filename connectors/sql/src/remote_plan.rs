@@ -340,6 +340,7 @@ fn aggregate_sql(
     let native = |read_as| ColumnMapping {
         read_as,
         as_text: false,
+        padded: false,
     };
     let count_star = matches!(arg, Some(Expr::Literal(s, _)) if !s.is_null()) || arg.is_none();
     if name == "count" && count_star && !distinct {
@@ -400,6 +401,7 @@ fn aggregate_sql(
                                 scale: *s,
                             },
                             as_text: true,
+                            padded: false,
                         },
                     ))
                 }
@@ -541,6 +543,8 @@ fn push_join(join: &Join) -> DfResult<Option<LogicalPlan>> {
         };
         if lc.data_type() != rc.data_type()
             || dialect.comparison(&lc.data_type(), "=") != Exactness::Exact
+            || lc.mapping.padded
+            || rc.mapping.padded
         {
             return Ok(None);
         }

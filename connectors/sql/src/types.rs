@@ -137,19 +137,28 @@ pub struct ColumnMapping {
     /// `unsupported-type-handling=CONVERT_TO_VARCHAR`. Filters on such columns stay in
     /// Tributary.
     pub as_text: bool,
+    /// PostgreSQL `char(n)`: values come padded, but the database compares them without
+    /// their trailing blanks, so filters on them are not pushed.
+    #[serde(default)]
+    pub padded: bool,
 }
 
 impl ColumnMapping {
     fn native(read_as: ReadAs) -> Option<Self> {
         // Decimals wider than the driver's exact type travel as the database's text.
         let as_text = matches!(read_as, ReadAs::DecimalText { .. });
-        Some(Self { read_as, as_text })
+        Some(Self {
+            read_as,
+            as_text,
+            padded: false,
+        })
     }
 
     fn text() -> Option<Self> {
         Some(Self {
             read_as: ReadAs::Text,
             as_text: true,
+            padded: false,
         })
     }
 }
@@ -242,6 +251,11 @@ fn map_postgres(c: &RemoteColumn) -> Option<ColumnMapping> {
     }
     match c.type_name.as_str() {
         "json" | "jsonb" | "uuid" | "citext" => ColumnMapping::text(),
+        "bpchar" => Some(ColumnMapping {
+            read_as: ReadAs::Text,
+            as_text: false,
+            padded: true,
+        }),
         name => ColumnMapping::native(postgres_scalar(name, c)?),
     }
 }
@@ -275,6 +289,7 @@ fn map_sqlite(c: &RemoteColumn) -> Option<ColumnMapping> {
         return Some(ColumnMapping {
             read_as: ReadAs::DecimalText { precision, scale },
             as_text: true,
+            padded: false,
         });
     } else {
         // No declared type: values of any kind; read as text.
