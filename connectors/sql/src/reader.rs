@@ -408,6 +408,8 @@ impl SplitReader for SqlReader {
                             }
                         };
                         if let Err(message) = builder.append(&row) {
+                            drop(rows);
+                            drop(conn.detach());
                             let e = SqlError::Conversion {
                                 catalog: config.catalog.clone(),
                                 table: table.clone(),
@@ -514,14 +516,13 @@ async fn copy_rows(
         return Err(CopyError::Sql(e));
     }
     let mut parser = pg_copy::CopyParser::new();
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-    let mut stopped = false;
-    {
+    let read = async {
+        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
         let mut chunks = conn
             .copy_out_raw(&format!("COPY ({sql}) TO STDOUT (FORMAT binary)"))
             .await
             .map_err(CopyError::Sql)?;
-        'read: while let Some(chunk) = chunks.try_next().await.map_err(CopyError::Sql)? {
+        while let Some(chunk) = chunks.try_next().await.map_err(CopyError::Sql)? {
             buf.extend_from_slice(&chunk);
             let mut start = 0;
             loop {
@@ -534,8 +535,7 @@ async fn copy_rows(
                         .finish()
                         .map_err(|e| CopyError::Decode(e.to_string()))?;
                     if tx.send(Ok(batch)).await.is_err() {
-                        stopped = true;
-                        break 'read;
+                        return Ok(true);
                     }
                     continue;
                 }
@@ -543,7 +543,17 @@ async fn copy_rows(
             }
             buf.drain(..start);
         }
+        Ok(false)
     }
+    .await;
+    // A COPY left half-read (stopped early or failed) cannot serve another query: close it.
+    let stopped = match read {
+        Ok(stopped) => stopped,
+        Err(e) => {
+            drop(conn.detach());
+            return Err(e);
+        }
+    };
     if stopped {
         drop(conn.detach());
         return Ok(());
