@@ -279,13 +279,14 @@ impl Engine {
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let name: String = sql.chars().take(100).collect();
         // Resources connectors hold for this query (PostgreSQL's shared snapshot) live until
-        // this function returns or is dropped. Ballista plans the job from this context.
+        // this function returns or is dropped. Ballista plans the job from a context of its
+        // own (a copy of the session's state, same session id), so concurrent queries of one
+        // session never see each other's scope.
         let scope = Arc::new(QueryScope::default());
         let _scope_guard = CloseScope(Arc::clone(&scope));
-        ctx.state_ref()
-            .write()
-            .config_mut()
-            .set_extension(Arc::clone(&scope));
+        let mut state = ctx.state();
+        state.config_mut().set_extension(Arc::clone(&scope));
+        let ctx = Arc::new(SessionContext::new_with_state(state));
         let job_id = self
             .scheduler
             .submit_job(&name, ctx, plan, Some(tx))
