@@ -9,17 +9,12 @@ use arrow::record_batch::RecordBatch;
 use ballista_core::serde::protobuf::{SuccessfulJob, job_status};
 use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::common::ParamValues;
-use datafusion::datasource::MemTable;
-use datafusion::error::DataFusionError;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{CreateMemoryTable, DdlStatement, LogicalPlan, WriteOp};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
 use datafusion::prelude::SessionContext;
-use futures::{StreamExt, TryStreamExt};
-use tributary_connector::{Catalogs, QueryScope, conform_batch};
+use tributary_connector::{Catalogs, QueryScope};
 use tributary_proto::JobPartition;
+
+mod write;
 
 use crate::cluster::{BallistaScheduler, base_config};
 use crate::error::{Result, SchedulerError};
@@ -325,128 +320,6 @@ impl Engine {
         Ok(job_result(job_id.to_string(), done))
     }
 
-    /// `CREATE TABLE t (…)` and `CREATE TABLE t AS SELECT …` in any catalog whose schemas
-    /// accept tables. CTAS runs the query first (a failing query creates nothing), then
-    /// creates the table and writes the rows; if writing fails the table is dropped again.
-    async fn create_table(
-        &self,
-        session: &Session,
-        ctx: &Arc<SessionContext>,
-        create: &CreateMemoryTable,
-        sql: &str,
-    ) -> Result<Outcome> {
-        if create.temporary {
-            return Err(SchedulerError::NotSupported(
-                "temporary tables are not supported".into(),
-            ));
-        }
-        let state = ctx.state();
-        let options = &state.config().options().catalog;
-        let name = create
-            .name
-            .clone()
-            .resolve(&options.default_catalog, &options.default_schema);
-        let catalog = ctx.catalog(&name.catalog).ok_or_else(|| {
-            SchedulerError::NotFound(format!("catalog '{}' does not exist", name.catalog))
-        })?;
-        let schema = catalog.schema(&name.schema).ok_or_else(|| {
-            SchedulerError::NotFound(format!(
-                "schema '{}.{}' does not exist",
-                name.catalog, name.schema
-            ))
-        })?;
-        let table = name.table.to_string();
-        // CREATE OR REPLACE drops the old table only once the new rows are ready.
-        let mut replace = false;
-        if schema.table(&table).await?.is_some() {
-            match (create.if_not_exists, create.or_replace) {
-                (true, _) => return Ok(Outcome::Update(0)),
-                (false, true) => replace = true,
-                (false, false) => {
-                    return Err(SchedulerError::InvalidQuery(format!(
-                        "table '{name}' already exists"
-                    )));
-                }
-            }
-        }
-        let columns = Arc::new(create.input.schema().as_arrow().clone());
-        let empty = || -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
-            Ok(Arc::new(MemTable::try_new(
-                Arc::clone(&columns),
-                vec![vec![]],
-            )?))
-        };
-        let is_query =
-            !matches!(create.input.as_ref(), LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
-        if !is_query {
-            if replace {
-                schema.deregister_table(&table)?;
-            }
-            schema.register_table(table, empty()?)?;
-            return Ok(Outcome::Update(0));
-        }
-        let job = self
-            .run_job(session, Arc::clone(ctx), &create.input, sql)
-            .await?;
-        if replace {
-            schema.deregister_table(&table)?;
-        }
-        schema.register_table(table.clone(), empty()?)?;
-        let written = async {
-            let target = schema.table(&table).await?.ok_or_else(|| {
-                SchedulerError::Engine(format!("table '{name}' vanished after it was created"))
-            })?;
-            self.write_job(ctx, job, columns, target, InsertOp::Append)
-                .await
-        }
-        .await;
-        match written {
-            Ok(rows) => Ok(Outcome::Update(rows)),
-            Err(e) => {
-                if let Err(drop_error) = schema.deregister_table(&table) {
-                    tracing::warn!(
-                        "cannot drop '{name}' after a failed CREATE TABLE AS: {drop_error}"
-                    );
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// Writes a finished job's rows into a table through the table's own insert plan
-    /// (`TableProvider::insert_into`), on the scheduler: one writer per statement, so a
-    /// connector can write it all in one transaction.
-    async fn write_job(
-        &self,
-        ctx: &Arc<SessionContext>,
-        job: JobResult,
-        schema: SchemaRef,
-        target: Arc<dyn datafusion::catalog::TableProvider>,
-        op: InsertOp,
-    ) -> Result<i64> {
-        let source = JobResultStream {
-            schema: Arc::clone(&schema),
-            partitions: job.partitions,
-            fetcher: self.fetcher.clone(),
-        };
-        let input =
-            StreamingTableExec::try_new(schema, vec![Arc::new(source)], None, vec![], false, None)?;
-        let sink = target
-            .insert_into(&ctx.state(), Arc::new(input), op)
-            .await?;
-        let batches = datafusion::physical_plan::collect(sink, ctx.task_ctx()).await?;
-        let rows = batches
-            .first()
-            .and_then(|b| {
-                b.column(0)
-                    .as_any()
-                    .downcast_ref::<arrow::array::UInt64Array>()
-            })
-            .map(|c| c.value(0))
-            .unwrap_or(0);
-        Ok(i64::try_from(rows).unwrap_or(i64::MAX))
-    }
-
     /// Cancels a running job.
     pub async fn cancel(&self, job_id: &str) -> Result<()> {
         self.scheduler.cancel_job(job_id.to_owned().into()).await?;
@@ -545,49 +418,6 @@ fn client_type(data_type: &DataType) -> DataType {
         DataType::BinaryView => DataType::Binary,
         DataType::Dictionary(_, value) => client_type(value),
         other => other.clone(),
-    }
-}
-
-/// The result partitions of a finished job, read one after the other as one stream (so an
-/// ORDER BY keeps its order).
-#[derive(Debug)]
-struct JobResultStream {
-    schema: SchemaRef,
-    partitions: Vec<JobPartition>,
-    fetcher: PartitionFetcher,
-}
-
-impl PartitionStream for JobResultStream {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let fetcher = self.fetcher.clone();
-        let schema = Arc::clone(&self.schema);
-        let external = |e: Box<dyn std::error::Error + Send + Sync>| DataFusionError::External(e);
-        let batches = futures::stream::iter(self.partitions.clone())
-            .then(move |p| {
-                let fetcher = fetcher.clone();
-                async move {
-                    fetcher
-                        .fetch(&p)
-                        .await
-                        .map(|s| s.map_err(move |e| external(Box::new(e))))
-                        .map_err(|e| external(Box::new(e)))
-                }
-            })
-            .try_flatten()
-            .and_then(move |batch| {
-                futures::future::ready(
-                    conform_batch(&batch, &schema)
-                        .map_err(|e| DataFusionError::ArrowError(Box::new(e), None)),
-                )
-            });
-        Box::pin(RecordBatchStreamAdapter::new(
-            Arc::clone(&self.schema),
-            batches,
-        ))
     }
 }
 

@@ -8,12 +8,12 @@ use tributary_connector::{
     Connector, ConnectorError, ConnectorFactory, Properties, Result, SplitReader,
 };
 
+use crate::catalog::SqlCatalog;
 use crate::client::SqlClient;
 use crate::config::SqlConfig;
 use crate::dialect::Dialect;
 use crate::reader::SqlReader;
 use crate::remote_plan::SqlPushdownRule;
-use crate::table::SqlCatalog;
 
 /// Builds catalogs of one database kind.
 #[derive(Debug)]

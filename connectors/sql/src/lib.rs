@@ -59,25 +59,29 @@
 //! | PostgreSQL arrays of the scalars above | array (List) | — |
 //! | anything else (geometry, intervals, bit, …) | `unsupported-type-handling`: IGNORE (default) leaves the column out, CONVERT_TO_VARCHAR reads the database's text of it | — |
 
+mod catalog;
+mod catalog_queries;
 mod client;
 mod config;
 mod connector;
 mod dialect;
 mod error;
 mod pg_copy;
+mod pool;
 mod pushdown;
 mod reader;
 mod remote_plan;
 mod rows;
+mod sink;
 mod table;
 mod types;
 mod value;
 
+pub use catalog::SqlCatalog;
 pub use client::SqlClient;
 pub use config::{Address, SqlConfig, UnsupportedTypeHandling};
 pub use connector::{SqlConnector, SqlConnectorFactory};
 pub use dialect::Dialect;
 pub use error::{Result, SqlError};
 pub use remote_plan::SqlPushdownRule;
-pub use table::SqlCatalog;
 pub use types::{ReadAs, RemoteColumn, map_column};

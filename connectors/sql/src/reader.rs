@@ -9,10 +9,11 @@ use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use tributary_connector::{ConnectorError, SplitInfo, SplitReader, SplitStream};
 
-use crate::client::{Pool, SqlClient};
+use crate::client::SqlClient;
 use crate::dialect::Dialect;
 use crate::error::SqlError;
 use crate::pg_copy;
+use crate::pool::Pool;
 use crate::remote_plan::RemoteQuery;
 use crate::rows::BatchBuilder;
 use crate::table::TableColumn;

@@ -12,27 +12,29 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use arrow::datatypes::{DataType, SchemaRef};
-use async_trait::async_trait;
+use arrow::datatypes::DataType;
+use datafusion::catalog::TableProvider;
 use datafusion::catalog::default_table_source::{provider_as_source, source_as_provider};
-use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{Column, NullEquality, Result as DfResult, TableReference};
-use datafusion::logical_expr::{
-    Aggregate, Expr, Join, JoinType, LogicalPlan, LogicalPlanBuilder, Sort,
-    TableProviderFilterPushDown, TableScan, TableType,
-};
+use datafusion::common::{Column, Result as DfResult, TableReference};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableScan};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
-use datafusion::physical_plan::ExecutionPlan;
 use serde::{Deserialize, Serialize};
-use tributary_connector::{ScanBuilder, SplitInfo};
 
-use crate::client::SqlClient;
 use crate::dialect::{Dialect, Exactness};
-use crate::pushdown::Pushdown;
-use crate::reader::{SqlReader, TableHandle};
+use crate::reader::TableHandle;
 use crate::table::{SqlTable, TableColumn};
-use crate::types::{ColumnMapping, ReadAs};
+use crate::types::ColumnMapping;
+
+mod aggregate;
+mod join;
+mod query_table;
+mod top_n;
+
+use aggregate::push_aggregate;
+use join::push_join;
+use query_table::SqlQueryTable;
+use top_n::push_top_n;
 
 /// The parts of a remote query beyond a plain scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +134,24 @@ fn with_filters<'a>(table: &'a SqlTable, scan: &'a TableScan) -> Option<Base<'a>
         filter: (!conditions.is_empty()).then(|| conditions.join(" AND ")),
         params,
     })
+}
+
+/// Runs `push` on the database table under `input` when every filter of its scan is
+/// exactly pushable; `None` otherwise.
+fn on_base(
+    input: &LogicalPlan,
+    push: impl FnOnce(&Base<'_>) -> DfResult<Option<LogicalPlan>>,
+) -> DfResult<Option<LogicalPlan>> {
+    let Some((provider, scan)) = base(input)? else {
+        return Ok(None);
+    };
+    let Some(table) = provider.downcast_ref::<SqlTable>() else {
+        return Ok(None);
+    };
+    match with_filters(table, scan) {
+        Some(base) => push(&base),
+        None => Ok(None),
+    }
 }
 
 impl Base<'_> {
@@ -235,11 +255,7 @@ fn replace(
             query: Some(query),
             snapshot: None,
         };
-        let provider = Arc::new(SqlQueryTable {
-            client: Arc::clone(table.client()),
-            schema: handle.arrow_schema(),
-            handle,
-        });
+        let provider = Arc::new(SqlQueryTable::new(Arc::clone(table.client()), handle));
         let name = TableReference::bare(format!(
             "{}_remote_{}",
             scan.table_name.table(),
@@ -256,407 +272,5 @@ fn replace(
             })
             .collect::<Vec<_>>();
         LogicalPlanBuilder::from(scan).project(exprs)?.build()
-    }
-}
-
-fn push_aggregate(aggregate: &Aggregate) -> DfResult<Option<LogicalPlan>> {
-    let Some((provider, scan)) = base(&aggregate.input)? else {
-        return Ok(None);
-    };
-    let Some(table) = provider.downcast_ref::<SqlTable>() else {
-        return Ok(None);
-    };
-    let Some(base) = with_filters(table, scan) else {
-        return Ok(None);
-    };
-    let dialect = base.dialect();
-    let fields = aggregate.schema.fields();
-    let mut select = Vec::new();
-    let mut group_by = Vec::new();
-    let mut outputs = Vec::new();
-    for (i, g) in aggregate.group_expr.iter().enumerate() {
-        let g = match g {
-            Expr::Alias(alias) => alias.expr.as_ref(),
-            other => other,
-        };
-        let Some(c) = base.column(g) else {
-            return Ok(None);
-        };
-        // Text keys group by the collation (MySQL merges 'a' and 'A').
-        if Base::is_text(c) && dialect == Dialect::MySql {
-            return Ok(None);
-        }
-        if fields[i].data_type() != &c.data_type() {
-            return Ok(None);
-        }
-        let q = dialect.quote(&c.remote);
-        select.push(q.clone());
-        group_by.push(q);
-        outputs.push((c.name.clone(), c.mapping.clone()));
-    }
-    for (j, a) in aggregate.aggr_expr.iter().enumerate() {
-        let out_type = fields[aggregate.group_expr.len() + j].data_type();
-        let inner = match a {
-            Expr::Alias(alias) => alias.expr.as_ref(),
-            other => other,
-        };
-        let Expr::AggregateFunction(f) = inner else {
-            return Ok(None);
-        };
-        let params = &f.params;
-        if params.filter.is_some() || !params.order_by.is_empty() || params.null_treatment.is_some()
-        {
-            return Ok(None);
-        }
-        let name = f.func.name().to_ascii_lowercase();
-        let arg = params.args.first();
-        let Some((sql, mapping)) = aggregate_sql(&base, &name, arg, params.distinct, out_type)
-        else {
-            return Ok(None);
-        };
-        select.push(sql);
-        outputs.push((String::new(), mapping));
-    }
-    let query = RemoteQuery {
-        select,
-        group_by,
-        order_by: vec![],
-        limit: None,
-        from: None,
-    };
-    base.replace(&LogicalPlan::Aggregate(aggregate.clone()), outputs, query)
-        .map(Some)
-}
-
-/// The remote SQL of one aggregate and how its value is read, when it is exact.
-fn aggregate_sql(
-    base: &Base<'_>,
-    name: &str,
-    arg: Option<&Expr>,
-    distinct: bool,
-    out_type: &DataType,
-) -> Option<(String, ColumnMapping)> {
-    let dialect = base.dialect();
-    let native = |read_as| ColumnMapping {
-        read_as,
-        as_text: false,
-        padded: false,
-    };
-    let count_star = matches!(arg, Some(Expr::Literal(s, _)) if !s.is_null()) || arg.is_none();
-    if name == "count" && count_star && !distinct {
-        return (out_type == &DataType::Int64)
-            .then(|| ("COUNT(*)".to_owned(), native(ReadAs::I64)));
-    }
-    let c = base.column(arg?)?;
-    let q = dialect.quote(&c.remote);
-    match name {
-        "count" => {
-            if out_type != &DataType::Int64 || (distinct && !base.orders_like_us(c)) {
-                return None;
-            }
-            let d = if distinct { "DISTINCT " } else { "" };
-            Some((format!("COUNT({d}{q})"), native(ReadAs::I64)))
-        }
-        "min" | "max" if !distinct || base.orders_like_us(c) => {
-            // PostgreSQL has no min/max of booleans.
-            if !base.orders_like_us(c)
-                || out_type != &c.data_type()
-                || c.data_type() == DataType::Boolean
-            {
-                return None;
-            }
-            Some((format!("{}({q})", name.to_uppercase()), c.mapping.clone()))
-        }
-        "sum" if !distinct => match (c.data_type(), out_type) {
-            (
-                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64,
-                DataType::Int64,
-            ) => {
-                let cast = match dialect {
-                    Dialect::MySql => format!("CAST(SUM({q}) AS SIGNED)"),
-                    Dialect::Postgres => format!("CAST(SUM({q}) AS BIGINT)"),
-                    Dialect::Sqlite => format!("SUM({q})"),
-                };
-                Some((cast, native(ReadAs::I64)))
-            }
-            (DataType::Decimal128(..), DataType::Decimal128(p, s))
-                if dialect != Dialect::Sqlite =>
-            {
-                let exact = format!("CAST(SUM({q}) AS DECIMAL({p},{s}))");
-                if *p <= 28 {
-                    Some((
-                        exact,
-                        native(ReadAs::Decimal {
-                            precision: *p,
-                            scale: *s,
-                        }),
-                    ))
-                } else {
-                    let text = dialect.as_text(&exact);
-                    Some((
-                        text,
-                        ColumnMapping {
-                            read_as: ReadAs::DecimalText {
-                                precision: *p,
-                                scale: *s,
-                            },
-                            as_text: true,
-                            padded: false,
-                        },
-                    ))
-                }
-            }
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn push_top_n(sort: &Sort) -> DfResult<Option<LogicalPlan>> {
-    let Some(fetch) = sort.fetch else {
-        return Ok(None);
-    };
-    let Some((provider, scan)) = base(&sort.input)? else {
-        return Ok(None);
-    };
-    let Some(table) = provider.downcast_ref::<SqlTable>() else {
-        return Ok(None);
-    };
-    let Some(base) = with_filters(table, scan) else {
-        return Ok(None);
-    };
-    let dialect = base.dialect();
-    let mut order_by = Vec::new();
-    for s in &sort.expr {
-        let Some(c) = base.column(&s.expr) else {
-            return Ok(None);
-        };
-        if !base.orders_like_us(c) {
-            return Ok(None);
-        }
-        let q = dialect.quote(&c.remote);
-        let dir = if s.asc { "ASC" } else { "DESC" };
-        order_by.push(match dialect {
-            Dialect::MySql => format!(
-                "({q} IS NULL) {}, {q} {dir}",
-                if s.nulls_first { "DESC" } else { "ASC" }
-            ),
-            _ => format!(
-                "{q} {dir} NULLS {}",
-                if s.nulls_first { "FIRST" } else { "LAST" }
-            ),
-        });
-    }
-    // The scan's own columns, in its projected order; the sort stays above (over n rows) so
-    // the order is guaranteed whatever runs between.
-    let projected: Vec<&TableColumn> = match &scan.projection {
-        Some(p) => p.iter().map(|i| &table.handle().columns[*i]).collect(),
-        None => table.handle().columns.iter().collect(),
-    };
-    if projected
-        .iter()
-        .any(|c| c.mapping.as_text && c.mapping.read_as != ReadAs::Text)
-    {
-        return Ok(None);
-    }
-    let select = projected
-        .iter()
-        .map(|c| {
-            let q = dialect.quote(&c.remote);
-            if c.mapping.as_text {
-                dialect.as_text(&q)
-            } else {
-                q
-            }
-        })
-        .collect();
-    let outputs = projected
-        .iter()
-        .map(|c| (c.name.clone(), c.mapping.clone()))
-        .collect();
-    let query = RemoteQuery {
-        select,
-        group_by: vec![],
-        order_by,
-        limit: Some(fetch),
-        from: None,
-    };
-    let fragment = LogicalPlan::TableScan(scan.clone());
-    let remote = base.replace(&fragment, outputs, query)?;
-    Ok(Some(LogicalPlan::Sort(Sort {
-        expr: sort.expr.clone(),
-        input: Arc::new(remote),
-        fetch: Some(fetch),
-    })))
-}
-
-/// An inner or left join of two tables of the same catalog on equal keys, when both scans'
-/// filters are exact and the database compares the keys as Tributary does.
-fn push_join(join: &Join) -> DfResult<Option<LogicalPlan>> {
-    if !matches!(join.join_type, JoinType::Inner | JoinType::Left)
-        || join.filter.is_some()
-        || join.null_equality != NullEquality::NullEqualsNothing
-        || join.on.is_empty()
-    {
-        return Ok(None);
-    }
-    let (Some((lp, ls)), Some((rp, rs))) = (base(&join.left)?, base(&join.right)?) else {
-        return Ok(None);
-    };
-    let (Some(left), Some(right)) = (lp.downcast_ref::<SqlTable>(), rp.downcast_ref::<SqlTable>())
-    else {
-        return Ok(None);
-    };
-    if !Arc::ptr_eq(left.client(), right.client()) || !left.client().config().filter_pushdown {
-        return Ok(None);
-    }
-    let dialect = left.client().dialect();
-    // Filters of both sides, qualified by the side's alias, parameters numbered in order.
-    let mut params = Vec::new();
-    let mut conditions = Vec::new();
-    for (table, scan, alias) in [(left, ls, "l"), (right, rs, "r")] {
-        let p = Pushdown {
-            dialect,
-            columns: &table.handle().columns,
-            qualifier: Some(alias),
-        };
-        for f in &scan.filters {
-            match p.translate(f, &mut params) {
-                Some((sql, Exactness::Exact)) => conditions.push(sql),
-                _ => return Ok(None),
-            }
-        }
-    }
-    let column = |table: &SqlTable, expr: &Expr| -> Option<TableColumn> {
-        let Expr::Column(c) = expr else { return None };
-        table
-            .handle()
-            .columns
-            .iter()
-            .find(|t| t.name == c.name && !t.mapping.as_text)
-            .cloned()
-    };
-    let mut on = Vec::new();
-    for (l, r) in &join.on {
-        let (Some(lc), Some(rc)) = (column(left, l), column(right, r)) else {
-            return Ok(None);
-        };
-        if lc.data_type() != rc.data_type()
-            || dialect.comparison(&lc.data_type(), "=") != Exactness::Exact
-            || lc.mapping.padded
-            || rc.mapping.padded
-        {
-            return Ok(None);
-        }
-        on.push(format!(
-            "l.{} = r.{}",
-            dialect.quote(&lc.remote),
-            dialect.quote(&rc.remote)
-        ));
-    }
-    let projected = |table: &SqlTable, scan: &TableScan| -> Vec<TableColumn> {
-        match &scan.projection {
-            Some(p) => p
-                .iter()
-                .map(|i| table.handle().columns[*i].clone())
-                .collect(),
-            None => table.handle().columns.clone(),
-        }
-    };
-    let mut select = Vec::new();
-    let mut outputs = Vec::new();
-    for (table, scan, alias) in [(left, ls, "l"), (right, rs, "r")] {
-        for c in projected(table, scan) {
-            let q = format!("{alias}.{}", dialect.quote(&c.remote));
-            select.push(if c.mapping.as_text {
-                dialect.as_text(&q)
-            } else {
-                q
-            });
-            outputs.push((c.name.clone(), c.mapping.clone()));
-        }
-    }
-    if outputs.len() != join.schema.fields().len() {
-        return Ok(None);
-    }
-    let name = |t: &SqlTable| match dialect {
-        Dialect::Sqlite => dialect.quote(&t.handle().table),
-        d => d.table_name(&t.handle().schema, &t.handle().table),
-    };
-    let kind = if join.join_type == JoinType::Left {
-        "LEFT JOIN"
-    } else {
-        "JOIN"
-    };
-    let from = format!(
-        "{} l {kind} {} r ON {}",
-        name(left),
-        name(right),
-        on.join(" AND ")
-    );
-    let query = RemoteQuery {
-        select,
-        group_by: vec![],
-        order_by: vec![],
-        limit: None,
-        from: Some(from),
-    };
-    let filter = (!conditions.is_empty()).then(|| conditions.join(" AND "));
-    replace(
-        left,
-        ls,
-        filter,
-        params,
-        &LogicalPlan::Join(join.clone()),
-        outputs,
-        query,
-    )
-    .map(Some)
-}
-
-/// A remote query's result as a table: read as one split.
-#[derive(Debug)]
-pub(crate) struct SqlQueryTable {
-    client: Arc<SqlClient>,
-    handle: TableHandle,
-    schema: SchemaRef,
-}
-
-#[async_trait]
-impl TableProvider for SqlQueryTable {
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Temporary
-    }
-
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![
-            TableProviderFilterPushDown::Unsupported;
-            filters.len()
-        ])
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let reader = Arc::new(SqlReader::new(
-            Arc::clone(&self.client),
-            self.handle.clone(),
-        ));
-        ScanBuilder::new(self.client.config().catalog.clone(), reader)
-            .with_splits(vec![SplitInfo::new("all", 0)])
-            .with_projection(projection)
-            .with_limit(limit)
-            .build()
     }
 }

@@ -28,21 +28,7 @@ pub(crate) fn db_schemas(
     cmd: &CommandGetDbSchemas,
 ) -> Result<RecordBatch> {
     let mut b = cmd.clone().into_builder();
-    let mut catalogs = ctx.catalog_names();
-    catalogs.sort();
-    for c in catalogs {
-        if cmd.catalog.as_deref().is_some_and(|f| f != c) {
-            continue;
-        }
-        let Some(mut schemas) = listed(
-            crate::local::schema_names(ctx, loaded, &c),
-            &c,
-            cmd.catalog.is_some(),
-        )?
-        else {
-            continue;
-        };
-        schemas.sort();
+    for (c, schemas) in catalog_schemas(ctx, loaded, cmd.catalog.as_deref())? {
         for s in schemas {
             b.append(&c, s);
         }
@@ -56,25 +42,10 @@ pub(crate) async fn tables(
     cmd: &CommandGetTables,
 ) -> Result<RecordBatch> {
     let mut b = cmd.clone().into_builder();
-    let mut catalogs = ctx.catalog_names();
-    catalogs.sort();
-    for c in catalogs {
-        // An empty catalog filter means "objects without a catalog": there are none.
-        if cmd.catalog.as_deref().is_some_and(|f| f != c) {
-            continue;
-        }
+    for (c, schemas) in catalog_schemas(ctx, loaded, cmd.catalog.as_deref())? {
         let Some(provider) = ctx.catalog(&c) else {
             continue;
         };
-        let Some(mut schemas) = listed(
-            crate::local::schema_names(ctx, loaded, &c),
-            &c,
-            cmd.catalog.is_some(),
-        )?
-        else {
-            continue;
-        };
-        schemas.sort();
         for s in schemas {
             if cmd
                 .db_schema_filter_pattern
@@ -148,6 +119,29 @@ fn with_column_metadata(schema: &Schema) -> Schema {
         })
         .collect();
     Schema::new(fields)
+}
+
+/// The catalogs (sorted, only `filter` when given; an empty filter means "objects without a
+/// catalog": there are none) with their sorted schema names.
+fn catalog_schemas(
+    ctx: &SessionContext,
+    loaded: &Catalogs,
+    filter: Option<&str>,
+) -> Result<Vec<(String, Vec<String>)>> {
+    let mut catalogs = ctx.catalog_names();
+    catalogs.sort();
+    let mut out = Vec::new();
+    for c in catalogs {
+        if filter.is_some_and(|f| f != c) {
+            continue;
+        }
+        let names = crate::local::schema_names(ctx, loaded, &c);
+        if let Some(mut schemas) = listed(names, &c, filter.is_some())? {
+            schemas.sort();
+            out.push((c, schemas));
+        }
+    }
+    Ok(out)
 }
 
 /// A catalog's schemas. One that cannot list them (its source is down) fails a request
