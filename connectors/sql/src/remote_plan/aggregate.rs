@@ -53,7 +53,7 @@ pub(super) fn push_aggregate(aggregate: &Aggregate) -> DfResult<Option<LogicalPl
             }
             let name = f.func.name().to_ascii_lowercase();
             let arg = params.args.first();
-            let Some((sql, mapping)) = aggregate_sql(&base, &name, arg, params.distinct, out_type)
+            let Some((sql, mapping)) = aggregate_sql(base, &name, arg, params.distinct, out_type)
             else {
                 return Ok(None);
             };
