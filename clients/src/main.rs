@@ -131,7 +131,9 @@ fn registry() -> ConnectorRegistry {
     for factory in tributary_connector_sql::SqlConnectorFactory::all() {
         registry = registry.register(factory);
     }
-    registry
+    registry.register(std::sync::Arc::new(
+        tributary_connector_hive::HiveConnectorFactory,
+    ))
 }
 
 fn load_catalogs(etc: &Path) -> Result<Catalogs, String> {

@@ -10,7 +10,7 @@ use ballista_core::{ConfigProducer, RuntimeProducer};
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
-use tributary_connector::{Catalogs, ConnectorCodec, register_connector_store};
+use tributary_connector::{Catalogs, ConnectorCodec, ConnectorStores, register_connector_store};
 
 use crate::error::ExecutorError;
 
@@ -68,8 +68,11 @@ fn process_config(
     let work_dir = work_dir.display().to_string();
 
     let temp_dir = work_dir.clone();
+    // One registry for every task: connector stores (S3 clients) are made once per process.
+    let stores = Arc::new(ConnectorStores::new(catalogs.clone()));
     let runtime_producer: RuntimeProducer = Arc::new(move |_config: &SessionConfig| {
         let runtime = RuntimeEnvBuilder::new()
+            .with_object_store_registry(Arc::clone(&stores) as _)
             .with_temp_file_path(temp_dir.clone())
             .build()?;
         register_connector_store(&runtime)?;

@@ -11,14 +11,15 @@ use ballista_core::serde::protobuf::scheduler_grpc_server::SchedulerGrpcServer;
 use ballista_core::utils::{
     GrpcServerConfig, create_grpc_server, create_grpc_server_incoming, default_session_builder,
 };
-use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::cluster::{BallistaCluster, JobState};
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::create_scheduler;
 use ballista_scheduler::scheduler_server::SchedulerServer;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
-use tributary_connector::{Catalogs, ConnectorCodec, register_connector_store};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use tributary_connector::{Catalogs, ConnectorCodec, ConnectorStores, register_connector_store};
 
 use crate::error::{Result, SchedulerError};
 
@@ -45,20 +46,27 @@ pub(crate) fn base_config() -> SessionConfig {
     SessionConfig::new_with_ballista().with_information_schema(true)
 }
 
-/// Starts the embedded Ballista scheduler and serves its gRPC API.
+/// Starts the embedded Ballista scheduler and serves its gRPC API; returns it with its job
+/// store (finished jobs' execution graphs, for EXPLAIN ANALYZE).
 pub(crate) async fn start(
     options: &ClusterOptions,
     catalogs: Catalogs,
-) -> Result<BallistaScheduler> {
+) -> Result<(BallistaScheduler, Arc<dyn JobState>)> {
     let memory = Arc::new(MemoryCatalogProvider::new());
     memory
         .register_schema("default", Arc::new(MemorySchemaProvider::new()))
         .map_err(SchedulerError::from)?;
     let session_catalogs = catalogs.clone();
+    // One registry for every session: connector stores (S3 clients) are made once.
+    let stores = Arc::new(ConnectorStores::new(catalogs.clone()));
     let session_builder = Arc::new(move |config: SessionConfig| {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_object_store_registry(Arc::clone(&stores) as _)
+            .build_arc()?;
         let mut builder = datafusion::execution::SessionStateBuilder::new_from_existing(
             default_session_builder(config)?,
-        );
+        )
+        .with_runtime_env(runtime);
         for rule in session_catalogs.optimizer_rules() {
             builder = builder.with_optimizer_rule(rule);
         }
@@ -95,6 +103,7 @@ pub(crate) async fn start(
     config.executor_termination_grace_period = 30;
     let config = Arc::new(config);
     let cluster = BallistaCluster::new_from_config(&config).await?;
+    let jobs = cluster.job_state();
     let scheduler: BallistaScheduler = create_scheduler(cluster, Arc::clone(&config)).await?;
 
     let grpc = GrpcServerConfig::default();
@@ -113,5 +122,5 @@ pub(crate) async fn start(
             tracing::error!("scheduler gRPC service stopped: {e}");
         }
     });
-    Ok(scheduler)
+    Ok((scheduler, jobs))
 }

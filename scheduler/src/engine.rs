@@ -7,13 +7,15 @@ use std::time::Duration;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use ballista_core::serde::protobuf::{SuccessfulJob, job_status};
+use ballista_scheduler::cluster::JobState;
 use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
 use datafusion::prelude::SessionContext;
-use tributary_connector::{Catalogs, QueryScope};
+use tributary_connector::{Catalogs, QueryScope, TableProperties};
 use tributary_proto::JobPartition;
 
+mod properties;
 mod write;
 
 use crate::cluster::{BallistaScheduler, base_config};
@@ -58,6 +60,7 @@ type ContextCache =
 #[derive(Clone)]
 pub struct Engine {
     scheduler: BallistaScheduler,
+    jobs: Arc<dyn JobState>,
     catalogs: Catalogs,
     contexts: ContextCache,
     fetcher: PartitionFetcher,
@@ -73,9 +76,10 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// An engine over an embedded scheduler.
-    pub fn new(scheduler: BallistaScheduler, catalogs: Catalogs) -> Self {
+    pub fn new(scheduler: BallistaScheduler, jobs: Arc<dyn JobState>, catalogs: Catalogs) -> Self {
         Self {
             scheduler,
+            jobs,
             catalogs,
             contexts: ContextCache::default(),
             fetcher: PartitionFetcher::default(),
@@ -198,6 +202,9 @@ impl Engine {
             }
             Statement::Sql(sql) => {
                 let ctx = self.context(&snapshot).await?;
+                if let Some(ddl) = properties::split(sql)? {
+                    return self.run_with_properties(&snapshot, ctx, ddl, sql).await;
+                }
                 let mut plan = ctx
                     .state()
                     .create_logical_plan(sql)
@@ -226,7 +233,8 @@ impl Engine {
     ) -> Result<Outcome> {
         match &plan {
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => {
-                self.create_table(session, &ctx, create, sql).await
+                self.create_table(session, &ctx, create, sql, &TableProperties::default())
+                    .await
             }
             LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => {
                 let WriteOp::Insert(op) = dml.op else {
@@ -249,15 +257,87 @@ impl Engine {
                 let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
                 Ok(Outcome::Rows(schema, df.collect().await?))
             }
-            LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Analyze(_) => {
-                Err(SchedulerError::NotSupported(
-                    "UPDATE, DELETE, COPY and EXPLAIN ANALYZE are not supported yet".into(),
-                ))
+            LogicalPlan::Analyze(analyze) => {
+                let job = self.run_job(session, ctx, &analyze.input, sql).await?;
+                let (schema, batches) = crate::explain::analyze(&self.jobs, &job.job_id).await?;
+                Ok(Outcome::Rows(schema, batches))
             }
+            LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => Err(SchedulerError::NotSupported(
+                "UPDATE, DELETE and COPY are not supported yet".into(),
+            )),
             _ => {
                 let schema = client_schema(plan.schema().as_arrow());
                 let job = self.run_job(session, ctx, &plan, sql).await?;
                 Ok(Outcome::Job(JobResult { schema, ..job }))
+            }
+        }
+    }
+
+    /// `CREATE TABLE … WITH (…)` and `CREATE SCHEMA … WITH (…)`: the properties go to the
+    /// target catalog's connector.
+    async fn run_with_properties(
+        &self,
+        session: &Session,
+        ctx: Arc<SessionContext>,
+        ddl: properties::WithProperties,
+        sql: &str,
+    ) -> Result<Outcome> {
+        match ddl {
+            properties::WithProperties::Table {
+                statement,
+                properties,
+            } => {
+                let plan = ctx
+                    .state()
+                    .statement_to_plan(*statement)
+                    .await
+                    .map_err(|e| explain_missing(&ctx, e.into()))?;
+                let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = &plan else {
+                    return Err(SchedulerError::NotSupported(
+                        "table properties (WITH …) are only accepted by CREATE TABLE".into(),
+                    ));
+                };
+                self.create_table(session, &ctx, create, sql, &properties)
+                    .await
+            }
+            properties::WithProperties::Schema {
+                name,
+                if_not_exists,
+                properties,
+            } => {
+                let (catalog, schema) = match name.as_slice() {
+                    [catalog, schema] => (catalog.clone(), schema.clone()),
+                    [schema] => (
+                        session.catalog.clone().ok_or_else(|| {
+                            SchedulerError::InvalidQuery(
+                                "catalog must be specified when session catalog is not set".into(),
+                            )
+                        })?,
+                        schema.clone(),
+                    ),
+                    _ => {
+                        return Err(SchedulerError::InvalidQuery(format!(
+                            "CREATE SCHEMA takes [catalog.]schema, got '{}'",
+                            name.join(".")
+                        )));
+                    }
+                };
+                let connector = self.catalogs.find(&catalog).ok_or_else(|| {
+                    SchedulerError::NotFound(format!(
+                        "catalog '{catalog}' does not exist or takes no schema properties"
+                    ))
+                })?;
+                if connector.catalog_provider().schema(&schema).is_some() {
+                    return if if_not_exists {
+                        Ok(Outcome::Update(0))
+                    } else {
+                        Err(SchedulerError::InvalidQuery(format!(
+                            "schema '{catalog}.{schema}' already exists"
+                        )))
+                    };
+                }
+                connector.create_schema(&schema, &properties)?;
+                Ok(Outcome::Update(0))
             }
         }
     }

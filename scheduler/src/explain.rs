@@ -1,15 +1,20 @@
-//! `EXPLAIN (TYPE DISTRIBUTED)`: the stages Ballista cuts a plan into.
+//! `EXPLAIN (TYPE DISTRIBUTED)`: the stages Ballista cuts a plan into; `EXPLAIN ANALYZE`:
+//! the stages of a finished job with the metrics their tasks reported (rows, time, and for
+//! file scans the bytes read and the files, row groups and pages pruned).
 
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use ballista_scheduler::cluster::JobState;
+use ballista_scheduler::display::format_stage_metrics;
 use ballista_scheduler::planner::{DefaultDistributedPlanner, DistributedPlanner};
+use ballista_scheduler::state::execution_stage::ExecutionStage;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::SessionContext;
 
-use crate::error::Result;
+use crate::error::{Result, SchedulerError};
 
 /// One row per stage: (`Stage N`, the stage's plan with its exchanges and partitions).
 pub(crate) async fn distributed(
@@ -34,6 +39,29 @@ pub(crate) async fn distributed(
             names.len() + 1
         ));
         plans.push(displayable(stage.as_ref()).indent(true).to_string());
+    }
+    crate::local::table(&["plan_type", "plan"], vec![names, plans])
+}
+
+/// One row per stage of a finished job: (`Stage N`, its plan with the summed metrics of its
+/// tasks).
+pub(crate) async fn analyze(jobs: &Arc<dyn JobState>, job_id: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let graph = jobs
+        .get_execution_graph(&job_id.to_owned().into())
+        .await?
+        .ok_or_else(|| SchedulerError::Engine(format!("job {job_id} has no execution graph")))?;
+    let mut stages: Vec<_> = graph.stages().iter().collect();
+    stages.sort_by_key(|(id, _)| **id);
+    let mut names = Vec::new();
+    let mut plans = Vec::new();
+    for (id, stage) in stages {
+        let (plan, metrics, tasks) = match stage {
+            ExecutionStage::Successful(s) => (&s.plan, s.stage_metrics.as_slice(), s.task_infos.len()),
+            _ => continue,
+        };
+        let partitions = plan.properties().output_partitioning().partition_count();
+        names.push(format!("Stage {id} ({tasks} tasks, {partitions} output partitions)"));
+        plans.push(format_stage_metrics(plan.as_ref(), metrics));
     }
     crate::local::table(&["plan_type", "plan"], vec![names, plans])
 }

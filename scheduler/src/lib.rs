@@ -65,7 +65,7 @@ pub async fn start_scheduler(
         Some(path) => Authenticator::from_password_file(path)?,
         None => Authenticator::open(),
     };
-    let ballista = cluster::start(
+    let (ballista, jobs) = cluster::start(
         &cluster::ClusterOptions {
             scheduler_addr: options.scheduler_addr,
             external_host: options.external_host.clone(),
@@ -74,7 +74,7 @@ pub async fn start_scheduler(
         catalogs.clone(),
     )
     .await?;
-    let engine = Engine::new(ballista, catalogs);
+    let engine = Engine::new(ballista, jobs, catalogs);
     let service = TributaryFlightSql::new(
         engine.clone(),
         auth,

@@ -54,6 +54,18 @@ pub(crate) async fn run(
             table(&["Table"], vec![names])
         }
         Statement::ShowColumns { table: name } => show_columns(ctx, session, name).await,
+        Statement::ShowCreateTable { table: name } => show_create_table(ctx, session, name).await,
+        Statement::ShowPartitions { table: name } => {
+            let (last, rest) = name
+                .split_last()
+                .ok_or_else(|| SchedulerError::InvalidQuery("table name expected".into()))?;
+            let mut parts = rest.to_vec();
+            parts.push(format!("{last}$partitions"));
+            let (_, _, _, provider) = find_table(ctx, session, &parts).await?;
+            let df = ctx.read_table(provider)?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            Ok((schema, df.collect().await?))
+        }
         Statement::ShowSession => {
             let mut cols: [Vec<String>; 5] = Default::default();
             for p in SESSION_PROPERTIES {
@@ -90,11 +102,12 @@ pub(crate) async fn run(
     }
 }
 
-async fn show_columns(
+/// `[[catalog.]schema.]table` → (catalog, schema, table, its provider), checked to exist.
+async fn find_table(
     ctx: &SessionContext,
     session: &Session,
     name: &[String],
-) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+) -> Result<(String, String, String, Arc<dyn datafusion::catalog::TableProvider>)> {
     let (table_name, schema_parts) = name
         .split_last()
         .ok_or_else(|| SchedulerError::InvalidQuery("table name expected".into()))?;
@@ -104,6 +117,38 @@ async fn show_columns(
             "table '{catalog}.{schema}.{table_name}' does not exist"
         ))
     })?;
+    Ok((catalog, schema, table_name.clone(), table_provider))
+}
+
+/// `SHOW CREATE TABLE`: the connector's own definition (with its table properties), or one
+/// made from the columns.
+async fn show_create_table(
+    ctx: &SessionContext,
+    session: &Session,
+    name: &[String],
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let (catalog, schema, table_name, provider) = find_table(ctx, session, name).await?;
+    let definition = match provider.get_table_definition() {
+        Some(d) => d.to_owned(),
+        None => {
+            let columns: Vec<String> = provider
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| format!("   {} {}", f.name(), trino_type_name(f.data_type())))
+                .collect();
+            format!("CREATE TABLE {catalog}.{schema}.{table_name} (\n{}\n)", columns.join(",\n"))
+        }
+    };
+    table(&["Create Table"], vec![vec![definition]])
+}
+
+async fn show_columns(
+    ctx: &SessionContext,
+    session: &Session,
+    name: &[String],
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let (_, _, _, table_provider) = find_table(ctx, session, name).await?;
     let mut cols: [Vec<String>; 4] = Default::default();
     for field in table_provider.schema().fields() {
         cols[0].push(field.name().clone());

@@ -30,6 +30,16 @@ pub enum Statement {
         /// `[[catalog.]schema.]table` parts.
         table: Vec<String>,
     },
+    /// `SHOW CREATE TABLE t`
+    ShowCreateTable {
+        /// `[[catalog.]schema.]table` parts.
+        table: Vec<String>,
+    },
+    /// `SHOW PARTITIONS FROM t` (Trino's `SELECT * FROM "t$partitions"`)
+    ShowPartitions {
+        /// `[[catalog.]schema.]table` parts.
+        table: Vec<String>,
+    },
     /// `SHOW SESSION`
     ShowSession,
     /// `SET SESSION name = value`
@@ -331,6 +341,20 @@ pub fn parse(sql: &str) -> Result<Statement> {
         }
         if p.keyword("SESSION") {
             return p.end(Statement::ShowSession);
+        }
+        if p.keyword("CREATE") {
+            if !p.keyword("TABLE") {
+                return Err(p.error("TABLE"));
+            }
+            let table = p.name()?;
+            return p.end(Statement::ShowCreateTable { table });
+        }
+        if p.keyword("PARTITIONS") {
+            if !(p.keyword("FROM") || p.keyword("IN")) {
+                return Err(p.error("FROM"));
+            }
+            let table = p.name()?;
+            return p.end(Statement::ShowPartitions { table });
         }
         return Ok(Statement::Sql(sql.to_owned()));
     }

@@ -3,12 +3,16 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
 use datafusion::catalog::CatalogProvider;
+use datafusion::datasource::MemTable;
 use datafusion::optimizer::OptimizerRule;
+use object_store::ObjectStore;
 
 use crate::error::Result;
 use crate::properties::Properties;
 use crate::split::SplitReader;
+use crate::table_properties::TableProperties;
 
 /// Builds the connector of a catalog from its properties file (Trino's `ConnectorFactory`).
 pub trait ConnectorFactory: Debug + Send + Sync {
@@ -49,7 +53,55 @@ pub trait Connector: Debug + Send + Sync {
         vec![]
     }
 
+    /// `CREATE SCHEMA catalog.schema WITH (…)`. Without properties the scheduler registers the
+    /// schema through the catalog provider; connectors that take properties override this.
+    fn create_schema(&self, schema: &str, properties: &TableProperties) -> Result<()> {
+        reject_properties(&properties.0, "schemas")?;
+        self.catalog_provider()
+            .register_schema(schema, Arc::new(datafusion::catalog::MemorySchemaProvider::new()))?;
+        Ok(())
+    }
+
+    /// `CREATE TABLE catalog.schema.table (…) WITH (…)`: creates an empty table. The default
+    /// registers an empty table through the schema provider and accepts no properties.
+    fn create_table(
+        &self,
+        schema: &str,
+        table: &str,
+        columns: SchemaRef,
+        properties: &TableProperties,
+    ) -> Result<()> {
+        reject_properties(&properties.0, "tables")?;
+        let provider = self.catalog_provider().schema(schema).ok_or_else(|| {
+            crate::ConnectorError::DataFusion(datafusion::error::DataFusionError::Plan(format!(
+                "schema '{schema}' does not exist"
+            )))
+        })?;
+        provider.register_table(
+            table.to_owned(),
+            Arc::new(MemTable::try_new(columns, vec![vec![]])?),
+        )?;
+        Ok(())
+    }
+
+    /// The object store for a URL this connector's scans name (`scheme://<catalog>@host/`),
+    /// created on first use in every process (see [`crate::ConnectorStores`]).
+    fn object_store(&self, _url: &url::Url) -> Option<Result<Arc<dyn ObjectStore>>> {
+        None
+    }
+
     /// Rebuilds a table's split reader on an executor from the bytes its
     /// [`SplitReader::encode_table`] wrote on the scheduler.
     fn decode_reader(&self, table: &[u8]) -> Result<Arc<dyn SplitReader>>;
+}
+
+fn reject_properties(properties: &[(String, crate::PropertyValue)], what: &str) -> Result<()> {
+    match properties.first() {
+        None => Ok(()),
+        Some((name, _)) => Err(crate::ConnectorError::DataFusion(
+            datafusion::error::DataFusionError::Plan(format!(
+                "unknown property '{name}': this catalog's {what} take no properties"
+            )),
+        )),
+    }
 }

@@ -19,9 +19,12 @@ mod connector;
 mod error;
 mod properties;
 mod registry;
+mod runtime;
 mod scope;
 mod source;
 mod split;
+mod stores;
+mod table_properties;
 
 pub use codec::{ConnectorCodec, decode_schema, encode_schema};
 pub use conform::conform_batch;
@@ -29,9 +32,12 @@ pub use connector::{Connector, ConnectorFactory};
 pub use error::{ConnectorError, Result};
 pub use properties::{CONNECTOR_NAME, Properties, PropertyReader, Secret};
 pub use registry::{Catalogs, ConnectorRegistry};
+pub use runtime::CatalogRuntime;
 pub use scope::QueryScope;
 pub use source::ConnectorSource;
 pub use split::{CONNECTOR_STORE_URL, ScanBuilder, SplitInfo, SplitReader, SplitStream};
+pub use stores::ConnectorStores;
+pub use table_properties::{PropertyValue, TableProperties};
 
 /// Registers the (empty) object store that connector scans name in a runtime environment.
 /// Every scheduler and executor runtime must have it.

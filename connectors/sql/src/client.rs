@@ -1,4 +1,5 @@
-//! One catalog's connection to its database on one node: the runtime its pool lives on, the
+//! One catalog's connection to its database on one node: the runtime its pool lives on (a
+//! [`CatalogRuntime`]), the
 //! metadata cache, and the calls the connector makes (listings, columns, statistics, key
 //! ranges, DDL, snapshots). The SQL of the catalog queries is in `catalog_queries.rs`.
 //!
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sqlx::Row;
+use tributary_connector::CatalogRuntime;
 
 use crate::catalog_queries::{TableStats, columns, list_tables, stats, strings};
 use crate::config::SqlConfig;
@@ -21,18 +23,6 @@ use crate::error::{Result, SqlError};
 use crate::pool::Pool;
 use crate::pool::make_pool;
 use crate::types::RemoteColumn;
-
-/// A runtime that may be dropped anywhere (also inside another runtime).
-#[derive(Debug)]
-struct OwnedRuntime(Option<tokio::runtime::Runtime>);
-
-impl Drop for OwnedRuntime {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
-        }
-    }
-}
 
 type Cached<T> = Mutex<HashMap<String, (Instant, T)>>;
 
@@ -44,9 +34,7 @@ pub(crate) const SNAPSHOT_MAX_HOLD: std::time::Duration = std::time::Duration::f
 pub struct SqlClient {
     config: Arc<SqlConfig>,
     pool: Pool,
-    /// Owns the threads `handle` runs on.
-    _runtime: OwnedRuntime,
-    handle: tokio::runtime::Handle,
+    runtime: CatalogRuntime,
     schemas: Cached<Vec<String>>,
     tables: Cached<Vec<String>>,
 }
@@ -55,22 +43,16 @@ impl SqlClient {
     /// A client; connects lazily (no I/O here, so a database that is down does not stop
     /// start-up).
     pub fn new(config: Arc<SqlConfig>) -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name(format!("sql-{}", config.catalog))
-            .enable_all()
-            .build()
+        let runtime = CatalogRuntime::new(&format!("sql-{}", config.catalog), 2)
             .map_err(|e| SqlError::Runtime(e.to_string()))?;
-        let handle = runtime.handle().clone();
         let pool = {
-            let _guard = handle.enter();
+            let _guard = runtime.handle().enter();
             make_pool(&config)
         };
         Ok(Self {
             config,
             pool,
-            _runtime: OwnedRuntime(Some(runtime)),
-            handle,
+            runtime,
             schemas: Mutex::default(),
             tables: Mutex::default(),
         })
@@ -95,8 +77,8 @@ impl SqlClient {
         F: Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
     {
-        self.handle
-            .spawn(fut)
+        self.runtime
+            .run(fut)
             .await
             .map_err(|e| SqlError::Runtime(e.to_string()))?
     }
@@ -107,8 +89,9 @@ impl SqlClient {
         F: Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
     {
-        let task = self.handle.spawn(fut);
-        futures::executor::block_on(task).map_err(|e| SqlError::Runtime(e.to_string()))?
+        self.runtime
+            .block_on(fut)
+            .map_err(|e| SqlError::Runtime(e.to_string()))?
     }
 
     /// Spawns a task on the catalog's runtime.
@@ -116,7 +99,7 @@ impl SqlClient {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.handle.spawn(fut)
+        self.runtime.spawn(fut)
     }
 
     fn fresh<T: Clone>(&self, cache: &Cached<T>, key: &str) -> Option<T> {

@@ -14,7 +14,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
-use tributary_connector::conform_batch;
+use tributary_connector::{TableProperties, conform_batch};
 use tributary_proto::JobPartition;
 
 use super::{Engine, JobResult, Outcome};
@@ -32,6 +32,7 @@ impl Engine {
         ctx: &Arc<SessionContext>,
         create: &CreateMemoryTable,
         sql: &str,
+        properties: &TableProperties,
     ) -> Result<Outcome> {
         if create.temporary {
             return Err(SchedulerError::NotSupported(
@@ -68,11 +69,29 @@ impl Engine {
             }
         }
         let columns = Arc::new(create.input.schema().as_arrow().clone());
-        let empty = || -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
-            Ok(Arc::new(MemTable::try_new(
-                Arc::clone(&columns),
-                vec![vec![]],
-            )?))
+        // A connector's catalog creates the table itself (with its properties); the shared
+        // `memory` catalog takes an empty in-memory table.
+        let connector = self.catalogs.find(&name.catalog);
+        let create_empty = || -> Result<()> {
+            match connector {
+                Some(connector) => connector.create_table(
+                    &name.schema,
+                    &table,
+                    Arc::clone(&columns),
+                    properties,
+                )?,
+                None if properties.is_empty() => {
+                    let empty = MemTable::try_new(Arc::clone(&columns), vec![vec![]])?;
+                    schema.register_table(table.clone(), Arc::new(empty))?;
+                }
+                None => {
+                    return Err(SchedulerError::NotSupported(format!(
+                        "catalog '{}' takes no table properties",
+                        name.catalog
+                    )));
+                }
+            }
+            Ok(())
         };
         let is_query =
             !matches!(create.input.as_ref(), LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
@@ -80,7 +99,7 @@ impl Engine {
             if replace {
                 schema.deregister_table(&table)?;
             }
-            schema.register_table(table, empty()?)?;
+            create_empty()?;
             return Ok(Outcome::Update(0));
         }
         let job = self
@@ -89,7 +108,7 @@ impl Engine {
         if replace {
             schema.deregister_table(&table)?;
         }
-        schema.register_table(table.clone(), empty()?)?;
+        create_empty()?;
         let written = async {
             let target = schema.table(&table).await?.ok_or_else(|| {
                 SchedulerError::Engine(format!("table '{name}' vanished after it was created"))

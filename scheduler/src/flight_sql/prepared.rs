@@ -103,10 +103,12 @@ fn static_schema(statement: &Statement) -> SchemaRef {
         Statement::ShowTables { .. } => &["Table"],
         Statement::ShowColumns { .. } => &["Column", "Type", "Extra", "Comment"],
         Statement::ShowSession => &["Name", "Value", "Default", "Type", "Description"],
+        Statement::ShowCreateTable { .. } => &["Create Table"],
         Statement::ExplainDistributed { .. } => &["plan_type", "plan"],
         Statement::SetSession { .. }
         | Statement::ResetSession { .. }
         | Statement::Use { .. }
+        | Statement::ShowPartitions { .. }
         | Statement::Sql(_) => &[],
     };
     Arc::new(Schema::new(

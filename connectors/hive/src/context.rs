@@ -1,0 +1,59 @@
+//! What every part of one Hive catalog shares: its configuration, storage, metastore and
+//! runtime.
+
+use tributary_connector::CatalogRuntime;
+
+use crate::config::{HiveConfig, MetastoreConfig};
+use crate::error::{HiveError, Result};
+use crate::metastore::FileMetastore;
+use crate::storage::{Location, Stores};
+
+/// One Hive catalog's shared state.
+#[derive(Debug)]
+pub struct HiveContext {
+    /// Configuration.
+    pub config: HiveConfig,
+    /// Object stores by bucket.
+    pub stores: Stores,
+    /// The metastore.
+    pub metastore: FileMetastore,
+    /// Runs storage calls for DataFusion's synchronous catalog methods.
+    pub runtime: CatalogRuntime,
+}
+
+impl HiveContext {
+    /// Builds the catalog's state (no I/O).
+    pub fn new(config: HiveConfig) -> Result<Self> {
+        let stores = Stores::new(config.s3.clone());
+        let MetastoreConfig::File { dir } = &config.metastore;
+        let metastore = FileMetastore::new(dir.clone(), stores.get(dir)?);
+        let runtime = CatalogRuntime::new(&format!("hive-{}", config.catalog), 2)
+            .map_err(|e| HiveError::Metadata(format!("cannot start the catalog's runtime: {e}")))?;
+        Ok(Self {
+            config,
+            stores,
+            metastore,
+            runtime,
+        })
+    }
+
+    /// The catalog's name.
+    pub fn catalog(&self) -> &str {
+        &self.config.catalog
+    }
+
+    /// Runs storage I/O from DataFusion's synchronous catalog methods.
+    pub fn block_on<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        self.runtime
+            .block_on(fut)
+            .map_err(|e| HiveError::Metadata(format!("catalog '{}': {e}", self.catalog())))?
+    }
+
+    /// The default location of a managed table's data.
+    pub fn table_dir(&self, schema: &str, table: &str) -> Location {
+        self.metastore.table_dir(schema, table)
+    }
+}

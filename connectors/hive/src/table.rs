@@ -1,0 +1,304 @@
+//! The table provider: lists the table's files, prunes partitions (declared columns and
+//! date-derived directories), cuts files into byte-range splits and hands them to
+//! DataFusion's own Parquet/CSV/JSON sources. Those are file scans Ballista narrows to each
+//! task's splits, so every split is read exactly once, on the executors, with row-group and
+//! page pruning from Parquet statistics (the filters reach the Parquet source through
+//! DataFusion's filter pushdown).
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::{SchemaExt, Statistics, stats::Precision};
+use datafusion::datasource::TableType;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::TableProvider;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion_datasource::file_groups::FileGroup;
+use datafusion_datasource::file_scan_config::FileScanConfigBuilder;
+use datafusion_datasource::sink::DataSinkExec;
+use datafusion_datasource::{PartitionedFile, TableSchema};
+
+use crate::config::Format;
+use crate::context::HiveContext;
+use crate::error::HiveError;
+use crate::partitions::{self, DataFile, ListRequest, Listing};
+use crate::sink::HiveSink;
+use crate::table_info::TableInfo;
+
+/// A Hive table.
+#[derive(Debug)]
+pub struct HiveTable {
+    ctx: Arc<HiveContext>,
+    schema_name: String,
+    table_name: String,
+    info: TableInfo,
+}
+
+/// What a scan reads after pruning (also logged, and shown by `EXPLAIN`'s file groups).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScanSummary {
+    /// Partitions listed / kept.
+    pub partitions: (usize, usize),
+    /// Files listed / kept.
+    pub files: (usize, usize),
+    /// Bytes of the files kept.
+    pub bytes: u64,
+}
+
+impl HiveTable {
+    /// A table of the catalog.
+    pub fn new(ctx: Arc<HiveContext>, schema_name: &str, table_name: &str, info: TableInfo) -> Self {
+        Self {
+            ctx,
+            schema_name: schema_name.to_owned(),
+            table_name: table_name.to_owned(),
+            info,
+        }
+    }
+
+    /// The table's description.
+    pub fn info(&self) -> &TableInfo {
+        &self.info
+    }
+
+    /// Lists the table's files and partitions.
+    pub async fn listing(&self) -> crate::error::Result<Listing> {
+        let store = self.ctx.stores.get(&self.info.location)?;
+        let info = self.info.clone();
+        self.ctx
+            .runtime
+            .run(async move {
+                partitions::list(
+                    &store,
+                    &ListRequest {
+                        table: &info.qualified,
+                        location: &info.location,
+                        partition_fields: &info.partition_fields,
+                        pending: &info.pending,
+                    },
+                )
+                .await
+            })
+            .await
+            .map_err(|e| HiveError::Metadata(e.to_string()))?
+    }
+
+    /// The files a scan with `filters` reads.
+    pub async fn pruned(&self, state: &dyn Session, filters: &[Expr]) -> DfResult<(Listing, Vec<DataFile>, ScanSummary)> {
+        let listing = self.listing().await?;
+        let names: Vec<&str> = self.info.partition_fields.iter().map(|f| f.name().as_str()).collect();
+        let declared: Vec<Expr> = filters
+            .iter()
+            .filter(|f| partitions::only_columns(f, &names))
+            .cloned()
+            .collect();
+        let mut keep = partitions::prune_declared(state, &listing.partitions, &self.info.partition_fields, &declared)?;
+        if let Some(column) = self.info.derived_date_column()
+            && let Some(range) = partitions::day_range(filters, column)
+        {
+            for (k, p) in keep.iter_mut().zip(&listing.partitions) {
+                if let Some(days) = partitions::partition_days(p) {
+                    *k &= partitions::overlaps(days, range);
+                }
+            }
+        }
+        let files: Vec<DataFile> = listing.files.iter().filter(|f| keep[f.partition]).cloned().collect();
+        let summary = ScanSummary {
+            partitions: (listing.partitions.len(), keep.iter().filter(|k| **k).count()),
+            files: (listing.files.len(), files.len()),
+            bytes: files.iter().map(|f| f.meta.size).sum(),
+        };
+        Ok((listing, files, summary))
+    }
+
+    fn file_format(&self, state: &dyn Session) -> DfResult<Arc<dyn FileFormat>> {
+        let text = self.info.text;
+        Ok(match self.info.format {
+            Format::Parquet => Arc::new(ParquetFormat::default().with_options(state.table_options().parquet.clone())),
+            Format::Csv | Format::Textfile => Arc::new(
+                CsvFormat::default()
+                    .with_has_header(text.header)
+                    .with_delimiter(text.separator)
+                    .with_quote(text.quote)
+                    .with_escape(text.escape),
+            ),
+            Format::Json => Arc::new(JsonFormat::default()),
+            Format::Orc => {
+                return Err(DataFusionError::NotImplemented(format!(
+                    "table {}: reading ORC files is not supported yet",
+                    self.info.qualified
+                )));
+            }
+        })
+    }
+}
+
+/// Cuts files into splits of at most `max` bytes and deals them into `groups` groups of
+/// about equal size (the scan's partitions; Ballista gives each task its groups).
+fn split_groups(files: &[DataFile], listing: &Listing, max: u64, groups: usize, splittable: bool) -> Vec<FileGroup> {
+    let mut splits: Vec<(u64, PartitionedFile)> = Vec::new();
+    for file in files {
+        let values = listing.partitions[file.partition].values.clone();
+        let size = file.meta.size;
+        let whole = PartitionedFile::new_from_meta(file.meta.clone()).with_partition_values(values.clone());
+        if !splittable || size <= max {
+            splits.push((size, whole));
+            continue;
+        }
+        let mut start = 0;
+        while start < size {
+            let end = (start + max).min(size);
+            #[allow(clippy::cast_possible_wrap)]
+            let split = whole.clone().with_range(start as i64, end as i64);
+            splits.push((end - start, split));
+            start = end;
+        }
+    }
+    let count = groups.clamp(1, splits.len().max(1));
+    let mut dealt: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, vec![]); count];
+    splits.sort_by(|a, b| b.0.cmp(&a.0));
+    for (size, split) in splits {
+        if let Some(smallest) = dealt.iter_mut().min_by_key(|(total, _)| *total) {
+            smallest.0 += size;
+            smallest.1.push(split);
+        }
+    }
+    dealt
+        .into_iter()
+        .filter(|(_, files)| !files.is_empty())
+        .map(|(_, files)| FileGroup::new(files))
+        .collect()
+}
+
+fn compressed(name: &str) -> bool {
+    [".gz", ".bz2", ".xz", ".zst", ".zstd", ".snappy", ".lz4", ".deflate"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
+#[async_trait]
+impl TableProvider for HiveTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.info.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn get_table_definition(&self) -> Option<&str> {
+        Some(&self.info.definition)
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        let names: Vec<&str> = self.info.partition_fields.iter().map(|f| f.name().as_str()).collect();
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if partitions::only_columns(f, &names) {
+                    TableProviderFilterPushDown::Exact
+                } else {
+                    TableProviderFilterPushDown::Inexact
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let format = self.file_format(state)?;
+        let (listing, files, summary) = self.pruned(state, filters).await?;
+        tracing::info!(
+            table = %self.info.qualified,
+            partitions = summary.partitions.1,
+            partitions_listed = summary.partitions.0,
+            files = summary.files.1,
+            files_listed = summary.files.0,
+            bytes = summary.bytes,
+            "hive scan"
+        );
+        let projected = || match projection {
+            Some(p) => Ok::<_, DataFusionError>(Arc::new(self.info.schema.project(p)?)),
+            None => Ok(Arc::clone(&self.info.schema)),
+        };
+        if files.is_empty() {
+            return Ok(Arc::new(EmptyExec::new(projected()?)));
+        }
+        let splittable = self.info.format != Format::Csv && self.info.format != Format::Textfile
+            || !self.info.text.header;
+        let splittable = splittable && !files.iter().any(|f| compressed(f.meta.location.as_ref()));
+        let groups = split_groups(
+            &files,
+            &listing,
+            self.ctx.config.max_split_size,
+            state.config().target_partitions(),
+            splittable,
+        );
+        let table_schema = TableSchema::builder(Arc::clone(&self.info.data_schema))
+            .with_table_partition_cols(self.info.partition_fields.clone())
+            .build();
+        let source = format.file_source(table_schema);
+        let mut statistics = Statistics::new_unknown(&self.info.schema);
+        #[allow(clippy::cast_possible_truncation)]
+        {
+            statistics.total_byte_size = Precision::Inexact(summary.bytes as usize);
+        }
+        let config = FileScanConfigBuilder::new(self.info.location.store_url(self.ctx.catalog()), source)
+            .with_file_groups(groups)
+            .with_statistics(statistics)
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .build();
+        format.create_physical_plan(state, config).await
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        op: InsertOp,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let table = &self.info.qualified;
+        if op != InsertOp::Append {
+            return Err(DataFusionError::NotImplemented(format!(
+                "table {table}: INSERT OVERWRITE is not supported yet"
+            )));
+        }
+        if self.info.external && !self.ctx.config.non_managed_table_writes {
+            return Err(DataFusionError::Plan(format!(
+                "table {table}: cannot write to an external table (set hive.non-managed-table-writes-enabled=true in the catalog to allow it)"
+            )));
+        }
+        if self.info.format != Format::Parquet {
+            return Err(DataFusionError::NotImplemented(format!(
+                "table {table}: writing {} tables is not supported yet (Tributary writes PARQUET)",
+                self.info.format.name()
+            )));
+        }
+        self.info
+            .schema
+            .logically_equivalent_names_and_types(&input.schema())
+            .map_err(|e| DataFusionError::Plan(format!("table {table}: {e}")))?;
+        let sink = HiveSink::new(
+            Arc::clone(&self.ctx),
+            &self.schema_name,
+            &self.table_name,
+            self.info.clone(),
+        );
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}
