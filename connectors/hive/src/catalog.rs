@@ -107,6 +107,18 @@ impl HiveCatalog {
                 &columns,
                 &properties,
             )?;
+            if let Some(location) = &metadata.external_location {
+                // The location must be reachable with the catalog's credentials (Trino checks
+                // it too): a missing bucket or a wrong key fails here, naming the table.
+                let location = crate::storage::Location::parse(location)?;
+                let store = ctx.stores.get(&location)?;
+                store.list_with_delimiter(Some(&location.path)).await.map_err(|e| {
+                    HiveError::storage(
+                        format!("table {}.{schema}.{table}: cannot use external_location '{location}'", ctx.catalog()),
+                        &e,
+                    )
+                })?;
+            }
             ctx.metastore.create_table(&schema, &table, &metadata).await
         })
     }

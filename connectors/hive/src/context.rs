@@ -5,6 +5,7 @@ use tributary_connector::CatalogRuntime;
 
 use crate::config::{HiveConfig, MetastoreConfig};
 use crate::error::{HiveError, Result};
+use crate::footers::FooterCache;
 use crate::metastore::FileMetastore;
 use crate::storage::{Location, Stores};
 
@@ -19,6 +20,8 @@ pub struct HiveContext {
     pub metastore: FileMetastore,
     /// Runs storage calls for DataFusion's synchronous catalog methods.
     pub runtime: CatalogRuntime,
+    /// Parquet footers read so far.
+    pub footers: FooterCache,
 }
 
 impl HiveContext {
@@ -34,6 +37,7 @@ impl HiveContext {
             stores,
             metastore,
             runtime,
+            footers: FooterCache::default(),
         })
     }
 

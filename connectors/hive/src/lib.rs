@@ -26,6 +26,7 @@ pub mod config;
 mod connector;
 pub mod context;
 pub mod error;
+pub mod footers;
 pub mod metastore;
 pub mod partitions;
 pub mod sink;

@@ -253,6 +253,14 @@ impl TableProvider for HiveTable {
             .build();
         let source = format.file_source(table_schema);
         let mut statistics = Statistics::new_unknown(&self.info.schema);
+        if self.info.format == Format::Parquet {
+            let store = self.ctx.stores.get(&self.info.location)?;
+            let rows = self.ctx.footers.check(&store, &self.info, &files).await?;
+            #[allow(clippy::cast_possible_truncation)]
+            {
+                statistics.num_rows = Precision::Inexact(rows as usize);
+            }
+        }
         #[allow(clippy::cast_possible_truncation)]
         {
             statistics.total_byte_size = Precision::Inexact(summary.bytes as usize);

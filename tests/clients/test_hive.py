@@ -1,0 +1,431 @@
+"""The Hive connector against a real S3 server (SeaweedFS) through a multi-process cluster:
+the seed's orders table on S3 (verbatim CREATE TABLE) joined with MySQL products, partition
+pruning shown by EXPLAIN ANALYZE's read statistics, partitioned CTAS/INSERT read back equal,
+atomic writes (a killed write leaves the table as it was), CSV/JSON tables, byte-range
+splits, and bad inputs each with a clear error."""
+import datetime
+import io
+import json
+import random
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import adbc_driver_manager
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pymysql
+import pytest
+
+from conftest import REPO, Cluster, connect, query
+from s3 import SECRET_KEY, S3Server
+
+LAKE = "lake"            # data bucket
+META = "hivemeta"        # metastore bucket
+MYSQL = dict(host="127.0.0.1", port=3306, user="root", password="")
+
+SEED_CREATE_ORDERS = """CREATE TABLE hive.default.orders (
+      order_id BIGINT,
+      product_id BIGINT,
+      customer_id BIGINT,
+      quantity INT,
+      order_date DATE
+  )
+  WITH (
+      format = 'PARQUET',
+      external_location = 's3a://lake/orders/'
+  )"""
+
+SEED_QUERY = """SELECT
+    o.order_id,
+    o.customer_id,
+    o.order_date,
+    p.product_name,
+    p.category,
+    o.quantity,
+    (o.quantity * p.price) AS total_value
+FROM hive.default.orders o
+JOIN mysql.productsdb.products p
+    ON o.product_id = p.product_id
+WHERE o.order_date >= DATE '2025-01-01'
+ORDER BY o.order_date DESC"""
+
+
+def orders_table() -> pa.Table:
+    """Orders from July 2024 to September 2025, a few hundred per month."""
+    rng = random.Random(7)
+    rows = []
+    order_id = 1
+    for year, month in [(2024, m) for m in range(7, 13)] + [(2025, m) for m in range(1, 10)]:
+        for _ in range(300):
+            day = rng.randint(1, 28)
+            rows.append((order_id, rng.randint(1, 200), rng.randint(1, 1000), rng.randint(1, 50),
+                         datetime.date(year, month, day)))
+            order_id += 1
+    cols = list(zip(*rows))
+    return pa.table({
+        "order_id": pa.array(cols[0], pa.int64()),
+        "product_id": pa.array(cols[1], pa.int64()),
+        "customer_id": pa.array(cols[2], pa.int64()),
+        "quantity": pa.array(cols[3], pa.int32()),
+        "order_date": pa.array(cols[4], pa.date32()),
+    })
+
+
+def parquet_bytes(table: pa.Table, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, **kwargs)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def s3():
+    server = S3Server()
+    try:
+        for bucket in (LAKE, META):
+            server.client.create_bucket(Bucket=bucket)
+        yield server
+    finally:
+        server.stop()
+
+
+def hive_etc(s3: S3Server, work: Path) -> Path:
+    etc = work / "etc"
+    (etc / "catalog").mkdir(parents=True)
+    shutil.copy(REPO / "etc" / "catalog" / "tpch.properties", etc / "catalog")
+    (etc / "catalog" / "mysql.properties").write_text(
+        "connector.name=mysql\nconnection-url=jdbc:mysql://127.0.0.1:3306/productsdb\n"
+        "connection-user=root\nconnection-password=\n")
+    catalogs = {
+        "hive": s3.catalog(META, "hive.non-managed-table-writes-enabled=true\n"
+                                 "hive.target-max-file-size=1MB\n"),
+        "hive_splits": s3.catalog(META, "hive.max-split-size=1MB\n"),
+        "hive_badsecret": s3.catalog(META, secret="not-the-secret-" + "x" * 8),
+        "hive_nobucket": s3.catalog("no-such-bucket"),
+    }
+    for name, text in catalogs.items():
+        (etc / "catalog" / f"{name}.properties").write_text(text)
+    return etc
+
+
+@pytest.fixture(scope="module")
+def hive_cluster(request, s3):
+    conn = pymysql.connect(**MYSQL, autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS productsdb")
+        cur.execute("CREATE DATABASE productsdb")
+    conn.close()
+    work = Path(tempfile.mkdtemp(prefix="tributary-hive-"))
+    c = Cluster(hive_etc(s3, work))
+    c.work = work
+    try:
+        c.wait_ready()
+        yield c
+    finally:
+        if request.session.testsfailed:
+            print(c.logs())
+        c.stop()
+
+
+@pytest.fixture
+def hconn(hive_cluster):
+    c = connect(hive_cluster.uri)
+    yield c
+    c.close()
+
+
+def arrow(conn, sql):
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetch_arrow_table()
+
+
+def failure(conn, sql):
+    with pytest.raises(adbc_driver_manager.Error) as err:
+        query(conn, sql)
+    return str(err.value)
+
+
+def plan_text(conn, sql):
+    return "\n".join(r[1] for r in query(conn, sql))
+
+
+# --- the seed's Question 1 ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def seed_orders(hive_cluster, s3):
+    """The seed's orders on S3, partitioned by year and month the way Hive writes them."""
+    orders = orders_table()
+    years, months = pc.year(orders["order_date"]), pc.month(orders["order_date"])
+    for year, month in sorted(set(zip(years.to_pylist(), months.to_pylist()))):
+        part = orders.filter(pc.and_(pc.equal(years, year), pc.equal(months, month)))
+        s3.put(LAKE, f"orders/year={year}/month={month}/part-00000.parquet", parquet_bytes(part))
+    # Hidden and marker files are not data.
+    s3.put(LAKE, "orders/_SUCCESS", b"")
+    s3.put(LAKE, "orders/year=2025/month=9/.part-00000.parquet.crc", b"crc")
+    conn = connect(hive_cluster.uri)
+    try:
+        query(conn, "DROP TABLE IF EXISTS hive.default.orders")
+        query(conn, SEED_CREATE_ORDERS)
+        query(conn, "CREATE TABLE mysql.productsdb.products (product_id BIGINT, product_name VARCHAR, "
+                    "price DECIMAL(10,2), category VARCHAR)")
+        query(conn, "INSERT INTO mysql.productsdb.products SELECT p_partkey, p_name, "
+                    "CAST(p_retailprice AS DECIMAL(10,2)), p_type FROM tpch.tiny.part WHERE p_partkey <= 200")
+    finally:
+        conn.close()
+    return orders
+
+
+def test_seed_orders_table_answers_the_seed_query(hconn, seed_orders):
+    products = arrow(hconn, "SELECT * FROM mysql.productsdb.products")
+    ref = duckdb.connect()
+    ref.register("orders_t", seed_orders)
+    ref.register("products_t", products)
+    expected = ref.execute(SEED_QUERY.replace("hive.default.orders", "orders_t")
+                           .replace("mysql.productsdb.products", "products_t")
+                           + ", o.order_id").fetchall()
+    got = query(hconn, SEED_QUERY + ", o.order_id")
+    assert len(got) == len(expected) == 9 * 300
+    assert [tuple(r) for r in got] == [tuple(r) for r in expected]
+    assert query(hconn, "SELECT count(*) FROM hive.default.orders") == [(seed_orders.num_rows,)]
+
+
+def test_date_filter_reads_only_september_2025(hconn, seed_orders):
+    sql = "SELECT * FROM hive.default.orders WHERE order_date >= DATE '2025-09-01'"
+    rows = query(hconn, sql)
+    assert len(rows) == 300 and all(r[4] >= datetime.date(2025, 9, 1) for r in rows)
+    analyzed = plan_text(hconn, "EXPLAIN ANALYZE " + sql)
+    scan = next(line for line in analyzed.splitlines() if "DataSourceExec" in line)
+    files = scan.split("file_groups=")[1].split("]]}")[0]
+    assert files.count(".parquet") == 1 and "year=2025/month=9/" in files, scan
+    assert "files_opened=1," in scan and "bytes_scanned=" in scan, scan
+    # The same with the partition keys named explicitly (Trino's way) and a closed range.
+    rows = query(hconn, "SELECT count(*) FROM hive.default.orders "
+                        "WHERE order_date BETWEEN DATE '2025-03-01' AND DATE '2025-04-30'")
+    assert rows == [(600,)]
+    analyzed = plan_text(hconn, "EXPLAIN ANALYZE SELECT count(*) FROM hive.default.orders "
+                                "WHERE order_date BETWEEN DATE '2025-03-01' AND DATE '2025-04-30'")
+    assert "files_opened=2," in analyzed
+
+
+def test_partitions_listing_and_show_create(hconn, seed_orders):
+    parts = query(hconn, 'SELECT * FROM hive.default."orders$partitions" ORDER BY year, CAST(month AS INT)')
+    assert len(parts) == 15 and parts[0] == ("2024", "7") and parts[-1] == ("2025", "9")
+    assert query(hconn, "SHOW PARTITIONS FROM hive.default.orders")[0] in parts
+    ddl = query(hconn, "SHOW CREATE TABLE hive.default.orders")[0][0]
+    assert "external_location = 's3a://lake/orders/'" in ddl and "format = 'PARQUET'" in ddl
+    assert "order_date date" in ddl
+    assert ("orders",) in query(hconn, "SHOW TABLES FROM hive.default")
+
+
+# --- writes --------------------------------------------------------------------------------------
+
+def test_partitioned_ctas_and_insert_read_back_equal(hconn, s3):
+    query(hconn, "CREATE SCHEMA IF NOT EXISTS hive.sales WITH (location = 's3://lake/sales/')")
+    query(hconn, "DROP TABLE IF EXISTS hive.sales.lineitem")
+    query(hconn, """CREATE TABLE hive.sales.lineitem
+                    WITH (format = 'PARQUET', partitioned_by = ARRAY['l_returnflag', 'l_linestatus'])
+                    AS SELECT l_orderkey, l_partkey, l_quantity, l_extendedprice, l_shipdate, l_comment,
+                              l_returnflag, l_linestatus
+                       FROM tpch.tiny.lineitem WHERE l_orderkey < 30000""")
+    check = """SELECT l_returnflag, l_linestatus, count(*), sum(l_quantity), sum(l_extendedprice),
+                      min(l_shipdate), max(l_comment) FROM {} GROUP BY 1, 2 ORDER BY 1, 2"""
+    assert query(hconn, check.format("hive.sales.lineitem")) == query(
+        hconn, check.format("(SELECT * FROM tpch.tiny.lineitem WHERE l_orderkey < 30000)"))
+    keys = s3.keys(LAKE, "sales/lineitem/")
+    assert keys and all("/l_returnflag=" in k and "/l_linestatus=" in k for k in keys), keys
+    assert len({k.rsplit("/", 1)[0] for k in keys}) == 4
+    query(hconn, """INSERT INTO hive.sales.lineitem
+                    SELECT l_orderkey, l_partkey, l_quantity, l_extendedprice, l_shipdate, l_comment,
+                           l_returnflag, l_linestatus FROM tpch.tiny.lineitem WHERE l_orderkey >= 30000""")
+    assert query(hconn, check.format("hive.sales.lineitem")) == query(hconn, check.format("tpch.tiny.lineitem"))
+    # Partition filters prune whole directories and are answered exactly.
+    assert query(hconn, "SELECT count(*) FROM hive.sales.lineitem WHERE l_returnflag = 'R'") == query(
+        hconn, "SELECT count(*) FROM tpch.tiny.lineitem WHERE l_returnflag = 'R'")
+    analyzed = plan_text(hconn, "EXPLAIN ANALYZE SELECT count(*) FROM hive.sales.lineitem WHERE l_returnflag = 'R'")
+    assert "l_returnflag=A" not in analyzed and "l_returnflag=N" not in analyzed
+    parts = query(hconn, 'SELECT * FROM hive.sales."lineitem$partitions" ORDER BY 1, 2')
+    assert parts == [("A", "F"), ("N", "F"), ("N", "O"), ("R", "F")]
+    ddl = query(hconn, "SHOW CREATE TABLE hive.sales.lineitem")[0][0]
+    assert "partitioned_by = ARRAY['l_returnflag', 'l_linestatus']" in ddl
+    # A managed table's files go with it.
+    query(hconn, "DROP TABLE hive.sales.lineitem")
+    assert s3.keys(LAKE, "sales/lineitem/") == []
+    assert "lineitem" not in [r[0] for r in query(hconn, "SHOW TABLES FROM hive.sales")]
+
+
+def test_external_table_drop_keeps_data(hconn, s3):
+    query(hconn, "DROP TABLE IF EXISTS hive.default.nation_ext")
+    query(hconn, "CREATE TABLE hive.default.nation_ext WITH (external_location = 's3://lake/nation_ext/') "
+                 "AS SELECT * FROM tpch.tiny.nation")
+    assert query(hconn, "SELECT count(*) FROM hive.default.nation_ext") == [(25,)]
+    query(hconn, "DROP TABLE hive.default.nation_ext")
+    assert len(s3.keys(LAKE, "nation_ext/")) >= 1
+    query(hconn, "CREATE TABLE hive.default.nation_ext (n_nationkey BIGINT, n_name VARCHAR, n_regionkey BIGINT, "
+                 "n_comment VARCHAR) WITH (external_location = 's3://lake/nation_ext/')")
+    assert query(hconn, "SELECT sum(n_nationkey), max(n_name) FROM hive.default.nation_ext") == [(300, "VIETNAM")]
+
+
+def test_failed_statement_writes_nothing(hconn, s3):
+    query(hconn, "DROP TABLE IF EXISTS hive.default.t_fail")
+    query(hconn, "CREATE TABLE hive.default.t_fail AS SELECT n_nationkey, n_name FROM tpch.tiny.nation")
+    before = s3.keys(META, "metastore/default/t_fail/")
+    message = failure(hconn, "INSERT INTO hive.default.t_fail SELECT n_nationkey, "
+                             "CAST(CAST(n_name AS INT) AS VARCHAR) FROM tpch.tiny.nation")
+    assert "Cannot cast" in message or "cast" in message.lower(), message
+    assert query(hconn, "SELECT count(*) FROM hive.default.t_fail") == [(25,)]
+    assert s3.keys(META, "metastore/default/t_fail/") == before
+    # A failing CTAS leaves no table behind.
+    message = failure(hconn, "CREATE TABLE hive.default.t_fail2 AS SELECT CAST(n_name AS INT) AS x FROM tpch.tiny.nation")
+    assert ("t_fail2",) not in query(hconn, "SHOW TABLES FROM hive.default")
+
+
+def test_killed_write_leaves_table_as_it_was(hive_cluster, s3):
+    """A scheduler killed while it writes: the write's files were never committed, so a
+    restarted cluster reads the table as it was before."""
+    work = Path(tempfile.mkdtemp(prefix="tributary-hive-kill-"))
+    etc = hive_etc(s3, work)
+    victim = Cluster(etc)
+    victim.wait_ready()
+    conn = connect(victim.uri)
+    query(conn, "DROP TABLE IF EXISTS hive.default.big")
+    query(conn, "CREATE TABLE hive.default.big AS SELECT * FROM tpch.tiny.orders")
+    committed = set(s3.keys(META, "metastore/default/big/"))
+
+    def write():
+        try:
+            query(conn, "INSERT INTO hive.default.big SELECT * FROM tpch.sf1.orders")
+        except Exception:
+            pass
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    deadline = time.time() + 600
+    new_files = []
+    while time.time() < deadline and not new_files:
+        new_files = [k for k in s3.keys(META, "metastore/default/big/") if k not in committed and k.endswith(".parquet")]
+        time.sleep(0.2)
+    assert new_files, "the write never started:\n" + victim.logs()
+    victim.procs[0][1].send_signal(signal.SIGKILL)
+    victim.stop()
+    writer.join(30)
+    try:
+        conn.close()
+    except Exception:
+        pass  # its server was killed
+    # Some files of the killed write are in storage, and none of them is visible.
+    left = [k for k in s3.keys(META, "metastore/default/big/") if k not in committed and k.endswith(".parquet")]
+    assert left
+    hconn = connect(hive_cluster.uri)
+    try:
+        assert query(hconn, "SELECT count(*), sum(o_totalprice) FROM hive.default.big") == query(
+            hconn, "SELECT count(*), sum(o_totalprice) FROM tpch.tiny.orders")
+        meta = json.loads(s3.client.get_object(Bucket=META, Key="metastore/default/big/.trinoTable")["Body"].read())
+        assert meta["parameters"]["tributary.pending-writes"]
+        query(hconn, "DROP TABLE hive.default.big")
+    finally:
+        hconn.close()
+
+
+# --- formats and splits --------------------------------------------------------------------------
+
+def test_csv_and_json_tables(hconn, s3):
+    s3.put(LAKE, "csv/people/part-0.csv", b"id,name,born\n1,Ada,1815-12-10\n2,Grace,1906-12-09\n")
+    s3.put(LAKE, "csv/people/part-1.csv", b"id,name,born\n3,\"Hopper, Jr\",1950-01-01\n")
+    query(hconn, "DROP TABLE IF EXISTS hive.default.people")
+    query(hconn, "CREATE TABLE hive.default.people (id BIGINT, name VARCHAR, born DATE) WITH (format = 'CSV', "
+                 "external_location = 's3://lake/csv/people/', skip_header_line_count = 1)")
+    assert query(hconn, "SELECT id, name, born FROM hive.default.people ORDER BY id") == [
+        (1, "Ada", datetime.date(1815, 12, 10)), (2, "Grace", datetime.date(1906, 12, 9)),
+        (3, "Hopper, Jr", datetime.date(1950, 1, 1))]
+    s3.put(LAKE, "json/events/day=2025-09-01/e.json",
+           b'{"id": 1, "kind": "click", "score": 1.5}\n{"id": 2, "kind": "view", "score": null}\n')
+    s3.put(LAKE, "json/events/day=2025-09-02/e.json", b'{"id": 3, "kind": "click", "score": 4}\n')
+    query(hconn, "DROP TABLE IF EXISTS hive.default.events")
+    query(hconn, "CREATE TABLE hive.default.events (id BIGINT, kind VARCHAR, score DOUBLE, day DATE) "
+                 "WITH (format = 'JSON', external_location = 's3://lake/json/events/', partitioned_by = ARRAY['day'])")
+    assert query(hconn, "SELECT kind, count(*), sum(score) FROM hive.default.events GROUP BY kind ORDER BY kind") == [
+        ("click", 2, 5.5), ("view", 1, None)]
+    assert query(hconn, "SELECT id FROM hive.default.events WHERE day = DATE '2025-09-02'") == [(3,)]
+
+
+def test_large_files_are_read_as_byte_range_splits(hconn, s3):
+    rows = 400_000
+    table = pa.table({"k": pa.array(range(rows), pa.int64()),
+                      "v": pa.array([f"value-{i % 977:05d}-{i}" for i in range(rows)])})
+    s3.put(LAKE, "big/one/data.parquet", parquet_bytes(table, row_group_size=20_000, compression="none"))
+    size = s3.client.head_object(Bucket=LAKE, Key="big/one/data.parquet")["ContentLength"]
+    assert size > 4 * 1024 * 1024
+    query(hconn, "DROP TABLE IF EXISTS hive_splits.default.one")
+    query(hconn, "CREATE TABLE hive_splits.default.one (k BIGINT, v VARCHAR) WITH (external_location = 's3://lake/big/one/')")
+    assert query(hconn, "SELECT count(*), sum(k), count(DISTINCT v) FROM hive_splits.default.one") == [
+        (rows, rows * (rows - 1) // 2, rows)]
+    plan = plan_text(hconn, "EXPLAIN SELECT count(*) FROM hive_splits.default.one")
+    assert plan.count("data.parquet:") >= 4, plan
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+def test_unknown_format_and_properties(hconn):
+    message = failure(hconn, "CREATE TABLE hive.default.bad_fmt (a INT) WITH (format = 'AVROX')")
+    assert "hive.default.bad_fmt" in message and "unknown format 'AVROX'" in message, message
+    message = failure(hconn, "CREATE TABLE hive.default.bad_prop (a INT) WITH (formatt = 'PARQUET')")
+    assert "unknown table property 'formatt'" in message, message
+    message = failure(hconn, "CREATE TABLE hive.default.bad_part (a INT, b INT) WITH (partitioned_by = ARRAY['c'])")
+    assert "partition column 'c'" in message, message
+
+
+def test_missing_bucket(hconn):
+    message = failure(hconn, "CREATE TABLE hive.default.nobucket (a INT) "
+                             "WITH (external_location = 's3a://no-such-bucket/x/')")
+    assert "hive.default.nobucket" in message and "NoSuchBucket" in message, message
+    message = failure(hconn, "SHOW TABLES FROM hive_nobucket.default")
+    assert "NoSuchBucket" in message and "no-such-bucket" in message, message
+
+
+def test_wrong_credentials_do_not_leak_the_secret(hconn):
+    message = failure(hconn, "SHOW TABLES FROM hive_badsecret.default")
+    assert "SignatureDoesNotMatch" in message, message
+    assert "not-the-secret" not in message and SECRET_KEY not in message
+
+
+def test_corrupt_parquet_file_is_named(hconn, s3):
+    good = pa.table({"a": pa.array([1, 2], pa.int64())})
+    s3.put(LAKE, "corrupt/good.parquet", parquet_bytes(good))
+    s3.put(LAKE, "corrupt/broken.parquet", b"PAR1 this is not parquet at all PAR1")
+    query(hconn, "DROP TABLE IF EXISTS hive.default.corrupt")
+    query(hconn, "CREATE TABLE hive.default.corrupt (a BIGINT) WITH (external_location = 's3://lake/corrupt/')")
+    message = failure(hconn, "SELECT sum(a) FROM hive.default.corrupt")
+    assert "hive.default.corrupt" in message and "s3://lake/corrupt/broken.parquet" in message, message
+    assert "not a valid Parquet file" in message
+
+
+def test_file_schema_disagreeing_with_table(hconn, s3):
+    s3.put(LAKE, "mismatch/f.parquet", parquet_bytes(pa.table({"id": ["x", "y"], "n": [1, 2]})))
+    query(hconn, "DROP TABLE IF EXISTS hive.default.mismatch")
+    query(hconn, "CREATE TABLE hive.default.mismatch (id BIGINT, n BIGINT) WITH (external_location = 's3://lake/mismatch/')")
+    message = failure(hconn, "SELECT * FROM hive.default.mismatch")
+    assert "s3://lake/mismatch/f.parquet" in message and "column 'id' of type string" in message, message
+    assert "bigint" in message
+
+
+def test_partition_value_of_the_wrong_type(hconn, s3):
+    s3.put(LAKE, "badpart/year=2025/f.parquet", parquet_bytes(pa.table({"v": [1]})))
+    s3.put(LAKE, "badpart/year=twenty/f.parquet", parquet_bytes(pa.table({"v": [2]})))
+    query(hconn, "DROP TABLE IF EXISTS hive.default.badpart")
+    query(hconn, "CREATE TABLE hive.default.badpart (v BIGINT, year INT) "
+                 "WITH (external_location = 's3://lake/badpart/', partitioned_by = ARRAY['year'])")
+    message = failure(hconn, "SELECT * FROM hive.default.badpart")
+    assert "hive.default.badpart" in message and "'year=twenty'" in message and "int" in message, message
+
+
+def test_writes_to_external_tables_need_the_catalog_switch(hconn):
+    message = failure(hconn, "CREATE TABLE hive_splits.default.ext_w WITH (external_location = 's3://lake/ext_w/') "
+                             "AS SELECT 1 AS a")
+    assert "hive.non-managed-table-writes-enabled" in message, message
+    assert ("ext_w",) not in query(hconn, "SHOW TABLES FROM hive_splits.default")
