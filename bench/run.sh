@@ -2,7 +2,7 @@
 # Benchmarks (not tests): builds the release binary into a kept target dir, installs the peers
 # (DuckDB, DataFusion's Python package, tpchgen-cli) in a venv, generates the data once into
 # bench/data, runs each benchmark and writes bench/results/<name>.json.
-#   bench/run.sh [tpch|latency|egress|sql-scan ...]   (default: all)
+#   bench/run.sh [tpch|tpch-s3|latency|egress|sql-scan ...]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")"
 export TRIBUTARY_RELEASE_TARGET="${TRIBUTARY_RELEASE_TARGET:-$HOME/.cache/tributary/target-release}"
@@ -12,13 +12,14 @@ venv="${TRIBUTARY_BENCH_VENV:-$HOME/.cache/tributary/bench-venv}"
 "$venv/bin/pip" install -q -r requirements.txt
 export PATH="$venv/bin:$PATH"
 benchmarks=("$@")
-[ ${#benchmarks[@]} -gt 0 ] || benchmarks=(latency tpch egress sql-scan)
+[ ${#benchmarks[@]} -gt 0 ] || benchmarks=(latency tpch tpch-s3 egress sql-scan)
 for b in "${benchmarks[@]}"; do
   case "$b" in
     tpch) "$venv/bin/python" tpch_sf1.py ;;
+    tpch-s3) "$venv/bin/python" tpch_s3.py ;;
     latency) "$venv/bin/python" latency.py ;;
     egress) "$venv/bin/python" egress.py ;;
     sql-scan) bash ../scripts/start-databases.sh && "$venv/bin/python" sql_scan.py ;;
-    *) echo "unknown benchmark '$b' (tpch, latency, egress, sql-scan)"; exit 2 ;;
+    *) echo "unknown benchmark '$b' (tpch, tpch-s3, latency, egress, sql-scan)"; exit 2 ;;
   esac
 done
