@@ -131,9 +131,13 @@ fn registry() -> ConnectorRegistry {
     for factory in tributary_connector_sql::SqlConnectorFactory::all() {
         registry = registry.register(factory);
     }
-    registry.register(std::sync::Arc::new(
-        tributary_connector_hive::HiveConnectorFactory,
-    ))
+    registry
+        .register(std::sync::Arc::new(
+            tributary_connector_hive::HiveConnectorFactory,
+        ))
+        .register(std::sync::Arc::new(
+            tributary_connector_hive::DeltaLakeConnectorFactory,
+        ))
 }
 
 fn load_catalogs(etc: &Path) -> Result<Catalogs, String> {

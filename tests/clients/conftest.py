@@ -94,9 +94,11 @@ class Cluster:
                 p.kill()
 
 
-@pytest.fixture(scope="session")
-def cluster(request):
-    c = Cluster(REPO / "etc")
+def running(request, etc: Path, work: Path | None = None):
+    """A started cluster on `etc` for a fixture to yield; stopped afterwards (its logs printed
+    if a test failed)."""
+    c = Cluster(etc)
+    c.work = work
     try:
         c.wait_ready()
         yield c
@@ -104,6 +106,11 @@ def cluster(request):
         if request.session.testsfailed:
             print(c.logs())
         c.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(request):
+    yield from running(request, REPO / "etc")
 
 
 @pytest.fixture

@@ -68,10 +68,11 @@ class S3Server:
                     raise
                 time.sleep(0.3)
 
-    def catalog(self, metastore_bucket: str, extra: str = "", secret: str = SECRET_KEY) -> str:
-        """A hive catalog file on this server (Trino's legacy hive.s3.* names)."""
-        return (f"connector.name=hive\nhive.metastore=file\n"
-                f"hive.metastore.catalog.dir=s3://{metastore_bucket}/metastore/\n"
+    def catalog(self, metastore_bucket: str, extra: str = "", secret: str = SECRET_KEY,
+                connector: str = "hive", prefix: str = "metastore") -> str:
+        """A hive (or delta_lake) catalog file on this server (Trino's legacy hive.s3.* names)."""
+        return (f"connector.name={connector}\nhive.metastore=file\n"
+                f"hive.metastore.catalog.dir=s3://{metastore_bucket}/{prefix}/\n"
                 f"hive.s3.aws-access-key={ACCESS_KEY}\nhive.s3.aws-secret-key={secret}\n"
                 f"hive.s3.region=us-east-1\nhive.s3.endpoint={self.endpoint}\n"
                 f"hive.s3.path-style-access=true\n{extra}")

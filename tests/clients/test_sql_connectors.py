@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pymysql
 import pytest
 
-from conftest import REPO, Cluster, connect, query
+from conftest import REPO, Cluster, connect, query, running
 
 MYSQL = dict(host="127.0.0.1", port=3306, user="root", password="")
 PG = "host=127.0.0.1 port=5432 user=postgres dbname=test"
@@ -82,15 +82,7 @@ def sql_cluster(request):
     catalogs["sqlite_nopush"] = catalogs["sqlite"] + "filter-pushdown.enabled=false\n"
     for name, text in catalogs.items():
         (etc / "catalog" / f"{name}.properties").write_text(text)
-    c = Cluster(etc)
-    c.work = work
-    try:
-        c.wait_ready()
-        yield c
-    finally:
-        if request.session.testsfailed:
-            print(c.logs())
-        c.stop()
+    yield from running(request, etc, work)
 
 
 @pytest.fixture

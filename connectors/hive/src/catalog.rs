@@ -13,7 +13,7 @@ use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use tributary_connector::TableProperties;
 
-use crate::context::HiveContext;
+use crate::context::{CatalogKind, HiveContext};
 use crate::error::{HiveError, Result};
 use crate::metastore::{SchemaMetadata, delete_dir};
 use crate::table::HiveTable;
@@ -100,6 +100,20 @@ impl HiveCatalog {
                     ctx.catalog()
                 )));
             };
+            if ctx.kind == CatalogKind::DeltaLake {
+                if ctx.metastore.table(&schema, &table).await?.is_some() {
+                    return Err(HiveError::Metadata(format!("table '{schema}.{table}' already exists")));
+                }
+                let metadata = crate::delta::create_table(
+                    &ctx,
+                    (&schema, &table),
+                    schema_meta.location.as_deref(),
+                    &columns,
+                    &properties,
+                )
+                .await?;
+                return ctx.metastore.create_table(&schema, &table, &metadata).await;
+            }
             let metadata = new_table_metadata(
                 &ctx.config,
                 schema_meta.location.as_deref(),
@@ -186,7 +200,7 @@ pub struct HiveSchema {
 }
 
 impl HiveSchema {
-    async fn load(&self, table: &str) -> Result<Option<HiveTable>> {
+    async fn metadata(&self, table: &str) -> Result<Option<crate::metastore::TableMetadata>> {
         let ctx = Arc::clone(&self.ctx);
         let (schema, name) = (self.name.clone(), table.to_owned());
         let found = self
@@ -195,10 +209,44 @@ impl HiveSchema {
             .run(async move { ctx.metastore.table(&schema, &name).await })
             .await
             .map_err(|e| HiveError::Metadata(e.to_string()))??;
-        let Some((metadata, _)) = found else { return Ok(None) };
-        let qualified = format!("{}.{}.{table}", self.ctx.catalog(), self.name);
-        let info = TableInfo::from_metadata(qualified, &metadata, self.ctx.table_dir(&self.name, table))?;
-        Ok(Some(HiveTable::new(Arc::clone(&self.ctx), &self.name, table, info)))
+        Ok(found.map(|(metadata, _)| metadata))
+    }
+
+    fn qualified(&self, table: &str) -> String {
+        format!("{}.{}.{table}", self.ctx.catalog(), self.name)
+    }
+
+    fn hive_table(&self, table: &str, metadata: &crate::metastore::TableMetadata) -> Result<HiveTable> {
+        let info = TableInfo::from_metadata(self.qualified(table), metadata, self.ctx.table_dir(&self.name, table))?;
+        Ok(HiveTable::new(Arc::clone(&self.ctx), &self.name, table, info))
+    }
+
+    /// A Hive or Delta table.
+    async fn load(&self, table: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some(metadata) = self.metadata(table).await? else { return Ok(None) };
+        if !crate::delta::is_delta(&metadata) {
+            return Ok(Some(Arc::new(self.hive_table(table, &metadata)?)));
+        }
+        let location = match (&metadata.external_location, metadata.parameters.get(crate::table_info::LOCATION)) {
+            (Some(l), _) | (None, Some(l)) => crate::storage::Location::parse(l)?,
+            (None, None) => self.ctx.table_dir(&self.name, table),
+        };
+        let (ctx, qualified) = (Arc::clone(&self.ctx), self.qualified(table));
+        let delta = self
+            .ctx
+            .runtime
+            .run(async move { crate::delta::DeltaLakeTable::load(ctx, qualified, location).await })
+            .await
+            .map_err(|e| HiveError::Metadata(e.to_string()))??;
+        Ok(Some(Arc::new(delta)))
+    }
+
+    /// A Hive table (for `$partitions`); Delta tables have none.
+    async fn load_hive(&self, table: &str) -> Result<Option<HiveTable>> {
+        match self.metadata(table).await? {
+            Some(metadata) if !crate::delta::is_delta(&metadata) => self.hive_table(table, &metadata).map(Some),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -217,14 +265,10 @@ impl SchemaProvider for HiveSchema {
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         if let Some(base) = name.strip_suffix(PARTITIONS_SUFFIX) {
-            let Some(table) = self.load(base).await.map_err(df)? else { return Ok(None) };
+            let Some(table) = self.load_hive(base).await.map_err(df)? else { return Ok(None) };
             return partitions_table(&table).await.map(Some);
         }
-        Ok(self
-            .load(name)
-            .await
-            .map_err(df)?
-            .map(|t| Arc::new(t) as Arc<dyn TableProvider>))
+        self.load(name).await.map_err(df)
     }
 
     fn table_exist(&self, name: &str) -> bool {

@@ -1,4 +1,4 @@
-//! The Hive connector as the SPI sees it.
+//! The Hive and Delta Lake connectors as the SPI sees them.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use tributary_connector::{
 
 use crate::catalog::HiveCatalog;
 use crate::config::HiveConfig;
-use crate::context::HiveContext;
+use crate::context::{CatalogKind, HiveContext};
 
 /// `connector.name=hive`.
 #[derive(Debug, Default)]
@@ -23,13 +23,31 @@ impl ConnectorFactory for HiveConnectorFactory {
     }
 
     fn create(&self, catalog: &str, properties: &Properties) -> Result<Arc<dyn Connector>> {
-        let config = HiveConfig::from_properties(catalog, properties)?;
-        let ctx = Arc::new(HiveContext::new(config)?);
-        Ok(Arc::new(HiveConnector {
-            catalog: Arc::new(HiveCatalog::new(Arc::clone(&ctx))),
-            ctx,
-        }))
+        connector(CatalogKind::Hive, catalog, properties)
     }
+}
+
+/// `connector.name=delta_lake`: the same metastore and storage properties.
+#[derive(Debug, Default)]
+pub struct DeltaLakeConnectorFactory;
+
+impl ConnectorFactory for DeltaLakeConnectorFactory {
+    fn name(&self) -> &'static str {
+        "delta_lake"
+    }
+
+    fn create(&self, catalog: &str, properties: &Properties) -> Result<Arc<dyn Connector>> {
+        connector(CatalogKind::DeltaLake, catalog, properties)
+    }
+}
+
+fn connector(kind: CatalogKind, catalog: &str, properties: &Properties) -> Result<Arc<dyn Connector>> {
+    let config = HiveConfig::from_properties(catalog, properties)?;
+    let ctx = Arc::new(HiveContext::new(kind, config)?);
+    Ok(Arc::new(HiveConnector {
+        catalog: Arc::new(HiveCatalog::new(Arc::clone(&ctx))),
+        ctx,
+    }))
 }
 
 /// One Hive catalog.

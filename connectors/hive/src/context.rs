@@ -1,4 +1,4 @@
-//! What every part of one Hive catalog shares: its configuration, storage, metastore and
+//! What every part of one Hive or Delta Lake catalog shares: its configuration, storage, metastore and
 //! runtime.
 
 use tributary_connector::CatalogRuntime;
@@ -9,9 +9,20 @@ use crate::footers::FooterCache;
 use crate::metastore::FileMetastore;
 use crate::storage::{Location, Stores};
 
-/// One Hive catalog's shared state.
+/// Which Trino connector a catalog is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogKind {
+    /// `connector.name=hive`: CREATE TABLE makes Hive tables.
+    Hive,
+    /// `connector.name=delta_lake`: CREATE TABLE makes Delta tables.
+    DeltaLake,
+}
+
+/// One Hive or Delta Lake catalog's shared state.
 #[derive(Debug)]
 pub struct HiveContext {
+    /// Hive or Delta Lake.
+    pub kind: CatalogKind,
     /// Configuration.
     pub config: HiveConfig,
     /// Object stores by bucket.
@@ -26,13 +37,14 @@ pub struct HiveContext {
 
 impl HiveContext {
     /// Builds the catalog's state (no I/O).
-    pub fn new(config: HiveConfig) -> Result<Self> {
+    pub fn new(kind: CatalogKind, config: HiveConfig) -> Result<Self> {
         let stores = Stores::new(config.s3.clone());
         let MetastoreConfig::File { dir } = &config.metastore;
         let metastore = FileMetastore::new(dir.clone(), stores.get(dir)?);
         let runtime = CatalogRuntime::new(&format!("hive-{}", config.catalog), 2)
             .map_err(|e| HiveError::Metadata(format!("cannot start the catalog's runtime: {e}")))?;
         Ok(Self {
+            kind,
             config,
             stores,
             metastore,

@@ -18,6 +18,9 @@
 //! in every executor, through [`tributary_connector::ConnectorStores`]: a scan names its
 //! store `s3://<catalog>@<bucket>/`.
 //!
+//! Delta Lake catalogs (`connector.name=delta_lake`, [`delta`]) share the metastore, the
+//! storage and the scan; their tables' truth is the Delta log.
+//!
 //! ORC tables can be declared but not read yet; Avro, RCFile and SequenceFile are not
 //! supported; the Thrift metastore (`hive.metastore.uri`) is refused with a clear message.
 
@@ -25,15 +28,17 @@ pub mod catalog;
 pub mod config;
 mod connector;
 pub mod context;
+pub mod delta;
 pub mod error;
 pub mod footers;
 pub mod metastore;
 pub mod partitions;
+pub mod scan;
 pub mod sink;
 pub mod storage;
 pub mod table;
 pub mod table_info;
 pub mod types;
 
-pub use connector::{HiveConnector, HiveConnectorFactory};
+pub use connector::{DeltaLakeConnectorFactory, HiveConnector, HiveConnectorFactory};
 pub use error::{HiveError, Result};

@@ -217,6 +217,27 @@ pub fn prune_declared(
     Ok(keep)
 }
 
+/// How exactly a table with these partition columns answers each filter: filters on
+/// partition columns only are decided by the partition values (exact); the rest stay above the
+/// scan (and still prune Parquet row groups).
+pub fn filter_pushdown(
+    filters: &[&Expr],
+    partition_fields: &[Arc<Field>],
+) -> Vec<datafusion::logical_expr::TableProviderFilterPushDown> {
+    use datafusion::logical_expr::TableProviderFilterPushDown;
+    let names: Vec<&str> = partition_fields.iter().map(|f| f.name().as_str()).collect();
+    filters
+        .iter()
+        .map(|f| {
+            if only_columns(f, &names) {
+                TableProviderFilterPushDown::Exact
+            } else {
+                TableProviderFilterPushDown::Inexact
+            }
+        })
+        .collect()
+}
+
 /// Whether a filter references only these columns (so partition values decide it).
 pub fn only_columns(filter: &Expr, names: &[&str]) -> bool {
     let columns = filter.column_refs();

@@ -21,16 +21,13 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::empty::EmptyExec;
-use datafusion_datasource::file_groups::FileGroup;
-use datafusion_datasource::file_scan_config::FileScanConfigBuilder;
 use datafusion_datasource::sink::DataSinkExec;
-use datafusion_datasource::{PartitionedFile, TableSchema};
 
 use crate::config::Format;
 use crate::context::HiveContext;
 use crate::error::HiveError;
 use crate::partitions::{self, DataFile, ListRequest, Listing};
+use crate::scan::{FileScan, ScanFile, file_scan};
 use crate::sink::HiveSink;
 use crate::table_info::TableInfo;
 
@@ -142,49 +139,6 @@ impl HiveTable {
     }
 }
 
-/// Cuts files into splits of at most `max` bytes and deals them into `groups` groups of
-/// about equal size (the scan's partitions; Ballista gives each task its groups).
-fn split_groups(files: &[DataFile], listing: &Listing, max: u64, groups: usize, splittable: bool) -> Vec<FileGroup> {
-    let mut splits: Vec<(u64, PartitionedFile)> = Vec::new();
-    for file in files {
-        let values = listing.partitions[file.partition].values.clone();
-        let size = file.meta.size;
-        let whole = PartitionedFile::new_from_meta(file.meta.clone()).with_partition_values(values.clone());
-        if !splittable || size <= max {
-            splits.push((size, whole));
-            continue;
-        }
-        let mut start = 0;
-        while start < size {
-            let end = (start + max).min(size);
-            #[allow(clippy::cast_possible_wrap)]
-            let split = whole.clone().with_range(start as i64, end as i64);
-            splits.push((end - start, split));
-            start = end;
-        }
-    }
-    let count = groups.clamp(1, splits.len().max(1));
-    let mut dealt: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, vec![]); count];
-    splits.sort_by(|a, b| b.0.cmp(&a.0));
-    for (size, split) in splits {
-        if let Some(smallest) = dealt.iter_mut().min_by_key(|(total, _)| *total) {
-            smallest.0 += size;
-            smallest.1.push(split);
-        }
-    }
-    dealt
-        .into_iter()
-        .filter(|(_, files)| !files.is_empty())
-        .map(|(_, files)| FileGroup::new(files))
-        .collect()
-}
-
-fn compressed(name: &str) -> bool {
-    [".gz", ".bz2", ".xz", ".zst", ".zstd", ".snappy", ".lz4", ".deflate"]
-        .iter()
-        .any(|ext| name.ends_with(ext))
-}
-
 #[async_trait]
 impl TableProvider for HiveTable {
     fn schema(&self) -> SchemaRef {
@@ -200,17 +154,7 @@ impl TableProvider for HiveTable {
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        let names: Vec<&str> = self.info.partition_fields.iter().map(|f| f.name().as_str()).collect();
-        Ok(filters
-            .iter()
-            .map(|f| {
-                if partitions::only_columns(f, &names) {
-                    TableProviderFilterPushDown::Exact
-                } else {
-                    TableProviderFilterPushDown::Inexact
-                }
-            })
-            .collect())
+        Ok(partitions::filter_pushdown(filters, &self.info.partition_fields))
     }
 
     async fn scan(
@@ -231,27 +175,15 @@ impl TableProvider for HiveTable {
             bytes = summary.bytes,
             "hive scan"
         );
-        let projected = || match projection {
-            Some(p) => Ok::<_, DataFusionError>(Arc::new(self.info.schema.project(p)?)),
-            None => Ok(Arc::clone(&self.info.schema)),
-        };
-        if files.is_empty() {
-            return Ok(Arc::new(EmptyExec::new(projected()?)));
-        }
         let splittable = self.info.format != Format::Csv && self.info.format != Format::Textfile
             || !self.info.text.header;
-        let splittable = splittable && !files.iter().any(|f| compressed(f.meta.location.as_ref()));
-        let groups = split_groups(
-            &files,
-            &listing,
-            self.ctx.config.max_split_size,
-            state.config().target_partitions(),
-            splittable,
-        );
-        let table_schema = TableSchema::builder(Arc::clone(&self.info.data_schema))
-            .with_table_partition_cols(self.info.partition_fields.clone())
-            .build();
-        let source = format.file_source(table_schema);
+        let scan_files: Vec<ScanFile> = files
+            .iter()
+            .map(|f| ScanFile {
+                meta: f.meta.clone(),
+                partition_values: listing.partitions[f.partition].values.clone(),
+            })
+            .collect();
         let mut statistics = Statistics::new_unknown(&self.info.schema);
         if self.info.format == Format::Parquet {
             let store = self.ctx.stores.get(&self.info.location)?;
@@ -265,13 +197,22 @@ impl TableProvider for HiveTable {
         {
             statistics.total_byte_size = Precision::Inexact(summary.bytes as usize);
         }
-        let config = FileScanConfigBuilder::new(self.info.location.store_url(self.ctx.catalog()), source)
-            .with_file_groups(groups)
-            .with_statistics(statistics)
-            .with_projection_indices(projection.cloned())?
-            .with_limit(limit)
-            .build();
-        format.create_physical_plan(state, config).await
+        file_scan(
+            state,
+            FileScan {
+                format,
+                store_url: self.info.location.store_url(self.ctx.catalog()),
+                data_schema: Arc::clone(&self.info.data_schema),
+                partition_fields: self.info.partition_fields.clone(),
+                files: scan_files,
+                max_split_size: self.ctx.config.max_split_size,
+                splittable,
+                statistics,
+            },
+            projection,
+            limit,
+        )
+        .await
     }
 
     async fn insert_into(
