@@ -66,18 +66,17 @@ pub(crate) async fn run(args: SqlArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let (Some(catalog), Some(schema)) = (&args.catalog, &args.schema) {
-        if let Err(e) = execute(
+    if let (Some(catalog), Some(schema)) = (&args.catalog, &args.schema)
+        && let Err(e) = execute(
             &mut client,
             &format!("USE {catalog}.{schema}"),
             args.output_format,
             false,
         )
         .await
-        {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+    {
+        eprintln!("{e}");
+        return ExitCode::from(2);
     }
     let script = match (&args.execute, &args.file) {
         (Some(sql), _) => Some(sql.clone()),

@@ -25,8 +25,11 @@ pub struct PartitionFetcher {
     /// Idle connections per executor. A connection serves one fetch at a time: fetches sharing
     /// an HTTP/2 connection share its flow-control window, and a stream the client reads later
     /// could then stall the one it reads now.
-    executors: Arc<Mutex<HashMap<(String, u16), Vec<BallistaClient>>>>,
+    executors: Arc<Mutex<IdleClients>>,
 }
+
+/// Idle connections by executor (host, Flight port).
+type IdleClients = HashMap<(String, u16), Vec<BallistaClient>>;
 
 impl std::fmt::Debug for PartitionFetcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

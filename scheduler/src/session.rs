@@ -259,7 +259,7 @@ pub fn parse_data_size(text: &str) -> Option<u64> {
         "TB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
         _ => return None,
     };
-    (number >= 0.0).then(|| (number * factor) as u64)
+    (number >= 0.0).then_some((number * factor) as u64)
 }
 
 /// `500ms`, `30s`, `10m`, `1h`, `2d` → duration.

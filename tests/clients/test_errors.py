@@ -47,9 +47,9 @@ def test_bad_session_property(conn):
     # The seed's hive.properties: a Thrift metastore, which is not supported yet.
     ("connector.name=hive\nhive.metastore.uri=thrift://metastore-host:9083\nhive.s3.aws-access-key=YOUR_AWS_KEY\n"
      "hive.s3.aws-secret-key=YOUR_AWS_SECRET\nhive.s3.region=us-east-1\n", "Thrift Hive Metastore is not supported yet"),
-    ("connector.name=hive\nhive.metastore.catalog.dir=s3://b/m/\nhive.max-split-size=lots\n",
+    ("connector.name=hive\nhive.metastore.catalog.dir=s3://bucket/m/\nhive.max-split-size=lots\n",
      "invalid value 'lots' for property 'hive.max-split-size'"),
-    ("connector.name=hive\nhive.metastore.catalog.dir=gs://b/m/\n", "unsupported scheme 'gs'"),
+    ("connector.name=hive\nhive.metastore.catalog.dir=gs://bucket/m/\n", "unsupported scheme 'gs'"),
 ])
 def test_bad_catalog_files_stop_startup(content, expected):
     etc = Path(tempfile.mkdtemp(prefix="tributary-etc-"))

@@ -137,7 +137,13 @@ impl HiveConfig {
                 });
             }
             (_, _, Some(dir)) => MetastoreConfig::File {
-                dir: catalog_dir(&dir).map_err(|e| invalid("hive.metastore.catalog.dir", &dir, &e.to_string()))?,
+                dir: catalog_dir(&dir).map_err(|e| {
+                    let reason = match e {
+                        crate::error::HiveError::InvalidLocation { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    invalid("hive.metastore.catalog.dir", &dir, &format!("s3://bucket/path, file:///path or a local path ({reason})"))
+                })?,
             },
             (_, None, None) => {
                 return Err(ConnectorError::MissingProperty {

@@ -358,12 +358,6 @@ impl DeltaLakeTable {
     }
 }
 
-impl From<datafusion::error::DataFusionError> for HiveError {
-    fn from(e: datafusion::error::DataFusionError) -> Self {
-        HiveError::Metadata(e.to_string())
-    }
-}
-
 #[async_trait]
 impl TableProvider for DeltaLakeTable {
     fn schema(&self) -> SchemaRef {

@@ -86,6 +86,12 @@ pub(crate) fn storage_message(error: &object_store::Error) -> String {
     text
 }
 
+impl From<datafusion::error::DataFusionError> for HiveError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        HiveError::Metadata(e.to_string())
+    }
+}
+
 impl From<HiveError> for datafusion::error::DataFusionError {
     fn from(e: HiveError) -> Self {
         match e {

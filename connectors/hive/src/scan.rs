@@ -98,7 +98,7 @@ fn split_groups(files: &[ScanFile], max: u64, groups: usize, splittable: bool) -
     }
     let count = groups.clamp(1, splits.len().max(1));
     let mut dealt: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, vec![]); count];
-    splits.sort_by(|a, b| b.0.cmp(&a.0));
+    splits.sort_by_key(|s| std::cmp::Reverse(s.0));
     for (size, split) in splits {
         if let Some(smallest) = dealt.iter_mut().min_by_key(|(total, _)| *total) {
             smallest.0 += size;

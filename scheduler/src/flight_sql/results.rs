@@ -28,10 +28,13 @@ const FLIGHT_DATA_SIZE: usize = 2 * 1024 * 1024;
 /// A stream of Flight data for DoGet.
 pub(super) type FlightDataStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send>>;
 
+/// A result the scheduler computed itself, and when it was made.
+type LocalResult = (SchemaRef, Vec<RecordBatch>, Instant);
+
 /// Results waiting to be fetched.
 pub(super) struct ResultStore {
     ttl: Duration,
-    local: Mutex<HashMap<String, (SchemaRef, Vec<RecordBatch>, Instant)>>,
+    local: Mutex<HashMap<String, LocalResult>>,
     job_schemas: Mutex<HashMap<String, (SchemaRef, Instant)>>,
     fetcher: PartitionFetcher,
 }

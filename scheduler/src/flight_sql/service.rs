@@ -260,7 +260,7 @@ impl FlightSqlService for TributaryFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.session(&request).map_err(status)?;
         self.metadata_info(
-            &query.clone().into_builder().schema(),
+            &query.into_builder().schema(),
             query,
             request.into_inner(),
         )
@@ -299,7 +299,7 @@ impl FlightSqlService for TributaryFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.session(&request).map_err(status)?;
         self.metadata_info(
-            &query.clone().into_builder().schema(),
+            &query.into_builder().schema(),
             query,
             request.into_inner(),
         )
