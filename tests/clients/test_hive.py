@@ -281,23 +281,32 @@ def test_failed_statement_writes_nothing(hconn, s3):
     assert ("t_fail2",) not in query(hconn, "SHOW TABLES FROM hive.default")
 
 
-def test_killed_write_leaves_table_as_it_was(hive_cluster, s3):
+def test_killed_write_leaves_table_as_it_was(request, hive_cluster, s3):
     """A scheduler killed while it writes: the write's files were never committed, so a
     restarted cluster reads the table as it was before."""
     work = Path(tempfile.mkdtemp(prefix="tributary-hive-kill-"))
     etc = hive_etc(s3, work)
     victim = Cluster(etc)
+    request.addfinalizer(victim.stop)
     victim.wait_ready()
     conn = connect(victim.uri)
     query(conn, "DROP TABLE IF EXISTS hive.default.big")
     query(conn, "CREATE TABLE hive.default.big AS SELECT * FROM tpch.tiny.orders")
+    conn.close()
     committed = set(s3.keys(META, "metastore/default/big/"))
 
     def write():
+        # Its own connection: the server under it is killed mid-statement.
+        wconn = connect(victim.uri)
         try:
-            query(conn, "INSERT INTO hive.default.big SELECT * FROM tpch.sf1.orders")
+            query(wconn, "INSERT INTO hive.default.big SELECT * FROM tpch.sf1.orders")
         except Exception:
             pass
+        finally:
+            try:
+                wconn.close()
+            except Exception:
+                pass
 
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
@@ -309,11 +318,7 @@ def test_killed_write_leaves_table_as_it_was(hive_cluster, s3):
     assert new_files, "the write never started:\n" + victim.logs()
     victim.procs[0][1].send_signal(signal.SIGKILL)
     victim.stop()
-    writer.join(30)
-    try:
-        conn.close()
-    except Exception:
-        pass  # its server was killed
+    writer.join(60)
     # Some files of the killed write are in storage, and none of them is visible.
     left = [k for k in s3.keys(META, "metastore/default/big/") if k not in committed and k.endswith(".parquet")]
     assert left
