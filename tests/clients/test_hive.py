@@ -216,7 +216,22 @@ def test_partitions_listing_and_show_create(hconn, seed_orders):
     ddl = query(hconn, "SHOW CREATE TABLE hive.default.orders")[0][0]
     assert "external_location = 's3a://lake/orders/'" in ddl and "format = 'PARQUET'" in ddl
     assert "order_date date" in ddl
+    # Inferred at CREATE TABLE from the directories and checked against every file's statistics.
+    assert "partition_date_column = 'order_date'" in ddl
     assert ("orders",) in query(hconn, "SHOW TABLES FROM hive.default")
+
+
+def test_directories_that_do_not_follow_the_date_column_are_not_pruned_by_it(hconn, s3):
+    """year=/month= directories of ingestion dates, rows of other dates: no date derivation
+    is inferred, and the date filter still finds every row."""
+    rows = pa.table({"id": pa.array([1, 2, 3], pa.int64()),
+                     "d": pa.array([datetime.date(2025, 9, 5), datetime.date(2021, 1, 1), datetime.date(2025, 10, 1)])})
+    s3.put(LAKE, "ingest/year=2020/month=1/f.parquet", parquet_bytes(rows.slice(0, 2)))
+    s3.put(LAKE, "ingest/year=2020/month=2/f.parquet", parquet_bytes(rows.slice(2, 1)))
+    query(hconn, "DROP TABLE IF EXISTS hive.default.ingest")
+    query(hconn, "CREATE TABLE hive.default.ingest (id BIGINT, d DATE) WITH (external_location = 's3://lake/ingest/')")
+    assert "partition_date_column" not in query(hconn, "SHOW CREATE TABLE hive.default.ingest")[0][0]
+    assert query(hconn, "SELECT id FROM hive.default.ingest WHERE d >= DATE '2025-09-01' ORDER BY id") == [(1,), (3,)]
 
 
 # --- writes --------------------------------------------------------------------------------------

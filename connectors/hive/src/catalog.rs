@@ -114,7 +114,7 @@ impl HiveCatalog {
                 .await?;
                 return ctx.metastore.create_table(&schema, &table, &metadata).await;
             }
-            let metadata = new_table_metadata(
+            let mut metadata = new_table_metadata(
                 &ctx.config,
                 schema_meta.location.as_deref(),
                 (&schema, &table),
@@ -133,9 +133,48 @@ impl HiveCatalog {
                     )
                 })?;
             }
+            if let Some(column) = infer_date_column(&ctx, (&schema, &table), &metadata).await? {
+                metadata.parameters.insert(crate::table_info::DATE_COLUMN.to_owned(), column);
+            }
             ctx.metastore.create_table(&schema, &table, &metadata).await
         })
     }
+}
+
+/// The `partition_date_column` a new table's existing files support: its only DATE column,
+/// when the files sit in `year=`/`month=`/`day=` directories and every file's statistics put
+/// the column inside its directory's dates.
+async fn infer_date_column(
+    ctx: &Arc<HiveContext>,
+    (schema, table): (&str, &str),
+    metadata: &crate::metastore::TableMetadata,
+) -> Result<Option<String>> {
+    let info = TableInfo::from_metadata(
+        format!("{}.{schema}.{table}", ctx.catalog()),
+        metadata,
+        ctx.table_dir(schema, table),
+    )?;
+    let Some(column) = info.inferable_date_column().map(str::to_owned) else {
+        return Ok(None);
+    };
+    let hive = HiveTable::new(Arc::clone(ctx), schema, table, info.clone());
+    let listing = hive.listing().await?;
+    let spans: Vec<Option<crate::partitions::DayRange>> =
+        listing.partitions.iter().map(crate::partitions::partition_days).collect();
+    let dated: Vec<crate::partitions::DataFile> =
+        listing.files.iter().filter(|f| spans[f.partition].is_some()).cloned().collect();
+    if dated.is_empty() {
+        return Ok(None);
+    }
+    let store = ctx.stores.get(&info.location)?;
+    let bounds = ctx.footers.day_bounds(&store, &info, &dated, &column).await?;
+    let inside = dated.iter().zip(&bounds).all(|(file, bounds)| {
+        match (bounds, spans[file.partition]) {
+            (Some((lo, hi)), Some(span)) => span.lo.is_some_and(|s| s <= *lo) && span.hi.is_some_and(|e| *hi <= e),
+            _ => false,
+        }
+    });
+    Ok(inside.then_some(column))
 }
 
 impl CatalogProvider for HiveCatalog {

@@ -10,6 +10,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::parquet::arrow::parquet_to_arrow_schema;
 use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::metadata::ParquetMetaDataReader;
+use datafusion::parquet::file::statistics::Statistics;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStore, ObjectStoreExt};
 
@@ -26,6 +27,8 @@ const CONCURRENCY: usize = 32;
 struct Footer {
     schema: SchemaRef,
     rows: u64,
+    /// Smallest and largest day of each DATE column with statistics in every row group.
+    days: HashMap<String, (i32, i32)>,
 }
 
 /// Footers by file version (`path@size@modified`).
@@ -40,6 +43,32 @@ impl FooterCache {
     /// Reads (or recalls) the footers of `files`, checks them against the table, and returns
     /// their total row count.
     pub async fn check(&self, store: &Arc<dyn ObjectStore>, info: &TableInfo, files: &[DataFile]) -> Result<u64> {
+        let footers = self.footers(store, info, files).await?;
+        let mut rows = 0;
+        for (path, footer) in &footers {
+            check_schema(info, path, footer)?;
+            rows += footer.rows;
+        }
+        Ok(rows)
+    }
+
+    /// The smallest and largest day in DATE column `column` of each file (`None` where the
+    /// file has no statistics for it), in the order of `files`.
+    pub async fn day_bounds(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        info: &TableInfo,
+        files: &[DataFile],
+        column: &str,
+    ) -> Result<Vec<Option<(i32, i32)>>> {
+        let footers: HashMap<String, Footer> = self.footers(store, info, files).await?.into_iter().collect();
+        Ok(files
+            .iter()
+            .map(|f| footers.get(&key(f)).and_then(|footer| footer.days.get(column).copied()))
+            .collect())
+    }
+
+    async fn footers(&self, store: &Arc<dyn ObjectStore>, info: &TableInfo, files: &[DataFile]) -> Result<Vec<(String, Footer)>> {
         let known: HashMap<String, Footer> = {
             let cache = self.0.lock().map_err(|_| HiveError::Metadata("footer cache poisoned".into()))?;
             files.iter().filter_map(|f| cache.get(&key(f)).map(|v| (key(f), v.clone()))).collect()
@@ -53,18 +82,13 @@ impl FooterCache {
             .buffer_unordered(CONCURRENCY)
             .try_collect()
             .await?;
-        let mut rows = 0;
-        for (path, footer) in known.iter().map(|(k, v)| (k.as_str(), v)).chain(read.iter().map(|(k, v)| (k.as_str(), v))) {
-            check_schema(info, path, footer)?;
-            rows += footer.rows;
-        }
         if let Ok(mut cache) = self.0.lock() {
             if cache.len() > 100_000 {
                 cache.clear();
             }
-            cache.extend(read);
+            cache.extend(read.iter().cloned());
         }
-        Ok(rows)
+        Ok(known.into_iter().chain(read).collect())
     }
 }
 
@@ -98,7 +122,35 @@ async fn read_footer(store: &Arc<dyn ObjectStore>, info: &TableInfo, file: &Data
     let schema = parquet_to_arrow_schema(file_metadata.schema_descr(), file_metadata.key_value_metadata())
         .map_err(|e| invalid(&e))?;
     let rows = u64::try_from(file_metadata.num_rows()).unwrap_or(0);
-    Ok((key(file), Footer { schema: Arc::new(schema), rows }))
+    let mut days = HashMap::new();
+    for field in schema.fields() {
+        if field.data_type() != &DataType::Date32 {
+            continue;
+        }
+        let Some(leaf) = (0..file_metadata.schema_descr().num_columns())
+            .find(|&c| file_metadata.schema_descr().column(c).path().string() == *field.name())
+        else {
+            continue;
+        };
+        let mut bounds: Option<(i32, i32)> = None;
+        let mut complete = true;
+        for group in metadata.row_groups() {
+            match group.column(leaf).statistics() {
+                Some(Statistics::Int32(s)) => match (s.min_opt(), s.max_opt()) {
+                    (Some(lo), Some(hi)) => {
+                        bounds = Some(bounds.map_or((*lo, *hi), |(a, b)| (a.min(*lo), b.max(*hi))));
+                    }
+                    _ if group.num_rows() == 0 => {}
+                    _ => complete = false,
+                },
+                _ => complete = false,
+            }
+        }
+        if complete && let Some(bounds) = bounds {
+            days.insert(field.name().clone(), bounds);
+        }
+    }
+    Ok((key(file), Footer { schema: Arc::new(schema), rows, days }))
 }
 
 fn check_schema(info: &TableInfo, key: &str, footer: &Footer) -> Result<()> {

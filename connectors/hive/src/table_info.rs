@@ -17,9 +17,12 @@
 //! `date=…`/`dt=…`) directories — declared as partition columns or not — a filter on the
 //! date column the directories derive from prunes whole directories: `order_date >= DATE
 //! '2025-09-01'` reads `year=2025/month=9` and later only. The column is
-//! `partition_date_column`, or, when that is not set, the table's only DATE/TIMESTAMP column.
-//! Rows are still filtered, so a directory holding other dates can only be skipped, never
-//! add rows; setting `partition_date_column = ''` turns derivation off.
+//! `partition_date_column`. When it is not given, `CREATE TABLE` infers it for a Parquet
+//! table with exactly one DATE column whose location already holds such directories, and
+//! only if every file's footer statistics put that column inside its directory's dates (so a
+//! table partitioned by something else, say an ingestion date, is never pruned by it);
+//! `SHOW CREATE TABLE` shows the result. `partition_date_column = ''` turns it off. Rows are
+//! still filtered after pruning.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -168,17 +171,18 @@ impl TableInfo {
 
     /// The date column that `year`/`month`/`day` directories prune by, if any.
     pub fn derived_date_column(&self) -> Option<&str> {
-        match self.date_column.as_deref() {
-            Some("") => None,
-            Some(c) => Some(c),
-            None => {
-                let mut dates = self.data_schema.fields().iter().filter(|f| {
-                    matches!(f.data_type(), DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _))
-                });
-                let first = dates.next()?;
-                dates.next().is_none().then_some(first.name().as_str())
-            }
+        self.date_column.as_deref().filter(|c| !c.is_empty())
+    }
+
+    /// The column `CREATE TABLE` may infer as `partition_date_column`: the only DATE data
+    /// column of a Parquet table that names none.
+    pub fn inferable_date_column(&self) -> Option<&str> {
+        if self.date_column.is_some() || self.format != Format::Parquet {
+            return None;
         }
+        let mut dates = self.data_schema.fields().iter().filter(|f| f.data_type() == &DataType::Date32);
+        let first = dates.next()?;
+        dates.next().is_none().then_some(first.name().as_str())
     }
 
     fn render(&self, metadata: &TableMetadata) -> String {
