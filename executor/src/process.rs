@@ -8,11 +8,16 @@ use ballista_core::extension::SessionConfigExt;
 use ballista_core::serde::BallistaPhysicalExtensionCodec;
 use ballista_core::{ConfigProducer, RuntimeProducer};
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use datafusion::execution::cache::cache_manager::{CacheManagerConfig, FileMetadataCache};
+use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
 use tributary_connector::{Catalogs, ConnectorCodec, ConnectorStores, register_connector_store};
 
 use crate::error::ExecutorError;
+
+/// Memory for Parquet footers (and page indexes) kept between tasks of an executor.
+const FOOTER_CACHE_BYTES: usize = 256 << 20;
 
 /// How to run one executor.
 #[derive(Debug, Clone)]
@@ -70,9 +75,19 @@ fn process_config(
     let temp_dir = work_dir.clone();
     // One registry for every task: connector stores (S3 clients) are made once per process.
     let stores = Arc::new(ConnectorStores::new(catalogs.clone()));
+    // One Parquet footer cache for every task: each task gets a fresh runtime, and without a
+    // shared cache every task of every query would fetch the footers of its files again.
+    let footers: Arc<FileMetadataCache> = Arc::new(
+        DefaultCache::new(FOOTER_CACHE_BYTES).with_name("TributaryFileMetadataCache"),
+    );
     let runtime_producer: RuntimeProducer = Arc::new(move |_config: &SessionConfig| {
         let runtime = RuntimeEnvBuilder::new()
             .with_object_store_registry(Arc::clone(&stores) as _)
+            .with_cache_manager(
+                CacheManagerConfig::default()
+                    .with_file_metadata_cache(Some(Arc::clone(&footers)))
+                    .with_metadata_cache_limit(FOOTER_CACHE_BYTES),
+            )
             .with_temp_file_path(temp_dir.clone())
             .build()?;
         register_connector_store(&runtime)?;
