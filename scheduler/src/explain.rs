@@ -43,13 +43,27 @@ pub(crate) async fn distributed(
     crate::local::table(&["plan_type", "plan"], vec![names, plans])
 }
 
+/// How long EXPLAIN ANALYZE waits for a finished job's graph, and how often it looks.
+const GRAPH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+const GRAPH_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// One row per stage of a finished job: (`Stage N`, its plan with the summed metrics of its
 /// tasks).
 pub(crate) async fn analyze(jobs: &Arc<dyn JobState>, job_id: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let graph = jobs
-        .get_execution_graph(&job_id.to_owned().into())
-        .await?
-        .ok_or_else(|| SchedulerError::Engine(format!("job {job_id} has no execution graph")))?;
+    // Ballista reports a job's success before it moves the finished graph into its job store:
+    // wait for it briefly.
+    let id = job_id.to_owned().into();
+    let mut waited = std::time::Duration::ZERO;
+    let graph = loop {
+        if let Some(graph) = jobs.get_execution_graph(&id).await? {
+            break graph;
+        }
+        if waited >= GRAPH_WAIT {
+            return Err(SchedulerError::Engine(format!("job {job_id} has no execution graph")));
+        }
+        tokio::time::sleep(GRAPH_POLL).await;
+        waited += GRAPH_POLL;
+    };
     let mut stages: Vec<_> = graph.stages().iter().collect();
     stages.sort_by_key(|(id, _)| **id);
     let mut names = Vec::new();

@@ -1,7 +1,7 @@
 //! One catalog's connection to its database on one node: the runtime its pool lives on (a
-//! [`CatalogRuntime`]), the
-//! metadata cache, and the calls the connector makes (listings, columns, statistics, key
-//! ranges, DDL, snapshots). The SQL of the catalog queries is in `catalog_queries.rs`.
+//! [`CatalogRuntime`]), the metadata cache, and the calls the connector makes (listings,
+//! columns, statistics, key ranges, DDL, snapshots). The SQL of the catalog queries is in
+//! `catalog_queries.rs`.
 //!
 //! Every database call runs on the catalog's own small tokio runtime: its pool is tied to
 //! it, whichever runtime (scheduler, executor, a test's) calls in, and DataFusion's
