@@ -44,7 +44,8 @@ def generate(scale: int, tables: list[str] | None = None) -> Path:
 class Standalone:
     """`tributary standalone` with two executors, from the release binary."""
 
-    def __init__(self, executors: int = 2, catalogs: dict[str, str] | None = None):
+    def __init__(self, executors: int = 2, catalogs: dict[str, str] | None = None,
+                 files: dict[str, str] | None = None):
         self.port = free_port()
         self.uri = f"grpc://127.0.0.1:{self.port}"
         etc = Path(tempfile.mkdtemp(prefix="tributary-bench-etc-"))
@@ -52,6 +53,9 @@ class Standalone:
         (etc / "catalog" / "tpch.properties").write_text((REPO / "etc/catalog/tpch.properties").read_text())
         for name, text in (catalogs or {}).items():
             (etc / "catalog" / f"{name}.properties").write_text(text)
+        for path, text in (files or {}).items():  # other files under etc/ (etc/kafka/*.json)
+            (etc / path).parent.mkdir(parents=True, exist_ok=True)
+            (etc / path).write_text(text)
         self.log = open(etc / "standalone.log", "wb")
         self.proc = subprocess.Popen([BIN, "standalone", "--etc", str(etc), "--executors", str(executors),
                                       "--flight-sql-addr", f"127.0.0.1:{self.port}",

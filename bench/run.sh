@@ -2,17 +2,18 @@
 # Benchmarks (not tests): builds the release binary into a kept target dir, installs the peers
 # (DuckDB, DataFusion's Python package, tpchgen-cli) in a venv, generates the data once into
 # bench/data, runs each benchmark and writes bench/results/<name>.json.
-#   bench/run.sh [tpch|tpch-s3|latency|egress|sql-scan ...]   (default: all)
+#   bench/run.sh [tpch|tpch-s3|latency|egress|sql-scan|kafka-scan ...]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")"
 export TRIBUTARY_RELEASE_TARGET="${TRIBUTARY_RELEASE_TARGET:-$HOME/.cache/tributary/target-release}"
 venv="${TRIBUTARY_BENCH_VENV:-$HOME/.cache/tributary/bench-venv}"
-(cd .. && CARGO_TARGET_DIR="$TRIBUTARY_RELEASE_TARGET" cargo build --release --bin tributary)
+(cd .. && CARGO_TARGET_DIR="$TRIBUTARY_RELEASE_TARGET" cargo build --release --bin tributary \
+  && CARGO_TARGET_DIR="$TRIBUTARY_RELEASE_TARGET" cargo build --release -p tributary-connector-kafka --example plain_consumer)
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q -r requirements.txt
 export PATH="$venv/bin:$PATH"
 benchmarks=("$@")
-[ ${#benchmarks[@]} -gt 0 ] || benchmarks=(latency tpch tpch-s3 egress sql-scan)
+[ ${#benchmarks[@]} -gt 0 ] || benchmarks=(latency tpch tpch-s3 egress sql-scan kafka-scan)
 for b in "${benchmarks[@]}"; do
   case "$b" in
     tpch) "$venv/bin/python" tpch_sf1.py ;;
@@ -20,6 +21,7 @@ for b in "${benchmarks[@]}"; do
     latency) "$venv/bin/python" latency.py ;;
     egress) "$venv/bin/python" egress.py ;;
     sql-scan) bash ../scripts/start-databases.sh && "$venv/bin/python" sql_scan.py ;;
-    *) echo "unknown benchmark '$b' (tpch, tpch-s3, latency, egress, sql-scan)"; exit 2 ;;
+    kafka-scan) "$venv/bin/python" kafka_scan.py ;;
+    *) echo "unknown benchmark '$b' (tpch, tpch-s3, latency, egress, sql-scan, kafka-scan)"; exit 2 ;;
   esac
 done

@@ -138,6 +138,9 @@ fn registry() -> ConnectorRegistry {
         .register(std::sync::Arc::new(
             tributary_connector_hive::DeltaLakeConnectorFactory,
         ))
+        .register(std::sync::Arc::new(
+            tributary_connector_kafka::KafkaConnectorFactory,
+        ))
 }
 
 fn load_catalogs(etc: &Path) -> Result<Catalogs, String> {

@@ -15,6 +15,7 @@ use datafusion::prelude::SessionContext;
 use tributary_connector::{Catalogs, QueryScope, TableProperties};
 use tributary_proto::JobPartition;
 
+mod hidden;
 mod properties;
 mod write;
 
@@ -161,9 +162,7 @@ impl Engine {
     /// Plans DataFusion SQL (for prepared statements: schema and parameter types).
     pub async fn plan_sql(&self, session: &Session, sql: &str) -> Result<LogicalPlan> {
         let ctx = self.context(session).await?;
-        let plan = ctx
-            .state()
-            .create_logical_plan(sql)
+        let plan = hidden::plan(&ctx, sql)
             .await
             .map_err(|e| explain_missing(&ctx, e.into()))?;
         Ok(plan)
@@ -196,7 +195,7 @@ impl Engine {
             }
             Statement::ExplainDistributed { query } => {
                 let ctx = self.context(&snapshot).await?;
-                let plan = ctx.state().create_logical_plan(query).await?;
+                let plan = hidden::plan(&ctx, query).await?;
                 let (schema, batches) = crate::explain::distributed(&ctx, &plan).await?;
                 Ok(Outcome::Rows(schema, batches))
             }
@@ -205,9 +204,7 @@ impl Engine {
                 if let Some(ddl) = properties::split(sql)? {
                     return self.run_with_properties(&snapshot, ctx, ddl, sql).await;
                 }
-                let mut plan = ctx
-                    .state()
-                    .create_logical_plan(sql)
+                let mut plan = hidden::plan(&ctx, sql)
                     .await
                     .map_err(|e| explain_missing(&ctx, e.into()))?;
                 if let Some(params) = params {
@@ -287,9 +284,11 @@ impl Engine {
                 statement,
                 properties,
             } => {
-                let plan = ctx
-                    .state()
-                    .statement_to_plan(*statement)
+                let mut statement = *statement;
+                let state = ctx.state();
+                hidden::exclude_hidden(&ctx, &state, &mut statement).await?;
+                let plan = state
+                    .statement_to_plan(statement)
                     .await
                     .map_err(|e| explain_missing(&ctx, e.into()))?;
                 let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = &plan else {

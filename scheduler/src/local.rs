@@ -151,6 +151,9 @@ async fn show_columns(
     let (_, _, _, table_provider) = find_table(ctx, session, name).await?;
     let mut cols: [Vec<String>; 4] = Default::default();
     for field in table_provider.schema().fields() {
+        if tributary_connector::is_hidden(field) {
+            continue;
+        }
         cols[0].push(field.name().clone());
         cols[1].push(trino_type_name(field.data_type()));
         cols[2].push(String::new());

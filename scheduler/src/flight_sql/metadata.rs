@@ -91,11 +91,13 @@ pub(crate) async fn tables(
     b.build().map_err(external)
 }
 
-/// JDBC's `getColumns` reads these field metadata keys from `table_schema`.
+/// JDBC's `getColumns` reads these field metadata keys from `table_schema`. Hidden
+/// columns are left out, as Trino's `getColumns` does.
 fn with_column_metadata(schema: &Schema) -> Schema {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
+        .filter(|f| !tributary_connector::is_hidden(f))
         .map(|f| {
             let (precision, scale) = match f.data_type() {
                 DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => {
