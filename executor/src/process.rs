@@ -77,9 +77,8 @@ fn process_config(
     let stores = Arc::new(ConnectorStores::new(catalogs.clone()));
     // One Parquet footer cache for every task: each task gets a fresh runtime, and without a
     // shared cache every task of every query would fetch the footers of its files again.
-    let footers: Arc<FileMetadataCache> = Arc::new(
-        DefaultCache::new(FOOTER_CACHE_BYTES).with_name("TributaryFileMetadataCache"),
-    );
+    let footers: Arc<FileMetadataCache> =
+        Arc::new(DefaultCache::new(FOOTER_CACHE_BYTES).with_name("TributaryFileMetadataCache"));
     let runtime_producer: RuntimeProducer = Arc::new(move |_config: &SessionConfig| {
         let runtime = RuntimeEnvBuilder::new()
             .with_object_store_registry(Arc::clone(&stores) as _)

@@ -16,9 +16,9 @@ use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::create_scheduler;
 use ballista_scheduler::scheduler_server::SchedulerServer;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use tributary_connector::{Catalogs, ConnectorCodec, ConnectorStores, register_connector_store};
 
 use crate::error::{Result, SchedulerError};

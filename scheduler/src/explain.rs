@@ -49,7 +49,10 @@ const GRAPH_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// One row per stage of a finished job: (`Stage N`, its plan with the summed metrics of its
 /// tasks).
-pub(crate) async fn analyze(jobs: &Arc<dyn JobState>, job_id: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+pub(crate) async fn analyze(
+    jobs: &Arc<dyn JobState>,
+    job_id: &str,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     // Ballista reports a job's success before it moves the finished graph into its job store:
     // wait for it briefly.
     let id = job_id.to_owned().into();
@@ -59,7 +62,9 @@ pub(crate) async fn analyze(jobs: &Arc<dyn JobState>, job_id: &str) -> Result<(S
             break graph;
         }
         if waited >= GRAPH_WAIT {
-            return Err(SchedulerError::Engine(format!("job {job_id} has no execution graph")));
+            return Err(SchedulerError::Engine(format!(
+                "job {job_id} has no execution graph"
+            )));
         }
         tokio::time::sleep(GRAPH_POLL).await;
         waited += GRAPH_POLL;
@@ -70,11 +75,15 @@ pub(crate) async fn analyze(jobs: &Arc<dyn JobState>, job_id: &str) -> Result<(S
     let mut plans = Vec::new();
     for (id, stage) in stages {
         let (plan, metrics, tasks) = match stage {
-            ExecutionStage::Successful(s) => (&s.plan, s.stage_metrics.as_slice(), s.task_infos.len()),
+            ExecutionStage::Successful(s) => {
+                (&s.plan, s.stage_metrics.as_slice(), s.task_infos.len())
+            }
             _ => continue,
         };
         let partitions = plan.properties().output_partitioning().partition_count();
-        names.push(format!("Stage {id} ({tasks} tasks, {partitions} output partitions)"));
+        names.push(format!(
+            "Stage {id} ({tasks} tasks, {partitions} output partitions)"
+        ));
         plans.push(format_stage_metrics(plan.as_ref(), metrics));
     }
     crate::local::table(&["plan_type", "plan"], vec![names, plans])

@@ -40,7 +40,8 @@ impl HiveCatalog {
     /// Schema names (errors reported).
     pub fn schemas(&self) -> Result<Vec<String>> {
         let ctx = Arc::clone(&self.ctx);
-        self.ctx.block_on(async move { ctx.metastore.schemas().await })
+        self.ctx
+            .block_on(async move { ctx.metastore.schemas().await })
     }
 
     /// Table names of a schema, `None` if there is no such schema.
@@ -159,21 +160,35 @@ async fn infer_date_column(
     };
     let hive = HiveTable::new(Arc::clone(ctx), schema, table, info.clone());
     let listing = hive.listing().await?;
-    let spans: Vec<Option<crate::partitions::DayRange>> =
-        listing.partitions.iter().map(crate::partitions::partition_days).collect();
-    let dated: Vec<crate::partitions::DataFile> =
-        listing.files.iter().filter(|f| spans[f.partition].is_some()).cloned().collect();
+    let spans: Vec<Option<crate::partitions::DayRange>> = listing
+        .partitions
+        .iter()
+        .map(crate::partitions::partition_days)
+        .collect();
+    let dated: Vec<crate::partitions::DataFile> = listing
+        .files
+        .iter()
+        .filter(|f| spans[f.partition].is_some())
+        .cloned()
+        .collect();
     if dated.is_empty() {
         return Ok(None);
     }
     let store = ctx.stores.get(&info.location)?;
-    let bounds = ctx.footers.day_bounds(&store, &info, &dated, &column).await?;
-    let inside = dated.iter().zip(&bounds).all(|(file, bounds)| {
-        match (bounds, spans[file.partition]) {
-            (Some((lo, hi)), Some(span)) => span.lo.is_some_and(|s| s <= *lo) && span.hi.is_some_and(|e| *hi <= e),
-            _ => false,
-        }
-    });
+    let bounds = ctx
+        .footers
+        .day_bounds(&store, &info, &dated, &column)
+        .await?;
+    let inside =
+        dated
+            .iter()
+            .zip(&bounds)
+            .all(|(file, bounds)| match (bounds, spans[file.partition]) {
+                (Some((lo, hi)), Some(span)) => {
+                    span.lo.is_some_and(|s| s <= *lo) && span.hi.is_some_and(|e| *hi <= e)
+                }
+                _ => false,
+            });
     Ok(inside.then_some(column))
 }
 
@@ -213,15 +228,24 @@ impl CatalogProvider for HiveCatalog {
         name: &str,
         _schema: Arc<dyn SchemaProvider>,
     ) -> DfResult<Option<Arc<dyn SchemaProvider>>> {
-        self.create_schema(name, &TableProperties::default()).map_err(df)?;
+        self.create_schema(name, &TableProperties::default())
+            .map_err(df)?;
         Ok(None)
     }
 
-    fn deregister_schema(&self, name: &str, cascade: bool) -> DfResult<Option<Arc<dyn SchemaProvider>>> {
+    fn deregister_schema(
+        &self,
+        name: &str,
+        cascade: bool,
+    ) -> DfResult<Option<Arc<dyn SchemaProvider>>> {
         if cascade {
-            return Err(DataFusionError::NotImplemented("DROP SCHEMA … CASCADE is not supported for Hive catalogs".into()));
+            return Err(DataFusionError::NotImplemented(
+                "DROP SCHEMA … CASCADE is not supported for Hive catalogs".into(),
+            ));
         }
-        let Some(schema) = self.schema(name) else { return Ok(None) };
+        let Some(schema) = self.schema(name) else {
+            return Ok(None);
+        };
         let ctx = Arc::clone(&self.ctx);
         let name = name.to_owned();
         self.ctx
@@ -255,18 +279,36 @@ impl HiveSchema {
         format!("{}.{}.{table}", self.ctx.catalog(), self.name)
     }
 
-    fn hive_table(&self, table: &str, metadata: &crate::metastore::TableMetadata) -> Result<HiveTable> {
-        let info = TableInfo::from_metadata(self.qualified(table), metadata, self.ctx.table_dir(&self.name, table))?;
-        Ok(HiveTable::new(Arc::clone(&self.ctx), &self.name, table, info))
+    fn hive_table(
+        &self,
+        table: &str,
+        metadata: &crate::metastore::TableMetadata,
+    ) -> Result<HiveTable> {
+        let info = TableInfo::from_metadata(
+            self.qualified(table),
+            metadata,
+            self.ctx.table_dir(&self.name, table),
+        )?;
+        Ok(HiveTable::new(
+            Arc::clone(&self.ctx),
+            &self.name,
+            table,
+            info,
+        ))
     }
 
     /// A Hive or Delta table.
     async fn load(&self, table: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        let Some(metadata) = self.metadata(table).await? else { return Ok(None) };
+        let Some(metadata) = self.metadata(table).await? else {
+            return Ok(None);
+        };
         if !crate::delta::is_delta(&metadata) {
             return Ok(Some(Arc::new(self.hive_table(table, &metadata)?)));
         }
-        let location = match (&metadata.external_location, metadata.parameters.get(crate::table_info::LOCATION)) {
+        let location = match (
+            &metadata.external_location,
+            metadata.parameters.get(crate::table_info::LOCATION),
+        ) {
             (Some(l), _) | (None, Some(l)) => crate::storage::Location::parse(l)?,
             (None, None) => self.ctx.table_dir(&self.name, table),
         };
@@ -283,7 +325,9 @@ impl HiveSchema {
     /// A Hive table (for `$partitions`); Delta tables have none.
     async fn load_hive(&self, table: &str) -> Result<Option<HiveTable>> {
         match self.metadata(table).await? {
-            Some(metadata) if !crate::delta::is_delta(&metadata) => self.hive_table(table, &metadata).map(Some),
+            Some(metadata) if !crate::delta::is_delta(&metadata) => {
+                self.hive_table(table, &metadata).map(Some)
+            }
             _ => Ok(None),
         }
     }
@@ -304,7 +348,9 @@ impl SchemaProvider for HiveSchema {
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         if let Some(base) = name.strip_suffix(PARTITIONS_SUFFIX) {
-            let Some(table) = self.load_hive(base).await.map_err(df)? else { return Ok(None) };
+            let Some(table) = self.load_hive(base).await.map_err(df)? else {
+                return Ok(None);
+            };
             return partitions_table(&table).await.map(Some);
         }
         self.load(name).await.map_err(df)
@@ -314,15 +360,29 @@ impl SchemaProvider for HiveSchema {
         let ctx = Arc::clone(&self.ctx);
         let (schema, name) = (self.name.clone(), name.to_owned());
         matches!(
-            self.ctx.block_on(async move { ctx.metastore.table(&schema, &name).await.map(|t| t.is_some()) }),
+            self.ctx.block_on(async move {
+                ctx.metastore
+                    .table(&schema, &name)
+                    .await
+                    .map(|t| t.is_some())
+            }),
             Ok(true)
         )
     }
 
     /// `CREATE TABLE` without properties: a managed table in the catalog's default format.
-    fn register_table(&self, name: String, table: Arc<dyn TableProvider>) -> DfResult<Option<Arc<dyn TableProvider>>> {
+    fn register_table(
+        &self,
+        name: String,
+        table: Arc<dyn TableProvider>,
+    ) -> DfResult<Option<Arc<dyn TableProvider>>> {
         HiveCatalog::new(Arc::clone(&self.ctx))
-            .create_table(&self.name, &name, &table.schema(), &TableProperties::default())
+            .create_table(
+                &self.name,
+                &name,
+                &table.schema(),
+                &TableProperties::default(),
+            )
             .map_err(df)?;
         Ok(None)
     }
@@ -367,7 +427,9 @@ async fn partitions_table(table: &HiveTable) -> DfResult<Arc<dyn TableProvider>>
             }
         }
         let schema = Arc::new(Schema::new(
-            keys.iter().map(|k| Field::new(k, DataType::Utf8, true)).collect::<Vec<_>>(),
+            keys.iter()
+                .map(|k| Field::new(k, DataType::Utf8, true))
+                .collect::<Vec<_>>(),
         ));
         let columns = keys
             .iter()
@@ -376,7 +438,12 @@ async fn partitions_table(table: &HiveTable) -> DfResult<Arc<dyn TableProvider>>
                     listing
                         .partitions
                         .iter()
-                        .map(|p| p.keys.iter().find(|(key, _)| key == k).and_then(|(_, v)| v.clone()))
+                        .map(|p| {
+                            p.keys
+                                .iter()
+                                .find(|(key, _)| key == k)
+                                .and_then(|(_, v)| v.clone())
+                        })
                         .collect::<Vec<_>>(),
                 )) as ArrayRef
             })
@@ -385,7 +452,9 @@ async fn partitions_table(table: &HiveTable) -> DfResult<Arc<dyn TableProvider>>
     } else {
         let schema = Arc::new(Schema::new(info.partition_fields.clone()));
         let columns = (0..info.partition_fields.len())
-            .map(|i| ScalarValue::iter_to_array(listing.partitions.iter().map(|p| p.values[i].clone())))
+            .map(|i| {
+                ScalarValue::iter_to_array(listing.partitions.iter().map(|p| p.values[i].clone()))
+            })
             .collect::<DfResult<Vec<_>>>()?;
         (schema, columns)
     };

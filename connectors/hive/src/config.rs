@@ -133,7 +133,8 @@ impl HiveConfig {
                 return Err(ConnectorError::MissingProperty {
                     path,
                     key: "hive.metastore.uri".into(),
-                    expected: "thrift://host:9083 (not supported yet: use hive.metastore=file)".into(),
+                    expected: "thrift://host:9083 (not supported yet: use hive.metastore=file)"
+                        .into(),
                 });
             }
             (_, _, Some(dir)) => MetastoreConfig::File {
@@ -142,14 +143,19 @@ impl HiveConfig {
                         crate::error::HiveError::InvalidLocation { reason, .. } => reason,
                         other => other.to_string(),
                     };
-                    invalid("hive.metastore.catalog.dir", &dir, &format!("s3://bucket/path, file:///path or a local path ({reason})"))
+                    invalid(
+                        "hive.metastore.catalog.dir",
+                        &dir,
+                        &format!("s3://bucket/path, file:///path or a local path ({reason})"),
+                    )
                 })?,
             },
             (_, None, None) => {
                 return Err(ConnectorError::MissingProperty {
                     path,
                     key: "hive.metastore.catalog.dir".into(),
-                    expected: "the file metastore's directory, s3://bucket/path or file:///path".into(),
+                    expected: "the file metastore's directory, s3://bucket/path or file:///path"
+                        .into(),
                 });
             }
         };
@@ -187,10 +193,11 @@ impl HiveConfig {
 fn catalog_dir(text: &str) -> crate::error::Result<Location> {
     let trimmed = text.trim();
     if !trimmed.contains("://") && !trimmed.starts_with('/') && !trimmed.is_empty() {
-        let cwd = std::env::current_dir().map_err(|e| crate::error::HiveError::InvalidLocation {
-            location: text.to_owned(),
-            reason: format!("cannot resolve a relative path: {e}"),
-        })?;
+        let cwd =
+            std::env::current_dir().map_err(|e| crate::error::HiveError::InvalidLocation {
+                location: text.to_owned(),
+                reason: format!("cannot resolve a relative path: {e}"),
+            })?;
         return Location::parse(&cwd.join(trimmed).display().to_string());
     }
     Location::parse(trimmed)
@@ -218,7 +225,11 @@ fn read_s3(
     if let Some(e) = &endpoint
         && url::Url::parse(e).is_err()
     {
-        return Err(invalid("hive.s3.endpoint", e, "a URL such as http://127.0.0.1:8333"));
+        return Err(invalid(
+            "hive.s3.endpoint",
+            e,
+            "a URL such as http://127.0.0.1:8333",
+        ));
     }
     Ok(S3Config {
         access_key,
@@ -257,7 +268,11 @@ pub fn parse_data_size(text: &str) -> Option<u64> {
         "TB" => 1 << 40,
         _ => return None,
     };
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
     Some((number * factor as f64) as u64)
 }
 

@@ -41,7 +41,11 @@ impl ConnectorFactory for DeltaLakeConnectorFactory {
     }
 }
 
-fn connector(kind: CatalogKind, catalog: &str, properties: &Properties) -> Result<Arc<dyn Connector>> {
+fn connector(
+    kind: CatalogKind,
+    catalog: &str,
+    properties: &Properties,
+) -> Result<Arc<dyn Connector>> {
     let config = HiveConfig::from_properties(catalog, properties)?;
     let ctx = Arc::new(HiveContext::new(kind, config)?);
     Ok(Arc::new(HiveConnector {
@@ -81,7 +85,9 @@ impl Connector for HiveConnector {
         columns: SchemaRef,
         properties: &TableProperties,
     ) -> Result<()> {
-        Ok(self.catalog.create_table(schema, table, &columns, properties)?)
+        Ok(self
+            .catalog
+            .create_table(schema, table, &columns, properties)?)
     }
 
     fn object_store(&self, url: &url::Url) -> Option<Result<Arc<dyn ObjectStore>>> {

@@ -23,7 +23,7 @@ use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
-use datafusion::common::{SchemaExt, ScalarValue, Statistics};
+use datafusion::common::{ScalarValue, SchemaExt, Statistics};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -32,10 +32,11 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 use datafusion_datasource::sink::{DataSink, DataSinkExec};
-use deltalake_core::kernel::engine::arrow_conversion::{TryIntoArrow, TryIntoKernel};
 use deltalake_core::kernel::StructType;
+use deltalake_core::kernel::engine::arrow_conversion::{TryIntoArrow, TryIntoKernel};
 use deltalake_core::logstore::{
-    LogStoreFactory, LogStoreRef, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
+    LogStoreFactory, LogStoreRef, ObjectStoreRef, StorageConfig, default_logstore,
+    logstore_factories,
 };
 use deltalake_core::operations::create::CreateBuilder;
 use deltalake_core::protocol::SaveMode;
@@ -58,7 +59,10 @@ pub const PROVIDER: &str = "spark.sql.sources.provider";
 
 /// Whether a metastore entry is a Delta table.
 pub fn is_delta(metadata: &TableMetadata) -> bool {
-    metadata.parameters.get(PROVIDER).is_some_and(|p| p.eq_ignore_ascii_case("delta"))
+    metadata
+        .parameters
+        .get(PROVIDER)
+        .is_some_and(|p| p.eq_ignore_ascii_case("delta"))
 }
 
 fn table_url(location: &Location) -> Result<url::Url> {
@@ -94,7 +98,12 @@ impl LogStoreFactory for ConditionalPutLogStores {
         location: &url::Url,
         options: &StorageConfig,
     ) -> deltalake_core::DeltaResult<LogStoreRef> {
-        Ok(default_logstore(prefixed_store, root_store, location, options))
+        Ok(default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
     }
 }
 
@@ -122,11 +131,9 @@ fn handle(ctx: &HiveContext, location: &Location, table: &str) -> Result<DeltaTa
 /// Loads the newest version of the Delta table at `location`.
 pub async fn open(ctx: &HiveContext, location: &Location, table: &str) -> Result<DeltaTable> {
     let mut delta = handle(ctx, location, table)?;
-    delta.load().await.map_err(|e| {
-        HiveError::BadData {
-            table: table.to_owned(),
-            message: format!("cannot read the Delta log at {location}: {e}"),
-        }
+    delta.load().await.map_err(|e| HiveError::BadData {
+        table: table.to_owned(),
+        message: format!("cannot read the Delta log at {location}: {e}"),
     })?;
     Ok(delta)
 }
@@ -154,7 +161,11 @@ pub async fn create_table(
                 for item in items {
                     match item {
                         PropertyValue::String(s) => partitioned_by.push(s.to_ascii_lowercase()),
-                        other => return Err(invalid(format!("partitioned_by must list column names, not {other}"))),
+                        other => {
+                            return Err(invalid(format!(
+                                "partitioned_by must list column names, not {other}"
+                            )));
+                        }
                     }
                 }
             }
@@ -167,7 +178,9 @@ pub async fn create_table(
     }
     for name in &partitioned_by {
         if columns.field_with_name(name).is_err() {
-            return Err(invalid(format!("partition column '{name}' is not a column of the table")));
+            return Err(invalid(format!(
+                "partition column '{name}' is not a column of the table"
+            )));
         }
     }
     let external = location.is_some();
@@ -181,7 +194,12 @@ pub async fn create_table(
     let existing = store
         .list_with_delimiter(Some(&log.path))
         .await
-        .map_err(|e| HiveError::storage(format!("table {qualified}: cannot use location '{location}'"), &e))?;
+        .map_err(|e| {
+            HiveError::storage(
+                format!("table {qualified}: cannot use location '{location}'"),
+                &e,
+            )
+        })?;
     let delta = if existing.objects.is_empty() {
         let kernel: StructType = columns
             .try_into_kernel()
@@ -202,7 +220,12 @@ pub async fn create_table(
                 return Err(invalid(format!(
                     "the Delta table at {location} has no column '{}' (it has: {})",
                     f.name(),
-                    found.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                    found
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
         }
@@ -228,9 +251,24 @@ pub async fn create_table(
     Ok(TableMetadata {
         writer_version: Some(format!("tributary {}", env!("CARGO_PKG_VERSION"))),
         owner: Some("tributary".into()),
-        table_type: if external { EXTERNAL_TABLE } else { MANAGED_TABLE }.to_owned(),
-        data_columns: arrow.fields().iter().filter(|f| !partition_columns.contains(f.name())).map(column).collect(),
-        partition_columns: arrow.fields().iter().filter(|f| partition_columns.contains(f.name())).map(column).collect(),
+        table_type: if external {
+            EXTERNAL_TABLE
+        } else {
+            MANAGED_TABLE
+        }
+        .to_owned(),
+        data_columns: arrow
+            .fields()
+            .iter()
+            .filter(|f| !partition_columns.contains(f.name()))
+            .map(column)
+            .collect(),
+        partition_columns: arrow
+            .fields()
+            .iter()
+            .filter(|f| partition_columns.contains(f.name()))
+            .map(column)
+            .collect(),
         parameters,
         storage_format: None,
         serde_parameters: BTreeMap::new(),
@@ -239,7 +277,9 @@ pub async fn create_table(
 }
 
 fn arrow_schema(delta: &DeltaTable, table: &str) -> Result<Schema> {
-    let snapshot = delta.snapshot().map_err(|e| delta_error(table, "cannot read the Delta table", e))?;
+    let snapshot = delta
+        .snapshot()
+        .map_err(|e| delta_error(table, "cannot read the Delta table", e))?;
     let kernel = snapshot.schema();
     kernel
         .as_ref()
@@ -263,9 +303,15 @@ pub struct DeltaLakeTable {
 
 impl DeltaLakeTable {
     /// Loads a registered Delta table.
-    pub async fn load(ctx: Arc<HiveContext>, qualified: String, location: Location) -> Result<Self> {
+    pub async fn load(
+        ctx: Arc<HiveContext>,
+        qualified: String,
+        location: Location,
+    ) -> Result<Self> {
         let delta = open(&ctx, &location, &qualified).await?;
-        let snapshot = delta.snapshot().map_err(|e| delta_error(&qualified, "cannot read the Delta table", e))?;
+        let snapshot = delta
+            .snapshot()
+            .map_err(|e| delta_error(&qualified, "cannot read the Delta table", e))?;
         if snapshot
             .table_config()
             .column_mapping_mode
@@ -277,16 +323,32 @@ impl DeltaLakeTable {
         }
         let partition_columns: Vec<String> = snapshot.metadata().partition_columns().to_vec();
         let arrow = arrow_schema(&delta, &qualified)?;
-        let data: Vec<Field> = arrow.fields().iter().filter(|f| !partition_columns.contains(f.name())).map(|f| f.as_ref().clone()).collect();
+        let data: Vec<Field> = arrow
+            .fields()
+            .iter()
+            .filter(|f| !partition_columns.contains(f.name()))
+            .map(|f| f.as_ref().clone())
+            .collect();
         let partition_fields: Vec<FieldRef> = partition_columns
             .iter()
-            .filter_map(|name| arrow.field_with_name(name).ok().map(|f| Arc::new(f.clone())))
+            .filter_map(|name| {
+                arrow
+                    .field_with_name(name)
+                    .ok()
+                    .map(|f| Arc::new(f.clone()))
+            })
             .collect();
         let mut all = data.clone();
         all.extend(partition_fields.iter().map(|f| f.as_ref().clone()));
         let columns: Vec<String> = all
             .iter()
-            .map(|f| format!("   {} {}", f.name(), hive_type(f.data_type()).unwrap_or_else(|| f.data_type().to_string())))
+            .map(|f| {
+                format!(
+                    "   {} {}",
+                    f.name(),
+                    hive_type(f.data_type()).unwrap_or_else(|| f.data_type().to_string())
+                )
+            })
             .collect();
         let mut props = vec![format!("   location = '{location}'")];
         if !partition_columns.is_empty() {
@@ -333,16 +395,22 @@ impl DeltaLakeTable {
             for field in &self.partition_fields {
                 let value = match raw.get(field.name()).cloned().flatten() {
                     None => ScalarValue::try_from(field.data_type())?,
-                    Some(text) => ScalarValue::try_from_string(text.clone(), field.data_type()).map_err(|_| HiveError::BadData {
-                        table: self.qualified.clone(),
-                        message: format!("partition value '{text}' of '{}' is not a {}", field.name(), field.data_type()),
-                    })?,
+                    Some(text) => ScalarValue::try_from_string(text.clone(), field.data_type())
+                        .map_err(|_| HiveError::BadData {
+                            table: self.qualified.clone(),
+                            message: format!(
+                                "partition value '{text}' of '{}' is not a {}",
+                                field.name(),
+                                field.data_type()
+                            ),
+                        })?,
                 };
                 values.push(value);
             }
             rows += view.num_records().unwrap_or(0) as u64;
             let relative = view.object_store_path();
-            let location = object_store::path::Path::from(format!("{}/{relative}", self.location.path));
+            let location =
+                object_store::path::Path::from(format!("{}/{relative}", self.location.path));
             files.push(ScanFile {
                 meta: ObjectMeta {
                     location,
@@ -372,7 +440,10 @@ impl TableProvider for DeltaLakeTable {
         Some(&self.definition)
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         Ok(partitions::filter_pushdown(filters, &self.partition_fields))
     }
 
@@ -384,26 +455,47 @@ impl TableProvider for DeltaLakeTable {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let (files, rows) = self.files().await?;
-        let names: Vec<&str> = self.partition_fields.iter().map(|f| f.name().as_str()).collect();
-        let declared: Vec<Expr> = filters.iter().filter(|f| partitions::only_columns(f, &names)).cloned().collect();
+        let names: Vec<&str> = self
+            .partition_fields
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        let declared: Vec<Expr> = filters
+            .iter()
+            .filter(|f| partitions::only_columns(f, &names))
+            .cloned()
+            .collect();
         let as_partitions: Vec<Partition> = files
             .iter()
-            .map(|f| Partition { dir: String::new(), keys: vec![], values: f.partition_values.clone() })
+            .map(|f| Partition {
+                dir: String::new(),
+                keys: vec![],
+                values: f.partition_values.clone(),
+            })
             .collect();
-        let keep = partitions::prune_declared(state, &as_partitions, &self.partition_fields, &declared)?;
+        let keep =
+            partitions::prune_declared(state, &as_partitions, &self.partition_fields, &declared)?;
         let total = files.len();
-        let files: Vec<ScanFile> = files.into_iter().zip(keep).filter(|(_, k)| *k).map(|(f, _)| f).collect();
+        let files: Vec<ScanFile> = files
+            .into_iter()
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|(f, _)| f)
+            .collect();
         tracing::info!(table = %self.qualified, files = files.len(), files_listed = total, "delta scan");
         let mut statistics = Statistics::new_unknown(&self.schema);
         #[allow(clippy::cast_possible_truncation)]
         {
             statistics.num_rows = Precision::Inexact(rows as usize);
-            statistics.total_byte_size = Precision::Inexact(files.iter().map(|f| f.meta.size).sum::<u64>() as usize);
+            statistics.total_byte_size =
+                Precision::Inexact(files.iter().map(|f| f.meta.size).sum::<u64>() as usize);
         }
         file_scan(
             state,
             FileScan {
-                format: Arc::new(ParquetFormat::default().with_options(state.table_options().parquet.clone())),
+                format: Arc::new(
+                    ParquetFormat::default().with_options(state.table_options().parquet.clone()),
+                ),
                 store_url: self.location.store_url(self.ctx.catalog()),
                 data_schema: Arc::clone(&self.data_schema),
                 partition_fields: self.partition_fields.clone(),
@@ -454,7 +546,11 @@ struct DeltaSink {
 
 impl DisplayAs for DeltaSink {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DeltaSink: table={} location={}", self.qualified, self.location)
+        write!(
+            f,
+            "DeltaSink: table={} location={}",
+            self.qualified, self.location
+        )
     }
 }
 
@@ -464,7 +560,11 @@ impl DataSink for DeltaSink {
         &self.schema
     }
 
-    async fn write_all(&self, mut data: SendableRecordBatchStream, _context: &Arc<TaskContext>) -> DfResult<u64> {
+    async fn write_all(
+        &self,
+        mut data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> DfResult<u64> {
         let mut delta = open(&self.ctx, &self.location, &self.qualified).await?;
         let target: SchemaRef = Arc::new(arrow_schema(&delta, &self.qualified)?);
         // The table's columns in the log's order (partition columns may sit anywhere there).
@@ -480,10 +580,9 @@ impl DataSink for DeltaSink {
             let batch: RecordBatch = batch?;
             rows += batch.num_rows() as u64;
             let batch = tributary_connector::conform_batch(&batch.project(&order)?, &target)?;
-            writer
-                .write(batch)
-                .await
-                .map_err(|e| DataFusionError::from(delta_error(&self.qualified, "cannot write", e)))?;
+            writer.write(batch).await.map_err(|e| {
+                DataFusionError::from(delta_error(&self.qualified, "cannot write", e))
+            })?;
         }
         writer
             .flush_and_commit(&mut delta)

@@ -36,13 +36,23 @@ struct Footer {
 pub struct FooterCache(Mutex<HashMap<String, Footer>>);
 
 fn key(file: &DataFile) -> String {
-    format!("{}@{}@{}", file.meta.location, file.meta.size, file.meta.last_modified.timestamp_millis())
+    format!(
+        "{}@{}@{}",
+        file.meta.location,
+        file.meta.size,
+        file.meta.last_modified.timestamp_millis()
+    )
 }
 
 impl FooterCache {
     /// Reads (or recalls) the footers of `files`, checks them against the table, and returns
     /// their total row count.
-    pub async fn check(&self, store: &Arc<dyn ObjectStore>, info: &TableInfo, files: &[DataFile]) -> Result<u64> {
+    pub async fn check(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        info: &TableInfo,
+        files: &[DataFile],
+    ) -> Result<u64> {
         let footers = self.footers(store, info, files).await?;
         let mut rows = 0;
         for (path, footer) in &footers {
@@ -61,19 +71,42 @@ impl FooterCache {
         files: &[DataFile],
         column: &str,
     ) -> Result<Vec<Option<(i32, i32)>>> {
-        let footers: HashMap<String, Footer> = self.footers(store, info, files).await?.into_iter().collect();
+        let footers: HashMap<String, Footer> = self
+            .footers(store, info, files)
+            .await?
+            .into_iter()
+            .collect();
         Ok(files
             .iter()
-            .map(|f| footers.get(&key(f)).and_then(|footer| footer.days.get(column).copied()))
+            .map(|f| {
+                footers
+                    .get(&key(f))
+                    .and_then(|footer| footer.days.get(column).copied())
+            })
             .collect())
     }
 
-    async fn footers(&self, store: &Arc<dyn ObjectStore>, info: &TableInfo, files: &[DataFile]) -> Result<Vec<(String, Footer)>> {
+    async fn footers(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        info: &TableInfo,
+        files: &[DataFile],
+    ) -> Result<Vec<(String, Footer)>> {
         let known: HashMap<String, Footer> = {
-            let cache = self.0.lock().map_err(|_| HiveError::Metadata("footer cache poisoned".into()))?;
-            files.iter().filter_map(|f| cache.get(&key(f)).map(|v| (key(f), v.clone()))).collect()
+            let cache = self
+                .0
+                .lock()
+                .map_err(|_| HiveError::Metadata("footer cache poisoned".into()))?;
+            files
+                .iter()
+                .filter_map(|f| cache.get(&key(f)).map(|v| (key(f), v.clone())))
+                .collect()
         };
-        let missing: Vec<DataFile> = files.iter().filter(|f| !known.contains_key(&key(f))).cloned().collect();
+        let missing: Vec<DataFile> = files
+            .iter()
+            .filter(|f| !known.contains_key(&key(f)))
+            .cloned()
+            .collect();
         let read: Vec<(String, Footer)> = futures::stream::iter(missing)
             .map(|file| {
                 let (store, info) = (Arc::clone(store), info.clone());
@@ -95,12 +128,19 @@ impl FooterCache {
 /// Bytes read from a file's end on the first try (footers are usually smaller).
 const FOOTER_GUESS: u64 = 64 * 1024;
 
-async fn read_footer(store: &Arc<dyn ObjectStore>, info: &TableInfo, file: &DataFile) -> Result<(String, Footer)> {
+async fn read_footer(
+    store: &Arc<dyn ObjectStore>,
+    info: &TableInfo,
+    file: &DataFile,
+) -> Result<(String, Footer)> {
     let path = &file.meta.location;
     let size = file.meta.size;
     let invalid = |e: &dyn std::fmt::Display| HiveError::BadData {
         table: info.qualified.clone(),
-        message: format!("file {} is not a valid Parquet file: {e}", info.location.display_path(path)),
+        message: format!(
+            "file {} is not a valid Parquet file: {e}",
+            info.location.display_path(path)
+        ),
     };
     let mut want = FOOTER_GUESS.min(size);
     let mut reader = ParquetMetaDataReader::new();
@@ -108,10 +148,21 @@ async fn read_footer(store: &Arc<dyn ObjectStore>, info: &TableInfo, file: &Data
         let bytes = store
             .get_range(path, size - want..size)
             .await
-            .map_err(|e| HiveError::storage(format!("table {}: cannot read {}", info.qualified, info.location.display_path(path)), &e))?;
+            .map_err(|e| {
+                HiveError::storage(
+                    format!(
+                        "table {}: cannot read {}",
+                        info.qualified,
+                        info.location.display_path(path)
+                    ),
+                    &e,
+                )
+            })?;
         match reader.try_parse_sized(&bytes, size) {
             Ok(()) => break,
-            Err(ParquetError::NeedMoreData(needed)) if (needed as u64) > want && (needed as u64) <= size => {
+            Err(ParquetError::NeedMoreData(needed))
+                if (needed as u64) > want && (needed as u64) <= size =>
+            {
                 want = needed as u64;
             }
             Err(e) => return Err(invalid(&e)),
@@ -119,8 +170,11 @@ async fn read_footer(store: &Arc<dyn ObjectStore>, info: &TableInfo, file: &Data
     }
     let metadata = reader.finish().map_err(|e| invalid(&e))?;
     let file_metadata = metadata.file_metadata();
-    let schema = parquet_to_arrow_schema(file_metadata.schema_descr(), file_metadata.key_value_metadata())
-        .map_err(|e| invalid(&e))?;
+    let schema = parquet_to_arrow_schema(
+        file_metadata.schema_descr(),
+        file_metadata.key_value_metadata(),
+    )
+    .map_err(|e| invalid(&e))?;
     let rows = u64::try_from(file_metadata.num_rows()).unwrap_or(0);
     let mut days = HashMap::new();
     for field in schema.fields() {
@@ -150,19 +204,29 @@ async fn read_footer(store: &Arc<dyn ObjectStore>, info: &TableInfo, file: &Data
             days.insert(field.name().clone(), bounds);
         }
     }
-    Ok((key(file), Footer { schema: Arc::new(schema), rows, days }))
+    Ok((
+        key(file),
+        Footer {
+            schema: Arc::new(schema),
+            rows,
+            days,
+        },
+    ))
 }
 
 fn check_schema(info: &TableInfo, key: &str, footer: &Footer) -> Result<()> {
     for field in info.data_schema.fields() {
-        let Ok(found) = footer.schema.field_with_name(field.name()) else { continue };
+        let Ok(found) = footer.schema.field_with_name(field.name()) else {
+            continue;
+        };
         if !compatible(found.data_type(), field.data_type()) {
             let path = key.split('@').next().unwrap_or(key);
             return Err(HiveError::BadData {
                 table: info.qualified.clone(),
                 message: format!(
                     "file {} has column '{}' of type {}, but the table declares it {}",
-                    info.location.display_path(&object_store::path::Path::from(path)),
+                    info.location
+                        .display_path(&object_store::path::Path::from(path)),
                     field.name(),
                     hive_type(found.data_type()).unwrap_or_else(|| found.data_type().to_string()),
                     hive_type(field.data_type()).unwrap_or_else(|| field.data_type().to_string()),

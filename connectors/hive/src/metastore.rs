@@ -114,17 +114,19 @@ impl FileMetastore {
         self.schema_dir(schema).child(table)
     }
 
-    async fn read_json<T: for<'de> Deserialize<'de>>(&self, path: &Path) -> Result<Option<(T, UpdateVersion)>> {
+    async fn read_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &Path,
+    ) -> Result<Option<(T, UpdateVersion)>> {
         match self.store.get(path).await {
             Ok(got) => {
                 let version = UpdateVersion {
                     e_tag: got.meta.e_tag.clone(),
                     version: got.meta.version.clone(),
                 };
-                let bytes = got
-                    .bytes()
-                    .await
-                    .map_err(|e| HiveError::storage(format!("cannot read {}", self.root.display_path(path)), &e))?;
+                let bytes = got.bytes().await.map_err(|e| {
+                    HiveError::storage(format!("cannot read {}", self.root.display_path(path)), &e)
+                })?;
                 let value = serde_json::from_slice(&bytes).map_err(|e| {
                     HiveError::Metadata(format!(
                         "metastore file {} is not valid: {e}",
@@ -135,7 +137,11 @@ impl FileMetastore {
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(HiveError::storage(
-                format!("metastore {}: cannot read {}", self.root, self.root.display_path(path)),
+                format!(
+                    "metastore {}: cannot read {}",
+                    self.root,
+                    self.root.display_path(path)
+                ),
                 &e,
             )),
         }
@@ -152,18 +158,33 @@ impl FileMetastore {
         match self.store.put_opts(path, payload.clone(), options).await {
             Ok(_) => Ok(()),
             // The local file system has no conditional update: overwrite.
-            Err(object_store::Error::NotImplemented { .. }) if matches!(mode, PutMode::Update(_)) => {
+            Err(object_store::Error::NotImplemented { .. })
+                if matches!(mode, PutMode::Update(_)) =>
+            {
                 self.store
                     .put(path, payload)
                     .await
                     .map(|_| ())
-                    .map_err(|e| HiveError::storage(format!("cannot write {}", self.root.display_path(path)), &e))
+                    .map_err(|e| {
+                        HiveError::storage(
+                            format!("cannot write {}", self.root.display_path(path)),
+                            &e,
+                        )
+                    })
             }
             Err(e) => Err(match e {
-                object_store::Error::AlreadyExists { .. } => HiveError::Metadata("already exists".into()),
-                object_store::Error::Precondition { .. } => HiveError::Metadata("changed concurrently".into()),
+                object_store::Error::AlreadyExists { .. } => {
+                    HiveError::Metadata("already exists".into())
+                }
+                object_store::Error::Precondition { .. } => {
+                    HiveError::Metadata("changed concurrently".into())
+                }
                 e => HiveError::storage(
-                    format!("metastore {}: cannot write {}", self.root, self.root.display_path(path)),
+                    format!(
+                        "metastore {}: cannot write {}",
+                        self.root,
+                        self.root.display_path(path)
+                    ),
                     &e,
                 ),
             }),
@@ -176,17 +197,26 @@ impl FileMetastore {
             .store
             .list_with_delimiter(Some(&dir.path))
             .await
-            .map_err(|e| HiveError::storage(format!("metastore {}: cannot list {dir}", self.root), &e))?;
+            .map_err(|e| {
+                HiveError::storage(format!("metastore {}: cannot list {dir}", self.root), &e)
+            })?;
         let mut names = Vec::new();
         for prefix in listed.common_prefixes {
-            let Some(name) = prefix.filename() else { continue };
+            let Some(name) = prefix.filename() else {
+                continue;
+            };
             if name.starts_with('.') || name.starts_with('_') {
                 continue;
             }
             match self.store.head(&prefix.clone().join(marker)).await {
                 Ok(_) => names.push(name.to_owned()),
                 Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(HiveError::storage(format!("metastore {}: cannot read {prefix}", self.root), &e)),
+                Err(e) => {
+                    return Err(HiveError::storage(
+                        format!("metastore {}: cannot read {prefix}", self.root),
+                        &e,
+                    ));
+                }
             }
         }
         names.sort();
@@ -217,48 +247,76 @@ impl FileMetastore {
 
     /// Creates a schema; fails if it exists.
     pub async fn create_schema(&self, schema: &str, metadata: &SchemaMetadata) -> Result<()> {
-        self.write_json(&self.schema_dir(schema).file(SCHEMA_FILE), metadata, PutMode::Create)
-            .await
-            .map_err(|e| match e {
-                HiveError::Metadata(_) => HiveError::Metadata(format!("schema '{schema}' already exists")),
-                e => e,
-            })
+        self.write_json(
+            &self.schema_dir(schema).file(SCHEMA_FILE),
+            metadata,
+            PutMode::Create,
+        )
+        .await
+        .map_err(|e| match e {
+            HiveError::Metadata(_) => {
+                HiveError::Metadata(format!("schema '{schema}' already exists"))
+            }
+            e => e,
+        })
     }
 
     /// Drops an empty schema.
     pub async fn drop_schema(&self, schema: &str) -> Result<()> {
         if !self.tables(schema).await?.is_empty() {
-            return Err(HiveError::Metadata(format!("cannot drop schema '{schema}': it still has tables")));
+            return Err(HiveError::Metadata(format!(
+                "cannot drop schema '{schema}': it still has tables"
+            )));
         }
         let path = self.schema_dir(schema).file(SCHEMA_FILE);
         match self.store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(HiveError::storage(format!("cannot drop schema '{schema}'"), &e)),
+            Err(e) => Err(HiveError::storage(
+                format!("cannot drop schema '{schema}'"),
+                &e,
+            )),
         }
     }
 
     /// Table names of a schema.
     pub async fn tables(&self, schema: &str) -> Result<Vec<String>> {
-        self.children_with(&self.schema_dir(schema), TABLE_FILE).await
+        self.children_with(&self.schema_dir(schema), TABLE_FILE)
+            .await
     }
 
     /// A table's metadata and the version to update it from.
-    pub async fn table(&self, schema: &str, table: &str) -> Result<Option<(TableMetadata, UpdateVersion)>> {
-        self.read_json(&self.table_dir(schema, table).file(TABLE_FILE)).await
+    pub async fn table(
+        &self,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<(TableMetadata, UpdateVersion)>> {
+        self.read_json(&self.table_dir(schema, table).file(TABLE_FILE))
+            .await
     }
 
     /// Creates a table; fails if it exists.
-    pub async fn create_table(&self, schema: &str, table: &str, metadata: &TableMetadata) -> Result<()> {
+    pub async fn create_table(
+        &self,
+        schema: &str,
+        table: &str,
+        metadata: &TableMetadata,
+    ) -> Result<()> {
         if schema == DEFAULT_SCHEMA {
             // `default` exists implicitly; give it its file on first use.
             let _ = self.create_schema(schema, &SchemaMetadata::default()).await;
         }
-        self.write_json(&self.table_dir(schema, table).file(TABLE_FILE), metadata, PutMode::Create)
-            .await
-            .map_err(|e| match e {
-                HiveError::Metadata(_) => HiveError::Metadata(format!("table '{schema}.{table}' already exists")),
-                e => e,
-            })
+        self.write_json(
+            &self.table_dir(schema, table).file(TABLE_FILE),
+            metadata,
+            PutMode::Create,
+        )
+        .await
+        .map_err(|e| match e {
+            HiveError::Metadata(_) => {
+                HiveError::Metadata(format!("table '{schema}.{table}' already exists"))
+            }
+            e => e,
+        })
     }
 
     /// Changes a table's metadata with `change`, retrying if another writer changed it first.
@@ -270,11 +328,17 @@ impl FileMetastore {
     ) -> Result<()> {
         let path = self.table_dir(schema, table).file(TABLE_FILE);
         for _ in 0..20 {
-            let Some((mut metadata, version)) = self.read_json::<TableMetadata>(&path).await? else {
-                return Err(HiveError::Metadata(format!("table '{schema}.{table}' does not exist")));
+            let Some((mut metadata, version)) = self.read_json::<TableMetadata>(&path).await?
+            else {
+                return Err(HiveError::Metadata(format!(
+                    "table '{schema}.{table}' does not exist"
+                )));
             };
             change(&mut metadata);
-            match self.write_json(&path, &metadata, PutMode::Update(version)).await {
+            match self
+                .write_json(&path, &metadata, PutMode::Update(version))
+                .await
+            {
                 Err(HiveError::Metadata(m)) if m == "changed concurrently" => continue,
                 other => return other,
             }
@@ -289,7 +353,10 @@ impl FileMetastore {
         let path = self.table_dir(schema, table).file(TABLE_FILE);
         match self.store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(HiveError::storage(format!("cannot drop table '{schema}.{table}'"), &e)),
+            Err(e) => Err(HiveError::storage(
+                format!("cannot drop table '{schema}.{table}'"),
+                &e,
+            )),
         }
     }
 }
@@ -305,7 +372,12 @@ pub async fn delete_dir(store: &Arc<dyn ObjectStore>, dir: &Location) -> Result<
     for path in paths {
         match store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(HiveError::storage(format!("cannot delete {}", dir.display_path(&path)), &e)),
+            Err(e) => {
+                return Err(HiveError::storage(
+                    format!("cannot delete {}", dir.display_path(&path)),
+                    &e,
+                ));
+            }
         }
     }
     Ok(())

@@ -70,7 +70,12 @@ pub async fn list(store: &Arc<dyn ObjectStore>, request: &ListRequest<'_>) -> Re
         .list(Some(&location.path))
         .try_collect()
         .await
-        .map_err(|e| HiveError::storage(format!("table {}: cannot list {location}", request.table), &e))?;
+        .map_err(|e| {
+            HiveError::storage(
+                format!("table {}: cannot list {location}", request.table),
+                &e,
+            )
+        })?;
     let prefix_parts = location.path.parts().count();
     let mut listing = Listing::default();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
@@ -81,10 +86,17 @@ pub async fn list(store: &Arc<dyn ObjectStore>, request: &ListRequest<'_>) -> Re
             .skip(prefix_parts)
             .map(|p| p.as_ref().to_owned())
             .collect();
-        let Some((name, dirs)) = parts.split_last() else { continue };
+        let Some((name, dirs)) = parts.split_last() else {
+            continue;
+        };
         if meta.size == 0
-            || parts.iter().any(|p| p.starts_with('.') || p.starts_with('_'))
-            || request.pending.iter().any(|id| name.starts_with(&format!("{id}_")))
+            || parts
+                .iter()
+                .any(|p| p.starts_with('.') || p.starts_with('_'))
+            || request
+                .pending
+                .iter()
+                .any(|id| name.starts_with(&format!("{id}_")))
         {
             continue;
         }
@@ -103,13 +115,21 @@ pub async fn list(store: &Arc<dyn ObjectStore>, request: &ListRequest<'_>) -> Re
     Ok(listing)
 }
 
-fn parse_partition(request: &ListRequest<'_>, dir: &str, dirs: &[String], file: &Path) -> Result<Partition> {
+fn parse_partition(
+    request: &ListRequest<'_>,
+    dir: &str,
+    dirs: &[String],
+    file: &Path,
+) -> Result<Partition> {
     let keys: Vec<(String, Option<String>)> = dirs
         .iter()
         .filter_map(|d| d.split_once('='))
         .map(|(k, v)| {
             let v = unescape(v);
-            (unescape(k).to_ascii_lowercase(), (v != NULL_PARTITION).then_some(v))
+            (
+                unescape(k).to_ascii_lowercase(),
+                (v != NULL_PARTITION).then_some(v),
+            )
         })
         .collect();
     let mut values = Vec::with_capacity(request.partition_fields.len());
@@ -209,7 +229,9 @@ pub fn prune_declared(
     for filter in filters {
         let expr = state.create_physical_expr(filter.clone(), &df_schema)?;
         let result = expr.evaluate(&batch)?.into_array(batch.num_rows())?;
-        let Some(mask) = result.as_any().downcast_ref::<BooleanArray>() else { continue };
+        let Some(mask) = result.as_any().downcast_ref::<BooleanArray>() else {
+            continue;
+        };
         for (i, k) in keep.iter_mut().enumerate() {
             *k &= mask.is_valid(i) && mask.value(i);
         }
@@ -287,7 +309,10 @@ pub fn day_range(filters: &[Expr], column: &str) -> Option<DayRange> {
                 }
             }
             Expr::Between(b) if !b.negated && is_column(&b.expr, column) => {
-                tighten(literal_day(&b.low).map(|d| d.0), literal_day(&b.high).map(|d| d.0));
+                tighten(
+                    literal_day(&b.low).map(|d| d.0),
+                    literal_day(&b.high).map(|d| d.0),
+                );
             }
             _ => {}
         }
@@ -309,23 +334,42 @@ fn is_column(expr: &Expr, column: &str) -> bool {
 fn literal_day(expr: &Expr) -> Option<(i32, bool)> {
     let value = match expr {
         Expr::Literal(v, _) => v.clone(),
-        Expr::Cast(c) => return literal_day(&c.expr).filter(|_| matches!(c.field.data_type(), DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _))),
+        Expr::Cast(c) => {
+            return literal_day(&c.expr).filter(|_| {
+                matches!(
+                    c.field.data_type(),
+                    DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)
+                )
+            });
+        }
         _ => return None,
     };
     const DAY_MS: i64 = 86_400_000;
-    let from_ms = |ms: i64| (i32::try_from(ms.div_euclid(DAY_MS)).ok()?, Some(ms.rem_euclid(DAY_MS) == 0)).into_day();
+    let from_ms = |ms: i64| {
+        (
+            i32::try_from(ms.div_euclid(DAY_MS)).ok()?,
+            Some(ms.rem_euclid(DAY_MS) == 0),
+        )
+            .into_day()
+    };
     match value {
         ScalarValue::Date32(Some(d)) => Some((d, true)),
         ScalarValue::Date64(Some(ms)) => from_ms(ms),
         ScalarValue::TimestampSecond(Some(v), _) => from_ms(v.checked_mul(1000)?),
         ScalarValue::TimestampMillisecond(Some(v), _) => from_ms(v),
-        ScalarValue::TimestampMicrosecond(Some(v), _) => {
-            (i32::try_from(v.div_euclid(86_400_000_000)).ok()?, Some(v.rem_euclid(86_400_000_000) == 0)).into_day()
-        }
-        ScalarValue::TimestampNanosecond(Some(v), _) => {
-            (i32::try_from(v.div_euclid(86_400_000_000_000)).ok()?, Some(v.rem_euclid(86_400_000_000_000) == 0)).into_day()
-        }
-        ScalarValue::Utf8(Some(s)) => NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok().map(|d| (days(d), true)),
+        ScalarValue::TimestampMicrosecond(Some(v), _) => (
+            i32::try_from(v.div_euclid(86_400_000_000)).ok()?,
+            Some(v.rem_euclid(86_400_000_000) == 0),
+        )
+            .into_day(),
+        ScalarValue::TimestampNanosecond(Some(v), _) => (
+            i32::try_from(v.div_euclid(86_400_000_000_000)).ok()?,
+            Some(v.rem_euclid(86_400_000_000_000) == 0),
+        )
+            .into_day(),
+        ScalarValue::Utf8(Some(s)) => NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+            .ok()
+            .map(|d| (days(d), true)),
         _ => None,
     }
 }
@@ -353,9 +397,14 @@ pub fn partition_days(partition: &Partition) -> Option<DayRange> {
             .find(|(k, _)| names.contains(&k.as_str()))
             .and_then(|(_, v)| v.as_deref())
     };
-    if let Some(date) = key(&["date", "dt", "day_date"]).and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()) {
+    if let Some(date) =
+        key(&["date", "dt", "day_date"]).and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+    {
         let d = days(date);
-        return Some(DayRange { lo: Some(d), hi: Some(d) });
+        return Some(DayRange {
+            lo: Some(d),
+            hi: Some(d),
+        });
     }
     let year: i32 = key(&["year", "yr"])?.trim().parse().ok()?;
     let month: Option<u32> = key(&["month", "mon", "mm"]).and_then(|m| m.trim().parse().ok());
@@ -367,12 +416,22 @@ pub fn partition_days(partition: &Partition) -> Option<DayRange> {
         }
         (Some(m), None) => {
             let first = NaiveDate::from_ymd_opt(year, m, 1)?;
-            let next = if m == 12 { NaiveDate::from_ymd_opt(year + 1, 1, 1)? } else { NaiveDate::from_ymd_opt(year, m + 1, 1)? };
+            let next = if m == 12 {
+                NaiveDate::from_ymd_opt(year + 1, 1, 1)?
+            } else {
+                NaiveDate::from_ymd_opt(year, m + 1, 1)?
+            };
             (first, next.pred_opt()?)
         }
-        _ => (NaiveDate::from_ymd_opt(year, 1, 1)?, NaiveDate::from_ymd_opt(year, 12, 31)?),
+        _ => (
+            NaiveDate::from_ymd_opt(year, 1, 1)?,
+            NaiveDate::from_ymd_opt(year, 12, 31)?,
+        ),
     };
-    Some(DayRange { lo: Some(days(first)), hi: Some(days(last)) })
+    Some(DayRange {
+        lo: Some(days(first)),
+        hi: Some(days(last)),
+    })
 }
 
 /// Whether two day ranges overlap.
@@ -394,7 +453,9 @@ mod tests {
     use datafusion::prelude::{col, lit};
 
     fn date(s: &str) -> ScalarValue {
-        ScalarValue::Date32(Some(days(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default())))
+        ScalarValue::Date32(Some(days(
+            NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default(),
+        )))
     }
 
     #[test]
@@ -403,7 +464,10 @@ mod tests {
         let range = day_range(&filters, "order_date").unwrap_or(DayRange { lo: None, hi: None });
         let p = |y: &str, m: &str| Partition {
             dir: String::new(),
-            keys: vec![("year".into(), Some(y.into())), ("month".into(), Some(m.into()))],
+            keys: vec![
+                ("year".into(), Some(y.into())),
+                ("month".into(), Some(m.into())),
+            ],
             values: vec![],
         };
         let keep = |part: Partition| partition_days(&part).is_some_and(|d| overlaps(d, range));
@@ -412,7 +476,10 @@ mod tests {
         assert!(keep(p("2026", "1")));
         assert!(!keep(p("2025", "8")));
         assert!(!keep(p("2024", "12")));
-        let filters = vec![col("order_date").gt(lit(date("2025-08-31"))), col("order_date").lt(lit(date("2025-10-01")))];
+        let filters = vec![
+            col("order_date").gt(lit(date("2025-08-31"))),
+            col("order_date").lt(lit(date("2025-10-01"))),
+        ];
         let range = day_range(&filters, "order_date").unwrap_or(DayRange { lo: None, hi: None });
         let keep = |part: Partition| partition_days(&part).is_some_and(|d| overlaps(d, range));
         assert!(keep(p("2025", "9")));

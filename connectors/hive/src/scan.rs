@@ -64,8 +64,17 @@ pub async fn file_scan(
         };
         return Ok(Arc::new(EmptyExec::new(projected)));
     }
-    let splittable = scan.splittable && !scan.files.iter().any(|f| compressed(f.meta.location.as_ref()));
-    let groups = split_groups(&scan.files, scan.max_split_size, state.config().target_partitions(), splittable);
+    let splittable = scan.splittable
+        && !scan
+            .files
+            .iter()
+            .any(|f| compressed(f.meta.location.as_ref()));
+    let groups = split_groups(
+        &scan.files,
+        scan.max_split_size,
+        state.config().target_partitions(),
+        splittable,
+    );
     let source = scan.format.file_source(table_schema);
     let config = FileScanConfigBuilder::new(scan.store_url, source)
         .with_file_groups(groups)
@@ -82,7 +91,8 @@ fn split_groups(files: &[ScanFile], max: u64, groups: usize, splittable: bool) -
     let mut splits: Vec<(u64, PartitionedFile)> = Vec::new();
     for file in files {
         let size = file.meta.size;
-        let whole = PartitionedFile::new_from_meta(file.meta.clone()).with_partition_values(file.partition_values.clone());
+        let whole = PartitionedFile::new_from_meta(file.meta.clone())
+            .with_partition_values(file.partition_values.clone());
         if !splittable || size <= max {
             splits.push((size, whole));
             continue;
@@ -113,7 +123,9 @@ fn split_groups(files: &[ScanFile], max: u64, groups: usize, splittable: bool) -
 }
 
 fn compressed(name: &str) -> bool {
-    [".gz", ".bz2", ".xz", ".zst", ".zstd", ".snappy", ".lz4", ".deflate"]
-        .iter()
-        .any(|ext| name.ends_with(ext))
+    [
+        ".gz", ".bz2", ".xz", ".zst", ".zstd", ".snappy", ".lz4", ".deflate",
+    ]
+    .iter()
+    .any(|ext| name.ends_with(ext))
 }

@@ -46,7 +46,12 @@ pub struct HiveSink {
 
 impl HiveSink {
     /// A sink for one statement.
-    pub fn new(ctx: Arc<HiveContext>, schema_name: &str, table_name: &str, info: TableInfo) -> Self {
+    pub fn new(
+        ctx: Arc<HiveContext>,
+        schema_name: &str,
+        table_name: &str,
+        info: TableInfo,
+    ) -> Self {
         Self {
             ctx,
             schema_name: schema_name.to_owned(),
@@ -63,7 +68,12 @@ impl HiveSink {
                 let mut ids: Vec<String> = m
                     .parameters
                     .get(PENDING_WRITES)
-                    .map(|p| p.split(',').filter(|s| !s.is_empty() && *s != id).map(str::to_owned).collect())
+                    .map(|p| {
+                        p.split(',')
+                            .filter(|s| !s.is_empty() && *s != id)
+                            .map(str::to_owned)
+                            .collect()
+                    })
                     .unwrap_or_default();
                 if pending {
                     ids.push(id.clone());
@@ -71,7 +81,8 @@ impl HiveSink {
                 if ids.is_empty() {
                     m.parameters.remove(PENDING_WRITES);
                 } else {
-                    m.parameters.insert(PENDING_WRITES.to_owned(), ids.join(","));
+                    m.parameters
+                        .insert(PENDING_WRITES.to_owned(), ids.join(","));
                 }
             })
             .await
@@ -82,20 +93,32 @@ impl HiveSink {
         let prefix = format!("{id}_");
         let found: Vec<Path> = match store
             .list(Some(&self.info.location.path))
-            .try_filter(|m| futures::future::ready(m.location.filename().is_some_and(|f| f.starts_with(&prefix))))
+            .try_filter(|m| {
+                futures::future::ready(
+                    m.location
+                        .filename()
+                        .is_some_and(|f| f.starts_with(&prefix)),
+                )
+            })
             .map_ok(|m| m.location)
             .try_collect()
             .await
         {
             Ok(found) => found,
             Err(e) => {
-                tracing::warn!("table {}: cannot list the files of failed write {id}: {e}", self.info.qualified);
+                tracing::warn!(
+                    "table {}: cannot list the files of failed write {id}: {e}",
+                    self.info.qualified
+                );
                 return;
             }
         };
         for path in found {
             if let Err(e) = store.delete(&path).await {
-                tracing::warn!("table {}: cannot delete {path} of failed write {id}: {e}", self.info.qualified);
+                tracing::warn!(
+                    "table {}: cannot delete {path} of failed write {id}: {e}",
+                    self.info.qualified
+                );
             }
         }
     }
@@ -103,7 +126,11 @@ impl HiveSink {
 
 impl DisplayAs for HiveSink {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HiveSink: table={} location={}", self.info.qualified, self.info.location)
+        write!(
+            f,
+            "HiveSink: table={} location={}",
+            self.info.qualified, self.info.location
+        )
     }
 }
 
@@ -113,11 +140,20 @@ impl DataSink for HiveSink {
         &self.info.schema
     }
 
-    async fn write_all(&self, data: SendableRecordBatchStream, _context: &Arc<TaskContext>) -> DfResult<u64> {
+    async fn write_all(
+        &self,
+        data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> DfResult<u64> {
         let store = self.ctx.stores.get(&self.info.location)?;
         let id = write_id();
         self.set_pending(&id, true).await?;
-        let mut writers = Writers::new(Arc::clone(&store), &self.info, &id, self.ctx.config.target_max_file_size);
+        let mut writers = Writers::new(
+            Arc::clone(&store),
+            &self.info,
+            &id,
+            self.ctx.config.target_max_file_size,
+        );
         let written = writers.write_stream(data).await;
         let written = match written {
             Ok(rows) => writers.finish().await.map(|()| rows),
@@ -135,7 +171,10 @@ impl DataSink for HiveSink {
                 drop(writers);
                 self.remove_files(&store, &id).await;
                 if let Err(undo) = self.set_pending(&id, false).await {
-                    tracing::warn!("table {}: write {id} failed and stays pending: {undo}", self.info.qualified);
+                    tracing::warn!(
+                        "table {}: write {id} failed and stays pending: {undo}",
+                        self.info.qualified
+                    );
                 }
                 Err(e)
             }
@@ -200,7 +239,11 @@ impl Writers {
         let keys: Vec<StringArray> = (self.data_columns..batch.num_columns())
             .map(|i| {
                 let text = cast(batch.column(i), &DataType::Utf8)?;
-                Ok(text.as_any().downcast_ref::<StringArray>().cloned().unwrap_or_else(|| StringArray::from(vec![None::<&str>; batch.num_rows()])))
+                Ok(text
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .cloned()
+                    .unwrap_or_else(|| StringArray::from(vec![None::<&str>; batch.num_rows()])))
             })
             .collect::<DfResult<_>>()?;
         let mut order: Vec<String> = Vec::new();
@@ -212,7 +255,11 @@ impl Writers {
                 .iter()
                 .zip(&keys)
                 .map(|(f, k)| {
-                    let value = if k.is_null(row) { NULL_PARTITION.to_owned() } else { escape(k.value(row)) };
+                    let value = if k.is_null(row) {
+                        NULL_PARTITION.to_owned()
+                    } else {
+                        escape(k.value(row))
+                    };
                     format!("{}={value}", f.name())
                 })
                 .collect::<Vec<_>>()
@@ -246,7 +293,8 @@ impl Writers {
         let full = match self.open.get_mut(&dir) {
             Some(file) => {
                 file.writer.write(batch).await?;
-                (file.writer.bytes_written() + file.writer.in_progress_size()) as u64 >= self.target_size
+                (file.writer.bytes_written() + file.writer.in_progress_size()) as u64
+                    >= self.target_size
             }
             None => false,
         };

@@ -41,7 +41,9 @@ impl Location {
                 "s3" | "s3a" | "s3n" => {
                     let (bucket, path) = rest.split_once('/').unwrap_or((rest, ""));
                     if bucket.len() < 3 {
-                        return Err(invalid("the bucket name is missing or shorter than 3 characters"));
+                        return Err(invalid(
+                            "the bucket name is missing or shorter than 3 characters",
+                        ));
                     }
                     Ok(Self {
                         bucket: Some((scheme.to_ascii_lowercase(), bucket.to_owned())),

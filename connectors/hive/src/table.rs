@@ -11,12 +11,12 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::{SchemaExt, Statistics, stats::Precision};
+use datafusion::datasource::TableProvider;
 use datafusion::datasource::TableType;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
@@ -53,7 +53,12 @@ pub struct ScanSummary {
 
 impl HiveTable {
     /// A table of the catalog.
-    pub fn new(ctx: Arc<HiveContext>, schema_name: &str, table_name: &str, info: TableInfo) -> Self {
+    pub fn new(
+        ctx: Arc<HiveContext>,
+        schema_name: &str,
+        table_name: &str,
+        info: TableInfo,
+    ) -> Self {
         Self {
             ctx,
             schema_name: schema_name.to_owned(),
@@ -90,15 +95,29 @@ impl HiveTable {
     }
 
     /// The files a scan with `filters` reads.
-    pub async fn pruned(&self, state: &dyn Session, filters: &[Expr]) -> DfResult<(Listing, Vec<DataFile>, ScanSummary)> {
+    pub async fn pruned(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+    ) -> DfResult<(Listing, Vec<DataFile>, ScanSummary)> {
         let listing = self.listing().await?;
-        let names: Vec<&str> = self.info.partition_fields.iter().map(|f| f.name().as_str()).collect();
+        let names: Vec<&str> = self
+            .info
+            .partition_fields
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
         let declared: Vec<Expr> = filters
             .iter()
             .filter(|f| partitions::only_columns(f, &names))
             .cloned()
             .collect();
-        let mut keep = partitions::prune_declared(state, &listing.partitions, &self.info.partition_fields, &declared)?;
+        let mut keep = partitions::prune_declared(
+            state,
+            &listing.partitions,
+            &self.info.partition_fields,
+            &declared,
+        )?;
         if let Some(column) = self.info.derived_date_column()
             && let Some(range) = partitions::day_range(filters, column)
         {
@@ -108,9 +127,17 @@ impl HiveTable {
                 }
             }
         }
-        let files: Vec<DataFile> = listing.files.iter().filter(|f| keep[f.partition]).cloned().collect();
+        let files: Vec<DataFile> = listing
+            .files
+            .iter()
+            .filter(|f| keep[f.partition])
+            .cloned()
+            .collect();
         let summary = ScanSummary {
-            partitions: (listing.partitions.len(), keep.iter().filter(|k| **k).count()),
+            partitions: (
+                listing.partitions.len(),
+                keep.iter().filter(|k| **k).count(),
+            ),
             files: (listing.files.len(), files.len()),
             bytes: files.iter().map(|f| f.meta.size).sum(),
         };
@@ -120,7 +147,9 @@ impl HiveTable {
     fn file_format(&self, state: &dyn Session) -> DfResult<Arc<dyn FileFormat>> {
         let text = self.info.text;
         Ok(match self.info.format {
-            Format::Parquet => Arc::new(ParquetFormat::default().with_options(state.table_options().parquet.clone())),
+            Format::Parquet => Arc::new(
+                ParquetFormat::default().with_options(state.table_options().parquet.clone()),
+            ),
             Format::Csv | Format::Textfile => Arc::new(
                 CsvFormat::default()
                     .with_has_header(text.header)
@@ -153,8 +182,14 @@ impl TableProvider for HiveTable {
         Some(&self.info.definition)
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        Ok(partitions::filter_pushdown(filters, &self.info.partition_fields))
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(partitions::filter_pushdown(
+            filters,
+            &self.info.partition_fields,
+        ))
     }
 
     async fn scan(

@@ -98,7 +98,10 @@ pub struct TextOptions {
 fn field(column: &Column, table: &str) -> Result<Field> {
     let data_type = arrow_type(&column.hive_type).ok_or_else(|| HiveError::BadData {
         table: table.to_owned(),
-        message: format!("column '{}' has type '{}', which is not supported", column.name, column.hive_type),
+        message: format!(
+            "column '{}' has type '{}', which is not supported",
+            column.name, column.hive_type
+        ),
     })?;
     Ok(Field::new(&column.name, data_type, true))
 }
@@ -123,22 +126,33 @@ impl TableInfo {
         let data_schema = Arc::new(Schema::new(data.clone()));
         let mut all = data;
         all.extend(partition_fields.iter().map(|f| f.as_ref().clone()));
-        let format_name = metadata.storage_format.clone().unwrap_or_else(|| "PARQUET".into());
+        let format_name = metadata
+            .storage_format
+            .clone()
+            .unwrap_or_else(|| "PARQUET".into());
         let format = Format::parse(&format_name).ok_or_else(|| HiveError::BadData {
             table: qualified.clone(),
             message: format!("unknown storage format '{format_name}'"),
         })?;
         let external = metadata.table_type == EXTERNAL_TABLE;
-        let location = match (&metadata.external_location, metadata.parameters.get(LOCATION)) {
+        let location = match (
+            &metadata.external_location,
+            metadata.parameters.get(LOCATION),
+        ) {
             (Some(l), _) | (None, Some(l)) => Location::parse(l)?,
             (None, None) => default_location,
         };
         let serde = &metadata.serde_parameters;
         let char_of = |key: &str, default: u8| {
-            serde.get(key).and_then(|s| s.bytes().next()).unwrap_or(default)
+            serde
+                .get(key)
+                .and_then(|s| s.bytes().next())
+                .unwrap_or(default)
         };
         let text = TextOptions {
-            header: serde.get("skip.header.line.count").is_some_and(|v| v.trim() == "1"),
+            header: serde
+                .get("skip.header.line.count")
+                .is_some_and(|v| v.trim() == "1"),
             separator: if format == Format::Csv {
                 char_of("separatorChar", b',')
             } else {
@@ -150,7 +164,12 @@ impl TableInfo {
         let pending = metadata
             .parameters
             .get(PENDING_WRITES)
-            .map(|p| p.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .map(|p| {
+                p.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         let mut info = Self {
             qualified,
@@ -180,7 +199,11 @@ impl TableInfo {
         if self.date_column.is_some() || self.format != Format::Parquet {
             return None;
         }
-        let mut dates = self.data_schema.fields().iter().filter(|f| f.data_type() == &DataType::Date32);
+        let mut dates = self
+            .data_schema
+            .fields()
+            .iter()
+            .filter(|f| f.data_type() == &DataType::Date32);
         let first = dates.next()?;
         dates.next().is_none().then_some(first.name().as_str())
     }
@@ -201,7 +224,11 @@ impl TableInfo {
         }
         props.push(format!("   format = '{}'", self.format.name()));
         if !metadata.partition_columns.is_empty() {
-            let names: Vec<String> = metadata.partition_columns.iter().map(|c| format!("'{}'", c.name)).collect();
+            let names: Vec<String> = metadata
+                .partition_columns
+                .iter()
+                .map(|c| format!("'{}'", c.name))
+                .collect();
             props.push(format!("   partitioned_by = ARRAY[{}]", names.join(", ")));
         }
         if let Some(c) = &self.date_column {
@@ -254,13 +281,18 @@ pub fn new_table_metadata(
             None => Ok(None),
             Some(PropertyValue::String(s)) => Ok(Some(s.clone())),
             Some(PropertyValue::Number(n)) => Ok(Some(n.clone())),
-            Some(other) => Err(invalid(format!("property '{name}' must be a string, not {other}"))),
+            Some(other) => Err(invalid(format!(
+                "property '{name}' must be a string, not {other}"
+            ))),
         }
     };
     let format = match string("format")? {
         None => config.default_format,
         Some(name) => Format::parse(&name).ok_or_else(|| {
-            invalid(format!("unknown format '{name}': expected one of {}", Format::NAMES.join(", ")))
+            invalid(format!(
+                "unknown format '{name}': expected one of {}",
+                Format::NAMES.join(", ")
+            ))
         })?,
     };
     let partitioned_by: Vec<String> = match properties.get("partitioned_by") {
@@ -269,16 +301,26 @@ pub fn new_table_metadata(
             .iter()
             .map(|v| match v {
                 PropertyValue::String(s) => Ok(s.to_ascii_lowercase()),
-                other => Err(invalid(format!("partitioned_by must list column names as strings, not {other}"))),
+                other => Err(invalid(format!(
+                    "partitioned_by must list column names as strings, not {other}"
+                ))),
             })
             .collect::<Result<_>>()?,
-        Some(other) => return Err(invalid(format!("partitioned_by must be ARRAY['col', …], not {other}"))),
+        Some(other) => {
+            return Err(invalid(format!(
+                "partitioned_by must be ARRAY['col', …], not {other}"
+            )));
+        }
     };
     let mut data_columns = Vec::new();
     let mut partition_columns = Vec::new();
     for f in columns.fields() {
         let hive = hive_type(f.data_type()).ok_or_else(|| {
-            invalid(format!("column '{}' has type {}, which Hive tables cannot store", f.name(), f.data_type()))
+            invalid(format!(
+                "column '{}' has type {}, which Hive tables cannot store",
+                f.name(),
+                f.data_type()
+            ))
         })?;
         let column = Column {
             name: f.name().to_ascii_lowercase(),
@@ -289,35 +331,51 @@ pub fn new_table_metadata(
             partition_columns.push(column);
         } else {
             if !partition_columns.is_empty() {
-                return Err(invalid("partition columns must be the last columns of the table".into()));
+                return Err(invalid(
+                    "partition columns must be the last columns of the table".into(),
+                ));
             }
             data_columns.push(column);
         }
     }
     for name in &partitioned_by {
         if !partition_columns.iter().any(|c| &c.name == name) {
-            return Err(invalid(format!("partition column '{name}' is not a column of the table")));
+            return Err(invalid(format!(
+                "partition column '{name}' is not a column of the table"
+            )));
         }
     }
     let order: Vec<&String> = partition_columns.iter().map(|c| &c.name).collect();
     if order != partitioned_by.iter().collect::<Vec<_>>() {
-        return Err(invalid("partition columns must be listed in partitioned_by in table column order".into()));
+        return Err(invalid(
+            "partition columns must be listed in partitioned_by in table column order".into(),
+        ));
     }
     if data_columns.is_empty() {
-        return Err(invalid("a table needs at least one column that is not a partition column".into()));
+        return Err(invalid(
+            "a table needs at least one column that is not a partition column".into(),
+        ));
     }
     let mut parameters = BTreeMap::new();
     if let Some(column) = string("partition_date_column")? {
         let column = column.to_ascii_lowercase();
-        if !column.is_empty() && !data_columns.iter().any(|c| c.name == column && (c.hive_type == "date" || c.hive_type == "timestamp")) {
-            return Err(invalid(format!("partition_date_column '{column}' is not a DATE or TIMESTAMP column of the table")));
+        if !column.is_empty()
+            && !data_columns
+                .iter()
+                .any(|c| c.name == column && (c.hive_type == "date" || c.hive_type == "timestamp"))
+        {
+            return Err(invalid(format!(
+                "partition_date_column '{column}' is not a DATE or TIMESTAMP column of the table"
+            )));
         }
         parameters.insert(DATE_COLUMN.to_owned(), column);
     }
     let mut serde_parameters = BTreeMap::new();
     if let Some(n) = string("skip_header_line_count")? {
         if n != "0" && n != "1" {
-            return Err(invalid(format!("skip_header_line_count must be 0 or 1, not {n}")));
+            return Err(invalid(format!(
+                "skip_header_line_count must be 0 or 1, not {n}"
+            )));
         }
         serde_parameters.insert("skip.header.line.count".to_owned(), n);
     }
@@ -329,7 +387,9 @@ pub fn new_table_metadata(
     ] {
         if let Some(v) = string(property)? {
             if v.len() != 1 {
-                return Err(invalid(format!("{property} must be a single character, not '{v}'")));
+                return Err(invalid(format!(
+                    "{property} must be a single character, not '{v}'"
+                )));
             }
             serde_parameters.insert(key.to_owned(), v);
         }
@@ -337,7 +397,11 @@ pub fn new_table_metadata(
     let external_location = string("external_location")?
         .map(|l| Location::parse(&l).map(|l| l.to_string()))
         .transpose()?;
-    let table_type = if external_location.is_some() { EXTERNAL_TABLE } else { MANAGED_TABLE };
+    let table_type = if external_location.is_some() {
+        EXTERNAL_TABLE
+    } else {
+        MANAGED_TABLE
+    };
     if external_location.is_none()
         && let Some(base) = schema_location
     {

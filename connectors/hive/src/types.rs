@@ -31,7 +31,9 @@ pub fn hive_type(data_type: &DataType) -> Option<String> {
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "binary".into(),
         DataType::Date32 | DataType::Date64 => "date".into(),
         DataType::Timestamp(_, _) => "timestamp".into(),
-        DataType::List(f) | DataType::LargeList(f) => format!("array<{}>", hive_type(f.data_type())?),
+        DataType::List(f) | DataType::LargeList(f) => {
+            format!("array<{}>", hive_type(f.data_type())?)
+        }
         _ => return None,
     })
 }

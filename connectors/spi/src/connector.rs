@@ -57,8 +57,10 @@ pub trait Connector: Debug + Send + Sync {
     /// schema through the catalog provider; connectors that take properties override this.
     fn create_schema(&self, schema: &str, properties: &TableProperties) -> Result<()> {
         reject_properties(&properties.0, "schemas")?;
-        self.catalog_provider()
-            .register_schema(schema, Arc::new(datafusion::catalog::MemorySchemaProvider::new()))?;
+        self.catalog_provider().register_schema(
+            schema,
+            Arc::new(datafusion::catalog::MemorySchemaProvider::new()),
+        )?;
         Ok(())
     }
 

@@ -4,7 +4,8 @@
 
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
-    CreateTableOptions, Expr, SchemaName, SqlOption, Statement as SqlStatement, UnaryOperator, Value,
+    CreateTableOptions, Expr, SchemaName, SqlOption, Statement as SqlStatement, UnaryOperator,
+    Value,
 };
 use tributary_connector::{PropertyValue, TableProperties};
 
@@ -58,7 +59,9 @@ pub(crate) fn split(sql: &str) -> Result<Option<WithProperties>> {
             };
             Ok(Some(WithProperties::Table {
                 properties: convert(&options)?,
-                statement: Box::new(DfStatement::Statement(Box::new(SqlStatement::CreateTable(create)))),
+                statement: Box::new(DfStatement::Statement(Box::new(SqlStatement::CreateTable(
+                    create,
+                )))),
             }))
         }
         SqlStatement::CreateSchema {
@@ -72,10 +75,18 @@ pub(crate) fn split(sql: &str) -> Result<Option<WithProperties>> {
                     .0
                     .iter()
                     .filter_map(|p| p.as_ident())
-                    .map(|i| if i.quote_style.is_some() { i.value.clone() } else { i.value.to_lowercase() })
+                    .map(|i| {
+                        if i.quote_style.is_some() {
+                            i.value.clone()
+                        } else {
+                            i.value.to_lowercase()
+                        }
+                    })
                     .collect(),
                 SchemaName::UnnamedAuthorization(_) => {
-                    return Err(SchedulerError::InvalidQuery("CREATE SCHEMA needs a schema name".into()));
+                    return Err(SchedulerError::InvalidQuery(
+                        "CREATE SCHEMA needs a schema name".into(),
+                    ));
                 }
             };
             Ok(Some(WithProperties::Schema {
@@ -110,16 +121,27 @@ fn convert(options: &[SqlOption]) -> Result<TableProperties> {
 fn property_value(expr: &Expr) -> Option<PropertyValue> {
     Some(match expr {
         Expr::Value(v) => match &v.value {
-            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => PropertyValue::String(s.clone()),
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
+                PropertyValue::String(s.clone())
+            }
             Value::Number(n, _) => PropertyValue::Number(n.to_string()),
             Value::Boolean(b) => PropertyValue::Boolean(*b),
             _ => return None,
         },
-        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => match property_value(expr)? {
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match property_value(expr)? {
             PropertyValue::Number(n) => PropertyValue::Number(format!("-{n}")),
             _ => return None,
         },
-        Expr::Array(array) => PropertyValue::Array(array.elem.iter().map(property_value).collect::<Option<_>>()?),
+        Expr::Array(array) => PropertyValue::Array(
+            array
+                .elem
+                .iter()
+                .map(property_value)
+                .collect::<Option<_>>()?,
+        ),
         _ => return None,
     })
 }
@@ -133,11 +155,18 @@ mod tests {
         let sql = "CREATE TABLE hive.default.orders (order_id BIGINT, order_date DATE)
                    WITH (format = 'PARQUET', external_location = 's3a://your-bucket/orders/',
                          partitioned_by = ARRAY['year','month'], skip_header_line_count = 1)";
-        let Ok(Some(WithProperties::Table { statement, properties })) = split(sql) else {
+        let Ok(Some(WithProperties::Table {
+            statement,
+            properties,
+        })) = split(sql)
+        else {
             panic!("not split");
         };
         assert!(!statement.to_string().contains("WITH"), "{statement}");
-        assert_eq!(properties.get("format"), Some(&PropertyValue::String("PARQUET".into())));
+        assert_eq!(
+            properties.get("format"),
+            Some(&PropertyValue::String("PARQUET".into()))
+        );
         assert_eq!(
             properties.get("partitioned_by"),
             Some(&PropertyValue::Array(vec![
@@ -145,7 +174,10 @@ mod tests {
                 PropertyValue::String("month".into())
             ]))
         );
-        assert_eq!(properties.get("skip_header_line_count"), Some(&PropertyValue::Number("1".into())));
+        assert_eq!(
+            properties.get("skip_header_line_count"),
+            Some(&PropertyValue::Number("1".into()))
+        );
         let Ok(Some(WithProperties::Schema { name, .. })) =
             split("CREATE SCHEMA IF NOT EXISTS hive.Sales WITH (location = 's3://b/sales/')")
         else {

@@ -259,11 +259,7 @@ impl FlightSqlService for TributaryFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.session(&request).map_err(status)?;
-        self.metadata_info(
-            &query.into_builder().schema(),
-            query,
-            request.into_inner(),
-        )
+        self.metadata_info(&query.into_builder().schema(), query, request.into_inner())
     }
 
     async fn get_flight_info_schemas(
@@ -298,11 +294,7 @@ impl FlightSqlService for TributaryFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.session(&request).map_err(status)?;
-        self.metadata_info(
-            &query.into_builder().schema(),
-            query,
-            request.into_inner(),
-        )
+        self.metadata_info(&query.into_builder().schema(), query, request.into_inner())
     }
 
     async fn get_flight_info_sql_info(
