@@ -107,7 +107,12 @@ async fn find_table(
     ctx: &SessionContext,
     session: &Session,
     name: &[String],
-) -> Result<(String, String, String, Arc<dyn datafusion::catalog::TableProvider>)> {
+) -> Result<(
+    String,
+    String,
+    String,
+    Arc<dyn datafusion::catalog::TableProvider>,
+)> {
     let (table_name, schema_parts) = name
         .split_last()
         .ok_or_else(|| SchedulerError::InvalidQuery("table name expected".into()))?;
@@ -137,7 +142,10 @@ async fn show_create_table(
                 .iter()
                 .map(|f| format!("   {} {}", f.name(), trino_type_name(f.data_type())))
                 .collect();
-            format!("CREATE TABLE {catalog}.{schema}.{table_name} (\n{}\n)", columns.join(",\n"))
+            format!(
+                "CREATE TABLE {catalog}.{schema}.{table_name} (\n{}\n)",
+                columns.join(",\n")
+            )
         }
     };
     table(&["Create Table"], vec![vec![definition]])

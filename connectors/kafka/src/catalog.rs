@@ -8,10 +8,10 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, Session, TableProvider};
-use datafusion::common::stats::Precision;
 use datafusion::common::Statistics;
-use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::common::stats::Precision;
 use datafusion::datasource::sink::DataSinkExec;
+use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
@@ -70,18 +70,15 @@ impl CatalogProvider for KafkaCatalog {
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        self.schema_names()
-            .iter()
-            .any(|s| s == name)
-            .then(|| {
-                Arc::new(KafkaSchema {
-                    name: name.to_owned(),
-                    catalog: KafkaCatalog {
-                        client: self.client.clone(),
-                        descriptions: Arc::clone(&self.descriptions),
-                    },
-                }) as Arc<dyn SchemaProvider>
-            })
+        self.schema_names().iter().any(|s| s == name).then(|| {
+            Arc::new(KafkaSchema {
+                name: name.to_owned(),
+                catalog: KafkaCatalog {
+                    client: self.client.clone(),
+                    descriptions: Arc::clone(&self.descriptions),
+                },
+            }) as Arc<dyn SchemaProvider>
+        })
     }
 }
 
@@ -107,8 +104,7 @@ impl SchemaProvider for KafkaSchema {
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         let mut listing = self.catalog.descriptions.list();
-        let Some(description) = listing.tables.remove(&(self.name.clone(), name.to_owned()))
-        else {
+        let Some(description) = listing.tables.remove(&(self.name.clone(), name.to_owned())) else {
             if listing.problems.is_empty() {
                 return Ok(None);
             }

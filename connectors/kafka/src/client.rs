@@ -69,7 +69,10 @@ impl KafkaClient {
                 "socket.connection.setup.timeout.ms",
                 timeout_ms.clamp(1000, 2_147_483_647).to_string(),
             )
-            .set("socket.timeout.ms", timeout_ms.clamp(10, 300_000).to_string())
+            .set(
+                "socket.timeout.ms",
+                timeout_ms.clamp(10, 300_000).to_string(),
+            )
             .set("fetch.wait.max.ms", "100")
             .set("queued.max.messages.kbytes", "262144")
             .set("log_level", "3");
@@ -91,9 +94,9 @@ impl KafkaClient {
 
     /// A consumer for planning requests or reading one split.
     pub fn consumer(&self) -> Result<BaseConsumer> {
-        self.client_config()
-            .create::<BaseConsumer>()
-            .map_err(|e| self.broker_error("creating a Kafka client (check kafka.config.resources)", e))
+        self.client_config().create::<BaseConsumer>().map_err(|e| {
+            self.broker_error("creating a Kafka client (check kafka.config.resources)", e)
+        })
     }
 
     fn timeout(&self) -> Duration {
@@ -111,7 +114,9 @@ impl KafkaClient {
         };
         if let Some(err) = t.error() {
             let code: RDKafkaErrorCode = err.into();
-            if code == RDKafkaErrorCode::UnknownTopicOrPartition || code == RDKafkaErrorCode::UnknownTopic {
+            if code == RDKafkaErrorCode::UnknownTopicOrPartition
+                || code == RDKafkaErrorCode::UnknownTopic
+            {
                 return Err(self.missing(topic, table));
             }
             return Err(self.broker_error(format!("reading metadata of topic '{topic}'"), code));
@@ -164,12 +169,17 @@ impl KafkaClient {
         }
         let found = consumer
             .offsets_for_times(tpl, self.timeout())
-            .map_err(|e| self.broker_error(format!("looking up offsets by time in topic '{topic}'"), e))?;
+            .map_err(|e| {
+                self.broker_error(format!("looking up offsets by time in topic '{topic}'"), e)
+            })?;
         let mut result = HashMap::new();
         for e in found.elements() {
             if let Err(err) = e.error() {
                 return Err(self.broker_error(
-                    format!("looking up offsets by time in topic '{topic}' partition {}", e.partition()),
+                    format!(
+                        "looking up offsets by time in topic '{topic}' partition {}",
+                        e.partition()
+                    ),
                     err,
                 ));
             }

@@ -45,10 +45,11 @@ impl Connector for KafkaConnector {
     }
 
     fn decode_reader(&self, table: &[u8]) -> Result<Arc<dyn SplitReader>> {
-        let spec: TableSpec = serde_json::from_slice(table).map_err(|e| ConnectorError::Decode {
-            what: "kafka table",
-            reason: e.to_string(),
-        })?;
+        let spec: TableSpec =
+            serde_json::from_slice(table).map_err(|e| ConnectorError::Decode {
+                what: "kafka table",
+                reason: e.to_string(),
+            })?;
         Ok(Arc::new(KafkaReader::new(spec, self.client.clone())?))
     }
 }

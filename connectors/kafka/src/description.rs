@@ -168,13 +168,16 @@ impl TableDescription {
     }
 }
 
+/// A description file as last read: the table, or why it cannot be used.
+type Parsed = Arc<Result<TableDescription, String>>;
+
 /// The tables of a catalog, from `kafka.table-names` and the description directory.
 #[derive(Debug)]
 pub struct Descriptions {
     dir: PathBuf,
     default_schema: String,
     table_names: Vec<String>,
-    parsed: Mutex<HashMap<PathBuf, (SystemTime, Arc<Result<TableDescription, String>>)>>,
+    parsed: Mutex<HashMap<PathBuf, (SystemTime, Parsed)>>,
 }
 
 /// The tables found, and the description files that could not be used.
@@ -319,11 +322,19 @@ mod tests {
         );
         let listing = descriptions.list();
         assert_eq!(listing.tables.len(), 2);
-        assert!(listing.tables[&("default".into(), "orders".into())].message.is_none());
+        assert!(
+            listing.tables[&("default".into(), "orders".into())]
+                .message
+                .is_none()
+        );
         std::fs::write(dir.path().join("orders.json"), SEED).expect("write");
         std::fs::write(dir.path().join("broken.json"), "{").expect("write");
         let listing = descriptions.list();
-        assert!(listing.tables[&("default".into(), "orders".into())].message.is_some());
+        assert!(
+            listing.tables[&("default".into(), "orders".into())]
+                .message
+                .is_some()
+        );
         assert_eq!(listing.problems.len(), 1);
         assert!(listing.problems[0].contains("broken.json"));
     }

@@ -23,24 +23,39 @@ impl RowEncoder {
     pub fn new(group: &FieldGroup) -> Result<Self, String> {
         let mut positions = Vec::with_capacity(group.fields.len());
         for f in &group.fields {
-            let position = match group.format {
-                DataFormat::Csv => {
-                    let m = f.mapping.as_deref().unwrap_or_default().trim();
-                    (m.parse().map_err(|_| format!("field '{}': mapping '{m}' is not a column index", f.name))?, None)
-                }
-                DataFormat::Raw => {
-                    let m = f.mapping.as_deref().unwrap_or("0");
-                    match m.split_once(':') {
-                        Some((s, e)) => (
-                            s.trim().parse().map_err(|_| format!("field '{}': bad mapping '{m}'", f.name))?,
-                            Some(e.trim().parse().map_err(|_| format!("field '{}': bad mapping '{m}'", f.name))?),
-                        ),
-                        None => (m.trim().parse().map_err(|_| format!("field '{}': bad mapping '{m}'", f.name))?, None),
+            let position =
+                match group.format {
+                    DataFormat::Csv => {
+                        let m = f.mapping.as_deref().unwrap_or_default().trim();
+                        (
+                            m.parse().map_err(|_| {
+                                format!("field '{}': mapping '{m}' is not a column index", f.name)
+                            })?,
+                            None,
+                        )
                     }
-                }
-                DataFormat::Json | DataFormat::Dummy => (0, None),
-                DataFormat::Avro => return Err("writing avro is not supported yet".into()),
-            };
+                    DataFormat::Raw => {
+                        let m = f.mapping.as_deref().unwrap_or("0");
+                        match m.split_once(':') {
+                            Some((s, e)) => (
+                                s.trim().parse().map_err(|_| {
+                                    format!("field '{}': bad mapping '{m}'", f.name)
+                                })?,
+                                Some(e.trim().parse().map_err(|_| {
+                                    format!("field '{}': bad mapping '{m}'", f.name)
+                                })?),
+                            ),
+                            None => (
+                                m.trim().parse().map_err(|_| {
+                                    format!("field '{}': bad mapping '{m}'", f.name)
+                                })?,
+                                None,
+                            ),
+                        }
+                    }
+                    DataFormat::Json | DataFormat::Dummy => (0, None),
+                    DataFormat::Avro => return Err("writing avro is not supported yet".into()),
+                };
             positions.push(position);
         }
         Ok(Self {
@@ -77,9 +92,12 @@ impl RowEncoder {
                 let entry = node
                     .entry(s.to_owned())
                     .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
-                node = entry
-                    .as_object_mut()
-                    .ok_or_else(|| format!("field '{}': mapping '{mapping}' crosses another field", f.name))?;
+                node = entry.as_object_mut().ok_or_else(|| {
+                    format!(
+                        "field '{}': mapping '{mapping}' crosses another field",
+                        f.name
+                    )
+                })?;
             }
             node.insert(last.to_owned(), value);
         }
@@ -115,10 +133,17 @@ impl RowEncoder {
                 },
                 _ => {
                     let width = end.map(|e| e - start);
-                    let format = f.data_format.as_deref().unwrap_or("BYTE").to_ascii_uppercase();
+                    let format = f
+                        .data_format
+                        .as_deref()
+                        .unwrap_or("BYTE")
+                        .to_ascii_uppercase();
                     number_bytes(v, &format).ok_or_else(|| {
-                        format!("field '{}': value {v} cannot be written as raw {format}{}", f.name,
-                            width.map(|w| format!(" in {w} bytes")).unwrap_or_default())
+                        format!(
+                            "field '{}': value {v} cannot be written as raw {format}{}",
+                            f.name,
+                            width.map(|w| format!(" in {w} bytes")).unwrap_or_default()
+                        )
                     })?
                 }
             };
@@ -230,8 +255,9 @@ fn json_value(f: &FieldSpec, v: &ScalarValue) -> Result<serde_json::Value, Strin
     }
     Ok(match v {
         ScalarValue::Boolean(Some(b)) => (*b).into(),
-        ScalarValue::Float32(Some(x)) => serde_json::Number::from_f64(f64::from(*x))
-            .map_or(serde_json::Value::Null, Into::into),
+        ScalarValue::Float32(Some(x)) => {
+            serde_json::Number::from_f64(f64::from(*x)).map_or(serde_json::Value::Null, Into::into)
+        }
         ScalarValue::Float64(Some(x)) => {
             serde_json::Number::from_f64(*x).map_or(serde_json::Value::Null, Into::into)
         }
@@ -255,9 +281,9 @@ fn text(f: &FieldSpec, v: &ScalarValue) -> Option<String> {
         });
     }
     Some(match v {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-            s.clone()
-        }
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => s.clone(),
         ScalarValue::Binary(Some(b)) | ScalarValue::LargeBinary(Some(b)) => {
             String::from_utf8_lossy(b).into_owned()
         }

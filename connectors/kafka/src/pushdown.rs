@@ -36,7 +36,10 @@ impl NarrowingColumns {
     pub fn new(prefix: &str) -> Self {
         Self {
             partition: format!("{prefix}partition_id"),
-            offsets: [format!("{prefix}partition_offset"), format!("{prefix}offset")],
+            offsets: [
+                format!("{prefix}partition_offset"),
+                format!("{prefix}offset"),
+            ],
             timestamp: format!("{prefix}timestamp"),
         }
     }
@@ -188,8 +191,13 @@ mod tests {
         let cols = NarrowingColumns::new("_");
         let b = cols.bounds(&[
             col("_partition_id").in_list(vec![lit(2_i64), lit(0_i64)], false),
-            col("_offset").gt_eq(lit(10_i64)).and(col("_partition_offset").lt(lit(20_i64))),
-            col("_timestamp").gt_eq(lit(ScalarValue::TimestampNanosecond(Some(1_500_000_000), None))),
+            col("_offset")
+                .gt_eq(lit(10_i64))
+                .and(col("_partition_offset").lt(lit(20_i64))),
+            col("_timestamp").gt_eq(lit(ScalarValue::TimestampNanosecond(
+                Some(1_500_000_000),
+                None,
+            ))),
             col("quantity").gt(lit(5)),
         ]);
         assert_eq!(b.partitions, Some(vec![(0, 0), (2, 2)]));

@@ -71,10 +71,7 @@ pub fn plan_splits(ranges: &[OffsetRange], per_split: u64) -> Vec<SplitInfo> {
 }
 
 /// Intersects each partition's readable offsets with the allowed offsets.
-pub fn offset_ranges(
-    partitions: &[PartitionOffsets],
-    allowed: &[(i64, i64)],
-) -> Vec<OffsetRange> {
+pub fn offset_ranges(partitions: &[PartitionOffsets], allowed: &[(i64, i64)]) -> Vec<OffsetRange> {
     let mut out = Vec::new();
     for p in partitions {
         for (lo, hi) in allowed {
@@ -111,10 +108,12 @@ impl KafkaReader {
         let decoder = |group: Option<&crate::description::FieldGroup>| {
             group
                 .map(|g| {
-                    RowDecoder::new(g).map(Arc::new).map_err(|e| KafkaError::Description {
-                        path: spec.qualified_name().into(),
-                        message: e,
-                    })
+                    RowDecoder::new(g)
+                        .map(Arc::new)
+                        .map_err(|e| KafkaError::Description {
+                            path: spec.qualified_name().into(),
+                            message: e,
+                        })
                 })
                 .transpose()
         };
@@ -173,7 +172,10 @@ impl SplitReader for KafkaReader {
             client: self.client.clone(),
             topic: self.spec.description.topic.clone(),
             range,
-            columns: projection.iter().map(|i| self.columns[*i].clone()).collect(),
+            columns: projection
+                .iter()
+                .map(|i| self.columns[*i].clone())
+                .collect(),
             key: self.key.clone(),
             message: self.message.clone(),
             schema,
@@ -229,7 +231,11 @@ impl SplitTask {
         let consumer: BaseConsumer = self.client.consumer().map_err(DataFusionError::from)?;
         let mut assignment = TopicPartitionList::new();
         assignment
-            .add_partition_offset(&self.topic, self.range.partition, Offset::Offset(self.range.start))
+            .add_partition_offset(
+                &self.topic,
+                self.range.partition,
+                Offset::Offset(self.range.start),
+            )
             .and_then(|()| consumer.assign(&assignment))
             .map_err(|e| DataFusionError::from(self.client.broker_error(self.what(), e)))?;
         // Decode only the parts a projected column needs; but when any field of a part is
@@ -247,7 +253,11 @@ impl SplitTask {
         let mut builders = self.builders();
         let mut rows = 0usize;
         let mut produced = 0usize;
-        let patience = self.client.config().connect_timeout.max(Duration::from_secs(1));
+        let patience = self
+            .client
+            .config()
+            .connect_timeout
+            .max(Duration::from_secs(1));
         let mut last_progress = Instant::now();
         let last = self.range.end - 1;
         loop {
@@ -267,7 +277,9 @@ impl SplitTask {
                 Err(e) if is_partition_eof(&e) => break,
                 Err(e) => {
                     if last_progress.elapsed() > patience {
-                        return Err(DataFusionError::from(self.client.broker_error(self.what(), e)));
+                        return Err(DataFusionError::from(
+                            self.client.broker_error(self.what(), e),
+                        ));
                     }
                     continue;
                 }
@@ -315,8 +327,9 @@ impl SplitTask {
                             }
                             Internal::Headers => {
                                 match msg.headers() {
-                                    Some(h) => builder
-                                        .append_headers(h.iter().map(|h| (h.key, h.value))),
+                                    Some(h) => {
+                                        builder.append_headers(h.iter().map(|h| (h.key, h.value)))
+                                    }
                                     None => builder.append_headers(std::iter::empty()),
                                 }
                                 continue;
@@ -383,20 +396,43 @@ mod tests {
     #[test]
     fn splits_and_ranges() {
         let parts = [
-            PartitionOffsets { partition: 0, low: 0, high: 250 },
-            PartitionOffsets { partition: 1, low: 100, high: 120 },
+            PartitionOffsets {
+                partition: 0,
+                low: 0,
+                high: 250,
+            },
+            PartitionOffsets {
+                partition: 1,
+                low: 100,
+                high: 120,
+            },
         ];
         let ranges = offset_ranges(&parts, &[(i64::MIN, i64::MAX)]);
         let splits = plan_splits(&ranges, 100);
         let names: Vec<_> = splits.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["p0/0-100", "p0/100-200", "p0/200-250", "p1/100-120"]);
+        assert_eq!(
+            names,
+            ["p0/0-100", "p0/100-200", "p0/200-250", "p1/100-120"]
+        );
         let narrowed = offset_ranges(&parts, &[(110, 114), (240, 300)]);
         assert_eq!(
             narrowed,
             vec![
-                OffsetRange { partition: 0, start: 110, end: 115 },
-                OffsetRange { partition: 0, start: 240, end: 250 },
-                OffsetRange { partition: 1, start: 110, end: 115 },
+                OffsetRange {
+                    partition: 0,
+                    start: 110,
+                    end: 115
+                },
+                OffsetRange {
+                    partition: 0,
+                    start: 240,
+                    end: 250
+                },
+                OffsetRange {
+                    partition: 1,
+                    start: 110,
+                    end: 115
+                },
             ]
         );
         assert_eq!(OffsetRange::parse("p1/110-115"), Some(narrowed[2]));

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
-    Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder, ListBuilder,
-    MapBuilder, MapFieldNames, StringBuilder, Time64MicrosecondBuilder,
-    TimestampMicrosecondBuilder, TimestampMillisecondBuilder,
+    Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder, ListBuilder, MapBuilder,
+    MapFieldNames, StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+    TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{DataType, TimeUnit};
 
@@ -29,7 +29,7 @@ pub(crate) enum ColumnBuilder {
     Time(Time64MicrosecondBuilder),
     TsMillis(TimestampMillisecondBuilder),
     TsMicros(TimestampMicrosecondBuilder),
-    Headers(MapBuilder<StringBuilder, ListBuilder<BinaryBuilder>>),
+    Headers(Box<MapBuilder<StringBuilder, ListBuilder<BinaryBuilder>>>),
 }
 
 impl ColumnBuilder {
@@ -57,7 +57,7 @@ impl ColumnBuilder {
             DataType::Timestamp(_, tz) => Self::TsMillis(
                 TimestampMillisecondBuilder::with_capacity(capacity).with_timezone_opt(tz.clone()),
             ),
-            DataType::Map(..) => Self::Headers(MapBuilder::new(
+            DataType::Map(..) => Self::Headers(Box::new(MapBuilder::new(
                 Some(MapFieldNames {
                     entry: "entries".into(),
                     key: "keys".into(),
@@ -65,7 +65,7 @@ impl ColumnBuilder {
                 }),
                 StringBuilder::new(),
                 ListBuilder::new(BinaryBuilder::new()),
-            )),
+            ))),
             _ => Self::Utf8(StringBuilder::with_capacity(capacity, capacity * 16)),
         }
     }

@@ -36,7 +36,11 @@ pub struct KafkaSink {
 
 impl KafkaSink {
     /// A sink for `spec`'s topic.
-    pub fn new(client: KafkaClient, spec: Arc<TableSpec>, schema: SchemaRef) -> Result<Self, KafkaError> {
+    pub fn new(
+        client: KafkaClient,
+        spec: Arc<TableSpec>,
+        schema: SchemaRef,
+    ) -> Result<Self, KafkaError> {
         let columns = spec.columns()?;
         Ok(Self {
             client,
@@ -61,7 +65,12 @@ impl KafkaSink {
 
 impl DisplayAs for KafkaSink {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KafkaSink: table={}, topic={}", self.table(), self.spec.description.topic)
+        write!(
+            f,
+            "KafkaSink: table={}, topic={}",
+            self.table(),
+            self.spec.description.topic
+        )
     }
 }
 
@@ -102,15 +111,18 @@ impl DataSink for KafkaSink {
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
             .set("message.timeout.ms", "30000");
-        let producer: FutureProducer = config
-            .create()
-            .map_err(|e| DataFusionError::from(self.client.broker_error("creating a producer", e)))?;
+        let producer: FutureProducer = config.create().map_err(|e| {
+            DataFusionError::from(self.client.broker_error("creating a producer", e))
+        })?;
         let topic = description.topic.as_str();
         let mut written = 0u64;
         while let Some(batch) = data.next().await {
             let batch = batch?;
             let pick = |indices: &[usize]| -> Vec<arrow::array::ArrayRef> {
-                indices.iter().map(|i| Arc::clone(batch.column(*i))).collect()
+                indices
+                    .iter()
+                    .map(|i| Arc::clone(batch.column(*i)))
+                    .collect()
             };
             let (keys, messages) = (pick(&key_columns), pick(&message_columns));
             let mut deliveries = Vec::with_capacity(batch.num_rows());
@@ -133,7 +145,8 @@ impl DataSink for KafkaSink {
                     record = record.payload(p);
                 }
                 if let Some(i) = partition_column.first()
-                    && let ScalarValue::Int64(Some(p)) = ScalarValue::try_from_array(batch.column(*i), row)?
+                    && let ScalarValue::Int64(Some(p)) =
+                        ScalarValue::try_from_array(batch.column(*i), row)?
                 {
                     record = record.partition(i32::try_from(p).map_err(|_| {
                         self.encode_error("_partition_id", format!("{p} is not a partition"))
@@ -177,7 +190,10 @@ impl DataSink for KafkaSink {
                     Err(_) => {
                         return Err(self
                             .client
-                            .broker_error(format!("writing to topic '{topic}'"), "the producer was closed")
+                            .broker_error(
+                                format!("writing to topic '{topic}'"),
+                                "the producer was closed",
+                            )
                             .into());
                     }
                 }

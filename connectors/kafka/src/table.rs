@@ -133,7 +133,11 @@ impl TableSpec {
                 let field = Field::new(&f.name, f.ty.arrow(), true);
                 columns.push(Column {
                     name: f.name.clone(),
-                    source: if is_key { Source::Key(i) } else { Source::Message(i) },
+                    source: if is_key {
+                        Source::Key(i)
+                    } else {
+                        Source::Message(i)
+                    },
                     field: if f.hidden { hide(field) } else { field },
                 });
             }
@@ -151,7 +155,10 @@ impl TableSpec {
             });
         }
         for (i, c) in columns.iter().enumerate() {
-            if let Some(other) = columns[..i].iter().find(|o| o.name.eq_ignore_ascii_case(&c.name)) {
+            if let Some(other) = columns[..i]
+                .iter()
+                .find(|o| o.name.eq_ignore_ascii_case(&c.name))
+            {
                 let what = match (other.source, c.source) {
                     (_, Source::Internal(_)) => format!(
                         "field '{}' has the name of an internal column (change the field's name or kafka.internal-column-prefix)",
@@ -160,8 +167,11 @@ impl TableSpec {
                     _ => format!("two fields are named '{}'", c.name),
                 };
                 return Err(KafkaError::Description {
-                    path: format!("table {}.{}", self.description.schema, self.description.table)
-                        .into(),
+                    path: format!(
+                        "table {}.{}",
+                        self.description.schema, self.description.table
+                    )
+                    .into(),
                     message: what,
                 });
             }

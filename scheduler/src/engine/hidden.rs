@@ -17,8 +17,8 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{
     ExcludeSelectItem, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, Statement as SqlStatement, TableFactor,
-    TableObject, VisitMut, VisitorMut, WildcardAdditionalOptions,
+    SelectItemQualifiedWildcardKind, SetExpr, Statement as SqlStatement, TableFactor, TableObject,
+    VisitMut, VisitorMut, WildcardAdditionalOptions,
 };
 use tributary_connector::is_hidden;
 
@@ -63,7 +63,11 @@ pub(crate) async fn exclude_hidden(
     let mut rewriter = Rewriter {
         state,
         hidden: &hidden,
-        normalize: state.config().options().sql_parser.enable_ident_normalization,
+        normalize: state
+            .config()
+            .options()
+            .sql_parser
+            .enable_ident_normalization,
     };
     visit(statement, &mut rewriter);
     Ok(())
@@ -144,9 +148,7 @@ impl Rewriter<'_> {
         let relations: Vec<Relation> = select
             .from
             .iter()
-            .flat_map(|t| {
-                std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation))
-            })
+            .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)))
             .map(|f| self.relation(f))
             .collect();
         if relations.iter().all(|r| r.hidden.is_empty()) {

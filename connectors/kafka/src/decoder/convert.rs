@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::datetime::DateFormat;
-use super::{DataFormat, Raw, Value};
+use super::{Corrupt, DataFormat, Raw, Value};
 use crate::types::ColumnType;
 
 /// How one field's value becomes its column's value.
@@ -38,7 +38,7 @@ impl Conversion {
     }
 
     /// Converts one value; `Err` = the message is corrupt.
-    pub fn convert<'a>(&self, raw: Raw<'a>) -> Result<Value<'a>, ()> {
+    pub fn convert<'a>(&self, raw: Raw<'a>) -> Result<Value<'a>, Corrupt> {
         if raw == Raw::Null {
             return Ok(Value::Null);
         }
@@ -48,7 +48,7 @@ impl Conversion {
                 Raw::Int(i) => Ok(Value::Bool(i != 0)),
                 Raw::Text(t) if t.eq_ignore_ascii_case("true") => Ok(Value::Bool(true)),
                 Raw::Text(t) if t.eq_ignore_ascii_case("false") => Ok(Value::Bool(false)),
-                _ => Err(()),
+                _ => Err(Corrupt),
             },
             ColumnType::TinyInt => integer(raw, i8::MIN.into(), i8::MAX.into()),
             ColumnType::SmallInt => integer(raw, i16::MIN.into(), i16::MAX.into()),
@@ -58,8 +58,8 @@ impl Conversion {
                 Raw::Int(i) => Ok(Value::Float(i as f64)),
                 Raw::UInt(u) => Ok(Value::Float(u as f64)),
                 Raw::Float(f) => Ok(Value::Float(f)),
-                Raw::Text(t) => t.trim().parse().map(Value::Float).map_err(|_| ()),
-                _ => Err(()),
+                Raw::Text(t) => t.trim().parse().map(Value::Float).map_err(|_| Corrupt),
+                _ => Err(Corrupt),
             },
             ColumnType::Decimal(p, s) => {
                 let text = match raw {
@@ -67,15 +67,17 @@ impl Conversion {
                     Raw::UInt(u) => u.to_string(),
                     Raw::Float(f) => f.to_string(),
                     Raw::Text(t) => t.trim().to_owned(),
-                    _ => return Err(()),
+                    _ => return Err(Corrupt),
                 };
-                parse_decimal(&text, p, s).map(Value::Decimal).ok_or(())
+                parse_decimal(&text, p, s)
+                    .map(Value::Decimal)
+                    .ok_or(Corrupt)
             }
             ColumnType::Varchar => match raw {
                 Raw::Text(t) => Ok(Value::Text(t)),
                 Raw::Bytes(b) => std::str::from_utf8(b)
                     .map(|s| Value::Text(Cow::Borrowed(s)))
-                    .map_err(|_| ()),
+                    .map_err(|_| Corrupt),
                 Raw::Bool(b) => Ok(Value::Text(Cow::Owned(b.to_string()))),
                 Raw::Int(i) => Ok(Value::Text(Cow::Owned(i.to_string()))),
                 Raw::UInt(u) => Ok(Value::Text(Cow::Owned(u.to_string()))),
@@ -87,7 +89,7 @@ impl Conversion {
                 Raw::Bytes(b) => Ok(Value::Bytes(Cow::Borrowed(b))),
                 Raw::Text(Cow::Borrowed(t)) => Ok(Value::Bytes(Cow::Borrowed(t.as_bytes()))),
                 Raw::Text(Cow::Owned(t)) => Ok(Value::Bytes(Cow::Owned(t.into_bytes()))),
-                _ => Err(()),
+                _ => Err(Corrupt),
             },
             ColumnType::Date
             | ColumnType::Time
@@ -97,15 +99,15 @@ impl Conversion {
     }
 }
 
-fn integer<'a>(raw: Raw<'_>, min: i64, max: i64) -> Result<Value<'a>, ()> {
+fn integer<'a>(raw: Raw<'_>, min: i64, max: i64) -> Result<Value<'a>, Corrupt> {
     let v = match raw {
         Raw::Int(i) => i,
         Raw::Float(f) if f.fract() == 0.0 && f >= min as f64 && f <= max as f64 => f as i64,
-        Raw::Text(t) => t.trim().parse::<i64>().map_err(|_| ())?,
-        _ => return Err(()),
+        Raw::Text(t) => t.trim().parse::<i64>().map_err(|_| Corrupt)?,
+        _ => return Err(Corrupt),
     };
     if v < min || v > max {
-        return Err(());
+        return Err(Corrupt);
     }
     Ok(Value::Int(v))
 }
@@ -124,7 +126,11 @@ pub(crate) fn parse_decimal(text: &str, precision: u8, scale: i8) -> Option<i128
     if int_part.is_empty() && frac_part.is_empty() {
         return None;
     }
-    if !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit()) {
+    if !int_part
+        .bytes()
+        .chain(frac_part.bytes())
+        .all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let all: String = format!("{int_part}{frac_part}");
@@ -139,7 +145,9 @@ pub(crate) fn parse_decimal(text: &str, precision: u8, scale: i8) -> Option<i128
     };
     for (i, b) in all.bytes().enumerate() {
         if i < keep {
-            unscaled = unscaled.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
+            unscaled = unscaled
+                .checked_mul(10)?
+                .checked_add(i128::from(b - b'0'))?;
         } else if i == keep {
             round_up = b >= b'5';
         }

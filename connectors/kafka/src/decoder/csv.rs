@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::Raw;
+use super::{Corrupt, Raw};
 use crate::description::FieldSpec;
 
 /// The column index of each field.
@@ -11,10 +11,12 @@ pub(crate) fn columns(fields: &[FieldSpec]) -> Result<Vec<usize>, String> {
     fields
         .iter()
         .map(|f| {
-            let mapping = f
-                .mapping
-                .as_deref()
-                .ok_or_else(|| format!("field '{}': csv fields need a mapping (the column index)", f.name))?;
+            let mapping = f.mapping.as_deref().ok_or_else(|| {
+                format!(
+                    "field '{}': csv fields need a mapping (the column index)",
+                    f.name
+                )
+            })?;
             mapping.trim().parse::<usize>().map_err(|_| {
                 format!(
                     "field '{}': mapping '{mapping}' is not a column index",
@@ -26,8 +28,12 @@ pub(crate) fn columns(fields: &[FieldSpec]) -> Result<Vec<usize>, String> {
 }
 
 /// Splits one line and picks the mapped columns.
-pub(crate) fn decode<'a>(columns: &[usize], data: &'a [u8], out: &mut [Raw<'a>]) -> Result<(), ()> {
-    let text = std::str::from_utf8(data).map_err(|_| ())?;
+pub(crate) fn decode<'a>(
+    columns: &[usize],
+    data: &'a [u8],
+    out: &mut [Raw<'a>],
+) -> Result<(), Corrupt> {
+    let text = std::str::from_utf8(data).map_err(|_| Corrupt)?;
     let text = text.strip_suffix('\n').unwrap_or(text);
     let text = text.strip_suffix('\r').unwrap_or(text);
     let values = split(text)?;
@@ -41,7 +47,7 @@ pub(crate) fn decode<'a>(columns: &[usize], data: &'a [u8], out: &mut [Raw<'a>])
 }
 
 /// The values of one CSV line; quoted values may hold commas and doubled quotes.
-fn split(line: &str) -> Result<Vec<Cow<'_, str>>, ()> {
+fn split(line: &str) -> Result<Vec<Cow<'_, str>>, Corrupt> {
     let mut values = Vec::new();
     let bytes = line.as_bytes();
     let mut i = 0;
@@ -52,7 +58,7 @@ fn split(line: &str) -> Result<Vec<Cow<'_, str>>, ()> {
             let mut j = start;
             loop {
                 match bytes.get(j) {
-                    None => return Err(()),
+                    None => return Err(Corrupt),
                     Some(b'"') if bytes.get(j + 1) == Some(&b'"') => {
                         value.push_str(&line[start..=j]);
                         j += 2;
@@ -70,7 +76,7 @@ fn split(line: &str) -> Result<Vec<Cow<'_, str>>, ()> {
             match bytes.get(j) {
                 None => return Ok(values),
                 Some(b',') => i = j + 1,
-                Some(_) => return Err(()),
+                Some(_) => return Err(Corrupt),
             }
         } else {
             let end = line[i..].find(',').map_or(line.len(), |e| i + e);
@@ -89,7 +95,10 @@ mod tests {
 
     #[test]
     fn splits_quoted_values() {
-        assert_eq!(split("a,,\"b,\"\"c\"\"\",d").expect("csv"), vec!["a", "", "b,\"c\"", "d"]);
+        assert_eq!(
+            split("a,,\"b,\"\"c\"\"\",d").expect("csv"),
+            vec!["a", "", "b,\"c\"", "d"]
+        );
         assert_eq!(split("").expect("csv"), vec![""]);
         assert!(split("\"open").is_err());
         assert!(split("\"a\"b").is_err());

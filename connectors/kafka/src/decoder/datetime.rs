@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 
-use super::Raw;
+use super::{Corrupt, Raw};
 use crate::types::ColumnType;
 
 /// A date/time format of one field.
@@ -16,10 +16,7 @@ pub(crate) enum DateFormat {
     /// RFC 2822 text.
     Rfc2822,
     /// A chrono pattern translated from the Joda pattern of `formatHint`.
-    Custom {
-        pattern: String,
-        has_offset: bool,
-    },
+    Custom { pattern: String, has_offset: bool },
     /// Milliseconds since the epoch.
     Millis,
     /// Seconds since the epoch.
@@ -36,7 +33,8 @@ impl DateFormat {
             None | Some("iso8601") => Self::Iso8601,
             Some("rfc2822") => Self::Rfc2822,
             Some("custom-date-time") => {
-                let hint = hint.ok_or("custom-date-time needs a formatHint (a Joda-Time pattern)")?;
+                let hint =
+                    hint.ok_or("custom-date-time needs a formatHint (a Joda-Time pattern)")?;
                 let pattern = joda_to_chrono(hint)?;
                 Self::Custom {
                     has_offset: pattern.contains("%z") || pattern.contains("%:z"),
@@ -58,33 +56,40 @@ impl DateFormat {
     }
 
     /// The value in the column's representation; `Err` = corrupt.
-    pub(crate) fn convert(&self, raw: Raw<'_>, ty: ColumnType) -> Result<i64, ()> {
+    pub(crate) fn convert(&self, raw: Raw<'_>, ty: ColumnType) -> Result<i64, Corrupt> {
         let micros: i64 = match (self, raw) {
             (Self::Millis | Self::Iso8601, Raw::Int(ms)) => {
                 if ty == ColumnType::Date && matches!(self, Self::Iso8601) {
                     return Ok(ms);
                 }
-                ms.checked_mul(1000).ok_or(())?
+                ms.checked_mul(1000).ok_or(Corrupt)?
             }
-            (Self::Seconds, Raw::Int(s)) => s.checked_mul(1_000_000).ok_or(())?,
-            (Self::Millis, Raw::Text(t)) => {
-                t.trim().parse::<i64>().map_err(|_| ())?.checked_mul(1000).ok_or(())?
-            }
+            (Self::Seconds, Raw::Int(s)) => s.checked_mul(1_000_000).ok_or(Corrupt)?,
+            (Self::Millis, Raw::Text(t)) => t
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| Corrupt)?
+                .checked_mul(1000)
+                .ok_or(Corrupt)?,
             (Self::Seconds, Raw::Text(t)) => t
                 .trim()
                 .parse::<i64>()
-                .map_err(|_| ())?
+                .map_err(|_| Corrupt)?
                 .checked_mul(1_000_000)
-                .ok_or(())?,
+                .ok_or(Corrupt)?,
             (Self::Seconds, Raw::Float(f)) => (f * 1e6) as i64,
-            (Self::Iso8601, Raw::Text(t)) => iso8601(t.trim(), ty).ok_or(())?,
+            (Self::Iso8601, Raw::Text(t)) => iso8601(t.trim(), ty).ok_or(Corrupt)?,
             (Self::Rfc2822, Raw::Text(t)) => DateTime::parse_from_rfc2822(t.trim())
-                .map_err(|_| ())?
+                .map_err(|_| Corrupt)?
                 .timestamp_micros(),
-            (Self::Custom { pattern, has_offset }, Raw::Text(t)) => {
-                custom(t.trim(), pattern, *has_offset, ty).ok_or(())?
-            }
-            _ => return Err(()),
+            (
+                Self::Custom {
+                    pattern,
+                    has_offset,
+                },
+                Raw::Text(t),
+            ) => custom(t.trim(), pattern, *has_offset, ty).ok_or(Corrupt)?,
+            _ => return Err(Corrupt),
         };
         Ok(match ty {
             ColumnType::Date => micros.div_euclid(86_400_000_000),
@@ -108,13 +113,21 @@ fn iso8601(text: &str, ty: ColumnType) -> Option<i64> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
         return Some(dt.timestamp_micros());
     }
-    for pattern in ["%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%z"] {
+    for pattern in [
+        "%Y-%m-%dT%H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+    ] {
         if let Ok(dt) = DateTime::parse_from_str(text, pattern) {
             return Some(dt.timestamp_micros());
         }
     }
     let text = text.strip_suffix('Z').unwrap_or(text);
-    for pattern in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+    for pattern in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(text, pattern) {
             return Some(dt.and_utc().timestamp_micros());
         }
@@ -136,7 +149,9 @@ fn custom(text: &str, pattern: &str, has_offset: bool, ty: ColumnType) -> Option
             .ok()
             .and_then(|d| d.and_hms_opt(0, 0, 0))
             .map(|dt| dt.and_utc().timestamp_micros()),
-        ColumnType::Time => NaiveTime::parse_from_str(text, pattern).ok().map(time_micros),
+        ColumnType::Time => NaiveTime::parse_from_str(text, pattern)
+            .ok()
+            .map(time_micros),
         _ => NaiveDateTime::parse_from_str(text, pattern)
             .ok()
             .map(|dt| dt.and_utc().timestamp_micros())
@@ -236,14 +251,26 @@ mod tests {
     #[test]
     fn formats() {
         let iso = DateFormat::parse(Some("iso8601"), None, ts()).expect("fmt");
-        assert_eq!(iso.convert(Raw::Text("2024-01-02T03:04:05.678Z".into()), ts()), Ok(1_704_164_645_678));
-        assert_eq!(iso.convert(Raw::Text("2024-01-02 03:04:05".into()), ts()), Ok(1_704_164_645_000));
+        assert_eq!(
+            iso.convert(Raw::Text("2024-01-02T03:04:05.678Z".into()), ts()),
+            Ok(1_704_164_645_678)
+        );
+        assert_eq!(
+            iso.convert(Raw::Text("2024-01-02 03:04:05".into()), ts()),
+            Ok(1_704_164_645_000)
+        );
         assert_eq!(
             iso.convert(Raw::Text("2024-01-02T04:04:05+01:00".into()), ts()),
             Ok(1_704_164_645_000)
         );
-        assert_eq!(iso.convert(Raw::Text("2024-01-02".into()), ColumnType::Date), Ok(19_724));
-        assert_eq!(iso.convert(Raw::Text("03:04:05".into()), ColumnType::Time), Ok(11_045_000_000));
+        assert_eq!(
+            iso.convert(Raw::Text("2024-01-02".into()), ColumnType::Date),
+            Ok(19_724)
+        );
+        assert_eq!(
+            iso.convert(Raw::Text("03:04:05".into()), ColumnType::Time),
+            Ok(11_045_000_000)
+        );
         assert!(iso.convert(Raw::Text("yesterday".into()), ts()).is_err());
         let rfc = DateFormat::parse(Some("rfc2822"), None, ts()).expect("fmt");
         assert_eq!(
@@ -251,10 +278,16 @@ mod tests {
             Ok(1_704_164_645_000)
         );
         let secs = DateFormat::parse(Some("seconds-since-epoch"), None, ts()).expect("fmt");
-        assert_eq!(secs.convert(Raw::Int(1_704_164_645), ts()), Ok(1_704_164_645_000));
-        let custom =
-            DateFormat::parse(Some("custom-date-time"), Some("dd/MM/yyyy HH:mm:ss"), ts()).expect("fmt");
-        assert_eq!(custom.convert(Raw::Text("02/01/2024 03:04:05".into()), ts()), Ok(1_704_164_645_000));
+        assert_eq!(
+            secs.convert(Raw::Int(1_704_164_645), ts()),
+            Ok(1_704_164_645_000)
+        );
+        let custom = DateFormat::parse(Some("custom-date-time"), Some("dd/MM/yyyy HH:mm:ss"), ts())
+            .expect("fmt");
+        assert_eq!(
+            custom.convert(Raw::Text("02/01/2024 03:04:05".into()), ts()),
+            Ok(1_704_164_645_000)
+        );
         assert!(DateFormat::parse(Some("custom-date-time"), Some("yyyy Q"), ts()).is_err());
         assert!(DateFormat::parse(Some("julian"), None, ts()).is_err());
     }

@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::Raw;
+use super::{Corrupt, Raw};
 use crate::description::FieldSpec;
 
 /// The described paths of a JSON message, as a tree of keys.
@@ -44,15 +44,15 @@ impl JsonPaths {
     }
 
     /// Fills `out` (one slot per field) from one message; `Err` = not JSON.
-    pub(crate) fn decode<'a>(&self, data: &'a [u8], out: &mut [Raw<'a>]) -> Result<(), ()> {
+    pub(crate) fn decode<'a>(&self, data: &'a [u8], out: &mut [Raw<'a>]) -> Result<(), Corrupt> {
         let mut de = serde_json::Deserializer::from_slice(data);
         NodeSeed {
             node: &self.root,
             out: &mut *out,
         }
         .deserialize(&mut de)
-        .map_err(|_| ())?;
-        de.end().map_err(|_| ())
+        .map_err(|_| Corrupt)?;
+        de.end().map_err(|_| Corrupt)
     }
 }
 
@@ -138,8 +138,7 @@ impl<'de: 'a, 'a> Visitor<'de> for NodeSeed<'_, '_, 'a> {
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
         if !self.node.fields.is_empty() {
             // A field maps a whole object: its JSON text.
-            let value =
-                serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
+            let value = serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
             Self::set(self.node, self.out, Raw::Json(value.to_string()));
             return Ok(());
         }
@@ -159,8 +158,7 @@ impl<'de: 'a, 'a> Visitor<'de> for NodeSeed<'_, '_, 'a> {
 
     fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
         if !self.node.fields.is_empty() {
-            let value =
-                serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+            let value = serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
             Self::set(self.node, self.out, Raw::Json(value.to_string()));
             return Ok(());
         }
@@ -248,7 +246,10 @@ mod tests {
         let paths = JsonPaths::new(&fields).expect("paths");
         let mut out = vec![Raw::Null; 3];
         paths
-            .decode(br#"{"items": [{"id": 4}, {"id": 5}], "k\"ey": "v\n"}"#, &mut out)
+            .decode(
+                br#"{"items": [{"id": 4}, {"id": 5}], "k\"ey": "v\n"}"#,
+                &mut out,
+            )
             .expect("json");
         assert_eq!(out[0], Raw::Int(4));
         assert_eq!(out[1], Raw::Json(r#"[{"id":4},{"id":5}]"#.into()));

@@ -86,6 +86,10 @@ pub enum Value<'a> {
     Bytes(Cow<'a, [u8]>),
 }
 
+/// A key or message that does not decode: its row is flagged corrupt, its fields NULL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Corrupt;
+
 /// Decodes the key or the message of one topic.
 #[derive(Debug)]
 pub struct RowDecoder {
@@ -108,8 +112,13 @@ impl RowDecoder {
             .fields
             .iter()
             .map(|f| {
-                Conversion::new(f.ty, f.data_format.as_deref(), f.format_hint.as_deref(), group.format)
-                    .map_err(|e| format!("field '{}': {e}", f.name))
+                Conversion::new(
+                    f.ty,
+                    f.data_format.as_deref(),
+                    f.format_hint.as_deref(),
+                    group.format,
+                )
+                .map_err(|e| format!("field '{}': {e}", f.name))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let kind = match group.format {
@@ -141,9 +150,12 @@ impl RowDecoder {
     }
 
     /// Decodes one key or message (`None`: a null key or a tombstone) into `out`, one
-    /// value per field. `Err(())` means corrupt: `out` is then all NULL.
-    #[allow(clippy::result_unit_err)]
-    pub fn decode<'a>(&self, data: Option<&'a [u8]>, out: &mut Vec<Value<'a>>) -> Result<(), ()> {
+    /// value per field. `Err(Corrupt)` means corrupt: `out` is then all NULL.
+    pub fn decode<'a>(
+        &self,
+        data: Option<&'a [u8]>,
+        out: &mut Vec<Value<'a>>,
+    ) -> Result<(), Corrupt> {
         out.clear();
         let n = self.conversions.len();
         let result = self.decode_inner(data, out);
@@ -154,7 +166,11 @@ impl RowDecoder {
         result
     }
 
-    fn decode_inner<'a>(&self, data: Option<&'a [u8]>, out: &mut Vec<Value<'a>>) -> Result<(), ()> {
+    fn decode_inner<'a>(
+        &self,
+        data: Option<&'a [u8]>,
+        out: &mut Vec<Value<'a>>,
+    ) -> Result<(), Corrupt> {
         let n = self.conversions.len();
         // Trino: an empty message decodes to NULL fields and is not corrupt.
         let Some(data) = data.filter(|d| !d.iter().all(u8::is_ascii_whitespace)) else {
@@ -186,7 +202,12 @@ mod tests {
     use crate::description::FieldSpec;
     use crate::types::ColumnType;
 
-    pub(super) fn field(name: &str, ty: &str, mapping: Option<&str>, format: Option<&str>) -> FieldSpec {
+    pub(super) fn field(
+        name: &str,
+        ty: &str,
+        mapping: Option<&str>,
+        format: Option<&str>,
+    ) -> FieldSpec {
         FieldSpec {
             name: name.into(),
             ty: ColumnType::parse(ty).expect("type"),
@@ -206,7 +227,12 @@ mod tests {
                 field("quantity", "integer", None, None),
                 field("order_date", "varchar", None, None),
                 field("city", "varchar", Some("customer/address/city"), None),
-                field("placed", "timestamp", Some("ts"), Some("milliseconds-since-epoch")),
+                field(
+                    "placed",
+                    "timestamp",
+                    Some("ts"),
+                    Some("milliseconds-since-epoch"),
+                ),
             ],
         };
         let d = RowDecoder::new(&group).expect("decoder");
@@ -224,7 +250,12 @@ mod tests {
                 Value::Int(1_700_000_000_123),
             ]
         );
-        for corrupt in [&b"{\"order_id\": 7"[..], b"not json", b"{\"quantity\": \"many\"}", b"{\"quantity\": 3000000000}"] {
+        for corrupt in [
+            &b"{\"order_id\": 7"[..],
+            b"not json",
+            b"{\"quantity\": \"many\"}",
+            b"{\"quantity\": 3000000000}",
+        ] {
             assert!(d.decode(Some(corrupt), &mut out).is_err(), "{corrupt:?}");
             assert!(out.iter().all(|v| *v == Value::Null));
         }
@@ -246,7 +277,8 @@ mod tests {
         };
         let d = RowDecoder::new(&group).expect("decoder");
         let mut out = vec![];
-        d.decode(Some(br#"5,"Widget, large",12.5,2025-01-02"#), &mut out).expect("csv");
+        d.decode(Some(br#"5,"Widget, large",12.5,2025-01-02"#), &mut out)
+            .expect("csv");
         assert_eq!(
             out,
             vec![
@@ -269,7 +301,14 @@ mod tests {
         msg.extend_from_slice(&2.5_f64.to_be_bytes());
         msg.extend_from_slice(b"hello");
         d.decode(Some(&msg), &mut out).expect("raw");
-        assert_eq!(out, vec![Value::Int(42), Value::Float(2.5), Value::Text("hello".into())]);
+        assert_eq!(
+            out,
+            vec![
+                Value::Int(42),
+                Value::Float(2.5),
+                Value::Text("hello".into())
+            ]
+        );
         assert!(d.decode(Some(&msg[..6]), &mut out).is_err());
     }
 }

@@ -3,7 +3,7 @@
 //! integers), FLOAT, DOUBLE (IEEE 754 big-endian), or as bytes/text for varchar and
 //! varbinary.
 
-use super::Raw;
+use super::{Corrupt, Raw};
 use crate::description::FieldSpec;
 use crate::types::ColumnType;
 
@@ -101,7 +101,11 @@ fn field(f: &FieldSpec) -> Result<RawField, String> {
     })
 }
 
-pub(crate) fn decode<'a>(fields: &[RawField], data: &'a [u8], out: &mut [Raw<'a>]) -> Result<(), ()> {
+pub(crate) fn decode<'a>(
+    fields: &[RawField],
+    data: &'a [u8],
+    out: &mut [Raw<'a>],
+) -> Result<(), Corrupt> {
     for (slot, f) in out.iter_mut().zip(fields) {
         let text = matches!(f.ty, ColumnType::Varchar | ColumnType::Varbinary);
         let end = match (f.end, text) {
@@ -109,24 +113,24 @@ pub(crate) fn decode<'a>(fields: &[RawField], data: &'a [u8], out: &mut [Raw<'a>
             (None, true) => data.len(),
             (None, false) => f.start + f.format.size(),
         };
-        let bytes = data.get(f.start..end).ok_or(())?;
+        let bytes = data.get(f.start..end).ok_or(Corrupt)?;
         *slot = if text {
             Raw::Bytes(bytes)
         } else {
             let width = f.format.size();
             if bytes.len() < width {
-                return Err(());
+                return Err(Corrupt);
             }
             let b = &bytes[..width];
             match f.format {
                 Width::Byte => Raw::Int(i64::from(b[0] as i8)),
                 Width::Short => Raw::Int(i64::from(i16::from_be_bytes([b[0], b[1]]))),
                 Width::Int => Raw::Int(i64::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
-                Width::Long => Raw::Int(i64::from_be_bytes(b.try_into().map_err(|_| ())?)),
+                Width::Long => Raw::Int(i64::from_be_bytes(b.try_into().map_err(|_| Corrupt)?)),
                 Width::Float => Raw::Float(f64::from(f32::from_be_bytes(
-                    b.try_into().map_err(|_| ())?,
+                    b.try_into().map_err(|_| Corrupt)?,
                 ))),
-                Width::Double => Raw::Float(f64::from_be_bytes(b.try_into().map_err(|_| ())?)),
+                Width::Double => Raw::Float(f64::from_be_bytes(b.try_into().map_err(|_| Corrupt)?)),
             }
         };
     }
