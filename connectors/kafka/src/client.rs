@@ -3,7 +3,7 @@
 //! failures name the catalog, the topic and the brokers.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -26,11 +26,25 @@ pub struct PartitionOffsets {
     pub high: i64,
 }
 
+/// Consumers kept for the next split: creating one costs a connection and a metadata
+/// round trip, reassigning a kept one costs nothing.
+const POOLED_CONSUMERS: usize = 16;
+
 /// Talks to the brokers of one catalog.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KafkaClient {
     catalog: String,
     config: Arc<KafkaConfig>,
+    idle: Arc<Mutex<Vec<BaseConsumer>>>,
+}
+
+impl std::fmt::Debug for KafkaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaClient")
+            .field("catalog", &self.catalog)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl KafkaClient {
@@ -39,6 +53,7 @@ impl KafkaClient {
         Self {
             catalog: catalog.to_owned(),
             config,
+            idle: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -99,13 +114,33 @@ impl KafkaClient {
         })
     }
 
+    /// A consumer for reading one split: a kept one when there is one.
+    pub fn take_consumer(&self) -> Result<BaseConsumer> {
+        let kept = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match kept {
+            Some(c) => Ok(c),
+            None => self.consumer(),
+        }
+    }
+
+    /// Keeps a consumer that finished its split cleanly, without its assignment.
+    pub fn return_consumer(&self, consumer: BaseConsumer) {
+        if consumer.unassign().is_err() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < POOLED_CONSUMERS {
+            idle.push(consumer);
+        }
+    }
+
     fn timeout(&self) -> Duration {
         self.config.connect_timeout
     }
 
     /// The partitions of a topic with their offsets. Blocking: call from a blocking thread.
     pub fn partition_offsets(&self, topic: &str, table: &str) -> Result<Vec<PartitionOffsets>> {
-        let consumer = self.consumer()?;
+        let consumer = self.take_consumer()?;
         let metadata = consumer
             .fetch_metadata(Some(topic), self.timeout())
             .map_err(|e| self.broker_error(format!("reading metadata of topic '{topic}'"), e))?;
@@ -141,6 +176,7 @@ impl KafkaClient {
             });
         }
         offsets.sort_by_key(|p| p.partition);
+        self.return_consumer(consumer);
         Ok(offsets)
     }
 
@@ -161,7 +197,7 @@ impl KafkaClient {
         partitions: &[i32],
         millis: i64,
     ) -> Result<HashMap<i32, Option<i64>>> {
-        let consumer = self.consumer()?;
+        let consumer = self.take_consumer()?;
         let mut tpl = TopicPartitionList::new();
         for p in partitions {
             tpl.add_partition_offset(topic, *p, Offset::Offset(millis))
@@ -189,11 +225,12 @@ impl KafkaClient {
             };
             result.insert(e.partition(), offset);
         }
+        self.return_consumer(consumer);
         Ok(result)
     }
 }
 
-/// Whether an rdkafka error says a partition was read to its end.
-pub(crate) fn is_partition_eof(e: &RdKafkaError) -> bool {
-    matches!(e, RdKafkaError::PartitionEOF(_))
+/// Whether an rdkafka error says `partition` was read to its end.
+pub(crate) fn is_partition_eof(e: &RdKafkaError, partition: i32) -> bool {
+    matches!(e, RdKafkaError::PartitionEOF(p) if *p == partition)
 }

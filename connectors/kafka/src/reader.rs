@@ -228,7 +228,18 @@ impl SplitTask {
         if self.range.start >= self.range.end || self.limit == 0 {
             return Ok(());
         }
-        let consumer: BaseConsumer = self.client.consumer().map_err(DataFusionError::from)?;
+        let consumer: BaseConsumer = self.client.take_consumer().map_err(DataFusionError::from)?;
+        self.read_range(&consumer, tx)?;
+        // Only a consumer that read its range cleanly is kept for the next split.
+        self.client.return_consumer(consumer);
+        Ok(())
+    }
+
+    fn read_range(
+        &self,
+        consumer: &BaseConsumer,
+        tx: &BatchSender,
+    ) -> datafusion::error::Result<()> {
         let mut assignment = TopicPartitionList::new();
         assignment
             .add_partition_offset(
@@ -260,6 +271,7 @@ impl SplitTask {
             .max(Duration::from_secs(1));
         let mut last_progress = Instant::now();
         let last = self.range.end - 1;
+        let mut next = self.range.start;
         loop {
             let Some(result) = consumer.poll(Duration::from_millis(100)) else {
                 if last_progress.elapsed() > patience {
@@ -274,7 +286,7 @@ impl SplitTask {
                 Ok(msg) => msg,
                 // The range was fixed at planning: the partition ending first means the
                 // remaining offsets are gone (compaction, retention, transaction markers).
-                Err(e) if is_partition_eof(&e) => break,
+                Err(e) if is_partition_eof(&e, self.range.partition) => break,
                 Err(e) => {
                     if last_progress.elapsed() > patience {
                         return Err(DataFusionError::from(
@@ -286,12 +298,18 @@ impl SplitTask {
             };
             last_progress = Instant::now();
             let offset = msg.offset();
-            if offset < self.range.start {
+            // librdkafka drops what a kept consumer fetched for an earlier assignment (its
+            // ops carry the assignment's version); these checks only guard the range.
+            if msg.partition() != self.range.partition || msg.topic() != self.topic {
+                continue;
+            }
+            if offset < next {
                 continue;
             }
             if offset > last {
                 break;
             }
+            next = offset + 1;
             let key = msg.key();
             let payload = msg.payload();
             let mut key_values: Vec<Value<'_>> = Vec::new();

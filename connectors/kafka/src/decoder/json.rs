@@ -3,7 +3,6 @@
 //! without building it.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -21,8 +20,25 @@ pub(crate) struct JsonPaths {
 struct Node {
     /// Fields whose value is this node's value.
     fields: Vec<usize>,
-    /// Paths going deeper.
-    children: HashMap<String, Node>,
+    /// Paths going deeper (a few keys: a linear scan beats hashing).
+    children: Vec<(String, Node)>,
+}
+
+impl Node {
+    fn child(&self, key: &str) -> Option<&Node> {
+        self.children.iter().find(|(k, _)| k == key).map(|(_, n)| n)
+    }
+
+    fn child_mut(&mut self, key: &str) -> &mut Node {
+        let index = match self.children.iter().position(|(k, _)| k == key) {
+            Some(i) => i,
+            None => {
+                self.children.push((key.to_owned(), Node::default()));
+                self.children.len() - 1
+            }
+        };
+        &mut self.children[index].1
+    }
 }
 
 impl JsonPaths {
@@ -36,7 +52,7 @@ impl JsonPaths {
             }
             let mut node = &mut root;
             for segment in mapping.split('/') {
-                node = node.children.entry(segment.to_owned()).or_default();
+                node = node.child_mut(segment);
             }
             node.fields.push(i);
         }
@@ -143,7 +159,7 @@ impl<'de: 'a, 'a> Visitor<'de> for NodeSeed<'_, '_, 'a> {
             return Ok(());
         }
         while let Some(key) = map.next_key::<Key<'de>>()? {
-            match self.node.children.get(key.0.as_ref()) {
+            match self.node.child(key.0.as_ref()) {
                 Some(child) => map.next_value_seed(NodeSeed {
                     node: child,
                     out: &mut *self.out,
@@ -164,7 +180,7 @@ impl<'de: 'a, 'a> Visitor<'de> for NodeSeed<'_, '_, 'a> {
         }
         let mut index = 0usize;
         loop {
-            let found = match self.node.children.get(index.to_string().as_str()) {
+            let found = match self.node.child(index.to_string().as_str()) {
                 Some(child) => seq
                     .next_element_seed(NodeSeed {
                         node: child,
