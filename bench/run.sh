@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 export TRIBUTARY_RELEASE_TARGET="${TRIBUTARY_RELEASE_TARGET:-$HOME/.cache/tributary/target-release}"
 venv="${TRIBUTARY_BENCH_VENV:-$HOME/.cache/tributary/bench-venv}"
 (cd .. && CARGO_TARGET_DIR="$TRIBUTARY_RELEASE_TARGET" cargo build --release --bin tributary \
-  && CARGO_TARGET_DIR="$TRIBUTARY_RELEASE_TARGET" cargo build --release -p tributary-connector-kafka --example plain_consumer)
+  && CARGO_TARGET_DIR="$TRIBUTARY_RELEASE_TARGET" cargo build --release --examples)
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q -r requirements.txt
 export PATH="$venv/bin:$PATH"

@@ -393,3 +393,58 @@ WHERE o.quantity > 8""")
     with pytest.raises(adbc_driver_manager.Error) as e:
         query(kconn, "INSERT OVERWRITE kafka.default.events SELECT 1, 'x', 1.0")
     assert "append-only" in str(e.value) or "OVERWRITE" in str(e.value).upper()
+
+
+def test_avro_messages_from_another_writer_and_from_insert(broker, kconn, kafka_cluster):
+    import io
+    import fastavro
+    from confluent_kafka import Consumer, TopicPartition
+    schema = {"type": "record", "name": "Order", "fields": [
+        {"name": "order_id", "type": "long"},
+        {"name": "customer", "type": {"type": "record", "name": "Customer", "fields": [
+            {"name": "name", "type": ["null", "string"], "default": None}]}},
+        {"name": "quantity", "type": "int"},
+        {"name": "placed", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}
+    # dataSchema is relative to the description file's directory.
+    (kafka_cluster.etc / "kafka" / "avro_orders.avsc").write_text(json.dumps(schema))
+    (kafka_cluster.etc / "kafka" / "avro_orders.json").write_text(json.dumps({
+        "tableName": "avro_orders", "topicName": "avro_orders",
+        "message": {"dataFormat": "avro", "dataSchema": "avro_orders.avsc", "fields": [
+            {"name": "order_id", "type": "bigint"},
+            {"name": "name", "type": "varchar", "mapping": "customer/name"},
+            {"name": "quantity", "type": "integer"},
+            {"name": "placed", "type": "timestamp"}]}}))
+    parsed = fastavro.parse_schema(schema)
+
+    def container(record) -> bytes:
+        buf = io.BytesIO()
+        fastavro.writer(buf, parsed, [record])
+        return buf.getvalue()
+
+    placed = datetime.datetime(2025, 9, 1, 12, 0, tzinfo=datetime.timezone.utc)
+    broker.create_topic("avro_orders", 1)
+    broker.produce("avro_orders", [
+        (container({"order_id": 1, "customer": {"name": "Ada"}, "quantity": 3, "placed": placed}),),
+        (container({"order_id": 2, "customer": {"name": None}, "quantity": 9, "placed": placed}),),
+        (b"Obj\x01 not an avro container",),
+    ])
+    rows = query(kconn, "SELECT order_id, name, quantity, placed, _message_corrupt FROM kafka.default.avro_orders "
+                        "ORDER BY _partition_offset")
+    naive = placed.replace(tzinfo=None)
+    assert rows == [(1, "Ada", 3, naive, False), (2, None, 9, naive, False), (None, None, None, None, True)]
+    # INSERT writes containers any Avro reader reads.
+    assert update(kconn, "INSERT INTO kafka.default.avro_orders "
+                         "VALUES (3, 'Zed', 4, TIMESTAMP '2025-09-02 08:00:00')") == 1
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "avro-check", "enable.auto.commit": False})
+    consumer.assign([TopicPartition("avro_orders", 0, 3)])
+    message = None
+    deadline = time.time() + 30
+    while message is None and time.time() < deadline:
+        m = consumer.poll(1)
+        if m is not None and m.error() is None:
+            message = m.value()
+    consumer.close()
+    (record,) = list(fastavro.reader(io.BytesIO(message)))
+    assert record == {"order_id": 3, "customer": {"name": "Zed"}, "quantity": 4,
+                      "placed": datetime.datetime(2025, 9, 2, 8, 0, tzinfo=datetime.timezone.utc)}
+    assert query(kconn, "SELECT name FROM kafka.default.avro_orders WHERE order_id = 3") == [("Zed",)]

@@ -68,6 +68,8 @@ pub struct TableDescription {
 pub struct FieldGroup {
     /// The decoder (`dataFormat`).
     pub format: DataFormat,
+    /// The text of the `dataSchema` file (Avro's reader schema), read when the description is.
+    pub data_schema: Option<String>,
     /// The fields, each a column.
     pub fields: Vec<FieldSpec>,
 }
@@ -121,12 +123,13 @@ impl TableDescription {
                     g.data_format
                 ))
             })?;
-            if format == DataFormat::Avro {
-                return Err(bad(format!(
-                    "{part}.dataFormat 'avro' is not supported yet (json, csv and raw are)"
-                )));
-            }
-            let _ = g.data_schema;
+            let data_schema = match &g.data_schema {
+                None => None,
+                Some(location) => Some(
+                    read_data_schema(path, location)
+                        .map_err(|e| bad(format!("{part}.dataSchema '{location}': {e}")))?,
+                ),
+            };
             let mut fields = Vec::with_capacity(g.fields.len());
             for f in g.fields {
                 let _ = f.comment;
@@ -145,7 +148,11 @@ impl TableDescription {
                     hidden: f.hidden,
                 });
             }
-            let group = FieldGroup { format, fields };
+            let group = FieldGroup {
+                format,
+                data_schema,
+                fields,
+            };
             RowDecoder::new(&group).map_err(|e| bad(format!("{part} {e}")))?;
             Ok(Some(group))
         };
@@ -170,6 +177,18 @@ impl TableDescription {
 
 /// A description file as last read: the table, or why it cannot be used.
 type Parsed = Arc<Result<TableDescription, String>>;
+
+/// The text of a `dataSchema` file: an absolute path, or a path relative to the
+/// description file's directory (then to the working directory), or a `file://` URL.
+fn read_data_schema(description: &Path, location: &str) -> std::io::Result<String> {
+    let location = location.strip_prefix("file://").unwrap_or(location);
+    let path = Path::new(location);
+    let beside = description.parent().map(|d| d.join(path));
+    match beside {
+        Some(p) if !path.is_absolute() && p.exists() => std::fs::read_to_string(p),
+        _ => std::fs::read_to_string(path),
+    }
+}
 
 /// The tables of a catalog, from `kafka.table-names` and the description directory.
 #[derive(Debug)]

@@ -1,6 +1,8 @@
 //! Encoders for `INSERT`: each row's described fields become a key and a message in the
-//! table's formats (json, csv, raw), the inverse of the decoders, so rows read back equal.
+//! table's formats (json, csv, raw, avro), the inverse of the decoders, so rows read back equal.
 
+use apache_avro::Schema;
+use apache_avro::types::Value as AvroValue;
 use arrow::array::ArrayRef;
 use chrono::{DateTime, NaiveTime};
 use datafusion::common::ScalarValue;
@@ -16,6 +18,8 @@ pub struct RowEncoder {
     fields: Vec<FieldSpec>,
     /// Raw: each field's byte range; CSV: each field's column.
     positions: Vec<(usize, Option<usize>)>,
+    /// Avro: the `dataSchema` messages are written with.
+    avro_schema: Option<Schema>,
 }
 
 impl RowEncoder {
@@ -53,15 +57,25 @@ impl RowEncoder {
                             ),
                         }
                     }
-                    DataFormat::Json | DataFormat::Dummy => (0, None),
-                    DataFormat::Avro => return Err("writing avro is not supported yet".into()),
+                    DataFormat::Json | DataFormat::Dummy | DataFormat::Avro => (0, None),
                 };
             positions.push(position);
         }
+        let avro_schema = match (group.format, &group.data_schema) {
+            (DataFormat::Avro, Some(text)) => Some(
+                Schema::parse_str(text)
+                    .map_err(|e| format!("dataSchema is not an Avro schema: {e}"))?,
+            ),
+            (DataFormat::Avro, None) => {
+                return Err("the avro format needs a dataSchema (an Avro schema file)".into());
+            }
+            _ => None,
+        };
         Ok(Self {
             format: group.format,
             fields: group.fields.clone(),
             positions,
+            avro_schema,
         })
     }
 
@@ -75,7 +89,8 @@ impl RowEncoder {
             DataFormat::Json => self.json(&values),
             DataFormat::Csv => Ok(self.csv(&values)),
             DataFormat::Raw => self.raw(&values),
-            DataFormat::Dummy | DataFormat::Avro => Ok(vec![]),
+            DataFormat::Avro => self.avro(&values),
+            DataFormat::Dummy => Ok(vec![]),
         }
     }
 
@@ -162,6 +177,91 @@ impl RowEncoder {
             out[*start..end].copy_from_slice(&bytes);
         }
         Ok(out)
+    }
+
+    fn avro(&self, values: &[ScalarValue]) -> Result<Vec<u8>, String> {
+        let schema = self
+            .avro_schema
+            .as_ref()
+            .ok_or("the avro format needs a dataSchema")?;
+        let leaves: Vec<(Vec<&str>, AvroValue)> = self
+            .fields
+            .iter()
+            .zip(values)
+            .map(|(f, v)| {
+                let mapping = f.mapping.as_deref().unwrap_or(&f.name);
+                let mapping = mapping.strip_prefix('/').unwrap_or(mapping);
+                (mapping.split('/').collect(), avro_value(v))
+            })
+            .collect();
+        let record = avro_record(schema, &[], &leaves);
+        let record = record
+            .resolve(schema)
+            .map_err(|e| format!("the row does not fit the dataSchema: {e}"))?;
+        let mut writer = apache_avro::Writer::new(schema, Vec::new());
+        writer.append(record).map_err(|e| e.to_string())?;
+        writer.into_inner().map_err(|e| e.to_string())
+    }
+}
+
+/// The record of `schema` at `prefix`, with the fields' values where their paths lead.
+fn avro_record(schema: &Schema, prefix: &[&str], leaves: &[(Vec<&str>, AvroValue)]) -> AvroValue {
+    let record = match schema {
+        Schema::Record(r) => r,
+        Schema::Union(u) => match u.variants().iter().find(|s| matches!(s, Schema::Record(_))) {
+            Some(s) => return avro_record(s, prefix, leaves),
+            None => return AvroValue::Null,
+        },
+        _ => return AvroValue::Null,
+    };
+    let fields = record
+        .fields
+        .iter()
+        .map(|f| {
+            let mut path = prefix.to_vec();
+            path.push(f.name.as_str());
+            let value = match leaves.iter().find(|(p, _)| *p == path) {
+                Some((_, v)) => v.clone(),
+                None if leaves.iter().any(|(p, _)| p.starts_with(&path)) => {
+                    avro_record(&f.schema, &path, leaves)
+                }
+                None => AvroValue::Null,
+            };
+            (f.name.clone(), value)
+        })
+        .collect();
+    AvroValue::Record(fields)
+}
+
+/// A value in the Avro form that resolves to the schema's type (ints to int or long, days
+/// to date, milliseconds to timestamp-millis).
+fn avro_value(v: &ScalarValue) -> AvroValue {
+    if v.is_null() {
+        return AvroValue::Null;
+    }
+    if let Some(i) = integer(v) {
+        return AvroValue::Long(i);
+    }
+    match v {
+        ScalarValue::Float32(Some(x)) => AvroValue::Float(*x),
+        ScalarValue::Float64(Some(x)) => AvroValue::Double(*x),
+        ScalarValue::Decimal128(Some(_), _, _) => v
+            .to_string()
+            .parse::<f64>()
+            .map_or(AvroValue::Null, AvroValue::Double),
+        ScalarValue::Date32(Some(d)) => AvroValue::Int(*d),
+        ScalarValue::Binary(Some(b)) | ScalarValue::LargeBinary(Some(b)) => {
+            AvroValue::Bytes(b.clone())
+        }
+        other => match micros(other) {
+            Some(us) => AvroValue::Long(us.div_euclid(1000)),
+            None => AvroValue::String(match other {
+                ScalarValue::Utf8(Some(s))
+                | ScalarValue::LargeUtf8(Some(s))
+                | ScalarValue::Utf8View(Some(s)) => s.clone(),
+                o => o.to_string(),
+            }),
+        },
     }
 }
 

@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | catalog properties (`kafka.nodes`, …) | [`config`] |
 //! | topic description files (`etc/kafka/*.json`) | [`description`] |
-//! | key and message decoders (json, csv, raw) | [`decoder`] |
+//! | key and message decoders (json, csv, raw, avro) | [`decoder`] |
 //! | columns: described fields, then internal columns (`_partition_id`, …) | [`table`] |
 //! | broker requests: partitions, watermarks, offsets for times | [`client`] |
 //! | filters that narrow offset ranges | [`pushdown`] |

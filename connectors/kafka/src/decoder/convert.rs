@@ -83,10 +83,14 @@ impl Conversion {
                 Raw::UInt(u) => Ok(Value::Text(Cow::Owned(u.to_string()))),
                 Raw::Float(f) => Ok(Value::Text(Cow::Owned(f.to_string()))),
                 Raw::Json(j) => Ok(Value::Text(Cow::Owned(j))),
+                Raw::ByteVec(b) => String::from_utf8(b)
+                    .map(|s| Value::Text(Cow::Owned(s)))
+                    .map_err(|_| Corrupt),
                 Raw::Null => Ok(Value::Null),
             },
             ColumnType::Varbinary => match raw {
                 Raw::Bytes(b) => Ok(Value::Bytes(Cow::Borrowed(b))),
+                Raw::ByteVec(b) => Ok(Value::Bytes(Cow::Owned(b))),
                 Raw::Text(Cow::Borrowed(t)) => Ok(Value::Bytes(Cow::Borrowed(t.as_bytes()))),
                 Raw::Text(Cow::Owned(t)) => Ok(Value::Bytes(Cow::Owned(t.into_bytes()))),
                 _ => Err(Corrupt),

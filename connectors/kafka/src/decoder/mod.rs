@@ -4,6 +4,7 @@
 //! Every field of a message is decoded and converted, whichever columns a query reads, so
 //! whether a message counts as corrupt never depends on the query.
 
+mod avro;
 mod convert;
 mod csv;
 mod datetime;
@@ -65,6 +66,8 @@ pub enum Raw<'a> {
     Bytes(&'a [u8]),
     /// A JSON object or array, as JSON text.
     Json(String),
+    /// Bytes decoded into a buffer of their own (Avro bytes and fixed).
+    ByteVec(Vec<u8>),
 }
 
 /// A value converted to its column's type, ready to append.
@@ -102,6 +105,7 @@ enum Kind {
     Json(json::JsonPaths),
     Csv(Vec<usize>),
     Raw(Vec<raw::RawField>),
+    Avro(Box<avro::AvroPaths>),
     Dummy,
 }
 
@@ -134,7 +138,10 @@ impl RowDecoder {
                 }
                 Kind::Dummy
             }
-            DataFormat::Avro => return Err("dataFormat 'avro' is not supported yet".into()),
+            DataFormat::Avro => Kind::Avro(Box::new(avro::AvroPaths::new(
+                group.data_schema.as_deref(),
+                &group.fields,
+            )?)),
         };
         Ok(Self { kind, conversions })
     }
@@ -182,6 +189,7 @@ impl RowDecoder {
             Kind::Json(paths) => paths.decode(data, &mut raws)?,
             Kind::Csv(columns) => csv::decode(columns, data, &mut raws)?,
             Kind::Raw(fields) => raw::decode(fields, data, &mut raws)?,
+            Kind::Avro(paths) => paths.decode(data, &mut raws)?,
             Kind::Dummy => {}
         }
         for (raw, conversion) in raws.into_iter().zip(&self.conversions) {
@@ -202,7 +210,7 @@ mod tests {
     use crate::description::FieldSpec;
     use crate::types::ColumnType;
 
-    pub(super) fn field(
+    pub(crate) fn field(
         name: &str,
         ty: &str,
         mapping: Option<&str>,
@@ -222,6 +230,7 @@ mod tests {
     fn json_message_of_the_seed() {
         let group = FieldGroup {
             format: DataFormat::Json,
+            data_schema: None,
             fields: vec![
                 field("order_id", "bigint", None, None),
                 field("quantity", "integer", None, None),
@@ -268,6 +277,7 @@ mod tests {
     fn csv_and_raw() {
         let group = FieldGroup {
             format: DataFormat::Csv,
+            data_schema: None,
             fields: vec![
                 field("id", "bigint", Some("0"), None),
                 field("name", "varchar", Some("1"), None),
@@ -290,6 +300,7 @@ mod tests {
         );
         let group = FieldGroup {
             format: DataFormat::Raw,
+            data_schema: None,
             fields: vec![
                 field("a", "integer", Some("0:4"), Some("INT")),
                 field("b", "double", Some("4:12"), Some("DOUBLE")),
