@@ -15,7 +15,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tributary_connector::{ConnectorError, SplitInfo, SplitReader, SplitStream};
 
 use crate::client::{KafkaClient, PartitionOffsets, is_partition_eof};
-use crate::decoder::{RowDecoder, Value};
+use crate::decoder::{Buffers, RowDecoder, Value};
 use crate::error::KafkaError;
 use crate::rows::ColumnBuilder;
 use crate::table::{Column, Internal, Source, TableSpec};
@@ -269,12 +269,14 @@ impl SplitTask {
             .config()
             .connect_timeout
             .max(Duration::from_secs(1));
-        let mut last_progress = Instant::now();
+        // The clock is read only while waiting (it is not free on every machine).
+        let mut idle_since: Option<Instant> = None;
+        let mut buffers = Buffers::default();
         let last = self.range.end - 1;
         let mut next = self.range.start;
         loop {
             let Some(result) = consumer.poll(Duration::from_millis(100)) else {
-                if last_progress.elapsed() > patience {
+                if idle_since.get_or_insert_with(Instant::now).elapsed() > patience {
                     return Err(DataFusionError::from(self.client.broker_error(
                         self.what(),
                         format!("no message arrived within {patience:?}"),
@@ -288,7 +290,7 @@ impl SplitTask {
                 // remaining offsets are gone (compaction, retention, transaction markers).
                 Err(e) if is_partition_eof(&e, self.range.partition) => break,
                 Err(e) => {
-                    if last_progress.elapsed() > patience {
+                    if idle_since.get_or_insert_with(Instant::now).elapsed() > patience {
                         return Err(DataFusionError::from(
                             self.client.broker_error(self.what(), e),
                         ));
@@ -296,7 +298,7 @@ impl SplitTask {
                     continue;
                 }
             };
-            last_progress = Instant::now();
+            idle_since = None;
             let offset = msg.offset();
             // librdkafka drops what a kept consumer fetched for an earlier assignment (its
             // ops carry the assignment's version); these checks only guard the range.
@@ -312,14 +314,16 @@ impl SplitTask {
             next = offset + 1;
             let key = msg.key();
             let payload = msg.payload();
-            let mut key_values: Vec<Value<'_>> = Vec::new();
-            let mut message_values: Vec<Value<'_>> = Vec::new();
+            let (mut key_values, mut key_raws) = (Vec::new(), Vec::new());
+            let (mut message_values, mut message_raws) = buffers.lend();
             let key_corrupt = match (&self.key, needs.key) {
-                (Some(d), true) => d.decode(key, &mut key_values).is_err(),
+                (Some(d), true) => d.decode(key, &mut key_values, &mut key_raws).is_err(),
                 _ => false,
             };
             let message_corrupt = match (&self.message, needs.message) {
-                (Some(d), true) => d.decode(payload, &mut message_values).is_err(),
+                (Some(d), true) => d
+                    .decode(payload, &mut message_values, &mut message_raws)
+                    .is_err(),
                 _ => false,
             };
             for (column, builder) in self.columns.iter().zip(builders.iter_mut()) {
@@ -357,6 +361,7 @@ impl SplitTask {
                     }
                 }
             }
+            buffers.give_back(message_values, message_raws);
             rows += 1;
             produced += 1;
             if rows == self.batch_size {

@@ -106,12 +106,7 @@ impl DataSink for KafkaSink {
         let message_columns = index(&|s| matches!(s, Source::Message(_)));
         let partition_column = index(&|s| s == Source::Internal(Internal::PartitionId));
         let timestamp_column = index(&|s| s == Source::Internal(Internal::Timestamp));
-        let mut config = self.client.client_config();
-        config
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000");
-        let producer: FutureProducer = config.create().map_err(|e| {
+        let producer: FutureProducer = self.client.producer_config().create().map_err(|e| {
             DataFusionError::from(self.client.broker_error("creating a producer", e))
         })?;
         let topic = description.topic.as_str();

@@ -135,12 +135,18 @@ mod tests {
         assert!(message.starts_with(b"Obj\x01"), "an object container");
         let decoder = RowDecoder::new(&group).expect("decoder");
         let mut out = vec![];
-        decoder.decode(Some(&message), &mut out).expect("decode");
+        decoder
+            .decode(Some(&message), &mut out, &mut vec![])
+            .expect("decode");
         assert_eq!(
             out,
             vec![Value::Int(7), Value::Text("Ada".into()), Value::Int(3)]
         );
-        assert!(decoder.decode(Some(b"Obj\x01garbage"), &mut out).is_err());
+        assert!(
+            decoder
+                .decode(Some(b"Obj\x01garbage"), &mut out, &mut vec![])
+                .is_err()
+        );
         let missing = FieldGroup {
             data_schema: None,
             ..group

@@ -89,6 +89,41 @@ pub enum Value<'a> {
     Bytes(Cow<'a, [u8]>),
 }
 
+/// Reusable space for decoding one message after another without allocating: the vectors
+/// are borrowed for one message at a time ([`Buffers::lend`]) and given back empty.
+#[derive(Debug, Default)]
+pub struct Buffers {
+    values: Vec<Value<'static>>,
+    raws: Vec<Raw<'static>>,
+}
+
+impl Buffers {
+    /// The buffers, for values borrowing from one message.
+    pub fn lend<'a>(&mut self) -> (Vec<Value<'a>>, Vec<Raw<'a>>) {
+        (
+            std::mem::take(&mut self.values),
+            std::mem::take(&mut self.raws),
+        )
+    }
+
+    /// Takes the buffers back, keeping their allocations.
+    pub fn give_back(&mut self, values: Vec<Value<'_>>, raws: Vec<Raw<'_>>) {
+        self.values = recycle(values);
+        self.raws = recycle(raws);
+    }
+}
+
+/// An emptied vector as a vector of the same type with another lifetime, in place.
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    // Same size and alignment (only the lifetime differs): std collects in place.
+    v.into_iter().map(|_| unreachable_value()).collect()
+}
+
+fn unreachable_value<U>() -> U {
+    unreachable!("the vector is empty")
+}
+
 /// A key or message that does not decode: its row is flagged corrupt, its fields NULL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Corrupt;
@@ -157,15 +192,17 @@ impl RowDecoder {
     }
 
     /// Decodes one key or message (`None`: a null key or a tombstone) into `out`, one
-    /// value per field. `Err(Corrupt)` means corrupt: `out` is then all NULL.
+    /// value per field. `Err(Corrupt)` means corrupt: `out` is then all NULL. `scratch` is
+    /// working space (see [`Buffers`]).
     pub fn decode<'a>(
         &self,
         data: Option<&'a [u8]>,
         out: &mut Vec<Value<'a>>,
+        scratch: &mut Vec<Raw<'a>>,
     ) -> Result<(), Corrupt> {
         out.clear();
         let n = self.conversions.len();
-        let result = self.decode_inner(data, out);
+        let result = self.decode_inner(data, out, scratch);
         if result.is_err() || out.len() != n {
             out.clear();
             out.resize(n, Value::Null);
@@ -177,6 +214,7 @@ impl RowDecoder {
         &self,
         data: Option<&'a [u8]>,
         out: &mut Vec<Value<'a>>,
+        raws: &mut Vec<Raw<'a>>,
     ) -> Result<(), Corrupt> {
         let n = self.conversions.len();
         // Trino: an empty message decodes to NULL fields and is not corrupt.
@@ -184,15 +222,16 @@ impl RowDecoder {
             out.resize(n, Value::Null);
             return Ok(());
         };
-        let mut raws: Vec<Raw<'a>> = vec![Raw::Null; n];
+        raws.clear();
+        raws.resize(n, Raw::Null);
         match &self.kind {
-            Kind::Json(paths) => paths.decode(data, &mut raws)?,
-            Kind::Csv(columns) => csv::decode(columns, data, &mut raws)?,
-            Kind::Raw(fields) => raw::decode(fields, data, &mut raws)?,
-            Kind::Avro(paths) => paths.decode(data, &mut raws)?,
+            Kind::Json(paths) => paths.decode(data, raws)?,
+            Kind::Csv(columns) => csv::decode(columns, data, raws)?,
+            Kind::Raw(fields) => raw::decode(fields, data, raws)?,
+            Kind::Avro(paths) => paths.decode(data, raws)?,
             Kind::Dummy => {}
         }
-        for (raw, conversion) in raws.into_iter().zip(&self.conversions) {
+        for (raw, conversion) in raws.drain(..).zip(&self.conversions) {
             out.push(conversion.convert(raw)?);
         }
         Ok(())
@@ -248,7 +287,7 @@ mod tests {
         let mut out = vec![];
         let msg = br#"{"order_id": 7, "quantity": "12", "order_date": "2025-09-01", "extra": [1, {"a": null}],
             "customer": {"name": "x", "address": {"city": "Oslo"}}, "ts": 1700000000123}"#;
-        d.decode(Some(msg), &mut out).expect("decodes");
+        d.decode(Some(msg), &mut out, &mut vec![]).expect("decodes");
         assert_eq!(
             out,
             vec![
@@ -265,12 +304,17 @@ mod tests {
             b"{\"quantity\": \"many\"}",
             b"{\"quantity\": 3000000000}",
         ] {
-            assert!(d.decode(Some(corrupt), &mut out).is_err(), "{corrupt:?}");
+            assert!(
+                d.decode(Some(corrupt), &mut out, &mut vec![]).is_err(),
+                "{corrupt:?}"
+            );
             assert!(out.iter().all(|v| *v == Value::Null));
         }
-        d.decode(Some(b""), &mut out).expect("empty is not corrupt");
+        d.decode(Some(b""), &mut out, &mut vec![])
+            .expect("empty is not corrupt");
         assert!(out.iter().all(|v| *v == Value::Null));
-        d.decode(None, &mut out).expect("tombstone is not corrupt");
+        d.decode(None, &mut out, &mut vec![])
+            .expect("tombstone is not corrupt");
     }
 
     #[test]
@@ -287,8 +331,12 @@ mod tests {
         };
         let d = RowDecoder::new(&group).expect("decoder");
         let mut out = vec![];
-        d.decode(Some(br#"5,"Widget, large",12.5,2025-01-02"#), &mut out)
-            .expect("csv");
+        d.decode(
+            Some(br#"5,"Widget, large",12.5,2025-01-02"#),
+            &mut out,
+            &mut vec![],
+        )
+        .expect("csv");
         assert_eq!(
             out,
             vec![
@@ -311,7 +359,7 @@ mod tests {
         let mut msg = 42_i32.to_be_bytes().to_vec();
         msg.extend_from_slice(&2.5_f64.to_be_bytes());
         msg.extend_from_slice(b"hello");
-        d.decode(Some(&msg), &mut out).expect("raw");
+        d.decode(Some(&msg), &mut out, &mut vec![]).expect("raw");
         assert_eq!(
             out,
             vec![
@@ -320,6 +368,6 @@ mod tests {
                 Value::Text("hello".into())
             ]
         );
-        assert!(d.decode(Some(&msg[..6]), &mut out).is_err());
+        assert!(d.decode(Some(&msg[..6]), &mut out, &mut vec![]).is_err());
     }
 }
