@@ -84,7 +84,7 @@ def main():
         produce(broker)
         node = Standalone(executors=1, catalogs={
             "kafka": f"connector.name=kafka\nkafka.nodes={broker.bootstrap}\nkafka.default-schema=default\n"
-                     "kafka.table-names=orders\nkafka.messages-per-split=1000000\n"},
+                     "kafka.table-names=orders\n"},
             files={"kafka/orders.json": SEED_ORDERS_JSON})
         try:
             plain_runs, tributary_runs = [], []

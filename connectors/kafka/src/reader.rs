@@ -301,8 +301,9 @@ impl SplitTask {
             idle_since = None;
             let offset = msg.offset();
             // librdkafka drops what a kept consumer fetched for an earlier assignment (its
-            // ops carry the assignment's version); these checks only guard the range.
-            if msg.partition() != self.range.partition || msg.topic() != self.topic {
+            // ops carry the assignment's version); these checks only guard the range (the
+            // topic is not compared: reading its name costs a strlen and a UTF-8 check).
+            if msg.partition() != self.range.partition {
                 continue;
             }
             if offset < next {
