@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -251,9 +250,4 @@ impl KafkaClient {
         self.return_consumer(consumer);
         Ok(result)
     }
-}
-
-/// Whether an rdkafka error says `partition` was read to its end.
-pub(crate) fn is_partition_eof(e: &RdKafkaError, partition: i32) -> bool {
-    matches!(e, RdKafkaError::PartitionEOF(p) if *p == partition)
 }

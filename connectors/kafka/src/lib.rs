@@ -29,6 +29,7 @@
 //! `_message`, `_message_length`, `_headers` (map of varchar to array of varbinary),
 //! `_key_corrupt`, `_key`, `_key_length`, `_timestamp` (timestamp(3), UTC).
 
+mod batch;
 pub mod catalog;
 pub mod client;
 pub mod config;

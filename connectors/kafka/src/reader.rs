@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::error::DataFusionError;
-use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tributary_connector::{ConnectorError, SplitInfo, SplitReader, SplitStream};
 
-use crate::client::{KafkaClient, PartitionOffsets, is_partition_eof};
+use crate::batch::{PartitionBatches, RawMessage};
+use crate::client::{KafkaClient, PartitionOffsets};
 use crate::decoder::{Buffers, RowDecoder, Value};
 use crate::error::KafkaError;
 use crate::rows::ColumnBuilder;
@@ -240,6 +239,19 @@ impl SplitTask {
         consumer: &BaseConsumer,
         tx: &BatchSender,
     ) -> datafusion::error::Result<()> {
+        // Created before the assignment, so the partition's messages go to its own queue.
+        let mut batches = PartitionBatches::new(
+            consumer,
+            &self.topic,
+            self.range.partition,
+            self.batch_size.min(4096),
+        )
+        .ok_or_else(|| {
+            DataFusionError::from(
+                self.client
+                    .broker_error(self.what(), "librdkafka has no queue for the partition"),
+            )
+        })?;
         let mut assignment = TopicPartitionList::new();
         assignment
             .add_partition_offset(
@@ -274,105 +286,84 @@ impl SplitTask {
         let mut buffers = Buffers::default();
         let last = self.range.end - 1;
         let mut next = self.range.start;
-        loop {
-            let Some(result) = consumer.poll(Duration::from_millis(100)) else {
-                if idle_since.get_or_insert_with(Instant::now).elapsed() > patience {
-                    return Err(DataFusionError::from(self.client.broker_error(
-                        self.what(),
-                        format!("no message arrived within {patience:?}"),
-                    )));
-                }
-                continue;
-            };
-            let msg = match result {
-                Ok(msg) => msg,
-                // The range was fixed at planning: the partition ending first means the
-                // remaining offsets are gone (compaction, retention, transaction markers).
-                Err(e) if is_partition_eof(&e, self.range.partition) => break,
-                Err(e) => {
+        'read: loop {
+            let mut arrived = false;
+            for msg in batches.next(Duration::from_millis(10)) {
+                arrived = true;
+                if msg.is_error() {
+                    // The range was fixed at planning: the partition ending first means the
+                    // remaining offsets are gone (compaction, retention, transaction markers).
+                    if msg.is_partition_eof() && msg.partition() == self.range.partition {
+                        break 'read;
+                    }
                     if idle_since.get_or_insert_with(Instant::now).elapsed() > patience {
                         return Err(DataFusionError::from(
-                            self.client.broker_error(self.what(), e),
+                            self.client.broker_error(self.what(), msg.error_text()),
                         ));
                     }
                     continue;
                 }
-            };
-            idle_since = None;
-            let offset = msg.offset();
-            // librdkafka drops what a kept consumer fetched for an earlier assignment (its
-            // ops carry the assignment's version); these checks only guard the range (the
-            // topic is not compared: reading its name costs a strlen and a UTF-8 check).
-            if msg.partition() != self.range.partition {
-                continue;
-            }
-            if offset < next {
-                continue;
-            }
-            if offset > last {
-                break;
-            }
-            next = offset + 1;
-            let key = msg.key();
-            let payload = msg.payload();
-            let (mut key_values, mut key_raws) = (Vec::new(), Vec::new());
-            let (mut message_values, mut message_raws) = buffers.lend();
-            let key_corrupt = match (&self.key, needs.key) {
-                (Some(d), true) => d.decode(key, &mut key_values, &mut key_raws).is_err(),
-                _ => false,
-            };
-            let message_corrupt = match (&self.message, needs.message) {
-                (Some(d), true) => d
-                    .decode(payload, &mut message_values, &mut message_raws)
-                    .is_err(),
-                _ => false,
-            };
-            for (column, builder) in self.columns.iter().zip(builders.iter_mut()) {
-                match column.source {
-                    Source::Key(i) => builder.append(key_values.get(i).unwrap_or(&Value::Null)),
-                    Source::Message(i) => {
-                        builder.append(message_values.get(i).unwrap_or(&Value::Null))
-                    }
-                    Source::Internal(internal) => {
-                        let value = match internal {
-                            Internal::PartitionId => Value::Int(i64::from(msg.partition())),
-                            Internal::PartitionOffset | Internal::Offset => Value::Int(offset),
-                            Internal::MessageCorrupt => Value::Bool(message_corrupt),
-                            Internal::KeyCorrupt => Value::Bool(key_corrupt),
-                            Internal::Message => text(payload),
-                            Internal::Key => text(key),
-                            Internal::MessageLength => {
-                                Value::Int(payload.map_or(0, <[u8]>::len) as i64)
-                            }
-                            Internal::KeyLength => Value::Int(key.map_or(0, <[u8]>::len) as i64),
-                            Internal::Timestamp => {
-                                msg.timestamp().to_millis().map_or(Value::Null, Value::Int)
-                            }
-                            Internal::Headers => {
-                                match msg.headers() {
-                                    Some(h) => {
-                                        builder.append_headers(h.iter().map(|h| (h.key, h.value)))
-                                    }
-                                    None => builder.append_headers(std::iter::empty()),
-                                }
-                                continue;
-                            }
-                        };
-                        builder.append(&value);
+                idle_since = None;
+                let offset = msg.offset();
+                // librdkafka drops what a kept consumer fetched for an earlier assignment
+                // (its ops carry the assignment's version); these checks guard the range.
+                if msg.partition() != self.range.partition || offset < next {
+                    continue;
+                }
+                if offset > last {
+                    break 'read;
+                }
+                next = offset + 1;
+                let key = msg.key();
+                let payload = msg.payload();
+                let (mut key_values, mut key_raws) = (Vec::new(), Vec::new());
+                let (mut message_values, mut message_raws) = buffers.lend();
+                let key_corrupt = match (&self.key, needs.key) {
+                    (Some(d), true) => d.decode(key, &mut key_values, &mut key_raws).is_err(),
+                    _ => false,
+                };
+                let message_corrupt = match (&self.message, needs.message) {
+                    (Some(d), true) => d
+                        .decode(payload, &mut message_values, &mut message_raws)
+                        .is_err(),
+                    _ => false,
+                };
+                for (column, builder) in self.columns.iter().zip(builders.iter_mut()) {
+                    match column.source {
+                        Source::Key(i) => builder.append(key_values.get(i).unwrap_or(&Value::Null)),
+                        Source::Message(i) => {
+                            builder.append(message_values.get(i).unwrap_or(&Value::Null))
+                        }
+                        Source::Internal(Internal::Headers) => {
+                            builder.append_headers(msg.headers().into_iter())
+                        }
+                        Source::Internal(internal) => builder.append(&internal_value(
+                            internal,
+                            &msg,
+                            offset,
+                            key_corrupt,
+                            message_corrupt,
+                        )),
                     }
                 }
-            }
-            buffers.give_back(message_values, message_raws);
-            rows += 1;
-            produced += 1;
-            if rows == self.batch_size {
-                if !self.send(tx, &mut builders, rows)? {
-                    return Ok(());
+                buffers.give_back(message_values, message_raws);
+                rows += 1;
+                produced += 1;
+                if rows == self.batch_size {
+                    if !self.send(tx, &mut builders, rows)? {
+                        return Ok(());
+                    }
+                    rows = 0;
                 }
-                rows = 0;
+                if offset >= last || produced >= self.limit {
+                    break 'read;
+                }
             }
-            if offset >= last || produced >= self.limit {
-                break;
+            if !arrived && idle_since.get_or_insert_with(Instant::now).elapsed() > patience {
+                return Err(DataFusionError::from(self.client.broker_error(
+                    self.what(),
+                    format!("no message arrived within {patience:?}"),
+                )));
             }
         }
         if rows > 0 {
@@ -402,6 +393,29 @@ impl SplitTask {
             &RecordBatchOptions::new().with_row_count(Some(rows)),
         )?;
         Ok(tx.blocking_send(Ok(batch)).is_ok())
+    }
+}
+
+/// The value of an internal column (all but `_headers`) for one message.
+fn internal_value<'m>(
+    internal: Internal,
+    msg: &RawMessage<'m>,
+    offset: i64,
+    key_corrupt: bool,
+    message_corrupt: bool,
+) -> Value<'m> {
+    let (key, payload) = (msg.key(), msg.payload());
+    match internal {
+        Internal::PartitionId => Value::Int(i64::from(msg.partition())),
+        Internal::PartitionOffset | Internal::Offset => Value::Int(offset),
+        Internal::MessageCorrupt => Value::Bool(message_corrupt),
+        Internal::KeyCorrupt => Value::Bool(key_corrupt),
+        Internal::Message => text(payload),
+        Internal::Key => text(key),
+        Internal::MessageLength => Value::Int(payload.map_or(0, <[u8]>::len) as i64),
+        Internal::KeyLength => Value::Int(key.map_or(0, <[u8]>::len) as i64),
+        Internal::Timestamp => msg.timestamp().map_or(Value::Null, Value::Int),
+        Internal::Headers => Value::Null,
     }
 }
 
