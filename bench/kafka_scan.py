@@ -20,7 +20,7 @@ MESSAGES = int(os.environ.get("KAFKA_BENCH_MESSAGES", 10_000_000))
 PARTITIONS = 4
 RUNS = 3
 TARGET = Path(os.environ.get("TRIBUTARY_RELEASE_TARGET", Path.home() / ".cache/tributary/target-release"))
-SEED_ORDERS_JSON = (REPO / "tests" / "clients" / "test_kafka.py").read_text().split('SEED_ORDERS_JSON = """')[1].split('"""')[0]
+SEED_ORDERS_JSON = (REPO / "etc" / "kafka" / "orders.json").read_text()
 
 
 def produce(broker: KafkaBroker):

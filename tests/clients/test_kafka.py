@@ -21,22 +21,8 @@ from kafka import KafkaBroker
 
 MYSQL = dict(host="127.0.0.1", port=3306, user="root", password="")
 
-# The seed's description file, verbatim.
-SEED_ORDERS_JSON = """{
-  "tableName": "orders",
-  "topicName": "orders",
-  "message": {
-    "dataFormat": "json",
-    "fields": [
-      { "name": "order_id", "type": "bigint" },
-      { "name": "customer_id", "type": "bigint" },
-      { "name": "product_id", "type": "bigint" },
-      { "name": "quantity", "type": "integer" },
-      { "name": "order_date", "type": "varchar" }
-    ]
-  }
-}
-"""
+# The seed's description file, verbatim (as shipped in etc/).
+SEED_ORDERS_JSON = (REPO / "etc" / "kafka" / "orders.json").read_text()
 
 MIXED_JSON = {
     "tableName": "mixed", "topicName": "mixed",

@@ -129,8 +129,8 @@ impl KafkaClient {
         }
     }
 
-    /// A consumer for planning requests or reading one split.
-    pub fn consumer(&self) -> Result<BaseConsumer> {
+    /// A new consumer (see [`Self::take_consumer`]).
+    fn consumer(&self) -> Result<BaseConsumer> {
         self.client_config().create::<BaseConsumer>().map_err(|e| {
             self.broker_error("creating a Kafka client (check kafka.config.resources)", e)
         })

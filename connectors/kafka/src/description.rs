@@ -92,6 +92,19 @@ pub struct FieldSpec {
     pub hidden: bool,
 }
 
+impl FieldSpec {
+    /// Where a JSON or Avro decoder finds the value: the mapping (the field's name when
+    /// there is none), a leading `/` allowed, split at `/`.
+    pub fn path(&self) -> Vec<&str> {
+        let mapping = self.mapping.as_deref().unwrap_or(&self.name);
+        mapping
+            .strip_prefix('/')
+            .unwrap_or(mapping)
+            .split('/')
+            .collect()
+    }
+}
+
 impl TableDescription {
     /// The description of a table listed in `kafka.table-names` without a file: its topic
     /// has the table's name and it has only internal columns.
@@ -289,20 +302,8 @@ impl Descriptions {
 mod tests {
     use super::*;
 
-    const SEED: &str = r#"{
-  "tableName": "orders",
-  "topicName": "orders",
-  "message": {
-    "dataFormat": "json",
-    "fields": [
-      { "name": "order_id", "type": "bigint" },
-      { "name": "customer_id", "type": "bigint" },
-      { "name": "product_id", "type": "bigint" },
-      { "name": "quantity", "type": "integer" },
-      { "name": "order_date", "type": "varchar" }
-    ]
-  }
-}"#;
+    /// The seed's description file, as shipped in etc/.
+    const SEED: &str = include_str!("../../../etc/kafka/orders.json");
 
     #[test]
     fn reads_the_seed_description() {

@@ -7,7 +7,7 @@ use arrow::array::ArrayRef;
 use chrono::{DateTime, NaiveTime};
 use datafusion::common::ScalarValue;
 
-use crate::decoder::DataFormat;
+use crate::decoder::{DataFormat, RawField, csv_columns, raw_fields};
 use crate::description::{FieldGroup, FieldSpec};
 use crate::types::ColumnType;
 
@@ -25,42 +25,18 @@ pub struct RowEncoder {
 impl RowEncoder {
     /// An encoder for a described key or message.
     pub fn new(group: &FieldGroup) -> Result<Self, String> {
-        let mut positions = Vec::with_capacity(group.fields.len());
-        for f in &group.fields {
-            let position =
-                match group.format {
-                    DataFormat::Csv => {
-                        let m = f.mapping.as_deref().unwrap_or_default().trim();
-                        (
-                            m.parse().map_err(|_| {
-                                format!("field '{}': mapping '{m}' is not a column index", f.name)
-                            })?,
-                            None,
-                        )
-                    }
-                    DataFormat::Raw => {
-                        let m = f.mapping.as_deref().unwrap_or("0");
-                        match m.split_once(':') {
-                            Some((s, e)) => (
-                                s.trim().parse().map_err(|_| {
-                                    format!("field '{}': bad mapping '{m}'", f.name)
-                                })?,
-                                Some(e.trim().parse().map_err(|_| {
-                                    format!("field '{}': bad mapping '{m}'", f.name)
-                                })?),
-                            ),
-                            None => (
-                                m.trim().parse().map_err(|_| {
-                                    format!("field '{}': bad mapping '{m}'", f.name)
-                                })?,
-                                None,
-                            ),
-                        }
-                    }
-                    DataFormat::Json | DataFormat::Dummy | DataFormat::Avro => (0, None),
-                };
-            positions.push(position);
-        }
+        // The decoders' own reading of the mappings, so both sides cut messages alike.
+        let positions = match group.format {
+            DataFormat::Csv => csv_columns(&group.fields)?
+                .into_iter()
+                .map(|c| (c, None))
+                .collect(),
+            DataFormat::Raw => raw_fields(&group.fields)?
+                .iter()
+                .map(RawField::range)
+                .collect(),
+            DataFormat::Json | DataFormat::Dummy | DataFormat::Avro => vec![],
+        };
         let avro_schema = match (group.format, &group.data_schema) {
             (DataFormat::Avro, Some(text)) => Some(
                 Schema::parse_str(text)
@@ -98,9 +74,7 @@ impl RowEncoder {
         let mut root = serde_json::Map::new();
         for (f, v) in self.fields.iter().zip(values) {
             let value = json_value(f, v)?;
-            let mapping = f.mapping.as_deref().unwrap_or(&f.name);
-            let mapping = mapping.strip_prefix('/').unwrap_or(mapping);
-            let mut segments: Vec<&str> = mapping.split('/').collect();
+            let mut segments = f.path();
             let last = segments.pop().unwrap_or_default();
             let mut node = &mut root;
             for s in segments {
@@ -109,8 +83,9 @@ impl RowEncoder {
                     .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
                 node = entry.as_object_mut().ok_or_else(|| {
                     format!(
-                        "field '{}': mapping '{mapping}' crosses another field",
-                        f.name
+                        "field '{}': mapping '{}' crosses another field",
+                        f.name,
+                        f.path().join("/")
                     )
                 })?;
             }
@@ -188,11 +163,7 @@ impl RowEncoder {
             .fields
             .iter()
             .zip(values)
-            .map(|(f, v)| {
-                let mapping = f.mapping.as_deref().unwrap_or(&f.name);
-                let mapping = mapping.strip_prefix('/').unwrap_or(mapping);
-                (mapping.split('/').collect(), avro_value(v))
-            })
+            .map(|(f, v)| (f.path(), avro_value(v)))
             .collect();
         let record = avro_record(schema, &[], &leaves);
         let record = record

@@ -283,7 +283,7 @@ impl SplitTask {
             .max(Duration::from_secs(1));
         // The clock is read only while waiting (it is not free on every machine).
         let mut idle_since: Option<Instant> = None;
-        let mut buffers = Buffers::default();
+        let (mut key_buffers, mut message_buffers) = (Buffers::default(), Buffers::default());
         let last = self.range.end - 1;
         let mut next = self.range.start;
         'read: loop {
@@ -316,8 +316,8 @@ impl SplitTask {
                 next = offset + 1;
                 let key = msg.key();
                 let payload = msg.payload();
-                let (mut key_values, mut key_raws) = (Vec::new(), Vec::new());
-                let (mut message_values, mut message_raws) = buffers.lend();
+                let (mut key_values, mut key_raws) = key_buffers.lend();
+                let (mut message_values, mut message_raws) = message_buffers.lend();
                 let key_corrupt = match (&self.key, needs.key) {
                     (Some(d), true) => d.decode(key, &mut key_values, &mut key_raws).is_err(),
                     _ => false,
@@ -346,7 +346,8 @@ impl SplitTask {
                         )),
                     }
                 }
-                buffers.give_back(message_values, message_raws);
+                key_buffers.give_back(key_values, key_raws);
+                message_buffers.give_back(message_values, message_raws);
                 rows += 1;
                 produced += 1;
                 if rows == self.batch_size {

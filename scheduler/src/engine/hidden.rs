@@ -18,7 +18,7 @@ use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{
     ExcludeSelectItem, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem,
     SelectItemQualifiedWildcardKind, SetExpr, Statement as SqlStatement, TableFactor, TableObject,
-    VisitMut, VisitorMut, WildcardAdditionalOptions,
+    Visit, VisitMut, Visitor, VisitorMut, WildcardAdditionalOptions,
 };
 use tributary_connector::is_hidden;
 
@@ -37,6 +37,11 @@ pub(crate) async fn exclude_hidden(
     state: &SessionState,
     statement: &mut DfStatement,
 ) -> DfResult<()> {
+    // Looking tables up costs catalog I/O (a metastore file, a database's catalog), and the
+    // planner looks them up again: only statements the rewrite could change pay for it.
+    if !rewritable(statement) {
+        return Ok(());
+    }
     let mut hidden: HashMap<TableReference, Columns> = HashMap::new();
     for reference in state.resolve_table_references(statement)? {
         let resolved = resolve(state, reference);
@@ -77,6 +82,50 @@ pub(crate) async fn exclude_hidden(
 fn resolve(state: &SessionState, reference: TableReference) -> TableReference {
     let defaults = &state.config_options().catalog;
     TableReference::from(reference.resolve(&defaults.default_catalog, &defaults.default_schema))
+}
+
+/// Whether a statement has a wildcard in a SELECT list or an INSERT without a column list.
+fn rewritable(statement: &DfStatement) -> bool {
+    match statement {
+        DfStatement::Statement(s) => s.visit(&mut Rewritable).is_break(),
+        DfStatement::Explain(explain) => rewritable(&explain.statement),
+        _ => false,
+    }
+}
+
+struct Rewritable;
+
+impl Visitor for Rewritable {
+    type Break = ();
+
+    fn pre_visit_statement(&mut self, statement: &SqlStatement) -> ControlFlow<()> {
+        match statement {
+            SqlStatement::Insert(insert) if insert.columns.is_empty() => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
+        }
+    }
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        if has_wildcard(&query.body) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+}
+
+fn has_wildcard(body: &SetExpr) -> bool {
+    match body {
+        SetExpr::Select(select) => select.projection.iter().any(|item| {
+            matches!(
+                item,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+            )
+        }),
+        SetExpr::SetOperation { left, right, .. } => has_wildcard(left) || has_wildcard(right),
+        // Nested queries are visited on their own.
+        _ => false,
+    }
 }
 
 fn visit(statement: &mut DfStatement, rewriter: &mut Rewriter<'_>) {

@@ -26,11 +26,7 @@ impl AvroPaths {
             .map_err(|e| format!("dataSchema is not an Avro schema: {e}"))?;
         let paths = fields
             .iter()
-            .map(|f| {
-                let mapping = f.mapping.as_deref().unwrap_or(&f.name);
-                let mapping = mapping.strip_prefix('/').unwrap_or(mapping);
-                mapping.split('/').map(str::to_owned).collect()
-            })
+            .map(|f| f.path().into_iter().map(str::to_owned).collect())
             .collect();
         Ok(Self { schema, paths })
     }

@@ -45,13 +45,12 @@ impl JsonPaths {
     pub(crate) fn new(fields: &[FieldSpec]) -> Result<Self, String> {
         let mut root = Node::default();
         for (i, f) in fields.iter().enumerate() {
-            let mapping = f.mapping.as_deref().unwrap_or(&f.name);
-            let mapping = mapping.strip_prefix('/').unwrap_or(mapping);
-            if mapping.is_empty() {
+            let path = f.path();
+            if path == [""] {
                 return Err(format!("field '{}': empty mapping", f.name));
             }
             let mut node = &mut root;
-            for segment in mapping.split('/') {
+            for segment in path {
                 node = node.child_mut(segment);
             }
             node.fields.push(i);

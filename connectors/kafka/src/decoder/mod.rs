@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::description::FieldGroup;
 pub use convert::Conversion;
+pub(crate) use csv::columns as csv_columns;
+pub(crate) use raw::{RawField, fields as raw_fields};
 
 /// A key or message format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -37,6 +37,13 @@ impl Width {
     }
 }
 
+impl RawField {
+    /// The byte range: start, and the end when the mapping gives one.
+    pub(crate) fn range(&self) -> (usize, Option<usize>) {
+        (self.start, self.end)
+    }
+}
+
 pub(crate) fn fields(fields: &[FieldSpec]) -> Result<Vec<RawField>, String> {
     fields.iter().map(field).collect()
 }
