@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use tributary_connector::{Catalogs, ConnectorRegistry};
 use tributary_executor::{ExecutorOptions, run_executor};
-use tributary_scheduler::{SchedulerOptions, start_scheduler};
+use tributary_scheduler::{HistoryOptions, SchedulerOptions, start_scheduler};
+use tributary_telemetry::TelemetryOptions;
 
 /// Tributary: a distributed, federated SQL engine with an Arrow Flight SQL front door.
 #[derive(Debug, Parser)]
@@ -31,6 +32,74 @@ enum Command {
     Executor(ExecutorArgs),
     /// A Flight SQL client shell (like trino-cli).
     Sql(shell::SqlArgs),
+}
+
+/// Telemetry and history flags of the scheduler (and of `standalone`).
+#[derive(Debug, Args)]
+struct ObservabilityArgs {
+    /// Query history store: a SQLite file path or URL (default: <etc>/../var/history.db), or
+    /// postgresql://user:password@host/db; `none` keeps history in memory only.
+    #[arg(long, env = "TRIBUTARY_HISTORY_URL")]
+    history_url: Option<String>,
+    /// Finished queries older than this are deleted from the history (e.g. 7d, 12h, 30m).
+    #[arg(long, env = "TRIBUTARY_HISTORY_MAX_AGE", default_value = "7d")]
+    history_max_age: String,
+    /// At most this many finished queries are kept in the history.
+    #[arg(long, env = "TRIBUTARY_HISTORY_MAX_QUERIES", default_value_t = 10000)]
+    history_max_queries: usize,
+}
+
+/// Where spans go (every role).
+#[derive(Debug, Args)]
+struct TraceArgs {
+    /// OTLP/gRPC endpoint spans are exported to, e.g. http://otel-collector:4317 (Trino's
+    /// otel.exporter.endpoint; OTEL_EXPORTER_OTLP_ENDPOINT is read too). Unset: no export.
+    #[arg(
+        long = "otel-exporter-endpoint",
+        env = "TRIBUTARY_OTEL_EXPORTER_ENDPOINT"
+    )]
+    otel_exporter_endpoint: Option<String>,
+}
+
+impl TraceArgs {
+    fn options(&self, service_name: &str) -> TelemetryOptions {
+        TelemetryOptions {
+            service_name: service_name.to_owned(),
+            otlp_endpoint: self
+                .otel_exporter_endpoint
+                .clone()
+                .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+                .filter(|e| !e.trim().is_empty()),
+        }
+    }
+}
+
+impl ObservabilityArgs {
+    fn options(&self, etc: &Path) -> Result<Option<HistoryOptions>, String> {
+        let url = match self.history_url.as_deref() {
+            Some("none") => return Ok(None),
+            Some(url) => url.to_owned(),
+            None => {
+                let base = etc
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                base.join("var").join("history.db").display().to_string()
+            }
+        };
+        let max_age = tributary_scheduler::session::parse_duration(&self.history_max_age)
+            .ok_or_else(|| {
+                format!(
+                    "--history-max-age: '{}' is not a duration (e.g. 7d, 12h, 30m)",
+                    self.history_max_age
+                )
+            })?;
+        Ok(Some(HistoryOptions {
+            url,
+            max_age,
+            max_queries: self.history_max_queries,
+        }))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +130,13 @@ struct StandaloneArgs {
     /// Seconds results stay fetchable after a query ends.
     #[arg(long, env = "TRIBUTARY_RESULT_TTL_SECONDS", default_value_t = 600)]
     result_ttl_seconds: u64,
+    /// Address of the HTTP server: web UI, /metrics, /v1/query ("off": none).
+    #[arg(long, env = "TRIBUTARY_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    http_addr: String,
+    #[command(flatten)]
+    observability: ObservabilityArgs,
+    #[command(flatten)]
+    trace: TraceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +167,13 @@ struct SchedulerArgs {
     /// Seconds results stay fetchable after a query ends.
     #[arg(long, env = "TRIBUTARY_RESULT_TTL_SECONDS", default_value_t = 600)]
     result_ttl_seconds: u64,
+    /// Address of the HTTP server: web UI, /metrics, /v1/query ("off": none).
+    #[arg(long, env = "TRIBUTARY_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: String,
+    #[command(flatten)]
+    observability: ObservabilityArgs,
+    #[command(flatten)]
+    trace: TraceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +205,11 @@ struct ExecutorArgs {
     /// Seconds finished queries' files are kept.
     #[arg(long, env = "TRIBUTARY_RESULT_TTL_SECONDS", default_value_t = 600)]
     result_ttl_seconds: u64,
+    /// Port of the HTTP server (/metrics, /healthz, /readyz); unset: none.
+    #[arg(long, env = "TRIBUTARY_HTTP_PORT")]
+    http_port: Option<u16>,
+    #[command(flatten)]
+    trace: TraceArgs,
 }
 
 fn registry() -> ConnectorRegistry {
@@ -149,9 +237,6 @@ fn load_catalogs(etc: &Path) -> Result<Catalogs, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Sql(_)) {
-        init_logging();
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -163,6 +248,20 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(async move {
+        let telemetry = match &cli.command {
+            Command::Sql(_) => None,
+            Command::Standalone(a) => Some(a.trace.options("tributary")),
+            Command::Scheduler(a) => Some(a.trace.options("tributary-scheduler")),
+            Command::Executor(a) => Some(a.trace.options("tributary-executor")),
+        };
+        let _telemetry = match telemetry.as_ref().map(tributary_telemetry::init) {
+            Some(Err(e)) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+            Some(Ok(guard)) => Some(guard),
+            None => None,
+        };
         let result = match cli.command {
             Command::Sql(args) => return shell::run(args).await,
             Command::Standalone(args) => standalone(args).await,
@@ -182,17 +281,14 @@ fn main() -> ExitCode {
     code
 }
 
-fn init_logging() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("TRIBUTARY_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(
-                "info,ballista_executor=warn,ballista_scheduler=warn,ballista_core=warn",
-            )
-        });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+/// `--http-addr`: an address, or `off`.
+fn http_addr(text: &str) -> Result<Option<SocketAddr>, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|e| format!("--http-addr: '{text}' is not HOST:PORT ({e})"))
 }
 
 async fn scheduler(args: SchedulerArgs) -> Result<(), String> {
@@ -203,13 +299,19 @@ async fn scheduler(args: SchedulerArgs) -> Result<(), String> {
         external_host: args.external_host,
         password_file: args.password_file,
         result_ttl_seconds: args.result_ttl_seconds,
+        http_addr: http_addr(&args.http_addr)?,
+        history: args.observability.options(&args.etc)?,
     };
     let running = start_scheduler(options, catalogs)
         .await
         .map_err(|e| e.to_string())?;
     eprintln!(
-        "tributary scheduler: Flight SQL on grpc://{}",
-        args.flight_sql_addr
+        "tributary scheduler: Flight SQL on grpc://{}{}",
+        args.flight_sql_addr,
+        running
+            .http_addr
+            .map(|a| format!(", web UI and metrics on http://{a}/"))
+            .unwrap_or_default()
     );
     tokio::select! {
         served = running.flight_sql => served.map_err(|e| e.to_string())?.map_err(|e| format!("Flight SQL service failed: {e}")),
@@ -237,13 +339,21 @@ async fn executor(args: ExecutorArgs) -> Result<(), String> {
     let catalogs = load_catalogs(&args.etc)?;
     let options = ExecutorOptions {
         scheduler: args.scheduler,
-        bind_host: args.bind_host,
+        bind_host: args.bind_host.clone(),
         external_host: args.external_host,
         flight_port: args.flight_port,
         grpc_port: args.grpc_port,
         work_dir: args.work_dir,
         vcores: args.vcores,
         job_data_ttl_seconds: args.result_ttl_seconds,
+        http_addr: match args.http_port {
+            Some(port) => Some(
+                format!("{}:{port}", args.bind_host)
+                    .parse()
+                    .map_err(|e| format!("--http-port: {e}"))?,
+            ),
+            None => None,
+        },
     };
     run_executor(options, catalogs)
         .await
@@ -258,6 +368,8 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
         external_host: args.scheduler_addr.ip().to_string(),
         password_file: None,
         result_ttl_seconds: args.result_ttl_seconds,
+        http_addr: http_addr(&args.http_addr)?,
+        history: args.observability.options(&args.etc)?,
     };
     let running = start_scheduler(options, catalogs.clone())
         .await
@@ -273,6 +385,7 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
             work_dir: None,
             vcores: args.vcores,
             job_data_ttl_seconds: args.result_ttl_seconds,
+            http_addr: None,
         };
         let catalogs = catalogs.clone();
         executors.push(tokio::spawn(async move {
@@ -282,8 +395,13 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
         }));
     }
     eprintln!(
-        "tributary standalone: Flight SQL on grpc://{} with {} executors",
-        args.flight_sql_addr, args.executors
+        "tributary standalone: Flight SQL on grpc://{} with {} executors{}",
+        args.flight_sql_addr,
+        args.executors,
+        running
+            .http_addr
+            .map(|a| format!(", web UI and metrics on http://{a}/"))
+            .unwrap_or_default()
     );
     tokio::select! {
         served = running.flight_sql => served.map_err(|e| e.to_string())?.map_err(|e| format!("Flight SQL service failed: {e}")),

@@ -14,6 +14,9 @@ pub enum ExecutorError {
         /// Why.
         source: std::io::Error,
     },
+    /// The HTTP server could not start.
+    #[error("{0}")]
+    Http(String),
     /// Ballista's executor failed.
     #[error("executor failed: {0}")]
     Ballista(#[from] ballista_core::error::BallistaError),

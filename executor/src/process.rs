@@ -15,6 +15,44 @@ use datafusion::prelude::SessionConfig;
 use tributary_connector::{Catalogs, ConnectorCodec, ConnectorStores, register_connector_store};
 
 use crate::error::ExecutorError;
+use crate::observe::{ExecutorMetrics, ObservedEngine};
+use ballista_executor::execution_engine::DefaultExecutionEngine;
+use tributary_telemetry::QueryTelemetry;
+
+/// Serves the executor's `/metrics`, `/healthz` and `/readyz`.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    metrics: Arc<ExecutorMetrics>,
+) -> Result<std::net::SocketAddr, ExecutorError> {
+    use axum::routing::get;
+    let routes = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = Arc::clone(&metrics);
+            async move {
+                metrics.refresh();
+                match tributary_telemetry::encode_metrics(&metrics.registry) {
+                    Ok(text) => (
+                        axum::http::StatusCode::OK,
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        text,
+                    ),
+                    Err(e) => (
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        [(axum::http::header::CONTENT_TYPE, "text/plain")],
+                        e.to_string(),
+                    ),
+                }
+            }
+        }),
+    );
+    tributary_telemetry::serve_http(addr, routes, tributary_telemetry::Health::default())
+        .await
+        .map_err(|e| ExecutorError::Http(e.to_string()))
+}
 
 /// Memory for Parquet footers (and page indexes) kept between tasks of an executor.
 const FOOTER_CACHE_BYTES: usize = 256 << 20;
@@ -38,6 +76,8 @@ pub struct ExecutorOptions {
     pub vcores: usize,
     /// Seconds finished jobs' files are kept before this executor deletes them.
     pub job_data_ttl_seconds: u64,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served; `None`: not served.
+    pub http_addr: Option<std::net::SocketAddr>,
 }
 
 /// Runs an executor until it fails or the process is told to stop.
@@ -48,7 +88,21 @@ pub async fn run_executor(
     options: ExecutorOptions,
     catalogs: Catalogs,
 ) -> Result<(), ExecutorError> {
-    let config = process_config(options, catalogs)?;
+    let metrics = Arc::new(ExecutorMetrics::new());
+    let http_addr = options.http_addr;
+    let mut config = process_config(options, catalogs)?;
+    metrics.slots.set(config.vcores as i64);
+    let pool = Arc::new(crate::client_pool::ClientPool::new(
+        std::time::Duration::from_secs(config.client_ttl.max(1)),
+    ));
+    config.override_execution_engine = Some(Arc::new(ObservedEngine::new(
+        Arc::new(DefaultExecutionEngine::with_client_pool(pool)),
+        Arc::clone(&metrics),
+    )));
+    if let Some(addr) = http_addr {
+        let bound = serve_metrics(addr, Arc::clone(&metrics)).await?;
+        tracing::info!(http = %bound, "executor metrics served");
+    }
     start_executor_process(Arc::new(config)).await?;
     Ok(())
 }
@@ -92,7 +146,9 @@ fn process_config(
         register_connector_store(&runtime)?;
         Ok(Arc::new(runtime))
     });
-    let config_producer: ConfigProducer = Arc::new(SessionConfig::new_with_ballista);
+    let config_producer: ConfigProducer = Arc::new(|| {
+        SessionConfig::new_with_ballista().with_option_extension(QueryTelemetry::default())
+    });
     let codec = ConnectorCodec::new(
         catalogs,
         Arc::new(BallistaPhysicalExtensionCodec::default()),

@@ -13,7 +13,6 @@ use ballista_core::utils::{
 };
 use ballista_scheduler::cluster::{BallistaCluster, JobState};
 use ballista_scheduler::config::SchedulerConfig;
-use ballista_scheduler::scheduler_process::create_scheduler;
 use ballista_scheduler::scheduler_server::SchedulerServer;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -22,6 +21,7 @@ use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use tributary_connector::{Catalogs, ConnectorCodec, ConnectorStores, register_connector_store};
 
 use crate::error::{Result, SchedulerError};
+use crate::monitor::{BallistaMetrics, Monitor, TaskStatusTap};
 
 /// The Ballista scheduler as Tributary embeds it.
 pub type BallistaScheduler = SchedulerServer<LogicalPlanNode, PhysicalPlanNode>;
@@ -41,9 +41,12 @@ pub(crate) struct ClusterOptions {
     pub result_ttl_seconds: u64,
 }
 
-/// The base session configuration of every query.
+/// The base session configuration of every query (with the query's telemetry, which every
+/// task carries to its executor).
 pub(crate) fn base_config() -> SessionConfig {
-    SessionConfig::new_with_ballista().with_information_schema(true)
+    SessionConfig::new_with_ballista()
+        .with_information_schema(true)
+        .with_option_extension(tributary_telemetry::QueryTelemetry::default())
 }
 
 /// Starts the embedded Ballista scheduler and serves its gRPC API; returns it with its job
@@ -51,7 +54,9 @@ pub(crate) fn base_config() -> SessionConfig {
 pub(crate) async fn start(
     options: &ClusterOptions,
     catalogs: Catalogs,
+    monitor: &Monitor,
 ) -> Result<(BallistaScheduler, Arc<dyn JobState>)> {
+    let system = crate::system::catalog(monitor.clone(), catalogs.clone())?;
     let memory = Arc::new(MemoryCatalogProvider::new());
     memory
         .register_schema("default", Arc::new(MemorySchemaProvider::new()))
@@ -76,6 +81,10 @@ pub(crate) async fn start(
         list.register_catalog(
             MEMORY_CATALOG.to_owned(),
             Arc::clone(&memory) as Arc<dyn CatalogProvider>,
+        );
+        list.register_catalog(
+            crate::system::SYSTEM_CATALOG.to_owned(),
+            Arc::clone(&system),
         );
         for name in session_catalogs.names() {
             let connector = session_catalogs.get(name)?;
@@ -104,13 +113,35 @@ pub(crate) async fn start(
     let config = Arc::new(config);
     let cluster = BallistaCluster::new_from_config(&config).await?;
     let jobs = cluster.job_state();
-    let scheduler: BallistaScheduler = create_scheduler(cluster, Arc::clone(&config)).await?;
+    // Ballista's `create_scheduler`, with our metrics collector (pending tasks).
+    let codec = ballista_core::serde::BallistaCodec::new(
+        Arc::new(ballista_core::serde::BallistaLogicalExtensionCodec::default()),
+        config
+            .override_physical_codec
+            .clone()
+            .unwrap_or_else(|| Arc::new(BallistaPhysicalExtensionCodec::default())),
+    );
+    let mut scheduler: BallistaScheduler = SchedulerServer::new(
+        config.scheduler_endpoint(),
+        cluster,
+        codec,
+        Arc::clone(&config),
+        Arc::new(BallistaMetrics(Arc::clone(&monitor.metrics))),
+    );
+    scheduler.init().await?;
+    monitor.attach(scheduler.clone(), Arc::clone(&jobs));
 
     let grpc = GrpcServerConfig::default();
     let incoming = create_grpc_server_incoming(options.scheduler_addr, &grpc).map_err(|e| {
         SchedulerError::Config(format!("cannot listen on {}: {e}", options.scheduler_addr))
     })?;
-    let service = SchedulerGrpcServer::new(scheduler.clone())
+    // Executors' task statuses pass through the monitor's tap (system.runtime.tasks).
+    let tap = TaskStatusTap::new(
+        scheduler.clone(),
+        Arc::clone(&monitor.tasks),
+        Arc::clone(&monitor.metrics),
+    );
+    let service = SchedulerGrpcServer::new(tap)
         .max_decoding_message_size(config.grpc_server_max_decoding_message_size as usize)
         .max_encoding_message_size(config.grpc_server_max_encoding_message_size as usize);
     tokio::spawn(async move {

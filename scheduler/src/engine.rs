@@ -22,6 +22,7 @@ mod write;
 use crate::cluster::{BallistaScheduler, base_config};
 use crate::error::{Result, SchedulerError};
 use crate::fetch::PartitionFetcher;
+use crate::monitor::{Monitor, current_query};
 use crate::session::{Session, SessionRef};
 use crate::statement::Statement;
 
@@ -65,6 +66,7 @@ pub struct Engine {
     catalogs: Catalogs,
     contexts: ContextCache,
     fetcher: PartitionFetcher,
+    monitor: Monitor,
 }
 
 impl std::fmt::Debug for Engine {
@@ -77,14 +79,25 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// An engine over an embedded scheduler.
-    pub fn new(scheduler: BallistaScheduler, jobs: Arc<dyn JobState>, catalogs: Catalogs) -> Self {
+    pub fn new(
+        scheduler: BallistaScheduler,
+        jobs: Arc<dyn JobState>,
+        catalogs: Catalogs,
+        monitor: Monitor,
+    ) -> Self {
         Self {
             scheduler,
             jobs,
             catalogs,
             contexts: ContextCache::default(),
             fetcher: PartitionFetcher::default(),
+            monitor,
         }
+    }
+
+    /// Queries, tasks and metrics of this scheduler.
+    pub fn monitor(&self) -> &Monitor {
+        &self.monitor
     }
 
     /// The catalogs loaded from `etc/catalog`.
@@ -212,6 +225,7 @@ impl Engine {
                 }
                 self.run_plan(&snapshot, ctx, plan, sql).await
             }
+            Statement::Call { procedure, args } => self.call(&snapshot, procedure, args),
             local => {
                 let ctx = self.context(&snapshot).await?;
                 let (schema, batches) =
@@ -360,11 +374,26 @@ impl Engine {
         let _scope_guard = CloseScope(Arc::clone(&scope));
         let mut state = ctx.state();
         state.config_mut().set_extension(Arc::clone(&scope));
+        // Every task carries the query id and the trace context of the query's span.
+        let query = current_query();
+        if let Some(query) = &query {
+            let options = state.config_mut().options_mut();
+            options.set("tributary.query_id", &query.id())?;
+            if let Some(trace) =
+                tributary_telemetry::TraceParent::of_span(&tracing::Span::current())
+            {
+                options.set("tributary.traceparent", &trace.header())?;
+                query.set_trace(trace);
+            }
+        }
         let ctx = Arc::new(SessionContext::new_with_state(state));
         let job_id = self
             .scheduler
             .submit_job(&name, ctx, plan, Some(tx))
             .await?;
+        if let Some(query) = &query {
+            query.submitted(job_id.as_ref());
+        }
         let mut guard = CancelOnDrop {
             scheduler: self.scheduler.clone(),
             job_id: job_id.to_string(),
@@ -379,6 +408,11 @@ impl Engine {
                     _ = poll.tick() => self.scheduler.state.task_manager.get_job_status(&job_id).await?,
                 };
                 match status.and_then(|s| s.status) {
+                    Some(job_status::Status::Running(_)) => {
+                        if let Some(query) = &query {
+                            query.running();
+                        }
+                    }
                     Some(job_status::Status::Successful(done)) => return Ok(done),
                     Some(job_status::Status::Failed(failed)) => {
                         return Err(SchedulerError::JobFailed { job_id: job_id.to_string(), message: failed.error });
@@ -396,7 +430,52 @@ impl Engine {
             Err(_) => return Err(SchedulerError::Timeout(max)),
         };
         guard.armed = false;
+        if let Some(query) = &query {
+            query.finishing();
+        }
         Ok(job_result(job_id.to_string(), done))
+    }
+
+    /// `CALL system.runtime.kill_query(query_id => '…', message => '…')`.
+    fn call(
+        &self,
+        session: &Session,
+        procedure: &[String],
+        args: &[(Option<String>, String)],
+    ) -> Result<Outcome> {
+        let name = procedure.join(".");
+        if name != "system.runtime.kill_query" {
+            return Err(SchedulerError::NotFound(format!(
+                "procedure '{name}' does not exist (procedures: system.runtime.kill_query)"
+            )));
+        }
+        let mut query_id = None;
+        let mut message = None;
+        for (n, (arg, value)) in args.iter().enumerate() {
+            match (arg.as_deref(), n) {
+                (Some("query_id"), _) | (None, 0) => query_id = Some(value.clone()),
+                (Some("message"), _) | (None, 1) => message = Some(value.clone()),
+                (Some(other), _) => {
+                    return Err(SchedulerError::InvalidQuery(format!(
+                        "kill_query has no argument '{other}' (arguments: query_id, message)"
+                    )));
+                }
+                (None, _) => {
+                    return Err(SchedulerError::InvalidQuery(
+                        "kill_query takes two arguments: query_id, message".into(),
+                    ));
+                }
+            }
+        }
+        let query_id = query_id
+            .ok_or_else(|| SchedulerError::InvalidQuery("kill_query needs query_id".into()))?;
+        let message = message.unwrap_or_else(|| format!("killed by {}", session.user));
+        if !self.monitor.queries.kill(&query_id, &message) {
+            return Err(SchedulerError::NotFound(format!(
+                "query '{query_id}' is not running"
+            )));
+        }
+        Ok(Outcome::Update(0))
     }
 
     /// Cancels a running job.

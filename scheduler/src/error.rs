@@ -43,6 +43,9 @@ pub enum SchedulerError {
     /// The query was cancelled.
     #[error("query {0} was cancelled")]
     Cancelled(String),
+    /// `CALL system.runtime.kill_query` (or `DELETE /v1/query/{id}`) stopped the query.
+    #[error("Query killed. Message: {0}")]
+    Killed(String),
     /// A distributed job failed on the cluster.
     #[error("query {job_id} failed: {message}")]
     JobFailed {
@@ -60,6 +63,31 @@ pub enum SchedulerError {
     /// Any other engine error.
     #[error("{0}")]
     Engine(String),
+}
+
+impl SchedulerError {
+    /// Trino's error type and code name for this error (`system.runtime.queries`).
+    pub fn trino_error(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::SqlSyntax { .. } => ("USER_ERROR", "SYNTAX_ERROR"),
+            Self::InvalidQuery(_) => ("USER_ERROR", "GENERIC_USER_ERROR"),
+            Self::NotSupported(_) => ("USER_ERROR", "NOT_SUPPORTED"),
+            Self::NotFound(m) if m.starts_with("catalog") => ("USER_ERROR", "CATALOG_NOT_FOUND"),
+            Self::NotFound(m) if m.starts_with("schema") => ("USER_ERROR", "SCHEMA_NOT_FOUND"),
+            Self::NotFound(m) if m.contains("column") => ("USER_ERROR", "COLUMN_NOT_FOUND"),
+            Self::NotFound(_) => ("USER_ERROR", "TABLE_NOT_FOUND"),
+            Self::SessionProperty(_) => ("USER_ERROR", "INVALID_SESSION_PROPERTY"),
+            Self::UnknownHandle(_) => ("USER_ERROR", "GENERIC_USER_ERROR"),
+            Self::Unauthenticated(_) => ("USER_ERROR", "PERMISSION_DENIED"),
+            Self::Timeout(_) => ("INSUFFICIENT_RESOURCES", "EXCEEDED_TIME_LIMIT"),
+            Self::Cancelled(_) => ("USER_ERROR", "USER_CANCELED"),
+            Self::Killed(_) => ("USER_ERROR", "ADMINISTRATIVELY_KILLED"),
+            Self::JobFailed { .. } => ("EXTERNAL", "GENERIC_INTERNAL_ERROR"),
+            Self::Unavailable(_) => ("EXTERNAL", "REMOTE_HOST_GONE"),
+            Self::Config(_) => ("INTERNAL_ERROR", "CONFIGURATION_INVALID"),
+            Self::Engine(_) => ("INTERNAL_ERROR", "GENERIC_INTERNAL_ERROR"),
+        }
+    }
 }
 
 impl From<DataFusionError> for SchedulerError {
@@ -171,7 +199,7 @@ impl From<SchedulerError> for Status {
             }
             SchedulerError::Unauthenticated(_) => Status::unauthenticated(message),
             SchedulerError::Timeout(_) => Status::deadline_exceeded(message),
-            SchedulerError::Cancelled(_) => Status::cancelled(message),
+            SchedulerError::Cancelled(_) | SchedulerError::Killed(_) => Status::cancelled(message),
             SchedulerError::JobFailed { .. } | SchedulerError::Engine(_) => {
                 Status::internal(message)
             }

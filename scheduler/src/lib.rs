@@ -11,9 +11,12 @@ pub mod error;
 mod explain;
 mod fetch;
 mod flight_sql;
+mod http;
 mod local;
+pub mod monitor;
 pub mod session;
 pub mod statement;
+mod system;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +31,7 @@ pub use cluster::{BallistaScheduler, MEMORY_CATALOG};
 pub use engine::Engine;
 pub use error::{Result, SchedulerError};
 pub use flight_sql::TributaryFlightSql;
+pub use monitor::{HistoryOptions, Monitor};
 
 /// Largest message the Flight SQL service accepts (DoPut of parameters and data).
 const MAX_DECODING_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
@@ -45,6 +49,10 @@ pub struct SchedulerOptions {
     pub password_file: Option<PathBuf>,
     /// Seconds results stay fetchable after a query ends.
     pub result_ttl_seconds: u64,
+    /// Where the HTTP server (metrics, web UI, `/v1/…`) listens; `None`: no HTTP server.
+    pub http_addr: Option<SocketAddr>,
+    /// Where finished queries are kept; `None`: in memory only.
+    pub history: Option<HistoryOptions>,
 }
 
 /// A running scheduler.
@@ -54,6 +62,8 @@ pub struct RunningScheduler {
     pub engine: Engine,
     /// The Flight SQL server task.
     pub flight_sql: tokio::task::JoinHandle<std::result::Result<(), tonic::transport::Error>>,
+    /// Where the HTTP server listens.
+    pub http_addr: Option<SocketAddr>,
 }
 
 /// Starts the embedded Ballista scheduler and the Flight SQL service.
@@ -65,6 +75,11 @@ pub async fn start_scheduler(
         Some(path) => Authenticator::from_password_file(path)?,
         None => Authenticator::open(),
     };
+    let history = match options.history.clone() {
+        Some(history) => Some(monitor::History::open(history).await?),
+        None => None,
+    };
+    let monitor = Monitor::new(history).await;
     let (ballista, jobs) = cluster::start(
         &cluster::ClusterOptions {
             scheduler_addr: options.scheduler_addr,
@@ -72,9 +87,14 @@ pub async fn start_scheduler(
             result_ttl_seconds: options.result_ttl_seconds,
         },
         catalogs.clone(),
+        &monitor,
     )
     .await?;
-    let engine = Engine::new(ballista, jobs, catalogs);
+    let http_addr = match options.http_addr {
+        Some(addr) => Some(http::start(addr, monitor.clone()).await?),
+        None => None,
+    };
+    let engine = Engine::new(ballista, jobs, catalogs, monitor);
     let service = TributaryFlightSql::new(
         engine.clone(),
         auth,
@@ -98,6 +118,10 @@ pub async fn start_scheduler(
             .add_service(server)
             .serve_with_incoming(incoming),
     );
-    tracing::info!(flight_sql = %options.flight_sql_addr, scheduler = %options.scheduler_addr, "scheduler started");
-    Ok(RunningScheduler { engine, flight_sql })
+    tracing::info!(flight_sql = %options.flight_sql_addr, scheduler = %options.scheduler_addr, http = ?http_addr, "scheduler started");
+    Ok(RunningScheduler {
+        engine,
+        flight_sql,
+        http_addr,
+    })
 }

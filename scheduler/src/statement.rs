@@ -64,6 +64,13 @@ pub enum Statement {
         /// The query.
         query: String,
     },
+    /// `CALL catalog.schema.procedure(arg, name => arg, …)`
+    Call {
+        /// Procedure name parts.
+        procedure: Vec<String>,
+        /// Arguments: name (for `name => value`) and value.
+        args: Vec<(Option<String>, String)>,
+    },
     /// Anything else: DataFusion SQL.
     Sql(String),
 }
@@ -309,6 +316,33 @@ pub fn parse(sql: &str) -> Result<Statement> {
         tokens: lex(sql),
         pos: 0,
     };
+    if p.keyword("CALL") {
+        let procedure = p.name()?;
+        if !p.symbol('(') {
+            return Err(p.error("'('"));
+        }
+        let mut args = Vec::new();
+        if !p.symbol(')') {
+            loop {
+                let start = p.pos;
+                let name = match p.name() {
+                    Ok(n) if n.len() == 1 && p.symbol('=') && p.symbol('>') => n.into_iter().next(),
+                    _ => {
+                        p.pos = start;
+                        None
+                    }
+                };
+                args.push((name, p.value()?));
+                if p.symbol(')') {
+                    break;
+                }
+                if !p.symbol(',') {
+                    return Err(p.error("',' or ')'"));
+                }
+            }
+        }
+        return p.end(Statement::Call { procedure, args });
+    }
     if p.keyword("SHOW") {
         if p.keyword("CATALOGS") {
             let like = p.like()?;
@@ -402,6 +436,31 @@ pub fn parse(sql: &str) -> Result<Statement> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_call() {
+        assert_eq!(
+            parse(
+                "CALL system.runtime.kill_query(query_id => '20261128_1', message => 'too slow')"
+            )
+            .expect("parses"),
+            Statement::Call {
+                procedure: vec!["system".into(), "runtime".into(), "kill_query".into()],
+                args: vec![
+                    (Some("query_id".into()), "20261128_1".into()),
+                    (Some("message".into()), "too slow".into()),
+                ],
+            }
+        );
+        assert_eq!(
+            parse("call system.runtime.kill_query('q')").expect("parses"),
+            Statement::Call {
+                procedure: vec!["system".into(), "runtime".into(), "kill_query".into()],
+                args: vec![(None, "q".into())],
+            }
+        );
+        assert!(parse("CALL system.runtime.kill_query('q'").is_err());
+    }
 
     #[test]
     fn parses_trino_statements() {

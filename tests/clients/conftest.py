@@ -35,27 +35,54 @@ def query(conn, sql, parameters=None):
 
 
 class Cluster:
-    def __init__(self, etc: Path, password_file: Path | None = None, executors: int = 2):
+    """`history`: the scheduler's query history store (default: a SQLite file in the cluster's
+    directory); `env`: extra environment of every process (e.g. OTEL_EXPORTER_OTLP_ENDPOINT)."""
+
+    def __init__(self, etc: Path, password_file: Path | None = None, executors: int = 2,
+                 history: str | None = None, env: dict | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix="tributary-cluster-"))
         self.etc = etc
+        self.env = {**os.environ, **(env or {})}
         self.scheduler_port = free_port()
         self.flight_port = free_port()
+        self.http_port = free_port()
+        self.http = f"http://127.0.0.1:{self.http_port}"
         self.uri = f"grpc://127.0.0.1:{self.flight_port}"
+        self.history = history or str(self.dir / "history.db")
+        self.password_file = password_file
         self.procs = []
-        args = [BIN, "scheduler", "--etc", str(etc), "--scheduler-addr", f"127.0.0.1:{self.scheduler_port}",
-                "--flight-sql-addr", f"127.0.0.1:{self.flight_port}", "--external-host", "127.0.0.1"]
-        if password_file:
-            args += ["--password-file", str(password_file)]
-        self._spawn("scheduler", args)
+        self.start_scheduler()
+        self.executor_http = []
         for n in range(executors):
+            http_port = free_port()
+            self.executor_http.append(f"http://127.0.0.1:{http_port}")
             self._spawn(f"executor{n}", [BIN, "executor", "--scheduler", f"127.0.0.1:{self.scheduler_port}",
                                          "--etc", str(etc), "--bind-host", "127.0.0.1",
                                          "--flight-port", str(free_port()), "--grpc-port", str(free_port()),
+                                         "--http-port", str(http_port),
                                          "--work-dir", str(self.dir / f"work{n}"), "--vcores", "2"])
 
+    def start_scheduler(self):
+        args = [BIN, "scheduler", "--etc", str(self.etc), "--scheduler-addr", f"127.0.0.1:{self.scheduler_port}",
+                "--flight-sql-addr", f"127.0.0.1:{self.flight_port}", "--external-host", "127.0.0.1",
+                "--http-addr", f"127.0.0.1:{self.http_port}", "--history-url", self.history]
+        if self.password_file:
+            args += ["--password-file", str(self.password_file)]
+        self._spawn("scheduler", args)
+
+    def restart_scheduler(self):
+        """Stops the scheduler process (SIGTERM) and starts a new one on the same ports and
+        history store; executors reconnect."""
+        for i, (name, p) in enumerate(self.procs):
+            if name == "scheduler" and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(10)
+        self.procs = [(n, p) for n, p in self.procs if n != "scheduler"]
+        self.start_scheduler()
+
     def _spawn(self, name, args):
-        log = open(self.dir / f"{name}.log", "wb")
-        self.procs.append((name, subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)))
+        log = open(self.dir / f"{name}.log", "ab")
+        self.procs.append((name, subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env)))
 
     def wait_ready(self, user="tester", password="secret", timeout=120):
         deadline = time.time() + timeout

@@ -37,6 +37,8 @@ pub async fn start_cluster(
         external_host: "127.0.0.1".into(),
         password_file,
         result_ttl_seconds: 600,
+        http_addr: None,
+        history: None,
     };
     start_scheduler(options, catalogs.clone())
         .await
@@ -51,6 +53,7 @@ pub async fn start_cluster(
             work_dir: None,
             vcores,
             job_data_ttl_seconds: 600,
+            http_addr: None,
         };
         let catalogs = catalogs.clone();
         tokio::spawn(async move { run_executor(options, catalogs).await });

@@ -62,6 +62,13 @@ pub struct HiveConnector {
 }
 
 impl Connector for HiveConnector {
+    fn table_properties(&self) -> Vec<tributary_connector::PropertySpec> {
+        match self.ctx.kind {
+            CatalogKind::Hive => crate::table_info::PROPERTIES.to_vec(),
+            CatalogKind::DeltaLake => crate::delta::PROPERTIES.to_vec(),
+        }
+    }
+
     fn catalog_provider(&self) -> Arc<dyn CatalogProvider> {
         Arc::clone(&self.catalog) as Arc<dyn CatalogProvider>
     }

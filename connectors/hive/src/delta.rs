@@ -54,6 +54,22 @@ use crate::scan::{FileScan, ScanFile, file_scan};
 use crate::storage::Location;
 use crate::types::hive_type;
 
+/// The table properties of Delta tables (`system.metadata.table_properties`).
+pub(crate) const PROPERTIES: [tributary_connector::PropertySpec; 2] = [
+    crate::table_info::spec_typed(
+        "location",
+        "",
+        "varchar",
+        "Where the table's files and log live (default: under the schema's location)",
+    ),
+    crate::table_info::spec_typed(
+        "partitioned_by",
+        "ARRAY[]",
+        "array(varchar)",
+        "Partition columns",
+    ),
+];
+
 /// The table parameter Spark and Trino use to mark Delta tables in a Hive metastore.
 pub const PROVIDER: &str = "spark.sql.sources.provider";
 

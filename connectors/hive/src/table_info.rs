@@ -43,6 +43,67 @@ pub const LOCATION: &str = "tributary.location";
 /// Table parameter: the date column partition directories derive from.
 pub const DATE_COLUMN: &str = "tributary.partition-date-column";
 
+/// The table properties, as `system.metadata.table_properties` lists them.
+pub(crate) const PROPERTIES: [tributary_connector::PropertySpec; 9] = [
+    spec(
+        "format",
+        "'PARQUET'",
+        "Storage format: PARQUET (default: hive.storage-format), ORC, CSV, JSON, TEXTFILE",
+    ),
+    spec(
+        "external_location",
+        "",
+        "An external table over existing files; DROP TABLE keeps them",
+    ),
+    spec_typed(
+        "partitioned_by",
+        "ARRAY[]",
+        "array(varchar)",
+        "Partition columns (the last columns), stored as key=value directories",
+    ),
+    spec_typed(
+        "skip_header_line_count",
+        "0",
+        "integer",
+        "CSV/TEXTFILE header lines (0 or 1)",
+    ),
+    spec("csv_separator", "','", "CSV field separator"),
+    spec("csv_quote", "'\"'", "CSV quote character"),
+    spec("csv_escape", "", "CSV escape character"),
+    spec(
+        "textfile_field_separator",
+        "'\\u0001'",
+        "TEXTFILE field separator",
+    ),
+    spec(
+        "partition_date_column",
+        "",
+        "The DATE/TIMESTAMP column year=/month=/day= directories derive from ('' turns inference off)",
+    ),
+];
+
+const fn spec(
+    name: &'static str,
+    default: &'static str,
+    description: &'static str,
+) -> tributary_connector::PropertySpec {
+    spec_typed(name, default, "varchar", description)
+}
+
+pub(crate) const fn spec_typed(
+    name: &'static str,
+    default: &'static str,
+    sql_type: &'static str,
+    description: &'static str,
+) -> tributary_connector::PropertySpec {
+    tributary_connector::PropertySpec {
+        name,
+        default,
+        sql_type,
+        description,
+    }
+}
+
 const KNOWN: [&str; 9] = [
     "format",
     "external_location",

@@ -64,6 +64,11 @@ pub trait Connector: Debug + Send + Sync {
         Ok(())
     }
 
+    /// The properties `CREATE TABLE … WITH (…)` accepts (none by default).
+    fn table_properties(&self) -> Vec<crate::PropertySpec> {
+        Vec::new()
+    }
+
     /// `CREATE TABLE catalog.schema.table (…) WITH (…)`: creates an empty table. The default
     /// registers an empty table through the schema provider and accepts no properties.
     fn create_table(

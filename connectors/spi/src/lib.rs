@@ -36,10 +36,10 @@ pub use properties::{CONNECTOR_NAME, Properties, PropertyReader, Secret};
 pub use registry::{Catalogs, ConnectorRegistry};
 pub use runtime::CatalogRuntime;
 pub use scope::QueryScope;
-pub use source::ConnectorSource;
+pub use source::{ConnectorSource, scan_catalog};
 pub use split::{CONNECTOR_STORE_URL, ScanBuilder, SplitInfo, SplitReader, SplitStream};
 pub use stores::ConnectorStores;
-pub use table_properties::{PropertyValue, TableProperties};
+pub use table_properties::{PropertySpec, PropertyValue, TableProperties};
 
 /// Registers the (empty) object store that connector scans name in a runtime environment.
 /// Every scheduler and executor runtime must have it.

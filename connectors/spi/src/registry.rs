@@ -92,7 +92,12 @@ impl ConnectorRegistry {
             }
             let properties = Properties::load(&path)?;
             let connector = self.create(&name, &properties)?;
-            catalogs.insert(name, connector);
+            let connector_name = properties
+                .get(CONNECTOR_NAME)
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            catalogs.insert_named(name, &connector_name, connector);
         }
         Ok(catalogs)
     }
@@ -102,12 +107,31 @@ impl ConnectorRegistry {
 #[derive(Debug, Default, Clone)]
 pub struct Catalogs {
     connectors: BTreeMap<String, Arc<dyn Connector>>,
+    connector_names: BTreeMap<String, String>,
 }
 
 impl Catalogs {
     /// Adds a catalog.
     pub fn insert(&mut self, name: impl Into<String>, connector: Arc<dyn Connector>) {
         self.connectors.insert(name.into(), connector);
+    }
+
+    /// Adds a catalog made by the factory `connector_name` (`connector.name` of its file).
+    pub fn insert_named(
+        &mut self,
+        name: impl Into<String>,
+        connector_name: &str,
+        connector: Arc<dyn Connector>,
+    ) {
+        let name = name.into();
+        self.connector_names
+            .insert(name.clone(), connector_name.to_owned());
+        self.connectors.insert(name, connector);
+    }
+
+    /// The `connector.name` a catalog was made with, when known.
+    pub fn connector_name(&self, name: &str) -> Option<&str> {
+        self.connector_names.get(name).map(String::as_str)
     }
 
     /// A catalog's connector.

@@ -206,3 +206,19 @@ impl FileOpener for SplitOpener {
         Ok(Box::pin(futures::future::ready(Ok(renamed.boxed()))))
     }
 }
+
+/// The catalog a leaf of a physical plan reads, when it is a scan Tributary knows: a
+/// connector scan (`ConnectorSource`) or a file scan on a catalog's store
+/// (`s3://<catalog>@<bucket>/`). Used to count input per catalog.
+pub fn scan_catalog(plan: &dyn datafusion::physical_plan::ExecutionPlan) -> Option<String> {
+    let exec = plan.downcast_ref::<datafusion_datasource::source::DataSourceExec>()?;
+    let config = exec.data_source().downcast_ref::<FileScanConfig>()?;
+    if let Some(source) = config.file_source().downcast_ref::<ConnectorSource>() {
+        return Some(source.catalog().to_owned());
+    }
+    let url = url::Url::parse(config.object_store_url.as_str()).ok()?;
+    match url.username() {
+        "" => Some(url.scheme().to_owned()),
+        catalog => Some(catalog.to_owned()),
+    }
+}

@@ -68,3 +68,16 @@ impl fmt::Display for TableProperties {
         Ok(())
     }
 }
+
+/// A property a connector accepts in `CREATE TABLE … WITH (…)` (`system.metadata.table_properties`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PropertySpec {
+    /// Property name.
+    pub name: &'static str,
+    /// Default value, as SQL text ('' when none).
+    pub default: &'static str,
+    /// SQL type of the value.
+    pub sql_type: &'static str,
+    /// What it does.
+    pub description: &'static str,
+}

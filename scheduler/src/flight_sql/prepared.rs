@@ -109,6 +109,7 @@ fn static_schema(statement: &Statement) -> SchemaRef {
         | Statement::ResetSession { .. }
         | Statement::Use { .. }
         | Statement::ShowPartitions { .. }
+        | Statement::Call { .. }
         | Statement::Sql(_) => &[],
     };
     Arc::new(Schema::new(

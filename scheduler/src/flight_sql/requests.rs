@@ -12,6 +12,7 @@ use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, IpcMessage, Sch
 use futures::TryStreamExt;
 use prost::Message;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use super::prepared::PreparedStore;
 use super::results::{FlightDataStream, ResultStore};
@@ -117,6 +118,59 @@ impl TributaryFlightSql {
             }
         };
         Ok(info.with_descriptor(descriptor))
+    }
+
+    /// Runs `work` (parsing and running one statement) as a query of `session`: it appears in
+    /// `system.runtime.queries` from now on, under a `query` span (a child of the client's
+    /// W3C `traceparent`, when sent), and can be killed while it runs.
+    pub(super) async fn tracked<T, F>(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        session: &SessionRef,
+        sql: &str,
+        work: F,
+    ) -> Result<T, SchedulerError>
+    where
+        F: std::future::Future<Output = Result<T, SchedulerError>>,
+    {
+        let monitor = self.engine.monitor();
+        let user = session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .user
+            .clone();
+        let header = |name: &str| {
+            metadata
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let source = header("x-trino-source")
+            .or_else(|| header("x-tributary-source"))
+            .or_else(|| header("user-agent"))
+            .unwrap_or_default();
+        let query = monitor.queries.begin(&user, &source, sql);
+        let span = tracing::info_span!("query", query_id = %query.id(), user = %user);
+        if let Some(parent) =
+            header("traceparent").and_then(|h| tributary_telemetry::TraceParent::parse(&h))
+        {
+            tributary_telemetry::set_parent(&span, &parent);
+        }
+        query.planning();
+        let killable = async {
+            tokio::select! {
+                result = work => result,
+                () = query.wait_killed() => Err(SchedulerError::Killed(
+                    query.killed().unwrap_or_default(),
+                )),
+            }
+        };
+        let result = query.scope(killable.instrument(span.clone())).await;
+        monitor
+            .complete(&query, result.as_ref().err())
+            .instrument(span)
+            .await;
+        result
     }
 
     pub(super) async fn update(

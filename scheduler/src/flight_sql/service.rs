@@ -104,9 +104,13 @@ impl FlightSqlService for TributaryFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let session = self.session(&request).map_err(status)?;
-        let statement = statement::parse(&query.query).map_err(status)?;
+        let metadata = request.metadata().clone();
+        let descriptor = request.into_inner();
         let info = self
-            .run(&session, &statement, None, request.into_inner())
+            .tracked(&metadata, &session, &query.query, async {
+                let statement = statement::parse(&query.query)?;
+                self.run(&session, &statement, None, descriptor).await
+            })
             .await
             .map_err(status)?;
         Ok(Response::new(info))
@@ -123,8 +127,15 @@ impl FlightSqlService for TributaryFlightSql {
             .get(&query.prepared_statement_handle)
             .map_err(status)?;
         let params = prepared.param_values().map_err(status)?;
+        let metadata = request.metadata().clone();
+        let sql = statement_text(&prepared.statement);
         let info = self
-            .run(&session, &prepared.statement, params, request.into_inner())
+            .tracked(
+                &metadata,
+                &session,
+                &sql,
+                self.run(&session, &prepared.statement, params, request.into_inner()),
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(info))
@@ -150,10 +161,13 @@ impl FlightSqlService for TributaryFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let session = self.session(&request).map_err(status)?;
-        let statement = statement::parse(&command.query).map_err(status)?;
-        self.update(&session, &statement, None)
-            .await
-            .map_err(status)
+        let metadata = request.metadata().clone();
+        self.tracked(&metadata, &session, &command.query, async {
+            let statement = statement::parse(&command.query)?;
+            self.update(&session, &statement, None).await
+        })
+        .await
+        .map_err(status)
     }
 
     async fn do_put_prepared_statement_query(
@@ -179,6 +193,7 @@ impl FlightSqlService for TributaryFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let session = self.session(&request).map_err(status)?;
+        let metadata = request.metadata().clone();
         let batches = read_parameters(request.into_inner()).await?;
         if let Some(batch) = batches.into_iter().rev().find(|b| b.num_rows() > 0) {
             self.prepared
@@ -190,9 +205,15 @@ impl FlightSqlService for TributaryFlightSql {
             .get(&query.prepared_statement_handle)
             .map_err(status)?;
         let params = prepared.param_values().map_err(status)?;
-        self.update(&session, &prepared.statement, params)
-            .await
-            .map_err(status)
+        let sql = statement_text(&prepared.statement);
+        self.tracked(
+            &metadata,
+            &session,
+            &sql,
+            self.update(&session, &prepared.statement, params),
+        )
+        .await
+        .map_err(status)
     }
 
     async fn do_action_create_prepared_statement(
@@ -201,14 +222,31 @@ impl FlightSqlService for TributaryFlightSql {
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let session = self.session(&request).map_err(status)?;
-        let statement = statement::parse(&query.query).map_err(status)?;
-        let prepared = match &statement {
-            statement::Statement::Sql(sql) => {
-                let snapshot = session.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                let plan = self.engine.plan_sql(&snapshot, sql).await.map_err(status)?;
-                Prepared::new(statement.clone(), Some(&plan)).map_err(status)?
+        let prepare = async {
+            let statement = statement::parse(&query.query)?;
+            match &statement {
+                statement::Statement::Sql(sql) => {
+                    let snapshot = session.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    let plan = self.engine.plan_sql(&snapshot, sql).await?;
+                    Prepared::new(statement.clone(), Some(&plan))
+                }
+                _ => Prepared::new(statement.clone(), None),
             }
-            _ => Prepared::new(statement.clone(), None).map_err(status)?,
+        };
+        // A statement that cannot even be prepared is a failed query (as in Trino); one that
+        // can becomes a query when it is executed.
+        let prepared = match prepare.await {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                let metadata = request.metadata().clone();
+                let failed: Result<(), SchedulerError> = self
+                    .tracked(&metadata, &session, &query.query, async { Err(e) })
+                    .await;
+                return Err(failed
+                    .map_err(status)
+                    .err()
+                    .unwrap_or_else(|| Status::internal("preparing the statement failed")));
+            }
         };
         let dataset_schema = ipc_schema(&prepared.dataset_schema)?;
         let parameter_schema = ipc_schema(&prepared.parameter_schema)?;
@@ -483,4 +521,12 @@ impl FlightSqlService for TributaryFlightSql {
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// The text of a prepared statement, for the query list.
+fn statement_text(statement: &statement::Statement) -> String {
+    match statement {
+        statement::Statement::Sql(sql) => sql.clone(),
+        other => format!("{other:?}"),
+    }
 }

@@ -1,0 +1,334 @@
+//! What an executor shows of its work: every task runs under a `task` span (a child of its
+//! stage's span in the query's trace, see `tributary_telemetry::TraceParent::stage`), and is
+//! counted in the executor's Prometheus metrics (running tasks, slots, tasks by outcome, rows
+//! and bytes read per catalog, shuffle bytes written, bytes spilled, memory reserved).
+//!
+//! Ballista runs tasks through an [`ExecutionEngine`]; [`ObservedEngine`] wraps its default
+//! engine and each stage executor it makes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ballista_core::JobId;
+use ballista_core::serde::protobuf::ShuffleWritePartition;
+use ballista_executor::execution_engine::{ExecutionEngine, QueryStageExecutor};
+use datafusion::error::Result;
+use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::MemoryPool;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::metrics::{MetricValue, MetricsSet};
+use datafusion::prelude::SessionConfig;
+use tracing::Instrument;
+use tributary_telemetry::prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use tributary_telemetry::{QueryTelemetry, TraceParent};
+
+/// An executor's metrics.
+#[derive(Debug)]
+pub struct ExecutorMetrics {
+    /// The registry `/metrics` encodes.
+    pub registry: Registry,
+    running: IntGauge,
+    /// Task slots of this executor.
+    pub slots: IntGauge,
+    /// 1 while the executor drains.
+    pub draining: IntGauge,
+    memory: IntGauge,
+    tasks: IntCounterVec,
+    input_rows: IntCounterVec,
+    input_bytes: IntCounterVec,
+    shuffle_bytes: IntCounter,
+    spilled: IntCounter,
+    pools: Mutex<HashMap<u64, Arc<dyn MemoryPool>>>,
+    next: AtomicU64,
+}
+
+impl ExecutorMetrics {
+    /// A fresh registry.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric name");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("registered once");
+            g
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric name");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("registered once");
+            c
+        };
+        let counter_vec = |name: &str, help: &str, label: &str| {
+            let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric name");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("registered once");
+            c
+        };
+        Self {
+            running: gauge(
+                "tributary_executor_running_tasks",
+                "Tasks running on this executor",
+            ),
+            slots: gauge(
+                "tributary_executor_task_slots",
+                "Task slots of this executor",
+            ),
+            draining: gauge(
+                "tributary_executor_draining",
+                "1 while this executor drains (takes no new tasks)",
+            ),
+            memory: gauge(
+                "tributary_executor_memory_reserved_bytes",
+                "Memory reserved by the running tasks' operators",
+            ),
+            tasks: counter_vec(
+                "tributary_executor_tasks_total",
+                "Tasks ended, by outcome",
+                "state",
+            ),
+            input_rows: counter_vec(
+                "tributary_executor_input_rows_total",
+                "Rows read from sources, by catalog",
+                "catalog",
+            ),
+            input_bytes: counter_vec(
+                "tributary_executor_input_bytes_total",
+                "Bytes read from sources, by catalog",
+                "catalog",
+            ),
+            shuffle_bytes: counter(
+                "tributary_executor_shuffle_written_bytes_total",
+                "Bytes of shuffle and result partitions written",
+            ),
+            spilled: counter(
+                "tributary_executor_spilled_bytes_total",
+                "Bytes spilled to disk",
+            ),
+            pools: Mutex::default(),
+            next: AtomicU64::new(0),
+            registry,
+        }
+    }
+
+    /// Reads the gauges that are sampled, not counted (memory reserved now).
+    pub fn refresh(&self) {
+        let reserved: usize = self
+            .pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|p| p.reserved())
+            .sum();
+        self.memory.set(reserved as i64);
+    }
+}
+
+impl Default for ExecutorMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Ballista's execution engine with spans and metrics around each task.
+pub(crate) struct ObservedEngine {
+    inner: Arc<dyn ExecutionEngine>,
+    metrics: Arc<ExecutorMetrics>,
+}
+
+impl ObservedEngine {
+    /// Wraps `inner`.
+    pub(crate) fn new(inner: Arc<dyn ExecutionEngine>, metrics: Arc<ExecutorMetrics>) -> Self {
+        Self { inner, metrics }
+    }
+}
+
+impl ExecutionEngine for ObservedEngine {
+    fn create_query_stage_exec(
+        &self,
+        job_id: JobId,
+        stage_id: usize,
+        task_id: usize,
+        global_output_partition_ids: Vec<usize>,
+        plan: Arc<dyn ExecutionPlan>,
+        work_dir: &str,
+        config: &SessionConfig,
+    ) -> Result<Arc<dyn QueryStageExecutor>> {
+        let telemetry = config
+            .options()
+            .extensions
+            .get::<QueryTelemetry>()
+            .cloned()
+            .unwrap_or_default();
+        let inner = self.inner.create_query_stage_exec(
+            job_id.clone(),
+            stage_id,
+            task_id,
+            global_output_partition_ids,
+            Arc::clone(&plan),
+            work_dir,
+            config,
+        )?;
+        Ok(Arc::new(ObservedStage {
+            inner,
+            plan,
+            job_id: job_id.to_string(),
+            stage_id,
+            query_id: telemetry.query_id,
+            parent: TraceParent::parse(&telemetry.traceparent)
+                .map(|query| query.stage(job_id.as_ref(), stage_id)),
+            metrics: Arc::clone(&self.metrics),
+        }))
+    }
+}
+
+/// One task's stage executor, observed.
+struct ObservedStage {
+    inner: Arc<dyn QueryStageExecutor>,
+    plan: Arc<dyn ExecutionPlan>,
+    job_id: String,
+    stage_id: usize,
+    query_id: String,
+    parent: Option<TraceParent>,
+    metrics: Arc<ExecutorMetrics>,
+}
+
+impl std::fmt::Debug for ObservedStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
+impl std::fmt::Display for ObservedStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+#[async_trait::async_trait]
+impl QueryStageExecutor for ObservedStage {
+    async fn execute_query_stage(
+        &self,
+        task_id: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<Vec<ShuffleWritePartition>> {
+        let span = tracing::info_span!(
+            "task",
+            query_id = %self.query_id,
+            job_id = %self.job_id,
+            stage_id = self.stage_id,
+            task_id,
+        );
+        if let Some(parent) = &self.parent {
+            tributary_telemetry::set_parent(&span, parent);
+        }
+        let key = self.metrics.next.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, Arc::clone(context.memory_pool()));
+        self.metrics.running.inc();
+        let result = self
+            .inner
+            .execute_query_stage(task_id, context)
+            .instrument(span)
+            .await;
+        self.metrics.running.dec();
+        self.metrics
+            .pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        match &result {
+            Ok(partitions) => {
+                self.metrics.tasks.with_label_values(&["finished"]).inc();
+                self.metrics
+                    .shuffle_bytes
+                    .inc_by(partitions.iter().map(|p| p.num_bytes).sum());
+            }
+            Err(_) => self.metrics.tasks.with_label_values(&["failed"]).inc(),
+        }
+        self.count_input();
+        result
+    }
+
+    fn collect_plan_metrics(&self) -> Vec<MetricsSet> {
+        self.inner.collect_plan_metrics()
+    }
+
+    fn collect_runtime_stats_reports(
+        &self,
+    ) -> Vec<ballista_core::serde::protobuf::RuntimeStatsReport> {
+        self.inner.collect_runtime_stats_reports()
+    }
+
+    fn collect_window_state_reports(
+        &self,
+    ) -> Result<Vec<ballista_core::serde::protobuf::WindowStateReport>> {
+        self.inner.collect_window_state_reports()
+    }
+
+    fn collect_column_stats(&self) -> Vec<ballista_core::serde::protobuf::TaskColumnStats> {
+        self.inner.collect_column_stats()
+    }
+}
+
+impl ObservedStage {
+    /// Adds the task's source reads (per catalog) and spills to the counters. Metrics come in
+    /// pre-order over the operators that have them, as Ballista collects them.
+    fn count_input(&self) {
+        let metrics = self.inner.collect_plan_metrics();
+        let mut operators = Vec::new();
+        leaves(self.plan.as_ref(), &mut operators);
+        // The executed plan is the stage plan under Ballista's shuffle writer: align from the end.
+        let offset = metrics.len().saturating_sub(operators.len());
+        for (n, set) in metrics.iter().enumerate() {
+            for metric in set.iter() {
+                if let MetricValue::SpilledBytes(c) = metric.value() {
+                    self.metrics.spilled.inc_by(c.value() as u64);
+                }
+            }
+            let Some(Some(catalog)) = n.checked_sub(offset).and_then(|i| operators.get(i)) else {
+                continue;
+            };
+            let rows = set.output_rows().unwrap_or(0) as u64;
+            let mut bytes = None;
+            let mut output_bytes = 0u64;
+            for metric in set.iter() {
+                match metric.value() {
+                    MetricValue::Count { name, count } if name == "bytes_scanned" => {
+                        *bytes.get_or_insert(0u64) += count.value() as u64;
+                    }
+                    MetricValue::OutputBytes(c) => output_bytes += c.value() as u64,
+                    _ => {}
+                }
+            }
+            self.metrics
+                .input_rows
+                .with_label_values(&[catalog.as_str()])
+                .inc_by(rows);
+            self.metrics
+                .input_bytes
+                .with_label_values(&[catalog.as_str()])
+                .inc_by(bytes.unwrap_or(output_bytes));
+        }
+    }
+}
+
+/// For each operator with metrics, in pre-order: the catalog it scans, if it is a source.
+fn leaves(plan: &dyn ExecutionPlan, out: &mut Vec<Option<String>>) {
+    if plan.metrics().is_some() {
+        out.push(if plan.children().is_empty() {
+            tributary_connector::scan_catalog(plan)
+        } else {
+            None
+        });
+    }
+    for child in plan.children() {
+        leaves(child.as_ref(), out);
+    }
+}

@@ -1,0 +1,199 @@
+//! Finished queries persisted by the scheduler (an embedded SQLite file by default, a
+//! PostgreSQL database when configured), so they, their stages and statistics survive a
+//! restart. Rows older than the retention or beyond the most recent `max_queries` are
+//! deleted after each write.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+use super::now_ms;
+use super::queries::QueryInfo;
+use crate::error::{Result, SchedulerError};
+
+/// Where and how long history is kept.
+#[derive(Debug, Clone)]
+pub struct HistoryOptions {
+    /// `sqlite:///path/history.db` (a plain path also means SQLite) or `postgresql://…`.
+    pub url: String,
+    /// Queries older than this are deleted.
+    pub max_age: Duration,
+    /// At most this many queries are kept.
+    pub max_queries: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// The history store.
+#[derive(Debug, Clone)]
+pub struct History {
+    pool: Pool,
+    options: HistoryOptions,
+}
+
+const CREATE: &str = "CREATE TABLE IF NOT EXISTS tributary_query_history (\
+    query_id VARCHAR(64) PRIMARY KEY, \
+    created_ms BIGINT NOT NULL, \
+    state VARCHAR(16) NOT NULL, \
+    info TEXT NOT NULL)";
+
+impl History {
+    /// Opens (and creates) the store.
+    pub async fn open(options: HistoryOptions) -> Result<Self> {
+        let url = options.url.trim();
+        let failed = |e: sqlx::Error| {
+            SchedulerError::Config(format!("query history store '{}': {e}", redact(url)))
+        };
+        let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(2)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .map_err(failed)?;
+            Pool::Postgres(pool)
+        } else {
+            let path = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+                .unwrap_or(url);
+            if let Some(dir) = std::path::Path::new(path).parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    SchedulerError::Config(format!(
+                        "query history store: cannot create {}: {e}",
+                        dir.display()
+                    ))
+                })?;
+            }
+            let connect = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(5));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(connect)
+                .await
+                .map_err(failed)?;
+            Pool::Sqlite(pool)
+        };
+        match &pool {
+            Pool::Sqlite(p) => sqlx::query(CREATE).execute(p).await.map(|_| ()),
+            Pool::Postgres(p) => sqlx::query(CREATE).execute(p).await.map(|_| ()),
+        }
+        .map_err(failed)?;
+        Ok(Self { pool, options })
+    }
+
+    /// Stores a finished query (replacing an earlier record of it) and applies retention.
+    pub async fn save(&self, info: &QueryInfo) -> Result<()> {
+        let json = serde_json::to_string(info)
+            .map_err(|e| SchedulerError::Engine(format!("cannot encode query history: {e}")))?;
+        let oldest = now_ms() - self.options.max_age.as_millis() as i64;
+        let keep = self.options.max_queries as i64;
+        let state = info.state.as_str();
+        let result = match &self.pool {
+            Pool::Sqlite(p) => {
+                sqlx::query(
+                    "INSERT INTO tributary_query_history (query_id, created_ms, state, info) \
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (query_id) DO UPDATE SET \
+                     created_ms = excluded.created_ms, state = excluded.state, info = excluded.info",
+                )
+                .bind(&info.query_id)
+                .bind(info.created_ms)
+                .bind(state)
+                .bind(&json)
+                .execute(p)
+                .await?;
+                sqlx::query(
+                    "DELETE FROM tributary_query_history WHERE created_ms < ?1 OR query_id IN \
+                     (SELECT query_id FROM tributary_query_history ORDER BY created_ms DESC LIMIT -1 OFFSET ?2)",
+                )
+                .bind(oldest)
+                .bind(keep)
+                .execute(p)
+                .await
+                .map(|_| ())
+            }
+            Pool::Postgres(p) => {
+                sqlx::query(
+                    "INSERT INTO tributary_query_history (query_id, created_ms, state, info) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (query_id) DO UPDATE SET \
+                     created_ms = excluded.created_ms, state = excluded.state, info = excluded.info",
+                )
+                .bind(&info.query_id)
+                .bind(info.created_ms)
+                .bind(state)
+                .bind(&json)
+                .execute(p)
+                .await?;
+                sqlx::query(
+                    "DELETE FROM tributary_query_history WHERE created_ms < $1 OR query_id IN \
+                     (SELECT query_id FROM tributary_query_history ORDER BY created_ms DESC OFFSET $2)",
+                )
+                .bind(oldest)
+                .bind(keep)
+                .execute(p)
+                .await
+                .map(|_| ())
+            }
+        };
+        result.map_err(SchedulerError::from)
+    }
+
+    /// The most recent `limit` queries, oldest first.
+    pub async fn load(&self, limit: usize) -> Result<Vec<QueryInfo>> {
+        let limit = limit as i64;
+        let rows: Vec<(String,)> =
+            match &self.pool {
+                Pool::Sqlite(p) => sqlx::query_as(
+                    "SELECT info FROM tributary_query_history ORDER BY created_ms DESC LIMIT ?1",
+                )
+                .bind(limit)
+                .fetch_all(p)
+                .await?,
+                Pool::Postgres(p) => sqlx::query_as(
+                    "SELECT info FROM tributary_query_history ORDER BY created_ms DESC LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(p)
+                .await?,
+            };
+        let mut queries: Vec<QueryInfo> = rows
+            .into_iter()
+            .filter_map(|(json,)| match serde_json::from_str(&json) {
+                Ok(info) => Some(info),
+                Err(e) => {
+                    tracing::warn!("skipping unreadable query history record: {e}");
+                    None
+                }
+            })
+            .collect();
+        queries.reverse();
+        Ok(queries)
+    }
+}
+
+impl From<sqlx::Error> for SchedulerError {
+    fn from(e: sqlx::Error) -> Self {
+        SchedulerError::Engine(format!("query history store: {e}"))
+    }
+}
+
+/// The URL without its password.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,417 @@
+//! Every statement a client sends is a query with Trino's life cycle: created, analysed
+//! (parsed and planned), queued and running as a Ballista job, then FINISHED or FAILED.
+//! A [`QueryHandle`] follows the statement through the engine (a task-local, so deep code
+//! such as `Engine::run_job` can record the job it submitted); the [`QueryTracker`] keeps
+//! running queries and the most recent finished ones, and hands finished ones to the
+//! history store.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::now_ms;
+use super::stages::StageInfo;
+
+/// Finished queries kept in memory (older ones are read from the history store).
+const RECENT_QUERIES: usize = 500;
+
+/// Where a query is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum QueryState {
+    /// Received, not yet analysed.
+    #[default]
+    Queued,
+    /// Being parsed and planned.
+    Planning,
+    /// Its job is waiting for the cluster (Ballista planned it, no task runs yet).
+    Starting,
+    /// Its job's tasks run.
+    Running,
+    /// The job ended; results are being written (INSERT, CTAS) or prepared.
+    Finishing,
+    /// Done.
+    Finished,
+    /// Failed, or killed, or cancelled.
+    Failed,
+}
+
+impl QueryState {
+    /// Trino's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::Planning => "PLANNING",
+            Self::Starting => "STARTING",
+            Self::Running => "RUNNING",
+            Self::Finishing => "FINISHING",
+            Self::Finished => "FINISHED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    /// Whether the query has ended.
+    pub fn is_done(self) -> bool {
+        matches!(self, Self::Finished | Self::Failed)
+    }
+}
+
+/// What is known about one query: `system.runtime.queries`, `/v1/query`, the history store.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct QueryInfo {
+    /// Trino-style id: `YYYYMMDD_HHMMSS_NNNNN_xxxxx`.
+    pub query_id: String,
+    /// Life-cycle state.
+    pub state: QueryState,
+    /// Authenticated user.
+    pub user: String,
+    /// The client (`x-trino-source` or `user-agent` of the request).
+    pub source: String,
+    /// The statement text.
+    pub query: String,
+    /// Resource group (one, `global`, until resource groups exist).
+    pub resource_group_id: String,
+    /// When it arrived (ms since the epoch).
+    pub created_ms: i64,
+    /// When its job was submitted.
+    pub started_ms: Option<i64>,
+    /// When it ended.
+    pub end_ms: Option<i64>,
+    /// Last sign of life.
+    pub last_heartbeat_ms: i64,
+    /// Waiting before analysis.
+    pub queued_time_ms: i64,
+    /// Parsing and logical planning.
+    pub analysis_time_ms: i64,
+    /// Distributed planning (Ballista: physical plan, stages) until a task could run.
+    pub planning_time_ms: i64,
+    /// USER_ERROR, INTERNAL_ERROR, INSUFFICIENT_RESOURCES, EXTERNAL.
+    pub error_type: Option<String>,
+    /// Trino's error code name (SYNTAX_ERROR, TABLE_NOT_FOUND, ADMINISTRATIVELY_KILLED, …).
+    pub error_code: Option<String>,
+    /// The error message.
+    pub error_message: Option<String>,
+    /// The Ballista job running it.
+    pub job_id: Option<String>,
+    /// Its trace, when traced.
+    pub trace_id: Option<String>,
+    /// The query span's `traceparent` (stages are its children).
+    #[serde(default)]
+    pub traceparent: Option<String>,
+    /// Compute time of its tasks (ms).
+    pub cpu_time_ms: i64,
+    /// Largest memory one task held (bytes).
+    pub peak_memory_bytes: i64,
+    /// Rows read from sources.
+    pub input_rows: i64,
+    /// Bytes read from sources.
+    pub input_bytes: i64,
+    /// Result rows.
+    pub output_rows: i64,
+    /// Result bytes.
+    pub output_bytes: i64,
+    /// Stages of its job, recorded when it ended (live ones come from Ballista).
+    #[serde(default)]
+    pub stages: Vec<StageInfo>,
+}
+
+impl QueryInfo {
+    /// Wall time so far or in all (ms).
+    pub fn elapsed_ms(&self) -> i64 {
+        self.end_ms.unwrap_or_else(now_ms) - self.created_ms
+    }
+}
+
+/// The mutable part of a running query.
+#[derive(Debug)]
+struct QueryEntry {
+    info: Mutex<QueryInfo>,
+    killed: Mutex<Option<String>>,
+    kill: tokio::sync::Notify,
+    planning_started: Mutex<Option<i64>>,
+}
+
+/// A running query, as the engine sees it.
+#[derive(Debug, Clone)]
+pub struct QueryHandle {
+    entry: Arc<QueryEntry>,
+    tracker: Arc<QueryTracker>,
+}
+
+tokio::task_local! {
+    static CURRENT: QueryHandle;
+}
+
+/// The query the current task works for (set by the Flight SQL service around a statement).
+pub fn current_query() -> Option<QueryHandle> {
+    CURRENT.try_with(QueryHandle::clone).ok()
+}
+
+impl QueryHandle {
+    /// Runs `f` as this query's work (so [`current_query`] finds it).
+    pub async fn scope<F: std::future::Future>(&self, f: F) -> F::Output {
+        CURRENT.scope(self.clone(), f).await
+    }
+
+    /// The query id.
+    pub fn id(&self) -> String {
+        self.with(|i| i.query_id.clone())
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut QueryInfo) -> T) -> T {
+        let mut info = self.entry.info.lock().unwrap_or_else(|e| e.into_inner());
+        info.last_heartbeat_ms = now_ms();
+        f(&mut info)
+    }
+
+    /// Analysis began.
+    pub fn planning(&self) {
+        let now = now_ms();
+        *self
+            .entry
+            .planning_started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(now);
+        self.with(|i| {
+            i.queued_time_ms = now - i.created_ms;
+            i.state = QueryState::Planning;
+        });
+    }
+
+    /// The statement's job was submitted to Ballista.
+    pub fn submitted(&self, job_id: &str) {
+        let now = now_ms();
+        let planning_started = *self
+            .entry
+            .planning_started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.with(|i| {
+            i.analysis_time_ms = now - planning_started.unwrap_or(i.created_ms);
+            i.started_ms = Some(now);
+            i.job_id = Some(job_id.to_owned());
+            i.state = QueryState::Starting;
+        });
+    }
+
+    /// The job's tasks started.
+    pub fn running(&self) {
+        let now = now_ms();
+        self.with(|i| {
+            if i.state == QueryState::Starting {
+                i.planning_time_ms = now - i.started_ms.unwrap_or(now);
+                i.state = QueryState::Running;
+            }
+        });
+    }
+
+    /// The job ended; the statement still writes or prepares its result.
+    pub fn finishing(&self) {
+        self.with(|i| {
+            if i.state == QueryState::Starting {
+                i.planning_time_ms = now_ms() - i.started_ms.unwrap_or_else(now_ms);
+            }
+            i.state = QueryState::Finishing;
+        });
+    }
+
+    /// The trace context of the query's span.
+    pub fn set_trace(&self, trace: tributary_telemetry::TraceParent) {
+        self.with(|i| {
+            i.trace_id = Some(format!("{:032x}", trace.trace_id));
+            i.traceparent = Some(trace.header());
+        });
+    }
+
+    /// The Ballista job, if one was submitted.
+    pub fn job_id(&self) -> Option<String> {
+        self.with(|i| i.job_id.clone())
+    }
+
+    /// A copy of what is known now.
+    pub fn info(&self) -> QueryInfo {
+        self.with(|i| i.clone())
+    }
+
+    /// Why the query was killed, if it was.
+    pub fn killed(&self) -> Option<String> {
+        self.entry
+            .killed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Resolves when the query is killed.
+    pub async fn wait_killed(&self) {
+        loop {
+            let notified = self.entry.kill.notified();
+            if self.killed().is_some() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn kill(&self, message: String) {
+        *self.entry.killed.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
+        self.entry.kill.notify_waiters();
+    }
+
+    /// Ends the query: `error` is `(error_type, error_code, message)` when it failed.
+    pub fn finish(&self, error: Option<(&str, &str, String)>) {
+        let info = self.with(|i| {
+            i.end_ms = Some(now_ms());
+            match error {
+                None => i.state = QueryState::Finished,
+                Some((error_type, code, message)) => {
+                    i.state = QueryState::Failed;
+                    i.error_type = Some(error_type.to_owned());
+                    i.error_code = Some(code.to_owned());
+                    i.error_message = Some(message);
+                }
+            }
+            i.clone()
+        });
+        self.tracker.ended(info);
+    }
+
+    /// Sets the statistics and stages recorded at the end.
+    pub fn set_final_stats(&self, stats: QueryInfo) {
+        self.with(|i| {
+            i.cpu_time_ms = stats.cpu_time_ms;
+            i.peak_memory_bytes = stats.peak_memory_bytes;
+            i.input_rows = stats.input_rows;
+            i.input_bytes = stats.input_bytes;
+            i.output_rows = stats.output_rows;
+            i.output_bytes = stats.output_bytes;
+            i.stages = stats.stages;
+        });
+    }
+}
+
+type EndedHook = Box<dyn Fn(&QueryInfo) + Send + Sync>;
+
+/// Running and recently finished queries.
+#[derive(Default)]
+pub struct QueryTracker {
+    running: Mutex<BTreeMap<String, Arc<QueryEntry>>>,
+    recent: Mutex<VecDeque<QueryInfo>>,
+    sequence: std::sync::atomic::AtomicU64,
+    on_end: Mutex<Vec<EndedHook>>,
+}
+
+impl std::fmt::Debug for QueryTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryTracker").finish_non_exhaustive()
+    }
+}
+
+impl QueryTracker {
+    /// Registers a new query.
+    pub fn begin(self: &Arc<Self>, user: &str, source: &str, sql: &str) -> QueryHandle {
+        let n = self
+            .sequence
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let now = chrono::Utc::now();
+        let suffix: String = uuid::Uuid::new_v4().simple().to_string()[..5].to_owned();
+        let query_id = format!(
+            "{}_{:05}_{suffix}",
+            now.format("%Y%m%d_%H%M%S"),
+            n % 100_000
+        );
+        let created = now.timestamp_millis();
+        let entry = Arc::new(QueryEntry {
+            info: Mutex::new(QueryInfo {
+                query_id: query_id.clone(),
+                state: QueryState::Queued,
+                user: user.to_owned(),
+                source: source.to_owned(),
+                query: sql.to_owned(),
+                resource_group_id: "global".to_owned(),
+                created_ms: created,
+                last_heartbeat_ms: created,
+                ..QueryInfo::default()
+            }),
+            killed: Mutex::new(None),
+            kill: tokio::sync::Notify::new(),
+            planning_started: Mutex::new(None),
+        });
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(query_id, Arc::clone(&entry));
+        QueryHandle {
+            entry,
+            tracker: Arc::clone(self),
+        }
+    }
+
+    /// Calls `hook` with every query that ends (metrics, history).
+    pub fn on_end(&self, hook: impl Fn(&QueryInfo) + Send + Sync + 'static) {
+        self.on_end
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(hook));
+    }
+
+    fn ended(&self, info: QueryInfo) {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&info.query_id);
+        for hook in self.on_end.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            hook(&info);
+        }
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() >= RECENT_QUERIES {
+            recent.pop_front();
+        }
+        recent.push_back(info);
+    }
+
+    /// Handles of the running queries.
+    pub fn running(self: &Arc<Self>) -> Vec<QueryHandle> {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|entry| QueryHandle {
+                entry: Arc::clone(entry),
+                tracker: Arc::clone(self),
+            })
+            .collect()
+    }
+
+    /// Finished queries kept in memory, oldest first.
+    pub fn recent(&self) -> Vec<QueryInfo> {
+        self.recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Adds queries read from the history store (at start-up), oldest first.
+    pub fn restore(&self, queries: Vec<QueryInfo>) {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        for info in queries {
+            if recent.len() >= RECENT_QUERIES {
+                recent.pop_front();
+            }
+            recent.push_back(info);
+        }
+    }
+
+    /// Kills a running query: its job is cancelled and it fails with `message`.
+    /// Returns false when no such query runs.
+    pub fn kill(self: &Arc<Self>, query_id: &str, message: &str) -> bool {
+        let Some(handle) = self.running().into_iter().find(|q| q.id() == query_id) else {
+            return false;
+        };
+        handle.kill(message.to_owned());
+        true
+    }
+}

@@ -1,0 +1,25 @@
+//! Errors of telemetry set-up.
+
+/// What stopped telemetry from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// The OTLP exporter could not be built.
+    #[error("cannot export traces to {endpoint}: {message}")]
+    Exporter {
+        /// Where spans were to go.
+        endpoint: String,
+        /// Why not.
+        message: String,
+    },
+    /// A metric could not be registered or encoded.
+    #[error("metrics: {0}")]
+    Metrics(#[from] ::prometheus::Error),
+    /// The HTTP server could not listen.
+    #[error("cannot serve HTTP on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}

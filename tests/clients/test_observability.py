@@ -1,0 +1,305 @@
+"""Observability on a multi-process cluster: system.runtime tables (the seed's statement while a
+query runs, skewed tasks), kill_query, query history across a scheduler restart, Prometheus
+/metrics of the scheduler and the executors (parsed with prometheus_client), and OpenTelemetry
+traces received by an OTLP/gRPC collector running in the test."""
+import json
+import threading
+import time
+import urllib.request
+from concurrent import futures
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import REPO, Cluster, connect, free_port, query, running
+
+LONG_QUERY = "SELECT l_returnflag, count(*), sum(l_extendedprice) FROM tpch.sf1.lineitem GROUP BY l_returnflag"
+SEED_STATEMENT = ("SELECT query_id, state, query, elapsed, cpu_time, memory_pool "
+                  "FROM system.runtime.queries WHERE state = 'RUNNING'")
+
+
+@pytest.fixture(scope="module")
+def obs_cluster(request):
+    yield from running(request, REPO / "etc")
+
+
+def http_get(url):
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return r.read().decode()
+
+
+def metrics(url):
+    """{(name, labels...): value} of a /metrics page, parsed by Prometheus' own parser."""
+    out = {}
+    for family in text_string_to_metric_families(http_get(url + "/metrics")):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+class Background:
+    """A query running in a thread; `.error` / `.rows` once done."""
+
+    def __init__(self, uri, sql):
+        self.rows = None
+        self.error = None
+        self.thread = threading.Thread(target=self._run, args=(uri, sql), daemon=True)
+        self.thread.start()
+
+    def _run(self, uri, sql):
+        conn = connect(uri)
+        try:
+            self.rows = query(conn, sql)
+        except Exception as e:  # the test looks at it
+            self.error = e
+        finally:
+            conn.close()
+
+    def join(self, timeout=600):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "background query did not end"
+
+
+def wait_running(conn, text, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        rows = query(conn, "SELECT query_id FROM system.runtime.queries "
+                           f"WHERE state = 'RUNNING' AND query LIKE '%{text}%' AND query NOT LIKE '%system.runtime%'")
+        if rows:
+            return rows[0][0]
+        time.sleep(0.2)
+    raise AssertionError(f"no RUNNING query matching {text}")
+
+
+def test_seed_statement_shows_the_running_query(obs_cluster):
+    conn = connect(obs_cluster.uri)
+    try:
+        bg = Background(obs_cluster.uri, LONG_QUERY)
+        query_id = wait_running(conn, "tpch.sf1.lineitem")
+        time.sleep(1.5)
+        rows = query(conn, SEED_STATEMENT)
+        mine = [r for r in rows if r[0] == query_id]
+        assert len(mine) == 1, rows
+        _, state, text, elapsed, cpu_time, pool = mine[0]
+        assert state == "RUNNING" and text == LONG_QUERY and pool == "general"
+        # elapsed is a duration since the query arrived; cpu_time the tasks' time so far.
+        assert 1.0 <= elapsed.total_seconds() < 600, elapsed
+        assert cpu_time.total_seconds() > 0, cpu_time
+        assert cpu_time.total_seconds() <= elapsed.total_seconds() * 4 + 1  # 2 executors x 2 slots
+        bg.join()
+        assert bg.error is None and len(bg.rows) == 3
+        done = query(conn, "SELECT state, input_rows, output_rows, cpu_time, \"end\" IS NOT NULL "
+                           f"FROM system.runtime.queries WHERE query_id = '{query_id}'")
+        assert done[0][0] == "FINISHED" and done[0][1] == 6001215 and done[0][2] == 3 and done[0][4], done
+    finally:
+        conn.close()
+
+
+def test_skewed_tasks_are_visible(obs_cluster):
+    """One key holds 80% of the rows: after the shuffle by that key (a window partitioned by it,
+    which cannot pre-aggregate), one task of the window's stage reads far more rows than the
+    others, in system.runtime.tasks and in the stage's spread."""
+    conn = connect(obs_cluster.uri)
+    try:
+        sql = ("SELECT count(*) FROM (SELECT k, row_number() OVER (PARTITION BY k ORDER BY l_partkey) AS rn "
+               "FROM (SELECT CASE WHEN l_orderkey % 10 < 8 THEN 1 ELSE l_orderkey END AS k, l_partkey "
+               "FROM tpch.tiny.lineitem) s) w WHERE rn = 1")
+        rows = query(conn, sql)
+        assert rows[0][0] == 3001  # key 1, plus the 3000 orders whose key ends in 8 or 9
+        query_id = query(conn, "SELECT query_id FROM system.runtime.queries WHERE query LIKE '%CASE WHEN l_orderkey%' "
+                               "AND query NOT LIKE '%system.runtime%' ORDER BY created DESC LIMIT 1")[0][0]
+        tasks = query(conn, "SELECT stage_id, processed_input_rows FROM system.runtime.tasks "
+                            f"WHERE query_id = '{query_id}' AND state = 'FINISHED'")
+        by_stage = {}
+        for stage, rows_in in tasks:
+            by_stage.setdefault(stage, []).append(rows_in)
+        spreads = [sorted(v) for v in by_stage.values() if len(v) >= 2]
+        assert spreads, by_stage
+        # The largest task reads at least 3x the (lower) median task.
+        skewed = [v for v in spreads if v[-1] >= 3 * max(v[(len(v) - 1) // 2], 1) and v[-1] > 10000]
+        assert skewed, by_stage
+        info = json.loads(http_get(f"{obs_cluster.http}/v1/query/{query_id}"))
+        assert any(s["skewed"] for s in info["stages"]), [(s["stage_id"], s["rows"]) for s in info["stages"]]
+    finally:
+        conn.close()
+
+
+def test_kill_query(obs_cluster):
+    conn = connect(obs_cluster.uri)
+    try:
+        bg = Background(obs_cluster.uri, LONG_QUERY + " HAVING count(*) > 0")
+        query_id = wait_running(conn, "HAVING count")
+        query(conn, f"CALL system.runtime.kill_query(query_id => '{query_id}', message => 'too slow for the demo')")
+        bg.join(60)
+        assert bg.error is not None and "Query killed. Message: too slow for the demo" in str(bg.error)
+        row = query(conn, "SELECT state, error_type, error_code FROM system.runtime.queries "
+                          f"WHERE query_id = '{query_id}'")
+        assert row == [("FAILED", "USER_ERROR", "ADMINISTRATIVELY_KILLED")]
+        with pytest.raises(Exception, match="is not running"):
+            query(conn, "CALL system.runtime.kill_query('20200101_000000_00000_xxxxx', 'x')")
+        with pytest.raises(Exception, match="procedure 'system.runtime.nope' does not exist"):
+            query(conn, "CALL system.runtime.nope()")
+    finally:
+        conn.close()
+
+
+def test_metadata_tables(obs_cluster):
+    conn = connect(obs_cluster.uri)
+    try:
+        catalogs = dict(query(conn, "SELECT catalog_name, connector_name FROM system.metadata.catalogs"))
+        assert catalogs["tpch"] == "tpch" and catalogs["system"] == "system"
+        props = query(conn, "SELECT property_name FROM system.metadata.table_properties WHERE catalog_name = 'hive'")
+        assert {"format", "external_location", "partitioned_by"} <= {p[0] for p in props}
+        session = query(conn, "SELECT property_name, default_value FROM system.metadata.session_properties")
+        assert ("join_distribution_type", "AUTOMATIC") in session
+        nodes = query(conn, "SELECT coordinator, state, count(*) FROM system.runtime.nodes GROUP BY 1, 2 ORDER BY 1")
+        assert nodes == [(False, "ACTIVE", 2), (True, "ACTIVE", 1)]
+        # System tables join like any table.
+        joined = query(conn, "SELECT count(*) FROM system.runtime.tasks t JOIN system.runtime.queries q "
+                             "ON t.query_id = q.query_id WHERE q.state = 'FINISHED'")
+        assert joined[0][0] > 0
+    finally:
+        conn.close()
+
+
+def test_metrics_move_with_load(obs_cluster):
+    before = metrics(obs_cluster.http)
+    exec_before = [metrics(u) for u in obs_cluster.executor_http]
+    conn = connect(obs_cluster.uri)
+    try:
+        for _ in range(3):
+            query(conn, "SELECT sum(o_totalprice) FROM tpch.tiny.orders")
+        with pytest.raises(Exception):
+            query(conn, "SELECT * FROM tpch.tiny.nope")
+    finally:
+        conn.close()
+    after = metrics(obs_cluster.http)
+    key = lambda name, **labels: (name, tuple(sorted(labels.items())))
+    assert after[key("tributary_finished_queries_total")] >= before[key("tributary_finished_queries_total")] + 3
+    assert after[key("tributary_failed_queries_total")] >= before[key("tributary_failed_queries_total")] + 1
+    assert after[key("tributary_query_duration_seconds_count", state="finished")] >= 3
+    assert after[key("tributary_input_rows_total", catalog="tpch")] >= \
+        before.get(key("tributary_input_rows_total", catalog="tpch"), 0) + 3 * 15000
+    assert after[key("tributary_executors")] == 2 and after[key("tributary_task_slots")] == 4
+    assert key("tributary_running_queries") in after and key("tributary_queued_queries") in after
+    exec_after = [metrics(u) for u in obs_cluster.executor_http]
+    finished = lambda m: m.get(key("tributary_executor_tasks_total", state="finished"), 0)
+    assert sum(finished(m) for m in exec_after) > sum(finished(m) for m in exec_before)
+    rows = lambda m: m.get(key("tributary_executor_input_rows_total", catalog="tpch"), 0)
+    assert sum(rows(m) for m in exec_after) >= sum(rows(m) for m in exec_before) + 3 * 15000
+    for m in exec_after:
+        assert m[key("tributary_executor_task_slots")] == 2
+        assert key("tributary_executor_running_tasks") in m and key("tributary_executor_draining") in m
+    for url in [obs_cluster.http] + obs_cluster.executor_http:
+        assert http_get(url + "/healthz").strip() == "ok"
+        assert http_get(url + "/readyz").strip() == "ready"
+    assert json.loads(http_get(obs_cluster.http + "/v1/info/state")) == "ACTIVE"
+    assert json.loads(http_get(obs_cluster.http + "/v1/info"))["coordinator"] is True
+
+
+def test_history_survives_a_scheduler_restart(request):
+    c = Cluster(REPO / "etc")
+    try:
+        c.wait_ready()
+        conn = connect(c.uri)
+        query(conn, "SELECT count(*) AS remembered FROM tpch.tiny.nation")
+        with pytest.raises(Exception):
+            query(conn, "SELEC 1")
+        conn.close()
+        time.sleep(1)  # history is written right after a query ends
+        c.restart_scheduler()
+        c.wait_ready()
+        conn = connect(c.uri)
+        rows = query(conn, "SELECT state, output_rows, error_code FROM system.runtime.queries "
+                           "WHERE query LIKE '%remembered%' OR query = 'SELEC 1' ORDER BY created")
+        conn.close()
+        assert ("FINISHED", 1, None) in rows and ("FAILED", 0, "SYNTAX_ERROR") in rows, rows
+        listed = json.loads(http_get(c.http + "/v1/query?state=FINISHED&query=count(*)%20AS%20remembered"))
+        assert len(listed) == 1 and listed[0]["stages"] == []
+        detail = json.loads(http_get(c.http + "/v1/query/" + listed[0]["query_id"]))
+        assert detail["stages"], "stages of a finished query are kept in the history"
+    finally:
+        if request.session.testsfailed:
+            print(c.logs())
+        c.stop()
+
+
+class Collector(trace_service_pb2_grpc.TraceServiceServicer):
+    """An OTLP/gRPC trace receiver keeping every span it is sent."""
+
+    def __init__(self):
+        self.spans = []
+        self.lock = threading.Lock()
+
+    def Export(self, request, context):
+        with self.lock:
+            for resource_spans in request.resource_spans:
+                service = next((a.value.string_value for a in resource_spans.resource.attributes
+                                if a.key == "service.name"), "")
+                for scope in resource_spans.scope_spans:
+                    for span in scope.spans:
+                        self.spans.append((service, span))
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+def test_traces_link_query_stages_and_tasks(request):
+    collector = Collector()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)
+    port = free_port()
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    c = Cluster(REPO / "etc", env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"})
+    try:
+        c.wait_ready()
+        trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+        client_span = "00f067aa0ba902b7"
+        conn = connect(c.uri)
+        conn.close()
+        import adbc_driver_flightsql.dbapi as flightsql
+        conn = flightsql.connect(c.uri, db_kwargs={
+            "username": "tester", "password": "secret",
+            "adbc.flight.sql.rpc.call_header.traceparent": f"00-{trace_id}-{client_span}-01"}, autocommit=True)
+        rows = query(conn, "SELECT o_orderpriority, count(*) FROM tpch.tiny.orders GROUP BY 1 ORDER BY 1")
+        conn.close()
+        assert len(rows) == 5
+        deadline = time.time() + 30
+        spans = []
+        while time.time() < deadline:
+            with collector.lock:
+                spans = [(s, sp) for s, sp in collector.spans if sp.trace_id.hex() == trace_id]
+            names = {sp.name for _, sp in spans}
+            if "query" in names and any(n.startswith("stage") for n in names) and "task" in names:
+                # give the executors' batches a moment to arrive
+                time.sleep(2)
+                with collector.lock:
+                    spans = [(s, sp) for s, sp in collector.spans if sp.trace_id.hex() == trace_id]
+                break
+            time.sleep(0.5)
+        by_id = {sp.span_id.hex(): (svc, sp) for svc, sp in spans}
+        queries = [sp for svc, sp in spans if sp.name == "query"]
+        stages = [sp for svc, sp in spans if sp.name.startswith("stage")]
+        tasks = [(svc, sp) for svc, sp in spans if sp.name == "task"]
+        assert len(queries) == 1, [sp.name for _, sp in spans]
+        q = queries[0]
+        assert q.parent_span_id.hex() == client_span
+        assert len(stages) >= 2 and all(s.parent_span_id.hex() == q.span_id.hex() for s in stages)
+        stage_ids = {s.span_id.hex() for s in stages}
+        assert len(tasks) >= 2
+        assert all(svc == "tributary-executor" for svc, _ in tasks)
+        assert all(t.parent_span_id.hex() in stage_ids for _, t in tasks), \
+            [(t.parent_span_id.hex(), stage_ids) for _, t in tasks]
+        # Every stage that ran has its tasks under it, and stage spans cover their tasks.
+        for s in stages:
+            children = [t for _, t in tasks if t.parent_span_id == s.span_id]
+            assert children, s.name
+            assert s.start_time_unix_nano <= min(t.start_time_unix_nano for t in children) + 50_000_000
+        assert by_id[q.span_id.hex()][0] == "tributary-scheduler"
+        assert q.start_time_unix_nano <= min(s.start_time_unix_nano for s in stages)
+    finally:
+        if request.session.testsfailed:
+            print(c.logs())
+        c.stop()
+        server.stop(0)
