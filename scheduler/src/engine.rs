@@ -270,7 +270,8 @@ impl Engine {
             }
             LogicalPlan::Analyze(analyze) => {
                 let job = self.run_job(session, ctx, &analyze.input, sql).await?;
-                let (schema, batches) = crate::explain::analyze(&self.jobs, &job.job_id).await?;
+                let (schema, batches) =
+                    crate::explain::analyze(&self.jobs, &self.monitor.tasks, &job.job_id).await?;
                 Ok(Outcome::Rows(schema, batches))
             }
             LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => Err(SchedulerError::NotSupported(

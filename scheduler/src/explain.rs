@@ -1,6 +1,8 @@
 //! `EXPLAIN (TYPE DISTRIBUTED)`: the stages Ballista cuts a plan into; `EXPLAIN ANALYZE`:
 //! the stages of a finished job with the metrics their tasks reported (rows, time, and for
-//! file scans the bytes read and the files, row groups and pages pruned).
+//! file scans the bytes read and the files, row groups and pages pruned; connector scans show
+//! their remote SQL or offset ranges), each stage headed by its tasks' spread (input rows and
+//! time per task, min / median / max) with skew flagged.
 
 use std::sync::Arc;
 
@@ -15,6 +17,7 @@ use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::SessionContext;
 
 use crate::error::{Result, SchedulerError};
+use crate::monitor::{StageInfo, TaskRecord, TaskTracker, job_stages};
 
 /// One row per stage: (`Stage N`, the stage's plan with its exchanges and partitions).
 pub(crate) async fn distributed(
@@ -51,6 +54,7 @@ const GRAPH_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 /// tasks).
 pub(crate) async fn analyze(
     jobs: &Arc<dyn JobState>,
+    tasks: &TaskTracker,
     job_id: &str,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     // Ballista reports a job's success before it moves the finished graph into its job store:
@@ -69,6 +73,8 @@ pub(crate) async fn analyze(
         tokio::time::sleep(GRAPH_POLL).await;
         waited += GRAPH_POLL;
     };
+    let records = tasks.of_job(job_id);
+    let infos = job_stages(graph.as_ref(), &records);
     let mut stages: Vec<_> = graph.stages().iter().collect();
     stages.sort_by_key(|(id, _)| **id);
     let mut names = Vec::new();
@@ -84,7 +90,57 @@ pub(crate) async fn analyze(
         names.push(format!(
             "Stage {id} ({tasks} tasks, {partitions} output partitions)"
         ));
-        plans.push(format_stage_metrics(plan.as_ref(), metrics));
+        let header = infos
+            .iter()
+            .find(|s| s.stage_id == *id)
+            .map(|info| spread_header(info, &records))
+            .unwrap_or_default();
+        plans.push(format!(
+            "{header}{}",
+            format_stage_metrics(plan.as_ref(), metrics)
+        ));
     }
     crate::local::table(&["plan_type", "plan"], vec![names, plans])
+}
+
+/// Lines above a stage's plan: its tasks' spread, output, memory, spill, and skew.
+fn spread_header(info: &StageInfo, tasks: &[TaskRecord]) -> String {
+    let mine: Vec<&TaskRecord> = tasks
+        .iter()
+        .filter(|t| t.stage_id == info.stage_id && t.state == "FINISHED")
+        .collect();
+    if mine.is_empty() {
+        return String::new();
+    }
+    let sum = |f: fn(&TaskRecord) -> i64| mine.iter().map(|t| f(t)).sum::<i64>();
+    let peak = mine.iter().map(|t| t.peak_memory_bytes).max().unwrap_or(0);
+    let mut out = format!(
+        "tasks: {} | input rows per task min/median/max: {}/{}/{} | time per task: {}/{}/{} ms\n\
+         input: {} rows, {} bytes from sources, {} rows in all | output: {} rows, {} bytes | \
+         cpu: {} ms | peak task memory: {} bytes | spilled: {} bytes\n",
+        mine.len(),
+        info.rows.min,
+        info.rows.median,
+        info.rows.max,
+        info.time_ms.min,
+        info.time_ms.median,
+        info.time_ms.max,
+        sum(|t| t.raw_input_rows),
+        sum(|t| t.raw_input_bytes),
+        sum(|t| t.processed_input_rows),
+        sum(|t| t.output_rows),
+        sum(|t| t.output_bytes),
+        sum(|t| t.cpu_time_ms),
+        peak,
+        sum(|t| t.spilled_bytes),
+    );
+    if info.skewed {
+        out.push_str(&format!(
+            "SKEW: the largest task reads {} rows, {:.1}x the median task ({} rows)\n",
+            info.rows.max,
+            info.rows.max as f64 / info.rows.median.max(1) as f64,
+            info.rows.median
+        ));
+    }
+    out
 }

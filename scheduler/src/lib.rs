@@ -94,6 +94,9 @@ pub async fn start_scheduler(
         Some(addr) => Some(http::start(addr, monitor.clone()).await?),
         None => None,
     };
+    if let Some(addr) = http_addr {
+        monitor.set_http_uri(format!("http://{}:{}", options.external_host, addr.port()));
+    }
     let engine = Engine::new(ballista, jobs, catalogs, monitor);
     let service = TributaryFlightSql::new(
         engine.clone(),

@@ -47,6 +47,7 @@ pub struct Monitor {
     pub metrics: Arc<SchedulerMetrics>,
     history: Option<History>,
     cluster: Arc<OnceLock<(BallistaScheduler, Arc<dyn JobState>)>>,
+    http_uri: Arc<OnceLock<String>>,
     started_ms: i64,
 }
 
@@ -78,6 +79,7 @@ impl Monitor {
             metrics: Arc::new(SchedulerMetrics::new()),
             history,
             cluster: Arc::default(),
+            http_uri: Arc::default(),
             started_ms: now_ms(),
         };
         if let Some(history) = &monitor.history {
@@ -105,6 +107,11 @@ impl Monitor {
     /// Connects the monitor to the embedded Ballista scheduler once it runs.
     pub(crate) fn attach(&self, scheduler: BallistaScheduler, jobs: Arc<dyn JobState>) {
         let _ = self.cluster.set((scheduler, jobs));
+    }
+
+    /// Where the scheduler's HTTP server listens (`system.runtime.nodes.http_uri`).
+    pub(crate) fn set_http_uri(&self, uri: String) {
+        let _ = self.http_uri.set(uri);
     }
 
     fn scheduler(&self) -> Option<&BallistaScheduler> {
@@ -204,7 +211,7 @@ impl Monitor {
         let version = env!("CARGO_PKG_VERSION").to_owned();
         let mut nodes = vec![NodeInfo {
             node_id: "scheduler".to_owned(),
-            http_uri: None,
+            http_uri: self.http_uri.get().cloned(),
             node_version: version.clone(),
             coordinator: true,
             state: "ACTIVE".to_owned(),
@@ -277,7 +284,8 @@ impl Monitor {
                             stages = job_stages(graph.as_ref(), &tasks);
                             break;
                         }
-                        _ if waited >= GRAPH_WAIT => break,
+                        // A failed job's graph may never be filed: do not hold its error back.
+                        _ if waited >= GRAPH_WAIT || error.is_some() => break,
                         _ => {
                             tokio::time::sleep(Duration::from_millis(20)).await;
                             waited += Duration::from_millis(20);

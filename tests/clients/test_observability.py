@@ -122,6 +122,9 @@ def test_skewed_tasks_are_visible(obs_cluster):
         assert skewed, by_stage
         info = json.loads(http_get(f"{obs_cluster.http}/v1/query/{query_id}"))
         assert any(s["skewed"] for s in info["stages"]), [(s["stage_id"], s["rows"]) for s in info["stages"]]
+        # EXPLAIN ANALYZE heads each stage with its tasks' spread and flags the skew.
+        plan = "\n".join(r[1] for r in query(conn, "EXPLAIN ANALYZE " + sql))
+        assert "input rows per task min/median/max" in plan and "SKEW: the largest task reads" in plan, plan
     finally:
         conn.close()
 
@@ -199,8 +202,18 @@ def test_metrics_move_with_load(obs_cluster):
     assert json.loads(http_get(obs_cluster.http + "/v1/info"))["coordinator"] is True
 
 
-def test_history_survives_a_scheduler_restart(request):
-    c = Cluster(REPO / "etc")
+def pg_history_url():
+    """A fresh PostgreSQL database for the history store (the machine's server, trust auth)."""
+    import psycopg
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as pg:
+        pg.execute("DROP DATABASE IF EXISTS tributary_history_test")
+        pg.execute("CREATE DATABASE tributary_history_test")
+    return "postgresql://postgres@127.0.0.1:5432/tributary_history_test"
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_history_survives_a_scheduler_restart(request, store):
+    c = Cluster(REPO / "etc", history=pg_history_url() if store == "postgresql" else None)
     try:
         c.wait_ready()
         conn = connect(c.uri)

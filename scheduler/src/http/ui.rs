@@ -11,7 +11,7 @@ header{background:#1d3557;color:#fff;padding:10px 20px;display:flex;gap:24px;ali
 header a{color:#fff;text-decoration:none;font-weight:600}main{padding:16px 20px}\
 table{border-collapse:collapse;width:100%;background:#fff;margin-bottom:18px}\
 th,td{border-bottom:1px solid #e3e6ea;padding:6px 8px;text-align:left;font-size:13px;vertical-align:top}\
-th{background:#eef1f5}td.num{text-align:right;font-variant-numeric:tabular-nums}\
+th{background:#eef1f5}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}td.time{white-space:nowrap}\
 .state{font-weight:700}.RUNNING,.STARTING{color:#1a7f37}.FAILED{color:#c62828}.FINISHED{color:#555}\
 .QUEUED,.PLANNING,.FINISHING{color:#9a6700}.skew{background:#ffe3e3;font-weight:700}\
 pre{background:#fff;border:1px solid #e3e6ea;padding:10px;overflow:auto;font-size:12px}\
@@ -120,7 +120,7 @@ pub(super) fn queries_page(
         let _ = write!(
             body,
             "<tr class=\"query-row\"><td><a href=\"/ui/query/{id}\">{id}</a></td><td class=\"state {state}\">{state}</td>\
-             <td>{user}</td><td>{created}</td><td class=\"num\">{elapsed}</td><td class=\"num\">{cpu}</td>\
+             <td>{user}</td><td class=\"time\">{created}</td><td class=\"num\">{elapsed}</td><td class=\"num\">{cpu}</td>\
              <td class=\"num\">{rows} rows / {input}</td><td class=\"num\">{out}</td><td><code>{sql}</code>{error}</td></tr>",
             id = escape(&q.query_id),
             state = q.state.as_str(),
@@ -294,7 +294,7 @@ fn task_table(tasks: &[TaskRecord]) -> String {
 /// The stages as boxes (sources on the left, the final stage on the right) with arrows
 /// from each stage to the stages reading it.
 fn stage_graph(stages: &[StageInfo]) -> String {
-    const W: i64 = 190;
+    const W: i64 = 240;
     const H: i64 = 64;
     const GAP_X: i64 = 70;
     const GAP_Y: i64 = 24;
@@ -374,7 +374,7 @@ fn stage_graph(stages: &[StageInfo]) -> String {
             svg,
             "<g class=\"stage-node\"><rect x=\"{x}\" y=\"{y}\" width=\"{W}\" height=\"{H}\" rx=\"6\" fill=\"{fill}\" stroke=\"{stroke}\" stroke-width=\"{}\"/>\
              <text x=\"{}\" y=\"{}\" font-size=\"13\" font-weight=\"700\">Stage {} · {}</text>\
-             <text x=\"{}\" y=\"{}\" font-size=\"12\">{}/{} tasks · {} max rows{}</text></g>",
+             <text x=\"{}\" y=\"{}\" font-size=\"12\">{}/{} tasks · max {} rows{}</text></g>",
             if s.skewed { 3 } else { 1 },
             x + 8,
             y + 22,

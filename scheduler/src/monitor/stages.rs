@@ -11,11 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::now_ms;
 use super::tasks::TaskRecord;
 
-/// A stage whose slowest (or largest) task is above this many times its median task, and
-/// above the minimums below, is flagged as skewed.
+/// A stage whose largest task reads more than this many times the rows of its (lower) median
+/// task, and at least `SKEW_MIN_ROWS`, is flagged as skewed.
 pub const SKEW_RATIO: f64 = 2.0;
 const SKEW_MIN_ROWS: i64 = 1000;
-const SKEW_MIN_MS: i64 = 100;
 
 /// Min, median and max over a stage's tasks.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -74,7 +73,7 @@ pub struct StageInfo {
     pub rows: Spread,
     /// Execution time per task (ms).
     pub time_ms: Spread,
-    /// Whether a task is far above the median (rows or time).
+    /// Whether a task reads far more rows than the median task.
     pub skewed: bool,
     /// Why it failed.
     pub error: Option<String>,
@@ -203,7 +202,8 @@ fn stage_info(stage: &ExecutionStage, tasks: &[TaskRecord]) -> StageInfo {
         plan: plan_text,
         rows,
         time_ms,
-        skewed: finished.len() > 1 && (rows.skewed(SKEW_MIN_ROWS) || time_ms.skewed(SKEW_MIN_MS)),
+        // Data skew only: uneven times alone mostly mean tasks shared cores with others.
+        skewed: finished.len() > 1 && rows.skewed(SKEW_MIN_ROWS),
         error,
     }
 }

@@ -165,6 +165,10 @@ fn sum_operator(
     for metric in metrics.iter() {
         match metric.value() {
             MetricValue::ElapsedCompute(t) => task.cpu_time_ms += (t.value() / 1_000_000) as i64,
+            // Scans: decoding time of file and connector streams (DataFusion's FileStream).
+            MetricValue::Time { name, time } if name == "time_elapsed_processing" => {
+                task.cpu_time_ms += (time.value() / 1_000_000) as i64;
+            }
             MetricValue::SpilledBytes(c) => task.spilled_bytes += c.value() as i64,
             MetricValue::OutputBytes(c) => output_bytes += c.value() as i64,
             MetricValue::Count { name, count } if name == "bytes_scanned" => {
