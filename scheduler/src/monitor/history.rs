@@ -1,7 +1,7 @@
 //! Finished queries persisted by the scheduler (an embedded SQLite file by default, a
 //! PostgreSQL database when configured), so they, their stages and statistics survive a
 //! restart. Rows older than the retention or beyond the most recent `max_queries` are
-//! deleted after each write.
+//! deleted on the first write and every `PRUNE_EVERY` writes after.
 
 use std::time::Duration;
 
@@ -34,13 +34,19 @@ enum Pool {
 pub struct History {
     pool: Pool,
     options: HistoryOptions,
+    saves: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// Retention is applied on the first save and then every this many saves.
+const PRUNE_EVERY: u64 = 50;
 
 const CREATE: &str = "CREATE TABLE IF NOT EXISTS tributary_query_history (\
     query_id VARCHAR(64) PRIMARY KEY, \
     created_ms BIGINT NOT NULL, \
     state VARCHAR(16) NOT NULL, \
     info TEXT NOT NULL)";
+const INDEX: &str = "CREATE INDEX IF NOT EXISTS tributary_query_history_created \
+    ON tributary_query_history (created_ms)";
 
 impl History {
     /// Opens (and creates) the store.
@@ -84,12 +90,18 @@ impl History {
                 .map_err(failed)?;
             Pool::Sqlite(pool)
         };
-        match &pool {
-            Pool::Sqlite(p) => sqlx::query(CREATE).execute(p).await.map(|_| ()),
-            Pool::Postgres(p) => sqlx::query(CREATE).execute(p).await.map(|_| ()),
+        for statement in [CREATE, INDEX] {
+            match &pool {
+                Pool::Sqlite(p) => sqlx::query(statement).execute(p).await.map(|_| ()),
+                Pool::Postgres(p) => sqlx::query(statement).execute(p).await.map(|_| ()),
+            }
+            .map_err(failed)?;
         }
-        .map_err(failed)?;
-        Ok(Self { pool, options })
+        Ok(Self {
+            pool,
+            options,
+            saves: std::sync::Arc::default(),
+        })
     }
 
     /// Stores a finished query (replacing an earlier record of it) and applies retention.
@@ -99,6 +111,10 @@ impl History {
         let oldest = now_ms() - self.options.max_age.as_millis() as i64;
         let keep = self.options.max_queries as i64;
         let state = info.state.as_str();
+        let prune = self
+            .saves
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(PRUNE_EVERY);
         let result = match &self.pool {
             Pool::Sqlite(p) => {
                 sqlx::query(
@@ -112,6 +128,9 @@ impl History {
                 .bind(&json)
                 .execute(p)
                 .await?;
+                if !prune {
+                    return Ok(());
+                }
                 sqlx::query(
                     "DELETE FROM tributary_query_history WHERE created_ms < ?1 OR query_id IN \
                      (SELECT query_id FROM tributary_query_history ORDER BY created_ms DESC LIMIT -1 OFFSET ?2)",
@@ -134,6 +153,9 @@ impl History {
                 .bind(&json)
                 .execute(p)
                 .await?;
+                if !prune {
+                    return Ok(());
+                }
                 sqlx::query(
                     "DELETE FROM tributary_query_history WHERE created_ms < $1 OR query_id IN \
                      (SELECT query_id FROM tributary_query_history ORDER BY created_ms DESC OFFSET $2)",
@@ -195,5 +217,46 @@ fn redact(url: &str) -> String {
             parsed.to_string()
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::QueryState;
+
+    #[tokio::test]
+    async fn keeps_the_newest_queries_and_reads_them_back() {
+        let path = std::env::temp_dir().join(format!("history-{}.db", uuid::Uuid::new_v4()));
+        let options = HistoryOptions {
+            url: path.display().to_string(),
+            max_age: Duration::from_secs(3600),
+            max_queries: 10,
+        };
+        let history = History::open(options.clone()).await.expect("open");
+        let now = now_ms();
+        for n in 0..=PRUNE_EVERY {
+            let info = QueryInfo {
+                query_id: format!("q{n:03}"),
+                state: QueryState::Finished,
+                created_ms: now + n as i64,
+                ..QueryInfo::default()
+            };
+            history.save(&info).await.expect("save");
+        }
+        // A record older than the retention goes at the next prune.
+        let old = QueryInfo {
+            query_id: "old".into(),
+            created_ms: now - 7200 * 1000,
+            ..QueryInfo::default()
+        };
+        history.save(&old).await.expect("save");
+        let again = History::open(options).await.expect("reopen");
+        let kept = again.load(100).await.expect("load");
+        let ids: Vec<_> = kept.iter().map(|q| q.query_id.as_str()).collect();
+        assert_eq!(ids.len(), 11, "{ids:?}");
+        assert_eq!(ids.last(), Some(&format!("q{PRUNE_EVERY:03}").as_str()));
+        assert!(ids.contains(&"old"), "kept until the next prune");
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -165,13 +165,13 @@ fn sum_operator(
     for metric in metrics.iter() {
         match metric.value() {
             MetricValue::ElapsedCompute(t) => task.cpu_time_ms += (t.value() / 1_000_000) as i64,
-            // Scans: decoding time of file and connector streams (DataFusion's FileStream).
-            MetricValue::Time { name, time } if name == "time_elapsed_processing" => {
-                task.cpu_time_ms += (time.value() / 1_000_000) as i64;
-            }
             MetricValue::SpilledBytes(c) => task.spilled_bytes += c.value() as i64,
             MetricValue::OutputBytes(c) => output_bytes += c.value() as i64,
-            MetricValue::Count { name, count } if name == "bytes_scanned" => {
+            // Bytes a file scan read, or a shuffle read decoded (Ballista's reader has no
+            // output_bytes).
+            MetricValue::Count { name, count }
+                if name == "bytes_scanned" || name == "decoded_bytes" =>
+            {
                 *bytes_scanned.get_or_insert(0) += count.value() as i64;
             }
             MetricValue::Gauge { name, gauge }
@@ -198,7 +198,7 @@ fn sum_operator(
         }
         Operator::Exchange => {
             task.processed_input_rows += rows;
-            task.processed_input_bytes += output_bytes;
+            task.processed_input_bytes += bytes_scanned.unwrap_or(output_bytes);
         }
         Operator::Inner => {}
     }

@@ -32,9 +32,8 @@ pub struct TaskRecord {
     pub start_ms: Option<i64>,
     /// When it ended.
     pub end_ms: Option<i64>,
-    /// Compute time (ms): operators' `elapsed_compute` plus scans' decoding time
-    /// (`time_elapsed_processing`); work a connector does on its own blocking threads (TPC-H
-    /// generation, Kafka decoding) is not in it.
+    /// Compute time (ms): the operators' `elapsed_compute`. Work a connector does on its own
+    /// blocking threads (TPC-H generation, Kafka decoding) is not in it.
     pub cpu_time_ms: i64,
     /// Execution wall time (ms).
     pub scheduled_time_ms: i64,
