@@ -163,6 +163,20 @@ impl ExecutionEngine for ObservedEngine {
             .get::<QueryTelemetry>()
             .cloned()
             .unwrap_or_default();
+        let span = tracing::info_span!(
+            "task",
+            query_id = %telemetry.query_id,
+            job_id = %job_id,
+            stage_id,
+            task_id,
+        );
+        if let Some(stage) = TraceParent::parse(&telemetry.traceparent)
+            .map(|query| query.stage(job_id.as_ref(), stage_id))
+        {
+            tributary_telemetry::set_parent(&span, &stage);
+        }
+        // Connector split reads become children of the task span.
+        let plan = tributary_connector::trace_scans_under(plan, &span)?;
         let inner = self.inner.create_query_stage_exec(
             job_id.clone(),
             stage_id,
@@ -175,11 +189,7 @@ impl ExecutionEngine for ObservedEngine {
         Ok(Arc::new(ObservedStage {
             inner,
             plan,
-            job_id: job_id.to_string(),
-            stage_id,
-            query_id: telemetry.query_id,
-            parent: TraceParent::parse(&telemetry.traceparent)
-                .map(|query| query.stage(job_id.as_ref(), stage_id)),
+            span,
             metrics: Arc::clone(&self.metrics),
         }))
     }
@@ -189,10 +199,8 @@ impl ExecutionEngine for ObservedEngine {
 struct ObservedStage {
     inner: Arc<dyn QueryStageExecutor>,
     plan: Arc<dyn ExecutionPlan>,
-    job_id: String,
-    stage_id: usize,
-    query_id: String,
-    parent: Option<TraceParent>,
+    /// The task's span (a child of its stage's span when the query is traced).
+    span: tracing::Span,
     metrics: Arc<ExecutorMetrics>,
 }
 
@@ -215,16 +223,6 @@ impl QueryStageExecutor for ObservedStage {
         task_id: usize,
         context: Arc<TaskContext>,
     ) -> Result<Vec<ShuffleWritePartition>> {
-        let span = tracing::info_span!(
-            "task",
-            query_id = %self.query_id,
-            job_id = %self.job_id,
-            stage_id = self.stage_id,
-            task_id,
-        );
-        if let Some(parent) = &self.parent {
-            tributary_telemetry::set_parent(&span, parent);
-        }
         let key = self.metrics.next.fetch_add(1, Ordering::Relaxed);
         self.metrics
             .pools
@@ -235,7 +233,7 @@ impl QueryStageExecutor for ObservedStage {
         let result = self
             .inner
             .execute_query_stage(task_id, context)
-            .instrument(span)
+            .instrument(self.span.clone())
             .await;
         self.metrics.running.dec();
         self.metrics

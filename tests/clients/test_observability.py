@@ -284,7 +284,8 @@ def test_traces_link_query_stages_and_tasks(request):
             with collector.lock:
                 spans = [(s, sp) for s, sp in collector.spans if sp.trace_id.hex() == trace_id]
             names = {sp.name for _, sp in spans}
-            if "query" in names and any(n.startswith("stage") for n in names) and "task" in names:
+            if "query" in names and any(n.startswith("stage") for n in names) and "task" in names \
+                    and "split" in names:
                 # give the executors' batches a moment to arrive
                 time.sleep(2)
                 with collector.lock:
@@ -309,6 +310,12 @@ def test_traces_link_query_stages_and_tasks(request):
             children = [t for _, t in tasks if t.parent_span_id == s.span_id]
             assert children, s.name
             assert s.start_time_unix_nano <= min(t.start_time_unix_nano for t in children) + 50_000_000
+        # Connector reads: one `split` span per split, under the task that read it.
+        task_ids = {t.span_id.hex() for _, t in tasks}
+        splits = [sp for _, sp in spans if sp.name == "split"]
+        assert splits and all(sp.parent_span_id.hex() in task_ids for sp in splits)
+        assert all(any(a.key == "catalog" and a.value.string_value == "tpch" for a in sp.attributes)
+                   for sp in splits)
         assert by_id[q.span_id.hex()][0] == "tributary-scheduler"
         assert q.start_time_unix_nano <= min(s.start_time_unix_nano for s in stages)
     finally:

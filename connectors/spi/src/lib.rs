@@ -36,7 +36,7 @@ pub use properties::{CONNECTOR_NAME, Properties, PropertyReader, Secret};
 pub use registry::{Catalogs, ConnectorRegistry};
 pub use runtime::CatalogRuntime;
 pub use scope::QueryScope;
-pub use source::{ConnectorSource, scan_catalog};
+pub use source::{ConnectorSource, scan_catalog, trace_scans_under};
 pub use split::{CONNECTOR_STORE_URL, ScanBuilder, SplitInfo, SplitReader, SplitStream};
 pub use stores::ConnectorStores;
 pub use table_properties::{PropertySpec, PropertyValue, TableProperties};

@@ -35,6 +35,9 @@ pub struct ConnectorSource {
     projection: Option<ProjectionExprs>,
     batch_size: Option<usize>,
     metrics: ExecutionPlanMetricsSet,
+    /// The span split reads are children of (the executor's task span); DataFusion polls
+    /// scans on tasks of its own, where the task's span is not current.
+    parent_span: Option<tracing::Span>,
 }
 
 impl ConnectorSource {
@@ -48,6 +51,15 @@ impl ConnectorSource {
             projection: None,
             batch_size: None,
             metrics: ExecutionPlanMetricsSet::new(),
+            parent_span: None,
+        }
+    }
+
+    /// This source with split reads traced as children of `span`.
+    pub fn with_parent_span(&self, span: tracing::Span) -> Self {
+        Self {
+            parent_span: Some(span),
+            ..self.clone()
         }
     }
 
@@ -95,6 +107,8 @@ impl FileSource for ConnectorSource {
             None => (0..self.table_schema.table_schema().fields().len()).collect(),
         };
         Ok(Arc::new(SplitOpener {
+            catalog: self.catalog.clone(),
+            parent_span: self.parent_span.clone(),
             reader: Arc::clone(&self.reader),
             columns,
             output_schema: self.output_schema()?,
@@ -182,6 +196,8 @@ impl FileSource for ConnectorSource {
 
 /// Opens one split at a time for a partition's `FileStream`.
 struct SplitOpener {
+    catalog: String,
+    parent_span: Option<tracing::Span>,
     reader: Arc<dyn SplitReader>,
     columns: Vec<usize>,
     output_schema: SchemaRef,
@@ -192,9 +208,19 @@ struct SplitOpener {
 impl FileOpener for SplitOpener {
     fn open(&self, file: PartitionedFile) -> DfResult<FileOpenFuture> {
         let split = file.object_meta.location.to_string();
-        let stream = self
-            .reader
-            .read(&split, &self.columns, self.batch_size, self.limit)?;
+        // One span per split read (a child of the task's span in a query's trace), open
+        // until the split's stream is dropped.
+        let span = match &self.parent_span {
+            Some(parent) => {
+                tracing::info_span!(parent: parent, "split", catalog = %self.catalog, split = %split)
+            }
+            None => tracing::info_span!("split", catalog = %self.catalog, split = %split),
+        };
+        let stream = {
+            let _entered = span.enter();
+            self.reader
+                .read(&split, &self.columns, self.batch_size, self.limit)?
+        };
         let schema = Arc::clone(&self.output_schema);
         let renamed = stream.map(move |batch| {
             let batch = batch?;
@@ -203,7 +229,12 @@ impl FileOpener for SplitOpener {
                 DataFusionError::ArrowError(Box::new(e), Some(format!("split '{split}'")))
             })
         });
-        Ok(Box::pin(futures::future::ready(Ok(renamed.boxed()))))
+        let mut renamed = renamed.boxed();
+        let traced = futures::stream::poll_fn(move |cx| {
+            let _entered = span.enter();
+            renamed.poll_next_unpin(cx)
+        });
+        Ok(Box::pin(futures::future::ready(Ok(traced.boxed()))))
     }
 }
 
@@ -221,4 +252,30 @@ pub fn scan_catalog(plan: &dyn datafusion::physical_plan::ExecutionPlan) -> Opti
         "" => Some(url.scheme().to_owned()),
         catalog => Some(catalog.to_owned()),
     }
+}
+
+/// `plan` with every connector scan's split reads traced under `span` (the executor calls
+/// this with its task span).
+pub fn trace_scans_under(
+    plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    span: &tracing::Span,
+) -> DfResult<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion_datasource::source::DataSourceExec;
+    plan.transform_up(|node| {
+        let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
+            return Ok(Transformed::no(node));
+        };
+        let Some(config) = exec.data_source().downcast_ref::<FileScanConfig>() else {
+            return Ok(Transformed::no(node));
+        };
+        let Some(source) = config.file_source().downcast_ref::<ConnectorSource>() else {
+            return Ok(Transformed::no(node));
+        };
+        let mut config = config.clone();
+        config.file_source = Arc::new(source.with_parent_span(span.clone()));
+        Ok(Transformed::yes(DataSourceExec::from_data_source(config)
+            as Arc<dyn datafusion::physical_plan::ExecutionPlan>))
+    })
+    .map(|t| t.data)
 }
