@@ -76,15 +76,20 @@ impl TraceArgs {
 
 impl ObservabilityArgs {
     fn options(&self, etc: &Path) -> Result<Option<HistoryOptions>, String> {
-        let url = match self.history_url.as_deref() {
+        // The default location may be unwritable: then history stays in memory (a warning);
+        // an explicit --history-url must work.
+        let (url, optional) = match self.history_url.as_deref() {
             Some("none") => return Ok(None),
-            Some(url) => url.to_owned(),
+            Some(url) => (url.to_owned(), false),
             None => {
                 let base = etc
                     .parent()
                     .filter(|p| !p.as_os_str().is_empty())
                     .unwrap_or(Path::new("."));
-                base.join("var").join("history.db").display().to_string()
+                (
+                    base.join("var").join("history.db").display().to_string(),
+                    true,
+                )
             }
         };
         let max_age = tributary_scheduler::session::parse_duration(&self.history_max_age)
@@ -98,6 +103,7 @@ impl ObservabilityArgs {
             url,
             max_age,
             max_queries: self.history_max_queries,
+            optional,
         }))
     }
 }
@@ -130,9 +136,10 @@ struct StandaloneArgs {
     /// Seconds results stay fetchable after a query ends.
     #[arg(long, env = "TRIBUTARY_RESULT_TTL_SECONDS", default_value_t = 600)]
     result_ttl_seconds: u64,
-    /// Address of the HTTP server: web UI, /metrics, /v1/query ("off": none).
-    #[arg(long, env = "TRIBUTARY_HTTP_ADDR", default_value = "127.0.0.1:8080")]
-    http_addr: String,
+    /// Address of the HTTP server: web UI, /metrics, /v1/query (default 127.0.0.1:8080;
+    /// "off": none).
+    #[arg(long, env = "TRIBUTARY_HTTP_ADDR")]
+    http_addr: Option<String>,
     #[command(flatten)]
     observability: ObservabilityArgs,
     #[command(flatten)]
@@ -167,9 +174,10 @@ struct SchedulerArgs {
     /// Seconds results stay fetchable after a query ends.
     #[arg(long, env = "TRIBUTARY_RESULT_TTL_SECONDS", default_value_t = 600)]
     result_ttl_seconds: u64,
-    /// Address of the HTTP server: web UI, /metrics, /v1/query ("off": none).
-    #[arg(long, env = "TRIBUTARY_HTTP_ADDR", default_value = "0.0.0.0:8080")]
-    http_addr: String,
+    /// Address of the HTTP server: web UI, /metrics, /v1/query (default 0.0.0.0:8080;
+    /// "off": none).
+    #[arg(long, env = "TRIBUTARY_HTTP_ADDR")]
+    http_addr: Option<String>,
     #[command(flatten)]
     observability: ObservabilityArgs,
     #[command(flatten)]
@@ -281,25 +289,32 @@ fn main() -> ExitCode {
     code
 }
 
-/// `--http-addr`: an address, or `off`.
-fn http_addr(text: &str) -> Result<Option<SocketAddr>, String> {
+/// `--http-addr`: an address, or `off`; unset: `default` (and a busy default port is only a
+/// warning). Returns the address and whether it may be skipped.
+fn http_addr(text: Option<&str>, default: &str) -> Result<(Option<SocketAddr>, bool), String> {
+    let (text, optional) = match text {
+        Some(text) => (text, false),
+        None => (default, true),
+    };
     if text.eq_ignore_ascii_case("off") {
-        return Ok(None);
+        return Ok((None, optional));
     }
     text.parse()
-        .map(Some)
+        .map(|a| (Some(a), optional))
         .map_err(|e| format!("--http-addr: '{text}' is not HOST:PORT ({e})"))
 }
 
 async fn scheduler(args: SchedulerArgs) -> Result<(), String> {
     let catalogs = load_catalogs(&args.etc)?;
+    let http = http_addr(args.http_addr.as_deref(), "0.0.0.0:8080")?;
     let options = SchedulerOptions {
         flight_sql_addr: args.flight_sql_addr,
         scheduler_addr: args.scheduler_addr,
         external_host: args.external_host,
         password_file: args.password_file,
         result_ttl_seconds: args.result_ttl_seconds,
-        http_addr: http_addr(&args.http_addr)?,
+        http_addr: http.0,
+        http_optional: http.1,
         history: args.observability.options(&args.etc)?,
     };
     let running = start_scheduler(options, catalogs)
@@ -362,13 +377,15 @@ async fn executor(args: ExecutorArgs) -> Result<(), String> {
 
 async fn standalone(args: StandaloneArgs) -> Result<(), String> {
     let catalogs = load_catalogs(&args.etc)?;
+    let http = http_addr(args.http_addr.as_deref(), "127.0.0.1:8080")?;
     let options = SchedulerOptions {
         flight_sql_addr: args.flight_sql_addr,
         scheduler_addr: args.scheduler_addr,
         external_host: args.scheduler_addr.ip().to_string(),
         password_file: None,
         result_ttl_seconds: args.result_ttl_seconds,
-        http_addr: http_addr(&args.http_addr)?,
+        http_addr: http.0,
+        http_optional: http.1,
         history: args.observability.options(&args.etc)?,
     };
     let running = start_scheduler(options, catalogs.clone())

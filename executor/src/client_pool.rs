@@ -30,12 +30,24 @@ impl std::fmt::Debug for ClientPool {
 }
 
 impl ClientPool {
-    /// A pool evicting clients idle longer than `idle_timeout` (checked on every acquire).
-    pub(crate) fn new(idle_timeout: Duration) -> Self {
-        Self {
+    /// A pool evicting clients idle longer than `idle_timeout`, on every acquire and from a
+    /// background task (so connections to executors that went away are closed too).
+    pub(crate) fn with_eviction(idle_timeout: Duration) -> Self {
+        let pool = Self {
             idle: Idle::default(),
             idle_timeout,
-        }
+        };
+        let weak = Arc::downgrade(&pool.idle);
+        let interval = Duration::from_secs((idle_timeout.as_secs() / 3).max(15));
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            loop {
+                ticker.tick().await;
+                let Some(idle) = weak.upgrade() else { break };
+                ClientPool { idle, idle_timeout }.evict();
+            }
+        });
+        pool
     }
 
     fn evict(&self) {

@@ -15,8 +15,8 @@ pub enum ExecutorError {
         source: std::io::Error,
     },
     /// The HTTP server could not start.
-    #[error("{0}")]
-    Http(String),
+    #[error(transparent)]
+    Http(#[from] tributary_telemetry::TelemetryError),
     /// Ballista's executor failed.
     #[error("executor failed: {0}")]
     Ballista(#[from] ballista_core::error::BallistaError),

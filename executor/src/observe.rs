@@ -114,13 +114,14 @@ impl ExecutorMetrics {
         }
     }
 
-    /// Reads the gauges that are sampled, not counted (memory reserved now).
+    /// Reads the gauges that are sampled, not counted (memory reserved now). Tasks of one
+    /// session may share a pool: each pool counts once.
     pub fn refresh(&self) {
-        let reserved: usize = self
-            .pools
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = std::collections::HashSet::new();
+        let reserved: usize = pools
             .values()
+            .filter(|p| seen.insert(Arc::as_ptr(p) as *const () as usize))
             .map(|p| p.reserved())
             .sum();
         self.memory.set(reserved as i64);
@@ -130,6 +131,57 @@ impl ExecutorMetrics {
 impl Default for ExecutorMetrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A task counted as running until it ends; a task Ballista aborts (cancelled job, failed
+/// sibling) is dropped mid-way and counted as cancelled.
+struct RunningTask {
+    metrics: Arc<ExecutorMetrics>,
+    key: u64,
+    ended: bool,
+}
+
+impl RunningTask {
+    fn new(metrics: &Arc<ExecutorMetrics>, pool: &Arc<dyn MemoryPool>) -> Self {
+        let key = metrics.next.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, Arc::clone(pool));
+        metrics.running.inc();
+        Self {
+            metrics: Arc::clone(metrics),
+            key,
+            ended: false,
+        }
+    }
+
+    /// The task ended: `Some(bytes written)` when it succeeded.
+    fn ended(mut self, written: Option<u64>) {
+        self.ended = true;
+        match written {
+            Some(bytes) => {
+                self.metrics.tasks.with_label_values(&["finished"]).inc();
+                self.metrics.shuffle_bytes.inc_by(bytes);
+            }
+            None => self.metrics.tasks.with_label_values(&["failed"]).inc(),
+        }
+    }
+}
+
+impl Drop for RunningTask {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.metrics.tasks.with_label_values(&["cancelled"]).inc();
+        }
+        self.metrics.running.dec();
+        self.metrics
+            .pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
     }
 }
 
@@ -223,33 +275,16 @@ impl QueryStageExecutor for ObservedStage {
         task_id: usize,
         context: Arc<TaskContext>,
     ) -> Result<Vec<ShuffleWritePartition>> {
-        let key = self.metrics.next.fetch_add(1, Ordering::Relaxed);
-        self.metrics
-            .pools
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, Arc::clone(context.memory_pool()));
-        self.metrics.running.inc();
+        let running = RunningTask::new(&self.metrics, context.memory_pool());
         let result = self
             .inner
             .execute_query_stage(task_id, context)
             .instrument(self.span.clone())
             .await;
-        self.metrics.running.dec();
-        self.metrics
-            .pools
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
-        match &result {
-            Ok(partitions) => {
-                self.metrics.tasks.with_label_values(&["finished"]).inc();
-                self.metrics
-                    .shuffle_bytes
-                    .inc_by(partitions.iter().map(|p| p.num_bytes).sum());
-            }
-            Err(_) => self.metrics.tasks.with_label_values(&["failed"]).inc(),
-        }
+        running.ended(match &result {
+            Ok(partitions) => Some(partitions.iter().map(|p| p.num_bytes).sum()),
+            Err(_) => None,
+        });
         self.count_input();
         result
     }
@@ -329,4 +364,38 @@ fn leaves(plan: &dyn ExecutionPlan, out: &mut Vec<Option<String>>) {
     for child in plan.children() {
         leaves(child.as_ref(), out);
     }
+}
+
+/// Serves the executor's `/metrics`, `/healthz` and `/readyz`.
+pub(crate) async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    metrics: Arc<ExecutorMetrics>,
+) -> std::result::Result<std::net::SocketAddr, tributary_telemetry::TelemetryError> {
+    use axum::http::{StatusCode, header};
+    use axum::routing::get;
+    let routes = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = Arc::clone(&metrics);
+            async move {
+                metrics.refresh();
+                match tributary_telemetry::encode_metrics(&metrics.registry) {
+                    Ok(text) => (
+                        StatusCode::OK,
+                        [(
+                            header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        text,
+                    ),
+                    Err(e) => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        [(header::CONTENT_TYPE, "text/plain")],
+                        e.to_string(),
+                    ),
+                }
+            }
+        }),
+    );
+    tributary_telemetry::serve_http(addr, routes, tributary_telemetry::Health::default()).await
 }

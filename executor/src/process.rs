@@ -15,44 +15,9 @@ use datafusion::prelude::SessionConfig;
 use tributary_connector::{Catalogs, ConnectorCodec, ConnectorStores, register_connector_store};
 
 use crate::error::ExecutorError;
-use crate::observe::{ExecutorMetrics, ObservedEngine};
+use crate::observe::{ExecutorMetrics, ObservedEngine, serve_metrics};
 use ballista_executor::execution_engine::DefaultExecutionEngine;
 use tributary_telemetry::QueryTelemetry;
-
-/// Serves the executor's `/metrics`, `/healthz` and `/readyz`.
-async fn serve_metrics(
-    addr: std::net::SocketAddr,
-    metrics: Arc<ExecutorMetrics>,
-) -> Result<std::net::SocketAddr, ExecutorError> {
-    use axum::routing::get;
-    let routes = axum::Router::new().route(
-        "/metrics",
-        get(move || {
-            let metrics = Arc::clone(&metrics);
-            async move {
-                metrics.refresh();
-                match tributary_telemetry::encode_metrics(&metrics.registry) {
-                    Ok(text) => (
-                        axum::http::StatusCode::OK,
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8",
-                        )],
-                        text,
-                    ),
-                    Err(e) => (
-                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                        [(axum::http::header::CONTENT_TYPE, "text/plain")],
-                        e.to_string(),
-                    ),
-                }
-            }
-        }),
-    );
-    tributary_telemetry::serve_http(addr, routes, tributary_telemetry::Health::default())
-        .await
-        .map_err(|e| ExecutorError::Http(e.to_string()))
-}
 
 /// Memory for Parquet footers (and page indexes) kept between tasks of an executor.
 const FOOTER_CACHE_BYTES: usize = 256 << 20;
@@ -92,11 +57,17 @@ pub async fn run_executor(
     let http_addr = options.http_addr;
     let mut config = process_config(options, catalogs)?;
     metrics.slots.set(config.vcores as i64);
-    let pool = Arc::new(crate::client_pool::ClientPool::new(
-        std::time::Duration::from_secs(config.client_ttl.max(1)),
-    ));
+    // As Ballista does: client_ttl 0 means no pooling of shuffle-read connections.
+    let engine = if config.client_ttl > 0 {
+        let pool = crate::client_pool::ClientPool::with_eviction(std::time::Duration::from_secs(
+            config.client_ttl,
+        ));
+        DefaultExecutionEngine::with_client_pool(Arc::new(pool))
+    } else {
+        DefaultExecutionEngine::new()
+    };
     config.override_execution_engine = Some(Arc::new(ObservedEngine::new(
-        Arc::new(DefaultExecutionEngine::with_client_pool(pool)),
+        Arc::new(engine),
         Arc::clone(&metrics),
     )));
     if let Some(addr) = http_addr {

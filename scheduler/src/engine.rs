@@ -402,6 +402,7 @@ impl Engine {
         };
         let max = session.max_run_time();
         let waited = tokio::time::timeout(max, async {
+            let mut running_seen = false;
             let mut poll = tokio::time::interval(STATUS_POLL);
             loop {
                 let status = tokio::select! {
@@ -411,7 +412,11 @@ impl Engine {
                 match status.and_then(|s| s.status) {
                     Some(job_status::Status::Running(_)) => {
                         if let Some(query) = &query {
-                            query.running();
+                            query.heartbeat();
+                            if !running_seen && self.monitor.job_has_running_task(job_id.as_ref()).await {
+                                running_seen = true;
+                                query.running();
+                            }
                         }
                     }
                     Some(job_status::Status::Successful(done)) => return Ok(done),
@@ -471,7 +476,7 @@ impl Engine {
         let query_id = query_id
             .ok_or_else(|| SchedulerError::InvalidQuery("kill_query needs query_id".into()))?;
         let message = message.unwrap_or_else(|| format!("killed by {}", session.user));
-        if !self.monitor.queries.kill(&query_id, &message) {
+        if !self.monitor.queries.kill(&query_id, &message, true) {
             return Err(SchedulerError::NotFound(format!(
                 "query '{query_id}' is not running"
             )));

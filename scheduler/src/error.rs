@@ -82,11 +82,17 @@ impl SchedulerError {
             Self::Timeout(_) => ("INSUFFICIENT_RESOURCES", "EXCEEDED_TIME_LIMIT"),
             Self::Cancelled(_) => ("USER_ERROR", "USER_CANCELED"),
             Self::Killed(_) => ("USER_ERROR", "ADMINISTRATIVELY_KILLED"),
-            Self::JobFailed { .. } => ("EXTERNAL", "GENERIC_INTERNAL_ERROR"),
+            Self::JobFailed { .. } => ("INTERNAL_ERROR", "GENERIC_INTERNAL_ERROR"),
             Self::Unavailable(_) => ("EXTERNAL", "REMOTE_HOST_GONE"),
             Self::Config(_) => ("INTERNAL_ERROR", "CONFIGURATION_INVALID"),
             Self::Engine(_) => ("INTERNAL_ERROR", "GENERIC_INTERNAL_ERROR"),
         }
+    }
+}
+
+impl From<sqlx::Error> for SchedulerError {
+    fn from(e: sqlx::Error) -> Self {
+        SchedulerError::Engine(format!("query history store: {e}"))
     }
 }
 

@@ -15,14 +15,20 @@ use axum::routing::get;
 use serde::Deserialize;
 use tributary_telemetry::{Health, encode_metrics, serve_http};
 
+use crate::auth::Authenticator;
 use crate::error::{Result, SchedulerError};
 use crate::monitor::{Monitor, now_ms};
 
-/// Starts the HTTP server on `addr`; returns the bound address.
-pub(crate) async fn start(addr: SocketAddr, monitor: Monitor) -> Result<SocketAddr> {
-    let routes = Router::new()
+/// Starts the HTTP server on `addr`; returns the bound address. With a password file, the UI
+/// and `/v1/…` need the same basic credentials as Flight SQL (`/metrics`, `/healthz` and
+/// `/readyz` stay open for Prometheus and probes: counts only, no SQL).
+pub(crate) async fn start(
+    addr: SocketAddr,
+    monitor: Monitor,
+    auth: Authenticator,
+) -> Result<SocketAddr> {
+    let protected = Router::new()
         .route("/", get(|| async { Redirect::temporary("/ui/") }))
-        .route("/metrics", get(metrics))
         .route("/v1/info", get(info))
         .route("/v1/info/state", get(|| async { Json("ACTIVE") }))
         .route("/v1/node", get(nodes))
@@ -31,10 +37,41 @@ pub(crate) async fn start(addr: SocketAddr, monitor: Monitor) -> Result<SocketAd
         .route("/ui/", get(ui_queries))
         .route("/ui/query/{id}", get(ui_query))
         .route("/ui/executors", get(ui_executors))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            authenticate(auth.clone(), request, next)
+        }));
+    let routes = protected
+        .route("/metrics", get(metrics))
         .with_state(monitor);
     serve_http(addr, routes, Health::default())
         .await
         .map_err(|e| SchedulerError::Config(e.to_string()))
+}
+
+/// Lets a request through when no password file is configured or its basic credentials
+/// are valid; asks the browser for them otherwise.
+async fn authenticate(
+    auth: Authenticator,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !auth.required() {
+        return next.run(request).await;
+    }
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if header.starts_with("Basic ") && auth.check_basic(header).is_ok() {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Basic realm=\"Tributary\"")],
+        "authentication required\n",
+    )
+        .into_response()
 }
 
 async fn metrics(State(monitor): State<Monitor>) -> Response {
@@ -111,7 +148,7 @@ async fn queries(
             q.stages.clear();
             let elapsed = q.elapsed_ms();
             let mut value = serde_json::json!(q);
-            value["elapsed_ms"] = elapsed.into();
+            value["elapsedMs"] = elapsed.into();
             value
         })
         .collect();
@@ -130,7 +167,7 @@ async fn query(State(monitor): State<Monitor>, Path(id): Path<String>) -> Respon
                 .collect();
             let elapsed = q.elapsed_ms();
             let mut value = serde_json::json!(q);
-            value["elapsed_ms"] = elapsed.into();
+            value["elapsedMs"] = elapsed.into();
             value["tasks"] = serde_json::json!(tasks);
             Json(value).into_response()
         }
@@ -139,7 +176,11 @@ async fn query(State(monitor): State<Monitor>, Path(id): Path<String>) -> Respon
 }
 
 async fn kill(State(monitor): State<Monitor>, Path(id): Path<String>) -> Response {
-    if monitor.queries.kill(&id, "killed through the HTTP API") {
+    // Trino's DELETE /v1/query/{id} cancels (USER_CANCELED); kill_query kills.
+    if monitor
+        .queries
+        .kill(&id, "cancelled through the HTTP API", false)
+    {
         StatusCode::NO_CONTENT.into_response()
     } else {
         (

@@ -51,6 +51,9 @@ pub struct SchedulerOptions {
     pub result_ttl_seconds: u64,
     /// Where the HTTP server (metrics, web UI, `/v1/…`) listens; `None`: no HTTP server.
     pub http_addr: Option<SocketAddr>,
+    /// Start without the HTTP server (with a warning) when `http_addr` cannot be bound (the
+    /// default address; an explicit one must work).
+    pub http_optional: bool,
     /// Where finished queries are kept; `None`: in memory only.
     pub history: Option<HistoryOptions>,
 }
@@ -76,7 +79,14 @@ pub async fn start_scheduler(
         None => Authenticator::open(),
     };
     let history = match options.history.clone() {
-        Some(history) => Some(monitor::History::open(history).await?),
+        Some(history) => match monitor::History::open(history.clone()).await {
+            Ok(store) => Some(store),
+            Err(e) if history.optional => {
+                tracing::warn!("query history kept in memory only: {e}");
+                None
+            }
+            Err(e) => return Err(e),
+        },
         None => None,
     };
     let monitor = Monitor::new(history).await;
@@ -91,7 +101,14 @@ pub async fn start_scheduler(
     )
     .await?;
     let http_addr = match options.http_addr {
-        Some(addr) => Some(http::start(addr, monitor.clone()).await?),
+        Some(addr) => match http::start(addr, monitor.clone(), auth.clone()).await {
+            Ok(bound) => Some(bound),
+            Err(e) if options.http_optional => {
+                tracing::warn!("no web UI or /metrics: {e} (set --http-addr)");
+                None
+            }
+            Err(e) => return Err(e),
+        },
         None => None,
     };
     if let Some(addr) = http_addr {

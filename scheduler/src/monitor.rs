@@ -17,8 +17,9 @@ mod tasks;
 
 pub use history::{History, HistoryOptions};
 pub use metrics::SchedulerMetrics;
+pub use queries::Kill;
 pub use queries::{QueryHandle, QueryInfo, QueryState, QueryTracker, current_query};
-pub use stages::{SKEW_RATIO, Spread, StageInfo, job_stages};
+pub use stages::{SKEW_MIN_ROWS, SKEW_RATIO, Spread, StageInfo, job_stages};
 pub use tap::TaskStatusTap;
 pub use tasks::{TaskRecord, TaskTracker};
 
@@ -32,6 +33,9 @@ use ballista_scheduler::cluster::JobState;
 
 use crate::cluster::BallistaScheduler;
 use crate::error::SchedulerError;
+
+/// Ended queries waiting to be written to the history store.
+const HISTORY_QUEUE: usize = 4096;
 
 /// How long the end of a query waits for Ballista to file its finished job's graph.
 const GRAPH_WAIT: Duration = Duration::from_secs(2);
@@ -53,6 +57,7 @@ pub struct Monitor {
 
 /// One node of the cluster (`system.runtime.nodes`).
 #[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NodeInfo {
     /// Executor id, or `scheduler`.
     pub node_id: String,
@@ -62,11 +67,11 @@ pub struct NodeInfo {
     pub node_version: String,
     /// Whether this is the scheduler (Trino's coordinator).
     pub coordinator: bool,
-    /// ACTIVE, DRAINING (terminating), DEAD or UNKNOWN.
+    /// As Trino writes it: active, draining (terminating), dead or unknown.
     pub state: String,
     /// Task slots.
     pub task_slots: i64,
-    /// Seconds since its last heartbeat.
+    /// Its last heartbeat (ms since the epoch).
     pub last_heartbeat_ms: Option<i64>,
 }
 
@@ -88,17 +93,29 @@ impl Monitor {
                 Err(e) => tracing::warn!("cannot read query history: {e}"),
             }
         }
-        let metrics = Arc::clone(&monitor.metrics);
-        let history = monitor.history.clone();
-        monitor.queries.on_end(move |info| {
-            metrics.query_ended(info);
-            if let Some(history) = history.clone() {
-                let info = info.clone();
-                tokio::spawn(async move {
+        // One writer, behind a bounded queue: a slow store never piles up tasks; when the
+        // queue is full, records are dropped with a warning.
+        let writer = monitor.history.clone().map(|history| {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<QueryInfo>(HISTORY_QUEUE);
+            tokio::spawn(async move {
+                while let Some(info) = rx.recv().await {
                     if let Err(e) = history.save(&info).await {
                         tracing::warn!(query_id = info.query_id, "cannot save query history: {e}");
                     }
-                });
+                }
+            });
+            tx
+        });
+        let metrics = Arc::clone(&monitor.metrics);
+        monitor.queries.on_end(move |info| {
+            metrics.query_ended(info);
+            if let Some(tx) = &writer
+                && tx.try_send(info.clone()).is_err()
+            {
+                tracing::warn!(
+                    query_id = info.query_id,
+                    "query history store is behind: this query is not recorded"
+                );
             }
         });
         monitor
@@ -116,6 +133,19 @@ impl Monitor {
 
     fn scheduler(&self) -> Option<&BallistaScheduler> {
         self.cluster.get().map(|(s, _)| s)
+    }
+
+    /// Whether a task of a running job has started (the query is RUNNING, not STARTING).
+    pub(crate) async fn job_has_running_task(&self, job_id: &str) -> bool {
+        let Some(scheduler) = self.scheduler() else {
+            return false;
+        };
+        let cache = scheduler.state.task_manager.get_running_job_cache();
+        let key: ballista_core::JobId = job_id.to_owned().into();
+        match cache.get(&key) {
+            Some(job) => stages::has_running_task(job.execution_graph.read().await.as_ref()),
+            None => false,
+        }
     }
 
     /// When this scheduler started (ms since the epoch).
@@ -171,10 +201,8 @@ impl Monitor {
             let cache = scheduler.state.task_manager.get_running_job_cache();
             let key: ballista_core::JobId = job_id.clone().into();
             if let Some(job) = cache.get(&key) {
-                handle.running();
-                info.state = handle.info().state;
                 let graph = job.execution_graph.read().await;
-                tasks.extend(stages::running_tasks(graph.as_ref()));
+                tasks.extend(stages::running_tasks(graph.as_ref(), &tasks));
                 if with_stages {
                     stages = job_stages(graph.as_ref(), &tasks);
                 }
@@ -199,7 +227,8 @@ impl Monitor {
             let key: ballista_core::JobId = job_id.clone().into();
             if let Some(job) = running_jobs.as_ref().and_then(|jobs| jobs.get(&key)) {
                 let graph = job.execution_graph.read().await;
-                tasks.extend(stages::running_tasks(graph.as_ref()));
+                let running = stages::running_tasks(graph.as_ref(), &tasks);
+                tasks.extend(running);
             }
             out.extend(tasks.into_iter().map(|t| (info.query_id.clone(), t)));
         }
@@ -214,7 +243,7 @@ impl Monitor {
             http_uri: self.http_uri.get().cloned(),
             node_version: version.clone(),
             coordinator: true,
-            state: "ACTIVE".to_owned(),
+            state: "active".to_owned(),
             task_slots: 0,
             last_heartbeat_ms: None,
         }];
@@ -231,10 +260,10 @@ impl Monitor {
                 .and_then(|hb| hb.status)
                 .and_then(|s| s.status);
             let state = match status {
-                Some(executor_status::Status::Active(_)) | None => "ACTIVE",
-                Some(executor_status::Status::Terminating(_)) => "DRAINING",
-                Some(executor_status::Status::Dead(_)) => "DEAD",
-                Some(executor_status::Status::Unknown(_)) => "UNKNOWN",
+                Some(executor_status::Status::Active(_)) | None => "active",
+                Some(executor_status::Status::Terminating(_)) => "draining",
+                Some(executor_status::Status::Dead(_)) => "dead",
+                Some(executor_status::Status::Unknown(_)) => "unknown",
             };
             nodes.push(NodeInfo {
                 node_id: metadata.id.clone(),
@@ -318,10 +347,13 @@ fn record_stage_spans(info: &QueryInfo, job_id: &str, stages: &[StageInfo]) {
         return;
     };
     let at = |ms: i64| std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    let now = now_ms();
     for stage in stages {
-        let (Some(start), Some(end)) = (stage.start_ms, stage.end_ms.or(info.end_ms)) else {
+        // Stages that did not finish (failed, cancelled) end now: their tasks' spans name them.
+        let Some(start) = stage.start_ms else {
             continue;
         };
+        let end = stage.end_ms.unwrap_or(now);
         tributary_telemetry::record_span(
             &format!("stage {}", stage.stage_id),
             &parent.stage(job_id, stage.stage_id),

@@ -3,6 +3,7 @@
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -43,12 +44,12 @@ impl Drop for TelemetryGuard {
 pub fn init(options: &TelemetryOptions) -> Result<TelemetryGuard, TelemetryError> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRIBUTARY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_FILTER));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // The log filter applies to the log lines only: spans are exported whatever it says.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(filter);
     let Some(endpoint) = &options.otlp_endpoint else {
-        let _ = tracing_subscriber::registry()
-            .with(filter)
-            .with(fmt)
-            .try_init();
+        let _ = tracing_subscriber::registry().with(fmt).try_init();
         return Ok(TelemetryGuard::default());
     };
     let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -82,14 +83,14 @@ pub fn init(options: &TelemetryOptions) -> Result<TelemetryGuard, TelemetryError
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
     let tracer = provider.tracer("tributary");
-    // Only our own spans are exported: DataFusion's and Ballista's internals stay logs.
+    // Only our own spans (info and above) are exported: DataFusion's and Ballista's
+    // internals stay logs.
     let otel = tracing_opentelemetry::layer()
         .with_tracer(tracer)
         .with_filter(tracing_subscriber::filter::filter_fn(|m| {
-            m.target().starts_with("tributary")
+            m.target().starts_with("tributary") && *m.level() <= tracing::Level::INFO
         }));
     let _ = tracing_subscriber::registry()
-        .with(filter)
         .with(fmt)
         .with(otel)
         .try_init();
@@ -97,5 +98,3 @@ pub fn init(options: &TelemetryOptions) -> Result<TelemetryGuard, TelemetryError
         provider: Some(provider),
     })
 }
-
-use tracing_subscriber::Layer as _;

@@ -81,5 +81,23 @@ def test_password_file():
         good = connect(cluster.uri, "alice", "wonderland")
         assert query(good, "SELECT count(*) FROM tpch.tiny.region") == [(5,)]
         good.close()
+        # The web UI and /v1 take the same credentials; /metrics and probes stay open.
+        import base64
+        import urllib.error
+        import urllib.request
+        for path in ["/ui/", "/v1/query"]:
+            with pytest.raises(urllib.error.HTTPError) as denied:
+                urllib.request.urlopen(cluster.http + path, timeout=10)
+            assert denied.value.code == 401 and "Basic" in denied.value.headers["WWW-Authenticate"]
+            wrong = urllib.request.Request(cluster.http + path, headers={
+                "Authorization": "Basic " + base64.b64encode(b"alice:guess").decode()})
+            with pytest.raises(urllib.error.HTTPError) as denied:
+                urllib.request.urlopen(wrong, timeout=10)
+            assert denied.value.code == 401
+            right = urllib.request.Request(cluster.http + path, headers={
+                "Authorization": "Basic " + base64.b64encode(b"alice:wonderland").decode()})
+            assert urllib.request.urlopen(right, timeout=10).status == 200
+        for path in ["/metrics", "/healthz", "/readyz"]:
+            assert urllib.request.urlopen(cluster.http + path, timeout=10).status == 200
     finally:
         cluster.stop()

@@ -121,7 +121,7 @@ def test_skewed_tasks_are_visible(obs_cluster):
         skewed = [v for v in spreads if v[-1] >= 3 * max(v[(len(v) - 1) // 2], 1) and v[-1] > 10000]
         assert skewed, by_stage
         info = json.loads(http_get(f"{obs_cluster.http}/v1/query/{query_id}"))
-        assert any(s["skewed"] for s in info["stages"]), [(s["stage_id"], s["rows"]) for s in info["stages"]]
+        assert any(s["skewed"] for s in info["stages"]), [(s["stageId"], s["rows"]) for s in info["stages"]]
         # EXPLAIN ANALYZE heads each stage with its tasks' spread and flags the skew.
         plan = "\n".join(r[1] for r in query(conn, "EXPLAIN ANALYZE " + sql))
         assert "input rows per task min/median/max" in plan and "SKEW: the largest task reads" in plan, plan
@@ -148,6 +148,30 @@ def test_kill_query(obs_cluster):
         conn.close()
 
 
+def test_a_client_that_goes_away_ends_its_query(obs_cluster):
+    """The CLI is killed while its query runs: the query is cancelled and ends FAILED
+    (USER_CANCELED), never left RUNNING."""
+    import subprocess
+    from conftest import BIN
+    conn = connect(obs_cluster.uri)
+    try:
+        cli = subprocess.Popen([BIN, "sql", "--server", obs_cluster.uri, "-e", LONG_QUERY + " LIMIT 2"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        query_id = wait_running(conn, "LIMIT 2")
+        cli.kill()
+        cli.wait(10)
+        deadline = time.time() + 30
+        row = None
+        while time.time() < deadline:
+            row = query(conn, f"SELECT state, error_code FROM system.runtime.queries WHERE query_id = '{query_id}'")
+            if row and row[0][0] == "FAILED":
+                break
+            time.sleep(0.3)
+        assert row == [("FAILED", "USER_CANCELED")], row
+    finally:
+        conn.close()
+
+
 def test_metadata_tables(obs_cluster):
     conn = connect(obs_cluster.uri)
     try:
@@ -158,7 +182,7 @@ def test_metadata_tables(obs_cluster):
         session = query(conn, "SELECT property_name, default_value FROM system.metadata.session_properties")
         assert ("join_distribution_type", "AUTOMATIC") in session
         nodes = query(conn, "SELECT coordinator, state, count(*) FROM system.runtime.nodes GROUP BY 1, 2 ORDER BY 1")
-        assert nodes == [(False, "ACTIVE", 2), (True, "ACTIVE", 1)]
+        assert nodes == [(False, "active", 2), (True, "active", 1)]
         # System tables join like any table.
         joined = query(conn, "SELECT count(*) FROM system.runtime.tasks t JOIN system.runtime.queries q "
                              "ON t.query_id = q.query_id WHERE q.state = 'FINISHED'")
@@ -182,7 +206,8 @@ def test_metrics_move_with_load(obs_cluster):
     key = lambda name, **labels: (name, tuple(sorted(labels.items())))
     assert after[key("tributary_finished_queries_total")] >= before[key("tributary_finished_queries_total")] + 3
     assert after[key("tributary_failed_queries_total")] >= before[key("tributary_failed_queries_total")] + 1
-    assert after[key("tributary_query_duration_seconds_count", state="finished")] >= 3
+    assert after[key("tributary_query_duration_seconds_count", state="finished")] >= \
+        before.get(key("tributary_query_duration_seconds_count", state="finished"), 0) + 3
     assert after[key("tributary_input_rows_total", catalog="tpch")] >= \
         before.get(key("tributary_input_rows_total", catalog="tpch"), 0) + 3 * 15000
     assert after[key("tributary_executors")] == 2 and after[key("tributary_task_slots")] == 4
@@ -211,6 +236,31 @@ def pg_history_url():
     return "postgresql://postgres@127.0.0.1:5432/tributary_history_test"
 
 
+def wait_recorded(store, count, timeout=30):
+    """Waits until the history store holds the test's `count` ended queries (read with the
+    store's own client, not through Tributary)."""
+    deadline = time.time() + timeout
+    n = 0
+    while time.time() < deadline:
+        sql = ("SELECT count(*) FROM tributary_query_history "
+               "WHERE info LIKE '%AS remembered%' OR info LIKE '%SELEC 1%'")
+        try:
+            if store.startswith("postgresql://"):
+                import psycopg
+                with psycopg.connect(store) as pg:
+                    n = pg.execute(sql).fetchone()[0]
+            else:
+                import sqlite3
+                with sqlite3.connect(store) as db:
+                    n = db.execute(sql).fetchone()[0]
+        except Exception:  # not created yet
+            n = 0
+        if n >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"history store holds {n} queries, expected {count}")
+
+
 @pytest.mark.parametrize("store", ["sqlite", "postgresql"])
 def test_history_survives_a_scheduler_restart(request, store):
     c = Cluster(REPO / "etc", history=pg_history_url() if store == "postgresql" else None)
@@ -221,7 +271,7 @@ def test_history_survives_a_scheduler_restart(request, store):
         with pytest.raises(Exception):
             query(conn, "SELEC 1")
         conn.close()
-        time.sleep(1)  # history is written right after a query ends
+        wait_recorded(c.history, 2)  # history is written right after a query ends
         c.restart_scheduler()
         c.wait_ready()
         conn = connect(c.uri)
@@ -231,7 +281,7 @@ def test_history_survives_a_scheduler_restart(request, store):
         assert ("FINISHED", 1, None) in rows and ("FAILED", 0, "SYNTAX_ERROR") in rows, rows
         listed = json.loads(http_get(c.http + "/v1/query?state=FINISHED&query=count(*)%20AS%20remembered"))
         assert len(listed) == 1 and listed[0]["stages"] == []
-        detail = json.loads(http_get(c.http + "/v1/query/" + listed[0]["query_id"]))
+        detail = json.loads(http_get(c.http + "/v1/query/" + listed[0]["queryId"]))
         assert detail["stages"], "stages of a finished query are kept in the history"
     finally:
         if request.session.testsfailed:

@@ -144,7 +144,7 @@ def test_running_then_finished_query(ui_cluster, driver):
                 f"the long query ended before it was seen RUNNING: {seen}"
             assert time.time() < deadline, f"the long query not RUNNING after 60 s: {seen}"
             time.sleep(0.1)
-        query_id = next(q["query_id"] for q in seen if q["state"] == "RUNNING")
+        query_id = next(q["queryId"] for q in seen if q["state"] == "RUNNING")
 
         # 2. The query list shows it RUNNING; the state filter keeps it and only RUNNING rows.
         driver.get(f"{cluster.http}/ui/")
@@ -252,7 +252,7 @@ def test_failed_query(ui_cluster, driver):
     failed = until(driver, lambda d: queries_matching(cluster, FAILING_SQL), timeout=15,
                    message="the failed query is not in /v1/query")
     assert [q["state"] for q in failed] == ["FAILED"], failed
-    query_id = failed[0]["query_id"]
+    query_id = failed[0]["queryId"]
 
     driver.get(f"{cluster.http}/ui/query/{query_id}")
     page = until(driver, query_page)
@@ -267,7 +267,7 @@ def test_failed_query(ui_cluster, driver):
     rows = until(driver, query_rows)
     row = next(r for r in rows if r["id"] == query_id)
     assert row["state"] == "FAILED" and "FAILED" in row["class"]
-    assert failed[0]["error_code"] and failed[0]["error_code"] in row["text"]
+    assert failed[0]["errorCode"] and failed[0]["errorCode"] in row["text"]
 
 
 def test_failed_prepare_is_a_query(ui_cluster):
@@ -298,7 +298,7 @@ def test_executors_page(ui_cluster, driver):
     rows = until(driver, nodes, message="fewer than 3 nodes (scheduler + 2 executors)")
     assert len(rows) == 3, rows
     assert sorted(r[1] for r in rows) == ["executor", "executor", "scheduler"], rows
-    assert all(r[2] == "ACTIVE" for r in rows), rows
+    assert all(r[2] == "active" for r in rows), rows
     executors = [r for r in rows if r[1] == "executor"]
     assert all(r[3].startswith("grpc://127.0.0.1:") and int(r[4]) == 2 for r in executors), executors
     assert len({r[0] for r in executors}) == 2

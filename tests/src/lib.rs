@@ -38,6 +38,7 @@ pub async fn start_cluster(
         password_file,
         result_ttl_seconds: 600,
         http_addr: None,
+        http_optional: false,
         history: None,
     };
     start_scheduler(options, catalogs.clone())

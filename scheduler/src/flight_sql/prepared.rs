@@ -16,6 +16,8 @@ use crate::statement::Statement;
 /// One prepared statement.
 #[derive(Debug, Clone)]
 pub(super) struct Prepared {
+    /// The statement's text, as the client sent it.
+    pub sql: String,
     /// The statement.
     pub statement: Statement,
     /// Schema of its rows (empty for statements that return none).
@@ -41,6 +43,7 @@ impl Prepared {
             None => (static_schema(&statement), Arc::clone(&empty)),
         };
         Ok(Self {
+            sql: String::new(),
             statement,
             dataset_schema,
             parameter_schema,

@@ -160,16 +160,24 @@ impl TributaryFlightSql {
         let killable = async {
             tokio::select! {
                 result = work => result,
-                () = query.wait_killed() => Err(SchedulerError::Killed(
-                    query.killed().unwrap_or_default(),
-                )),
+                () = query.wait_killed() => Err(match query.killed() {
+                    Some(kill) if kill.administrative => SchedulerError::Killed(kill.message),
+                    _ => SchedulerError::Cancelled(query.id()),
+                }),
             }
+        };
+        // If the client goes away, this future is dropped mid-statement: the guard still ends
+        // the query (as cancelled), so it never stays RUNNING.
+        let mut guard = EndOnDrop {
+            monitor: monitor.clone(),
+            query: Some(query.clone()),
         };
         let result = query.scope(killable.instrument(span.clone())).await;
         monitor
             .complete(&query, result.as_ref().err())
             .instrument(span)
             .await;
+        guard.query = None;
         result
     }
 
@@ -266,4 +274,24 @@ pub(super) fn batch_stream(batch: RecordBatch) -> FlightDataStream {
 
 pub(super) fn status<E: Into<SchedulerError>>(e: E) -> Status {
     Status::from(e.into())
+}
+
+/// Ends a query whose statement future was dropped before it finished.
+struct EndOnDrop {
+    monitor: crate::monitor::Monitor,
+    query: Option<crate::monitor::QueryHandle>,
+}
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        if let (Some(query), Ok(runtime)) =
+            (self.query.take(), tokio::runtime::Handle::try_current())
+        {
+            let monitor = self.monitor.clone();
+            runtime.spawn(async move {
+                let error = SchedulerError::Cancelled(query.id());
+                monitor.complete(&query, Some(&error)).await;
+            });
+        }
+    }
 }

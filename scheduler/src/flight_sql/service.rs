@@ -128,7 +128,7 @@ impl FlightSqlService for TributaryFlightSql {
             .map_err(status)?;
         let params = prepared.param_values().map_err(status)?;
         let metadata = request.metadata().clone();
-        let sql = statement_text(&prepared.statement);
+        let sql = prepared.sql.clone();
         let info = self
             .tracked(
                 &metadata,
@@ -205,7 +205,7 @@ impl FlightSqlService for TributaryFlightSql {
             .get(&query.prepared_statement_handle)
             .map_err(status)?;
         let params = prepared.param_values().map_err(status)?;
-        let sql = statement_text(&prepared.statement);
+        let sql = prepared.sql.clone();
         self.tracked(
             &metadata,
             &session,
@@ -236,7 +236,10 @@ impl FlightSqlService for TributaryFlightSql {
         // A statement that cannot even be prepared is a failed query (as in Trino); one that
         // can becomes a query when it is executed.
         let prepared = match prepare.await {
-            Ok(prepared) => prepared,
+            Ok(prepared) => Prepared {
+                sql: query.query.clone(),
+                ..prepared
+            },
             Err(e) => {
                 let metadata = request.metadata().clone();
                 let failed: Result<(), SchedulerError> = self
@@ -521,12 +524,4 @@ impl FlightSqlService for TributaryFlightSql {
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
-}
-
-/// The text of a prepared statement, for the query list.
-fn statement_text(statement: &statement::Statement) -> String {
-    match statement {
-        statement::Statement::Sql(sql) => sql.clone(),
-        other => format!("{other:?}"),
-    }
 }

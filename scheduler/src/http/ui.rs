@@ -263,7 +263,7 @@ fn task_table(tasks: &[TaskRecord]) -> String {
     );
     for t in sorted {
         let median = medians.get(&t.stage_id).copied().unwrap_or(0);
-        let skewed = t.processed_input_rows >= 1000
+        let skewed = t.processed_input_rows >= crate::monitor::SKEW_MIN_ROWS
             && t.processed_input_rows as f64 > crate::monitor::SKEW_RATIO * median.max(1) as f64;
         let _ = write!(
             out,

@@ -21,6 +21,9 @@ pub struct HistoryOptions {
     pub max_age: Duration,
     /// At most this many queries are kept.
     pub max_queries: usize,
+    /// When the store cannot be opened: keep history in memory only (with a warning) rather
+    /// than refuse to start (for the default location; an explicit URL must work).
+    pub optional: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -203,12 +206,6 @@ impl History {
     }
 }
 
-impl From<sqlx::Error> for SchedulerError {
-    fn from(e: sqlx::Error) -> Self {
-        SchedulerError::Engine(format!("query history store: {e}"))
-    }
-}
-
 /// The URL without its password.
 fn redact(url: &str) -> String {
     match url::Url::parse(url) {
@@ -232,6 +229,7 @@ mod tests {
             url: path.display().to_string(),
             max_age: Duration::from_secs(3600),
             max_queries: 10,
+            optional: false,
         };
         let history = History::open(options.clone()).await.expect("open");
         let now = now_ms();

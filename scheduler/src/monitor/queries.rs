@@ -1,5 +1,6 @@
 //! Every statement a client sends is a query with Trino's life cycle: created, analysed
-//! (parsed and planned), queued and running as a Ballista job, then FINISHED or FAILED.
+//! (parsed and planned), starting (its Ballista job waits for planning or task slots),
+//! running (a task runs), then FINISHED or FAILED.
 //! A [`QueryHandle`] follows the statement through the engine (a task-local, so deep code
 //! such as `Engine::run_job` can record the job it submitted); the [`QueryTracker`] keeps
 //! running queries and the most recent finished ones, and hands finished ones to the
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::now_ms;
 use super::stages::StageInfo;
 
-/// Finished queries kept in memory (older ones are read from the history store).
+/// Finished queries kept in memory (and read back from the history store at start-up).
 const RECENT_QUERIES: usize = 500;
 
 /// Where a query is in its life.
@@ -25,9 +26,9 @@ pub enum QueryState {
     Queued,
     /// Being parsed and planned.
     Planning,
-    /// Its job is waiting for the cluster (Ballista planned it, no task runs yet).
+    /// Its job was submitted: Ballista plans it, or its first tasks wait for slots.
     Starting,
-    /// Its job's tasks run.
+    /// A task of its job runs (or has run).
     Running,
     /// The job ended; results are being written (INSERT, CTAS) or prepared.
     Finishing,
@@ -59,6 +60,7 @@ impl QueryState {
 
 /// What is known about one query: `system.runtime.queries`, `/v1/query`, the history store.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct QueryInfo {
     /// Trino-style id: `YYYYMMDD_HHMMSS_NNNNN_xxxxx`.
     pub query_id: String,
@@ -123,11 +125,20 @@ impl QueryInfo {
     }
 }
 
+/// Why a running query is being stopped.
+#[derive(Debug, Clone)]
+pub struct Kill {
+    /// The message given.
+    pub message: String,
+    /// `kill_query` (ADMINISTRATIVELY_KILLED), not a cancel by its client (USER_CANCELED).
+    pub administrative: bool,
+}
+
 /// The mutable part of a running query.
 #[derive(Debug)]
 struct QueryEntry {
     info: Mutex<QueryInfo>,
-    killed: Mutex<Option<String>>,
+    killed: Mutex<Option<Kill>>,
     kill: tokio::sync::Notify,
     planning_started: Mutex<Option<i64>>,
 }
@@ -159,10 +170,23 @@ impl QueryHandle {
         self.with(|i| i.query_id.clone())
     }
 
+    /// Reads or changes the query's record (no heartbeat: reading is not progress).
     fn with<T>(&self, f: impl FnOnce(&mut QueryInfo) -> T) -> T {
         let mut info = self.entry.info.lock().unwrap_or_else(|e| e.into_inner());
-        info.last_heartbeat_ms = now_ms();
         f(&mut info)
+    }
+
+    /// Changes the record as the engine makes progress (stamps `last_heartbeat`).
+    fn progress<T>(&self, f: impl FnOnce(&mut QueryInfo) -> T) -> T {
+        self.with(|info| {
+            info.last_heartbeat_ms = now_ms();
+            f(info)
+        })
+    }
+
+    /// The engine is still working on the query.
+    pub(crate) fn heartbeat(&self) {
+        self.progress(|_| ());
     }
 
     /// Analysis began.
@@ -173,7 +197,7 @@ impl QueryHandle {
             .planning_started
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(now);
-        self.with(|i| {
+        self.progress(|i| {
             i.queued_time_ms = now - i.created_ms;
             i.state = QueryState::Planning;
         });
@@ -187,7 +211,7 @@ impl QueryHandle {
             .planning_started
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        self.with(|i| {
+        self.progress(|i| {
             i.analysis_time_ms = now - planning_started.unwrap_or(i.created_ms);
             i.started_ms = Some(now);
             i.job_id = Some(job_id.to_owned());
@@ -198,7 +222,7 @@ impl QueryHandle {
     /// The job's tasks started.
     pub fn running(&self) {
         let now = now_ms();
-        self.with(|i| {
+        self.progress(|i| {
             if i.state == QueryState::Starting {
                 i.planning_time_ms = now - i.started_ms.unwrap_or(now);
                 i.state = QueryState::Running;
@@ -208,7 +232,7 @@ impl QueryHandle {
 
     /// The job ended; the statement still writes or prepares its result.
     pub fn finishing(&self) {
-        self.with(|i| {
+        self.progress(|i| {
             if i.state == QueryState::Starting {
                 i.planning_time_ms = now_ms() - i.started_ms.unwrap_or_else(now_ms);
             }
@@ -234,8 +258,8 @@ impl QueryHandle {
         self.with(|i| i.clone())
     }
 
-    /// Why the query was killed, if it was.
-    pub fn killed(&self) -> Option<String> {
+    /// Why the query is being stopped, if it is.
+    pub fn killed(&self) -> Option<Kill> {
         self.entry
             .killed
             .lock()
@@ -254,14 +278,14 @@ impl QueryHandle {
         }
     }
 
-    fn kill(&self, message: String) {
-        *self.entry.killed.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
+    fn kill(&self, kill: Kill) {
+        *self.entry.killed.lock().unwrap_or_else(|e| e.into_inner()) = Some(kill);
         self.entry.kill.notify_waiters();
     }
 
     /// Ends the query: `error` is `(error_type, error_code, message)` when it failed.
-    pub fn finish(&self, error: Option<(&str, &str, String)>) {
-        let info = self.with(|i| {
+    pub(crate) fn finish(&self, error: Option<(&str, &str, String)>) {
+        let info = self.progress(|i| {
             i.end_ms = Some(now_ms());
             match error {
                 None => i.state = QueryState::Finished,
@@ -278,7 +302,7 @@ impl QueryHandle {
     }
 
     /// Sets the statistics and stages recorded at the end.
-    pub fn set_final_stats(&self, stats: QueryInfo) {
+    pub(crate) fn set_final_stats(&self, stats: QueryInfo) {
         self.with(|i| {
             i.cpu_time_ms = stats.cpu_time_ms;
             i.peak_memory_bytes = stats.peak_memory_bytes;
@@ -357,18 +381,23 @@ impl QueryTracker {
     }
 
     fn ended(&self, info: QueryInfo) {
-        self.running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&info.query_id);
         for hook in self.on_end.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             hook(&info);
         }
-        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        if recent.len() >= RECENT_QUERIES {
-            recent.pop_front();
+        let query_id = info.query_id.clone();
+        // Listed as recent before it leaves the running queries, so a concurrent listing
+        // never misses it (listings drop the duplicate).
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            if recent.len() >= RECENT_QUERIES {
+                recent.pop_front();
+            }
+            recent.push_back(info);
         }
-        recent.push_back(info);
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&query_id);
     }
 
     /// Handles of the running queries.
@@ -405,13 +434,30 @@ impl QueryTracker {
         }
     }
 
-    /// Kills a running query: its job is cancelled and it fails with `message`.
-    /// Returns false when no such query runs.
-    pub fn kill(self: &Arc<Self>, query_id: &str, message: &str) -> bool {
-        let Some(handle) = self.running().into_iter().find(|q| q.id() == query_id) else {
+    /// A running query by id.
+    pub fn find(self: &Arc<Self>, query_id: &str) -> Option<QueryHandle> {
+        let entry = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(query_id)
+            .cloned()?;
+        Some(QueryHandle {
+            entry,
+            tracker: Arc::clone(self),
+        })
+    }
+
+    /// Stops a running query: its job is cancelled and it fails with `message`, as killed
+    /// (`administrative`: `kill_query`) or cancelled. Returns false when no such query runs.
+    pub fn kill(self: &Arc<Self>, query_id: &str, message: &str, administrative: bool) -> bool {
+        let Some(handle) = self.find(query_id) else {
             return false;
         };
-        handle.kill(message.to_owned());
+        handle.kill(Kill {
+            message: message.to_owned(),
+            administrative,
+        });
         true
     }
 }

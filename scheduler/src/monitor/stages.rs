@@ -14,7 +14,8 @@ use super::tasks::TaskRecord;
 /// A stage whose largest task reads more than this many times the rows of its (lower) median
 /// task, and at least `SKEW_MIN_ROWS`, is flagged as skewed.
 pub const SKEW_RATIO: f64 = 2.0;
-const SKEW_MIN_ROWS: i64 = 1000;
+/// Fewest input rows a task must read to be called skewed.
+pub const SKEW_MIN_ROWS: i64 = 1000;
 
 /// Min, median and max over a stage's tasks.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -48,6 +49,7 @@ impl Spread {
 
 /// One stage of a job (web UI, EXPLAIN ANALYZE, history).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StageInfo {
     /// Stage id.
     pub stage_id: usize,
@@ -208,8 +210,12 @@ fn stage_info(stage: &ExecutionStage, tasks: &[TaskRecord]) -> StageInfo {
     }
 }
 
-/// Tasks running now in a job's running stages (their metrics arrive when they end).
-pub(super) fn running_tasks(graph: &dyn ExecutionGraph) -> Vec<TaskRecord> {
+/// Tasks running now in a job's running stages (their metrics arrive when they end), except
+/// those `recorded` already has (reported, not yet applied to the graph).
+pub(super) fn running_tasks(
+    graph: &dyn ExecutionGraph,
+    recorded: &[TaskRecord],
+) -> Vec<TaskRecord> {
     let now = now_ms();
     let mut out = Vec::new();
     for stage in graph.stages().values() {
@@ -217,12 +223,32 @@ pub(super) fn running_tasks(graph: &dyn ExecutionGraph) -> Vec<TaskRecord> {
             continue;
         };
         for info in &s.task_infos {
+            let known = recorded.iter().any(|t| {
+                t.stage_id == s.stage_id
+                    && t.task_id == info.task_id
+                    && t.attempt == s.stage_attempt_num
+            });
+            if known {
+                continue;
+            }
             if let Some(task) = running_task(graph, s.stage_id, s.stage_attempt_num, info, now) {
                 out.push(task);
             }
         }
     }
     out
+}
+
+/// Whether any task of the job runs (the query is RUNNING, not just STARTING).
+pub(crate) fn has_running_task(graph: &dyn ExecutionGraph) -> bool {
+    graph.stages().values().any(|stage| match stage {
+        ExecutionStage::Running(s) => s
+            .task_infos
+            .iter()
+            .any(|t| matches!(t.task_status, task_status::Status::Running(_))),
+        ExecutionStage::Successful(_) => true,
+        _ => false,
+    })
 }
 
 fn running_task(

@@ -130,6 +130,7 @@ impl TaskStatusTap {
             .await;
         task.splits = splits;
         let mut by_catalog: HashMap<String, (i64, i64)> = HashMap::new();
+        let mut cpu_ns = 0i64;
         for (n, set) in status.metrics.iter().enumerate() {
             let converted: Result<MetricsSet, _> = set.clone().try_into();
             let Ok(metrics) = converted else {
@@ -139,8 +140,9 @@ impl TaskStatusTap {
                 .as_ref()
                 .and_then(|ops| ops.get(n).cloned())
                 .unwrap_or(Operator::Inner);
-            sum_operator(&mut task, &op, &metrics, &mut by_catalog);
+            sum_operator(&mut task, &op, &metrics, &mut by_catalog, &mut cpu_ns);
         }
+        task.cpu_time_ms = cpu_ns / 1_000_000;
         task.blocked_time_ms = (task.scheduled_time_ms - task.cpu_time_ms).max(0);
         let mut by_catalog: Vec<_> = by_catalog
             .into_iter()
@@ -159,12 +161,13 @@ fn sum_operator(
     op: &Operator,
     metrics: &MetricsSet,
     by_catalog: &mut HashMap<String, (i64, i64)>,
+    cpu_ns: &mut i64,
 ) {
     let mut bytes_scanned = None;
     let mut output_bytes = 0i64;
     for metric in metrics.iter() {
         match metric.value() {
-            MetricValue::ElapsedCompute(t) => task.cpu_time_ms += (t.value() / 1_000_000) as i64,
+            MetricValue::ElapsedCompute(t) => *cpu_ns += t.value() as i64,
             MetricValue::SpilledBytes(c) => task.spilled_bytes += c.value() as i64,
             MetricValue::OutputBytes(c) => output_bytes += c.value() as i64,
             // Bytes a file scan read, or a shuffle read decoded (Ballista's reader has no

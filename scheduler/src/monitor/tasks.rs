@@ -11,6 +11,7 @@ const KEPT_JOBS: usize = 500;
 
 /// One task attempt (`system.runtime.tasks`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TaskRecord {
     /// Ballista job.
     pub job_id: String,

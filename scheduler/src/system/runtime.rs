@@ -1,5 +1,5 @@
-//! `system.runtime`: queries (running, recent and from the history store), their tasks, and
-//! the nodes of the cluster.
+//! `system.runtime`: queries (running, and the most recent ones, read back from the history
+//! store at start-up), their tasks, and the nodes of the cluster.
 
 use super::{Columns, SystemTable, table};
 use crate::monitor::{Monitor, NodeInfo, QueryInfo, TaskRecord};
