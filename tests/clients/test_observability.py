@@ -78,11 +78,19 @@ def test_seed_statement_shows_the_running_query(obs_cluster):
     try:
         bg = Background(obs_cluster.uri, LONG_QUERY)
         query_id = wait_running(conn, "tpch.sf1.lineitem")
-        time.sleep(1.5)
-        rows = query(conn, SEED_STATEMENT)
-        mine = [r for r in rows if r[0] == query_id]
-        assert len(mine) == 1, rows
-        _, state, text, elapsed, cpu_time, pool = mine[0]
+        # The seed's statement, verbatim, until the query has run for a second and more.
+        seen = None
+        deadline = time.time() + 120
+        while time.time() < deadline and bg.thread.is_alive():
+            rows = query(conn, SEED_STATEMENT)
+            mine = [r for r in rows if r[0] == query_id]
+            if mine and mine[0][3].total_seconds() >= 1.0:
+                seen = mine[0]
+                break
+            time.sleep(0.2)
+        everything = query(conn, "SELECT query_id, state, elapsed FROM system.runtime.queries")
+        assert seen is not None, (query_id, everything)
+        _, state, text, elapsed, cpu_time, pool = seen
         assert state == "RUNNING" and text == LONG_QUERY and pool == "general"
         # elapsed is a duration since the query arrived; cpu_time the tasks' time so far.
         assert 1.0 <= elapsed.total_seconds() < 600, elapsed
