@@ -15,7 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import REPO, Cluster, connect, free_port, query, running
 
-LONG_QUERY = "SELECT l_returnflag, count(*), sum(l_extendedprice) FROM tpch.sf1.lineitem GROUP BY l_returnflag"
+# Long enough (about 10 s on the debug build) to be watched while it runs.
+LONG_QUERY = ("SELECT l_returnflag, count(*), sum(l_extendedprice) FROM tpch.sf1.lineitem "
+              "JOIN tpch.sf1.orders ON l_orderkey = o_orderkey GROUP BY l_returnflag")
 SEED_STATEMENT = ("SELECT query_id, state, query, elapsed, cpu_time, memory_pool "
                   "FROM system.runtime.queries WHERE state = 'RUNNING'")
 
@@ -100,7 +102,8 @@ def test_seed_statement_shows_the_running_query(obs_cluster):
         assert bg.error is None and len(bg.rows) == 3
         done = query(conn, "SELECT state, input_rows, output_rows, cpu_time, \"end\" IS NOT NULL "
                            f"FROM system.runtime.queries WHERE query_id = '{query_id}'")
-        assert done[0][0] == "FINISHED" and done[0][1] == 6001215 and done[0][2] == 3 and done[0][4], done
+        assert done[0][0] == "FINISHED" and done[0][1] == 6001215 + 1500000 and done[0][2] == 3 \
+            and done[0][4], done
     finally:
         conn.close()
 
