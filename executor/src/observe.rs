@@ -20,6 +20,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::{MetricValue, MetricsSet};
 use datafusion::prelude::SessionConfig;
 use tracing::Instrument;
+use tributary_connector::PlanOperator;
 use tributary_telemetry::prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use tributary_telemetry::{QueryTelemetry, TraceParent};
 
@@ -315,8 +316,7 @@ impl ObservedStage {
     /// pre-order over the operators that have them, as Ballista collects them.
     fn count_input(&self) {
         let metrics = self.inner.collect_plan_metrics();
-        let mut operators = Vec::new();
-        leaves(self.plan.as_ref(), &mut operators);
+        let operators = tributary_connector::plan_operators(self.plan.as_ref());
         // The executed plan is the stage plan under Ballista's shuffle writer: align from the end.
         let offset = metrics.len().saturating_sub(operators.len());
         for (n, set) in metrics.iter().enumerate() {
@@ -325,21 +325,12 @@ impl ObservedStage {
                     self.metrics.spilled.inc_by(c.value() as u64);
                 }
             }
-            let Some(Some(catalog)) = n.checked_sub(offset).and_then(|i| operators.get(i)) else {
+            let Some(PlanOperator::Source(Some(catalog))) =
+                n.checked_sub(offset).and_then(|i| operators.get(i))
+            else {
                 continue;
             };
             let rows = set.output_rows().unwrap_or(0) as u64;
-            let mut bytes = None;
-            let mut output_bytes = 0u64;
-            for metric in set.iter() {
-                match metric.value() {
-                    MetricValue::Count { name, count } if name == "bytes_scanned" => {
-                        *bytes.get_or_insert(0u64) += count.value() as u64;
-                    }
-                    MetricValue::OutputBytes(c) => output_bytes += c.value() as u64,
-                    _ => {}
-                }
-            }
             self.metrics
                 .input_rows
                 .with_label_values(&[catalog.as_str()])
@@ -347,22 +338,8 @@ impl ObservedStage {
             self.metrics
                 .input_bytes
                 .with_label_values(&[catalog.as_str()])
-                .inc_by(bytes.unwrap_or(output_bytes));
+                .inc_by(tributary_connector::bytes_read(set).max(0) as u64);
         }
-    }
-}
-
-/// For each operator with metrics, in pre-order: the catalog it scans, if it is a source.
-fn leaves(plan: &dyn ExecutionPlan, out: &mut Vec<Option<String>>) {
-    if plan.metrics().is_some() {
-        out.push(if plan.children().is_empty() {
-            tributary_connector::scan_catalog(plan)
-        } else {
-            None
-        });
-    }
-    for child in plan.children() {
-        leaves(child.as_ref(), out);
     }
 }
 

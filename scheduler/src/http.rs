@@ -158,13 +158,7 @@ async fn queries(
 async fn query(State(monitor): State<Monitor>, Path(id): Path<String>) -> Response {
     match monitor.query(&id).await {
         Some(q) => {
-            let tasks: Vec<_> = monitor
-                .task_rows()
-                .await
-                .into_iter()
-                .filter(|(query_id, _)| *query_id == id)
-                .map(|(_, t)| t)
-                .collect();
+            let tasks = monitor.query_tasks(&id).await;
             let elapsed = q.elapsed_ms();
             let mut value = serde_json::json!(q);
             value["elapsedMs"] = elapsed.into();
@@ -212,13 +206,7 @@ async fn ui_query(State(monitor): State<Monitor>, Path(id): Path<String>) -> Res
     let Some(query) = monitor.query(&id).await else {
         return (StatusCode::NOT_FOUND, Html(ui::not_found(&id))).into_response();
     };
-    let tasks: Vec<_> = monitor
-        .task_rows()
-        .await
-        .into_iter()
-        .filter(|(query_id, _)| *query_id == id)
-        .map(|(_, t)| t)
-        .collect();
+    let tasks = monitor.query_tasks(&id).await;
     Html(ui::query_page(&query, &tasks)).into_response()
 }
 

@@ -174,12 +174,7 @@ impl Monitor {
 
     /// One query, with its stages (live while it runs).
     pub async fn query(&self, query_id: &str) -> Option<QueryInfo> {
-        if let Some(handle) = self
-            .queries
-            .running()
-            .into_iter()
-            .find(|q| q.id() == query_id)
-        {
+        if let Some(handle) = self.queries.find(query_id) {
             return Some(self.live(&handle, true).await);
         }
         self.queries
@@ -195,19 +190,7 @@ impl Monitor {
         let Some(job_id) = info.job_id.clone() else {
             return info;
         };
-        let mut tasks = self.tasks.of_job(&job_id);
-        let mut stages = Vec::new();
-        if let Some(scheduler) = self.scheduler() {
-            let cache = scheduler.state.task_manager.get_running_job_cache();
-            let key: ballista_core::JobId = job_id.clone().into();
-            if let Some(job) = cache.get(&key) {
-                let graph = job.execution_graph.read().await;
-                tasks.extend(stages::running_tasks(graph.as_ref(), &tasks));
-                if with_stages {
-                    stages = job_stages(graph.as_ref(), &tasks);
-                }
-            }
-        }
+        let (tasks, stages) = self.job_tasks(&job_id, with_stages).await;
         summarize(&mut info, &tasks, &stages);
         if with_stages {
             info.stages = stages;
@@ -215,22 +198,65 @@ impl Monitor {
         info
     }
 
-    /// Tasks of running and recent queries, with their query ids.
-    pub async fn task_rows(&self) -> Vec<(String, TaskRecord)> {
-        let mut out = Vec::new();
-        let running_jobs = self
-            .scheduler()
-            .map(|s| s.state.task_manager.get_running_job_cache());
-        for info in self.queries().await {
-            let Some(job_id) = &info.job_id else { continue };
-            let mut tasks = self.tasks.of_job(job_id);
-            let key: ballista_core::JobId = job_id.clone().into();
-            if let Some(job) = running_jobs.as_ref().and_then(|jobs| jobs.get(&key)) {
+    /// A job's tasks (those reported, then those running now) and, when asked and the job
+    /// runs, its stages.
+    async fn job_tasks(
+        &self,
+        job_id: &str,
+        with_stages: bool,
+    ) -> (Vec<TaskRecord>, Vec<StageInfo>) {
+        let mut tasks = self.tasks.of_job(job_id);
+        let mut stages = Vec::new();
+        if let Some(scheduler) = self.scheduler() {
+            let cache = scheduler.state.task_manager.get_running_job_cache();
+            let key: ballista_core::JobId = job_id.to_owned().into();
+            if let Some(job) = cache.get(&key) {
                 let graph = job.execution_graph.read().await;
                 let running = stages::running_tasks(graph.as_ref(), &tasks);
                 tasks.extend(running);
+                if with_stages {
+                    stages = job_stages(graph.as_ref(), &tasks);
+                }
             }
-            out.extend(tasks.into_iter().map(|t| (info.query_id.clone(), t)));
+        }
+        (tasks, stages)
+    }
+
+    /// The tasks of one query (running or recent).
+    pub async fn query_tasks(&self, query_id: &str) -> Vec<TaskRecord> {
+        let job_id = match self.queries.find(query_id) {
+            Some(handle) => handle.job_id(),
+            None => self
+                .queries
+                .recent()
+                .into_iter()
+                .rev()
+                .find(|q| q.query_id == query_id)
+                .and_then(|q| q.job_id),
+        };
+        match job_id {
+            Some(job_id) => self.job_tasks(&job_id, false).await.0,
+            None => Vec::new(),
+        }
+    }
+
+    /// Tasks of running and recent queries, with their query ids.
+    pub async fn task_rows(&self) -> Vec<(String, TaskRecord)> {
+        let running = self.queries.running();
+        let queries = running
+            .iter()
+            .map(QueryHandle::info)
+            .chain(self.queries.recent());
+        // A query that is ending is briefly both running and recent: list it once.
+        let mut seen = std::collections::HashSet::new();
+        let jobs: Vec<(String, String)> = queries
+            .filter(|q| seen.insert(q.query_id.clone()))
+            .filter_map(|q| Some((q.query_id, q.job_id?)))
+            .collect();
+        let mut out = Vec::new();
+        for (query_id, job_id) in jobs {
+            let (tasks, _) = self.job_tasks(&job_id, false).await;
+            out.extend(tasks.into_iter().map(|t| (query_id.clone(), t)));
         }
         out
     }

@@ -40,6 +40,48 @@ pub struct History {
     saves: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// Runs `$body` with the store's pool bound to `$p` and the statement text of its dialect
+/// bound to `$sql` (`$statement` is `[SQLite, PostgreSQL]`): one body serves both databases,
+/// whose statements differ only in placeholders.
+macro_rules! on_pool {
+    ($pool:expr, $statement:expr, |$p:ident, $sql:ident| $body:expr) => {
+        match $pool {
+            Pool::Sqlite($p) => {
+                let $sql: &'static str = $statement[0];
+                $body
+            }
+            Pool::Postgres($p) => {
+                let $sql: &'static str = $statement[1];
+                $body
+            }
+        }
+    };
+}
+
+/// Insert or replace one query's record.
+const UPSERT: [&str; 2] = [
+    "INSERT INTO tributary_query_history (query_id, created_ms, state, info) \
+     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (query_id) DO UPDATE SET \
+     created_ms = excluded.created_ms, state = excluded.state, info = excluded.info",
+    "INSERT INTO tributary_query_history (query_id, created_ms, state, info) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (query_id) DO UPDATE SET \
+     created_ms = excluded.created_ms, state = excluded.state, info = excluded.info",
+];
+
+/// Delete records older than a time or beyond the newest N.
+const PRUNE: [&str; 2] = [
+    "DELETE FROM tributary_query_history WHERE created_ms < ?1 OR query_id IN \
+     (SELECT query_id FROM tributary_query_history ORDER BY created_ms DESC LIMIT -1 OFFSET ?2)",
+    "DELETE FROM tributary_query_history WHERE created_ms < $1 OR query_id IN \
+     (SELECT query_id FROM tributary_query_history ORDER BY created_ms DESC OFFSET $2)",
+];
+
+/// The newest N records.
+const LOAD: [&str; 2] = [
+    "SELECT info FROM tributary_query_history ORDER BY created_ms DESC LIMIT ?1",
+    "SELECT info FROM tributary_query_history ORDER BY created_ms DESC LIMIT $1",
+];
+
 /// Retention is applied on the first save and then every this many saves.
 const PRUNE_EVERY: u64 = 50;
 
@@ -94,10 +136,9 @@ impl History {
             Pool::Sqlite(pool)
         };
         for statement in [CREATE, INDEX] {
-            match &pool {
-                Pool::Sqlite(p) => sqlx::query(statement).execute(p).await.map(|_| ()),
-                Pool::Postgres(p) => sqlx::query(statement).execute(p).await.map(|_| ()),
-            }
+            on_pool!(&pool, [statement, statement], |p, sql| {
+                sqlx::query(sql).execute(p).await.map(|_| ())
+            })
             .map_err(failed)?;
         }
         Ok(Self {
@@ -118,79 +159,36 @@ impl History {
             .saves
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             .is_multiple_of(PRUNE_EVERY);
-        let result = match &self.pool {
-            Pool::Sqlite(p) => {
-                sqlx::query(
-                    "INSERT INTO tributary_query_history (query_id, created_ms, state, info) \
-                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (query_id) DO UPDATE SET \
-                     created_ms = excluded.created_ms, state = excluded.state, info = excluded.info",
-                )
+        on_pool!(&self.pool, UPSERT, |p, sql| {
+            sqlx::query(sql)
                 .bind(&info.query_id)
                 .bind(info.created_ms)
                 .bind(state)
                 .bind(&json)
                 .execute(p)
-                .await?;
-                if !prune {
-                    return Ok(());
-                }
-                sqlx::query(
-                    "DELETE FROM tributary_query_history WHERE created_ms < ?1 OR query_id IN \
-                     (SELECT query_id FROM tributary_query_history ORDER BY created_ms DESC LIMIT -1 OFFSET ?2)",
-                )
+                .await
+                .map(|_| ())
+        })?;
+        if !prune {
+            return Ok(());
+        }
+        on_pool!(&self.pool, PRUNE, |p, sql| {
+            sqlx::query(sql)
                 .bind(oldest)
                 .bind(keep)
                 .execute(p)
                 .await
                 .map(|_| ())
-            }
-            Pool::Postgres(p) => {
-                sqlx::query(
-                    "INSERT INTO tributary_query_history (query_id, created_ms, state, info) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (query_id) DO UPDATE SET \
-                     created_ms = excluded.created_ms, state = excluded.state, info = excluded.info",
-                )
-                .bind(&info.query_id)
-                .bind(info.created_ms)
-                .bind(state)
-                .bind(&json)
-                .execute(p)
-                .await?;
-                if !prune {
-                    return Ok(());
-                }
-                sqlx::query(
-                    "DELETE FROM tributary_query_history WHERE created_ms < $1 OR query_id IN \
-                     (SELECT query_id FROM tributary_query_history ORDER BY created_ms DESC OFFSET $2)",
-                )
-                .bind(oldest)
-                .bind(keep)
-                .execute(p)
-                .await
-                .map(|_| ())
-            }
-        };
-        result.map_err(SchedulerError::from)
+        })?;
+        Ok(())
     }
 
     /// The most recent `limit` queries, oldest first.
     pub async fn load(&self, limit: usize) -> Result<Vec<QueryInfo>> {
         let limit = limit as i64;
-        let rows: Vec<(String,)> =
-            match &self.pool {
-                Pool::Sqlite(p) => sqlx::query_as(
-                    "SELECT info FROM tributary_query_history ORDER BY created_ms DESC LIMIT ?1",
-                )
-                .bind(limit)
-                .fetch_all(p)
-                .await?,
-                Pool::Postgres(p) => sqlx::query_as(
-                    "SELECT info FROM tributary_query_history ORDER BY created_ms DESC LIMIT $1",
-                )
-                .bind(limit)
-                .fetch_all(p)
-                .await?,
-            };
+        let rows: Vec<(String,)> = on_pool!(&self.pool, LOAD, |p, sql| {
+            sqlx::query_as(sql).bind(limit).fetch_all(p).await
+        })?;
         let mut queries: Vec<QueryInfo> = rows
             .into_iter()
             .filter_map(|(json,)| match serde_json::from_str(&json) {

@@ -8,28 +8,16 @@ use std::sync::{Arc, Mutex};
 use ballista_core::serde::protobuf::scheduler_grpc_server::SchedulerGrpc;
 use ballista_core::serde::protobuf::{self as pb, task_status};
 use ballista_scheduler::state::execution_stage::ExecutionStage;
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::{MetricValue, MetricsSet};
 use tonic::{Request, Response, Status};
+use tributary_connector::{PlanOperator, bytes_read, plan_operators};
 
 use super::metrics::SchedulerMetrics;
 use super::tasks::{TaskRecord, TaskTracker};
 use crate::cluster::BallistaScheduler;
 
-/// What one operator of a stage plan is, for summing its metrics (in the order executors
-/// report them: pre-order over operators that have metrics).
-#[derive(Debug, Clone)]
-enum Operator {
-    /// A scan of a catalog (or of in-memory rows: `None`).
-    Source(Option<String>),
-    /// A read of an earlier stage's output.
-    Exchange,
-    /// Anything else.
-    Inner,
-}
-
 /// Operators of each (job, stage) seen, in metrics order.
-type OperatorCache = Arc<Mutex<HashMap<(String, usize), Arc<Vec<Operator>>>>>;
+type OperatorCache = Arc<Mutex<HashMap<(String, usize), Arc<Vec<PlanOperator>>>>>;
 
 /// Ballista's scheduler service with a tap on task statuses.
 #[derive(Clone)]
@@ -62,7 +50,7 @@ impl TaskStatusTap {
         job_id: &str,
         stage_id: usize,
         task_id: usize,
-    ) -> (Option<Arc<Vec<Operator>>>, usize) {
+    ) -> (Option<Arc<Vec<PlanOperator>>>, usize) {
         let cache = self.inner.state.task_manager.get_running_job_cache();
         let key: ballista_core::JobId = job_id.to_owned().into();
         let Some(job) = cache.get(&key) else {
@@ -92,9 +80,7 @@ impl TaskStatusTap {
         {
             return (Some(Arc::clone(found)), splits);
         }
-        let mut operators = Vec::new();
-        classify(plan.as_ref(), &mut operators);
-        let operators = Arc::new(operators);
+        let operators = Arc::new(plan_operators(plan.as_ref()));
         let mut cache = self.operators.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() > 4096 {
             cache.clear();
@@ -139,7 +125,7 @@ impl TaskStatusTap {
             let op = operators
                 .as_ref()
                 .and_then(|ops| ops.get(n).cloned())
-                .unwrap_or(Operator::Inner);
+                .unwrap_or(PlanOperator::Inner);
             sum_operator(&mut task, &op, &metrics, &mut by_catalog, &mut cpu_ns);
         }
         task.cpu_time_ms = cpu_ns / 1_000_000;
@@ -158,25 +144,17 @@ impl TaskStatusTap {
 /// Adds one operator's metrics to its task's columns.
 fn sum_operator(
     task: &mut TaskRecord,
-    op: &Operator,
+    op: &PlanOperator,
     metrics: &MetricsSet,
     by_catalog: &mut HashMap<String, (i64, i64)>,
     cpu_ns: &mut i64,
 ) {
-    let mut bytes_scanned = None;
     let mut output_bytes = 0i64;
     for metric in metrics.iter() {
         match metric.value() {
             MetricValue::ElapsedCompute(t) => *cpu_ns += t.value() as i64,
             MetricValue::SpilledBytes(c) => task.spilled_bytes += c.value() as i64,
             MetricValue::OutputBytes(c) => output_bytes += c.value() as i64,
-            // Bytes a file scan read, or a shuffle read decoded (Ballista's reader has no
-            // output_bytes).
-            MetricValue::Count { name, count }
-                if name == "bytes_scanned" || name == "decoded_bytes" =>
-            {
-                *bytes_scanned.get_or_insert(0) += count.value() as i64;
-            }
             MetricValue::Gauge { name, gauge }
                 if name.contains("mem_used") || name.contains("peak_mem") =>
             {
@@ -187,8 +165,8 @@ fn sum_operator(
     }
     let rows = metrics.output_rows().unwrap_or(0) as i64;
     match op {
-        Operator::Source(catalog) => {
-            let bytes = bytes_scanned.unwrap_or(output_bytes);
+        PlanOperator::Source(catalog) => {
+            let bytes = bytes_read(metrics);
             task.raw_input_rows += rows;
             task.raw_input_bytes += bytes;
             task.processed_input_rows += rows;
@@ -199,30 +177,11 @@ fn sum_operator(
             entry.0 += rows;
             entry.1 += bytes;
         }
-        Operator::Exchange => {
+        PlanOperator::Exchange => {
             task.processed_input_rows += rows;
-            task.processed_input_bytes += bytes_scanned.unwrap_or(output_bytes);
+            task.processed_input_bytes += bytes_read(metrics);
         }
-        Operator::Inner => {}
-    }
-}
-
-/// Operators in the order Ballista's executors report their metrics.
-fn classify(plan: &dyn ExecutionPlan, out: &mut Vec<Operator>) {
-    if plan.metrics().is_some() {
-        out.push(if plan.children().is_empty() {
-            let name = plan.name();
-            if name.contains("ShuffleReader") || name.contains("UnresolvedShuffle") {
-                Operator::Exchange
-            } else {
-                Operator::Source(tributary_connector::scan_catalog(plan))
-            }
-        } else {
-            Operator::Inner
-        });
-    }
-    for child in plan.children() {
-        classify(child.as_ref(), out);
+        PlanOperator::Inner => {}
     }
 }
 
