@@ -10,8 +10,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use tributary_connector::{Catalogs, ConnectorRegistry};
-use tributary_executor::{ExecutorOptions, run_executor};
-use tributary_scheduler::{HistoryOptions, SchedulerOptions, start_scheduler};
+use tributary_executor::{DrainControl, ExecutorOptions, intercept_sigterm, run_executor};
+use tributary_scheduler::{HistoryOptions, RetryPolicy, SchedulerOptions, start_scheduler};
 use tributary_telemetry::TelemetryOptions;
 
 /// Tributary: a distributed, federated SQL engine with an Arrow Flight SQL front door.
@@ -28,8 +28,8 @@ enum Command {
     Standalone(StandaloneArgs),
     /// The scheduler alone: Flight SQL service and Ballista scheduler.
     Scheduler(SchedulerArgs),
-    /// One executor, connecting to a scheduler.
-    Executor(ExecutorArgs),
+    /// One executor, connecting to a scheduler (`tributary executor drain`: drain one).
+    Executor(ExecutorCommand),
     /// A Flight SQL client shell (like trino-cli).
     Sql(shell::SqlArgs),
 }
@@ -181,7 +181,79 @@ struct SchedulerArgs {
     #[command(flatten)]
     observability: ObservabilityArgs,
     #[command(flatten)]
+    recovery: RecoveryArgs,
+    #[command(flatten)]
     trace: TraceArgs,
+}
+
+/// What the scheduler does when executors or tasks fail.
+#[derive(Debug, Args)]
+struct RecoveryArgs {
+    /// Seconds without a heartbeat after which an executor is lost: its running tasks run
+    /// again elsewhere and its shuffle outputs are computed again (executors beat every 3 s).
+    #[arg(long, env = "TRIBUTARY_EXECUTOR_TIMEOUT_SECONDS", default_value_t = 15)]
+    executor_timeout_seconds: u64,
+    /// What is retried when a task fails (Trino's retry-policy): NONE, TASK (a failed task
+    /// runs again, as a stage whose input was lost) or QUERY (the whole query runs again).
+    #[arg(long, env = "TRIBUTARY_RETRY_POLICY", default_value = "TASK", value_parser = ["NONE", "TASK", "QUERY", "none", "task", "query"])]
+    retry_policy: String,
+    /// Retries of a failed task under TASK (Trino's task-retry-attempts-per-task).
+    #[arg(long, env = "TRIBUTARY_TASK_RETRY_ATTEMPTS", default_value_t = 4)]
+    task_retry_attempts: usize,
+    /// Retries of a failed query under QUERY (Trino's query-retry-attempts).
+    #[arg(long, env = "TRIBUTARY_QUERY_RETRY_ATTEMPTS", default_value_t = 4)]
+    query_retry_attempts: usize,
+}
+
+impl RecoveryArgs {
+    fn retry(&self) -> RetryPolicy {
+        match self.retry_policy.to_ascii_uppercase().as_str() {
+            "NONE" => RetryPolicy::None,
+            "QUERY" => RetryPolicy::Query {
+                attempts: self.query_retry_attempts,
+            },
+            _ => RetryPolicy::Task {
+                attempts: self.task_retry_attempts,
+            },
+        }
+    }
+}
+
+/// `tributary executor [flags]` runs an executor; `tributary executor drain` drains one.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct ExecutorCommand {
+    #[command(subcommand)]
+    action: Option<ExecutorAction>,
+    #[command(flatten)]
+    run: ExecutorArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum ExecutorAction {
+    /// Drains a running executor (as SIGTERM does): it takes no new tasks, finishes its work,
+    /// keeps its shuffle files until no query needs them, then exits. Run on the executor's
+    /// host (Kubernetes: the pod's preStop hook).
+    Drain(DrainArgs),
+}
+
+#[derive(Debug, Args)]
+struct DrainArgs {
+    /// The executor's HTTP port (its --http-port).
+    #[arg(long, env = "TRIBUTARY_HTTP_PORT", default_value_t = 8081)]
+    http_port: u16,
+    /// The executor's HTTP address instead (default http://127.0.0.1:<http-port>).
+    #[arg(long)]
+    url: Option<String>,
+    /// Return a draining executor to service instead.
+    #[arg(long)]
+    cancel: bool,
+    /// Wait until the executor has exited.
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits, in seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout_seconds: u64,
 }
 
 #[derive(Debug, Args)]
@@ -213,9 +285,13 @@ struct ExecutorArgs {
     /// Seconds finished queries' files are kept.
     #[arg(long, env = "TRIBUTARY_RESULT_TTL_SECONDS", default_value_t = 600)]
     result_ttl_seconds: u64,
-    /// Port of the HTTP server (/metrics, /healthz, /readyz); unset: none.
+    /// Port of the HTTP server (/metrics, /healthz, /readyz, /v1/info/state); unset: none.
     #[arg(long, env = "TRIBUTARY_HTTP_PORT")]
     http_port: Option<u16>,
+    /// Seconds a drain (SIGTERM, `tributary executor drain`) may take before the executor
+    /// exits anyway; keep it below Kubernetes' terminationGracePeriodSeconds.
+    #[arg(long, env = "TRIBUTARY_DRAIN_TIMEOUT_SECONDS", default_value_t = 570)]
+    drain_timeout_seconds: u64,
     #[command(flatten)]
     trace: TraceArgs,
 }
@@ -245,6 +321,14 @@ fn load_catalogs(etc: &Path) -> Result<Catalogs, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // An executor drains on SIGTERM; the signal must be taken before any thread starts.
+    let drain_control = DrainControl::default();
+    if matches!(&cli.command, Command::Executor(e) if e.action.is_none())
+        && let Err(e) = intercept_sigterm(drain_control.clone())
+    {
+        eprintln!("cannot take SIGTERM for draining: {e}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -260,7 +344,10 @@ fn main() -> ExitCode {
             Command::Sql(_) => None,
             Command::Standalone(a) => Some(a.trace.options("tributary")),
             Command::Scheduler(a) => Some(a.trace.options("tributary-scheduler")),
-            Command::Executor(a) => Some(a.trace.options("tributary-executor")),
+            Command::Executor(ExecutorCommand {
+                action: Some(_), ..
+            }) => None,
+            Command::Executor(a) => Some(a.run.trace.options("tributary-executor")),
         };
         let _telemetry = match telemetry.as_ref().map(tributary_telemetry::init) {
             Some(Err(e)) => {
@@ -274,7 +361,11 @@ fn main() -> ExitCode {
             Command::Sql(args) => return shell::run(args).await,
             Command::Standalone(args) => standalone(args).await,
             Command::Scheduler(args) => scheduler(args).await,
-            Command::Executor(args) => executor(args).await,
+            Command::Executor(ExecutorCommand {
+                action: Some(ExecutorAction::Drain(args)),
+                ..
+            }) => drain(args).await,
+            Command::Executor(args) => executor(args.run, drain_control.clone()).await,
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
@@ -316,6 +407,8 @@ async fn scheduler(args: SchedulerArgs) -> Result<(), String> {
         http_addr: http.0,
         http_optional: http.1,
         history: args.observability.options(&args.etc)?,
+        executor_timeout_seconds: args.recovery.executor_timeout_seconds,
+        retry: args.recovery.retry(),
     };
     let running = start_scheduler(options, catalogs)
         .await
@@ -350,7 +443,7 @@ async fn shutdown_signal() {
     }
 }
 
-async fn executor(args: ExecutorArgs) -> Result<(), String> {
+async fn executor(args: ExecutorArgs, drain: DrainControl) -> Result<(), String> {
     let catalogs = load_catalogs(&args.etc)?;
     let options = ExecutorOptions {
         scheduler: args.scheduler,
@@ -369,6 +462,8 @@ async fn executor(args: ExecutorArgs) -> Result<(), String> {
             ),
             None => None,
         },
+        drain: Some(drain),
+        drain_timeout: std::time::Duration::from_secs(args.drain_timeout_seconds),
     };
     run_executor(options, catalogs)
         .await
@@ -387,6 +482,8 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
         http_addr: http.0,
         http_optional: http.1,
         history: args.observability.options(&args.etc)?,
+        executor_timeout_seconds: 15,
+        retry: RetryPolicy::Task { attempts: 4 },
     };
     let running = start_scheduler(options, catalogs.clone())
         .await
@@ -403,6 +500,8 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
             vcores: args.vcores,
             job_data_ttl_seconds: args.result_ttl_seconds,
             http_addr: None,
+            drain: None,
+            drain_timeout: std::time::Duration::ZERO,
         };
         let catalogs = catalogs.clone();
         executors.push(tokio::spawn(async move {
@@ -423,6 +522,62 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
     tokio::select! {
         served = running.flight_sql => served.map_err(|e| e.to_string())?.map_err(|e| format!("Flight SQL service failed: {e}")),
         _ = shutdown_signal() => Ok(()),
+    }
+}
+
+/// `tributary executor drain`: asks the executor's HTTP server to drain (or to stop
+/// draining) and, with `--wait`, waits until it has exited.
+async fn drain(args: DrainArgs) -> Result<(), String> {
+    let base = args
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", args.http_port));
+    let url = format!("{}/v1/info/state", base.trim_end_matches('/'));
+    let wanted = if args.cancel {
+        "ACTIVE"
+    } else {
+        "SHUTTING_DOWN"
+    };
+    let client = reqwest::Client::new();
+    let response = client
+        .put(&url)
+        .header("content-type", "application/json")
+        .body(format!("\"{wanted}\""))
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the executor at {url}: {e}"))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(format!("{url} refused {wanted}: {status} {}", text.trim()));
+    }
+    eprintln!("executor at {base}: {}", text.trim().trim_matches('"'));
+    if !args.wait || args.cancel {
+        return Ok(());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.timeout_seconds);
+    loop {
+        match client.get(&url).send().await {
+            // Gone: the executor has exited.
+            Err(e) if e.is_connect() => {
+                eprintln!("executor at {base} has exited");
+                return Ok(());
+            }
+            Ok(r) => {
+                let state = r.text().await.unwrap_or_default();
+                if state.trim().trim_matches('"') == "ACTIVE" {
+                    return Err(format!("the drain of {base} was cancelled"));
+                }
+            }
+            Err(_) => {}
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "{base} has not exited after {} s",
+                args.timeout_seconds
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
 

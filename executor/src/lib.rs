@@ -1,13 +1,16 @@
 //! The Tributary executor: Ballista's executor with Tributary's connector codec and runtime.
 //!
 //! An executor loads the same `etc/catalog` as the scheduler, so that it can rebuild every
-//! connector scan it is sent ([`tributary_connector::ConnectorCodec`]).
+//! connector scan it is sent ([`tributary_connector::ConnectorCodec`]). It drains before it
+//! exits ([`drain`]).
 
 mod client_pool;
+pub mod drain;
 mod error;
 mod observe;
 mod process;
 
+pub use drain::{DrainControl, NodeState, intercept_sigterm};
 pub use error::ExecutorError;
 pub use observe::ExecutorMetrics;
 pub use process::{ExecutorOptions, run_executor};

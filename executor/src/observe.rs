@@ -115,6 +115,11 @@ impl ExecutorMetrics {
         }
     }
 
+    /// Tasks running now.
+    pub(crate) fn running_tasks(&self) -> i64 {
+        self.running.get()
+    }
+
     /// Reads the gauges that are sampled, not counted (memory reserved now). Tasks of one
     /// session may share a pool: each pool counts once.
     pub fn refresh(&self) {
@@ -343,14 +348,17 @@ impl ObservedStage {
     }
 }
 
-/// Serves the executor's `/metrics`, `/healthz` and `/readyz`.
+/// Serves the executor's `/metrics`, `/healthz` and `/readyz` (as `health` says), plus
+/// `routes`.
 pub(crate) async fn serve_metrics(
     addr: std::net::SocketAddr,
     metrics: Arc<ExecutorMetrics>,
+    routes: axum::Router,
+    health: tributary_telemetry::Health,
 ) -> std::result::Result<std::net::SocketAddr, tributary_telemetry::TelemetryError> {
     use axum::http::{StatusCode, header};
     use axum::routing::get;
-    let routes = axum::Router::new().route(
+    let routes = routes.route(
         "/metrics",
         get(move || {
             let metrics = Arc::clone(&metrics);
@@ -374,5 +382,5 @@ pub(crate) async fn serve_metrics(
             }
         }),
     );
-    tributary_telemetry::serve_http(addr, routes, tributary_telemetry::Health::default()).await
+    tributary_telemetry::serve_http(addr, routes, health).await
 }

@@ -2,21 +2,27 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ballista_core::config::TaskSchedulingPolicy;
 use ballista_core::extension::SessionConfigExt;
 use ballista_core::serde::BallistaPhysicalExtensionCodec;
 use ballista_core::{ConfigProducer, RuntimeProducer};
-use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use ballista_executor::executor_process::{
+    ExecutorProcessConfig, start_executor_process, structure_executor_metadata,
+};
+use ballista_executor::health::ExecutorHealth;
 use datafusion::execution::cache::cache_manager::{CacheManagerConfig, FileMetadataCache};
 use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
 use tributary_connector::{Catalogs, ConnectorCodec, ConnectorStores, register_connector_store};
 
+use crate::drain::{DrainContext, DrainControl};
 use crate::error::ExecutorError;
 use crate::observe::{ExecutorMetrics, ObservedEngine, serve_metrics};
 use ballista_executor::execution_engine::DefaultExecutionEngine;
+use tonic::transport::Endpoint;
 use tributary_telemetry::QueryTelemetry;
 
 /// Memory for Parquet footers (and page indexes) kept between tasks of an executor.
@@ -41,9 +47,19 @@ pub struct ExecutorOptions {
     pub vcores: usize,
     /// Seconds finished jobs' files are kept before this executor deletes them.
     pub job_data_ttl_seconds: u64,
-    /// Where `/metrics`, `/healthz` and `/readyz` are served; `None`: not served.
+    /// Where `/metrics`, `/healthz`, `/readyz` and `/v1/info/state` are served; `None`: not
+    /// served.
     pub http_addr: Option<std::net::SocketAddr>,
+    /// Drains this executor (SIGTERM, HTTP); `None`: it cannot be drained (the executors of
+    /// `tributary standalone`, which share one process).
+    pub drain: Option<DrainControl>,
+    /// A drain that takes longer ends anyway.
+    pub drain_timeout: Duration,
 }
+
+/// How often executors tell the scheduler they are alive (and whether they drain); the
+/// scheduler's `--executor-timeout-seconds` must be a few of these.
+const HEARTBEAT_INTERVAL_SECONDS: u64 = 3;
 
 /// Runs an executor until it fails or the process is told to stop.
 ///
@@ -55,6 +71,9 @@ pub async fn run_executor(
 ) -> Result<(), ExecutorError> {
     let metrics = Arc::new(ExecutorMetrics::new());
     let http_addr = options.http_addr;
+    let drain = options.drain.clone();
+    let drain_timeout = options.drain_timeout;
+    let scheduler = options.scheduler.clone();
     let mut config = process_config(options, catalogs)?;
     metrics.slots.set(config.vcores as i64);
     // As Ballista does: client_ttl 0 means no pooling of shuffle-read connections.
@@ -70,11 +89,41 @@ pub async fn run_executor(
         Arc::new(engine),
         Arc::clone(&metrics),
     )));
+    let health = tributary_telemetry::Health::default();
+    health.set_ready(false);
     if let Some(addr) = http_addr {
-        let bound = serve_metrics(addr, Arc::clone(&metrics)).await?;
+        let routes = match &drain {
+            Some(control) => crate::drain::routes(control.clone()),
+            None => axum::Router::new(),
+        };
+        let bound = serve_metrics(addr, Arc::clone(&metrics), routes, health.clone()).await?;
         tracing::info!(http = %bound, "executor metrics served");
     }
-    start_executor_process(Arc::new(config)).await?;
+    let config = Arc::new(config);
+    // Without a drain control (standalone) nothing can start a drain: the task still keeps
+    // `/readyz` current.
+    {
+        let control = drain.unwrap_or_default();
+        let grpc_host = match config.bind_host.as_str() {
+            "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+            host => host,
+        };
+        let ctx = DrainContext {
+            control,
+            scheduler: Endpoint::from_shared(format!("http://{scheduler}"))
+                .map_err(|_| ExecutorError::SchedulerAddress(scheduler.clone()))?
+                .connect_timeout(Duration::from_secs(5)),
+            own_grpc_url: format!("http://{grpc_host}:{}", config.grpc_port),
+            registration: structure_executor_metadata(&config, config.vcores as u32),
+            work_dir: PathBuf::from(config.work_dir.clone().unwrap_or_default()),
+            metrics: Arc::clone(&metrics),
+            health,
+            ballista_health: config.health.clone(),
+            timeout: drain_timeout,
+        };
+        tokio::spawn(crate::drain::run(ctx));
+    }
+    start_executor_process(config).await?;
     Ok(())
 }
 
@@ -126,6 +175,9 @@ fn process_config(
     );
 
     let mut config = ExecutorProcessConfig {
+        executor_id: uuid::Uuid::new_v4().to_string(),
+        executor_heartbeat_interval_seconds: HEARTBEAT_INTERVAL_SECONDS,
+        health: ExecutorHealth::new(),
         bind_host: options.bind_host.clone(),
         // Ballista's scheduler learns an executor's host from the registration (its gRPC server
         // is ours and does not record the peer address), so always send one.
@@ -149,8 +201,10 @@ fn process_config(
         override_physical_codec: Some(Arc::new(codec)),
         ..ExecutorProcessConfig::default()
     };
-    if options.vcores > 0 {
-        config.vcores = options.vcores;
-    }
+    config.vcores = if options.vcores > 0 {
+        options.vcores
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    };
     Ok(config)
 }

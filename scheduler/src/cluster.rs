@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use arrow_flight::flight_service_server::FlightServiceServer;
 use ballista_core::config::TaskSchedulingPolicy;
 use ballista_core::extension::SessionConfigExt;
 use ballista_core::serde::BallistaPhysicalExtensionCodec;
@@ -21,6 +22,7 @@ use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use tributary_connector::{Catalogs, ConnectorCodec, ConnectorStores, register_connector_store};
 
 use crate::error::{Result, SchedulerError};
+use crate::leases::{JobsInUseService, ResultLeases};
 use crate::monitor::{BallistaMetrics, Monitor, TaskStatusTap};
 
 /// The Ballista scheduler as Tributary embeds it.
@@ -39,6 +41,53 @@ pub(crate) struct ClusterOptions {
     pub external_host: String,
     /// Seconds finished jobs' results stay fetchable before executors delete them.
     pub result_ttl_seconds: u64,
+    /// Seconds without a heartbeat after which an executor is lost (its running tasks run
+    /// again elsewhere and its shuffle outputs are computed again).
+    pub executor_timeout_seconds: u64,
+    /// What is retried when tasks fail or executors are lost.
+    pub retry: RetryPolicy,
+    /// Which finished jobs' files are still needed (answered to draining executors).
+    pub leases: ResultLeases,
+}
+
+/// What is retried when a task fails or an executor is lost: Trino's `retry-policy`.
+///
+/// Ballista's limits are per scheduler, so the policy is the cluster's (`--retry-policy`),
+/// not a session property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryPolicy {
+    /// A failed task fails its query (a lost executor's work is still recomputed).
+    None,
+    /// A failed task runs again, up to `attempts` more times; a stage whose input was lost
+    /// runs again too.
+    Task {
+        /// Retries per task (Trino's `task-retry-attempts-per-task`).
+        attempts: usize,
+    },
+    /// A failed query runs again from the start, up to `attempts` more times, before any
+    /// row reached the client (Trino's `query-retry-attempts`).
+    Query {
+        /// Retries per query.
+        attempts: usize,
+    },
+}
+
+impl RetryPolicy {
+    /// Ballista's task and stage attempt limit (1: no retry).
+    fn task_attempts(self) -> usize {
+        match self {
+            RetryPolicy::Task { attempts } => attempts + 1,
+            RetryPolicy::None | RetryPolicy::Query { .. } => 1,
+        }
+    }
+
+    /// How many times the engine submits a failed query again.
+    pub(crate) fn query_retries(self) -> usize {
+        match self {
+            RetryPolicy::Query { attempts } => attempts,
+            RetryPolicy::None | RetryPolicy::Task { .. } => 0,
+        }
+    }
 }
 
 /// The base session configuration of every query (with the query's telemetry, which every
@@ -108,8 +157,14 @@ pub(crate) async fn start(
         override_physical_codec: Some(Arc::new(codec)),
         ..SchedulerConfig::default()
     };
-    // Keep a terminating executor's work until its tasks end (drain, issue 9).
-    config.executor_termination_grace_period = 30;
+    // A draining executor reports Terminating and keeps heartbeating until nothing needs its
+    // files; one that stops heartbeating is lost after the grace period.
+    config.executor_termination_grace_period = options.executor_timeout_seconds.max(1);
+    config.executor_timeout_seconds = options.executor_timeout_seconds.max(1);
+    config.expire_dead_executor_interval_seconds =
+        (options.executor_timeout_seconds / 5).clamp(1, 15);
+    config.task_max_failures = options.retry.task_attempts();
+    config.stage_max_failures = options.retry.task_attempts();
     let config = Arc::new(config);
     let cluster = BallistaCluster::new_from_config(&config).await?;
     let jobs = cluster.job_state();
@@ -144,9 +199,14 @@ pub(crate) async fn start(
     let service = SchedulerGrpcServer::new(tap)
         .max_decoding_message_size(config.grpc_server_max_decoding_message_size as usize)
         .max_encoding_message_size(config.grpc_server_max_encoding_message_size as usize);
+    let jobs_in_use = FlightServiceServer::new(JobsInUseService::new(
+        scheduler.clone(),
+        options.leases.clone(),
+    ));
     tokio::spawn(async move {
         if let Err(e) = create_grpc_server(&grpc)
             .add_service(service)
+            .add_service(jobs_in_use)
             .serve_with_incoming(incoming)
             .await
         {

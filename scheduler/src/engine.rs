@@ -20,9 +20,10 @@ mod procedures;
 mod properties;
 mod write;
 
-use crate::cluster::{BallistaScheduler, base_config};
+use crate::cluster::{BallistaScheduler, RetryPolicy, base_config};
 use crate::error::{Result, SchedulerError};
 use crate::fetch::PartitionFetcher;
+use crate::leases::{Lease, ResultLeases};
 use crate::monitor::{Monitor, current_query};
 use crate::session::{Session, SessionRef};
 use crate::statement::Statement;
@@ -53,6 +54,9 @@ pub struct JobResult {
     pub partitions: Vec<JobPartition>,
     /// Total rows, when every partition reported it.
     pub total_records: i64,
+    /// Keeps the job's files on the executors needed (a draining executor waits) until
+    /// whoever reads the result takes over.
+    pub lease: Option<Arc<Lease>>,
 }
 
 /// Contexts by session id, with the session state they were built from.
@@ -68,6 +72,8 @@ pub struct Engine {
     contexts: ContextCache,
     fetcher: PartitionFetcher,
     monitor: Monitor,
+    leases: ResultLeases,
+    retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for Engine {
@@ -85,6 +91,8 @@ impl Engine {
         jobs: Arc<dyn JobState>,
         catalogs: Catalogs,
         monitor: Monitor,
+        leases: ResultLeases,
+        retry: RetryPolicy,
     ) -> Self {
         Self {
             scheduler,
@@ -93,7 +101,14 @@ impl Engine {
             contexts: ContextCache::default(),
             fetcher: PartitionFetcher::default(),
             monitor,
+            leases,
+            retry,
         }
+    }
+
+    /// Which finished jobs' files are still needed (results not yet read).
+    pub fn leases(&self) -> &ResultLeases {
+        &self.leases
     }
 
     /// Queries, tasks and metrics of this scheduler.
@@ -357,9 +372,40 @@ impl Engine {
         }
     }
 
+    /// Runs a plan as a Ballista job; under `retry-policy=QUERY` a failed job is submitted
+    /// again (nothing has reached the client or the target table yet: results are read
+    /// only once the job succeeded).
+    async fn run_job(
+        &self,
+        session: &Session,
+        ctx: Arc<SessionContext>,
+        plan: &LogicalPlan,
+        sql: &str,
+    ) -> Result<JobResult> {
+        let retries = self.retry.query_retries();
+        let mut attempt = 0;
+        loop {
+            match self
+                .run_job_once(session, Arc::clone(&ctx), plan, sql)
+                .await
+            {
+                Err(SchedulerError::JobFailed { job_id, message }) if attempt < retries => {
+                    attempt += 1;
+                    tracing::warn!(
+                        job_id,
+                        attempt,
+                        retries,
+                        "query failed ({message}); running it again (retry-policy QUERY)"
+                    );
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     /// Submits a plan as a Ballista job and waits for it, cancelling it if this future is
     /// dropped (client went away, deadline) or `query_max_run_time` passes.
-    async fn run_job(
+    async fn run_job_once(
         &self,
         session: &Session,
         ctx: Arc<SessionContext>,
@@ -393,6 +439,9 @@ impl Engine {
             .scheduler
             .submit_job(&name, ctx, plan, Some(tx))
             .await?;
+        // Held from submission, so the job never looks unused to a draining executor between
+        // finishing and its result being announced or written.
+        let lease = Arc::new(self.leases.hold(job_id.as_ref()));
         if let Some(query) = &query {
             query.submitted(job_id.as_ref());
         }
@@ -440,7 +489,9 @@ impl Engine {
         if let Some(query) = &query {
             query.finishing();
         }
-        Ok(job_result(job_id.to_string(), done))
+        let mut result = job_result(job_id.to_string(), done);
+        result.lease = Some(lease);
+        Ok(result)
     }
 
     /// Cancels a running job.
@@ -517,6 +568,7 @@ fn job_result(job_id: String, done: SuccessfulJob) -> JobResult {
         schema: Arc::new(Schema::empty()),
         partitions,
         total_records: if known { total } else { -1 },
+        lease: None,
     }
 }
 

@@ -12,6 +12,7 @@ mod explain;
 mod fetch;
 mod flight_sql;
 mod http;
+mod leases;
 mod local;
 pub mod monitor;
 pub mod session;
@@ -27,10 +28,11 @@ use ballista_core::utils::{GrpcServerConfig, create_grpc_server, create_grpc_ser
 use tributary_connector::Catalogs;
 
 pub use auth::Authenticator;
-pub use cluster::{BallistaScheduler, MEMORY_CATALOG};
+pub use cluster::{BallistaScheduler, MEMORY_CATALOG, RetryPolicy};
 pub use engine::Engine;
 pub use error::{Result, SchedulerError};
 pub use flight_sql::TributaryFlightSql;
+pub use leases::{Lease, ResultLeases};
 pub use monitor::{HistoryOptions, Monitor};
 
 /// Largest message the Flight SQL service accepts (DoPut of parameters and data).
@@ -56,6 +58,10 @@ pub struct SchedulerOptions {
     pub http_optional: bool,
     /// Where finished queries are kept; `None`: in memory only.
     pub history: Option<HistoryOptions>,
+    /// Seconds without a heartbeat after which an executor counts as lost.
+    pub executor_timeout_seconds: u64,
+    /// What is retried when tasks fail or executors are lost.
+    pub retry: RetryPolicy,
 }
 
 /// A running scheduler.
@@ -90,11 +96,15 @@ pub async fn start_scheduler(
         None => None,
     };
     let monitor = Monitor::new(history).await;
+    let leases = leases::ResultLeases::default();
     let (ballista, jobs) = cluster::start(
         &cluster::ClusterOptions {
             scheduler_addr: options.scheduler_addr,
             external_host: options.external_host.clone(),
             result_ttl_seconds: options.result_ttl_seconds,
+            executor_timeout_seconds: options.executor_timeout_seconds,
+            retry: options.retry,
+            leases: leases.clone(),
         },
         catalogs.clone(),
         &monitor,
@@ -114,7 +124,7 @@ pub async fn start_scheduler(
     if let Some(addr) = http_addr {
         monitor.set_http_uri(format!("http://{}:{}", options.external_host, addr.port()));
     }
-    let engine = Engine::new(ballista, jobs, catalogs, monitor);
+    let engine = Engine::new(ballista, jobs, catalogs, monitor, leases, options.retry);
     let service = TributaryFlightSql::new(
         engine.clone(),
         auth,

@@ -56,7 +56,9 @@ pub async fn serve_http(
         }),
     );
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        // Handlers may ask who is calling (`ConnectInfo`).
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).await {
             tracing::error!("HTTP server on {bound} stopped: {e}");
         }
     });

@@ -39,7 +39,8 @@ class Cluster:
     directory); `env`: extra environment of every process (e.g. OTEL_EXPORTER_OTLP_ENDPOINT)."""
 
     def __init__(self, etc: Path, password_file: Path | None = None, executors: int = 2,
-                 history: str | None = None, env: dict | None = None):
+                 history: str | None = None, env: dict | None = None, vcores: int = 2,
+                 scheduler_args: list | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix="tributary-cluster-"))
         self.etc = etc
         self.env = {**os.environ, **(env or {})}
@@ -50,17 +51,27 @@ class Cluster:
         self.uri = f"grpc://127.0.0.1:{self.flight_port}"
         self.history = history or str(self.dir / "history.db")
         self.password_file = password_file
+        self.scheduler_args = scheduler_args or []
         self.procs = []
         self.start_scheduler()
         self.executor_http = []
-        for n in range(executors):
-            http_port = free_port()
-            self.executor_http.append(f"http://127.0.0.1:{http_port}")
-            self._spawn(f"executor{n}", [BIN, "executor", "--scheduler", f"127.0.0.1:{self.scheduler_port}",
-                                         "--etc", str(etc), "--bind-host", "127.0.0.1",
-                                         "--flight-port", str(free_port()), "--grpc-port", str(free_port()),
-                                         "--http-port", str(http_port),
-                                         "--work-dir", str(self.dir / f"work{n}"), "--vcores", "2"])
+        self.vcores = vcores
+        for _ in range(executors):
+            self.add_executor()
+
+    def add_executor(self):
+        """Starts one more executor process; returns its (name, process, HTTP URL)."""
+        n = len(self.executor_http)
+        http_port = free_port()
+        http = f"http://127.0.0.1:{http_port}"
+        self.executor_http.append(http)
+        name = f"executor{n}"
+        self._spawn(name, [BIN, "executor", "--scheduler", f"127.0.0.1:{self.scheduler_port}",
+                           "--etc", str(self.etc), "--bind-host", "127.0.0.1",
+                           "--flight-port", str(free_port()), "--grpc-port", str(free_port()),
+                           "--http-port", str(http_port),
+                           "--work-dir", str(self.dir / f"work{n}"), "--vcores", str(self.vcores)])
+        return name, self.procs[-1][1], http
 
     def start_scheduler(self):
         args = [BIN, "scheduler", "--etc", str(self.etc), "--scheduler-addr", f"127.0.0.1:{self.scheduler_port}",
@@ -68,7 +79,7 @@ class Cluster:
                 "--http-addr", f"127.0.0.1:{self.http_port}", "--history-url", self.history]
         if self.password_file:
             args += ["--password-file", str(self.password_file)]
-        self._spawn("scheduler", args)
+        self._spawn("scheduler", args + self.scheduler_args)
 
     def restart_scheduler(self):
         """Stops the scheduler process (SIGTERM) and starts a new one on the same ports and
@@ -111,14 +122,19 @@ class Cluster:
         return "\n".join(out)
 
     def stop(self):
-        for _, p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for _, p in self.procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        # Executors first: they drain (SIGTERM) and ask the scheduler whether their files are
+        # still needed.
+        executors = [p for name, p in self.procs if name != "scheduler"]
+        schedulers = [p for name, p in self.procs if name == "scheduler"]
+        for group, grace in ((executors, 15), (schedulers, 5)):
+            for p in group:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            for p in group:
+                try:
+                    p.wait(grace)
+                except subprocess.TimeoutExpired:
+                    p.kill()
 
 
 def running(request, etc: Path, work: Path | None = None):

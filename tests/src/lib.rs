@@ -40,6 +40,8 @@ pub async fn start_cluster(
         http_addr: None,
         http_optional: false,
         history: None,
+        executor_timeout_seconds: 15,
+        retry: tributary_scheduler::RetryPolicy::Task { attempts: 4 },
     };
     start_scheduler(options, catalogs.clone())
         .await
@@ -55,6 +57,8 @@ pub async fn start_cluster(
             vcores,
             job_data_ttl_seconds: 600,
             http_addr: None,
+            drain: None,
+            drain_timeout: std::time::Duration::ZERO,
         };
         let catalogs = catalogs.clone();
         tokio::spawn(async move { run_executor(options, catalogs).await });

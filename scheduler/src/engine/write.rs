@@ -141,6 +141,8 @@ impl Engine {
         target: Arc<dyn datafusion::catalog::TableProvider>,
         op: InsertOp,
     ) -> Result<i64> {
+        // The executors' result files stay needed until the write has read them.
+        let _lease = job.lease;
         let source = JobResultStream {
             schema: Arc::clone(&schema),
             partitions: job.partitions,

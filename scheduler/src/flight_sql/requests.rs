@@ -31,7 +31,11 @@ impl TributaryFlightSql {
         auth: Authenticator,
         result_ttl: std::time::Duration,
     ) -> Result<Self, SchedulerError> {
-        let results = ResultStore::new(result_ttl, engine.fetcher().clone());
+        let results = ResultStore::new(
+            result_ttl,
+            engine.fetcher().clone(),
+            engine.leases().clone(),
+        );
         Ok(Self {
             engine,
             auth,

@@ -21,6 +21,7 @@ use tributary_proto::{JobPartition, ResultTicket, result_ticket::Target};
 
 use crate::error::SchedulerError;
 use crate::fetch::{BatchStream, PartitionFetcher};
+use crate::leases::ResultLeases;
 
 /// Target size of one FlightData message towards clients (ADBC's limit is 16 MiB).
 const FLIGHT_DATA_SIZE: usize = 2 * 1024 * 1024;
@@ -37,6 +38,7 @@ pub(super) struct ResultStore {
     local: Mutex<HashMap<String, LocalResult>>,
     job_schemas: Mutex<HashMap<String, (SchemaRef, Instant)>>,
     fetcher: PartitionFetcher,
+    leases: ResultLeases,
 }
 
 impl std::fmt::Debug for ResultStore {
@@ -49,12 +51,13 @@ impl std::fmt::Debug for ResultStore {
 
 impl ResultStore {
     /// Results are forgotten `ttl` after they were made.
-    pub(super) fn new(ttl: Duration, fetcher: PartitionFetcher) -> Self {
+    pub(super) fn new(ttl: Duration, fetcher: PartitionFetcher, leases: ResultLeases) -> Self {
         Self {
             ttl,
             local: Mutex::default(),
             job_schemas: Mutex::default(),
             fetcher,
+            leases,
         }
     }
 
@@ -67,7 +70,9 @@ impl ResultStore {
         ticket(Target::Local(id))
     }
 
-    /// Remembers the schema of a job's result; returns the tickets of its partitions.
+    /// Remembers the schema of a job's result; returns the tickets of its partitions. The
+    /// executors holding them keep them (a draining one waits) until each is read or the
+    /// TTL passes.
     pub(super) fn put_job(
         &self,
         job_id: &str,
@@ -77,6 +82,11 @@ impl ResultStore {
         let mut schemas = self.job_schemas.lock().unwrap_or_else(|e| e.into_inner());
         schemas.retain(|_, (_, at)| at.elapsed() < self.ttl);
         schemas.insert(job_id.to_owned(), (schema, Instant::now()));
+        self.leases.await_reads(
+            job_id,
+            partitions.iter().map(|p| (p.stage_id, p.partition_id)),
+            self.ttl,
+        );
         partitions
             .into_iter()
             .map(|p| ticket(Target::Partition(p)))
@@ -118,7 +128,17 @@ impl ResultStore {
                 let conformed = batches.map(move |b| {
                     b.and_then(|b| conform_batch(&b, &target).map_err(FlightError::from))
                 });
-                Ok(encode(schema, conformed.boxed()))
+                // Read to its end: the executor may let it go.
+                let leases = self.leases.clone();
+                let read = futures::stream::once(async move {
+                    leases.read(
+                        &partition.job_id,
+                        partition.stage_id,
+                        partition.partition_id,
+                    );
+                })
+                .filter_map(|()| futures::future::ready(None));
+                Ok(encode(schema, conformed.chain(read).boxed()))
             }
             None => Err(SchedulerError::UnknownHandle("empty result ticket".into())),
         }

@@ -1,0 +1,300 @@
+//! Which jobs still need the files executors hold for them, so that a draining executor
+//! exits only when nothing will read its shuffle or result partitions again.
+//!
+//! A job needs its files while Ballista runs it (later stages read earlier stages' shuffle
+//! outputs) and, once it succeeded, until its result partitions have been read: by the
+//! client (each partition announced in a FlightInfo, read to its end once, or until the result
+//! TTL passes) or by the scheduler itself (INSERT and CTAS stream the result into the target).
+//! The engine holds a [`Lease`] from the job's submission until whoever reads the result has
+//! taken over, so there is no moment between "job finished" and "result announced" in which
+//! the job looks unused.
+//!
+//! Executors ask through [`JobsInUseService`], a Flight `DoAction` served next to Ballista's
+//! scheduler gRPC (executors only know that address).
+
+use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
+    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
+};
+use ballista_core::serde::protobuf::job_status;
+use futures::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::cluster::BallistaScheduler;
+
+/// The `DoAction` type executors send: body and answer are newline-separated job ids.
+pub(crate) const JOBS_IN_USE_ACTION: &str = "tributary.jobs_in_use";
+
+/// What keeps one job's files needed.
+#[derive(Debug, Default)]
+struct JobUse {
+    /// Holders of a [`Lease`] (a running statement, a write reading the result).
+    holders: usize,
+    /// Result partitions announced to a client and not yet read to their end.
+    unread: HashSet<(u32, u32)>,
+    /// When unread partitions stop counting (the result TTL).
+    expires: Option<Instant>,
+}
+
+impl JobUse {
+    fn needed(&self, now: Instant) -> bool {
+        self.holders > 0 || (!self.unread.is_empty() && self.expires.is_some_and(|t| now < t))
+    }
+}
+
+/// Jobs whose files are still needed after Ballista finished them.
+#[derive(Debug, Clone, Default)]
+pub struct ResultLeases {
+    jobs: Arc<Mutex<HashMap<String, JobUse>>>,
+}
+
+impl ResultLeases {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, JobUse>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps `job_id`'s files needed until the lease is dropped.
+    pub fn hold(&self, job_id: &str) -> Lease {
+        self.lock().entry(job_id.to_owned()).or_default().holders += 1;
+        Lease {
+            leases: self.clone(),
+            job_id: job_id.to_owned(),
+        }
+    }
+
+    /// Keeps `job_id`'s files needed until each of `partitions` (stage, partition) has been
+    /// read once to its end, or `ttl` passes.
+    pub fn await_reads(
+        &self,
+        job_id: &str,
+        partitions: impl IntoIterator<Item = (u32, u32)>,
+        ttl: Duration,
+    ) {
+        let mut jobs = self.lock();
+        let now = Instant::now();
+        jobs.retain(|_, u| u.needed(now));
+        let entry = jobs.entry(job_id.to_owned()).or_default();
+        entry.unread.extend(partitions);
+        entry.expires = Some(now + ttl);
+    }
+
+    /// A client read one result partition to its end.
+    pub fn read(&self, job_id: &str, stage: u32, partition: u32) {
+        let mut jobs = self.lock();
+        if let Some(entry) = jobs.get_mut(job_id) {
+            entry.unread.remove(&(stage, partition));
+            if !entry.needed(Instant::now()) {
+                jobs.remove(job_id);
+            }
+        }
+    }
+
+    /// Whether a lease or an unread result keeps `job_id`'s files needed.
+    pub fn leased(&self, job_id: &str) -> bool {
+        self.lock()
+            .get(job_id)
+            .is_some_and(|u| u.needed(Instant::now()))
+    }
+
+    fn release(&self, job_id: &str) {
+        let mut jobs = self.lock();
+        if let Some(entry) = jobs.get_mut(job_id) {
+            entry.holders = entry.holders.saturating_sub(1);
+            if !entry.needed(Instant::now()) {
+                jobs.remove(job_id);
+            }
+        }
+    }
+}
+
+/// Keeps a job's files needed while it lives.
+#[derive(Debug)]
+pub struct Lease {
+    leases: ResultLeases,
+    job_id: String,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.leases.release(&self.job_id);
+    }
+}
+
+/// Answers executors' "which of these jobs still need my files?".
+#[derive(Clone)]
+pub(crate) struct JobsInUseService {
+    scheduler: BallistaScheduler,
+    leases: ResultLeases,
+}
+
+impl JobsInUseService {
+    pub(crate) fn new(scheduler: BallistaScheduler, leases: ResultLeases) -> Self {
+        Self { scheduler, leases }
+    }
+
+    /// The jobs of `job_ids` that are queued, running, or leased.
+    async fn in_use(&self, job_ids: &[&str]) -> Result<Vec<String>, Status> {
+        let mut used = Vec::new();
+        for &job_id in job_ids {
+            if self.leases.leased(job_id) {
+                used.push(job_id.to_owned());
+                continue;
+            }
+            let status = self
+                .scheduler
+                .state
+                .task_manager
+                .get_job_status(&job_id.to_owned().into())
+                .await
+                .map_err(|e| Status::unavailable(format!("job status of {job_id}: {e}")))?;
+            let active = matches!(
+                status.and_then(|s| s.status),
+                Some(job_status::Status::Queued(_) | job_status::Status::Running(_))
+            );
+            if active {
+                used.push(job_id.to_owned());
+            }
+        }
+        Ok(used)
+    }
+}
+
+type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+fn unsupported<T>() -> Result<T, Status> {
+    Err(Status::unimplemented(format!(
+        "the scheduler's cluster port only answers the '{JOBS_IN_USE_ACTION}' action; \
+         Flight SQL clients connect to the Flight SQL port"
+    )))
+}
+
+#[tonic::async_trait]
+impl FlightService for JobsInUseService {
+    type HandshakeStream = Stream_<HandshakeResponse>;
+    type ListFlightsStream = Stream_<FlightInfo>;
+    type DoGetStream = Stream_<FlightData>;
+    type DoPutStream = Stream_<PutResult>;
+    type DoActionStream = Stream_<arrow_flight::Result>;
+    type ListActionsStream = Stream_<ActionType>;
+    type DoExchangeStream = Stream_<FlightData>;
+
+    async fn do_action(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<Self::DoActionStream>, Status> {
+        let action = request.into_inner();
+        if action.r#type != JOBS_IN_USE_ACTION {
+            return unsupported();
+        }
+        let body = std::str::from_utf8(&action.body)
+            .map_err(|_| Status::invalid_argument("job ids must be UTF-8 lines"))?;
+        let ids: Vec<&str> = body.lines().filter(|l| !l.is_empty()).collect();
+        let used = self.in_use(&ids).await?;
+        let answer = arrow_flight::Result {
+            body: used.join("\n").into(),
+        };
+        Ok(Response::new(Box::pin(futures::stream::iter([Ok(answer)]))))
+    }
+
+    async fn list_actions(
+        &self,
+        _request: Request<Empty>,
+    ) -> Result<Response<Self::ListActionsStream>, Status> {
+        let action = ActionType {
+            r#type: JOBS_IN_USE_ACTION.to_owned(),
+            description: "Which of these jobs (newline-separated ids) still need executors' \
+                          shuffle or result files"
+                .to_owned(),
+        };
+        Ok(Response::new(Box::pin(futures::stream::iter([Ok(action)]))))
+    }
+
+    async fn handshake(
+        &self,
+        _request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Self::HandshakeStream>, Status> {
+        unsupported()
+    }
+
+    async fn list_flights(
+        &self,
+        _request: Request<Criteria>,
+    ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        unsupported()
+    }
+
+    async fn get_flight_info(
+        &self,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        unsupported()
+    }
+
+    async fn poll_flight_info(
+        &self,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<PollInfo>, Status> {
+        unsupported()
+    }
+
+    async fn get_schema(
+        &self,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<SchemaResult>, Status> {
+        unsupported()
+    }
+
+    async fn do_get(
+        &self,
+        _request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
+        unsupported()
+    }
+
+    async fn do_put(
+        &self,
+        _request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoPutStream>, Status> {
+        unsupported()
+    }
+
+    async fn do_exchange(
+        &self,
+        _request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        unsupported()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_is_needed_while_held_and_until_its_partitions_are_read() {
+        let leases = ResultLeases::default();
+        let lease = leases.hold("j1");
+        assert!(leases.leased("j1"));
+        leases.await_reads("j1", [(2, 0), (2, 1)], Duration::from_secs(60));
+        drop(lease);
+        assert!(leases.leased("j1"), "two partitions unread");
+        leases.read("j1", 2, 0);
+        assert!(leases.leased("j1"), "one partition unread");
+        leases.read("j1", 2, 1);
+        assert!(!leases.leased("j1"));
+    }
+
+    #[test]
+    fn unread_partitions_stop_counting_after_the_ttl() {
+        let leases = ResultLeases::default();
+        leases.await_reads("j2", [(1, 0)], Duration::ZERO);
+        assert!(!leases.leased("j2"));
+        assert!(!leases.leased("never-seen"));
+    }
+}
