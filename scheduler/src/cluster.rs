@@ -215,3 +215,18 @@ pub(crate) async fn start(
     });
     Ok((scheduler, jobs))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RetryPolicy;
+
+    #[test]
+    fn retry_policies_map_to_ballista_attempts_and_query_retries() {
+        assert_eq!(RetryPolicy::None.task_attempts(), 1);
+        assert_eq!(RetryPolicy::None.query_retries(), 0);
+        let task = RetryPolicy::Task { attempts: 4 };
+        assert_eq!((task.task_attempts(), task.query_retries()), (5, 0));
+        let query = RetryPolicy::Query { attempts: 2 };
+        assert_eq!((query.task_attempts(), query.query_retries()), (1, 2));
+    }
+}

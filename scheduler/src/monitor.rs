@@ -287,7 +287,7 @@ impl Monitor {
                 .and_then(|s| s.status);
             let state = match status {
                 Some(executor_status::Status::Active(_)) | None => "active",
-                Some(executor_status::Status::Terminating(_)) => "draining",
+                Some(executor_status::Status::Terminating(_)) => "shutting_down",
                 Some(executor_status::Status::Dead(_)) => "dead",
                 Some(executor_status::Status::Unknown(_)) => "unknown",
             };

@@ -174,13 +174,13 @@ def test_scale_down_under_load_fails_no_query(fleet, expected):
     figures(fleet, drain_to_exit_seconds=drain_seconds, queries_completed_during_loop=load.done)
 
 
-def test_executor_killed_mid_query_the_query_still_succeeds(fleet, expected):
-    """SIGKILL of an executor running tasks of a multi-stage query: its tasks run again
-    elsewhere, its lost shuffle outputs are computed again, and the answer is right."""
+def kill_mid_query(cluster):
+    """Runs LONG_QUERY and SIGKILLs an executor once it has finished some of the query's
+    tasks (shuffle outputs it holds) and runs others; returns the query's outcome."""
     result = {}
 
     def run():
-        conn = connect(fleet.uri)
+        conn = connect(cluster.uri)
         try:
             start = time.time()
             result["rows"] = query(conn, LONG_QUERY)
@@ -192,10 +192,8 @@ def test_executor_killed_mid_query_the_query_still_succeeds(fleet, expected):
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    # Kill an executor once it has finished some of the query's tasks (shuffle outputs it
-    # holds) and runs others.
     executors = [(p, url) for (n, p), url in zip(
-        [np for np in fleet.procs if np[0].startswith("executor")], fleet.executor_http)]
+        [np for np in cluster.procs if np[0].startswith("executor")], cluster.executor_http)]
     victim = None
     deadline = time.time() + 120
     while victim is None and time.time() < deadline and thread.is_alive():
@@ -207,10 +205,24 @@ def test_executor_killed_mid_query_the_query_still_succeeds(fleet, expected):
     assert victim is not None, "no executor ran the query's tasks"
     victim.send_signal(signal.SIGKILL)
     thread.join(600)
+    return result
+
+
+def test_executor_killed_mid_query_the_query_still_succeeds(fleet, expected):
+    """SIGKILL of an executor running tasks of a multi-stage query: its tasks run again
+    elsewhere, its lost shuffle outputs are computed again, and the answer is right."""
+    result = kill_mid_query(fleet)
     assert "error" not in result, f"{result.get('error')}\n{fleet.logs()}"
     assert result["rows"] == expected[LONG_QUERY]
     figures(fleet, executor_loss_extra_seconds=round(result["seconds"] - expected["long_seconds"], 2),
             undisturbed_seconds=round(expected["long_seconds"], 2))
+
+
+def test_bad_retry_policy_is_refused():
+    out = subprocess.run([BIN, "scheduler", "--retry-policy", "SOMETIMES"], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode != 0
+    assert "--retry-policy" in out.stderr and "QUERY" in out.stderr, out.stderr
 
 
 def test_cancelled_drain_returns_the_executor_to_service(fleet, expected):
@@ -237,6 +249,14 @@ def test_cancelled_drain_returns_the_executor_to_service(fleet, expected):
     assert state(url) == "SHUTTING_DOWN"
     assert http(url + "/readyz")[0] == 503
     assert metrics(url)[("tributary_executor_draining", ())] == 1
+    # The scheduler knows at once (system.runtime.nodes, Trino's node states).
+    conn = connect(fleet.uri)
+    try:
+        wait_for(lambda: ("shutting_down",) in query(
+            conn, "SELECT state FROM system.runtime.nodes WHERE NOT coordinator"), 10,
+            "the scheduler to list the executor as shutting_down")
+    finally:
+        conn.close()
     # Half-way: its running tasks are not done yet.
     cancel = subprocess.run([BIN, "executor", "drain", "--url", url, "--cancel"],
                             capture_output=True, text=True, timeout=30)
