@@ -545,7 +545,13 @@ async fn drain(args: DrainArgs) -> Result<(), String> {
         .body(format!("\"{wanted}\""))
         .send()
         .await
-        .map_err(|e| format!("cannot reach the executor at {url}: {e}"))?;
+        .map_err(|e| {
+            format!(
+                "cannot reach the executor at {url}: {} (an executor bound to another address \
+                 takes --url http://<its bind host>:<its --http-port>)",
+                error_chain(&e)
+            )
+        })?;
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     if !status.is_success() {
@@ -579,6 +585,18 @@ async fn drain(args: DrainArgs) -> Result<(), String> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
+}
+
+/// An error with its causes (reqwest's say only "error sending request").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// A port free right now on loopback (for in-process executors).

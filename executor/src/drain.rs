@@ -47,9 +47,9 @@ const CHECK_INTERVAL: Duration = Duration::from_millis(500);
 /// Time for tasks the scheduler pushed just before it learnt of the drain to arrive.
 const SETTLE: Duration = Duration::from_secs(1);
 
-/// A scheduler unreachable this long has lost its jobs (it keeps them in memory): no query
-/// will read this executor's files again.
-const SCHEDULER_GONE: Duration = Duration::from_secs(10);
+/// A scheduler that cannot be connected to for this long is gone, and with it its jobs (it
+/// keeps them in memory): no query will read this executor's files again.
+const SCHEDULER_GONE: Duration = Duration::from_secs(30);
 
 /// A node's state, in Trino's names (`GET /v1/info/state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,36 +72,63 @@ impl NodeState {
     }
 }
 
-/// Asks for and reports an executor's drain. Cheap to clone.
+/// Asks for and reports an executor's drain: one state, changed atomically, so a cancel and
+/// the end of a drain cannot both win. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct DrainControl {
-    /// `true`: drain requested.
-    requested: Arc<watch::Sender<bool>>,
     state: Arc<watch::Sender<NodeState>>,
 }
 
 impl Default for DrainControl {
     fn default() -> Self {
         Self {
-            requested: Arc::new(watch::channel(false).0),
             state: Arc::new(watch::channel(NodeState::Active).0),
         }
     }
 }
 
 impl DrainControl {
-    /// Starts draining (again, if cancelled before).
+    /// Starts draining (again, if cancelled before); a drain under way goes on.
     pub fn drain(&self) {
-        self.requested.send_replace(true);
+        self.state.send_if_modified(|state| {
+            let start = *state == NodeState::Active;
+            if start {
+                *state = NodeState::ShuttingDown;
+            }
+            start
+        });
     }
 
-    /// Returns the executor to service; fails once the drain has finished.
+    /// Returns a draining executor to service; fails once the drain has finished.
     pub fn cancel(&self) -> Result<(), &'static str> {
-        if *self.state.borrow() == NodeState::Drained {
-            return Err("the executor has drained and is exiting");
+        let mut drained = false;
+        self.state.send_if_modified(|state| match *state {
+            NodeState::ShuttingDown => {
+                *state = NodeState::Active;
+                true
+            }
+            NodeState::Active => false,
+            NodeState::Drained => {
+                drained = true;
+                false
+            }
+        });
+        if drained {
+            Err("the executor has drained and is exiting")
+        } else {
+            Ok(())
         }
-        self.requested.send_replace(false);
-        Ok(())
+    }
+
+    /// Ends a drain that was not cancelled meanwhile; `false` if it was.
+    fn finish(&self) -> bool {
+        self.state.send_if_modified(|state| {
+            let finish = *state == NodeState::ShuttingDown;
+            if finish {
+                *state = NodeState::Drained;
+            }
+            finish
+        })
     }
 
     /// The node's state now.
@@ -192,8 +219,8 @@ impl DrainContext {
                 .heart_beat_from_executor(params)
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+                .map_err(|e| format!("{:?}: {}", e.code(), e.message())),
+            Err(e) => Err(error_chain(&e)),
         };
         if let Err(e) = sent {
             tracing::warn!("cannot tell the scheduler this executor's state: {e}");
@@ -214,32 +241,46 @@ impl DrainContext {
             .collect()
     }
 
-    /// Which of `jobs` still need their files, by the scheduler's account.
-    async fn jobs_in_use(&self, jobs: &[String]) -> Result<Vec<String>, String> {
-        let channel = self.scheduler().await.map_err(|e| e.to_string())?;
-        let mut client = FlightServiceClient::new(channel);
-        let mut answers = client
+    /// Asks the scheduler which of `jobs` still need their files and how many tasks are
+    /// bound to this executor. `Err(true)`: the scheduler could not be reached at all.
+    async fn ask_scheduler(&self, jobs: &[String]) -> Result<(Vec<String>, usize), (bool, String)> {
+        let channel = self
+            .scheduler()
+            .await
+            .map_err(|e| (true, error_chain(&e)))?;
+        let mut body = format!("executor {}", self.executor_id());
+        for job in jobs {
+            body.push_str("\njob ");
+            body.push_str(job);
+        }
+        let mut answers = FlightServiceClient::new(channel)
             .do_action(Action {
                 r#type: JOBS_IN_USE_ACTION.to_owned(),
-                body: jobs.join("\n").into(),
+                body: body.into(),
             })
             .await
-            .map_err(|e| e.message().to_owned())?
+            .map_err(|e| (false, format!("{:?}: {}", e.code(), e.message())))?
             .into_inner();
-        let mut used = Vec::new();
+        let (mut used, mut tasks) = (Vec::new(), 0);
         while let Some(answer) = answers
             .message()
             .await
-            .map_err(|e| e.message().to_owned())?
+            .map_err(|e| (false, format!("{:?}: {}", e.code(), e.message())))?
         {
-            let body = String::from_utf8_lossy(&answer.body).into_owned();
-            used.extend(body.lines().filter(|l| !l.is_empty()).map(str::to_owned));
+            for line in String::from_utf8_lossy(&answer.body).lines() {
+                match line.split_once(' ') {
+                    Some(("job", id)) => used.push(id.to_owned()),
+                    Some(("tasks", n)) => tasks = n.parse().unwrap_or(usize::MAX),
+                    _ => {}
+                }
+            }
         }
-        Ok(used)
+        Ok((used, tasks))
     }
 
-    /// Whether nothing runs here and nothing will read this executor's files again;
-    /// `unreachable_since` tracks how long the scheduler has not answered.
+    /// Whether nothing runs here, no task is on its way here, and nothing will read this
+    /// executor's files again; `unreachable_since` tracks how long the scheduler has not
+    /// been reachable.
     async fn drained(&self, unreachable_since: &mut Option<Instant>) -> bool {
         let running = self.metrics.running_tasks();
         if running > 0 {
@@ -247,20 +288,23 @@ impl DrainContext {
             return false;
         }
         let jobs = self.jobs_with_files();
-        if jobs.is_empty() {
-            return true;
-        }
-        match self.jobs_in_use(&jobs).await {
-            Ok(used) => {
+        match self.ask_scheduler(&jobs).await {
+            Ok((used, tasks)) => {
                 *unreachable_since = None;
-                if !used.is_empty() {
-                    tracing::debug!(?used, "drain: queries still read this executor's files");
+                if !used.is_empty() || tasks > 0 {
+                    tracing::debug!(?used, tasks, "drain: queries still need this executor");
                 }
-                used.is_empty()
+                used.is_empty() && tasks == 0
             }
-            Err(e) => {
+            Err((unreachable, e)) => {
+                tracing::warn!(
+                    "drain: cannot ask the scheduler which jobs need this executor: {e}"
+                );
+                if !unreachable {
+                    *unreachable_since = None;
+                    return false;
+                }
                 let since = *unreachable_since.get_or_insert_with(Instant::now);
-                tracing::warn!("drain: cannot ask the scheduler which jobs are running: {e}");
                 since.elapsed() >= SCHEDULER_GONE
             }
         }
@@ -290,8 +334,8 @@ impl DrainContext {
                 .stop_executor(stop)
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+                .map_err(|e| format!("{:?}: {}", e.code(), e.message())),
+            Err(e) => Err(error_chain(&e)),
         };
         if let Err(e) = stopped {
             // Nothing else can stop Ballista's executor in order: leave the process.
@@ -301,32 +345,44 @@ impl DrainContext {
     }
 }
 
+/// An error with its causes (tonic's transport errors say only "transport error").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Runs the drain protocol for the executor's lifetime: waits for a drain, drains (or goes
 /// back to service when cancelled), and once drained stops the executor.
 pub(crate) async fn run(ctx: DrainContext) {
-    let mut requested = ctx.control.requested.subscribe();
+    let mut state = ctx.control.state.subscribe();
     let mut readiness = tokio::time::interval(CHECK_INTERVAL);
+    readiness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // Active: wait for a drain, keeping /readyz current.
-        while !*requested.borrow_and_update() {
+        while *state.borrow_and_update() == NodeState::Active {
             ctx.refresh_readiness();
             tokio::select! {
                 _ = readiness.tick() => {}
-                changed = requested.changed() => if changed.is_err() { return },
+                changed = state.changed() => if changed.is_err() { return },
             }
         }
         let started = Instant::now();
-        ctx.control.state.send_replace(NodeState::ShuttingDown);
         ctx.refresh_readiness();
         TERMINATING.store(true, Ordering::Release);
         ctx.metrics.draining.set(1);
         tracing::info!(executor_id = ctx.executor_id(), "draining: no new tasks");
         ctx.heartbeat(true).await;
         // A cancel is seen at once, not after the next check.
-        let _ = tokio::time::timeout(SETTLE, requested.changed()).await;
+        let _ = tokio::time::timeout(SETTLE, state.changed()).await;
         let mut unreachable_since = None;
-        let reason = loop {
-            if !*requested.borrow_and_update() {
+        let finished = loop {
+            if *state.borrow_and_update() != NodeState::ShuttingDown {
                 break None;
             }
             if ctx.drained(&mut unreachable_since).await {
@@ -345,49 +401,58 @@ pub(crate) async fn run(ctx: DrainContext) {
                 );
                 break Some(format!("drain timed out after {:?}", ctx.timeout));
             }
-            let _ = tokio::time::timeout(CHECK_INTERVAL, requested.changed()).await;
+            let _ = tokio::time::timeout(CHECK_INTERVAL, state.changed()).await;
         };
-        match reason {
-            Some(reason) => {
-                ctx.control.state.send_replace(NodeState::Drained);
-                tracing::info!(executor_id = ctx.executor_id(), "{reason}; exiting");
-                ctx.exit(&reason).await;
-                return;
-            }
-            None => {
-                TERMINATING.store(false, Ordering::Release);
-                ctx.metrics.draining.set(0);
-                ctx.control.state.send_replace(NodeState::Active);
-                ctx.heartbeat(false).await;
-                tracing::info!(
-                    executor_id = ctx.executor_id(),
-                    "drain cancelled: taking tasks again"
-                );
-            }
+        // Only a drain still under way ends: a cancel that came while we looked wins.
+        if let Some(reason) = finished
+            && ctx.control.finish()
+        {
+            tracing::info!(executor_id = ctx.executor_id(), "{reason}; exiting");
+            ctx.exit(&reason).await;
+            return;
         }
+        TERMINATING.store(false, Ordering::Release);
+        ctx.metrics.draining.set(0);
+        ctx.heartbeat(false).await;
+        tracing::info!(
+            executor_id = ctx.executor_id(),
+            "drain cancelled: taking tasks again"
+        );
     }
 }
 
 /// `GET /v1/info/state` (the node's state as a JSON string) and `PUT /v1/info/state` with
 /// `"SHUTTING_DOWN"` (or Trino's `"DRAINING"`) to drain or `"ACTIVE"` to cancel. Changes are
-/// accepted from the executor's own host only (the pod's `preStop`, `tributary executor
-/// drain`): the HTTP port is also open to Prometheus.
-pub(crate) fn routes(control: DrainControl) -> Router {
+/// accepted from the executor's own host only (loopback or one of `own_ips`: the pod's
+/// `preStop`, `tributary executor drain`), as the HTTP port is also open to Prometheus.
+/// Behind a proxy that makes every peer local (a service-mesh sidecar), restrict the port
+/// with a NetworkPolicy instead.
+pub(crate) fn routes(control: DrainControl, own_ips: Vec<std::net::IpAddr>) -> Router {
     Router::new()
         .route("/v1/info/state", get(get_state).put(put_state))
-        .with_state(control)
+        .with_state(StateRoutes {
+            control,
+            own_ips: Arc::new(own_ips),
+        })
 }
 
-async fn get_state(State(control): State<DrainControl>) -> Response {
-    axum::Json(control.state().name()).into_response()
+#[derive(Clone)]
+struct StateRoutes {
+    control: DrainControl,
+    own_ips: Arc<Vec<std::net::IpAddr>>,
+}
+
+async fn get_state(State(routes): State<StateRoutes>) -> Response {
+    axum::Json(routes.control.state().name()).into_response()
 }
 
 async fn put_state(
-    State(control): State<DrainControl>,
+    State(routes): State<StateRoutes>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     body: String,
 ) -> Response {
-    if !peer.ip().is_loopback() {
+    let control = routes.control;
+    if !peer.ip().is_loopback() && !routes.own_ips.contains(&peer.ip()) {
         return (
             StatusCode::FORBIDDEN,
             format!(

@@ -63,8 +63,10 @@ const HEARTBEAT_INTERVAL_SECONDS: u64 = 3;
 
 /// Runs an executor until it fails or the process is told to stop.
 ///
-/// Uses Ballista's `start_executor_process`, which owns signal handling: this is the
-/// executor of a process (`tributary executor`, or each executor of `tributary standalone`).
+/// Uses Ballista's `start_executor_process`, which stops the executor at once on Ctrl-C
+/// (SIGINT) and, where the process has not taken SIGTERM for draining
+/// ([`crate::intercept_sigterm`]), on SIGTERM: this is the executor of a process
+/// (`tributary executor`, or each executor of `tributary standalone`).
 pub async fn run_executor(
     options: ExecutorOptions,
     catalogs: Catalogs,
@@ -74,6 +76,13 @@ pub async fn run_executor(
     let drain = options.drain.clone();
     let drain_timeout = options.drain_timeout;
     let scheduler = options.scheduler.clone();
+    // Requests from these addresses come from this host (drain requests are accepted).
+    let own_ips: Vec<std::net::IpAddr> = [Some(&options.bind_host), options.external_host.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter_map(|host| host.parse().ok())
+        .filter(|ip: &std::net::IpAddr| !ip.is_unspecified())
+        .collect();
     let mut config = process_config(options, catalogs)?;
     metrics.slots.set(config.vcores as i64);
     // As Ballista does: client_ttl 0 means no pooling of shuffle-read connections.
@@ -93,7 +102,7 @@ pub async fn run_executor(
     health.set_ready(false);
     if let Some(addr) = http_addr {
         let routes = match &drain {
-            Some(control) => crate::drain::routes(control.clone()),
+            Some(control) => crate::drain::routes(control.clone(), own_ips),
             None => axum::Router::new(),
         };
         let bound = serve_metrics(addr, Arc::clone(&metrics), routes, health.clone()).await?;
@@ -112,7 +121,8 @@ pub async fn run_executor(
             control,
             scheduler: Endpoint::from_shared(format!("http://{scheduler}"))
                 .map_err(|_| ExecutorError::SchedulerAddress(scheduler.clone()))?
-                .connect_timeout(Duration::from_secs(5)),
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(10)),
             own_grpc_url: format!("http://{grpc_host}:{}", config.grpc_port),
             registration: structure_executor_metadata(&config, config.vcores as u32),
             work_dir: PathBuf::from(config.work_dir.clone().unwrap_or_default()),

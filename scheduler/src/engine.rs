@@ -383,13 +383,17 @@ impl Engine {
         sql: &str,
     ) -> Result<JobResult> {
         let retries = self.retry.query_retries();
+        // One deadline for every attempt: query_max_run_time bounds the query, not a run.
+        let deadline = tokio::time::Instant::now() + session.max_run_time();
         let mut attempt = 0;
         loop {
             match self
-                .run_job_once(session, Arc::clone(&ctx), plan, sql)
+                .run_job_once(session, Arc::clone(&ctx), plan, sql, deadline)
                 .await
             {
-                Err(SchedulerError::JobFailed { job_id, message }) if attempt < retries => {
+                Err(SchedulerError::JobFailed { job_id, message })
+                    if attempt < retries && retryable(&message) =>
+                {
                     attempt += 1;
                     tracing::warn!(
                         job_id,
@@ -411,6 +415,7 @@ impl Engine {
         ctx: Arc<SessionContext>,
         plan: &LogicalPlan,
         sql: &str,
+        deadline: tokio::time::Instant,
     ) -> Result<JobResult> {
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let name: String = sql.chars().take(100).collect();
@@ -451,7 +456,7 @@ impl Engine {
             armed: true,
         };
         let max = session.max_run_time();
-        let waited = tokio::time::timeout(max, async {
+        let waited = tokio::time::timeout_at(deadline, async {
             let mut running_seen = false;
             let mut poll = tokio::time::interval(STATUS_POLL);
             loop {
@@ -499,6 +504,23 @@ impl Engine {
         self.scheduler.cancel_job(job_id.to_owned().into()).await?;
         Ok(())
     }
+}
+
+/// Whether a failed job may succeed when submitted again: failures of the cluster or of a
+/// source (a lost executor, a shuffle read, I/O, a connection), not of the query itself (a
+/// division by zero fails every time; Trino does not retry user errors either).
+fn retryable(message: &str) -> bool {
+    const CLUSTER_FAILURES: [&str; 8] = [
+        "FetchPartitionError",
+        "ExecutorLost",
+        "ResultLost",
+        "IoError",
+        "TaskKilled",
+        "transport error",
+        "Unavailable",
+        "onnection",
+    ];
+    CLUSTER_FAILURES.iter().any(|m| message.contains(m))
 }
 
 /// Turns DataFusion's "table 'a.b.c' not found" into what is missing: the catalog, the
@@ -632,5 +654,19 @@ impl Drop for CancelOnDrop {
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retryable;
+
+    #[test]
+    fn cluster_failures_are_retried_query_errors_are_not() {
+        assert!(retryable(
+            "Job failed due to stage 2 failed: FetchPartitionError from executor"
+        ));
+        assert!(retryable("ExecutorLost: executor e1 heartbeat timed out"));
+        assert!(!retryable("Arrow error: Divide by zero error"));
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! A job needs its files while Ballista runs it (later stages read earlier stages' shuffle
 //! outputs) and, once it succeeded, until its result partitions have been read: by the
-//! client (each partition announced in a FlightInfo, read to its end once, or until the result
-//! TTL passes) or by the scheduler itself (INSERT and CTAS stream the result into the target).
+//! client (each partition announced in a FlightInfo, read to its end once; a client that reads
+//! nothing for [`CLIENT_TIMEOUT`] has left, as Trino's `query.client.timeout` says, and a
+//! cancelled FlightInfo is not read) or by the scheduler itself (INSERT and CTAS stream the
+//! result into the target). An executor also stays while tasks are bound to it.
 //! The engine holds a [`Lease`] from the job's submission until whoever reads the result has
 //! taken over, so there is no moment between "job finished" and "result announced" in which
 //! the job looks unused.
@@ -28,8 +30,18 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::cluster::BallistaScheduler;
 
-/// The `DoAction` type executors send: body and answer are newline-separated job ids.
+/// The `DoAction` type executors send. Body: lines `executor <id>` and `job <id>`; answer:
+/// lines `job <id>` (still needed) and `tasks <n>` (tasks bound to that executor).
 pub(crate) const JOBS_IN_USE_ACTION: &str = "tributary.jobs_in_use";
+
+/// How long an announced result keeps executors' files needed after it was announced or
+/// last read (Trino's `query.client.timeout` default): a client silent that long has left.
+/// Shorter than an executor's drain timeout, so one abandoned result never holds a drain to
+/// its end.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One result partition announced to a client: (stage, partition, executor, file).
+pub type PartitionKey = (u32, u32, String, Option<u64>);
 
 /// What keeps one job's files needed.
 #[derive(Debug, Default)]
@@ -37,8 +49,8 @@ struct JobUse {
     /// Holders of a [`Lease`] (a running statement, a write reading the result).
     holders: usize,
     /// Result partitions announced to a client and not yet read to their end.
-    unread: HashSet<(u32, u32)>,
-    /// When unread partitions stop counting (the result TTL).
+    unread: HashSet<PartitionKey>,
+    /// When unread partitions stop counting.
     expires: Option<Instant>,
 }
 
@@ -68,27 +80,40 @@ impl ResultLeases {
         }
     }
 
-    /// Keeps `job_id`'s files needed until each of `partitions` (stage, partition) has been
-    /// read once to its end, or `ttl` passes.
+    /// Keeps `job_id`'s files needed until each of `partitions` has been read once to its
+    /// end, or nothing has been read for `timeout`.
     pub fn await_reads(
         &self,
         job_id: &str,
-        partitions: impl IntoIterator<Item = (u32, u32)>,
-        ttl: Duration,
+        partitions: impl IntoIterator<Item = PartitionKey>,
+        timeout: Duration,
     ) {
         let mut jobs = self.lock();
         let now = Instant::now();
         jobs.retain(|_, u| u.needed(now));
         let entry = jobs.entry(job_id.to_owned()).or_default();
         entry.unread.extend(partitions);
-        entry.expires = Some(now + ttl);
+        entry.expires = Some(now + timeout);
     }
 
-    /// A client read one result partition to its end.
-    pub fn read(&self, job_id: &str, stage: u32, partition: u32) {
+    /// A client read one result partition to its end (the others get `timeout` more).
+    pub fn read(&self, job_id: &str, partition: &PartitionKey, timeout: Duration) {
         let mut jobs = self.lock();
         if let Some(entry) = jobs.get_mut(job_id) {
-            entry.unread.remove(&(stage, partition));
+            entry.unread.remove(partition);
+            entry.expires = Some(Instant::now() + timeout);
+            if !entry.needed(Instant::now()) {
+                jobs.remove(job_id);
+            }
+        }
+    }
+
+    /// Nobody will read `job_id`'s result (its FlightInfo was cancelled); leases still held
+    /// (a write in progress) keep it.
+    pub fn forget(&self, job_id: &str) {
+        let mut jobs = self.lock();
+        if let Some(entry) = jobs.get_mut(job_id) {
+            entry.unread.clear();
             if !entry.needed(Instant::now()) {
                 jobs.remove(job_id);
             }
@@ -136,6 +161,23 @@ pub(crate) struct JobsInUseService {
 impl JobsInUseService {
     pub(crate) fn new(scheduler: BallistaScheduler, leases: ResultLeases) -> Self {
         Self { scheduler, leases }
+    }
+
+    /// Tasks of running jobs bound to `executor_id` (launched or about to be).
+    async fn tasks_on(&self, executor_id: &str) -> usize {
+        let jobs = self.scheduler.state.task_manager.get_running_job_cache();
+        let mut n = 0;
+        for job in jobs.values() {
+            n += job
+                .execution_graph
+                .read()
+                .await
+                .running_tasks()
+                .iter()
+                .filter(|t| t.executor_id == executor_id)
+                .count();
+        }
+        n
     }
 
     /// The jobs of `job_ids` that are queued, running, or leased.
@@ -193,11 +235,31 @@ impl FlightService for JobsInUseService {
             return unsupported();
         }
         let body = std::str::from_utf8(&action.body)
-            .map_err(|_| Status::invalid_argument("job ids must be UTF-8 lines"))?;
-        let ids: Vec<&str> = body.lines().filter(|l| !l.is_empty()).collect();
-        let used = self.in_use(&ids).await?;
+            .map_err(|_| Status::invalid_argument("the request must be UTF-8 lines"))?;
+        let mut executor = None;
+        let mut ids = Vec::new();
+        for line in body.lines().filter(|l| !l.is_empty()) {
+            match line.split_once(' ') {
+                Some(("executor", id)) => executor = Some(id),
+                Some(("job", id)) => ids.push(id),
+                _ => {
+                    return Err(Status::invalid_argument(format!(
+                        "expected 'executor <id>' or 'job <id>', got '{line}'"
+                    )));
+                }
+            }
+        }
+        let mut lines: Vec<String> = self
+            .in_use(&ids)
+            .await?
+            .into_iter()
+            .map(|id| format!("job {id}"))
+            .collect();
+        if let Some(executor) = executor {
+            lines.push(format!("tasks {}", self.tasks_on(executor).await));
+        }
         let answer = arrow_flight::Result {
-            body: used.join("\n").into(),
+            body: lines.join("\n").into(),
         };
         Ok(Response::new(Box::pin(futures::stream::iter([Ok(answer)]))))
     }
@@ -208,8 +270,8 @@ impl FlightService for JobsInUseService {
     ) -> Result<Response<Self::ListActionsStream>, Status> {
         let action = ActionType {
             r#type: JOBS_IN_USE_ACTION.to_owned(),
-            description: "Which of these jobs (newline-separated ids) still need executors' \
-                          shuffle or result files"
+            description: "Which of these jobs ('job <id>' lines) still need executors' shuffle \
+                          or result files, and how many tasks are bound to 'executor <id>'"
                 .to_owned(),
         };
         Ok(Response::new(Box::pin(futures::stream::iter([Ok(action)]))))
@@ -276,25 +338,39 @@ impl FlightService for JobsInUseService {
 mod tests {
     use super::*;
 
+    fn key(partition: u32, executor: &str) -> PartitionKey {
+        (2, partition, executor.to_owned(), None)
+    }
+
     #[test]
     fn a_job_is_needed_while_held_and_until_its_partitions_are_read() {
         let leases = ResultLeases::default();
+        let minute = Duration::from_secs(60);
         let lease = leases.hold("j1");
         assert!(leases.leased("j1"));
-        leases.await_reads("j1", [(2, 0), (2, 1)], Duration::from_secs(60));
+        leases.await_reads("j1", [key(0, "e1"), key(0, "e2")], minute);
         drop(lease);
         assert!(leases.leased("j1"), "two partitions unread");
-        leases.read("j1", 2, 0);
-        assert!(leases.leased("j1"), "one partition unread");
-        leases.read("j1", 2, 1);
+        leases.read("j1", &key(0, "e1"), minute);
+        assert!(
+            leases.leased("j1"),
+            "the same partition on another executor unread"
+        );
+        leases.read("j1", &key(0, "e2"), minute);
         assert!(!leases.leased("j1"));
     }
 
     #[test]
-    fn unread_partitions_stop_counting_after_the_ttl() {
+    fn unread_partitions_stop_counting_after_the_client_timeout_or_a_cancel() {
         let leases = ResultLeases::default();
-        leases.await_reads("j2", [(1, 0)], Duration::ZERO);
+        leases.await_reads("j2", [key(0, "e1")], Duration::ZERO);
         assert!(!leases.leased("j2"));
         assert!(!leases.leased("never-seen"));
+        leases.await_reads("j3", [key(0, "e1")], Duration::from_secs(60));
+        let writing = leases.hold("j3");
+        leases.forget("j3");
+        assert!(leases.leased("j3"), "a held lease outlives the cancel");
+        drop(writing);
+        assert!(!leases.leased("j3"));
     }
 }

@@ -32,7 +32,7 @@ pub use cluster::{BallistaScheduler, MEMORY_CATALOG, RetryPolicy};
 pub use engine::Engine;
 pub use error::{Result, SchedulerError};
 pub use flight_sql::TributaryFlightSql;
-pub use leases::{Lease, ResultLeases};
+pub use leases::{CLIENT_TIMEOUT, Lease, PartitionKey, ResultLeases};
 pub use monitor::{HistoryOptions, Monitor};
 
 /// Largest message the Flight SQL service accepts (DoPut of parameters and data).

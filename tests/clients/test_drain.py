@@ -11,9 +11,11 @@ import threading
 import time
 import urllib.request
 
+import pyarrow.flight as flight
 import pytest
 
 from conftest import BIN, REPO, Cluster, connect, query
+from test_adbc import encode_statement_query
 from test_observability import metrics
 
 # A join with shuffles on both sides (hash-partitioned aggregation above it), small enough to
@@ -99,9 +101,8 @@ def expected():
         c.stop()
 
 
-@pytest.fixture
-def fleet(request):
-    c = Cluster(REPO / "etc", executors=3)
+def three_executors(request, scheduler_args=None):
+    c = Cluster(REPO / "etc", executors=3, scheduler_args=scheduler_args)
     try:
         c.wait_ready()
         yield c
@@ -109,6 +110,18 @@ def fleet(request):
         if request.session.testsfailed:
             print(c.logs(80))
         c.stop()
+
+
+@pytest.fixture
+def fleet(request):
+    yield from three_executors(request)
+
+
+@pytest.fixture
+def strict_fleet(request):
+    """No task retries: a drained executor that dropped files a query still needed would
+    fail that query instead of having them computed again."""
+    yield from three_executors(request, ["--retry-policy", "NONE"])
 
 
 class Load:
@@ -145,10 +158,11 @@ class Load:
             t.join(300)
 
 
-def test_scale_down_under_load_fails_no_query(fleet, expected):
+def test_scale_down_under_load_fails_no_query(strict_fleet, expected):
     """Executors are drained one by one with SIGTERM (as Kubernetes stops a pod) while new
     ones start and clients keep running shuffled joins: no query fails, every answer is
     right, and each drained executor exits 0 within its grace period."""
+    fleet = strict_fleet
     load = Load(fleet.uri, expected)
     drain_seconds = []
     try:
@@ -165,6 +179,8 @@ def test_scale_down_under_load_fails_no_query(fleet, expected):
             code = victim.wait(600)
             drain_seconds.append(round(time.time() - started, 2))
             assert code == 0, f"{name} exited with {code}:\n{fleet.logs()}"
+            log = (fleet.dir / f"{name}.log").read_text(errors="replace")
+            assert "drained in" in log and "timed out" not in log, log[-3000:]
             # Queries keep completing after the executor left.
             wait_for(lambda: load.done >= before + 2, 120, f"queries after {name} left")
             assert not load.failures, load.failures
@@ -225,58 +241,95 @@ def test_bad_retry_policy_is_refused():
     assert "--retry-policy" in out.stderr and "QUERY" in out.stderr, out.stderr
 
 
-def test_cancelled_drain_returns_the_executor_to_service(fleet, expected):
-    """A drain started over HTTP (`tributary executor drain`) and cancelled half-way: the
-    executor is ready again, stays up and takes tasks."""
+class UnreadResult:
+    """A query whose result is announced (GetFlightInfo) and not read yet: the executors
+    holding its files must keep them."""
+
+    SQL = "SELECT l_orderkey % 97 AS k, count(*) AS n FROM tpch.tiny.lineitem GROUP BY 1"
+
+    def __init__(self, uri):
+        self.client = flight.FlightClient(uri)
+        header = self.client.authenticate_basic_token("tester", "secret")
+        self.options = flight.FlightCallOptions(headers=[header])
+        descriptor = flight.FlightDescriptor.for_command(encode_statement_query(self.SQL))
+        self.info = self.client.get_flight_info(descriptor, self.options)
+
+    def read(self):
+        rows = 0
+        for endpoint in self.info.endpoints:
+            rows += self.client.do_get(endpoint.ticket, self.options).read_all().num_rows
+        return rows
+
+
+def job_dirs(cluster, n):
+    work = cluster.dir / f"work{n}"
+    return [p.name for p in work.iterdir() if p.is_dir()] if work.exists() else []
+
+
+def test_unread_result_keeps_a_drained_executor_until_read(strict_fleet):
+    """An executor holding files of a result a client has not read yet stays (draining)
+    until the client has read it, then exits 0; `tributary executor drain --wait` waits."""
+    fleet = strict_fleet
+    pinned = UnreadResult(fleet.uri)
+    assert len(pinned.info.endpoints) > 1
+    name, proc = [np for np in fleet.procs if np[0].startswith("executor")][0]
+    assert job_dirs(fleet, 0), f"{name} holds no files of the result"
+    waiter = subprocess.Popen([BIN, "executor", "drain", "--url", fleet.executor_http[0], "--wait"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: state(fleet.executor_http[0]) == "SHUTTING_DOWN", 10, f"{name} draining")
+    time.sleep(4)
+    assert proc.poll() is None, f"{name} left before its result was read"
+    assert waiter.poll() is None, "drain --wait returned before the executor exited"
+    assert pinned.read() == 97
+    assert proc.wait(60) == 0
+    _, err = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0, err
+    assert "has exited" in err
+    log = (fleet.dir / f"{name}.log").read_text(errors="replace")
+    assert "drained in" in log, log[-3000:]
+
+
+def test_cancelled_drain_returns_the_executor_to_service(strict_fleet, expected):
+    """A drain started over HTTP (`tributary executor drain`) and cancelled half-way (an
+    unread result keeps it from finishing): while draining the executor is not ready, is
+    listed shutting_down and takes no task though queries run; once cancelled it is ready,
+    stays up and takes tasks again."""
+    fleet = strict_fleet
+    pinned = UnreadResult(fleet.uri)
     name, proc = [np for np in fleet.procs if np[0].startswith("executor")][0]
     url = fleet.executor_http[0]
-    background = {}
-
-    def run():
-        conn = connect(fleet.uri)
-        try:
-            background["rows"] = query(conn, LONG_QUERY)
-        except Exception as e:
-            background["error"] = e
-        finally:
-            conn.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    wait_for(lambda: running_tasks(url) > 0, 120, f"{name} running the query's tasks")
+    assert job_dirs(fleet, 0), f"{name} holds no files of the result"
     drain = subprocess.run([BIN, "executor", "drain", "--url", url], capture_output=True, text=True, timeout=30)
     assert drain.returncode == 0, drain.stderr
     assert state(url) == "SHUTTING_DOWN"
-    assert http(url + "/readyz")[0] == 503
+    wait_for(lambda: http(url + "/readyz")[0] == 503, 10, f"{name} not ready")
     assert metrics(url)[("tributary_executor_draining", ())] == 1
-    # The scheduler knows at once (system.runtime.nodes, Trino's node states).
     conn = connect(fleet.uri)
     try:
+        # The scheduler knows at once (system.runtime.nodes, Trino's node states).
         wait_for(lambda: ("shutting_down",) in query(
             conn, "SELECT state FROM system.runtime.nodes WHERE NOT coordinator"), 10,
             "the scheduler to list the executor as shutting_down")
-    finally:
-        conn.close()
-    # Half-way: its running tasks are not done yet.
-    cancel = subprocess.run([BIN, "executor", "drain", "--url", url, "--cancel"],
-                            capture_output=True, text=True, timeout=30)
-    assert cancel.returncode == 0, cancel.stderr
-    wait_for(lambda: state(url) == "ACTIVE", 10, f"{name} active again")
-    wait_for(lambda: http(url + "/readyz")[0] == 200, 30, f"{name} ready again")
-    thread.join(600)
-    assert "error" not in background, background.get("error")
-    assert background["rows"] == expected[LONG_QUERY]
-    assert proc.poll() is None, f"{name} exited after its drain was cancelled"
-    # It takes tasks again.
-    before = executor_tasks(url)
-    conn = connect(fleet.uri)
-    try:
+        wait_for(lambda: running_tasks(url) == 0, 60, f"{name} idle")
+        before = executor_tasks(url)
+        for _ in range(3):
+            assert query(conn, JOINS[0]) == expected[JOINS[0]]
+        assert executor_tasks(url) == before, f"{name} took tasks while draining"
+        assert proc.poll() is None, f"{name} left with a result unread"
+        cancel = subprocess.run([BIN, "executor", "drain", "--url", url, "--cancel"],
+                                capture_output=True, text=True, timeout=30)
+        assert cancel.returncode == 0, cancel.stderr
+        assert state(url) == "ACTIVE"
+        wait_for(lambda: http(url + "/readyz")[0] == 200, 30, f"{name} ready again")
         deadline = time.time() + 120
         while executor_tasks(url) <= before and time.time() < deadline:
             assert query(conn, JOINS[0]) == expected[JOINS[0]]
+        assert executor_tasks(url) > before, f"{name} took no task after its drain was cancelled"
     finally:
         conn.close()
-    assert executor_tasks(url) > before, f"{name} took no task after its drain was cancelled"
+    assert pinned.read() == 97
+    time.sleep(2)
+    assert proc.poll() is None, f"{name} exited after its drain was cancelled"
 
 
 def test_bad_state_changes_are_refused(fleet):

@@ -21,7 +21,7 @@ use tributary_proto::{JobPartition, ResultTicket, result_ticket::Target};
 
 use crate::error::SchedulerError;
 use crate::fetch::{BatchStream, PartitionFetcher};
-use crate::leases::ResultLeases;
+use crate::leases::{CLIENT_TIMEOUT, ResultLeases};
 
 /// Target size of one FlightData message towards clients (ADBC's limit is 16 MiB).
 const FLIGHT_DATA_SIZE: usize = 2 * 1024 * 1024;
@@ -84,8 +84,8 @@ impl ResultStore {
         schemas.insert(job_id.to_owned(), (schema, Instant::now()));
         self.leases.await_reads(
             job_id,
-            partitions.iter().map(|p| (p.stage_id, p.partition_id)),
-            self.ttl,
+            partitions.iter().map(partition_key),
+            CLIENT_TIMEOUT.min(self.ttl),
         );
         partitions
             .into_iter()
@@ -130,12 +130,9 @@ impl ResultStore {
                 });
                 // Read to its end: the executor may let it go.
                 let leases = self.leases.clone();
+                let timeout = CLIENT_TIMEOUT.min(self.ttl);
                 let read = futures::stream::once(async move {
-                    leases.read(
-                        &partition.job_id,
-                        partition.stage_id,
-                        partition.partition_id,
-                    );
+                    leases.read(&partition.job_id, &partition_key(&partition), timeout);
                 })
                 .filter_map(|()| futures::future::ready(None));
                 Ok(encode(schema, conformed.chain(read).boxed()))
@@ -143,6 +140,11 @@ impl ResultStore {
             None => Err(SchedulerError::UnknownHandle("empty result ticket".into())),
         }
     }
+}
+
+/// How the leases name a result partition.
+fn partition_key(p: &JobPartition) -> (u32, u32, String, Option<u64>) {
+    (p.stage_id, p.partition_id, p.executor_id.clone(), p.file_id)
 }
 
 fn ticket(target: Target) -> Ticket {

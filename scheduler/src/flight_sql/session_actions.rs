@@ -183,6 +183,8 @@ pub(super) async fn cancel_info(
         };
         if let Some(Target::Partition(p)) = result.target {
             engine.cancel(&p.job_id).await?;
+            // Its result will not be read: executors need not keep it for a drain.
+            engine.leases().forget(&p.job_id);
             cancelled = true;
         }
     }
