@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use tributary_connector::{Catalogs, ConnectorRegistry};
 use tributary_executor::{DrainControl, ExecutorOptions, intercept_sigterm, run_executor};
+use tributary_scheduler::admission::ResourceGroupsConfig;
 use tributary_scheduler::{HistoryOptions, RetryPolicy, SchedulerOptions, start_scheduler};
 use tributary_telemetry::TelemetryOptions;
 
@@ -409,6 +410,7 @@ async fn scheduler(args: SchedulerArgs) -> Result<(), String> {
         history: args.observability.options(&args.etc)?,
         executor_timeout_seconds: args.recovery.executor_timeout_seconds,
         retry: args.recovery.retry(),
+        resource_groups: ResourceGroupsConfig::load(&args.etc).map_err(|e| e.to_string())?,
     };
     let running = start_scheduler(options, catalogs)
         .await
@@ -484,6 +486,7 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
         history: args.observability.options(&args.etc)?,
         executor_timeout_seconds: 15,
         retry: RetryPolicy::Task { attempts: 4 },
+        resource_groups: ResourceGroupsConfig::load(&args.etc).map_err(|e| e.to_string())?,
     };
     let running = start_scheduler(options, catalogs.clone())
         .await

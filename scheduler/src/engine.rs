@@ -20,6 +20,7 @@ mod procedures;
 mod properties;
 mod write;
 
+use crate::admission::ResourceGroups;
 use crate::cluster::{BallistaScheduler, RetryPolicy, base_config};
 use crate::error::{Result, SchedulerError};
 use crate::fetch::PartitionFetcher;
@@ -74,6 +75,7 @@ pub struct Engine {
     monitor: Monitor,
     leases: ResultLeases,
     retry: RetryPolicy,
+    admission: Option<ResourceGroups>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -103,7 +105,19 @@ impl Engine {
             monitor,
             leases,
             retry,
+            admission: None,
         }
+    }
+
+    /// Queries wait in resource groups (Trino's admission control).
+    pub fn with_admission(mut self, admission: Option<ResourceGroups>) -> Self {
+        self.admission = admission;
+        self
+    }
+
+    /// The resource groups, when configured.
+    pub fn admission(&self) -> Option<&ResourceGroups> {
+        self.admission.as_ref()
     }
 
     /// Which finished jobs' files are still needed (results not yet read).
@@ -383,12 +397,12 @@ impl Engine {
         sql: &str,
     ) -> Result<JobResult> {
         let retries = self.retry.query_retries();
-        // One deadline for every attempt: query_max_run_time bounds the query, not a run.
-        let deadline = tokio::time::Instant::now() + session.max_run_time();
+        // One deadline for every attempt: the limits bound the query, not a run.
+        let deadline = Deadline::of(session);
         let mut attempt = 0;
         loop {
             match self
-                .run_job_once(session, Arc::clone(&ctx), plan, sql, deadline)
+                .run_job_once(Arc::clone(&ctx), plan, sql, deadline)
                 .await
             {
                 Err(SchedulerError::JobFailed { job_id, message })
@@ -408,14 +422,13 @@ impl Engine {
     }
 
     /// Submits a plan as a Ballista job and waits for it, cancelling it if this future is
-    /// dropped (client went away, deadline) or `query_max_run_time` passes.
+    /// dropped (client went away) or `deadline` passes.
     async fn run_job_once(
         &self,
-        session: &Session,
         ctx: Arc<SessionContext>,
         plan: &LogicalPlan,
         sql: &str,
-        deadline: tokio::time::Instant,
+        deadline: Deadline,
     ) -> Result<JobResult> {
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let name: String = sql.chars().take(100).collect();
@@ -455,8 +468,7 @@ impl Engine {
             job_id: job_id.to_string(),
             armed: true,
         };
-        let max = session.max_run_time();
-        let waited = tokio::time::timeout_at(deadline, async {
+        let waited = tokio::time::timeout_at(deadline.at, async {
             let mut running_seen = false;
             let mut poll = tokio::time::interval(STATUS_POLL);
             loop {
@@ -488,7 +500,12 @@ impl Engine {
                 guard.armed = matches!(result, Err(SchedulerError::Unavailable(_)));
                 result?
             }
-            Err(_) => return Err(SchedulerError::Timeout(max)),
+            Err(_) => {
+                return Err(SchedulerError::Timeout {
+                    limit: deadline.limit,
+                    property: deadline.property,
+                });
+            }
         };
         guard.armed = false;
         if let Some(query) = &query {
@@ -503,6 +520,43 @@ impl Engine {
     pub async fn cancel(&self, job_id: &str) -> Result<()> {
         self.scheduler.cancel_job(job_id.to_owned().into()).await?;
         Ok(())
+    }
+}
+
+/// When a query's job is cancelled: the earlier of `query_max_run_time` after the query was
+/// created (queued time included, as Trino) and `query_max_execution_time` from now.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: tokio::time::Instant,
+    limit: Duration,
+    property: &'static str,
+}
+
+impl Deadline {
+    fn of(session: &Session) -> Self {
+        let now = tokio::time::Instant::now();
+        let created_ago = current_query()
+            .map(|q| {
+                let now_ms = chrono::Utc::now().timestamp_millis();
+                Duration::from_millis(u64::try_from(now_ms - q.info().created_ms).unwrap_or(0))
+            })
+            .unwrap_or_default();
+        let run = session.max_run_time();
+        let execution = session.max_execution_time();
+        let run_left = run.saturating_sub(created_ago);
+        if run_left <= execution {
+            Self {
+                at: now + run_left,
+                limit: run,
+                property: "query_max_run_time",
+            }
+        } else {
+            Self {
+                at: now + execution,
+                limit: execution,
+                property: "query_max_execution_time",
+            }
+        }
     }
 }
 

@@ -37,9 +37,14 @@ pub enum SchedulerError {
     /// Missing or wrong credentials.
     #[error("{0}")]
     Unauthenticated(String),
-    /// The query ran longer than `query_max_run_time`.
-    #[error("query exceeded the maximum run time of {0:?} (session property query_max_run_time)")]
-    Timeout(std::time::Duration),
+    /// The query ran longer than `query_max_run_time` or `query_max_execution_time`.
+    #[error("query exceeded the maximum {} of {limit:?} (session property {property})", if *property == "query_max_run_time" { "run time" } else { "execution time" })]
+    Timeout {
+        /// The limit.
+        limit: std::time::Duration,
+        /// The session property that set it.
+        property: &'static str,
+    },
     /// The query was cancelled.
     #[error("query {0} was cancelled")]
     Cancelled(String),
@@ -57,6 +62,12 @@ pub enum SchedulerError {
     /// An executor or source could not be reached.
     #[error("{0}")]
     Unavailable(String),
+    /// The query's resource group already holds `maxQueued` waiting queries.
+    #[error("{0}")]
+    QueryQueueFull(String),
+    /// No resource-group selector matched the query.
+    #[error("{0}")]
+    QueryRejected(String),
     /// Invalid server configuration (password file, addresses).
     #[error("{0}")]
     Config(String),
@@ -79,11 +90,13 @@ impl SchedulerError {
             Self::SessionProperty(_) => ("USER_ERROR", "INVALID_SESSION_PROPERTY"),
             Self::UnknownHandle(_) => ("USER_ERROR", "GENERIC_USER_ERROR"),
             Self::Unauthenticated(_) => ("USER_ERROR", "PERMISSION_DENIED"),
-            Self::Timeout(_) => ("INSUFFICIENT_RESOURCES", "EXCEEDED_TIME_LIMIT"),
+            Self::Timeout { .. } => ("INSUFFICIENT_RESOURCES", "EXCEEDED_TIME_LIMIT"),
             Self::Cancelled(_) => ("USER_ERROR", "USER_CANCELED"),
             Self::Killed(_) => ("USER_ERROR", "ADMINISTRATIVELY_KILLED"),
             Self::JobFailed { .. } => ("INTERNAL_ERROR", "GENERIC_INTERNAL_ERROR"),
             Self::Unavailable(_) => ("EXTERNAL", "REMOTE_HOST_GONE"),
+            Self::QueryQueueFull(_) => ("INSUFFICIENT_RESOURCES", "QUERY_QUEUE_FULL"),
+            Self::QueryRejected(_) => ("USER_ERROR", "QUERY_REJECTED"),
             Self::Config(_) => ("INTERNAL_ERROR", "CONFIGURATION_INVALID"),
             Self::Engine(_) => ("INTERNAL_ERROR", "GENERIC_INTERNAL_ERROR"),
         }
@@ -204,12 +217,14 @@ impl From<SchedulerError> for Status {
                 Status::not_found(message)
             }
             SchedulerError::Unauthenticated(_) => Status::unauthenticated(message),
-            SchedulerError::Timeout(_) => Status::deadline_exceeded(message),
+            SchedulerError::Timeout { .. } => Status::deadline_exceeded(message),
             SchedulerError::Cancelled(_) | SchedulerError::Killed(_) => Status::cancelled(message),
             SchedulerError::JobFailed { .. } | SchedulerError::Engine(_) => {
                 Status::internal(message)
             }
             SchedulerError::Unavailable(_) => Status::unavailable(message),
+            SchedulerError::QueryQueueFull(_) => Status::resource_exhausted(message),
+            SchedulerError::QueryRejected(_) => Status::permission_denied(message),
             SchedulerError::Config(_) => Status::failed_precondition(message),
         }
     }

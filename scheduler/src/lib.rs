@@ -4,6 +4,7 @@
 //! Start reading at [`start_scheduler`]; a query's path is `flight_sql::service` →
 //! [`statement::parse`] → [`engine::Engine::execute`] → Ballista → `flight_sql::results`.
 
+pub mod admission;
 mod auth;
 mod cluster;
 pub mod engine;
@@ -62,6 +63,8 @@ pub struct SchedulerOptions {
     pub executor_timeout_seconds: u64,
     /// What is retried when tasks fail or executors are lost.
     pub retry: RetryPolicy,
+    /// Resource groups (`etc/resource-groups.properties`); `None`: no admission control.
+    pub resource_groups: Option<admission::ResourceGroupsConfig>,
 }
 
 /// A running scheduler.
@@ -124,7 +127,8 @@ pub async fn start_scheduler(
     if let Some(addr) = http_addr {
         monitor.set_http_uri(format!("http://{}:{}", options.external_host, addr.port()));
     }
-    let engine = Engine::new(ballista, jobs, catalogs, monitor, leases, options.retry);
+    let engine = Engine::new(ballista, jobs, catalogs, monitor, leases, options.retry)
+        .with_admission(options.resource_groups.map(admission::ResourceGroups::new));
     let service = TributaryFlightSql::new(
         engine.clone(),
         auth,

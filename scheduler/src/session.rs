@@ -30,7 +30,7 @@ pub struct SessionPropertySpec {
 }
 
 /// The session properties Tributary knows (Trino's names).
-pub const SESSION_PROPERTIES: [SessionPropertySpec; 4] = [
+pub const SESSION_PROPERTIES: [SessionPropertySpec; 5] = [
     SessionPropertySpec {
         name: "join_distribution_type",
         default: "AUTOMATIC",
@@ -47,7 +47,14 @@ pub const SESSION_PROPERTIES: [SessionPropertySpec; 4] = [
         name: "query_max_run_time",
         default: "100d",
         sql_type: "varchar",
-        description: "Longest a query may run before it is cancelled",
+        description: "Longest a query may take, queued time included, before it is cancelled",
+    },
+    SessionPropertySpec {
+        name: "query_max_execution_time",
+        default: "100d",
+        sql_type: "varchar",
+        description: "Longest a query may execute on the cluster (queued and planning time \
+                      excluded) before it is cancelled",
     },
     SessionPropertySpec {
         name: "hash_partition_count",
@@ -119,6 +126,14 @@ impl Session {
             .and_then(|v| parse_duration(&v))
             .unwrap_or(Duration::from_secs(100 * 86400))
     }
+
+    /// `query_max_execution_time`: how long a query may execute, not counting its time
+    /// queued and planning.
+    pub fn max_execution_time(&self) -> Duration {
+        self.property("query_max_execution_time")
+            .and_then(|v| parse_duration(&v))
+            .unwrap_or(Duration::from_secs(100 * 86400))
+    }
 }
 
 fn is_known(name: &str) -> bool {
@@ -158,7 +173,7 @@ fn normalise(name: &str, value: &str) -> Result<String> {
                 .ok_or_else(|| invalid(name, value, "a data size such as '100MB'"))?;
             Ok(value.to_owned())
         }
-        "query_max_run_time" => {
+        "query_max_run_time" | "query_max_execution_time" => {
             parse_duration(value)
                 .ok_or_else(|| invalid(name, value, "a duration such as '30s', '10m' or '1h'"))?;
             Ok(value.to_owned())
@@ -238,7 +253,7 @@ fn apply(config: &mut SessionConfig, name: &str, value: &str) -> Result<()> {
             "0" => Ok(()),
             n => set(options, "datafusion.execution.target_partitions", n),
         },
-        "query_max_run_time" => Ok(()),
+        "query_max_run_time" | "query_max_execution_time" => Ok(()),
         key => set(options, key, value),
     }
 }

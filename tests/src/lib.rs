@@ -42,6 +42,7 @@ pub async fn start_cluster(
         history: None,
         executor_timeout_seconds: 15,
         retry: tributary_scheduler::RetryPolicy::Task { attempts: 4 },
+        resource_groups: None,
     };
     start_scheduler(options, catalogs.clone())
         .await

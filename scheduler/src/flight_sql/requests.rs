@@ -18,6 +18,7 @@ use super::prepared::PreparedStore;
 use super::results::{FlightDataStream, ResultStore};
 use super::service::TributaryFlightSql;
 use super::sql_info;
+use crate::admission::{Admission, QueryFacts};
 use crate::auth::Authenticator;
 use crate::engine::{Engine, Outcome};
 use crate::error::SchedulerError;
@@ -160,10 +161,20 @@ impl TributaryFlightSql {
         {
             tributary_telemetry::set_parent(&span, &parent);
         }
-        query.planning();
+        // Its resource group decides when it starts (it is QUEUED until then).
+        let admission = self.admit(&query, &user, &source, sql);
+        let admitted_work = async {
+            let _running = match admission? {
+                Some(Admission::Run(running)) => Some(running),
+                Some(Admission::Wait(waiting)) => Some(waiting.started().await),
+                None => None,
+            };
+            query.planning();
+            work.await
+        };
         let killable = async {
             tokio::select! {
-                result = work => result,
+                result = admitted_work => result,
                 () = query.wait_killed() => Err(match query.killed() {
                     Some(kill) if kill.administrative => SchedulerError::Killed(kill.message),
                     _ => SchedulerError::Cancelled(query.id()),
@@ -183,6 +194,34 @@ impl TributaryFlightSql {
             .await;
         guard.query = None;
         result
+    }
+
+    /// Places a query in its resource group: runs now, waits, or is rejected.
+    fn admit(
+        &self,
+        query: &crate::monitor::QueryHandle,
+        user: &str,
+        source: &str,
+        sql: &str,
+    ) -> Result<Option<Admission>, SchedulerError> {
+        let Some(groups) = self.engine.admission() else {
+            return Ok(None);
+        };
+        let facts = QueryFacts {
+            user,
+            source,
+            query_type: crate::admission::query_type(sql),
+        };
+        let selected = groups.config().select(&facts).ok_or_else(|| {
+            SchedulerError::QueryRejected(format!(
+                "Query did not match any selection rule of {} (user '{user}', source '{source}', \
+                 query type {})",
+                groups.config().file.display(),
+                facts.query_type
+            ))
+        })?;
+        query.set_resource_group(&selected.name());
+        groups.admit(&selected).map(Some)
     }
 
     pub(super) async fn update(

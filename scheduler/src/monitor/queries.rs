@@ -189,6 +189,11 @@ impl QueryHandle {
         self.progress(|_| ());
     }
 
+    /// The resource group the query runs in (dotted path).
+    pub fn set_resource_group(&self, group: &str) {
+        self.with(|i| i.resource_group_id = group.to_owned());
+    }
+
     /// Analysis began.
     pub fn planning(&self) {
         let now = now_ms();
