@@ -403,7 +403,15 @@ async fn scheduler(args: SchedulerArgs) -> Result<(), String> {
         flight_sql_addr: args.flight_sql_addr,
         scheduler_addr: args.scheduler_addr,
         external_host: args.external_host,
-        password_file: args.password_file,
+        // --password-file, else etc/password-authenticator.properties (Trino's file).
+        authenticator: match &args.password_file {
+            Some(file) => Some(
+                tributary_scheduler::Authenticator::from_password_file(file)
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => tributary_scheduler::Authenticator::from_etc(&args.etc)
+                .map_err(|e| e.to_string())?,
+        },
         result_ttl_seconds: args.result_ttl_seconds,
         http_addr: http.0,
         http_optional: http.1,
@@ -479,7 +487,7 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
         flight_sql_addr: args.flight_sql_addr,
         scheduler_addr: args.scheduler_addr,
         external_host: args.scheduler_addr.ip().to_string(),
-        password_file: None,
+        authenticator: None,
         result_ttl_seconds: args.result_ttl_seconds,
         http_addr: http.0,
         http_optional: http.1,

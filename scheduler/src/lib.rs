@@ -21,14 +21,13 @@ pub mod statement;
 mod system;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use ballista_core::utils::{GrpcServerConfig, create_grpc_server, create_grpc_server_incoming};
 use tributary_connector::Catalogs;
 
-pub use auth::Authenticator;
+pub use auth::{Authenticator, PASSWORD_AUTHENTICATOR_PROPERTIES};
 pub use cluster::{BallistaScheduler, MEMORY_CATALOG, RetryPolicy};
 pub use engine::Engine;
 pub use error::{Result, SchedulerError};
@@ -48,8 +47,9 @@ pub struct SchedulerOptions {
     pub scheduler_addr: SocketAddr,
     /// Host name executors use to reach the scheduler.
     pub external_host: String,
-    /// `user:password` lines; `None`: no authentication.
-    pub password_file: Option<PathBuf>,
+    /// Who may connect (`--password-file`, `etc/password-authenticator.properties`); `None`:
+    /// anyone.
+    pub authenticator: Option<Authenticator>,
     /// Seconds results stay fetchable after a query ends.
     pub result_ttl_seconds: u64,
     /// Where the HTTP server (metrics, web UI, `/v1/…`) listens; `None`: no HTTP server.
@@ -83,10 +83,10 @@ pub async fn start_scheduler(
     options: SchedulerOptions,
     catalogs: Catalogs,
 ) -> Result<RunningScheduler> {
-    let auth = match &options.password_file {
-        Some(path) => Authenticator::from_password_file(path)?,
-        None => Authenticator::open(),
-    };
+    let auth = options
+        .authenticator
+        .clone()
+        .unwrap_or_else(Authenticator::open);
     let history = match options.history.clone() {
         Some(history) => match monitor::History::open(history.clone()).await {
             Ok(store) => Some(store),

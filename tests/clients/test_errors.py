@@ -101,3 +101,68 @@ def test_password_file():
             assert urllib.request.urlopen(cluster.http + path, timeout=10).status == 200
     finally:
         cluster.stop()
+
+
+def test_trino_password_authenticator_with_hashed_passwords():
+    """Trino's file authenticator: etc/password-authenticator.properties naming a password
+    file of bcrypt (`htpasswd -B`) and PBKDF2 hashes, made here by independent libraries."""
+    import base64
+    import hashlib
+    import urllib.request
+
+    import bcrypt
+
+    etc = Path(tempfile.mkdtemp(prefix="tributary-etc-")) / "etc"
+    (etc / "catalog").mkdir(parents=True)
+    (etc / "catalog" / "tpch.properties").write_text("connector.name=tpch\n")
+    hashed = bcrypt.hashpw(b"wonderland", bcrypt.gensalt(rounds=8)).decode()
+    salt = b"tributary-salt"
+    digest = hashlib.pbkdf2_hmac("sha256", b"builder", salt, 1000)
+    (etc / "password.db").write_text(
+        f"alice:{hashed.replace('$2b$', '$2y$', 1)}\n"
+        f"bob:1000:{salt.hex()}:{digest.hex()}\n")
+    (etc / "password-authenticator.properties").write_text(
+        "password-authenticator.name=file\nfile.password-file=etc/password.db\n")
+    cluster = Cluster(etc, executors=1)
+    try:
+        cluster.wait_ready("alice", "wonderland")
+        for user, password in [("alice", "wonderland"), ("bob", "builder")]:
+            good = connect(cluster.uri, user, password)
+            assert query(good, "SELECT count(*) FROM tpch.tiny.region") == [(5,)]
+            good.close()
+        for user, password in [("alice", "wonder"), ("bob", "Builder"), ("carol", "wonderland")]:
+            with pytest.raises(adbc_driver_manager.Error) as err:
+                intruder = connect(cluster.uri, user, password)
+                try:
+                    query(intruder, "SELECT 1")
+                finally:
+                    intruder.close()
+            assert err.value.status_code == adbc_driver_manager.AdbcStatusCode.UNAUTHENTICATED
+        right = urllib.request.Request(cluster.http + "/v1/query", headers={
+            "Authorization": "Basic " + base64.b64encode(b"bob:builder").decode()})
+        assert urllib.request.urlopen(right, timeout=10).status == 200
+        # No hash or password in what the scheduler printed.
+        log = (cluster.dir / "scheduler.log").read_text(errors="replace")
+        assert hashed[7:] not in log and digest.hex() not in log and "wonderland" not in log
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.parametrize("properties,expected", [
+    ("password-authenticator.name=ldap\n", "password-authenticator.name=ldap is not supported"),
+    ("password-authenticator.name=file\n", "file.password-file"),
+    ("password-authenticator.name=file\nfile.password-file=etc/none.db\n", "cannot read password file"),
+    ("password-authenticator.name=file\nfile.password-file=etc/password.db\nfile.pasword-file=x\n",
+     "file.pasword-file"),
+])
+def test_bad_password_authenticator_stops_startup(properties, expected):
+    etc = Path(tempfile.mkdtemp(prefix="tributary-etc-")) / "etc"
+    (etc / "catalog").mkdir(parents=True)
+    (etc / "catalog" / "tpch.properties").write_text("connector.name=tpch\n")
+    (etc / "password.db").write_text("alice:wonderland\n")
+    (etc / "password-authenticator.properties").write_text(properties)
+    done = subprocess.run([BIN, "scheduler", "--etc", str(etc), "--flight-sql-addr", "127.0.0.1:0",
+                           "--scheduler-addr", "127.0.0.1:0", "--http-addr", "off", "--history-url", "none"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0
+    assert expected in done.stderr, done.stderr

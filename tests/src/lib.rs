@@ -35,7 +35,9 @@ pub async fn start_cluster(
         flight_sql_addr: format!("127.0.0.1:{flight_port}").parse().expect("addr"),
         scheduler_addr: format!("127.0.0.1:{scheduler_port}").parse().expect("addr"),
         external_host: "127.0.0.1".into(),
-        password_file,
+        authenticator: password_file.map(|file| {
+            tributary_scheduler::Authenticator::from_password_file(&file).expect("password file")
+        }),
         result_ttl_seconds: 600,
         http_addr: None,
         http_optional: false,
