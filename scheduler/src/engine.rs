@@ -307,6 +307,19 @@ impl Engine {
             LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => Err(SchedulerError::NotSupported(
                 "UPDATE, DELETE and COPY are not supported yet".into(),
             )),
+            // DataFusion's information_schema tables are computed from the session's catalogs
+            // and cannot be sent to executors: a query of them alone runs here.
+            _ if reads_only_information_schema(&plan) => {
+                let df = ctx.execute_logical_plan(plan).await?;
+                let schema = client_schema(df.schema().as_arrow());
+                let batches = df
+                    .collect()
+                    .await?
+                    .iter()
+                    .map(|b| tributary_connector::conform_batch(b, &schema))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                Ok(Outcome::Rows(schema, batches))
+            }
             _ => {
                 let schema = client_schema(plan.schema().as_arrow());
                 let job = self.run_job(session, ctx, &plan, sql).await?;
@@ -521,6 +534,23 @@ impl Engine {
         self.scheduler.cancel_job(job_id.to_owned().into()).await?;
         Ok(())
     }
+}
+
+/// Whether every table `plan` reads is an `information_schema` table (and it reads some).
+fn reads_only_information_schema(plan: &LogicalPlan) -> bool {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let (mut info, mut other) = (0, 0);
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if scan.table_name.schema() == Some("information_schema") {
+                info += 1;
+            } else {
+                other += 1;
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    info > 0 && other == 0
 }
 
 /// When a query's job is cancelled: the earlier of `query_max_run_time` after the query was

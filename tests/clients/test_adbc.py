@@ -158,3 +158,17 @@ def test_many_large_partitions_fetched_in_parallel(cluster):
         assert query(conn, "SELECT 1") == [(1,)]
     finally:
         conn.close()
+
+
+def test_information_schema_queries(conn):
+    """information_schema is computed from the session's catalogs on the scheduler (it cannot
+    be sent to executors), as Trino users query it."""
+    tables = query(conn, "SELECT table_name FROM information_schema.tables "
+                         "WHERE table_catalog = 'tpch' AND table_schema = 'tiny' ORDER BY 1")
+    assert [t for (t,) in tables] == ["customer", "lineitem", "nation", "orders", "part",
+                                      "partsupp", "region", "supplier"]
+    assert query(conn, "SELECT count(*) FROM tpch.information_schema.columns "
+                       "WHERE table_schema = 'tiny'") == [(61,)]
+    names = query(conn, "SELECT column_name FROM information_schema.columns WHERE table_catalog = 'tpch' "
+                        "AND table_schema = 'tiny' AND table_name = 'nation' ORDER BY ordinal_position")
+    assert [c for (c,) in names] == ["n_nationkey", "n_name", "n_regionkey", "n_comment"]
