@@ -43,24 +43,34 @@ impl std::fmt::Debug for Credential {
 }
 
 impl Credential {
+    /// Reads a stored password; `None` for what looks like a hash Tributary cannot check
+    /// (`$apr1$…`, `{SHA}…`) or one weaker than Trino accepts (bcrypt cost below 8, PBKDF2
+    /// below 1000 iterations): such a line must not become a plain password.
     fn parse(value: &str) -> Option<Self> {
-        if ["$2a$", "$2b$", "$2y$", "$2x$"]
+        let value = value.trim();
+        if let Some(rest) = ["$2a$", "$2b$", "$2y$"]
             .iter()
-            .any(|p| value.starts_with(p))
+            .find_map(|p| value.strip_prefix(p))
         {
-            return Some(Credential::Bcrypt(value.to_owned()));
+            let cost: u32 = rest.get(..2)?.parse().ok()?;
+            return (cost >= 8).then(|| Credential::Bcrypt(value.to_owned()));
+        }
+        if value.starts_with('$') || value.starts_with('{') {
+            return None;
         }
         let parts: Vec<&str> = value.split(':').collect();
         if let [iterations, salt, hash] = parts.as_slice()
             && let Ok(iterations) = iterations.parse::<u32>()
         {
-            return Some(Credential::Pbkdf2 {
+            let hash = hex(hash)?;
+            let salt = hex(salt)?;
+            return (iterations >= 1000 && hash.len() >= 16).then_some(Credential::Pbkdf2 {
                 iterations,
-                salt: hex(salt)?,
-                hash: hex(hash)?,
+                salt,
+                hash,
             });
         }
-        Some(Credential::Plain(value.to_owned()))
+        (!value.is_empty()).then(|| Credential::Plain(value.to_owned()))
     }
 
     fn verify(&self, password: &str) -> bool {
@@ -91,7 +101,7 @@ fn hex(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Who may connect.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Authenticator {
     /// `None`: no authentication (any user name, any password), as `tributary standalone`.
     users: Option<Arc<HashMap<String, Credential>>>,
@@ -99,6 +109,19 @@ pub struct Authenticator {
     /// sends basic credentials with every request).
     verified: Arc<Mutex<HashMap<String, [u8; 32]>>>,
 }
+
+impl std::fmt::Debug for Authenticator {
+    // Neither users' credentials nor the digests of verified ones.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("users", &self.users.as_ref().map(|u| u.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bcrypt hash unknown users are checked against, so that a wrong user name takes as long
+/// as a wrong password.
+const DUMMY_BCRYPT: &str = "$2y$08$nPyeV9aRXQ42uVaPqRxmEOwHLr1/lcXd2so6mPWuHsioInHXIA2eW";
 
 impl Authenticator {
     /// Accepts every client.
@@ -158,8 +181,8 @@ impl Authenticator {
             }
             let bad = || {
                 SchedulerError::Config(format!(
-                    "{}: line {}: expected 'user:password', 'user:<bcrypt hash>' or \
-                     'user:<iterations>:<salt hex>:<hash hex>'",
+                    "{}: line {}: expected 'user:password', 'user:<bcrypt hash, cost 8 or \
+                     more>' or 'user:<iterations, 1000 or more>:<salt hex>:<hash hex>'",
                     path.display(),
                     n + 1
                 ))
@@ -217,7 +240,23 @@ impl Authenticator {
             .unwrap_or_else(|e| e.into_inner())
             .get(user)
             .is_some_and(|d| *d == digest);
-        if known || users.get(user).is_some_and(|c| c.verify(password)) {
+        // bcrypt takes milliseconds on purpose: off the runtime's worker threads.
+        let check = || match users.get(user) {
+            Some(credential) => credential.verify(password),
+            None => {
+                let _ = bcrypt::verify(password, DUMMY_BCRYPT);
+                false
+            }
+        };
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let valid = known
+            || if multi_thread {
+                tokio::task::block_in_place(check)
+            } else {
+                check()
+            };
+        if valid {
             self.verified
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -266,7 +305,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tributary-auth-h-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let file = dir.join("password.db");
-        let bcrypt = bcrypt::hash("wonderland", 4).expect("hash");
+        let bcrypt = bcrypt::hash("wonderland", 8).expect("hash");
         // PBKDF2-HMAC-SHA256 of "secret" with salt "salt", 1000 iterations, 32 bytes.
         let mut out = [0u8; 32];
         pbkdf2::pbkdf2_hmac::<Sha256>(b"secret", b"salt", 1000, &mut out);
@@ -289,5 +328,15 @@ mod tests {
         );
         assert!(auth.check_basic(&basic("bob", "secreT")).is_err());
         assert!(auth.check_basic(&basic("carol", "secret")).is_err());
+        // Hashes that cannot be checked are refused, never taken as plain passwords.
+        for line in [
+            "eve:$apr1$abc$def",
+            "eve:{SHA}abc",
+            "eve:$2y$04$abcdefghijklmnopqrstuu",
+        ] {
+            std::fs::write(&file, format!("{line}\n")).expect("write");
+            let err = Authenticator::from_password_file(&file).expect_err("refused");
+            assert!(err.to_string().contains("line 1"), "{err}");
+        }
     }
 }

@@ -309,7 +309,11 @@ impl Engine {
             )),
             // DataFusion's information_schema tables are computed from the session's catalogs
             // and cannot be sent to executors: a query of them alone runs here.
-            _ if reads_only_information_schema(&plan) => {
+            _ if reads_only_information_schema(
+                &plan,
+                &ctx.state().config().options().catalog.default_schema,
+            ) =>
+            {
                 let df = ctx.execute_logical_plan(plan).await?;
                 let schema = client_schema(df.schema().as_arrow());
                 let batches = df
@@ -536,13 +540,14 @@ impl Engine {
     }
 }
 
-/// Whether every table `plan` reads is an `information_schema` table (and it reads some).
-fn reads_only_information_schema(plan: &LogicalPlan) -> bool {
+/// Whether every table `plan` reads is an `information_schema` table (and it reads some);
+/// unqualified names are in `default_schema` (`USE c.information_schema`).
+fn reads_only_information_schema(plan: &LogicalPlan, default_schema: &str) -> bool {
     use datafusion::common::tree_node::TreeNodeRecursion;
     let (mut info, mut other) = (0, 0);
     let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
-            if scan.table_name.schema() == Some("information_schema") {
+            if scan.table_name.schema().unwrap_or(default_schema) == "information_schema" {
                 info += 1;
             } else {
                 other += 1;

@@ -90,6 +90,7 @@ def test_third_query_waits_queued_then_runs_and_the_fourth_is_rejected(rg_cluste
         deadline = time.time() + 60
         while len(states(watcher, "limited_ann")) < 2 and time.time() < deadline:
             time.sleep(0.1)
+        assert len(states(watcher, "limited_ann")) == 2, states(watcher, "limited_ann")
         threads[2].start()
         deadline = time.time() + 60
         seen = []
@@ -122,6 +123,7 @@ def test_third_query_waits_queued_then_runs_and_the_fourth_is_rejected(rg_cluste
         watcher.close()
     for t in threads:
         t.join(600)
+    assert sorted(results) == [0, 1, 2], f"queries still running: {results}"
     first = results[0]
     assert not isinstance(first, Exception), first
     assert [results[n] for n in range(3)] == [first] * 3
@@ -133,6 +135,51 @@ def test_third_query_waits_queued_then_runs_and_the_fourth_is_rejected(rg_cluste
         assert queued[0][0] > 500, queued
     finally:
         conn.close()
+
+
+def test_queued_query_past_its_run_time_leaves_the_queue(rg_cluster):
+    """query_max_run_time counts time QUEUED (Trino): a query that waits longer fails
+    EXCEEDED_TIME_LIMIT, and its place in the queue is free again."""
+    results = {}
+
+    def run(n, sql, limit=None):
+        conn = connect(rg_cluster.uri, "limited_cat")
+        try:
+            if limit:
+                query(conn, f"SET SESSION query_max_run_time = '{limit}'")
+            results[n] = query(conn, sql)
+        except Exception as e:  # looked at below
+            results[n] = e
+        finally:
+            conn.close()
+
+    long = [threading.Thread(target=run, args=(n, LONG_QUERY), daemon=True) for n in range(2)]
+    watcher = connect(rg_cluster.uri, "admin")
+    try:
+        for t in long:
+            t.start()
+        deadline = time.time() + 60
+        while len(states(watcher, "limited_cat")) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        assert len(states(watcher, "limited_cat")) == 2
+        started = time.time()
+        run(2, "SELECT count(*) FROM tpch.sf1.lineitem", limit="2s")
+        waited = time.time() - started
+        assert isinstance(results[2], adbc_driver_manager.Error), results[2]
+        assert "maximum run time of 2s" in str(results[2])
+        assert waited < 30
+        # Its place (maxQueued 1) is free: another query can wait, and runs.
+        queued = threading.Thread(target=run, args=(3, "SELECT count(*) FROM tpch.tiny.nation"), daemon=True)
+        queued.start()
+        for t in long + [queued]:
+            t.join(600)
+        assert results[3] == [(25,)], results[3]
+        code = query(watcher, "SELECT error_code, state FROM system.runtime.queries "
+                              "WHERE \"user\" = 'limited_cat' "
+                              "AND query = 'SELECT count(*) FROM tpch.sf1.lineitem'")
+        assert code == [("EXCEEDED_TIME_LIMIT", "FAILED")], code
+    finally:
+        watcher.close()
 
 
 def test_query_no_selector_matches_is_rejected(rg_cluster):

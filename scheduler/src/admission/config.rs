@@ -143,13 +143,21 @@ impl Selector {
         {
             return None;
         }
+        // One pass per segment: a value holding `${…}` is not substituted again.
         let path = self
             .group
             .iter()
             .map(|segment| {
-                named.iter().fold(segment.clone(), |s, (name, value)| {
-                    s.replace(&format!("${{{name}}}"), value)
-                })
+                template_variable()
+                    .replace_all(segment, |c: &regex::Captures<'_>| {
+                        named
+                            .iter()
+                            .rev()
+                            .find(|(name, _)| *name == c[1])
+                            .map(|(_, value)| value.clone())
+                            .unwrap_or_default()
+                    })
+                    .into_owned()
             })
             .collect();
         Some(Selected {
@@ -286,6 +294,12 @@ impl ResourceGroupsConfig {
             Ok(())
         }
         for root in &spec.root_groups {
+            if root.name.contains("${") {
+                return Err(bad(format!(
+                    "root group '{}' cannot be a template",
+                    root.name
+                )));
+            }
             check(root, "", &bad)?;
         }
         let mut selectors = Vec::new();
@@ -311,6 +325,26 @@ impl ResourceGroupsConfig {
                 )));
             }
             let group: Vec<String> = s.group.split('.').map(str::to_owned).collect();
+            let user = regex("user", s.user)?;
+            let source = regex("source", s.source)?;
+            // Every variable of the group must be known: USER, SOURCE or a named group of
+            // this selector's expressions.
+            let captured: Vec<&str> = [&user, &source]
+                .into_iter()
+                .flatten()
+                .flat_map(|r| r.capture_names().flatten())
+                .collect();
+            for variable in template_variable().captures_iter(&s.group) {
+                let name = &variable[1];
+                if name != "USER" && name != "SOURCE" && !captured.contains(&name) {
+                    return Err(bad(format!(
+                        "selector {}: group '{}' uses ${{{name}}}, which is neither USER, SOURCE \
+                         nor a named group of its user or source expression",
+                        n + 1,
+                        s.group
+                    )));
+                }
+            }
             if !template_exists(&spec.root_groups, &group) {
                 return Err(bad(format!(
                     "selector {}: group '{}' is not a leaf group of rootGroups",
@@ -319,8 +353,8 @@ impl ResourceGroupsConfig {
                 )));
             }
             selectors.push(Selector {
-                user: regex("user", s.user)?,
-                source: regex("source", s.source)?,
+                user,
+                source,
                 query_type: s.query_type,
                 group,
             });
@@ -363,6 +397,15 @@ fn template_exists(roots: &[GroupSpec], path: &[String]) -> bool {
         }
     }
     group.sub_groups.is_empty()
+}
+
+/// `${NAME}` in a group name.
+fn template_variable() -> &'static Regex {
+    static VARIABLE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    VARIABLE.get_or_init(|| {
+        #[allow(clippy::unwrap_used)] // a constant, valid pattern
+        Regex::new(r"\$\{([A-Za-z0-9_]+)\}").unwrap()
+    })
 }
 
 fn valid_memory_limit(limit: &str) -> bool {
@@ -514,6 +557,8 @@ mod tests {
             .contains("unknown field `maxQueud`"));
         assert!(err(r#"{"rootGroups": [{"name": "g", "maxQueued": 1, "hardConcurrencyLimit": 1}], "selectors": [{"group": "nope"}]}"#)
             .contains("selector 1: group 'nope' is not a leaf group"));
+        assert!(err(r#"{"rootGroups": [{"name": "g", "maxQueued": 1, "hardConcurrencyLimit": 1, "subGroups": [{"name": "t_${tem}", "maxQueued": 1, "hardConcurrencyLimit": 1}]}], "selectors": [{"user": "(?<team>.*)", "group": "g.t_${tem}"}]}"#)
+            .contains("uses ${tem}"));
         assert!(err(r#"{"rootGroups": [{"name": "g", "maxQueued": 1, "hardConcurrencyLimit": 1}], "selectors": [{"user": "(", "group": "g"}]}"#)
             .contains("selector 1: user '(' is not a regular expression"));
     }

@@ -5,8 +5,12 @@
 //! `hardConcurrencyLimit` and nobody waits before it in its own group; otherwise it waits
 //! (QUEUED) unless a group on its path already holds `maxQueued` waiting queries (then it is
 //! rejected, Trino's QUERY_QUEUE_FULL). When a query ends, the scheduler walks down from the
-//! roots choosing, among the subgroups that could start a query, the one whose turn it is: the
-//! oldest waiting query under `fair`, the lowest running/weight under `weighted`.
+//! roots choosing, among the subgroups that could start a query, the one whose turn it is:
+//! under `fair` the subgroups take turns (the one that started a query longest ago goes next;
+//! within a group, first come first served), under `weighted` and `weighted_fair` the one
+//! running the fewest queries for its `schedulingWeight` (Trino's `weighted` draws at random
+//! in proportion to the weights; this is its deterministic form). Groups made from templates
+//! (`${USER}`) are dropped again when idle.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -33,6 +37,12 @@ struct Group {
     max_queued: usize,
     weight: u32,
     weighted_children: bool,
+    /// Made from a template (`${USER}`): dropped when idle.
+    template: bool,
+    /// When this group last started a query (its parent's turn counter), for `fair`.
+    last_turn: u64,
+    /// Turns handed out to this group's subgroups.
+    turns: u64,
     running: usize,
     /// Waiting in this group or below.
     queued: usize,
@@ -48,6 +58,9 @@ impl Group {
             max_queued: spec.max_queued,
             weight: spec.scheduling_weight.unwrap_or(1).max(1),
             weighted_children: spec.weighted(),
+            template: spec.name.contains("${"),
+            last_turn: 0,
+            turns: 0,
             running: 0,
             queued: 0,
             waiters: VecDeque::new(),
@@ -82,11 +95,19 @@ impl Group {
     fn add(&mut self, rest: &[String], running: isize, queued: isize) {
         self.running = self.running.saturating_add_signed(running);
         self.queued = self.queued.saturating_add_signed(queued);
-        if let Some((next, rest)) = rest.split_first()
-            && let Some(child) = self.children.get_mut(next)
-        {
-            child.add(rest, running, queued);
+        if let Some((next, rest)) = rest.split_first() {
+            let drop_child = self.children.get_mut(next).is_some_and(|child| {
+                child.add(rest, running, queued);
+                child.template && child.idle()
+            });
+            if drop_child {
+                self.children.remove(next);
+            }
         }
+    }
+
+    fn idle(&self) -> bool {
+        self.running == 0 && self.queued == 0
     }
 
     fn leaf_mut(&mut self, rest: &[String]) -> Option<&mut Group> {
@@ -122,7 +143,10 @@ impl Group {
             waiter
         } else {
             let weighted = self.weighted_children;
+            self.turns += 1;
+            let turn = self.turns;
             let child = pick(&mut self.children, weighted)?;
+            child.last_turn = turn;
             child.start_next()?
         };
         self.running += 1;
@@ -132,7 +156,7 @@ impl Group {
 }
 
 /// The subgroup whose turn it is to start a query: `weighted`, the least running per weight;
-/// otherwise (`fair`) the one holding the oldest startable query.
+/// otherwise (`fair`) the one that started a query longest ago (ties: the oldest waiter).
 fn pick(groups: &mut BTreeMap<String, Group>, weighted: bool) -> Option<&mut Group> {
     let candidates = groups
         .values_mut()
@@ -146,7 +170,9 @@ fn pick(groups: &mut BTreeMap<String, Group>, weighted: bool) -> Option<&mut Gro
             })
             .map(|(_, g)| g)
     } else {
-        candidates.min_by_key(|(since, _)| *since).map(|(_, g)| g)
+        candidates
+            .min_by_key(|(since, g)| (g.last_turn, *since))
+            .map(|(_, g)| g)
     }
 }
 
@@ -402,16 +428,65 @@ mod tests {
         let third = wait(g.admit(&path("ann")));
         let err = g.admit(&path("ann")).expect_err("queue full").to_string();
         assert_eq!(err, "Too many queued queries for \"global.ann\"");
-        // Another user has room of their own, up to the parent's limit.
+        // Another user has room of their own, up to the parent's limit (3): now full.
         let bob = run(g.admit(&path("bob")));
+        let carol = wait(g.admit(&path("carol")));
         drop(first);
-        // The parent is full (ann 1 + bob 1 + …): ann's third starts once a slot is free.
+        // Both wait for the slot ann's first query frees; ann's third came first.
         let third = tokio::time::timeout(std::time::Duration::from_secs(1), third.started())
             .await
             .expect("started after the first ended");
         drop(bob);
+        let carol = tokio::time::timeout(std::time::Duration::from_secs(1), carol.started())
+            .await
+            .expect("started after bob's ended");
         drop(third);
+        drop(carol);
         let _again = run(g.admit(&path("ann")));
+    }
+
+    #[tokio::test]
+    async fn fair_subgroups_take_turns() {
+        let config = r#"{
+          "rootGroups": [{"name": "global", "hardConcurrencyLimit": 2, "maxQueued": 10,
+            "subGroups": [{"name": "${USER}", "hardConcurrencyLimit": 5, "maxQueued": 5}]}],
+          "selectors": [{"group": "global.${USER}"}]
+        }"#;
+        let g = ResourceGroups::new(
+            ResourceGroupsConfig::parse(Path::new("rg.json"), config).expect("parses"),
+        );
+        let quick = std::time::Duration::from_millis(200);
+        let a1 = run(g.admit(&path("ann")));
+        let a2 = run(g.admit(&path("ann")));
+        let a3 = wait(g.admit(&path("ann")));
+        let a4 = wait(g.admit(&path("ann")));
+        let b1 = wait(g.admit(&path("bob")));
+        drop(a1);
+        let a3 = tokio::time::timeout(quick, a3.started())
+            .await
+            .expect("ann's a3 first");
+        drop(a2);
+        // First come, first served would start ann's a4 (older); fair gives bob his turn.
+        let b1 = tokio::time::timeout(quick, b1.started())
+            .await
+            .expect("bob's turn");
+        drop(a3);
+        let a4 = tokio::time::timeout(quick, a4.started())
+            .await
+            .expect("then ann again");
+        drop((a4, b1));
+    }
+
+    #[test]
+    fn idle_template_groups_are_dropped() {
+        let g = groups();
+        for n in 0..100 {
+            drop(run(g.admit(&path(&format!("user{n}")))));
+        }
+        let tree = g.tree.lock().expect("lock");
+        let global = tree.roots.get("global").expect("root");
+        assert!(global.children.is_empty());
+        assert_eq!((global.running, global.queued), (0, 0));
     }
 
     #[tokio::test]

@@ -138,6 +138,38 @@ impl TributaryFlightSql {
     where
         F: std::future::Future<Output = Result<T, SchedulerError>>,
     {
+        self.tracked_with(metadata, session, sql, true, work).await
+    }
+
+    /// Records a statement that failed before it could run (it failed to prepare) as a
+    /// failed query, without waiting for a place in its resource group.
+    pub(super) async fn failed_query(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        session: &SessionRef,
+        sql: &str,
+        error: SchedulerError,
+    ) -> SchedulerError {
+        match self
+            .tracked_with(metadata, session, sql, false, async { Err::<(), _>(error) })
+            .await
+        {
+            Err(e) => e,
+            Ok(()) => SchedulerError::Engine("preparing the statement failed".into()),
+        }
+    }
+
+    async fn tracked_with<T, F>(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        session: &SessionRef,
+        sql: &str,
+        admit: bool,
+        work: F,
+    ) -> Result<T, SchedulerError>
+    where
+        F: std::future::Future<Output = Result<T, SchedulerError>>,
+    {
         let monitor = self.engine.monitor();
         let user = session
             .lock()
@@ -161,12 +193,31 @@ impl TributaryFlightSql {
         {
             tributary_telemetry::set_parent(&span, &parent);
         }
-        // Its resource group decides when it starts (it is QUEUED until then).
-        let admission = self.admit(&query, &user, &source, sql);
+        // Its resource group decides when it starts (it is QUEUED until then); waiting counts
+        // against query_max_run_time, as in Trino.
+        let admission = if admit {
+            self.admit(&query, &user, &source, sql)
+        } else {
+            Ok(None)
+        };
+        let max_run_time = session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .max_run_time();
         let admitted_work = async {
             let _running = match admission? {
                 Some(Admission::Run(running)) => Some(running),
-                Some(Admission::Wait(waiting)) => Some(waiting.started().await),
+                Some(Admission::Wait(waiting)) => {
+                    match tokio::time::timeout(max_run_time, waiting.started()).await {
+                        Ok(running) => Some(running),
+                        Err(_) => {
+                            return Err(SchedulerError::Timeout {
+                                limit: max_run_time,
+                                property: "query_max_run_time",
+                            });
+                        }
+                    }
+                }
                 None => None,
             };
             query.planning();

@@ -242,13 +242,10 @@ impl FlightSqlService for TributaryFlightSql {
             },
             Err(e) => {
                 let metadata = request.metadata().clone();
-                let failed: Result<(), SchedulerError> = self
-                    .tracked(&metadata, &session, &query.query, async { Err(e) })
-                    .await;
-                return Err(failed
-                    .map_err(status)
-                    .err()
-                    .unwrap_or_else(|| Status::internal("preparing the statement failed")));
+                return Err(status(
+                    self.failed_query(&metadata, &session, &query.query, e)
+                        .await,
+                ));
             }
         };
         let dataset_schema = ipc_schema(&prepared.dataset_schema)?;
