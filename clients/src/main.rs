@@ -2,6 +2,7 @@
 //! `sql` shell. It is the composition root: it builds the one connector registry and hands
 //! it to the scheduler and the executors.
 
+mod drain;
 mod shell;
 
 use std::net::SocketAddr;
@@ -235,26 +236,7 @@ enum ExecutorAction {
     /// Drains a running executor (as SIGTERM does): it takes no new tasks, finishes its work,
     /// keeps its shuffle files until no query needs them, then exits. Run on the executor's
     /// host (Kubernetes: the pod's preStop hook).
-    Drain(DrainArgs),
-}
-
-#[derive(Debug, Args)]
-struct DrainArgs {
-    /// The executor's HTTP port (its --http-port).
-    #[arg(long, env = "TRIBUTARY_HTTP_PORT", default_value_t = 8081)]
-    http_port: u16,
-    /// The executor's HTTP address instead (default http://127.0.0.1:<http-port>).
-    #[arg(long)]
-    url: Option<String>,
-    /// Return a draining executor to service instead.
-    #[arg(long)]
-    cancel: bool,
-    /// Wait until the executor has exited.
-    #[arg(long)]
-    wait: bool,
-    /// How long --wait waits, in seconds.
-    #[arg(long, default_value_t = 600)]
-    timeout_seconds: u64,
+    Drain(drain::DrainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -365,7 +347,7 @@ fn main() -> ExitCode {
             Command::Executor(ExecutorCommand {
                 action: Some(ExecutorAction::Drain(args)),
                 ..
-            }) => drain(args).await,
+            }) => drain::drain(args).await,
             Command::Executor(args) => executor(args.run, drain_control.clone()).await,
         };
         match result {
@@ -534,80 +516,6 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
         served = running.flight_sql => served.map_err(|e| e.to_string())?.map_err(|e| format!("Flight SQL service failed: {e}")),
         _ = shutdown_signal() => Ok(()),
     }
-}
-
-/// `tributary executor drain`: asks the executor's HTTP server to drain (or to stop
-/// draining) and, with `--wait`, waits until it has exited.
-async fn drain(args: DrainArgs) -> Result<(), String> {
-    let base = args
-        .url
-        .clone()
-        .unwrap_or_else(|| format!("http://127.0.0.1:{}", args.http_port));
-    let url = format!("{}/v1/info/state", base.trim_end_matches('/'));
-    let wanted = if args.cancel {
-        "ACTIVE"
-    } else {
-        "SHUTTING_DOWN"
-    };
-    let client = reqwest::Client::new();
-    let response = client
-        .put(&url)
-        .header("content-type", "application/json")
-        .body(format!("\"{wanted}\""))
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot reach the executor at {url}: {} (an executor bound to another address \
-                 takes --url http://<its bind host>:<its --http-port>)",
-                error_chain(&e)
-            )
-        })?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    if !status.is_success() {
-        return Err(format!("{url} refused {wanted}: {status} {}", text.trim()));
-    }
-    eprintln!("executor at {base}: {}", text.trim().trim_matches('"'));
-    if !args.wait || args.cancel {
-        return Ok(());
-    }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.timeout_seconds);
-    loop {
-        match client.get(&url).send().await {
-            // Gone: the executor has exited.
-            Err(e) if e.is_connect() => {
-                eprintln!("executor at {base} has exited");
-                return Ok(());
-            }
-            Ok(r) => {
-                let state = r.text().await.unwrap_or_default();
-                if state.trim().trim_matches('"') == "ACTIVE" {
-                    return Err(format!("the drain of {base} was cancelled"));
-                }
-            }
-            Err(_) => {}
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(format!(
-                "{base} has not exited after {} s",
-                args.timeout_seconds
-            ));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
-}
-
-/// An error with its causes (reqwest's say only "error sending request").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A port free right now on loopback (for in-process executors).
