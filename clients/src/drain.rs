@@ -46,7 +46,7 @@ pub(crate) async fn drain(args: DrainArgs) -> Result<(), String> {
             format!(
                 "cannot reach the executor at {url}: {} (an executor bound to another address \
                  takes --url http://<its bind host>:<its --http-port>)",
-                error_chain(&e)
+                tributary_telemetry::error_chain(&e)
             )
         })?;
     let status = response.status();
@@ -82,16 +82,4 @@ pub(crate) async fn drain(args: DrainArgs) -> Result<(), String> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-}
-
-/// An error with its causes (reqwest's say only "error sending request").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

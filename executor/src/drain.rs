@@ -219,8 +219,8 @@ impl DrainContext {
                 .heart_beat_from_executor(params)
                 .await
                 .map(|_| ())
-                .map_err(|e| format!("{:?}: {}", e.code(), e.message())),
-            Err(e) => Err(error_chain(&e)),
+                .map_err(|e| status_text(&e)),
+            Err(e) => Err(tributary_telemetry::error_chain(&e)),
         };
         if let Err(e) = sent {
             tracing::warn!("cannot tell the scheduler this executor's state: {e}");
@@ -247,7 +247,7 @@ impl DrainContext {
         let channel = self
             .scheduler()
             .await
-            .map_err(|e| (true, error_chain(&e)))?;
+            .map_err(|e| (true, tributary_telemetry::error_chain(&e)))?;
         let mut body = format!("executor {}", self.executor_id());
         for job in jobs {
             body.push_str("\njob ");
@@ -259,13 +259,13 @@ impl DrainContext {
                 body: body.into(),
             })
             .await
-            .map_err(|e| (false, format!("{:?}: {}", e.code(), e.message())))?
+            .map_err(|e| (false, status_text(&e)))?
             .into_inner();
         let (mut used, mut tasks) = (Vec::new(), 0);
         while let Some(answer) = answers
             .message()
             .await
-            .map_err(|e| (false, format!("{:?}: {}", e.code(), e.message())))?
+            .map_err(|e| (false, status_text(&e)))?
         {
             for line in String::from_utf8_lossy(&answer.body).lines() {
                 match line.split_once(' ') {
@@ -334,8 +334,8 @@ impl DrainContext {
                 .stop_executor(stop)
                 .await
                 .map(|_| ())
-                .map_err(|e| format!("{:?}: {}", e.code(), e.message())),
-            Err(e) => Err(error_chain(&e)),
+                .map_err(|e| status_text(&e)),
+            Err(e) => Err(tributary_telemetry::error_chain(&e)),
         };
         if let Err(e) = stopped {
             // Nothing else can stop Ballista's executor in order: leave the process.
@@ -345,16 +345,9 @@ impl DrainContext {
     }
 }
 
-/// An error with its causes (tonic's transport errors say only "transport error").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+/// A gRPC status as the drain logs it: code and message.
+fn status_text(status: &tonic::Status) -> String {
+    format!("{:?}: {}", status.code(), status.message())
 }
 
 /// Runs the drain protocol for the executor's lifetime: waits for a drain, drains (or goes

@@ -23,3 +23,16 @@ pub enum TelemetryError {
         source: std::io::Error,
     },
 }
+
+/// An error followed by its causes, `a: b: c` (tonic's transport errors and reqwest's say
+/// only "transport error" or "error sending request" without them).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -15,7 +15,7 @@ mod logging;
 mod metrics;
 mod trace_context;
 
-pub use error::TelemetryError;
+pub use error::{TelemetryError, error_chain};
 pub use http::{Health, serve_http};
 pub use logging::{TelemetryGuard, TelemetryOptions, init};
 pub use metrics::{encode_metrics, prometheus};
