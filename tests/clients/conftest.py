@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -32,6 +33,40 @@ def query(conn, sql, parameters=None):
     with conn.cursor() as cur:
         cur.execute(sql, parameters=parameters)
         return cur.fetchall()
+
+
+class Background:
+    """A query running in a thread, as `user` after the `session` statements; once joined,
+    `.rows` or `.error`, and the `.seconds` the query itself took."""
+
+    def __init__(self, uri, sql, user="tester", session=()):
+        self.rows = None
+        self.error = None
+        self.seconds = None
+        self.thread = threading.Thread(target=self._run, args=(uri, sql, user, tuple(session)),
+                                       daemon=True)
+        self.thread.start()
+
+    def _run(self, uri, sql, user, session):
+        conn = connect(uri, user)
+        try:
+            for statement in session:
+                query(conn, statement)
+            start = time.time()
+            self.rows = query(conn, sql)
+            self.seconds = time.time() - start
+        except Exception as e:  # the test looks at it
+            self.error = e
+        finally:
+            conn.close()
+
+    def alive(self):
+        return self.thread.is_alive()
+
+    def join(self, timeout=600):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "background query did not end"
+        return self
 
 
 class Cluster:

@@ -14,7 +14,7 @@ import urllib.request
 import pyarrow.flight as flight
 import pytest
 
-from conftest import BIN, REPO, Cluster, connect, query
+from conftest import BIN, REPO, Background, Cluster, connect, query
 from test_adbc import encode_statement_query
 from test_observability import metrics
 
@@ -193,26 +193,12 @@ def test_scale_down_under_load_fails_no_query(strict_fleet, expected):
 def kill_mid_query(cluster):
     """Runs LONG_QUERY and SIGKILLs an executor once it has finished some of the query's
     tasks (shuffle outputs it holds) and runs others; returns the query's outcome."""
-    result = {}
-
-    def run():
-        conn = connect(cluster.uri)
-        try:
-            start = time.time()
-            result["rows"] = query(conn, LONG_QUERY)
-            result["seconds"] = time.time() - start
-        except Exception as e:
-            result["error"] = e
-        finally:
-            conn.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    background = Background(cluster.uri, LONG_QUERY)
     executors = [(p, url) for (n, p), url in zip(
         [np for np in cluster.procs if np[0].startswith("executor")], cluster.executor_http)]
     victim = None
     deadline = time.time() + 120
-    while victim is None and time.time() < deadline and thread.is_alive():
+    while victim is None and time.time() < deadline and background.alive():
         for p, url in executors:
             if running_tasks(url) > 0 and executor_tasks(url) > 0:
                 victim = p
@@ -220,17 +206,16 @@ def kill_mid_query(cluster):
         time.sleep(0.2)
     assert victim is not None, "no executor ran the query's tasks"
     victim.send_signal(signal.SIGKILL)
-    thread.join(600)
-    return result
+    return background.join()
 
 
 def test_executor_killed_mid_query_the_query_still_succeeds(fleet, expected):
     """SIGKILL of an executor running tasks of a multi-stage query: its tasks run again
     elsewhere, its lost shuffle outputs are computed again, and the answer is right."""
     result = kill_mid_query(fleet)
-    assert "error" not in result, f"{result.get('error')}\n{fleet.logs()}"
-    assert result["rows"] == expected[LONG_QUERY]
-    figures(fleet, executor_loss_extra_seconds=round(result["seconds"] - expected["long_seconds"], 2),
+    assert result.error is None, f"{result.error}\n{fleet.logs()}"
+    assert result.rows == expected[LONG_QUERY]
+    figures(fleet, executor_loss_extra_seconds=round(result.seconds - expected["long_seconds"], 2),
             undisturbed_seconds=round(expected["long_seconds"], 2))
 
 
@@ -345,29 +330,17 @@ def test_new_executor_receives_tasks_of_a_running_query(expected):
     c = Cluster(REPO / "etc", executors=1)
     try:
         c.wait_ready()
-        result = {}
-
-        def run():
-            conn = connect(c.uri)
-            try:
-                result["rows"] = query(conn, LONG_QUERY)
-            except Exception as e:
-                result["error"] = e
-            finally:
-                conn.close()
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
+        background = Background(c.uri, LONG_QUERY)
         wait_for(lambda: running_tasks(c.executor_http[0]) > 0, 120, "the query running")
         joined = time.time()
         _, _, new_http = c.add_executor()
         wait_for(lambda: running_tasks(new_http) > 0 or executor_tasks(new_http) > 0,
                  120, "the new executor taking tasks")
         took = time.time() - joined
-        assert thread.is_alive(), "the query ended before the new executor took a task"
-        thread.join(600)
-        assert "error" not in result, result.get("error")
-        assert result["rows"] == expected[LONG_QUERY]
+        assert background.alive(), "the query ended before the new executor took a task"
+        background.join()
+        assert background.error is None, background.error
+        assert background.rows == expected[LONG_QUERY]
         figures(c, new_executor_first_task_seconds=round(took, 2))
     finally:
         c.stop()

@@ -13,7 +13,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import REPO, Cluster, connect, free_port, query, running
+from conftest import REPO, Background, Cluster, connect, free_port, query, running
 
 # Long enough (about 10 s on the debug build) to be watched while it runs.
 LONG_QUERY = ("SELECT l_returnflag, count(*), sum(l_extendedprice) FROM tpch.sf1.lineitem "
@@ -39,29 +39,6 @@ def metrics(url):
         for sample in family.samples:
             out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return out
-
-
-class Background:
-    """A query running in a thread; `.error` / `.rows` once done."""
-
-    def __init__(self, uri, sql):
-        self.rows = None
-        self.error = None
-        self.thread = threading.Thread(target=self._run, args=(uri, sql), daemon=True)
-        self.thread.start()
-
-    def _run(self, uri, sql):
-        conn = connect(uri)
-        try:
-            self.rows = query(conn, sql)
-        except Exception as e:  # the test looks at it
-            self.error = e
-        finally:
-            conn.close()
-
-    def join(self, timeout=600):
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "background query did not end"
 
 
 def wait_running(conn, text, timeout=90):

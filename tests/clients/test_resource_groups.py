@@ -6,14 +6,13 @@ import json
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import adbc_driver_manager
 import pytest
 
-from conftest import BIN, REPO, Cluster, connect, query
+from conftest import BIN, REPO, Background, Cluster, connect, query
 
 LONG_QUERY = ("SELECT l_returnflag, count(*), sum(l_extendedprice) FROM tpch.sf1.lineitem "
               "JOIN tpch.sf1.orders ON l_orderkey = o_orderkey GROUP BY l_returnflag "
@@ -71,27 +70,15 @@ def states(conn, user):
 
 
 def test_third_query_waits_queued_then_runs_and_the_fourth_is_rejected(rg_cluster):
-    results = {}
-
-    def run(n):
-        conn = connect(rg_cluster.uri, "limited_ann")
-        try:
-            results[n] = query(conn, LONG_QUERY)
-        except Exception as e:  # looked at below
-            results[n] = e
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in range(3)]
     watcher = connect(rg_cluster.uri, "admin")
+    runs = []
     try:
-        for t in threads[:2]:
-            t.start()
+        runs += [Background(rg_cluster.uri, LONG_QUERY, "limited_ann") for _ in range(2)]
         deadline = time.time() + 60
         while len(states(watcher, "limited_ann")) < 2 and time.time() < deadline:
             time.sleep(0.1)
         assert len(states(watcher, "limited_ann")) == 2, states(watcher, "limited_ann")
-        threads[2].start()
+        runs.append(Background(rg_cluster.uri, LONG_QUERY, "limited_ann"))
         deadline = time.time() + 60
         seen = []
         while time.time() < deadline:
@@ -121,12 +108,11 @@ def test_third_query_waits_queued_then_runs_and_the_fourth_is_rejected(rg_cluste
         assert failed == [("QUERY_QUEUE_FULL",)]
     finally:
         watcher.close()
-    for t in threads:
-        t.join(600)
-    assert sorted(results) == [0, 1, 2], f"queries still running: {results}"
-    first = results[0]
-    assert not isinstance(first, Exception), first
-    assert [results[n] for n in range(3)] == [first] * 3
+    for run in runs:
+        run.join()
+    assert len(runs) == 3
+    assert [run.error for run in runs] == [None] * 3, [run.error for run in runs]
+    assert [run.rows for run in runs] == [runs[0].rows] * 3
     # The queued one waited and then ran: its queued time is recorded.
     conn = connect(rg_cluster.uri, "admin")
     try:
@@ -140,40 +126,25 @@ def test_third_query_waits_queued_then_runs_and_the_fourth_is_rejected(rg_cluste
 def test_queued_query_past_its_run_time_leaves_the_queue(rg_cluster):
     """query_max_run_time counts time QUEUED (Trino): a query that waits longer fails
     EXCEEDED_TIME_LIMIT, and its place in the queue is free again."""
-    results = {}
-
-    def run(n, sql, limit=None):
-        conn = connect(rg_cluster.uri, "limited_cat")
-        try:
-            if limit:
-                query(conn, f"SET SESSION query_max_run_time = '{limit}'")
-            results[n] = query(conn, sql)
-        except Exception as e:  # looked at below
-            results[n] = e
-        finally:
-            conn.close()
-
-    long = [threading.Thread(target=run, args=(n, LONG_QUERY), daemon=True) for n in range(2)]
     watcher = connect(rg_cluster.uri, "admin")
     try:
-        for t in long:
-            t.start()
+        long = [Background(rg_cluster.uri, LONG_QUERY, "limited_cat") for _ in range(2)]
         deadline = time.time() + 60
         while len(states(watcher, "limited_cat")) < 2 and time.time() < deadline:
             time.sleep(0.1)
         assert len(states(watcher, "limited_cat")) == 2
         started = time.time()
-        run(2, "SELECT count(*) FROM tpch.sf1.lineitem", limit="2s")
+        limited = Background(rg_cluster.uri, "SELECT count(*) FROM tpch.sf1.lineitem", "limited_cat",
+                             session=["SET SESSION query_max_run_time = '2s'"]).join()
         waited = time.time() - started
-        assert isinstance(results[2], adbc_driver_manager.Error), results[2]
-        assert "maximum run time of 2s" in str(results[2])
+        assert isinstance(limited.error, adbc_driver_manager.Error), limited.rows
+        assert "maximum run time of 2s" in str(limited.error)
         assert waited < 30
         # Its place (maxQueued 1) is free: another query can wait, and runs.
-        queued = threading.Thread(target=run, args=(3, "SELECT count(*) FROM tpch.tiny.nation"), daemon=True)
-        queued.start()
-        for t in long + [queued]:
-            t.join(600)
-        assert results[3] == [(25,)], results[3]
+        queued = Background(rg_cluster.uri, "SELECT count(*) FROM tpch.tiny.nation", "limited_cat")
+        for run in long + [queued]:
+            run.join()
+        assert queued.rows == [(25,)], queued.error
         code = query(watcher, "SELECT error_code, state FROM system.runtime.queries "
                               "WHERE \"user\" = 'limited_cat' "
                               "AND query = 'SELECT count(*) FROM tpch.sf1.lineitem'")
