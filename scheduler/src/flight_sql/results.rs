@@ -61,6 +61,12 @@ impl ResultStore {
         }
     }
 
+    /// How long an unread result keeps executors' files needed after its last read: the
+    /// client timeout, or less when results expire sooner.
+    fn unread_timeout(&self) -> Duration {
+        CLIENT_TIMEOUT.min(self.ttl)
+    }
+
     /// Keeps a scheduler-computed result; returns its ticket.
     pub(super) fn put_local(&self, schema: SchemaRef, batches: Vec<RecordBatch>) -> Ticket {
         let id = uuid::Uuid::new_v4().to_string();
@@ -85,7 +91,7 @@ impl ResultStore {
         self.leases.await_reads(
             job_id,
             partitions.iter().map(partition_key),
-            CLIENT_TIMEOUT.min(self.ttl),
+            self.unread_timeout(),
         );
         partitions
             .into_iter()
@@ -130,7 +136,7 @@ impl ResultStore {
                 });
                 // Read to its end: the executor may let it go.
                 let leases = self.leases.clone();
-                let timeout = CLIENT_TIMEOUT.min(self.ttl);
+                let timeout = self.unread_timeout();
                 let read = futures::stream::once(async move {
                     leases.read(&partition.job_id, &partition_key(&partition), timeout);
                 })
