@@ -2,6 +2,7 @@
 //! `sql` shell. It is the composition root: it builds the one connector registry and hands
 //! it to the scheduler and the executors.
 
+mod config;
 mod drain;
 mod shell;
 
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use config::NodeConfig;
 use tributary_connector::{Catalogs, ConnectorRegistry};
 use tributary_executor::{DrainControl, ExecutorOptions, intercept_sigterm, run_executor};
 use tributary_scheduler::admission::ResourceGroupsConfig;
@@ -380,20 +382,15 @@ fn http_addr(text: Option<&str>, default: &str) -> Result<(Option<SocketAddr>, b
 
 async fn scheduler(args: SchedulerArgs) -> Result<(), String> {
     let catalogs = load_catalogs(&args.etc)?;
+    let node = NodeConfig::load(&args.etc)?;
     let http = http_addr(args.http_addr.as_deref(), "0.0.0.0:8080")?;
     let options = SchedulerOptions {
         flight_sql_addr: args.flight_sql_addr,
         scheduler_addr: args.scheduler_addr,
         external_host: args.external_host,
-        // --password-file, else etc/password-authenticator.properties (Trino's file).
-        authenticator: match &args.password_file {
-            Some(file) => Some(
-                tributary_scheduler::Authenticator::from_password_file(file)
-                    .map_err(|e| e.to_string())?,
-            ),
-            None => tributary_scheduler::Authenticator::from_etc(&args.etc)
-                .map_err(|e| e.to_string())?,
-        },
+        // --password-file, else etc/password-authenticator.properties (Trino's file), and
+        // JWT as etc/config.properties says.
+        authenticator: node.authenticator(&args.etc, args.password_file.as_deref())?,
         result_ttl_seconds: args.result_ttl_seconds,
         http_addr: http.0,
         http_optional: http.1,
@@ -401,6 +398,8 @@ async fn scheduler(args: SchedulerArgs) -> Result<(), String> {
         executor_timeout_seconds: args.recovery.executor_timeout_seconds,
         retry: args.recovery.retry(),
         resource_groups: ResourceGroupsConfig::load(&args.etc).map_err(|e| e.to_string())?,
+        access_control: tributary_scheduler::access::AccessControl::from_etc(&args.etc)
+            .map_err(|e| e.to_string())?,
     };
     let running = start_scheduler(options, catalogs)
         .await
@@ -437,6 +436,7 @@ async fn shutdown_signal() {
 
 async fn executor(args: ExecutorArgs, drain: DrainControl) -> Result<(), String> {
     let catalogs = load_catalogs(&args.etc)?;
+    let node = NodeConfig::load(&args.etc)?;
     let options = ExecutorOptions {
         scheduler: args.scheduler,
         bind_host: args.bind_host.clone(),
@@ -456,6 +456,7 @@ async fn executor(args: ExecutorArgs, drain: DrainControl) -> Result<(), String>
         },
         drain: Some(drain),
         drain_timeout: std::time::Duration::from_secs(args.drain_timeout_seconds),
+        memory: node.memory,
     };
     run_executor(options, catalogs)
         .await
@@ -464,6 +465,7 @@ async fn executor(args: ExecutorArgs, drain: DrainControl) -> Result<(), String>
 
 async fn standalone(args: StandaloneArgs) -> Result<(), String> {
     let catalogs = load_catalogs(&args.etc)?;
+    let node = NodeConfig::load(&args.etc)?;
     let http = http_addr(args.http_addr.as_deref(), "127.0.0.1:8080")?;
     let options = SchedulerOptions {
         flight_sql_addr: args.flight_sql_addr,
@@ -477,6 +479,8 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
         executor_timeout_seconds: 15,
         retry: RetryPolicy::Task { attempts: 4 },
         resource_groups: ResourceGroupsConfig::load(&args.etc).map_err(|e| e.to_string())?,
+        access_control: tributary_scheduler::access::AccessControl::from_etc(&args.etc)
+            .map_err(|e| e.to_string())?,
     };
     let running = start_scheduler(options, catalogs.clone())
         .await
@@ -495,6 +499,7 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
             http_addr: None,
             drain: None,
             drain_timeout: std::time::Duration::ZERO,
+            memory: node.memory.clone(),
         };
         let catalogs = catalogs.clone();
         executors.push(tokio::spawn(async move {

@@ -17,6 +17,9 @@ pub enum ExecutorError {
     /// The HTTP server could not start.
     #[error(transparent)]
     Http(#[from] tributary_telemetry::TelemetryError),
+    /// Memory or spill settings cannot be applied (spill directory, sizes).
+    #[error("memory settings: {0}")]
+    Memory(#[from] datafusion::error::DataFusionError),
     /// Ballista's executor failed.
     #[error("executor failed: {0}")]
     Ballista(#[from] ballista_core::error::BallistaError),

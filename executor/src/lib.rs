@@ -7,10 +7,12 @@
 mod client_pool;
 pub mod drain;
 mod error;
+pub mod memory;
 mod observe;
 mod process;
 
 pub use drain::{DrainControl, NodeState, intercept_sigterm};
 pub use error::ExecutorError;
+pub use memory::MemoryConfig;
 pub use observe::ExecutorMetrics;
 pub use process::{ExecutorOptions, run_executor};

@@ -6,16 +6,13 @@
 //! Ballista runs tasks through an [`ExecutionEngine`]; [`ObservedEngine`] wraps its default
 //! engine and each stage executor it makes.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 
 use ballista_core::JobId;
 use ballista_core::serde::protobuf::ShuffleWritePartition;
 use ballista_executor::execution_engine::{ExecutionEngine, QueryStageExecutor};
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
-use datafusion::execution::memory_pool::MemoryPool;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::{MetricValue, MetricsSet};
 use datafusion::prelude::SessionConfig;
@@ -23,6 +20,8 @@ use tracing::Instrument;
 use tributary_connector::PlanOperator;
 use tributary_telemetry::prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use tributary_telemetry::{QueryTelemetry, TraceParent};
+
+use crate::memory::NodeMemory;
 
 /// An executor's metrics.
 #[derive(Debug)]
@@ -35,13 +34,15 @@ pub struct ExecutorMetrics {
     /// 1 while the executor drains.
     pub draining: IntGauge,
     memory: IntGauge,
+    memory_limit: IntGauge,
+    memory_peak: IntGauge,
+    spill_disk: IntGauge,
     tasks: IntCounterVec,
     input_rows: IntCounterVec,
     input_bytes: IntCounterVec,
     shuffle_bytes: IntCounter,
     spilled: IntCounter,
-    pools: Mutex<HashMap<u64, Arc<dyn MemoryPool>>>,
-    next: AtomicU64,
+    node_memory: OnceLock<Arc<NodeMemory>>,
 }
 
 impl ExecutorMetrics {
@@ -86,6 +87,18 @@ impl ExecutorMetrics {
                 "tributary_executor_memory_reserved_bytes",
                 "Memory reserved by the running tasks' operators",
             ),
+            memory_limit: gauge(
+                "tributary_executor_memory_limit_bytes",
+                "Memory all queries together may reserve (query.max-total-memory-per-node)",
+            ),
+            memory_peak: gauge(
+                "tributary_executor_memory_peak_bytes",
+                "Most memory reserved at once since the executor started",
+            ),
+            spill_disk: gauge(
+                "tributary_executor_spill_disk_bytes",
+                "Bytes of spill files on disk now",
+            ),
             tasks: counter_vec(
                 "tributary_executor_tasks_total",
                 "Tasks ended, by outcome",
@@ -109,8 +122,7 @@ impl ExecutorMetrics {
                 "tributary_executor_spilled_bytes_total",
                 "Bytes spilled to disk",
             ),
-            pools: Mutex::default(),
-            next: AtomicU64::new(0),
+            node_memory: OnceLock::new(),
             registry,
         }
     }
@@ -123,14 +135,17 @@ impl ExecutorMetrics {
     /// Reads the gauges that are sampled, not counted (memory reserved now). Tasks of one
     /// session may share a pool: each pool counts once.
     pub fn refresh(&self) {
-        let pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
-        let mut seen = std::collections::HashSet::new();
-        let reserved: usize = pools
-            .values()
-            .filter(|p| seen.insert(Arc::as_ptr(p) as *const () as usize))
-            .map(|p| p.reserved())
-            .sum();
-        self.memory.set(reserved as i64);
+        if let Some(node) = self.node_memory.get() {
+            self.memory.set(node.reserved() as i64);
+            self.memory_limit.set(node.total() as i64);
+            self.memory_peak.set(node.peak() as i64);
+            self.spill_disk.set(node.spilled() as i64);
+        }
+    }
+
+    /// Reports this executor's memory (`memory.rs`).
+    pub(crate) fn watch_memory(&self, node: Arc<NodeMemory>) {
+        let _ = self.node_memory.set(node);
     }
 }
 
@@ -144,22 +159,14 @@ impl Default for ExecutorMetrics {
 /// sibling) is dropped mid-way and counted as cancelled.
 struct RunningTask {
     metrics: Arc<ExecutorMetrics>,
-    key: u64,
     ended: bool,
 }
 
 impl RunningTask {
-    fn new(metrics: &Arc<ExecutorMetrics>, pool: &Arc<dyn MemoryPool>) -> Self {
-        let key = metrics.next.fetch_add(1, Ordering::Relaxed);
-        metrics
-            .pools
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, Arc::clone(pool));
+    fn new(metrics: &Arc<ExecutorMetrics>) -> Self {
         metrics.running.inc();
         Self {
             metrics: Arc::clone(metrics),
-            key,
             ended: false,
         }
     }
@@ -183,11 +190,6 @@ impl Drop for RunningTask {
             self.metrics.tasks.with_label_values(&["cancelled"]).inc();
         }
         self.metrics.running.dec();
-        self.metrics
-            .pools
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.key);
     }
 }
 
@@ -281,7 +283,7 @@ impl QueryStageExecutor for ObservedStage {
         task_id: usize,
         context: Arc<TaskContext>,
     ) -> Result<Vec<ShuffleWritePartition>> {
-        let running = RunningTask::new(&self.metrics, context.memory_pool());
+        let running = RunningTask::new(&self.metrics);
         let result = self
             .inner
             .execute_query_stage(task_id, context)

@@ -20,6 +20,7 @@ use tributary_connector::{Catalogs, ConnectorCodec, ConnectorStores, register_co
 
 use crate::drain::{DrainContext, DrainControl};
 use crate::error::ExecutorError;
+use crate::memory::{MemoryConfig, NodeMemory};
 use crate::observe::{ExecutorMetrics, ObservedEngine, serve_metrics};
 use ballista_executor::execution_engine::DefaultExecutionEngine;
 use tonic::transport::Endpoint;
@@ -55,6 +56,8 @@ pub struct ExecutorOptions {
     pub drain: Option<DrainControl>,
     /// A drain that takes longer ends anyway.
     pub drain_timeout: Duration,
+    /// Memory and spill limits (`etc/config.properties`).
+    pub memory: MemoryConfig,
 }
 
 /// How often executors tell the scheduler they are alive (and whether they drain); the
@@ -83,8 +86,9 @@ pub async fn run_executor(
         .filter_map(|host| host.parse().ok())
         .filter(|ip: &std::net::IpAddr| !ip.is_unspecified())
         .collect();
-    let mut config = process_config(options, catalogs)?;
+    let (mut config, memory) = process_config(options, catalogs)?;
     metrics.slots.set(config.vcores as i64);
+    metrics.watch_memory(memory);
     // As Ballista does: client_ttl 0 means no pooling of shuffle-read connections.
     let engine = if config.client_ttl > 0 {
         let pool = crate::client_pool::ClientPool::with_eviction(std::time::Duration::from_secs(
@@ -140,7 +144,7 @@ pub async fn run_executor(
 fn process_config(
     options: ExecutorOptions,
     catalogs: Catalogs,
-) -> Result<ExecutorProcessConfig, ExecutorError> {
+) -> Result<(ExecutorProcessConfig, Arc<NodeMemory>), ExecutorError> {
     let (host, port) = options
         .scheduler
         .rsplit_once(':')
@@ -154,25 +158,27 @@ fn process_config(
         path: work_dir.display().to_string(),
         source,
     })?;
+    let memory = NodeMemory::new(&options.memory, &work_dir)?;
     let work_dir = work_dir.display().to_string();
-
-    let temp_dir = work_dir.clone();
+    let node_memory = Arc::clone(&memory);
     // One registry for every task: connector stores (S3 clients) are made once per process.
     let stores = Arc::new(ConnectorStores::new(catalogs.clone()));
     // One Parquet footer cache for every task: each task gets a fresh runtime, and without a
     // shared cache every task of every query would fetch the footers of its files again.
     let footers: Arc<FileMetadataCache> =
         Arc::new(DefaultCache::new(FOOTER_CACHE_BYTES).with_name("TributaryFileMetadataCache"));
-    let runtime_producer: RuntimeProducer = Arc::new(move |_config: &SessionConfig| {
-        let runtime = RuntimeEnvBuilder::new()
+    // Each task's runtime: its query's memory pool on this node and the node's spill disk.
+    let runtime_producer: RuntimeProducer = Arc::new(move |config: &SessionConfig| {
+        let mut builder = RuntimeEnvBuilder::new()
             .with_object_store_registry(Arc::clone(&stores) as _)
             .with_cache_manager(
                 CacheManagerConfig::default()
                     .with_file_metadata_cache(Some(Arc::clone(&footers)))
                     .with_metadata_cache_limit(FOOTER_CACHE_BYTES),
             )
-            .with_temp_file_path(temp_dir.clone())
-            .build()?;
+            .with_memory_pool(node_memory.pool_for(config));
+        builder.disk_manager = Some(node_memory.disk());
+        let runtime = builder.build()?;
         register_connector_store(&runtime)?;
         Ok(Arc::new(runtime))
     });
@@ -209,6 +215,10 @@ fn process_config(
         override_runtime_producer: Some(runtime_producer),
         override_config_producer: Some(config_producer),
         override_physical_codec: Some(Arc::new(codec)),
+        // Memory pools are ours (one per query, `memory.rs`), made for every task: Ballista's
+        // per-task pools and its per-session runtime cache are off.
+        memory_pool_size: Some(0),
+        session_runtime_cache_capacity: 0,
         ..ExecutorProcessConfig::default()
     };
     config.vcores = if options.vcores > 0 {
@@ -216,5 +226,5 @@ fn process_config(
     } else {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     };
-    Ok(config)
+    Ok((config, memory))
 }

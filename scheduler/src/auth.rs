@@ -2,6 +2,11 @@
 //! bcrypt `$2y$…` or PBKDF2 `iterations:salt:hash`), named by `--password-file` or by
 //! `etc/password-authenticator.properties` (`password-authenticator.name=file`,
 //! `file.password-file=…`). Plain `user:password` lines are accepted too, with a warning.
+//! JWT bearer tokens (`jwt.rs`) may be accepted besides, or instead.
+
+mod jwt;
+
+pub use jwt::{JwtConfig, JwtVerifier};
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -108,6 +113,10 @@ pub struct Authenticator {
     /// Digests of credentials already verified (bcrypt is slow on purpose, and the web UI
     /// sends basic credentials with every request).
     verified: Arc<Mutex<HashMap<String, [u8; 32]>>>,
+    /// JWT bearer tokens accepted (`http-server.authentication.type` with `JWT`).
+    jwt: Option<Arc<JwtVerifier>>,
+    /// Basic credentials are refused (`JWT` alone).
+    no_passwords: bool,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -115,6 +124,7 @@ impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
             .field("users", &self.users.as_ref().map(|u| u.len()))
+            .field("jwt", &self.jwt)
             .finish_non_exhaustive()
     }
 }
@@ -203,13 +213,35 @@ impl Authenticator {
         }
         Ok(Self {
             users: Some(Arc::new(users)),
-            verified: Arc::default(),
+            ..Self::default()
         })
+    }
+
+    /// Accepts JWT bearer tokens too; with `passwords = false`, only them.
+    pub fn with_jwt(mut self, verifier: JwtVerifier, passwords: bool) -> Self {
+        self.jwt = Some(Arc::new(verifier));
+        self.no_passwords = !passwords;
+        self
     }
 
     /// Whether clients must authenticate.
     pub fn required(&self) -> bool {
-        self.users.is_some()
+        self.users.is_some() || self.jwt.is_some()
+    }
+
+    /// Whether a bearer token that is not a session token should be checked as a JWT.
+    pub fn accepts_jwt(&self) -> bool {
+        self.jwt.is_some()
+    }
+
+    /// Checks a JWT bearer token; returns its user.
+    pub fn check_jwt(&self, token: &str) -> Result<String> {
+        match &self.jwt {
+            Some(verifier) => verifier.verify(token),
+            None => Err(SchedulerError::Unauthenticated(
+                "unknown or expired session token: authenticate again".into(),
+            )),
+        }
     }
 
     /// Checks an `authorization: Basic …` header value; returns the user name.
@@ -225,6 +257,13 @@ impl Authenticator {
         let decoded = String::from_utf8(decoded)
             .map_err(|_| SchedulerError::Unauthenticated("malformed basic credentials".into()))?;
         let (user, password) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
+        if self.no_passwords {
+            return Err(SchedulerError::Unauthenticated(
+                "password authentication is not enabled (http-server.authentication.type): \
+                 send a JWT bearer token"
+                    .into(),
+            ));
+        }
         let Some(users) = &self.users else {
             return Ok(user.to_owned());
         };

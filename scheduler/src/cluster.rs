@@ -114,6 +114,7 @@ pub(crate) async fn start(
     // One registry for every session: connector stores (S3 clients) are made once.
     let stores = Arc::new(ConnectorStores::new(catalogs.clone()));
     let session_builder = Arc::new(move |config: SessionConfig| {
+        let scope = config.get_extension::<crate::access::AccessScope>();
         let runtime = RuntimeEnvBuilder::new()
             .with_object_store_registry(Arc::clone(&stores) as _)
             .build_arc()?;
@@ -123,6 +124,15 @@ pub(crate) async fn start(
         .with_runtime_env(runtime);
         for rule in session_catalogs.optimizer_rules() {
             builder = builder.with_optimizer_rule(rule);
+        }
+        // Access control: the session's catalogs as its user may see them.
+        if let Some(scope) = scope
+            && let Some(list) = builder.catalog_list()
+        {
+            *list = Arc::new(crate::access::FilteredCatalogList::new(
+                Arc::clone(list),
+                scope,
+            ));
         }
         let state = builder.build();
         register_connector_store(state.runtime_env())?;

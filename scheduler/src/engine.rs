@@ -19,6 +19,7 @@ mod properties;
 mod run;
 mod write;
 
+use crate::access::{AccessControl, AccessScope};
 use crate::admission::ResourceGroups;
 use crate::cluster::{BallistaScheduler, RetryPolicy, base_config};
 use crate::error::{Result, SchedulerError};
@@ -71,6 +72,7 @@ pub struct Engine {
     leases: ResultLeases,
     retry: RetryPolicy,
     admission: Option<ResourceGroups>,
+    access: Option<AccessControl>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -101,6 +103,26 @@ impl Engine {
             leases,
             retry,
             admission: None,
+            access: None,
+        }
+    }
+
+    /// Statements and listings are checked against access-control rules.
+    pub fn with_access_control(mut self, access: Option<AccessControl>) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// What `session`'s user may do, when access control is on.
+    fn scope(&self, session: &Session) -> Option<AccessScope> {
+        self.access.as_ref().map(|a| a.scope(&session.user))
+    }
+
+    /// Checks a statement's plan against the session user's rules.
+    fn check(&self, session: &Session, ctx: &SessionContext, plan: &LogicalPlan) -> Result<()> {
+        match self.scope(session) {
+            Some(scope) => scope.check_plan(ctx, plan),
+            None => Ok(()),
         }
     }
 
@@ -160,6 +182,10 @@ impl Engine {
             return Ok(Arc::clone(ctx));
         }
         let mut config = session.configure(base_config())?;
+        if let Some(scope) = self.scope(session) {
+            // The session builder filters the context's catalogs for this user.
+            config = config.with_extension(Arc::new(scope));
+        }
         // hash_partition_count = 0: one shuffle partition per task slot of the cluster (Ballista's
         // fixed default of 16 leaves small clusters scheduling many tiny tasks).
         if session.property("hash_partition_count").as_deref() == Some("0") && slots > 0 {
@@ -203,6 +229,7 @@ impl Engine {
         let plan = hidden::plan(&ctx, sql)
             .await
             .map_err(|e| explain_missing(&ctx, e.into()))?;
+        self.check(session, &ctx, &plan)?;
         Ok(plan)
     }
 
@@ -216,6 +243,9 @@ impl Engine {
         let snapshot = lock(session).clone();
         match statement {
             Statement::SetSession { name, value } => {
+                if let Some(scope) = self.scope(&snapshot) {
+                    scope.check_session_property(name)?;
+                }
                 lock(session).set_property(name, value)?;
                 Ok(Outcome::Update(0))
             }
@@ -234,6 +264,7 @@ impl Engine {
             Statement::ExplainDistributed { query } => {
                 let ctx = self.context(&snapshot).await?;
                 let plan = hidden::plan(&ctx, query).await?;
+                self.check(&snapshot, &ctx, &plan)?;
                 let (schema, batches) = crate::explain::distributed(&ctx, &plan).await?;
                 Ok(Outcome::Rows(schema, batches))
             }
@@ -245,6 +276,7 @@ impl Engine {
                 let mut plan = hidden::plan(&ctx, sql)
                     .await
                     .map_err(|e| explain_missing(&ctx, e.into()))?;
+                self.check(&snapshot, &ctx, &plan)?;
                 if let Some(params) = params {
                     plan = plan.with_param_values(params)?;
                 }
@@ -348,6 +380,7 @@ impl Engine {
                     .statement_to_plan(statement)
                     .await
                     .map_err(|e| explain_missing(&ctx, e.into()))?;
+                self.check(session, &ctx, &plan)?;
                 let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = &plan else {
                     return Err(SchedulerError::NotSupported(
                         "table properties (WITH …) are only accepted by CREATE TABLE".into(),
@@ -378,6 +411,9 @@ impl Engine {
                         )));
                     }
                 };
+                if let Some(scope) = self.scope(session) {
+                    scope.check_schema_owner(&catalog, &schema, "create")?;
+                }
                 let connector = self.catalogs.find(&catalog).ok_or_else(|| {
                     SchedulerError::NotFound(format!(
                         "catalog '{catalog}' does not exist or takes no schema properties"

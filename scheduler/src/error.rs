@@ -37,6 +37,9 @@ pub enum SchedulerError {
     /// Missing or wrong credentials.
     #[error("{0}")]
     Unauthenticated(String),
+    /// Access-control rules do not allow the statement (Trino's "Access Denied: …").
+    #[error("Access Denied: {0}")]
+    AccessDenied(String),
     /// The query ran longer than `query_max_run_time` or `query_max_execution_time`.
     #[error("query exceeded the maximum {} of {limit:?} (session property {property})", if *property == "query_max_run_time" { "run time" } else { "execution time" })]
     Timeout {
@@ -90,6 +93,7 @@ impl SchedulerError {
             Self::SessionProperty(_) => ("USER_ERROR", "INVALID_SESSION_PROPERTY"),
             Self::UnknownHandle(_) => ("USER_ERROR", "GENERIC_USER_ERROR"),
             Self::Unauthenticated(_) => ("USER_ERROR", "PERMISSION_DENIED"),
+            Self::AccessDenied(_) => ("USER_ERROR", "PERMISSION_DENIED"),
             Self::Timeout { .. } => ("INSUFFICIENT_RESOURCES", "EXCEEDED_TIME_LIMIT"),
             Self::Cancelled(_) => ("USER_ERROR", "USER_CANCELED"),
             Self::Killed(_) => ("USER_ERROR", "ADMINISTRATIVELY_KILLED"),
@@ -217,6 +221,7 @@ impl From<SchedulerError> for Status {
                 Status::not_found(message)
             }
             SchedulerError::Unauthenticated(_) => Status::unauthenticated(message),
+            SchedulerError::AccessDenied(_) => Status::permission_denied(message),
             SchedulerError::Timeout { .. } => Status::deadline_exceeded(message),
             SchedulerError::Cancelled(_) | SchedulerError::Killed(_) => Status::cancelled(message),
             SchedulerError::JobFailed { .. } | SchedulerError::Engine(_) => {

@@ -48,8 +48,8 @@ pub(crate) async fn start(
         .map_err(|e| SchedulerError::Config(e.to_string()))
 }
 
-/// Lets a request through when no password file is configured or its basic credentials
-/// are valid; asks the browser for them otherwise.
+/// Lets a request through when no authentication is configured or its basic credentials or
+/// JWT bearer token are valid; asks the browser for credentials otherwise.
 async fn authenticate(
     auth: Authenticator,
     request: axum::extract::Request,
@@ -63,7 +63,11 @@ async fn authenticate(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if header.starts_with("Basic ") && auth.check_basic(header).is_ok() {
+    let valid = match header.strip_prefix("Bearer ") {
+        Some(token) => auth.check_jwt(token.trim()).is_ok(),
+        None => header.starts_with("Basic ") && auth.check_basic(header).is_ok(),
+    };
+    if valid {
         return next.run(request).await;
     }
     (

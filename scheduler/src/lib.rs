@@ -4,6 +4,7 @@
 //! Start reading at [`start_scheduler`]; a query's path is `flight_sql::service` →
 //! [`statement::parse`] → [`engine::Engine::execute`] → Ballista → `flight_sql::results`.
 
+pub mod access;
 pub mod admission;
 mod auth;
 mod cluster;
@@ -27,7 +28,7 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use ballista_core::utils::{GrpcServerConfig, create_grpc_server, create_grpc_server_incoming};
 use tributary_connector::Catalogs;
 
-pub use auth::{Authenticator, PASSWORD_AUTHENTICATOR_PROPERTIES};
+pub use auth::{Authenticator, JwtConfig, JwtVerifier, PASSWORD_AUTHENTICATOR_PROPERTIES};
 pub use cluster::{BallistaScheduler, MEMORY_CATALOG, RetryPolicy};
 pub use engine::Engine;
 pub use error::{Result, SchedulerError};
@@ -65,6 +66,9 @@ pub struct SchedulerOptions {
     pub retry: RetryPolicy,
     /// Resource groups (`etc/resource-groups.properties`); `None`: no admission control.
     pub resource_groups: Option<admission::ResourceGroupsConfig>,
+    /// Access-control rules (`etc/access-control.properties`); `None`: everyone may do
+    /// everything.
+    pub access_control: Option<access::AccessControl>,
 }
 
 /// A running scheduler.
@@ -128,7 +132,8 @@ pub async fn start_scheduler(
         monitor.set_http_uri(format!("http://{}:{}", options.external_host, addr.port()));
     }
     let engine = Engine::new(ballista, jobs, catalogs, monitor, leases, options.retry)
-        .with_admission(options.resource_groups.map(admission::ResourceGroups::new));
+        .with_admission(options.resource_groups.map(admission::ResourceGroups::new))
+        .with_access_control(options.access_control);
     let service = TributaryFlightSql::new(
         engine.clone(),
         auth,

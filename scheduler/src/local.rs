@@ -49,6 +49,7 @@ pub(crate) async fn run(
                 Some(connector) => connector.table_names(&schema)?.unwrap_or_default(),
                 None => provider.table_names(),
             };
+            crate::access::visible_tables(ctx, &catalog, &schema, &mut names);
             names.retain(|n| like.as_deref().is_none_or(|p| like_match(n, p)));
             names.sort();
             table(&["Table"], vec![names])
@@ -117,6 +118,7 @@ async fn find_table(
         .split_last()
         .ok_or_else(|| SchedulerError::InvalidQuery("table name expected".into()))?;
     let (catalog, schema, provider) = resolve_schema_provider(ctx, session, schema_parts)?;
+    crate::access::check_visible(ctx, &catalog, &schema, table_name)?;
     let table_provider = provider.table(table_name).await?.ok_or_else(|| {
         SchedulerError::NotFound(format!(
             "table '{catalog}.{schema}.{table_name}' does not exist"
@@ -156,10 +158,23 @@ async fn show_columns(
     session: &Session,
     name: &[String],
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let (_, _, _, table_provider) = find_table(ctx, session, name).await?;
+    let (catalog, schema, table_name, table_provider) = find_table(ctx, session, name).await?;
+    // Columns the user may not read are left out, as Trino does.
+    let fields = table_provider.schema().fields().clone();
+    let denied = match crate::access::AccessScope::of(ctx) {
+        Some(scope) => scope.denied_columns(
+            &datafusion::common::ResolvedTableReference {
+                catalog: catalog.into(),
+                schema: schema.into(),
+                table: table_name.into(),
+            },
+            fields.iter().map(|f| f.name().as_str()),
+        ),
+        None => Vec::new(),
+    };
     let mut cols: [Vec<String>; 4] = Default::default();
-    for field in table_provider.schema().fields() {
-        if tributary_connector::is_hidden(field) {
+    for field in &fields {
+        if tributary_connector::is_hidden(field) || denied.contains(field.name()) {
             continue;
         }
         cols[0].push(field.name().clone());
@@ -221,20 +236,22 @@ pub(crate) fn resolve_schema(
     resolve_schema_provider(ctx, session, parts).map(|(catalog, schema, _)| (catalog, schema))
 }
 
-/// Schema names of a catalog: from its connector (which reports a source it cannot reach),
-/// else from DataFusion (the `memory` catalog).
+/// Schema names of a catalog the user may see: from its connector (which reports a source it
+/// cannot reach), else from DataFusion (the `memory` catalog).
 pub(crate) fn schema_names(
     ctx: &SessionContext,
     catalogs: &Catalogs,
     catalog: &str,
 ) -> Result<Vec<String>> {
-    match catalogs.find(catalog) {
-        Some(connector) => Ok(connector.schema_names()?),
-        None => Ok(ctx
+    let mut names = match catalogs.find(catalog) {
+        Some(connector) => connector.schema_names()?,
+        None => ctx
             .catalog(catalog)
             .ok_or_else(|| not_found_catalog(catalog))?
-            .schema_names()),
-    }
+            .schema_names(),
+    };
+    crate::access::visible_schemas(ctx, catalog, &mut names);
+    Ok(names)
 }
 
 fn not_found_catalog(catalog: &str) -> SchedulerError {

@@ -30,7 +30,7 @@ pub struct SessionPropertySpec {
 }
 
 /// The session properties Tributary knows (Trino's names).
-pub const SESSION_PROPERTIES: [SessionPropertySpec; 5] = [
+pub const SESSION_PROPERTIES: [SessionPropertySpec; 6] = [
     SessionPropertySpec {
         name: "join_distribution_type",
         default: "AUTOMATIC",
@@ -55,6 +55,13 @@ pub const SESSION_PROPERTIES: [SessionPropertySpec; 5] = [
         sql_type: "varchar",
         description: "Longest a query may execute on the cluster (queued and planning time \
                       excluded) before it is cancelled",
+    },
+    SessionPropertySpec {
+        name: "query_max_memory_per_node",
+        default: "0B",
+        sql_type: "varchar",
+        description: "Memory a query may reserve on each executor, below the executors' \
+                      query.max-memory-per-node (0B: theirs)",
     },
     SessionPropertySpec {
         name: "hash_partition_count",
@@ -173,6 +180,11 @@ fn normalise(name: &str, value: &str) -> Result<String> {
                 .ok_or_else(|| invalid(name, value, "a data size such as '100MB'"))?;
             Ok(value.to_owned())
         }
+        "query_max_memory_per_node" => {
+            parse_data_size(value)
+                .ok_or_else(|| invalid(name, value, "a data size such as '1GB'"))?;
+            Ok(value.to_owned())
+        }
         "query_max_run_time" | "query_max_execution_time" => {
             parse_duration(value)
                 .ok_or_else(|| invalid(name, value, "a duration such as '30s', '10m' or '1h'"))?;
@@ -254,6 +266,12 @@ fn apply(config: &mut SessionConfig, name: &str, value: &str) -> Result<()> {
             n => set(options, "datafusion.execution.target_partitions", n),
         },
         "query_max_run_time" | "query_max_execution_time" => Ok(()),
+        // Travels with every task; executors apply it to the query's memory pool.
+        "query_max_memory_per_node" => set(
+            options,
+            "tributary.max_memory_per_node",
+            &parse_data_size(value).unwrap_or(0).to_string(),
+        ),
         key => set(options, key, value),
     }
 }

@@ -12,7 +12,7 @@ use opentelemetry::{Context, KeyValue};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// What every task of a query carries besides the query's own settings
-/// (`tributary.query_id`, `tributary.traceparent`).
+/// (`tributary.query_id`, `tributary.traceparent`, `tributary.max_memory_per_node`).
 ///
 /// Written by hand rather than with DataFusion's `extensions_options!`: the macro's
 /// `entries()` leaves the prefix off the keys, and Ballista sends a task's settings to its
@@ -23,6 +23,9 @@ pub struct QueryTelemetry {
     pub query_id: String,
     /// W3C `traceparent` of the query's span; empty: not traced.
     pub traceparent: String,
+    /// Bytes the query may reserve per executor when its session lowers
+    /// `query.max-memory-per-node` (`query_max_memory_per_node`); empty: the node's limit.
+    pub max_memory_per_node: String,
 }
 
 impl ConfigExtension for QueryTelemetry {
@@ -47,9 +50,11 @@ impl ExtensionOptions for QueryTelemetry {
         match key {
             "query_id" => self.query_id = value.to_owned(),
             "traceparent" => self.traceparent = value.to_owned(),
+            "max_memory_per_node" => self.max_memory_per_node = value.to_owned(),
             _ => {
                 return Err(datafusion::error::DataFusionError::Configuration(format!(
-                    "unknown setting 'tributary.{key}' (known: tributary.query_id, tributary.traceparent)"
+                    "unknown setting 'tributary.{key}' (known: tributary.query_id, \
+                     tributary.traceparent, tributary.max_memory_per_node)"
                 )));
             }
         }
@@ -67,6 +72,11 @@ impl ExtensionOptions for QueryTelemetry {
                 key: "tributary.traceparent".to_owned(),
                 value: Some(self.traceparent.clone()),
                 description: "W3C traceparent of the query's span",
+            },
+            ConfigEntry {
+                key: "tributary.max_memory_per_node".to_owned(),
+                value: Some(self.max_memory_per_node.clone()),
+                description: "Bytes the query may reserve per executor (session limit)",
             },
         ]
     }

@@ -45,6 +45,7 @@ pub async fn start_cluster(
         executor_timeout_seconds: 15,
         retry: tributary_scheduler::RetryPolicy::Task { attempts: 4 },
         resource_groups: None,
+        access_control: None,
     };
     start_scheduler(options, catalogs.clone())
         .await
@@ -62,6 +63,7 @@ pub async fn start_cluster(
             http_addr: None,
             drain: None,
             drain_timeout: std::time::Duration::ZERO,
+            memory: Default::default(),
         };
         let catalogs = catalogs.clone();
         tokio::spawn(async move { run_executor(options, catalogs).await });

@@ -64,6 +64,7 @@ pub(crate) async fn tables(
                     .unwrap_or_default(),
                 None => schema.table_names(),
             };
+            crate::access::visible_tables(ctx, &c, &s, &mut names);
             names.sort();
             for t in names {
                 if cmd
@@ -83,7 +84,26 @@ pub(crate) async fn tables(
                 } else {
                     "TABLE"
                 };
-                b.append(&c, &s, &t, kind, &with_column_metadata(&table.schema()))
+                let mut columns = table.schema().as_ref().clone();
+                if let Some(scope) = crate::access::AccessScope::of(ctx) {
+                    // Columns the user may not read are left out, as in SHOW COLUMNS.
+                    let name = datafusion::common::ResolvedTableReference {
+                        catalog: c.as_str().into(),
+                        schema: s.as_str().into(),
+                        table: t.as_str().into(),
+                    };
+                    let denied = scope
+                        .denied_columns(&name, columns.fields().iter().map(|f| f.name().as_str()));
+                    columns = Schema::new(
+                        columns
+                            .fields()
+                            .iter()
+                            .filter(|f| !denied.contains(f.name()))
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                    );
+                }
+                b.append(&c, &s, &t, kind, &with_column_metadata(&columns))
                     .map_err(external)?;
             }
         }

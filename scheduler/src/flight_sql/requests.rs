@@ -60,6 +60,12 @@ impl TributaryFlightSql {
                 let token = h.trim_start_matches("Bearer ").trim();
                 match self.sessions.get(token) {
                     Some(s) => Ok(s),
+                    // A JWT, checked on every request (it may expire); its session is kept
+                    // by token.
+                    None if self.auth.accepts_jwt() => {
+                        let user = self.auth.check_jwt(token)?;
+                        Ok(self.sessions.get_or_open(&format!("jwt:{token}"), &user))
+                    }
                     None if !self.auth.required() => Ok(self.sessions.anonymous()),
                     None => Err(SchedulerError::Unauthenticated(
                         "unknown or expired session token: authenticate again".into(),

@@ -72,17 +72,22 @@ impl FlightSqlService for TributaryFlightSql {
             }
             Some(h) if h.starts_with("Bearer ") => {
                 let token = h.trim_start_matches("Bearer ").trim().to_owned();
-                if self.sessions.get(&token).is_none() {
+                if self.sessions.get(&token).is_some() {
+                    token
+                } else if self.auth.accepts_jwt() {
+                    // A JWT: a new session for its user.
+                    let user = self.auth.check_jwt(&token).map_err(status)?;
+                    self.sessions.open(&user)
+                } else {
                     return Err(status(SchedulerError::Unauthenticated(
                         "unknown or expired token".into(),
                     )));
                 }
-                token
             }
             _ if !self.auth.required() => self.sessions.open("anonymous"),
             _ => {
                 return Err(status(SchedulerError::Unauthenticated(
-                    "authentication required: send basic credentials".into(),
+                    "authentication required: send basic credentials or a bearer token".into(),
                 )));
             }
         };

@@ -1,0 +1,210 @@
+//! `etc/config.properties`: Trino's node configuration, the keys Tributary applies (memory and
+//! spill limits, authentication types, JWT) typed and checked, Trino's keys that Tributary's
+//! flags replace accepted and named in the log, anything else refused with the closest known key.
+
+use std::path::{Path, PathBuf};
+
+use tributary_connector::Properties;
+use tributary_executor::MemoryConfig;
+use tributary_scheduler::{Authenticator, JwtConfig, JwtVerifier};
+
+/// The file, as Trino names it.
+pub(crate) const CONFIG_PROPERTIES: &str = "config.properties";
+
+/// Trino settings whose role Tributary's command-line flags play (roles, ports, discovery) or
+/// that have no counterpart: accepted, so that a Trino file loads.
+const IGNORED: [&str; 12] = [
+    "coordinator",
+    "node-scheduler.include-coordinator",
+    "http-server.http.port",
+    "discovery.uri",
+    "discovery-server.enabled",
+    "task.concurrency",
+    "task.max-worker-threads",
+    "web-ui.enabled",
+    "query.max-history",
+    "query.client.timeout",
+    "exchange.http-client.max-connections",
+    "node-scheduler.max-splits-per-node",
+];
+
+/// Clients' authentication (`http-server.authentication.*`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AuthenticationConfig {
+    /// `PASSWORD` among the types (or no types given).
+    pub password: bool,
+    /// `PASSWORD` named explicitly: a password file must exist.
+    pub password_required: bool,
+    /// `JWT` among the types, with its settings.
+    pub jwt: Option<JwtConfig>,
+}
+
+/// What `etc/config.properties` sets.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NodeConfig {
+    /// Memory and spill limits of executors.
+    pub memory: MemoryConfig,
+    /// How clients authenticate to the scheduler.
+    pub authentication: AuthenticationConfig,
+}
+
+fn size(
+    reader: &mut tributary_connector::PropertyReader<'_>,
+    path: &Path,
+    key: &str,
+) -> Result<Option<u64>, String> {
+    match reader.optional_string(key) {
+        None => Ok(None),
+        Some(text) => tributary_scheduler::session::parse_data_size(&text)
+            .map(Some)
+            .ok_or_else(|| {
+                format!(
+                    "{}: {key}={text}: expected a data size such as 4GB or 512MB",
+                    path.display()
+                )
+            }),
+    }
+}
+
+impl NodeConfig {
+    /// Reads `<etc>/config.properties` (absent: defaults).
+    pub(crate) fn load(etc: &Path) -> Result<Self, String> {
+        let path = etc.join(CONFIG_PROPERTIES);
+        if !path.exists() {
+            return Ok(Self {
+                authentication: AuthenticationConfig {
+                    password: true,
+                    ..AuthenticationConfig::default()
+                },
+                ..Self::default()
+            });
+        }
+        let props = Properties::load(&path).map_err(|e| e.to_string())?;
+        let mut reader = props.reader("server configuration");
+        let relative = |file: String| {
+            let file = PathBuf::from(file);
+            if file.is_absolute() {
+                file
+            } else {
+                // Trino's files name `etc/…` relative to the installation directory.
+                etc.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+                    .join(file)
+            }
+        };
+        for key in IGNORED {
+            if reader.optional_string(key).is_some() {
+                tracing::info!(
+                    "{}: {key} is ignored (set by Tributary's flags)",
+                    path.display()
+                );
+            }
+        }
+
+        let max_memory = size(&mut reader, &path, "query.max-memory")?;
+        let per_node = size(&mut reader, &path, "query.max-memory-per-node")?;
+        let memory = MemoryConfig {
+            // One query may not use more on one node than it may use in all.
+            max_memory_per_node: match (per_node, max_memory) {
+                (Some(n), Some(m)) => Some(n.min(m)),
+                (n, m) => n.or(m),
+            },
+            max_total_memory_per_node: size(&mut reader, &path, "query.max-total-memory-per-node")?,
+            heap_headroom_per_node: size(&mut reader, &path, "memory.heap-headroom-per-node")?,
+            spill_enabled: reader
+                .optional::<bool>("spill-enabled", "true or false")
+                .map_err(|e| e.to_string())?,
+            spill_paths: reader
+                .optional_string("spiller-spill-path")
+                .map(|p| p.split(',').map(|p| PathBuf::from(p.trim())).collect())
+                .unwrap_or_default(),
+            max_spill_per_node: size(&mut reader, &path, "max-spill-per-node")?,
+        };
+        // Accepted: a query's spill is bounded by the node's.
+        let _ = size(&mut reader, &path, "query-max-spill-per-node")?;
+
+        let explicit = reader.optional_string("http-server.authentication.type");
+        let mut authentication = AuthenticationConfig {
+            password_required: explicit.is_some(),
+            ..AuthenticationConfig::default()
+        };
+        let types = explicit.unwrap_or_else(|| "PASSWORD".to_owned());
+        for kind in types.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            match kind.to_ascii_uppercase().as_str() {
+                "PASSWORD" => authentication.password = true,
+                "JWT" => authentication.jwt = Some(JwtConfig::default()),
+                other => {
+                    return Err(format!(
+                        "{}: http-server.authentication.type: {other} is not supported \
+                         (PASSWORD, JWT)",
+                        path.display()
+                    ));
+                }
+            }
+        }
+        if let Some(jwt) = &mut authentication.jwt {
+            jwt.key_file = relative(
+                reader
+                    .required_string(
+                        "http-server.authentication.jwt.key-file",
+                        "the path of the JWT signing key (PEM public key or base64 HMAC secret)",
+                    )
+                    .map_err(|e| e.to_string())?,
+            );
+            jwt.required_issuer =
+                reader.optional_string("http-server.authentication.jwt.required-issuer");
+            jwt.required_audience =
+                reader.optional_string("http-server.authentication.jwt.required-audience");
+            jwt.principal_field =
+                reader.optional_string("http-server.authentication.jwt.principal-field");
+            jwt.user_mapping_pattern =
+                reader.optional_string("http-server.authentication.jwt.user-mapping.pattern");
+        }
+        reader.finish().map_err(|e| e.to_string())?;
+        Ok(Self {
+            memory,
+            authentication,
+        })
+    }
+
+    /// The scheduler's authenticator: the password file (`--password-file`, else
+    /// `etc/password-authenticator.properties`) when `PASSWORD` is on, and JWT when `JWT` is.
+    pub(crate) fn authenticator(
+        &self,
+        etc: &Path,
+        password_file: Option<&Path>,
+    ) -> Result<Option<Authenticator>, String> {
+        let passwords = if self.authentication.password {
+            match password_file {
+                Some(file) => {
+                    Some(Authenticator::from_password_file(file).map_err(|e| e.to_string())?)
+                }
+                None => Authenticator::from_etc(etc).map_err(|e| e.to_string())?,
+            }
+        } else {
+            None
+        };
+        if self.authentication.password_required && passwords.is_none() {
+            return Err(format!(
+                "{}: http-server.authentication.type includes PASSWORD, but there is no \
+                 {} (or --password-file)",
+                etc.join(CONFIG_PROPERTIES).display(),
+                etc.join(tributary_scheduler::PASSWORD_AUTHENTICATOR_PROPERTIES)
+                    .display()
+            ));
+        }
+        match &self.authentication.jwt {
+            None => Ok(passwords),
+            Some(jwt) => {
+                let verifier = JwtVerifier::new(jwt).map_err(|e| e.to_string())?;
+                let with_passwords = passwords.is_some();
+                Ok(Some(
+                    passwords
+                        .unwrap_or_else(Authenticator::open)
+                        .with_jwt(verifier, with_passwords),
+                ))
+            }
+        }
+    }
+}

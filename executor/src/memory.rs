@@ -1,0 +1,420 @@
+//! Memory and spill limits of an executor, Trino's settings (`etc/config.properties`):
+//! every query's tasks on this node share one DataFusion [`FairSpillPool`] of
+//! `query.max-memory-per-node` (lowered by the session's `query_max_memory_per_node`), and all
+//! queries together may reserve `query.max-total-memory-per-node` (default: the node's memory
+//! less `memory.heap-headroom-per-node`). Operators that can spill (sorts, aggregations) spill
+//! to `spiller-spill-path` when their share is used up, at most `max-spill-per-node` for the
+//! whole node; anything else that does not fit fails its query with a
+//! `ResourcesExhausted` error naming the limit, never the process.
+//!
+//! Ballista's own pool policy (a pool per task, of the executor's memory divided by its task
+//! slots) is turned off (`memory_pool_size = 0`): a query's tasks share their query's limit
+//! here instead.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::disk_manager::{DiskManager, DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{
+    FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
+};
+use datafusion::prelude::SessionConfig;
+use tributary_telemetry::QueryTelemetry;
+
+/// Memory settings of an executor (`etc/config.properties`).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryConfig {
+    /// `query.max-memory-per-node`: what one query may reserve on this node.
+    pub max_memory_per_node: Option<u64>,
+    /// `query.max-total-memory-per-node`: what all queries together may reserve.
+    pub max_total_memory_per_node: Option<u64>,
+    /// `memory.heap-headroom-per-node`: memory left to everything else (default: 30% of the
+    /// node's memory) when the total is not set.
+    pub heap_headroom_per_node: Option<u64>,
+    /// `spill-enabled` (default true).
+    pub spill_enabled: Option<bool>,
+    /// `spiller-spill-path`: directories for spill files (default: `<work dir>/spill`).
+    pub spill_paths: Vec<PathBuf>,
+    /// `max-spill-per-node`: spill files of all queries on this node.
+    pub max_spill_per_node: Option<u64>,
+}
+
+/// Memory of the machine or container (cgroup limit, else physical memory).
+pub fn node_memory_bytes() -> Option<u64> {
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let physical = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    });
+    match (cgroup, physical) {
+        (Some(c), Some(p)) => Some(c.min(p)),
+        (c, p) => c.or(p),
+    }
+}
+
+/// Human-readable bytes, as Trino prints data sizes.
+pub fn data_size(bytes: usize) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.2}{}", UNITS[unit])
+    }
+}
+
+/// The executor's memory: its limits, the pools of the queries running on it, its spill disk.
+#[derive(Debug)]
+pub struct NodeMemory {
+    /// What all queries together may reserve.
+    total: usize,
+    /// What one query may reserve, unless its session asks for less.
+    per_query: usize,
+    reserved: AtomicUsize,
+    peak: AtomicUsize,
+    queries: Mutex<HashMap<String, Weak<QueryMemory>>>,
+    disk: Arc<DiskManager>,
+}
+
+impl NodeMemory {
+    /// Sizes the node's memory from `config` and makes its spill disk (`work_dir/spill` by
+    /// default).
+    pub fn new(config: &MemoryConfig, work_dir: &std::path::Path) -> Result<Arc<Self>> {
+        let node = node_memory_bytes().unwrap_or(8 << 30);
+        let headroom = config
+            .heap_headroom_per_node
+            .unwrap_or(node / 10 * 3)
+            .min(node);
+        let total = config
+            .max_total_memory_per_node
+            .unwrap_or(node - headroom)
+            .max(1) as usize;
+        let per_query = config
+            .max_memory_per_node
+            .map_or(total, |b| (b as usize).clamp(1, total));
+        let mut disk = DiskManagerBuilder::default();
+        if config.spill_enabled == Some(false) {
+            disk = disk.with_mode(DiskManagerMode::Disabled);
+        } else {
+            let paths = if config.spill_paths.is_empty() {
+                vec![work_dir.join("spill")]
+            } else {
+                config.spill_paths.clone()
+            };
+            for path in &paths {
+                std::fs::create_dir_all(path).map_err(|e| {
+                    DataFusionError::Configuration(format!(
+                        "spiller-spill-path: cannot create {}: {e}",
+                        path.display()
+                    ))
+                })?;
+            }
+            disk = disk.with_mode(DiskManagerMode::Directories(paths));
+            if let Some(max) = config.max_spill_per_node {
+                disk = disk.with_max_temp_directory_size(max);
+            }
+        }
+        tracing::info!(
+            total = %data_size(total),
+            per_query = %data_size(per_query),
+            spill = config.spill_enabled != Some(false),
+            "executor memory"
+        );
+        Ok(Arc::new(Self {
+            total,
+            per_query,
+            reserved: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            queries: Mutex::default(),
+            disk: Arc::new(disk.build()?),
+        }))
+    }
+
+    /// The spill disk shared by every task of the node.
+    pub fn disk(&self) -> Arc<DiskManager> {
+        Arc::clone(&self.disk)
+    }
+
+    /// Bytes reserved by all queries now.
+    pub fn reserved(&self) -> usize {
+        self.reserved.load(Ordering::Relaxed)
+    }
+
+    /// The most ever reserved at once.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Bytes spilled to disk now.
+    pub fn spilled(&self) -> u64 {
+        self.disk.used_disk_space()
+    }
+
+    /// What all queries together may reserve.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Queries with memory on this node: (query id, reserved bytes, peak bytes).
+    pub fn queries(&self) -> Vec<(String, usize, usize)> {
+        let queries = self.queries.lock().unwrap_or_else(|e| e.into_inner());
+        queries
+            .iter()
+            .filter_map(|(id, q)| q.upgrade().map(|q| (id.clone(), q.reserved(), q.peak())))
+            .collect()
+    }
+
+    /// The memory pool of a task: its query's, shared with the query's other tasks here.
+    pub fn pool_for(self: &Arc<Self>, config: &SessionConfig) -> Arc<dyn MemoryPool> {
+        let settings = config
+            .options()
+            .extensions
+            .get::<QueryTelemetry>()
+            .cloned()
+            .unwrap_or_default();
+        // A session may ask for less than the node allows, never more (as Trino).
+        let (limit, property) = match settings.max_memory_per_node.parse::<usize>() {
+            Ok(session) if session > 0 && session < self.per_query => {
+                (session, "session property query_max_memory_per_node")
+            }
+            _ => (self.per_query, "query.max-memory-per-node"),
+        };
+        let key = if settings.query_id.is_empty() {
+            // Not a query's task (never expected): a pool of its own.
+            format!("task-{}", uuid::Uuid::new_v4())
+        } else {
+            settings.query_id.clone()
+        };
+        let mut queries = self.queries.lock().unwrap_or_else(|e| e.into_inner());
+        queries.retain(|_, q| q.strong_count() > 0);
+        if let Some(query) = queries.get(&key).and_then(Weak::upgrade) {
+            return Arc::new(QueryPool(query));
+        }
+        let query = Arc::new(QueryMemory {
+            query_id: key.clone(),
+            limit,
+            property,
+            inner: FairSpillPool::new(limit),
+            node: Arc::clone(self),
+            peak: AtomicUsize::new(0),
+        });
+        queries.insert(key, Arc::downgrade(&query));
+        Arc::new(QueryPool(query))
+    }
+
+    fn charge(&self, additional: usize) -> bool {
+        let mut current = self.reserved.load(Ordering::Relaxed);
+        loop {
+            let next = current.saturating_add(additional);
+            if next > self.total {
+                return false;
+            }
+            match self.reserved.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    self.peak.fetch_max(next, Ordering::Relaxed);
+                    return true;
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    fn force(&self, additional: usize) {
+        let next = self.reserved.fetch_add(additional, Ordering::AcqRel) + additional;
+        self.peak.fetch_max(next, Ordering::Relaxed);
+    }
+
+    fn release(&self, bytes: usize) {
+        self.reserved.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+/// One query's memory on this node.
+#[derive(Debug)]
+struct QueryMemory {
+    query_id: String,
+    limit: usize,
+    property: &'static str,
+    inner: FairSpillPool,
+    node: Arc<NodeMemory>,
+    peak: AtomicUsize,
+}
+
+impl QueryMemory {
+    fn reserved(&self) -> usize {
+        self.inner.reserved()
+    }
+
+    fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    fn note_peak(&self) {
+        self.peak
+            .fetch_max(self.inner.reserved(), Ordering::Relaxed);
+    }
+}
+
+/// The pool a task's runtime uses: its query's [`FairSpillPool`], charged to the node.
+#[derive(Debug)]
+struct QueryPool(Arc<QueryMemory>);
+
+impl std::fmt::Display for QueryPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "query {} ({} of {})",
+            self.0.query_id,
+            data_size(self.0.reserved()),
+            data_size(self.0.limit)
+        )
+    }
+}
+
+impl MemoryPool for QueryPool {
+    fn name(&self) -> &str {
+        "tributary-query"
+    }
+
+    fn register(&self, consumer: &MemoryConsumer) {
+        self.0.inner.register(consumer);
+    }
+
+    fn unregister(&self, consumer: &MemoryConsumer) {
+        self.0.inner.unregister(consumer);
+    }
+
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.0.inner.grow(reservation, additional);
+        self.0.node.force(additional);
+        self.0.note_peak();
+    }
+
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.0.inner.shrink(reservation, shrink);
+        self.0.node.release(shrink);
+    }
+
+    fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> Result<()> {
+        let query = &self.0;
+        let consumer = reservation.consumer().name().to_owned();
+        // Spilling operators take a refusal as "spill now"; the message is for the others.
+        if query.inner.try_grow(reservation, additional).is_err() {
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "Query exceeded per-node memory limit of {} ({}) [Allocated: {}, Delta: {}, \
+                 Operator: {consumer}]",
+                data_size(query.limit),
+                query.property,
+                data_size(query.inner.reserved()),
+                data_size(additional),
+            )));
+        }
+        if !query.node.charge(additional) {
+            query.inner.shrink(reservation, additional);
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "Query exceeded node memory: the queries on this executor would reserve more \
+                 than {} (query.max-total-memory-per-node) [Query allocated: {}, Delta: {}, \
+                 Operator: {consumer}]",
+                data_size(query.node.total),
+                data_size(query.inner.reserved()),
+                data_size(additional),
+            )));
+        }
+        query.note_peak();
+        Ok(())
+    }
+
+    fn reserved(&self) -> usize {
+        self.0.inner.reserved()
+    }
+
+    fn memory_limit(&self) -> MemoryLimit {
+        MemoryLimit::Finite(self.0.limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(query: &str, session_limit: Option<usize>) -> SessionConfig {
+        let mut telemetry = QueryTelemetry {
+            query_id: query.into(),
+            ..QueryTelemetry::default()
+        };
+        if let Some(limit) = session_limit {
+            telemetry.max_memory_per_node = limit.to_string();
+        }
+        SessionConfig::new().with_option_extension(telemetry)
+    }
+
+    #[test]
+    fn queries_share_their_limit_and_the_node_total() {
+        let dir = std::env::temp_dir().join(format!("tributary-mem-{}", std::process::id()));
+        let node = NodeMemory::new(
+            &MemoryConfig {
+                max_memory_per_node: Some(1000),
+                max_total_memory_per_node: Some(1500),
+                ..MemoryConfig::default()
+            },
+            &dir,
+        )
+        .expect("node");
+        let a1 = node.pool_for(&config("a", None));
+        let a2 = node.pool_for(&config("a", None));
+        let b = node.pool_for(&config("b", None));
+        let r1 = MemoryConsumer::new("HashJoinInput[0]").register(&a1);
+        let r2 = MemoryConsumer::new("HashJoinInput[1]").register(&a2);
+        r1.try_grow(600).expect("fits");
+        // Two tasks of query a share its 1000 bytes.
+        let err = r2.try_grow(600).expect_err("over the query limit");
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                "Query exceeded per-node memory limit of 1000B (query.max-memory-per-node)"
+            ) && text.contains("HashJoinInput[1]"),
+            "{text}"
+        );
+        let rb = MemoryConsumer::new("Sort").register(&b);
+        rb.try_grow(800).expect("query b has its own 1000");
+        assert_eq!(node.reserved(), 1400);
+        // The node has 100 bytes left.
+        let err = rb.try_grow(150).expect_err("node total");
+        assert!(
+            err.to_string().contains("query.max-total-memory-per-node"),
+            "{err}"
+        );
+        assert_eq!(node.reserved(), 1400);
+        drop(r1);
+        assert_eq!(node.reserved(), 800);
+        // A session may lower its query's limit.
+        let c = node.pool_for(&config("c", Some(100)));
+        let rc = MemoryConsumer::new("Agg").register(&c);
+        let err = rc.try_grow(200).expect_err("session limit");
+        assert!(
+            err.to_string()
+                .contains("session property query_max_memory_per_node"),
+            "{err}"
+        );
+        drop((r2, rb, rc));
+        assert_eq!(node.reserved(), 0);
+        assert_eq!(node.peak(), 1400);
+    }
+}

@@ -1,0 +1,558 @@
+//! Access control: Trino's file-based rules (`etc/access-control.properties` with
+//! `access-control.name=file` and `security.config-file=…`), enforced on every statement's
+//! plan and on every listing of catalogs, schemas and tables.
+//!
+//! A session's DataFusion context carries its user's [`AccessScope`] (a `SessionConfig`
+//! extension). Its catalog list is wrapped (`access/catalogs.rs`) so that what the user may
+//! not see is left out of every listing (`SHOW`, `information_schema`, Flight SQL metadata),
+//! while names still resolve: a query of a table the user may not read fails with
+//! "Access Denied", not "does not exist", as in Trino.
+
+mod catalogs;
+mod rules;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{ResolvedTableReference, TableReference};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
+use datafusion::prelude::SessionContext;
+use tributary_connector::Properties;
+
+pub use catalogs::FilteredCatalogList;
+pub use rules::{CatalogAccess, Privilege, Rules, TableDecision};
+
+use crate::error::{Result, SchedulerError};
+
+/// The properties file that configures access control, as Trino's.
+pub const ACCESS_CONTROL_PROPERTIES: &str = "access-control.properties";
+
+/// The schema every catalog has, always visible to who may see the catalog (its contents
+/// are filtered).
+const INFORMATION_SCHEMA: &str = "information_schema";
+
+/// The rules of the cluster (`None` in the options: everyone may do everything).
+#[derive(Debug, Clone)]
+pub struct AccessControl {
+    rules: Arc<Rules>,
+    source: PathBuf,
+}
+
+impl AccessControl {
+    /// The access control `<etc>/access-control.properties` configures, if present.
+    pub fn from_etc(etc: &Path) -> Result<Option<Self>> {
+        let path = etc.join(ACCESS_CONTROL_PROPERTIES);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let config = |e: tributary_connector::ConnectorError| SchedulerError::Config(e.to_string());
+        let props = Properties::load(&path).map_err(config)?;
+        let mut reader = props.reader("access control");
+        let name = reader
+            .required_string("access-control.name", "file")
+            .map_err(config)?;
+        if name != "file" {
+            return Err(SchedulerError::Config(format!(
+                "{}: access-control.name={name} is not supported (only file)",
+                path.display()
+            )));
+        }
+        let file = reader
+            .required_string("security.config-file", "the path of the rules JSON file")
+            .map_err(config)?;
+        // Accepted for Trino's files; the rules are read once at start-up.
+        let _ = reader.optional_string("security.refresh-period");
+        reader.finish().map_err(config)?;
+        let file = Path::new(&file);
+        let file = if file.is_absolute() {
+            file.to_path_buf()
+        } else {
+            // Trino's files name `etc/rules.json` relative to the installation directory.
+            etc.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .join(file)
+        };
+        Self::from_rules_file(&file).map(Some)
+    }
+
+    /// Reads a rules file.
+    pub fn from_rules_file(path: &Path) -> Result<Self> {
+        Ok(Self {
+            rules: Arc::new(Rules::from_file(path)?),
+            source: path.to_path_buf(),
+        })
+    }
+
+    /// The scope of one user.
+    pub fn scope(&self, user: &str) -> AccessScope {
+        AccessScope {
+            user: user.to_owned(),
+            rules: Arc::clone(&self.rules),
+        }
+    }
+
+    /// The rules file (for start-up messages).
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+}
+
+/// What one user may do: carried by the user's DataFusion contexts.
+#[derive(Debug, Clone)]
+pub struct AccessScope {
+    user: String,
+    rules: Arc<Rules>,
+}
+
+fn denied(message: String) -> SchedulerError {
+    SchedulerError::AccessDenied(message)
+}
+
+impl AccessScope {
+    /// The scope a context carries, if access control is on.
+    pub fn of(ctx: &SessionContext) -> Option<Arc<AccessScope>> {
+        ctx.state().config().get_extension::<AccessScope>()
+    }
+
+    /// The user.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Whether the catalog appears in listings.
+    pub fn catalog_visible(&self, catalog: &str) -> bool {
+        self.rules.catalog_access(&self.user, catalog) != CatalogAccess::None
+            && self.rules.any_table_in_catalog(&self.user, catalog)
+    }
+
+    /// Whether the schema appears in listings.
+    pub fn schema_visible(&self, catalog: &str, schema: &str) -> bool {
+        if !self.catalog_visible(catalog) {
+            return false;
+        }
+        schema == INFORMATION_SCHEMA
+            || self.rules.schema_owner(&self.user, catalog, schema)
+            || self.rules.any_table_in_schema(&self.user, catalog, schema)
+    }
+
+    /// Whether the table appears in listings (the user has some privilege on it).
+    pub fn table_visible(&self, catalog: &str, schema: &str, table: &str) -> bool {
+        if self.rules.catalog_access(&self.user, catalog) == CatalogAccess::None {
+            return false;
+        }
+        if schema == INFORMATION_SCHEMA || self.rules.schema_owner(&self.user, catalog, schema) {
+            return true;
+        }
+        match self.rules.table(&self.user, catalog, schema, table) {
+            TableDecision::Unrestricted => true,
+            TableDecision::Rule(rule) => rule.any(),
+            TableDecision::Denied => false,
+        }
+    }
+
+    /// Checks a privilege on a table.
+    pub fn check_table(&self, table: &ResolvedTableReference, privilege: Privilege) -> Result<()> {
+        let (catalog, schema, name) = (&*table.catalog, &*table.schema, &*table.table);
+        let refuse = || {
+            denied(format!(
+                "Cannot {} table {catalog}.{schema}.{name}",
+                privilege.denial()
+            ))
+        };
+        match self.rules.catalog_access(&self.user, catalog) {
+            CatalogAccess::None => {
+                return Err(denied(format!("Cannot access catalog {catalog}")));
+            }
+            CatalogAccess::ReadOnly if privilege != Privilege::Select => return Err(refuse()),
+            _ => {}
+        }
+        if schema == INFORMATION_SCHEMA {
+            return if privilege == Privilege::Select {
+                Ok(())
+            } else {
+                Err(refuse())
+            };
+        }
+        if self.rules.schema_owner(&self.user, catalog, schema) {
+            return Ok(());
+        }
+        match self.rules.table(&self.user, catalog, schema, name) {
+            TableDecision::Unrestricted => Ok(()),
+            TableDecision::Rule(rule) if rule.grants(privilege) => Ok(()),
+            _ => Err(refuse()),
+        }
+    }
+
+    /// Columns of `table` the user may not read, among `columns`.
+    pub fn denied_columns<'a>(
+        &self,
+        table: &ResolvedTableReference,
+        columns: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<String> {
+        match self
+            .rules
+            .table(&self.user, &table.catalog, &table.schema, &table.table)
+        {
+            TableDecision::Rule(rule) if rule.has_column_rules() => columns
+                .into_iter()
+                .filter(|c| rule.denies_column(c))
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether some columns of `table` are denied to the user.
+    fn restricts_columns(&self, table: &ResolvedTableReference) -> bool {
+        matches!(
+            self.rules.table(&self.user, &table.catalog, &table.schema, &table.table),
+            TableDecision::Rule(rule) if rule.has_column_rules()
+        )
+    }
+
+    /// `CREATE SCHEMA` / `DROP SCHEMA`: the user must own the schema, in a catalog they may
+    /// write.
+    pub fn check_schema_owner(&self, catalog: &str, schema: &str, action: &str) -> Result<()> {
+        if self.rules.catalog_access(&self.user, catalog) == CatalogAccess::All
+            && self.rules.schema_owner(&self.user, catalog, schema)
+        {
+            Ok(())
+        } else {
+            Err(denied(format!("Cannot {action} schema {catalog}.{schema}")))
+        }
+    }
+
+    /// `SET SESSION name = …`: Trino's `system_session_properties` and
+    /// `catalog_session_properties` rules (`catalog.property`).
+    pub fn check_session_property(&self, name: &str) -> Result<()> {
+        let allowed = match name.split_once('.') {
+            Some((catalog, property)) => self
+                .rules
+                .catalog_session_property(&self.user, catalog, property),
+            None => self.rules.system_session_property(&self.user, name),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(denied(format!("Cannot set system session property {name}")))
+        }
+    }
+
+    /// Checks everything a statement's plan reads and writes: SELECT on every table scanned
+    /// (and on the columns it reads, where rules deny some), INSERT on an INSERT's target,
+    /// OWNERSHIP for creating and dropping tables and views, schema ownership for schemas.
+    pub fn check_plan(&self, ctx: &SessionContext, plan: &LogicalPlan) -> Result<()> {
+        let state = ctx.state();
+        let options = state.config().options();
+        let (catalog, schema) = (
+            options.catalog.default_catalog.clone(),
+            options.catalog.default_schema.clone(),
+        );
+        let resolve = |name: &TableReference| name.clone().resolve(&catalog, &schema);
+        let mut restricted = false;
+        let mut failure = None;
+        plan.apply_with_subqueries(|node| {
+            let checked = match node {
+                LogicalPlan::TableScan(scan) => {
+                    let table = resolve(&scan.table_name);
+                    restricted |= self.restricts_columns(&table);
+                    self.check_table(&table, Privilege::Select)
+                }
+                LogicalPlan::Dml(dml) => match dml.op {
+                    WriteOp::Insert(_) => {
+                        self.check_table(&resolve(&dml.table_name), Privilege::Insert)
+                    }
+                    WriteOp::Delete => {
+                        self.check_table(&resolve(&dml.table_name), Privilege::Delete)
+                    }
+                    WriteOp::Update => {
+                        self.check_table(&resolve(&dml.table_name), Privilege::Update)
+                    }
+                    _ => self.check_table(&resolve(&dml.table_name), Privilege::Ownership),
+                },
+                LogicalPlan::Ddl(ddl) => self.check_ddl(ddl, &resolve, &catalog),
+                _ => Ok(()),
+            };
+            match checked {
+                Ok(()) => Ok(TreeNodeRecursion::Continue),
+                Err(e) => {
+                    failure = Some(e);
+                    Ok(TreeNodeRecursion::Stop)
+                }
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if restricted {
+            self.check_columns(plan, &resolve)?;
+        }
+        Ok(())
+    }
+
+    fn check_ddl(
+        &self,
+        ddl: &DdlStatement,
+        resolve: &dyn Fn(&TableReference) -> ResolvedTableReference,
+        default_catalog: &str,
+    ) -> Result<()> {
+        // Creating and dropping need OWNERSHIP of the table (or of its schema); the message
+        // says what was refused, as Trino's.
+        let own = |name: &TableReference, action: &str, kind: &str| {
+            let table = resolve(name);
+            self.check_table(&table, Privilege::Ownership)
+                .map_err(|e| match e {
+                    SchedulerError::AccessDenied(m) if m.starts_with("Cannot access catalog") => {
+                        SchedulerError::AccessDenied(m)
+                    }
+                    _ => denied(format!(
+                        "Cannot {action} {kind} {}.{}.{}",
+                        table.catalog, table.schema, table.table
+                    )),
+                })
+        };
+        match ddl {
+            DdlStatement::CreateMemoryTable(c) => own(&c.name, "create", "table"),
+            DdlStatement::CreateExternalTable(c) => own(&c.name, "create", "table"),
+            DdlStatement::CreateView(c) => own(&c.name, "create", "view"),
+            DdlStatement::DropTable(d) => own(&d.name, "drop", "table"),
+            DdlStatement::DropView(d) => own(&d.name, "drop", "view"),
+            DdlStatement::CreateIndex(c) => own(&c.table, "create an index on", "table"),
+            DdlStatement::CreateCatalogSchema(c) => {
+                let (catalog, schema) = split_schema(&c.schema_name, default_catalog);
+                self.check_schema_owner(&catalog, &schema, "create")
+            }
+            DdlStatement::DropCatalogSchema(d) => {
+                let (catalog, schema) = match &d.name {
+                    datafusion::common::SchemaReference::Bare { schema } => {
+                        (default_catalog.to_owned(), schema.to_string())
+                    }
+                    datafusion::common::SchemaReference::Full { schema, catalog } => {
+                        (catalog.to_string(), schema.to_string())
+                    }
+                };
+                self.check_schema_owner(&catalog, &schema, "drop")
+            }
+            DdlStatement::CreateCatalog(c) => {
+                Err(denied(format!("Cannot create catalog {}", c.catalog_name)))
+            }
+            _ => Err(denied(format!(
+                "Cannot run {} under access control",
+                ddl.name()
+            ))),
+        }
+    }
+
+    /// Column rules: the columns each scan of a restricted table really reads (its projection
+    /// and pushed filters after DataFusion's own optimizer rules, without connectors' rules,
+    /// which replace scans by remote queries).
+    fn check_columns(
+        &self,
+        plan: &LogicalPlan,
+        resolve: &dyn Fn(&TableReference) -> ResolvedTableReference,
+    ) -> Result<()> {
+        use datafusion::optimizer::{Optimizer, OptimizerContext};
+        let optimized = Optimizer::new()
+            .optimize(plan.clone(), &OptimizerContext::new(), |_, _| {})
+            .map_err(SchedulerError::from)?;
+        let mut failure = None;
+        optimized.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                let table = resolve(&scan.table_name);
+                let schema = scan.source.schema();
+                let mut read: Vec<String> = match &scan.projection {
+                    Some(indices) => indices
+                        .iter()
+                        .map(|i| schema.field(*i).name().clone())
+                        .collect(),
+                    None => schema.fields().iter().map(|f| f.name().clone()).collect(),
+                };
+                for filter in &scan.filters {
+                    read.extend(filter.column_refs().into_iter().map(|c| c.name.clone()));
+                }
+                let denied_columns = self.denied_columns(&table, read.iter().map(String::as_str));
+                if !denied_columns.is_empty() {
+                    let mut columns = denied_columns;
+                    columns.sort();
+                    columns.dedup();
+                    failure = Some(denied(format!(
+                        "Cannot select from columns [{}] in table or view {}.{}.{}",
+                        columns.join(", "),
+                        table.catalog,
+                        table.schema,
+                        table.table
+                    )));
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// `catalog.schema` or `schema` (in the default catalog).
+fn split_schema(name: &str, default_catalog: &str) -> (String, String) {
+    match name.split_once('.') {
+        Some((catalog, schema)) => (catalog.to_owned(), schema.to_owned()),
+        None => (default_catalog.to_owned(), name.to_owned()),
+    }
+}
+
+/// Leaves out of `names` (schemas of `catalog`) those the context's user may not see.
+pub fn visible_schemas(ctx: &SessionContext, catalog: &str, names: &mut Vec<String>) {
+    if let Some(scope) = AccessScope::of(ctx) {
+        names.retain(|s| scope.schema_visible(catalog, s));
+    }
+}
+
+/// Leaves out of `names` (tables of `catalog.schema`) those the context's user may not see.
+pub fn visible_tables(ctx: &SessionContext, catalog: &str, schema: &str, names: &mut Vec<String>) {
+    if let Some(scope) = AccessScope::of(ctx) {
+        names.retain(|t| scope.table_visible(catalog, schema, t));
+    }
+}
+
+/// Checks that the context's user may see a table (SHOW COLUMNS, SHOW CREATE TABLE,
+/// DESCRIBE, SHOW PARTITIONS).
+pub fn check_visible(ctx: &SessionContext, catalog: &str, schema: &str, table: &str) -> Result<()> {
+    match AccessScope::of(ctx) {
+        Some(scope) if !scope.table_visible(catalog, schema, table) => Err(denied(format!(
+            "Cannot show columns of table {catalog}.{schema}.{table}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: &str = r#"{
+        "catalogs": [
+            {"user": "admin", "catalog": ".*", "allow": "all"},
+            {"user": "alice", "catalog": "hive", "allow": "read-only"},
+            {"catalog": "system", "allow": "none"},
+            {"catalog": "(tpch|hive)", "allow": true}
+        ],
+        "schemas": [
+            {"user": "admin", "owner": true},
+            {"user": "bob", "catalog": "hive", "schema": "bob_.*", "owner": true},
+            {"owner": false}
+        ],
+        "tables": [
+            {"user": "admin", "privileges": ["OWNERSHIP"]},
+            {"catalog": "tpch", "table": "nation", "privileges": ["SELECT"],
+             "columns": [{"name": "n_comment", "allow": false}]},
+            {"catalog": "tpch", "table": "region", "privileges": []},
+            {"catalog": "tpch", "privileges": ["SELECT"]},
+            {"user": "bob", "catalog": "hive", "schema": "default", "table": "orders",
+             "privileges": ["SELECT", "INSERT"]}
+        ],
+        "system_session_properties": [
+            {"user": "admin", "allow": true},
+            {"property": "query_max_run_time", "allow": false},
+            {"allow": true}
+        ]
+    }"#;
+
+    fn table(name: &str) -> ResolvedTableReference {
+        TableReference::parse_str(name).resolve("x", "y")
+    }
+
+    #[test]
+    fn rules_decide_in_order() {
+        let rules = Arc::new(Rules::parse(RULES, "rules.json").expect("rules"));
+        let scope = |user: &str| AccessScope {
+            user: user.into(),
+            rules: Arc::clone(&rules),
+        };
+        let (admin, alice, bob) = (scope("admin"), scope("alice"), scope("bob"));
+        assert!(admin.catalog_visible("system"));
+        assert!(!alice.catalog_visible("system"));
+        assert!(alice.catalog_visible("tpch"));
+        // alice has no table rule in hive: nothing there to see.
+        assert!(!alice.catalog_visible("hive"));
+        assert!(bob.catalog_visible("hive"));
+        assert!(bob.schema_visible("hive", "default"));
+        assert!(!bob.schema_visible("hive", "other"));
+        assert!(bob.schema_visible("hive", "bob_scratch"));
+        assert!(bob.table_visible("hive", "default", "orders"));
+        assert!(!bob.table_visible("hive", "default", "customers"));
+        assert!(!bob.table_visible("tpch", "tiny", "region"));
+        assert!(bob.table_visible("tpch", "tiny", "nation"));
+
+        bob.check_table(&table("tpch.tiny.lineitem"), Privilege::Select)
+            .expect("select");
+        let err = bob
+            .check_table(&table("tpch.tiny.lineitem"), Privilege::Insert)
+            .expect_err("insert");
+        assert_eq!(
+            err.to_string(),
+            "Access Denied: Cannot insert into table tpch.tiny.lineitem"
+        );
+        bob.check_table(&table("hive.default.orders"), Privilege::Insert)
+            .expect("insert orders");
+        bob.check_table(&table("hive.bob_scratch.t"), Privilege::Ownership)
+            .expect("schema owner owns its tables");
+        let err = alice
+            .check_table(&table("system.runtime.queries"), Privilege::Select)
+            .expect_err("system");
+        assert_eq!(
+            err.to_string(),
+            "Access Denied: Cannot access catalog system"
+        );
+        // information_schema is readable in any catalog the user may access.
+        bob.check_table(&table("tpch.information_schema.tables"), Privilege::Select)
+            .expect("information_schema");
+        admin
+            .check_table(&table("system.runtime.queries"), Privilege::Ownership)
+            .expect("admin");
+        assert_eq!(
+            bob.denied_columns(&table("tpch.tiny.nation"), ["n_name", "n_comment"]),
+            vec!["n_comment".to_owned()]
+        );
+        bob.check_schema_owner("hive", "bob_x", "create")
+            .expect("owner");
+        assert!(bob.check_schema_owner("hive", "default", "create").is_err());
+        assert!(bob.check_session_property("query_max_run_time").is_err());
+        bob.check_session_property("join_distribution_type")
+            .expect("allowed");
+        admin
+            .check_session_property("query_max_run_time")
+            .expect("admin");
+    }
+
+    #[test]
+    fn bad_rules_are_refused_with_their_place() {
+        for (text, expected) in [
+            (
+                r#"{"catalogs": [{"catalog": "(", "allow": "all"}]}"#,
+                "catalogs[0]: \"catalog\"",
+            ),
+            (
+                r#"{"catalogs": [{"allow": "sometimes"}]}"#,
+                "catalogs[0]: \"allow\"",
+            ),
+            (
+                r#"{"tables": [{"privileges": ["READ"]}]}"#,
+                "unknown variant `READ`",
+            ),
+            (r#"{"tabels": []}"#, "unknown field `tabels`"),
+            (
+                r#"{"tables": [{"privileges": ["SELECT"], "filter": "x > 1"}]}"#,
+                "tables[0]: row filters",
+            ),
+            (
+                r#"{"tables": [{"privileges": ["SELECT"], "columns": [{"name": "ssn", "mask": "'x'"}]}]}"#,
+                "column 'ssn': column masks",
+            ),
+        ] {
+            let err = Rules::parse(text, "rules.json").expect_err(text);
+            assert!(err.to_string().contains(expected), "{text}: {err}");
+            assert!(err.to_string().starts_with("rules.json"), "{err}");
+        }
+    }
+}
