@@ -125,14 +125,14 @@ impl NodeConfig {
         let _ = size(&mut reader, &path, "query-max-spill-per-node")?;
 
         let explicit = reader.optional_string("http-server.authentication.type");
-        let mut authentication = AuthenticationConfig {
-            password_required: explicit.is_some(),
-            ..AuthenticationConfig::default()
-        };
-        let types = explicit.unwrap_or_else(|| "PASSWORD".to_owned());
+        let mut authentication = AuthenticationConfig::default();
+        let types = explicit.clone().unwrap_or_else(|| "PASSWORD".to_owned());
         for kind in types.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             match kind.to_ascii_uppercase().as_str() {
-                "PASSWORD" => authentication.password = true,
+                "PASSWORD" => {
+                    authentication.password = true;
+                    authentication.password_required = explicit.is_some();
+                }
                 "JWT" => authentication.jwt = Some(JwtConfig::default()),
                 other => {
                     return Err(format!(

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
 use datafusion::execution::disk_manager::{DiskManager, DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{
     FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
@@ -272,6 +273,64 @@ impl QueryMemory {
     }
 }
 
+/// A task's failure for lack of memory, said in terms of its limit: DataFusion's own
+/// refusals (an operator that could not spill because spilling is off, or whose spill
+/// reservation failed) are reworded as the pool's, which name `query.max-memory-per-node`.
+pub fn explain_exhaustion(pool: &Arc<dyn MemoryPool>, error: DataFusionError) -> DataFusionError {
+    let text = error.to_string();
+    let Some(at) = text.find("Resources exhausted") else {
+        return error;
+    };
+    let Some(query) = pool.downcast_ref::<QueryPool>().map(|p| &p.0) else {
+        return error;
+    };
+    if text.contains("Query exceeded") {
+        return error;
+    }
+    let cause = text[at..]
+        .trim_start_matches("Resources exhausted")
+        .trim_start_matches(':')
+        .trim()
+        .replace(['[', ']'], "");
+    DataFusionError::ResourcesExhausted(format!(
+        "Query exceeded per-node memory limit of {} ({}) [Allocated: {}, {cause}]",
+        data_size(query.limit),
+        query.property,
+        data_size(query.inner.reserved()),
+    ))
+}
+
+/// A task's context with DataFusion's sort merge reservation
+/// (`sort_spill_reservation_bytes`, 10 MB by default) fitted to its query's limit: each task
+/// slot's sorts reserve it up front, and reservations that add up to most of a small limit
+/// leave the sorts nothing to sort with.
+pub fn fit_task_context(context: Arc<TaskContext>, slots: usize) -> Arc<TaskContext> {
+    let Some(query) = context
+        .memory_pool()
+        .downcast_ref::<QueryPool>()
+        .map(|p| &p.0)
+    else {
+        return context;
+    };
+    let fitted = (query.limit / (4 * slots.max(1))).max(256 << 10);
+    let options = context.session_config().options();
+    if options.execution.sort_spill_reservation_bytes <= fitted {
+        return context;
+    }
+    let mut config = context.session_config().clone();
+    config.options_mut().execution.sort_spill_reservation_bytes = fitted;
+    Arc::new(TaskContext::new(
+        context.task_id(),
+        context.session_id(),
+        config,
+        context.scalar_functions().clone(),
+        context.higher_order_functions().clone(),
+        context.aggregate_functions().clone(),
+        context.window_functions().clone(),
+        context.runtime_env(),
+    ))
+}
+
 /// The pool a task's runtime uses: its query's [`FairSpillPool`], charged to the node.
 #[derive(Debug)]
 struct QueryPool(Arc<QueryMemory>);
@@ -315,6 +374,21 @@ impl MemoryPool for QueryPool {
     fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> Result<()> {
         let query = &self.0;
         let consumer = reservation.consumer().name().to_owned();
+        // Operators that can spill, once they hold something to spill, leave a quarter of the
+        // query's memory to those that cannot (a sort's merge buffers, hash tables):
+        // DataFusion's fair pool lets spillers fill it all, and then a sort's own merge fails
+        // instead of the sort spilling.
+        if reservation.consumer().can_spill()
+            && reservation.size() > 0
+            && query.inner.reserved() + additional > query.limit - query.limit / 4
+        {
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "{consumer} must spill: its query holds {} of {} ({})",
+                data_size(query.inner.reserved()),
+                data_size(query.limit),
+                query.property
+            )));
+        }
         // Spilling operators take a refusal as "spill now"; the message is for the others.
         if query.inner.try_grow(reservation, additional).is_err() {
             return Err(DataFusionError::ResourcesExhausted(format!(

@@ -284,11 +284,15 @@ impl QueryStageExecutor for ObservedStage {
         context: Arc<TaskContext>,
     ) -> Result<Vec<ShuffleWritePartition>> {
         let running = RunningTask::new(&self.metrics);
+        let context =
+            crate::memory::fit_task_context(context, self.metrics.slots.get().max(1) as usize);
+        let pool = std::sync::Arc::clone(context.memory_pool());
         let result = self
             .inner
             .execute_query_stage(task_id, context)
             .instrument(self.span.clone())
-            .await;
+            .await
+            .map_err(|e| crate::memory::explain_exhaustion(&pool, e));
         running.ended(match &result {
             Ok(partitions) => Some(partitions.iter().map(|p| p.num_bytes).sum()),
             Err(_) => None,

@@ -62,6 +62,10 @@ pub enum SchedulerError {
         /// The failure reported by the cluster.
         message: String,
     },
+    /// The query needed more memory on an executor than its limit allows (and could not
+    /// spill): `query.max-memory-per-node` or the node's total.
+    #[error("{0}")]
+    ExceededMemoryLimit(String),
     /// An executor or source could not be reached.
     #[error("{0}")]
     Unavailable(String),
@@ -98,6 +102,9 @@ impl SchedulerError {
             Self::Cancelled(_) => ("USER_ERROR", "USER_CANCELED"),
             Self::Killed(_) => ("USER_ERROR", "ADMINISTRATIVELY_KILLED"),
             Self::JobFailed { .. } => ("INTERNAL_ERROR", "GENERIC_INTERNAL_ERROR"),
+            Self::ExceededMemoryLimit(_) => {
+                ("INSUFFICIENT_RESOURCES", "EXCEEDED_LOCAL_MEMORY_LIMIT")
+            }
             Self::Unavailable(_) => ("EXTERNAL", "REMOTE_HOST_GONE"),
             Self::QueryQueueFull(_) => ("INSUFFICIENT_RESOURCES", "QUERY_QUEUE_FULL"),
             Self::QueryRejected(_) => ("USER_ERROR", "QUERY_REJECTED"),
@@ -209,6 +216,25 @@ pub(crate) fn syntax(message: &str) -> SchedulerError {
     }
 }
 
+impl SchedulerError {
+    /// A failed job: a task that ran out of its memory limit (the executors' message,
+    /// `Query exceeded … memory …[…]`, out of Ballista's wrapping) is `ExceededMemoryLimit`.
+    pub fn job_failed(job_id: String, message: String) -> Self {
+        if let Some(start) = message.find("Query exceeded") {
+            // Up to the end of the quoted message (Ballista prints the error's Debug form),
+            // through its last bracket.
+            let rest = &message[start..];
+            let body = &rest[..rest.find('"').unwrap_or(rest.len())];
+            if let Some(close) = body.rfind(']')
+                && body.contains("memory")
+            {
+                return SchedulerError::ExceededMemoryLimit(body[..=close].to_owned());
+            }
+        }
+        SchedulerError::JobFailed { job_id, message }
+    }
+}
+
 impl From<SchedulerError> for Status {
     fn from(e: SchedulerError) -> Self {
         let message = e.to_string();
@@ -228,7 +254,9 @@ impl From<SchedulerError> for Status {
                 Status::internal(message)
             }
             SchedulerError::Unavailable(_) => Status::unavailable(message),
-            SchedulerError::QueryQueueFull(_) => Status::resource_exhausted(message),
+            SchedulerError::QueryQueueFull(_) | SchedulerError::ExceededMemoryLimit(_) => {
+                Status::resource_exhausted(message)
+            }
             SchedulerError::QueryRejected(_) => Status::permission_denied(message),
             SchedulerError::Config(_) => Status::failed_precondition(message),
         }
@@ -249,6 +277,26 @@ mod tests {
             "line 2, column 5: Expected: an SQL statement, found: SELEC"
         );
         assert_eq!(Status::from(e).code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn memory_failures_are_resource_exhausted() {
+        let e = SchedulerError::job_failed(
+            "j1".into(),
+            "Task failed due to runtime execution error: DataFusionError(ResourcesExhausted(\
+             \"Query exceeded per-node memory limit of 64.00MB (query.max-memory-per-node) \
+             [Allocated: 63.00MB, Delta: 2.00MB, Operator: HashJoinInput[0]]\"))"
+                .into(),
+        );
+        assert_eq!(
+            e.to_string(),
+            "Query exceeded per-node memory limit of 64.00MB (query.max-memory-per-node) \
+             [Allocated: 63.00MB, Delta: 2.00MB, Operator: HashJoinInput[0]]"
+        );
+        assert_eq!(e.trino_error().1, "EXCEEDED_LOCAL_MEMORY_LIMIT");
+        assert_eq!(Status::from(e).code(), tonic::Code::ResourceExhausted);
+        let other = SchedulerError::job_failed("j2".into(), "division by zero".into());
+        assert!(matches!(other, SchedulerError::JobFailed { .. }));
     }
 
     #[test]

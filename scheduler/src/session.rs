@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use ballista_core::config::{
     BALLISTA_BROADCAST_JOIN_THRESHOLD_BYTES, BALLISTA_BROADCAST_JOIN_THRESHOLD_ROWS,
 };
-use ballista_core::extension::SessionConfigExt;
 use datafusion::prelude::SessionConfig;
 
 use crate::error::{Result, SchedulerError};
@@ -101,7 +100,7 @@ impl Session {
     pub fn set_property(&mut self, name: &str, value: &str) -> Result<()> {
         let value = normalise(name, value)?;
         // Check that it applies before keeping it.
-        let mut probe = SessionConfig::new_with_ballista();
+        let mut probe = crate::cluster::base_config();
         apply(&mut probe, name, &value)?;
         self.properties.insert(name.to_owned(), value);
         Ok(())
@@ -415,7 +414,7 @@ mod tests {
         s.set_property("datafusion.execution.batch_size", "1024")
             .expect("pass-through");
         let config = s
-            .configure(SessionConfig::new_with_ballista())
+            .configure(crate::cluster::base_config())
             .expect("configure");
         s.set_property("join_distribution_type", "PARTITIONED")
             .expect("ballista settings apply");

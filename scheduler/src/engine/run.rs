@@ -125,7 +125,7 @@ impl Engine {
                     }
                     Some(job_status::Status::Successful(done)) => return Ok(done),
                     Some(job_status::Status::Failed(failed)) => {
-                        return Err(SchedulerError::JobFailed { job_id: job_id.to_string(), message: failed.error });
+                        return Err(SchedulerError::job_failed(job_id.to_string(), failed.error));
                     }
                     _ => {}
                 }
