@@ -7,13 +7,15 @@ use std::path::{Path, PathBuf};
 use tributary_connector::Properties;
 use tributary_executor::MemoryConfig;
 use tributary_scheduler::{Authenticator, JwtConfig, JwtVerifier};
+use tributary_security::{InternalSecurity, load_ca, load_identity};
 
 /// The file, as Trino names it.
 pub(crate) const CONFIG_PROPERTIES: &str = "config.properties";
 
 /// Trino settings whose role Tributary's command-line flags play (roles, ports, discovery) or
 /// that have no counterpart: accepted, so that a Trino file loads.
-const IGNORED: [&str; 12] = [
+const IGNORED: [&str; 13] = [
+    "http-server.https.port",
     "coordinator",
     "node-scheduler.include-coordinator",
     "http-server.http.port",
@@ -40,12 +42,28 @@ pub(crate) struct AuthenticationConfig {
 }
 
 /// What `etc/config.properties` sets.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct NodeConfig {
     /// Memory and spill limits of executors.
     pub memory: MemoryConfig,
     /// How clients authenticate to the scheduler.
     pub authentication: AuthenticationConfig,
+    /// TLS of the Flight SQL port (`http-server.https.*`).
+    pub flight_sql_tls: Option<tonic::transport::ServerTlsConfig>,
+    /// TLS and the shared secret between nodes (`internal-communication.*`).
+    pub internal: InternalSecurity,
+}
+
+impl std::fmt::Debug for NodeConfig {
+    // Neither keys nor the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("memory", &self.memory)
+            .field("authentication", &self.authentication)
+            .field("flight_sql_tls", &self.flight_sql_tls.is_some())
+            .field("internal", &self.internal)
+            .finish()
+    }
 }
 
 fn size(
@@ -81,7 +99,7 @@ impl NodeConfig {
         }
         let props = Properties::load(&path).map_err(|e| e.to_string())?;
         let mut reader = props.reader("server configuration");
-        let relative = |file: String| {
+        let relative = |file: String| -> PathBuf {
             let file = PathBuf::from(file);
             if file.is_absolute() {
                 file
@@ -161,10 +179,78 @@ impl NodeConfig {
             jwt.user_mapping_pattern =
                 reader.optional_string("http-server.authentication.jwt.user-mapping.pattern");
         }
+
+        let security = |e: tributary_security::SecurityError| format!("{}: {e}", path.display());
+        let https = reader
+            .optional::<bool>("http-server.https.enabled", "true or false")
+            .map_err(|e| e.to_string())?
+            .unwrap_or(false);
+        let keystore = reader
+            .optional_string("http-server.https.keystore.path")
+            .map(&relative);
+        // Accepted: PEM keys are not encrypted (an encrypted one is refused when read).
+        let _ = reader.optional_secret("http-server.https.keystore.key");
+        let flight_sql_tls = match (&keystore, https) {
+            (Some(path), true) => Some(tonic::transport::ServerTlsConfig::new().identity(
+                load_identity("http-server.https.keystore.path", path).map_err(security)?,
+            )),
+            (None, true) => {
+                return Err(format!(
+                    "{}: http-server.https.enabled=true needs http-server.https.keystore.path \
+                     (a PEM file with the certificate chain and the private key)",
+                    path.display()
+                ));
+            }
+            _ => None,
+        };
+
+        let internal_https = reader
+            .optional::<bool>("internal-communication.https.required", "true or false")
+            .map_err(|e| e.to_string())?
+            .unwrap_or(false);
+        let internal_keystore = reader
+            .optional_string("internal-communication.https.keystore.path")
+            .map(&relative)
+            .or(keystore);
+        let _ = reader.optional_secret("internal-communication.https.keystore.key");
+        let truststore = reader
+            .optional_string("internal-communication.https.truststore.path")
+            .map(&relative);
+        let _ = reader.optional_secret("internal-communication.https.truststore.key");
+        let secret = reader.optional_secret("internal-communication.shared-secret");
+        let internal_tls = if internal_https {
+            let (Some(keystore), Some(truststore)) = (&internal_keystore, &truststore) else {
+                return Err(format!(
+                    "{}: internal-communication.https.required=true needs \
+                     internal-communication.https.keystore.path (or \
+                     http-server.https.keystore.path) and \
+                     internal-communication.https.truststore.path (the CA's PEM certificate)",
+                    path.display()
+                ));
+            };
+            Some((
+                load_identity("internal-communication.https.keystore.path", keystore)
+                    .map_err(security)?,
+                load_ca("internal-communication.https.truststore.path", truststore)
+                    .map_err(security)?,
+            ))
+        } else {
+            None
+        };
+        if let Some(secret) = &secret
+            && secret.expose().len() < 16
+        {
+            return Err(format!(
+                "{}: internal-communication.shared-secret is too short (16 characters or more)",
+                path.display()
+            ));
+        }
         reader.finish().map_err(|e| e.to_string())?;
         Ok(Self {
             memory,
             authentication,
+            flight_sql_tls,
+            internal: InternalSecurity::new(internal_tls, secret.as_ref().map(|s| s.expose())),
         })
     }
 

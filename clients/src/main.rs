@@ -306,6 +306,7 @@ fn load_catalogs(etc: &Path) -> Result<Catalogs, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tributary_security::install_crypto();
     // An executor drains on SIGTERM; the signal must be taken before any thread starts.
     let drain_control = DrainControl::default();
     if matches!(&cli.command, Command::Executor(e) if e.action.is_none())
@@ -400,6 +401,8 @@ async fn scheduler(args: SchedulerArgs) -> Result<(), String> {
         resource_groups: ResourceGroupsConfig::load(&args.etc).map_err(|e| e.to_string())?,
         access_control: tributary_scheduler::access::AccessControl::from_etc(&args.etc)
             .map_err(|e| e.to_string())?,
+        flight_sql_tls: node.flight_sql_tls.clone(),
+        internal: node.internal.clone(),
     };
     let running = start_scheduler(options, catalogs)
         .await
@@ -457,6 +460,7 @@ async fn executor(args: ExecutorArgs, drain: DrainControl) -> Result<(), String>
         drain: Some(drain),
         drain_timeout: std::time::Duration::from_secs(args.drain_timeout_seconds),
         memory: node.memory,
+        internal: node.internal,
     };
     run_executor(options, catalogs)
         .await
@@ -481,6 +485,8 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
         resource_groups: ResourceGroupsConfig::load(&args.etc).map_err(|e| e.to_string())?,
         access_control: tributary_scheduler::access::AccessControl::from_etc(&args.etc)
             .map_err(|e| e.to_string())?,
+        flight_sql_tls: node.flight_sql_tls.clone(),
+        internal: node.internal.clone(),
     };
     let running = start_scheduler(options, catalogs.clone())
         .await
@@ -500,6 +506,7 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
             drain: None,
             drain_timeout: std::time::Duration::ZERO,
             memory: node.memory.clone(),
+            internal: node.internal.clone(),
         };
         let catalogs = catalogs.clone();
         executors.push(tokio::spawn(async move {

@@ -21,6 +21,8 @@ type Idle = Arc<Mutex<HashMap<Key, VecDeque<(BallistaClient, Instant)>>>>;
 pub(crate) struct ClientPool {
     idle: Idle,
     idle_timeout: Duration,
+    /// Tributary's endpoint settings (internal TLS and secret), before any a session asks for.
+    endpoint: Option<Arc<BallistaConfigGrpcEndpoint>>,
 }
 
 impl std::fmt::Debug for ClientPool {
@@ -32,10 +34,14 @@ impl std::fmt::Debug for ClientPool {
 impl ClientPool {
     /// A pool evicting clients idle longer than `idle_timeout`, on every acquire and from a
     /// background task (so connections to executors that went away are closed too).
-    pub(crate) fn with_eviction(idle_timeout: Duration) -> Self {
+    pub(crate) fn with_eviction(
+        idle_timeout: Duration,
+        endpoint: Option<Arc<BallistaConfigGrpcEndpoint>>,
+    ) -> Self {
         let pool = Self {
             idle: Idle::default(),
             idle_timeout,
+            endpoint,
         };
         let weak = Arc::downgrade(&pool.idle);
         let interval = Duration::from_secs((idle_timeout.as_secs() / 3).max(15));
@@ -44,7 +50,12 @@ impl ClientPool {
             loop {
                 ticker.tick().await;
                 let Some(idle) = weak.upgrade() else { break };
-                ClientPool { idle, idle_timeout }.evict();
+                ClientPool {
+                    idle,
+                    idle_timeout,
+                    endpoint: None,
+                }
+                .evict();
             }
         });
         pool
@@ -89,7 +100,7 @@ impl BallistaClientPool for ClientPool {
                     port,
                     config.max_message_size,
                     config.use_tls,
-                    customize_endpoint,
+                    self.endpoint.clone().or(customize_endpoint),
                     config.io_retries_times,
                     config.io_retry_wait_time_ms,
                     config.initial_connection_window_size,

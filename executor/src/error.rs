@@ -20,6 +20,9 @@ pub enum ExecutorError {
     /// Memory or spill settings cannot be applied (spill directory, sizes).
     #[error("memory settings: {0}")]
     Memory(#[from] datafusion::error::DataFusionError),
+    /// Internal TLS settings are refused.
+    #[error(transparent)]
+    Security(#[from] tributary_security::SecurityError),
     /// Ballista's executor failed.
     #[error("executor failed: {0}")]
     Ballista(#[from] ballista_core::error::BallistaError),

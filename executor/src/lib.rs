@@ -7,6 +7,7 @@
 mod client_pool;
 pub mod drain;
 mod error;
+mod flight;
 pub mod memory;
 mod observe;
 mod process;

@@ -22,8 +22,10 @@ use crate::drain::{DrainContext, DrainControl};
 use crate::error::ExecutorError;
 use crate::memory::{MemoryConfig, NodeMemory};
 use crate::observe::{ExecutorMetrics, ObservedEngine, serve_metrics};
+use ballista_core::extension::BallistaConfigGrpcEndpoint;
 use ballista_executor::execution_engine::DefaultExecutionEngine;
 use tonic::transport::Endpoint;
+use tributary_security::InternalSecurity;
 use tributary_telemetry::QueryTelemetry;
 
 /// Memory for Parquet footers (and page indexes) kept between tasks of an executor.
@@ -58,6 +60,8 @@ pub struct ExecutorOptions {
     pub drain_timeout: Duration,
     /// Memory and spill limits (`etc/config.properties`).
     pub memory: MemoryConfig,
+    /// TLS and the shared secret between nodes (`internal-communication.*`).
+    pub internal: InternalSecurity,
 }
 
 /// How often executors tell the scheduler they are alive (and whether they drain); the
@@ -79,6 +83,7 @@ pub async fn run_executor(
     let drain = options.drain.clone();
     let drain_timeout = options.drain_timeout;
     let scheduler = options.scheduler.clone();
+    let internal = options.internal.clone();
     // Requests from these addresses come from this host (drain requests are accepted).
     let own_ips: Vec<std::net::IpAddr> = [Some(&options.bind_host), options.external_host.as_ref()]
         .into_iter()
@@ -91,9 +96,12 @@ pub async fn run_executor(
     metrics.watch_memory(memory);
     // As Ballista does: client_ttl 0 means no pooling of shuffle-read connections.
     let engine = if config.client_ttl > 0 {
-        let pool = crate::client_pool::ClientPool::with_eviction(std::time::Duration::from_secs(
-            config.client_ttl,
-        ));
+        let pool = crate::client_pool::ClientPool::with_eviction(
+            std::time::Duration::from_secs(config.client_ttl),
+            Some(Arc::new(BallistaConfigGrpcEndpoint::new(
+                internal.endpoint_override(),
+            ))),
+        );
         DefaultExecutionEngine::with_client_pool(Arc::new(pool))
     } else {
         DefaultExecutionEngine::new()
@@ -123,8 +131,11 @@ pub async fn run_executor(
         };
         let ctx = DrainContext {
             control,
-            scheduler: Endpoint::from_shared(format!("http://{scheduler}"))
-                .map_err(|_| ExecutorError::SchedulerAddress(scheduler.clone()))?
+            scheduler: internal
+                .client_endpoint(
+                    Endpoint::from_shared(format!("http://{scheduler}"))
+                        .map_err(|_| ExecutorError::SchedulerAddress(scheduler.clone()))?,
+                )?
                 .connect_timeout(Duration::from_secs(5))
                 .timeout(Duration::from_secs(10)),
             own_grpc_url: format!("http://{grpc_host}:{}", config.grpc_port),
@@ -182,8 +193,12 @@ fn process_config(
         register_connector_store(&runtime)?;
         Ok(Arc::new(runtime))
     });
-    let config_producer: ConfigProducer = Arc::new(|| {
-        SessionConfig::new_with_ballista().with_option_extension(QueryTelemetry::default())
+    // Shuffle reads of a task connect to other executors over internal TLS, with the token.
+    let internal = options.internal.clone();
+    let config_producer: ConfigProducer = Arc::new(move || {
+        SessionConfig::new_with_ballista()
+            .with_option_extension(QueryTelemetry::default())
+            .with_ballista_override_create_grpc_client_endpoint(internal.endpoint_override())
     });
     let codec = ConnectorCodec::new(
         catalogs,
@@ -219,6 +234,10 @@ fn process_config(
         // per-task pools and its per-session runtime cache are off.
         memory_pool_size: Some(0),
         session_runtime_cache_capacity: 0,
+        // To the scheduler over internal TLS, with the token; shuffle and result data served
+        // the same way.
+        override_create_grpc_client_endpoint: Some(options.internal.endpoint_override()),
+        override_arrow_flight_service: Some(crate::flight::provider(options.internal.clone())),
         ..ExecutorProcessConfig::default()
     };
     config.vcores = if options.vcores > 0 {

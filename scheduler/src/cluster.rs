@@ -21,6 +21,8 @@ use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use tributary_connector::{Catalogs, ConnectorCodec, ConnectorStores, register_connector_store};
 
+use tributary_security::InternalSecurity;
+
 use crate::error::{Result, SchedulerError};
 use crate::leases::{JobsInUseService, ResultLeases};
 use crate::monitor::{BallistaMetrics, Monitor, TaskStatusTap};
@@ -48,6 +50,8 @@ pub(crate) struct ClusterOptions {
     pub retry: RetryPolicy,
     /// Which finished jobs' files are still needed (answered to draining executors).
     pub leases: ResultLeases,
+    /// TLS and the shared secret between nodes.
+    pub internal: InternalSecurity,
 }
 
 /// What is retried when a task fails or an executor is lost: Trino's `retry-policy`.
@@ -165,6 +169,9 @@ pub(crate) async fn start(
         override_session_builder: Some(session_builder),
         override_config_producer: Some(Arc::new(base_config)),
         override_physical_codec: Some(Arc::new(codec)),
+        // Tasks are pushed to executors' task service, which Ballista serves without TLS:
+        // those requests carry the secret's token only.
+        override_create_grpc_client_endpoint: Some(options.internal.token_override()),
         ..SchedulerConfig::default()
     };
     // A draining executor reports Terminating and keeps heartbeating until nothing needs its
@@ -213,8 +220,18 @@ pub(crate) async fn start(
         scheduler.clone(),
         options.leases.clone(),
     ));
+    let mut server = create_grpc_server(&grpc);
+    if let Some(tls) = options.internal.server_tls() {
+        server = server
+            .tls_config(tls)
+            .map_err(|e| SchedulerError::Config(format!("internal TLS: {e}")))?;
+    }
+    // Executors register, heartbeat and report here: only with the cluster's secret.
+    let mut server = server.layer(tonic::service::InterceptorLayer::new(
+        options.internal.interceptor(),
+    ));
     tokio::spawn(async move {
-        if let Err(e) = create_grpc_server(&grpc)
+        if let Err(e) = server
             .add_service(service)
             .add_service(jobs_in_use)
             .serve_with_incoming(incoming)

@@ -107,6 +107,12 @@ impl Engine {
         }
     }
 
+    /// Result partitions are fetched so (internal TLS and secret).
+    pub fn with_fetcher(mut self, fetcher: PartitionFetcher) -> Self {
+        self.fetcher = fetcher;
+        self
+    }
+
     /// Statements and listings are checked against access-control rules.
     pub fn with_access_control(mut self, access: Option<AccessControl>) -> Self {
         self.access = access;

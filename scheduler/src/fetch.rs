@@ -7,9 +7,11 @@ use std::sync::{Arc, Mutex};
 use arrow::record_batch::RecordBatch;
 use arrow_flight::error::FlightError;
 use ballista_core::client::BallistaClient;
+use ballista_core::extension::BallistaConfigGrpcEndpoint;
 use ballista_core::serde::scheduler::{PartitionId, ShuffleLayout};
 use futures::{StreamExt, TryStreamExt};
 use tributary_proto::JobPartition;
+use tributary_security::InternalSecurity;
 
 use crate::error::SchedulerError;
 
@@ -26,6 +28,8 @@ pub struct PartitionFetcher {
     /// an HTTP/2 connection share its flow-control window, and a stream the client reads later
     /// could then stall the one it reads now.
     executors: Arc<Mutex<IdleClients>>,
+    /// TLS and the secret's token toward executors.
+    internal: InternalSecurity,
 }
 
 /// Idle connections by executor (host, Flight port).
@@ -38,6 +42,14 @@ impl std::fmt::Debug for PartitionFetcher {
 }
 
 impl PartitionFetcher {
+    /// A fetcher connecting to executors as `internal` says.
+    pub(crate) fn new(internal: InternalSecurity) -> Self {
+        Self {
+            internal,
+            ..Self::default()
+        }
+    }
+
     /// Opens a final partition on the executor that wrote it.
     pub(crate) async fn fetch(&self, p: &JobPartition) -> Result<BatchStream, SchedulerError> {
         let port = u16::try_from(p.port)
@@ -100,15 +112,27 @@ impl PartitionFetcher {
         ),
         SchedulerError,
     > {
-        let mut client =
-            BallistaClient::try_new(&p.host, port, MAX_MESSAGE_SIZE, false, None, 3, 250, 0, 0)
-                .await
-                .map_err(|e| {
-                    SchedulerError::Unavailable(format!(
-                        "cannot reach executor {} at {}:{port}: {e}",
-                        p.executor_id, p.host
-                    ))
-                })?;
+        let endpoint = Some(Arc::new(BallistaConfigGrpcEndpoint::new(
+            self.internal.endpoint_override(),
+        )));
+        let mut client = BallistaClient::try_new(
+            &p.host,
+            port,
+            MAX_MESSAGE_SIZE,
+            self.internal.tls(),
+            endpoint,
+            3,
+            250,
+            0,
+            0,
+        )
+        .await
+        .map_err(|e| {
+            SchedulerError::Unavailable(format!(
+                "cannot reach executor {} at {}:{port}: {e}",
+                p.executor_id, p.host
+            ))
+        })?;
         let stream = client
             .fetch_partition(&p.executor_id, id, p.file_id, layout, false)
             .await

@@ -69,6 +69,10 @@ pub struct SchedulerOptions {
     /// Access-control rules (`etc/access-control.properties`); `None`: everyone may do
     /// everything.
     pub access_control: Option<access::AccessControl>,
+    /// TLS of the Flight SQL port (`http-server.https.*`); `None`: plain gRPC.
+    pub flight_sql_tls: Option<tonic::transport::ServerTlsConfig>,
+    /// TLS and the shared secret between nodes (`internal-communication.*`).
+    pub internal: tributary_security::InternalSecurity,
 }
 
 /// A running scheduler.
@@ -112,6 +116,7 @@ pub async fn start_scheduler(
             executor_timeout_seconds: options.executor_timeout_seconds,
             retry: options.retry,
             leases: leases.clone(),
+            internal: options.internal.clone(),
         },
         catalogs.clone(),
         &monitor,
@@ -132,6 +137,7 @@ pub async fn start_scheduler(
         monitor.set_http_uri(format!("http://{}:{}", options.external_host, addr.port()));
     }
     let engine = Engine::new(ballista, jobs, catalogs, monitor, leases, options.retry)
+        .with_fetcher(fetch::PartitionFetcher::new(options.internal.clone()))
         .with_admission(options.resource_groups.map(admission::ResourceGroups::new))
         .with_access_control(options.access_control);
     let service = TributaryFlightSql::new(
@@ -151,8 +157,14 @@ pub async fn start_scheduler(
     })?;
     let server =
         FlightServiceServer::new(service).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+    let mut server_builder = create_grpc_server(&grpc);
+    if let Some(tls) = options.flight_sql_tls.clone() {
+        server_builder = server_builder
+            .tls_config(tls)
+            .map_err(|e| SchedulerError::Config(format!("http-server.https: {e}")))?;
+    }
     let flight_sql = tokio::spawn(
-        create_grpc_server(&grpc)
+        server_builder
             .layer(flight_sql::CookieSessionLayer)
             .add_service(server)
             .serve_with_incoming(incoming),

@@ -46,6 +46,8 @@ pub async fn start_cluster(
         retry: tributary_scheduler::RetryPolicy::Task { attempts: 4 },
         resource_groups: None,
         access_control: None,
+        flight_sql_tls: None,
+        internal: Default::default(),
     };
     start_scheduler(options, catalogs.clone())
         .await
@@ -64,6 +66,7 @@ pub async fn start_cluster(
             drain: None,
             drain_timeout: std::time::Duration::ZERO,
             memory: Default::default(),
+            internal: Default::default(),
         };
         let catalogs = catalogs.clone();
         tokio::spawn(async move { run_executor(options, catalogs).await });
