@@ -145,6 +145,12 @@ impl NodeConfig {
         let explicit = reader.optional_string("http-server.authentication.type");
         let mut authentication = AuthenticationConfig::default();
         let types = explicit.clone().unwrap_or_else(|| "PASSWORD".to_owned());
+        if types.split(',').all(|t| t.trim().is_empty()) {
+            return Err(format!(
+                "{}: http-server.authentication.type is empty (PASSWORD, JWT or both)",
+                path.display()
+            ));
+        }
         for kind in types.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             match kind.to_ascii_uppercase().as_str() {
                 "PASSWORD" => {

@@ -17,7 +17,7 @@ use output::{OutputFormat, Printer};
 /// Arguments of `tributary sql`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct SqlArgs {
-    /// Flight SQL server (grpc://host:port).
+    /// Flight SQL server (grpc://host:port, or grpc+tls://host:port over TLS).
     #[arg(
         long,
         env = "TRIBUTARY_SERVER",
@@ -30,6 +30,13 @@ pub(crate) struct SqlArgs {
     /// Password (any value when the server has no password file).
     #[arg(long, env = "TRIBUTARY_PASSWORD", default_value = "")]
     password: String,
+    /// A JWT to authenticate with instead of user and password (trino-cli's --access-token).
+    #[arg(long, env = "TRIBUTARY_ACCESS_TOKEN")]
+    access_token: Option<String>,
+    /// PEM file of the CA certificates that sign the server's certificate, for grpc+tls://
+    /// (default: the system's, /etc/ssl/certs/ca-certificates.crt).
+    #[arg(long, env = "TRIBUTARY_TRUSTSTORE_PATH")]
+    truststore_path: Option<std::path::PathBuf>,
     /// Default catalog (with --schema: `USE catalog.schema` first).
     #[arg(long, env = "TRIBUTARY_CATALOG")]
     catalog: Option<String>,
@@ -112,23 +119,39 @@ pub(crate) async fn run(args: SqlArgs) -> ExitCode {
 }
 
 async fn connect(args: &SqlArgs) -> Result<FlightSqlServiceClient<Channel>, String> {
-    let address = if let Some(rest) = args.server.strip_prefix("grpc://") {
-        format!("http://{rest}")
-    } else if args.server.starts_with("grpc+tls://") {
-        return Err(format!(
-            "cannot connect to {}: TLS is not supported by this client yet; use grpc://",
-            args.server
-        ));
+    let (address, tls) = if let Some(rest) = args.server.strip_prefix("grpc://") {
+        (format!("http://{rest}"), false)
+    } else if let Some(rest) = args.server.strip_prefix("grpc+tls://") {
+        (format!("https://{rest}"), true)
     } else {
-        args.server.clone()
+        (args.server.clone(), args.server.starts_with("https://"))
     };
-    let endpoint = Channel::from_shared(address.clone())
+    let mut endpoint = Channel::from_shared(address.clone())
         .map_err(|e| format!("invalid server address '{}': {e}", args.server))?;
+    if tls {
+        let path = args
+            .truststore_path
+            .clone()
+            .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
+        let ca = std::fs::read(&path)
+            .map_err(|e| format!("--truststore-path: cannot read {}: {e}", path.display()))?;
+        endpoint = endpoint
+            .tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(ca)),
+            )
+            .map_err(|e| format!("TLS settings for {}: {e}", args.server))?;
+    }
     let channel = endpoint
         .connect()
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", args.server))?;
     let mut client = FlightSqlServiceClient::new(channel);
+    if let Some(token) = &args.access_token {
+        // Every request carries the JWT; the server checks it each time.
+        client.set_token(token.clone());
+        return Ok(client);
+    }
     client
         .handshake(&args.user, &args.password)
         .await

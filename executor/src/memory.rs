@@ -300,6 +300,11 @@ pub fn explain_exhaustion(pool: &Arc<dyn MemoryPool>, error: DataFusionError) ->
     ))
 }
 
+/// The most the task's query has reserved at once on this executor (its pool's peak).
+pub fn query_peak(pool: &Arc<dyn MemoryPool>) -> Option<usize> {
+    pool.downcast_ref::<QueryPool>().map(|p| p.0.peak())
+}
+
 /// A task's context with DataFusion's sort merge reservation
 /// (`sort_spill_reservation_bytes`, 10 MB by default) fitted to its query's limit: each task
 /// slot's sorts reserve it up front, and reservations that add up to most of a small limit

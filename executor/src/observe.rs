@@ -251,6 +251,7 @@ impl ExecutionEngine for ObservedEngine {
             plan,
             span,
             metrics: Arc::clone(&self.metrics),
+            peak: Arc::default(),
         }))
     }
 }
@@ -262,6 +263,8 @@ struct ObservedStage {
     /// The task's span (a child of its stage's span when the query is traced).
     span: tracing::Span,
     metrics: Arc<ExecutorMetrics>,
+    /// The query's peak memory on this executor when the task ended.
+    peak: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for ObservedStage {
@@ -287,12 +290,16 @@ impl QueryStageExecutor for ObservedStage {
         let context =
             crate::memory::fit_task_context(context, self.metrics.slots.get().max(1) as usize);
         let pool = std::sync::Arc::clone(context.memory_pool());
+        let peak = Arc::clone(&self.peak);
         let result = self
             .inner
             .execute_query_stage(task_id, context)
             .instrument(self.span.clone())
             .await
             .map_err(|e| crate::memory::explain_exhaustion(&pool, e));
+        if let Some(bytes) = crate::memory::query_peak(&pool) {
+            peak.store(bytes, std::sync::atomic::Ordering::Relaxed);
+        }
         running.ended(match &result {
             Ok(partitions) => Some(partitions.iter().map(|p| p.num_bytes).sum()),
             Err(_) => None,
@@ -302,7 +309,24 @@ impl QueryStageExecutor for ObservedStage {
     }
 
     fn collect_plan_metrics(&self) -> Vec<MetricsSet> {
-        self.inner.collect_plan_metrics()
+        let mut sets = self.inner.collect_plan_metrics();
+        // The query's peak memory on this executor, reported with the task (the scheduler
+        // takes it as the task's peak memory, at least).
+        let peak = self.peak.load(std::sync::atomic::Ordering::Relaxed);
+        if peak > 0
+            && let Some(first) = sets.first_mut()
+        {
+            let gauge = datafusion::physical_plan::metrics::Gauge::new();
+            gauge.set(peak);
+            first.push(Arc::new(datafusion::physical_plan::metrics::Metric::new(
+                MetricValue::Gauge {
+                    name: tributary_telemetry::QUERY_PEAK_MEMORY.into(),
+                    gauge,
+                },
+                None,
+            )));
+        }
+        sets
     }
 
     fn collect_runtime_stats_reports(

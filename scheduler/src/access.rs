@@ -142,10 +142,13 @@ impl AccessScope {
         if self.rules.catalog_access(&self.user, catalog) == CatalogAccess::None {
             return false;
         }
-        if schema == INFORMATION_SCHEMA || self.rules.schema_owner(&self.user, catalog, schema) {
+        if schema == INFORMATION_SCHEMA {
             return true;
         }
-        match self.rules.table(&self.user, catalog, schema, table) {
+        match self
+            .rules
+            .table(&self.user, catalog, schema, base_table(table))
+        {
             TableDecision::Unrestricted => true,
             TableDecision::Rule(rule) => rule.any(),
             TableDecision::Denied => false,
@@ -175,14 +178,39 @@ impl AccessScope {
                 Err(refuse())
             };
         }
-        if self.rules.schema_owner(&self.user, catalog, schema) {
-            return Ok(());
-        }
-        match self.rules.table(&self.user, catalog, schema, name) {
+        // Table rules alone decide (schema ownership is about the schema, as in Trino).
+        match self
+            .rules
+            .table(&self.user, catalog, schema, base_table(name))
+        {
             TableDecision::Unrestricted => Ok(()),
             TableDecision::Rule(rule) if rule.grants(privilege) => Ok(()),
             _ => Err(refuse()),
         }
+    }
+
+    /// A new table: OWNERSHIP by a table rule, or an owned schema (rules that name it).
+    fn check_create(&self, table: &ResolvedTableReference) -> Result<()> {
+        match self.check_table(table, Privilege::Ownership) {
+            Err(_)
+                if self
+                    .rules
+                    .explicit_schema_owner(&self.user, &table.catalog, &table.schema)
+                    && self.rules.catalog_access(&self.user, &table.catalog)
+                        == CatalogAccess::All =>
+            {
+                Ok(())
+            }
+            checked => checked,
+        }
+    }
+
+    /// `USE catalog.schema`: the catalog must be accessible.
+    pub fn check_catalog(&self, catalog: &str) -> Result<()> {
+        if self.rules.catalog_access(&self.user, catalog) == CatalogAccess::None {
+            return Err(denied(format!("Cannot access catalog {catalog}")));
+        }
+        Ok(())
     }
 
     /// Columns of `table` the user may not read, among `columns`.
@@ -191,10 +219,12 @@ impl AccessScope {
         table: &ResolvedTableReference,
         columns: impl IntoIterator<Item = &'a str>,
     ) -> Vec<String> {
-        match self
-            .rules
-            .table(&self.user, &table.catalog, &table.schema, &table.table)
-        {
+        match self.rules.table(
+            &self.user,
+            &table.catalog,
+            &table.schema,
+            base_table(&table.table),
+        ) {
             TableDecision::Rule(rule) if rule.has_column_rules() => columns
                 .into_iter()
                 .filter(|c| rule.denies_column(c))
@@ -207,7 +237,7 @@ impl AccessScope {
     /// Whether some columns of `table` are denied to the user.
     fn restricts_columns(&self, table: &ResolvedTableReference) -> bool {
         matches!(
-            self.rules.table(&self.user, &table.catalog, &table.schema, &table.table),
+            self.rules.table(&self.user, &table.catalog, &table.schema, base_table(&table.table)),
             TableDecision::Rule(rule) if rule.has_column_rules()
         )
     }
@@ -227,7 +257,11 @@ impl AccessScope {
     /// `SET SESSION name = …`: Trino's `system_session_properties` and
     /// `catalog_session_properties` rules (`catalog.property`).
     pub fn check_session_property(&self, name: &str) -> Result<()> {
-        let allowed = match name.split_once('.') {
+        // Engine settings (`datafusion.…`, `ballista.…`) are system properties.
+        let engine = ["datafusion.", "ballista.", "tributary."]
+            .iter()
+            .any(|p| name.starts_with(p));
+        let allowed = match name.split_once('.').filter(|_| !engine) {
             Some((catalog, property)) => self
                 .rules
                 .catalog_session_property(&self.user, catalog, property),
@@ -273,6 +307,10 @@ impl AccessScope {
                     _ => self.check_table(&resolve(&dml.table_name), Privilege::Ownership),
                 },
                 LogicalPlan::Ddl(ddl) => self.check_ddl(ddl, &resolve, &catalog),
+                // `SET datafusion.… = …` is a session property too.
+                LogicalPlan::Statement(datafusion::logical_expr::Statement::SetVariable(set)) => {
+                    self.check_session_property(&set.variable)
+                }
                 _ => Ok(()),
             };
             match checked {
@@ -302,21 +340,52 @@ impl AccessScope {
         // says what was refused, as Trino's.
         let own = |name: &TableReference, action: &str, kind: &str| {
             let table = resolve(name);
-            self.check_table(&table, Privilege::Ownership)
-                .map_err(|e| match e {
-                    SchedulerError::AccessDenied(m) if m.starts_with("Cannot access catalog") => {
-                        SchedulerError::AccessDenied(m)
-                    }
-                    _ => denied(format!(
-                        "Cannot {action} {kind} {}.{}.{}",
-                        table.catalog, table.schema, table.table
-                    )),
-                })
+            let checked = if action == "create" {
+                self.check_create(&table)
+            } else {
+                self.check_table(&table, Privilege::Ownership)
+            };
+            checked.map_err(|e| match e {
+                SchedulerError::AccessDenied(m) if m.starts_with("Cannot access catalog") => {
+                    SchedulerError::AccessDenied(m)
+                }
+                _ => denied(format!(
+                    "Cannot {action} {kind} {}.{}.{}",
+                    table.catalog, table.schema, table.table
+                )),
+            })
         };
         match ddl {
             DdlStatement::CreateMemoryTable(c) => own(&c.name, "create", "table"),
-            DdlStatement::CreateExternalTable(c) => own(&c.name, "create", "table"),
-            DdlStatement::CreateView(c) => own(&c.name, "create", "view"),
+            // An external table reads any location the scheduler's and executors' stores reach
+            // (local files included: etc/, keys): not under access control.
+            DdlStatement::CreateExternalTable(c) => Err(denied(format!(
+                "Cannot create external table {}: CREATE EXTERNAL TABLE is not allowed under \
+                 access control (create tables in a catalog)",
+                c.name
+            ))),
+            DdlStatement::CreateView(c) => {
+                // A view's query is checked as its readers' (their rights on its tables), so
+                // its table names must not depend on the reader's USE.
+                let mut partial = None;
+                c.input.apply_with_subqueries(|node| {
+                    if let LogicalPlan::TableScan(scan) = node
+                        && !matches!(scan.table_name, TableReference::Full { .. })
+                    {
+                        partial = Some(scan.table_name.to_string());
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                })?;
+                if let Some(name) = partial {
+                    return Err(denied(format!(
+                        "Cannot create view {}: under access control a view names its tables \
+                         in full (catalog.schema.table), not '{name}'",
+                        c.name
+                    )));
+                }
+                own(&c.name, "create", "view")
+            }
             DdlStatement::DropTable(d) => own(&d.name, "drop", "table"),
             DdlStatement::DropView(d) => own(&d.name, "drop", "view"),
             DdlStatement::CreateIndex(c) => own(&c.table, "create an index on", "table"),
@@ -391,6 +460,11 @@ impl AccessScope {
         })?;
         failure.map_or(Ok(()), Err)
     }
+}
+
+/// The table whose rules apply to `name`: `orders$partitions` is `orders`'s.
+fn base_table(name: &str) -> &str {
+    name.split('$').next().unwrap_or(name)
 }
 
 /// `catalog.schema` or `schema` (in the default catalog).
@@ -495,8 +569,39 @@ mod tests {
         );
         bob.check_table(&table("hive.default.orders"), Privilege::Insert)
             .expect("insert orders");
-        bob.check_table(&table("hive.bob_scratch.t"), Privilege::Ownership)
-            .expect("schema owner owns its tables");
+        bob.check_create(&table("hive.bob_scratch.t"))
+            .expect("a schema owner creates tables in it");
+        // ... but owning a schema grants nothing on tables the table rules do not give.
+        assert!(
+            bob.check_table(&table("hive.bob_scratch.t"), Privilege::Select)
+                .is_err()
+        );
+        // Without a schemas section everyone owns every schema, and table rules still decide.
+        let open_schemas = AccessScope {
+            user: "eve".into(),
+            rules: Arc::new(
+                Rules::parse(
+                    r#"{"tables": [{"table": "salaries", "privileges": []},
+                                   {"privileges": ["SELECT"]}]}"#,
+                    "rules.json",
+                )
+                .expect("rules"),
+            ),
+        };
+        assert!(
+            open_schemas
+                .check_table(&table("hive.hr.salaries"), Privilege::Select)
+                .is_err()
+        );
+        assert!(
+            open_schemas
+                .check_table(&table("hive.hr.salaries$partitions"), Privilege::Select)
+                .is_err()
+        );
+        assert!(open_schemas.check_create(&table("hive.hr.new")).is_err());
+        open_schemas
+            .check_table(&table("hive.hr.teams"), Privilege::Select)
+            .expect("select");
         let err = alice
             .check_table(&table("system.runtime.queries"), Privilege::Select)
             .expect_err("system");

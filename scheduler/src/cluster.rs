@@ -169,9 +169,6 @@ pub(crate) async fn start(
         override_session_builder: Some(session_builder),
         override_config_producer: Some(Arc::new(base_config)),
         override_physical_codec: Some(Arc::new(codec)),
-        // Tasks are pushed to executors' task service, which Ballista serves without TLS:
-        // those requests carry the secret's token only.
-        override_create_grpc_client_endpoint: Some(options.internal.token_override()),
         ..SchedulerConfig::default()
     };
     // A draining executor reports Terminating and keeps heartbeating until nothing needs its

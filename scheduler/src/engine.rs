@@ -262,6 +262,9 @@ impl Engine {
             Statement::Use { schema } => {
                 let ctx = self.context(&snapshot).await?;
                 let (catalog, schema) = crate::local::resolve_schema(&ctx, &snapshot, schema)?;
+                if let Some(scope) = self.scope(&snapshot) {
+                    scope.check_catalog(&catalog)?;
+                }
                 let mut s = lock(session);
                 s.catalog = Some(catalog);
                 s.schema = Some(schema);

@@ -13,3 +13,8 @@ mod xdbc;
 pub(crate) use cookies::CookieSessionLayer;
 pub(crate) use metadata::trino_type_name;
 pub use service::TributaryFlightSql;
+
+/// Whether `token` can be a session token the scheduler issued (a UUID, 32 hex digits).
+fn session_token(token: &str) -> bool {
+    token.len() == 32 && token.chars().all(|c| c.is_ascii_hexdigit())
+}

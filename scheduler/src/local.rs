@@ -62,7 +62,18 @@ pub(crate) async fn run(
                 .ok_or_else(|| SchedulerError::InvalidQuery("table name expected".into()))?;
             let mut parts = rest.to_vec();
             parts.push(format!("{last}$partitions"));
-            let (_, _, _, provider) = find_table(ctx, session, &parts).await?;
+            let (catalog, schema, table, provider) = find_table(ctx, session, &parts).await?;
+            // Partitions are the table's data: SELECT on it.
+            if let Some(scope) = crate::access::AccessScope::of(ctx) {
+                scope.check_table(
+                    &datafusion::common::ResolvedTableReference {
+                        catalog: catalog.into(),
+                        schema: schema.into(),
+                        table: table.into(),
+                    },
+                    crate::access::Privilege::Select,
+                )?;
+            }
             let df = ctx.read_table(provider)?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             Ok((schema, df.collect().await?))

@@ -64,8 +64,7 @@ impl InternalSecurity {
         self.with_token(endpoint)
     }
 
-    /// A client endpoint that only carries the token (to a server Tributary cannot put TLS
-    /// on: the executor's task service).
+    /// A client endpoint carrying the token (and nothing else).
     pub fn with_token(&self, endpoint: Endpoint) -> Result<Endpoint, SecurityError> {
         match &self.token {
             Some(token) => Ok(endpoint.user_agent(format!("{AGENT}{token}"))?),
@@ -77,12 +76,6 @@ impl InternalSecurity {
     pub fn endpoint_override(&self) -> EndpointOverrideFn {
         let this = self.clone();
         Arc::new(move |endpoint| Ok(this.client_endpoint(endpoint)?))
-    }
-
-    /// [`Self::with_token`] as Ballista's endpoint hook.
-    pub fn token_override(&self) -> EndpointOverrideFn {
-        let this = self.clone();
-        Arc::new(move |endpoint| Ok(this.with_token(endpoint)?))
     }
 
     /// A gRPC interceptor for internal servers: without a secret it lets everything in; with
@@ -128,8 +121,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// `endpoint` with another scheme, keeping Ballista's timeouts and keep-alives (an endpoint's
-/// settings cannot be read back, so they are set again as Ballista sets them).
+/// `endpoint` with another scheme, with Ballista's default connect timeout, keep-alives and
+/// HTTP/2 windows (an endpoint's settings cannot be read back, so they are set again).
 fn with_scheme(endpoint: &Endpoint, scheme: &str) -> Result<Endpoint, SecurityError> {
     let mut parts = endpoint.uri().clone().into_parts();
     parts.scheme = Some(scheme.parse().map_err(|_| SecurityError::Pem {
@@ -142,10 +135,12 @@ fn with_scheme(endpoint: &Endpoint, scheme: &str) -> Result<Endpoint, SecurityEr
         path: endpoint.uri().to_string(),
         message: e.to_string(),
     })?;
+    // No request timeout: shuffle and result streams last as long as their data.
     Ok(Endpoint::from(uri)
         .connect_timeout(std::time::Duration::from_secs(20))
-        .timeout(std::time::Duration::from_secs(20))
         .tcp_nodelay(true)
+        .initial_connection_window_size(Some(64 << 20))
+        .initial_stream_window_size(Some(16 << 20))
         .tcp_keepalive(Some(std::time::Duration::from_secs(3600)))
         .http2_keep_alive_interval(std::time::Duration::from_secs(300))
         .keep_alive_timeout(std::time::Duration::from_secs(20))

@@ -19,4 +19,8 @@ pub use error::{TelemetryError, error_chain};
 pub use http::{Health, serve_http};
 pub use logging::{TelemetryGuard, TelemetryOptions, init};
 pub use metrics::{encode_metrics, prometheus};
+/// The gauge an executor adds to a task's metrics: its query's peak memory on that executor
+/// (bytes).
+pub const QUERY_PEAK_MEMORY: &str = "tributary_query_peak_memory";
+
 pub use trace_context::{QueryTelemetry, TraceParent, record_span, set_parent, stage_span_id};

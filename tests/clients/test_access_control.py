@@ -35,11 +35,13 @@ RULES = {
          "privileges": ["SELECT"]},
         {"user": "analyst", "catalog": "tpch", "schema": "tiny", "table": "lineitem",
          "privileges": []},
+        {"user": "analyst", "catalog": "memory", "schema": "default", "privileges": ["OWNERSHIP"]},
         {"user": "reader", "catalog": "memory", "privileges": ["SELECT"]},
         {"user": "reader", "catalog": "tpch", "schema": "tiny", "privileges": ["SELECT"]},
     ],
     "system_session_properties": [
         {"user": "analyst", "property": "query_max_run_time", "allow": False},
+        {"user": "analyst", "property": "datafusion\\.execution\\..*", "allow": False},
         {"allow": True},
     ],
 }
@@ -192,12 +194,43 @@ def test_writes_need_their_privileges(acl_cluster):
         reader.close()
 
 
+def test_files_views_and_partitions_do_not_get_around_the_rules(acl_cluster):
+    conn = connect(acl_cluster.uri, "analyst")
+    try:
+        # An external table would read any local file (etc/, keys).
+        assert "CREATE EXTERNAL TABLE is not allowed" in refused(
+            conn, "CREATE EXTERNAL TABLE memory.default.leak (line VARCHAR) STORED AS CSV "
+                  "LOCATION '/etc/hostname'")
+        # A view must name its tables in full, so readers' USE cannot change what it reads.
+        query(conn, "USE tpch.tiny")
+        assert "names its tables in full" in refused(
+            conn, "CREATE VIEW memory.default.v AS SELECT n_name FROM nation")
+        query(conn, "CREATE VIEW memory.default.v AS SELECT n_name FROM tpch.tiny.nation")
+        assert len(query(conn, "SELECT * FROM memory.default.v")) == 25
+        query(conn, "DROP VIEW memory.default.v")
+        # A view over a denied table is refused to its readers.
+        admin = connect(acl_cluster.uri, "admin")
+        try:
+            query(admin, "CREATE VIEW memory.default.lines AS SELECT l_orderkey FROM tpch.tiny.lineitem")
+            assert "Cannot select from table tpch.tiny.lineitem" in refused(
+                conn, "SELECT count(*) FROM memory.default.lines")
+            query(admin, "DROP VIEW memory.default.lines")
+        finally:
+            admin.close()
+    finally:
+        conn.close()
+
+
 def test_session_property_rules(acl_cluster):
     conn = connect(acl_cluster.uri, "analyst")
     try:
         query(conn, "SET SESSION join_distribution_type = 'BROADCAST'")
         assert "Cannot set system session property query_max_run_time" in refused(
             conn, "SET SESSION query_max_run_time = '1h'")
+        # DataFusion's own SET is a session property too.
+        assert "datafusion.execution.batch_size" in refused(
+            conn, "SET datafusion.execution.batch_size = 100")
+        assert "Cannot access catalog system" in refused(conn, "USE system.runtime")
     finally:
         conn.close()
     admin = connect(acl_cluster.uri, "admin")

@@ -105,6 +105,14 @@ def test_bad_tokens_are_unauthenticated(auth_cluster):
     assert "wrong issuer" in refused(lambda: bearer(auth_cluster.uri, token(issuer="https://evil")))
     assert "wrong audience" in refused(lambda: bearer(auth_cluster.uri, token(audience="other")))
     assert "invalid JWT" in refused(lambda: bearer(auth_cluster.uri, "not-a-token"))
+    # The scheduler's own session keys are not bearer tokens.
+    good = token()
+    ok = bearer(auth_cluster.uri, good)
+    try:
+        query(ok, "SELECT 1")
+    finally:
+        ok.close()
+    assert "invalid JWT" in refused(lambda: bearer(auth_cluster.uri, f"jwt:{good}"))
     # An HMAC token made with the public key as secret (algorithm confusion) is refused.
     forged = jwt.encode({"sub": "admin", "exp": int(time.time()) + 600, "iss": "https://idp.example",
                          "aud": "tributary"}, "x" * 64, algorithm="HS256")
@@ -132,6 +140,19 @@ def test_web_ui_takes_bearer_tokens(auth_cluster):
     assert status({"Authorization": f"Bearer {token()}"}) == 200
     assert status({"Authorization": f"Bearer {token(expires_in=-60)}"}) == 401
     assert status({}) == 401
+
+
+def test_the_cli_takes_an_access_token(auth_cluster):
+    def run(value):
+        return subprocess.run([BIN, "sql", "--server", auth_cluster.uri, "--access-token", value,
+                               "--output-format", "CSV", "-e", "SELECT count(*) FROM tpch.tiny.region"],
+                              capture_output=True, text=True, timeout=120)
+
+    out = run(token("cli_user"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1].strip('"') == "5", out.stdout
+    out = run(token(expires_in=-60))
+    assert out.returncode != 0 and "expired" in out.stderr, out.stderr
 
 
 def test_jwt_alone_refuses_passwords():

@@ -134,6 +134,15 @@ def test_sort_and_aggregation_spill_and_say_so(mem_cluster):
             text = "\n".join(r[1] for r in rows)
             assert spilled(text) > 0, text
         assert query(conn, BIG_SORT) == [(1500000, 1, 1500000)]
+        # Memory in use shows per query and per task (the query's peak on an executor).
+        peaks = query(conn, "SELECT peak_memory_bytes FROM system.runtime.queries "
+                            f"WHERE query = '{BIG_SORT}'")
+        assert peaks and peaks[-1][0] > 1 << 20, peaks
+        assert peaks[-1][0] <= 32 << 20, peaks
+        tasks = query(conn, "SELECT max(t.peak_memory_bytes) FROM system.runtime.tasks t "
+                            "JOIN system.runtime.queries q ON t.query_id = q.query_id "
+                            f"WHERE q.query = '{BIG_SORT}'")
+        assert tasks[0][0] > 1 << 20, tasks
     finally:
         conn.close()
     assert executor_metric(mem_cluster, "tributary_executor_spilled_bytes_total") > before

@@ -1,15 +1,20 @@
 """No secret leaves the processes that need it: catalogs holding an S3 secret key and database
-passwords (one through ${ENV:…}), a password file, queries that work and queries that fail
+passwords (one through ${ENV:…}), a password file, a JWT signing key, the cluster's internal
+shared secret (and the token derived from it), queries that work and queries that fail
 because of a wrong secret; then every log line, system table, EXPLAIN, SHOW output, web UI
 page, /v1 and /metrics answer and the query history store are searched for the secrets."""
 import base64
+import hashlib
 import os
+import time
 import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import adbc_driver_flightsql.dbapi as flightsql
 import adbc_driver_manager
+import jwt
 import psycopg
 import pytest
 
@@ -20,7 +25,12 @@ FLIGHT_PASSWORD = "flight-Pw-8Jm2"
 PG_PASSWORD = "pg-Secret-Kx4q"
 MYSQL_PASSWORD = "hunter2-Tq7w"
 BAD_S3_SECRET = "wrong-s3-Zq9xPm"
-SECRETS = [SECRET_KEY, FLIGHT_PASSWORD, PG_PASSWORD, MYSQL_PASSWORD, BAD_S3_SECRET,
+SHARED_SECRET = "internal-Secret-Wq81vZ3n"
+JWT_KEY = bytes(range(7, 39))
+JWT_KEY_TEXT = base64.b64encode(JWT_KEY).decode()
+SECRETS = [SECRET_KEY, FLIGHT_PASSWORD, PG_PASSWORD, MYSQL_PASSWORD, BAD_S3_SECRET, SHARED_SECRET,
+           JWT_KEY_TEXT,
+           hashlib.sha256(b"tributary internal communication\0" + SHARED_SECRET.encode()).hexdigest(),
            base64.b64encode(f"alice:{FLIGHT_PASSWORD}".encode()).decode().rstrip("=")]
 
 
@@ -50,6 +60,11 @@ def secret_cluster(request):
         (etc / "catalog" / f"{name}.properties").write_text(text)
     passwords = base / "password.db"
     passwords.write_text(f"alice:{FLIGHT_PASSWORD}\n")
+    (base / "jwt.key").write_text(JWT_KEY_TEXT + "\n")
+    (etc / "config.properties").write_text(
+        "http-server.authentication.type=PASSWORD,JWT\n"
+        f"http-server.authentication.jwt.key-file={base / 'jwt.key'}\n"
+        f"internal-communication.shared-secret={SHARED_SECRET}\n")
     c = Cluster(etc, password_file=passwords, executors=2,
                 env={"PG_SECRET": PG_PASSWORD, "TRIBUTARY_LOG": "info,tributary=debug"})
     try:
@@ -105,6 +120,21 @@ def test_no_secret_in_logs_errors_system_tables_ui_or_history(secret_cluster):
                     "SELECT * FROM system.runtime.queries",
                     "SELECT * FROM information_schema.df_settings"]:
             run(sql)
+        # A JWT signed with the key works; one signed with another key fails.
+        for key, fails in ((JWT_KEY, False), (b"x" * 32, True)):
+            token = jwt.encode({"sub": "jwt_user", "exp": int(time.time()) + 600}, key,
+                               algorithm="HS256")
+            try:
+                other = flightsql.connect(c.uri, db_kwargs={
+                    "adbc.flight.sql.authorization_header": f"Bearer {token}"}, autocommit=True)
+                try:
+                    seen.append(repr(query(other, "SELECT count(*) FROM tpch.tiny.region")))
+                    assert not fails
+                finally:
+                    other.close()
+            except adbc_driver_manager.Error as e:
+                seen.append(str(e))
+                assert fails, str(e)
         query_ids = [r[0] for r in query(conn, "SELECT query_id FROM system.runtime.queries")]
     finally:
         conn.close()

@@ -8,6 +8,7 @@ import datetime
 import ipaddress
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -225,3 +226,18 @@ def test_shuffle_data_needs_the_secret(tls_cluster):
         assert "shared secret" in str(err.value)
     finally:
         client.close()
+
+
+def test_the_cli_over_tls(tls_cluster):
+    ca = tls_cluster.etc / "ca.pem"
+    out = subprocess.run([BIN, "sql", "--server", tls_cluster.tls_uri, "--truststore-path", str(ca),
+                          "--user", "tester", "--password", "secret", "--output-format", "CSV",
+                          "-e", "SELECT count(*) FROM tpch.tiny.nation"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1].strip('"') == "25", out.stdout
+    # The system's CAs do not sign the test certificate.
+    out = subprocess.run([BIN, "sql", "--server", tls_cluster.tls_uri, "-e", "SELECT 1"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "cannot connect" in out.stderr or "cannot authenticate" in out.stderr, out.stderr

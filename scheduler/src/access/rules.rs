@@ -467,6 +467,11 @@ impl Rules {
         }
     }
 
+    /// Whether a schema rule (not the default of a file without them) makes `user` the owner.
+    pub fn explicit_schema_owner(&self, user: &str, catalog: &str, schema: &str) -> bool {
+        self.schemas.is_some() && self.schema_owner(user, catalog, schema)
+    }
+
     /// Whether any table rule could give `user` something in `catalog.schema` (Trino shows
     /// such schemas).
     pub fn any_table_in_schema(&self, user: &str, catalog: &str, schema: &str) -> bool {

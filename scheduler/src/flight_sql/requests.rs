@@ -58,7 +58,12 @@ impl TributaryFlightSql {
         match header.as_deref() {
             Some(h) if h.starts_with("Bearer ") => {
                 let token = h.trim_start_matches("Bearer ").trim();
-                match self.sessions.get(token) {
+                // Session tokens are UUIDs; the store's other keys ("Basic …", "jwt:…",
+                // "cookie:…") must not be usable as bearer tokens.
+                let issued = super::session_token(token)
+                    .then(|| self.sessions.get(token))
+                    .flatten();
+                match issued {
                     Some(s) => Ok(s),
                     // A JWT, checked on every request (it may expire); its session is kept
                     // by token.

@@ -72,12 +72,14 @@ impl FlightSqlService for TributaryFlightSql {
             }
             Some(h) if h.starts_with("Bearer ") => {
                 let token = h.trim_start_matches("Bearer ").trim().to_owned();
-                if self.sessions.get(&token).is_some() {
+                if super::session_token(&token) && self.sessions.get(&token).is_some() {
                     token
                 } else if self.auth.accepts_jwt() {
-                    // A JWT: a new session for its user.
+                    // A JWT stays the client's bearer token, checked on every request (so its
+                    // expiry holds); its session is kept by token.
                     let user = self.auth.check_jwt(&token).map_err(status)?;
-                    self.sessions.open(&user)
+                    self.sessions.get_or_open(&format!("jwt:{token}"), &user);
+                    token
                 } else {
                     return Err(status(SchedulerError::Unauthenticated(
                         "unknown or expired token".into(),

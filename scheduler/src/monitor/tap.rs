@@ -127,6 +127,15 @@ impl TaskStatusTap {
                 .and_then(|ops| ops.get(n).cloned())
                 .unwrap_or(PlanOperator::Inner);
             sum_operator(&mut task, &op, &metrics, &mut by_catalog, &mut cpu_ns);
+            // The executor reports its query's peak on the node with the task (memory.rs):
+            // the task's figure is at least that.
+            for metric in metrics.iter() {
+                if let MetricValue::Gauge { name, gauge } = metric.value()
+                    && name.as_ref() == tributary_telemetry::QUERY_PEAK_MEMORY
+                {
+                    task.peak_memory_bytes = task.peak_memory_bytes.max(gauge.value() as i64);
+                }
+            }
         }
         task.cpu_time_ms = cpu_ns / 1_000_000;
         task.blocked_time_ms = (task.scheduled_time_ms - task.cpu_time_ms).max(0);
@@ -156,7 +165,8 @@ fn sum_operator(
             MetricValue::SpilledBytes(c) => task.spilled_bytes += c.value() as i64,
             MetricValue::OutputBytes(c) => output_bytes += c.value() as i64,
             MetricValue::Gauge { name, gauge }
-                if name.contains("mem_used") || name.contains("peak_mem") =>
+                if name.as_ref() != tributary_telemetry::QUERY_PEAK_MEMORY
+                    && (name.contains("mem_used") || name.contains("peak_mem")) =>
             {
                 task.peak_memory_bytes += gauge.value() as i64;
             }
@@ -223,14 +233,16 @@ impl SchedulerGrpc for TaskStatusTap {
         &self,
         request: Request<pb::CreateUpdateSessionParams>,
     ) -> Result<Response<pb::CreateUpdateSessionResult>, Status> {
-        self.inner.create_update_session(request).await
+        let _ = request;
+        Err(client_api_refused())
     }
 
     async fn remove_session(
         &self,
         request: Request<pb::RemoveSessionParams>,
     ) -> Result<Response<pb::RemoveSessionResult>, Status> {
-        self.inner.remove_session(request).await
+        let _ = request;
+        Err(client_api_refused())
     }
 
     type ExecuteQueryPushStream = <BallistaScheduler as SchedulerGrpc>::ExecuteQueryPushStream;
@@ -239,28 +251,32 @@ impl SchedulerGrpc for TaskStatusTap {
         &self,
         request: Request<pb::ExecuteQueryParams>,
     ) -> Result<Response<Self::ExecuteQueryPushStream>, Status> {
-        self.inner.execute_query_push(request).await
+        let _ = request;
+        Err(client_api_refused())
     }
 
     async fn get_job_metrics(
         &self,
         request: Request<pb::GetJobMetricsParams>,
     ) -> Result<Response<pb::GetJobMetricsResult>, Status> {
-        self.inner.get_job_metrics(request).await
+        let _ = request;
+        Err(client_api_refused())
     }
 
     async fn execute_query(
         &self,
         request: Request<pb::ExecuteQueryParams>,
     ) -> Result<Response<pb::ExecuteQueryResult>, Status> {
-        self.inner.execute_query(request).await
+        let _ = request;
+        Err(client_api_refused())
     }
 
     async fn get_job_status(
         &self,
         request: Request<pb::GetJobStatusParams>,
     ) -> Result<Response<pb::GetJobStatusResult>, Status> {
-        self.inner.get_job_status(request).await
+        let _ = request;
+        Err(client_api_refused())
     }
 
     async fn executor_stopped(
@@ -274,13 +290,25 @@ impl SchedulerGrpc for TaskStatusTap {
         &self,
         request: Request<pb::CancelJobParams>,
     ) -> Result<Response<pb::CancelJobResult>, Status> {
-        SchedulerGrpc::cancel_job(&self.inner, request).await
+        let _ = request;
+        Err(client_api_refused())
     }
 
     async fn clean_job_data(
         &self,
         request: Request<pb::CleanJobDataParams>,
     ) -> Result<Response<pb::CleanJobDataResult>, Status> {
-        self.inner.clean_job_data(request).await
+        let _ = request;
+        Err(client_api_refused())
     }
+}
+
+/// Ballista's client API (sessions, `execute_query`, job status, cancel) on the cluster port
+/// would run SQL past Flight SQL's authentication and access control: Tributary takes
+/// queries through Flight SQL only, so it is refused.
+fn client_api_refused() -> Status {
+    Status::permission_denied(
+        "this is the scheduler's cluster port (executors only): send queries to the Flight SQL \
+         service",
+    )
 }
