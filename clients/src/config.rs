@@ -99,18 +99,7 @@ impl NodeConfig {
         }
         let props = Properties::load(&path).map_err(|e| e.to_string())?;
         let mut reader = props.reader("server configuration");
-        let relative = |file: String| -> PathBuf {
-            let file = PathBuf::from(file);
-            if file.is_absolute() {
-                file
-            } else {
-                // Trino's files name `etc/…` relative to the installation directory.
-                etc.parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."))
-                    .join(file)
-            }
-        };
+        let relative = |file: String| tributary_connector::installation_path(etc, file);
         for key in IGNORED {
             if reader.optional_string(key).is_some() {
                 tracing::info!(

@@ -85,16 +85,14 @@ impl ObservabilityArgs {
         let (url, optional) = match self.history_url.as_deref() {
             Some("none") => return Ok(None),
             Some(url) => (url.to_owned(), false),
-            None => {
-                let base = etc
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."));
-                (
-                    base.join("var").join("history.db").display().to_string(),
-                    true,
-                )
-            }
+            None => (
+                tributary_connector::installation_dir(etc)
+                    .join("var")
+                    .join("history.db")
+                    .display()
+                    .to_string(),
+                true,
+            ),
         };
         let max_age = tributary_scheduler::session::parse_duration(&self.history_max_age)
             .ok_or_else(|| {

@@ -165,16 +165,7 @@ impl Authenticator {
         let _ = reader.optional_string("file.refresh-period");
         let _ = reader.optional_string("file.auth-token-cache.max-size");
         reader.finish().map_err(config)?;
-        let file = Path::new(&file);
-        let file = if file.is_absolute() {
-            file.to_path_buf()
-        } else {
-            etc.parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .join(file)
-        };
-        Self::from_password_file(&file).map(Some)
+        Self::from_password_file(&tributary_connector::installation_path(etc, file)).map(Some)
     }
 
     /// Reads a password file: one `user:password-or-hash` per line; `#` starts a comment.

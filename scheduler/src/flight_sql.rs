@@ -18,3 +18,9 @@ pub use service::TributaryFlightSql;
 fn session_token(token: &str) -> bool {
     token.len() == 32 && token.chars().all(|c| c.is_ascii_hexdigit())
 }
+
+/// The session store's key of a JWT's session (never a valid bearer token: see
+/// [`session_token`]).
+fn jwt_session_key(token: &str) -> String {
+    format!("jwt:{token}")
+}

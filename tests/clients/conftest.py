@@ -1,6 +1,7 @@
 """A real multi-process Tributary cluster for the client suite: one scheduler process and two
 executor processes started from the built binary, on free loopback ports."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -130,7 +131,9 @@ class Cluster:
         log = open(self.dir / f"{name}.log", "ab")
         self.procs.append((name, subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env)))
 
-    def wait_ready(self, user="tester", password="secret", timeout=120):
+    def wait_ready(self, user="tester", password="secret", timeout=120, connect_with=None):
+        """Waits until a query runs; `connect_with(cluster)` makes the connection when user and
+        password will not do (TLS, JWT)."""
         deadline = time.time() + timeout
         last = None
         while time.time() < deadline:
@@ -138,7 +141,7 @@ class Cluster:
                 if p.poll() is not None:
                     raise RuntimeError(f"{name} exited with {p.returncode}:\n{self.logs()}")
             try:
-                conn = connect(self.uri, user, password)
+                conn = connect_with(self) if connect_with else connect(self.uri, user, password)
                 try:
                     if query(conn, "SELECT 1") == [(1,)]:
                         return
@@ -172,17 +175,30 @@ class Cluster:
                     p.kill()
 
 
-def running(request, etc: Path, work: Path | None = None):
-    """A started cluster on `etc` for a fixture to yield; stopped afterwards (its logs printed
-    if a test failed)."""
+def etc_with(files: dict) -> Path:
+    """A copy of the repository's etc/ in a new directory, with `files` (name: text or bytes)
+    written into it."""
+    etc = Path(tempfile.mkdtemp(prefix="tributary-etc-")) / "etc"
+    shutil.copytree(REPO / "etc", etc)
+    for name, content in files.items():
+        if isinstance(content, bytes):
+            (etc / name).write_bytes(content)
+        else:
+            (etc / name).write_text(content)
+    return etc
+
+
+def running(request, etc: Path, work: Path | None = None, **wait):
+    """A started cluster on `etc` for a fixture to yield, ready as `Cluster.wait_ready(**wait)`
+    says; stopped afterwards (its logs printed if a test failed)."""
     c = Cluster(etc)
     c.work = work
     try:
-        c.wait_ready()
+        c.wait_ready(**wait)
         yield c
     finally:
         if request.session.testsfailed:
-            print(c.logs())
+            print(c.logs(60))
         c.stop()
 
 

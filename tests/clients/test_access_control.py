@@ -5,15 +5,13 @@ metadata calls (adbc_get_objects); denied columns cannot be read, even through a
 SELECT *; read-only catalogs refuse writes; session-property rules apply; a bad rules file
 stops start-up naming the rule."""
 import json
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import adbc_driver_manager
 import pytest
 
-from conftest import BIN, REPO, Cluster, connect, query
+from conftest import BIN, connect, etc_with as etc_copy, query, running
 
 RULES = {
     "catalogs": [
@@ -48,12 +46,7 @@ RULES = {
 
 
 def etc_with(rules: str, properties: str) -> Path:
-    base = Path(tempfile.mkdtemp(prefix="tributary-acl-"))
-    etc = base / "etc"
-    shutil.copytree(REPO / "etc", etc)
-    (etc / "rules.json").write_text(rules)
-    (etc / "access-control.properties").write_text(properties)
-    return etc
+    return etc_copy({"rules.json": rules, "access-control.properties": properties})
 
 
 PROPERTIES = "access-control.name=file\nsecurity.config-file=etc/rules.json\n"
@@ -61,14 +54,7 @@ PROPERTIES = "access-control.name=file\nsecurity.config-file=etc/rules.json\n"
 
 @pytest.fixture(scope="module")
 def acl_cluster(request):
-    c = Cluster(etc_with(json.dumps(RULES), PROPERTIES))
-    try:
-        c.wait_ready(user="admin")
-        yield c
-    finally:
-        if request.session.testsfailed:
-            print(c.logs(60))
-        c.stop()
+    yield from running(request, etc_with(json.dumps(RULES), PROPERTIES), user="admin")
 
 
 def refused(conn, sql):

@@ -3,10 +3,7 @@ etc/password-authenticator.properties) on a multi-process cluster: JWT bearer to
 with an RSA key made in the test (accepted: the user is the token's subject; expired, forged,
 wrong issuer or audience: UNAUTHENTICATED), bcrypt passwords beside them, JWT alone refusing
 passwords, the web UI taking both, and bad settings stopping start-up with the key named."""
-import json
-import shutil
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import BIN, REPO, Cluster, connect, query
+from conftest import BIN, Cluster, connect, etc_with as etc_copy, query, running
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -41,16 +38,12 @@ def bearer(uri, value):
 
 
 def etc_with(config: str, password_lines: str | None = None) -> Path:
-    base = Path(tempfile.mkdtemp(prefix="tributary-auth-"))
-    etc = base / "etc"
-    shutil.copytree(REPO / "etc", etc)
-    (etc / "jwt-public.pem").write_bytes(PUBLIC_PEM)
-    (etc / "config.properties").write_text(config)
+    files = {"jwt-public.pem": PUBLIC_PEM, "config.properties": config}
     if password_lines is not None:
-        (etc / "password.db").write_text(password_lines)
-        (etc / "password-authenticator.properties").write_text(
+        files["password.db"] = password_lines
+        files["password-authenticator.properties"] = (
             "password-authenticator.name=file\nfile.password-file=etc/password.db\n")
-    return etc
+    return etc_copy(files)
 
 
 JWT_SETTINGS = ("http-server.authentication.jwt.key-file=etc/jwt-public.pem\n"
@@ -63,14 +56,7 @@ def auth_cluster(request):
     hashed = bcrypt.hashpw(b"s3cret-pw", bcrypt.gensalt(rounds=8)).decode()
     etc = etc_with("http-server.authentication.type=PASSWORD,JWT\n" + JWT_SETTINGS,
                    f"alice:{hashed}\n")
-    c = Cluster(etc)
-    try:
-        c.wait_ready(user="alice", password="s3cret-pw")
-        yield c
-    finally:
-        if request.session.testsfailed:
-            print(c.logs(60))
-        c.stop()
+    yield from running(request, etc, user="alice", password="s3cret-pw")
 
 
 def refused(make_connection):
@@ -159,20 +145,7 @@ def test_jwt_alone_refuses_passwords():
     etc = etc_with("http-server.authentication.type=JWT\n" + JWT_SETTINGS)
     c = Cluster(etc, executors=1)
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                conn = bearer(c.uri, token("only_jwt"))
-                try:
-                    assert query(conn, "SELECT 1") == [(1,)]
-                    break
-                finally:
-                    conn.close()
-            except adbc_driver_manager.Error:
-                if time.time() > deadline or any(p.poll() is not None for _, p in c.procs):
-                    print(c.logs())
-                    raise
-                time.sleep(0.5)
+        c.wait_ready(connect_with=lambda c: bearer(c.uri, token("only_jwt")))
         assert "password authentication is not enabled" in refused(
             lambda: connect(c.uri, "alice", "anything"))
     finally:

@@ -6,8 +6,6 @@ answer, no process dies; a sort and an aggregation larger than the limit succeed
 and the spilled bytes are reported (EXPLAIN ANALYZE, executor metrics). A session may lower
 its limit; without spilling the same sort fails cleanly."""
 import re
-import shutil
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -15,7 +13,7 @@ from pathlib import Path
 import adbc_driver_manager
 import pytest
 
-from conftest import REPO, Background, Cluster, connect, query
+from conftest import Background, Cluster, connect, etc_with as etc_copy, query, running
 
 LIMIT = "32MB"
 # A hash join whose build side (1.5M order comments) is far above 32MB per node.
@@ -39,23 +37,13 @@ SMALL = [
 
 
 def etc_with(config: str) -> Path:
-    etc = Path(tempfile.mkdtemp(prefix="tributary-mem-")) / "etc"
-    shutil.copytree(REPO / "etc", etc)
-    (etc / "config.properties").write_text(config)
-    return etc
+    return etc_copy({"config.properties": config})
 
 
 @pytest.fixture(scope="module")
 def mem_cluster(request):
-    c = Cluster(etc_with(f"query.max-memory-per-node={LIMIT}\nspill-enabled=true\n"
-                         "max-spill-per-node=8GB\nmemory.heap-headroom-per-node=1GB\n"))
-    try:
-        c.wait_ready()
-        yield c
-    finally:
-        if request.session.testsfailed:
-            print(c.logs(60))
-        c.stop()
+    yield from running(request, etc_with(f"query.max-memory-per-node={LIMIT}\nspill-enabled=true\n"
+                                         "max-spill-per-node=8GB\nmemory.heap-headroom-per-node=1GB\n"))
 
 
 def exceeded(error):

@@ -3,16 +3,14 @@ limited to 2 concurrent queries sees the third wait QUEUED (in system.runtime.qu
 group) and then run; past the group's maxQueued a query is rejected at once with Trino's
 message; a query no selector matches is rejected; a bad file stops start-up naming it."""
 import json
-import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import adbc_driver_manager
 import pytest
 
-from conftest import BIN, REPO, Background, Cluster, connect, query
+from conftest import BIN, Background, connect, etc_with as etc_copy, query, running
 
 LONG_QUERY = ("SELECT l_returnflag, count(*), sum(l_extendedprice) FROM tpch.sf1.lineitem "
               "JOIN tpch.sf1.orders ON l_orderkey = o_orderkey GROUP BY l_returnflag "
@@ -39,12 +37,8 @@ GROUPS = {
 
 
 def etc_with(groups_json: str, properties: str) -> Path:
-    base = Path(tempfile.mkdtemp(prefix="tributary-rg-"))
-    etc = base / "etc"
-    shutil.copytree(REPO / "etc", etc)
-    (etc / "resource-groups.json").write_text(groups_json)
-    (etc / "resource-groups.properties").write_text(properties)
-    return etc
+    return etc_copy({"resource-groups.json": groups_json,
+                     "resource-groups.properties": properties})
 
 
 PROPERTIES = ("resource-groups.configuration-manager=file\n"
@@ -53,14 +47,7 @@ PROPERTIES = ("resource-groups.configuration-manager=file\n"
 
 @pytest.fixture(scope="module")
 def rg_cluster(request):
-    c = Cluster(etc_with(json.dumps(GROUPS), PROPERTIES))
-    try:
-        c.wait_ready()
-        yield c
-    finally:
-        if request.session.testsfailed:
-            print(c.logs(60))
-        c.stop()
+    yield from running(request, etc_with(json.dumps(GROUPS), PROPERTIES))
 
 
 def states(conn, user):

@@ -7,9 +7,7 @@ reaches an executor's Flight port without the secret cannot read shuffle data.""
 import datetime
 import ipaddress
 import re
-import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from conftest import BIN, REPO, Cluster, free_port, query
+from conftest import BIN, etc_with as etc_copy, free_port, query, running
 from test_adbc import encode_statement_query
 
 SECRET = "a-long-cluster-secret-0123456789"
@@ -80,16 +78,14 @@ def config(secret=SECRET, internal_tls=True):
 
 
 def etc_with(text: str, certificates_from: Path | None = None):
-    etc = Path(tempfile.mkdtemp(prefix="tributary-tls-")) / "etc"
-    shutil.copytree(REPO / "etc", etc)
+    """etc/ with `text` as config.properties and new certificates (or those of another etc/)."""
     if certificates_from is None:
-        ca_pem = make_certificates(etc)
-    else:
-        for name in ("ca.pem", "server.pem"):
-            shutil.copy(certificates_from / name, etc / name)
-        ca_pem = (etc / "ca.pem").read_bytes()
-    (etc / "config.properties").write_text(text)
-    return etc, ca_pem
+        etc = etc_copy({"config.properties": text})
+        return etc, make_certificates(etc)
+    etc = etc_copy({"config.properties": text,
+                    **{name: (certificates_from / name).read_bytes()
+                       for name in ("ca.pem", "server.pem")}})
+    return etc, (etc / "ca.pem").read_bytes()
 
 
 def connect_tls(uri, ca_pem, user="tester"):
@@ -101,29 +97,14 @@ def connect_tls(uri, ca_pem, user="tester"):
 @pytest.fixture(scope="module")
 def tls_cluster(request):
     etc, ca_pem = etc_with(config())
-    c = Cluster(etc)
-    c.tls_uri = f"grpc+tls://127.0.0.1:{c.flight_port}"
-    c.ca_pem = ca_pem
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                conn = connect_tls(c.tls_uri, ca_pem)
-                try:
-                    if query(conn, "SELECT count(*) FROM tpch.tiny.nation") == [(25,)]:
-                        break
-                finally:
-                    conn.close()
-            except adbc_driver_manager.Error:
-                if time.time() > deadline or any(p.poll() is not None for _, p in c.procs):
-                    print(c.logs())
-                    raise
-                time.sleep(0.5)
+
+    def tls_uri(c):
+        return f"grpc+tls://127.0.0.1:{c.flight_port}"
+
+    for c in running(request, etc, connect_with=lambda c: connect_tls(tls_uri(c), ca_pem)):
+        c.tls_uri = tls_uri(c)
+        c.ca_pem = ca_pem
         yield c
-    finally:
-        if request.session.testsfailed:
-            print(c.logs(60))
-        c.stop()
 
 
 def test_adbc_over_tls_runs_shuffled_queries(tls_cluster):

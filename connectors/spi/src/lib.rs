@@ -34,7 +34,9 @@ pub use connector::{Connector, ConnectorFactory};
 pub use error::{ConnectorError, Result};
 pub use hidden::{HIDDEN_COLUMN, hide, is_hidden};
 pub use operators::{PlanOperator, bytes_read, plan_operators};
-pub use properties::{CONNECTOR_NAME, Properties, PropertyReader, Secret};
+pub use properties::{
+    CONNECTOR_NAME, Properties, PropertyReader, Secret, installation_dir, installation_path,
+};
 pub use registry::{Catalogs, ConnectorRegistry};
 pub use runtime::CatalogRuntime;
 pub use scope::QueryScope;

@@ -132,6 +132,25 @@ fn substitute_env(
     Ok(out)
 }
 
+/// The installation directory of an `etc/` directory (its parent; `.` for a bare `etc`):
+/// Trino's files name other files (`etc/rules.json`) relative to it.
+pub fn installation_dir(etc: &Path) -> &Path {
+    etc.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// A file a properties file names: as written when absolute, else in the installation
+/// directory ([`installation_dir`]).
+pub fn installation_path(etc: &Path, file: impl AsRef<Path>) -> PathBuf {
+    let file = file.as_ref();
+    if file.is_absolute() {
+        file.to_path_buf()
+    } else {
+        installation_dir(etc).join(file)
+    }
+}
+
 /// A secret value from a catalog file: never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

@@ -103,8 +103,8 @@ struct RulesFile {
     catalogs: Option<Vec<CatalogRuleSpec>>,
     schemas: Option<Vec<SchemaRuleSpec>>,
     tables: Option<Vec<TableRuleSpec>>,
-    system_session_properties: Option<Vec<SessionPropertyRuleSpec>>,
-    catalog_session_properties: Option<Vec<SessionPropertyRuleSpec>>,
+    system_session_properties: Option<Vec<SessionPropertySpec>>,
+    catalog_session_properties: Option<Vec<SessionPropertySpec>>,
     // Trino's other sections: read so that Trino's files load, not enforced (see from_file).
     queries: Option<serde_json::Value>,
     impersonation: Option<serde_json::Value>,
@@ -169,7 +169,7 @@ fn yes() -> bool {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SessionPropertyRuleSpec {
+struct SessionPropertySpec {
     user: Option<String>,
     group: Option<String>,
     role: Option<String>,
@@ -290,153 +290,134 @@ impl Rules {
                 tracing::warn!("{source}: \"{section}\" rules are not enforced by Tributary yet");
             }
         }
-        let catalogs = file
-            .catalogs
-            .map(|rules| {
-                rules
-                    .iter()
-                    .enumerate()
-                    .map(|(n, r)| {
-                        let at = format!("{source}: catalogs[{n}]");
-                        let access = match &r.allow {
-                            serde_json::Value::Bool(true) => CatalogAccess::All,
-                            serde_json::Value::Bool(false) => CatalogAccess::None,
-                            serde_json::Value::String(s) => match s.to_ascii_lowercase().as_str() {
-                                "all" => CatalogAccess::All,
-                                "read-only" => CatalogAccess::ReadOnly,
-                                "none" => CatalogAccess::None,
-                                other => {
-                                    return Err(SchedulerError::Config(format!(
-                                        "{at}: \"allow\": '{other}' is not all, read-only or none"
-                                    )));
-                                }
-                            },
-                            other => {
-                                return Err(SchedulerError::Config(format!(
-                                    "{at}: \"allow\": {other} is not all, read-only or none"
-                                )));
-                            }
-                        };
-                        Ok(CatalogRule {
-                            subject: Subject::new(
-                                r.user.as_deref(),
-                                r.group.as_deref(),
-                                r.role.as_deref(),
-                                &at,
-                            )?,
-                            catalog: Pattern::new(r.catalog.as_deref(), "catalog", &at)?,
-                            access,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .transpose()?;
-        let schemas = file
-            .schemas
-            .map(|rules| {
-                rules
-                    .iter()
-                    .enumerate()
-                    .map(|(n, r)| {
-                        let at = format!("{source}: schemas[{n}]");
-                        Ok(SchemaRule {
-                            subject: Subject::new(
-                                r.user.as_deref(),
-                                r.group.as_deref(),
-                                r.role.as_deref(),
-                                &at,
-                            )?,
-                            catalog: Pattern::new(r.catalog.as_deref(), "catalog", &at)?,
-                            schema: Pattern::new(r.schema.as_deref(), "schema", &at)?,
-                            owner: r.owner,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .transpose()?;
-        let tables = file
-            .tables
-            .map(|rules| {
-                rules
-                    .iter()
-                    .enumerate()
-                    .map(|(n, r)| {
-                        let at = format!("{source}: tables[{n}]");
-                        // Row filters and column masks change what a query returns: refusing
-                        // them is safer than ignoring them.
-                        if r.filter.is_some() || r.filter_environment.is_some() {
-                            return Err(SchedulerError::Config(format!(
-                                "{at}: row filters (\"filter\") are not supported yet"
-                            )));
-                        }
-                        if let Some(c) = r
-                            .columns
-                            .iter()
-                            .find(|c| c.mask.is_some() || c.mask_environment.is_some())
-                        {
-                            return Err(SchedulerError::Config(format!(
-                                "{at}: column '{}': column masks (\"mask\") are not supported \
-                                 yet; deny the column with \"allow\": false",
-                                c.name
-                            )));
-                        }
-                        Ok(TableRule {
-                            subject: Subject::new(
-                                r.user.as_deref(),
-                                r.group.as_deref(),
-                                r.role.as_deref(),
-                                &at,
-                            )?,
-                            catalog: Pattern::new(r.catalog.as_deref(), "catalog", &at)?,
-                            schema: Pattern::new(r.schema.as_deref(), "schema", &at)?,
-                            table: Pattern::new(r.table.as_deref(), "table", &at)?,
-                            privileges: r.privileges.clone(),
-                            denied_columns: r
-                                .columns
-                                .iter()
-                                .filter(|c| !c.allow)
-                                .map(|c| c.name.clone())
-                                .collect(),
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .transpose()?;
-        let properties = |rules: Option<Vec<SessionPropertyRuleSpec>>, section: &str| {
+        // Each section: its rules in order, each read with its place ("rules.json:
+        // tables[2]") for errors.
+        fn section<T, R>(
+            rules: Option<Vec<T>>,
+            source: &str,
+            name: &str,
+            read: impl Fn(&T, &str) -> Result<R>,
+        ) -> Result<Option<Vec<R>>> {
             rules
                 .map(|rules| {
                     rules
                         .iter()
                         .enumerate()
-                        .map(|(n, r)| {
-                            let at = format!("{source}: {section}[{n}]");
-                            Ok(SessionPropertyRule {
-                                subject: Subject::new(
-                                    r.user.as_deref(),
-                                    r.group.as_deref(),
-                                    r.role.as_deref(),
-                                    &at,
-                                )?,
-                                catalog: Pattern::new(r.catalog.as_deref(), "catalog", &at)?,
-                                property: Pattern::new(r.property.as_deref(), "property", &at)?,
-                                allow: r.allow,
-                            })
-                        })
-                        .collect::<Result<Vec<_>>>()
+                        .map(|(n, rule)| read(rule, &format!("{source}: {name}[{n}]")))
+                        .collect()
                 })
                 .transpose()
+        }
+        let catalogs = section(file.catalogs, source, "catalogs", |r, at| {
+            let access = match &r.allow {
+                serde_json::Value::Bool(true) => CatalogAccess::All,
+                serde_json::Value::Bool(false) => CatalogAccess::None,
+                serde_json::Value::String(s) => match s.to_ascii_lowercase().as_str() {
+                    "all" => CatalogAccess::All,
+                    "read-only" => CatalogAccess::ReadOnly,
+                    "none" => CatalogAccess::None,
+                    other => {
+                        return Err(SchedulerError::Config(format!(
+                            "{at}: \"allow\": '{other}' is not all, read-only or none"
+                        )));
+                    }
+                },
+                other => {
+                    return Err(SchedulerError::Config(format!(
+                        "{at}: \"allow\": {other} is not all, read-only or none"
+                    )));
+                }
+            };
+            Ok(CatalogRule {
+                subject: Subject::new(
+                    r.user.as_deref(),
+                    r.group.as_deref(),
+                    r.role.as_deref(),
+                    at,
+                )?,
+                catalog: Pattern::new(r.catalog.as_deref(), "catalog", at)?,
+                access,
+            })
+        })?;
+        let schemas = section(file.schemas, source, "schemas", |r, at| {
+            Ok(SchemaRule {
+                subject: Subject::new(
+                    r.user.as_deref(),
+                    r.group.as_deref(),
+                    r.role.as_deref(),
+                    at,
+                )?,
+                catalog: Pattern::new(r.catalog.as_deref(), "catalog", at)?,
+                schema: Pattern::new(r.schema.as_deref(), "schema", at)?,
+                owner: r.owner,
+            })
+        })?;
+        let tables = section(file.tables, source, "tables", |r, at| {
+            // Row filters and column masks change what a query returns: refusing them is
+            // safer than ignoring them.
+            if r.filter.is_some() || r.filter_environment.is_some() {
+                return Err(SchedulerError::Config(format!(
+                    "{at}: row filters (\"filter\") are not supported yet"
+                )));
+            }
+            if let Some(c) = r
+                .columns
+                .iter()
+                .find(|c| c.mask.is_some() || c.mask_environment.is_some())
+            {
+                return Err(SchedulerError::Config(format!(
+                    "{at}: column '{}': column masks (\"mask\") are not supported yet; deny \
+                     the column with \"allow\": false",
+                    c.name
+                )));
+            }
+            Ok(TableRule {
+                subject: Subject::new(
+                    r.user.as_deref(),
+                    r.group.as_deref(),
+                    r.role.as_deref(),
+                    at,
+                )?,
+                catalog: Pattern::new(r.catalog.as_deref(), "catalog", at)?,
+                schema: Pattern::new(r.schema.as_deref(), "schema", at)?,
+                table: Pattern::new(r.table.as_deref(), "table", at)?,
+                privileges: r.privileges.clone(),
+                denied_columns: r
+                    .columns
+                    .iter()
+                    .filter(|c| !c.allow)
+                    .map(|c| c.name.clone())
+                    .collect(),
+            })
+        })?;
+        let property = |r: &SessionPropertySpec, at: &str| {
+            Ok(SessionPropertyRule {
+                subject: Subject::new(
+                    r.user.as_deref(),
+                    r.group.as_deref(),
+                    r.role.as_deref(),
+                    at,
+                )?,
+                catalog: Pattern::new(r.catalog.as_deref(), "catalog", at)?,
+                property: Pattern::new(r.property.as_deref(), "property", at)?,
+                allow: r.allow,
+            })
         };
         Ok(Self {
             catalogs,
             schemas,
             tables,
-            system_session_properties: properties(
+            system_session_properties: section(
                 file.system_session_properties,
+                source,
                 "system_session_properties",
+                property,
             )?,
-            catalog_session_properties: properties(
+            catalog_session_properties: section(
                 file.catalog_session_properties,
+                source,
                 "catalog_session_properties",
+                property,
             )?,
         })
     }

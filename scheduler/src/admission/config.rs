@@ -208,17 +208,11 @@ impl ResourceGroupsConfig {
             .map_err(|e| SchedulerError::Config(e.to_string()))?;
         // Relative paths are read against the directory holding etc/, as Trino's are against
         // its installation directory (`etc/resource-groups.json`).
-        let file = PathBuf::from(file);
-        let file = if file.is_absolute() {
-            file
+        let beside_etc = tributary_connector::installation_path(etc, &file);
+        let file = if beside_etc.exists() {
+            beside_etc
         } else {
-            let base = etc.parent().filter(|p| !p.as_os_str().is_empty());
-            let beside_etc = base.unwrap_or(Path::new(".")).join(&file);
-            if beside_etc.exists() {
-                beside_etc
-            } else {
-                etc.join(&file)
-            }
+            etc.join(&file)
         };
         let text = std::fs::read_to_string(&file).map_err(|e| {
             SchedulerError::Config(format!(

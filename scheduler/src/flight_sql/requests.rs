@@ -69,7 +69,9 @@ impl TributaryFlightSql {
                     // by token.
                     None if self.auth.accepts_jwt() => {
                         let user = self.auth.check_jwt(token)?;
-                        Ok(self.sessions.get_or_open(&format!("jwt:{token}"), &user))
+                        Ok(self
+                            .sessions
+                            .get_or_open(&super::jwt_session_key(token), &user))
                     }
                     None if !self.auth.required() => Ok(self.sessions.anonymous()),
                     None => Err(SchedulerError::Unauthenticated(

@@ -78,7 +78,8 @@ impl FlightSqlService for TributaryFlightSql {
                     // A JWT stays the client's bearer token, checked on every request (so its
                     // expiry holds); its session is kept by token.
                     let user = self.auth.check_jwt(&token).map_err(status)?;
-                    self.sessions.get_or_open(&format!("jwt:{token}"), &user);
+                    self.sessions
+                        .get_or_open(&super::jwt_session_key(&token), &user);
                     token
                 } else {
                     return Err(status(SchedulerError::Unauthenticated(
