@@ -2,7 +2,7 @@
 # Benchmarks (not tests): builds the release binary into a kept target dir, installs the peers
 # (DuckDB, DataFusion's Python package, tpchgen-cli) in a venv, generates the data once into
 # bench/data, runs each benchmark and writes bench/results/<name>.json.
-#   bench/run.sh [tpch|tpch-s3|latency|egress|sql-scan|kafka-scan ...]   (default: all)
+#   bench/run.sh [tpch|tpch-s3|latency|egress|sql-scan|kafka-scan|materialized-view ...]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")"
 export TRIBUTARY_RELEASE_TARGET="${TRIBUTARY_RELEASE_TARGET:-$HOME/.cache/tributary/target-release}"
@@ -13,7 +13,7 @@ venv="${TRIBUTARY_BENCH_VENV:-$HOME/.cache/tributary/bench-venv}"
 "$venv/bin/pip" install -q -r requirements.txt
 export PATH="$venv/bin:$PATH"
 benchmarks=("$@")
-[ ${#benchmarks[@]} -gt 0 ] || benchmarks=(latency tpch tpch-s3 egress sql-scan kafka-scan)
+[ ${#benchmarks[@]} -gt 0 ] || benchmarks=(latency tpch tpch-s3 egress sql-scan kafka-scan materialized-view)
 for b in "${benchmarks[@]}"; do
   case "$b" in
     tpch) "$venv/bin/python" tpch_sf1.py ;;
@@ -22,6 +22,7 @@ for b in "${benchmarks[@]}"; do
     egress) "$venv/bin/python" egress.py ;;
     sql-scan) bash ../scripts/start-databases.sh && "$venv/bin/python" sql_scan.py ;;
     kafka-scan) "$venv/bin/python" kafka_scan.py ;;
-    *) echo "unknown benchmark '$b' (tpch, tpch-s3, latency, egress, sql-scan, kafka-scan)"; exit 2 ;;
+    materialized-view) bash ../scripts/start-databases.sh && "$venv/bin/python" materialized_view.py ;;
+    *) echo "unknown benchmark '$b' (tpch, tpch-s3, latency, egress, sql-scan, kafka-scan, materialized-view)"; exit 2 ;;
   esac
 done

@@ -17,7 +17,10 @@ mod hidden;
 mod procedures;
 mod properties;
 mod run;
+mod views;
 mod write;
+
+pub(crate) use hidden::exclude_hidden;
 
 use crate::access::{AccessControl, AccessScope};
 use crate::admission::ResourceGroups;
@@ -73,6 +76,7 @@ pub struct Engine {
     retry: RetryPolicy,
     admission: Option<ResourceGroups>,
     access: Option<AccessControl>,
+    view_candidates: views::Candidates,
 }
 
 impl std::fmt::Debug for Engine {
@@ -104,6 +108,7 @@ impl Engine {
             retry,
             admission: None,
             access: None,
+            view_candidates: views::Candidates::default(),
         }
     }
 
@@ -235,6 +240,7 @@ impl Engine {
         let plan = hidden::plan(&ctx, sql)
             .await
             .map_err(|e| explain_missing(&ctx, e.into()))?;
+        let plan = self.prepare(session, &ctx, plan).await?;
         self.check(session, &ctx, &plan)?;
         Ok(plan)
     }
@@ -273,6 +279,7 @@ impl Engine {
             Statement::ExplainDistributed { query } => {
                 let ctx = self.context(&snapshot).await?;
                 let plan = hidden::plan(&ctx, query).await?;
+                let plan = self.prepare(&snapshot, &ctx, plan).await?;
                 self.check(&snapshot, &ctx, &plan)?;
                 let (schema, batches) = crate::explain::distributed(&ctx, &plan).await?;
                 Ok(Outcome::Rows(schema, batches))
@@ -282,9 +289,10 @@ impl Engine {
                 if let Some(ddl) = properties::split(sql)? {
                     return self.run_with_properties(&snapshot, ctx, ddl, sql).await;
                 }
-                let mut plan = hidden::plan(&ctx, sql)
+                let plan = hidden::plan(&ctx, sql)
                     .await
                     .map_err(|e| explain_missing(&ctx, e.into()))?;
+                let mut plan = self.prepare(&snapshot, &ctx, plan).await?;
                 self.check(&snapshot, &ctx, &plan)?;
                 if let Some(params) = params {
                     plan = plan.with_param_values(params)?;
@@ -292,6 +300,63 @@ impl Engine {
                 self.run_plan(&snapshot, ctx, plan, sql).await
             }
             Statement::Call { procedure, args } => self.call(&snapshot, procedure, args),
+            Statement::CreateView {
+                name,
+                or_replace,
+                comment,
+                invoker,
+                query,
+            } => {
+                let ctx = self.context(&snapshot).await?;
+                self.create_view(
+                    &snapshot,
+                    &ctx,
+                    (name, *or_replace),
+                    comment.as_deref(),
+                    *invoker,
+                    query,
+                )
+                .await
+            }
+            Statement::CreateMaterializedView {
+                name,
+                or_replace,
+                if_not_exists,
+                comment,
+                properties,
+                query,
+            } => {
+                let ctx = self.context(&snapshot).await?;
+                self.create_materialized_view(
+                    &snapshot,
+                    &ctx,
+                    (name, *or_replace, *if_not_exists),
+                    comment.as_deref(),
+                    properties.as_deref(),
+                    query,
+                )
+                .await
+            }
+            Statement::RefreshMaterializedView { name } => {
+                let ctx = self.context(&snapshot).await?;
+                let sql = format!("REFRESH MATERIALIZED VIEW {}", name.join("."));
+                self.refresh_materialized_view(&snapshot, ctx, name, &sql)
+                    .await
+            }
+            Statement::DropView {
+                name,
+                if_exists,
+                materialized,
+            } => {
+                let ctx = self.context(&snapshot).await?;
+                self.drop_view(&snapshot, &ctx, name, *if_exists, *materialized)
+                    .await
+            }
+            Statement::ShowCreateView { name, materialized } => {
+                let ctx = self.context(&snapshot).await?;
+                self.show_create_view(&snapshot, &ctx, name, *materialized)
+                    .await
+            }
             local => {
                 let ctx = self.context(&snapshot).await?;
                 let (schema, batches) =
@@ -389,6 +454,7 @@ impl Engine {
                     .statement_to_plan(statement)
                     .await
                     .map_err(|e| explain_missing(&ctx, e.into()))?;
+                let plan = self.prepare(session, &ctx, plan).await?;
                 self.check(session, &ctx, &plan)?;
                 let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = &plan else {
                     return Err(SchedulerError::NotSupported(

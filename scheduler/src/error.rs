@@ -154,6 +154,7 @@ impl From<tributary_connector::ConnectorError> for SchedulerError {
     fn from(e: tributary_connector::ConnectorError) -> Self {
         match e {
             tributary_connector::ConnectorError::DataFusion(e) => classify(e),
+            tributary_connector::ConnectorError::NotSupported(m) => SchedulerError::NotSupported(m),
             other => SchedulerError::Config(other.to_string()),
         }
     }

@@ -20,6 +20,7 @@ pub mod monitor;
 pub mod session;
 pub mod statement;
 mod system;
+mod views;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -29,7 +29,7 @@ pub struct SessionPropertySpec {
 }
 
 /// The session properties Tributary knows (Trino's names).
-pub const SESSION_PROPERTIES: [SessionPropertySpec; 6] = [
+pub const SESSION_PROPERTIES: [SessionPropertySpec; 8] = [
     SessionPropertySpec {
         name: "join_distribution_type",
         default: "AUTOMATIC",
@@ -67,6 +67,21 @@ pub const SESSION_PROPERTIES: [SessionPropertySpec; 6] = [
         default: "0",
         sql_type: "integer",
         description: "Partitions of shuffles, joins and aggregations (0: number of cluster cores)",
+    },
+    SessionPropertySpec {
+        name: "materialized_view_max_staleness",
+        default: "",
+        sql_type: "varchar",
+        description: "How long after its last refresh a stale materialized view is still read \
+                      from its storage; past it, queries of the view read its sources ('': \
+                      always the storage, flagged stale)",
+    },
+    SessionPropertySpec {
+        name: "materialized_view_rewrite_enabled",
+        default: "true",
+        sql_type: "boolean",
+        description: "Answer queries that contain a fresh materialized view's query from the \
+                      view's storage",
     },
 ];
 
@@ -133,6 +148,18 @@ impl Session {
             .unwrap_or(Duration::from_secs(100 * 86400))
     }
 
+    /// `materialized_view_max_staleness`, when set.
+    pub fn max_staleness(&self) -> Option<Duration> {
+        self.property("materialized_view_max_staleness")
+            .and_then(|v| parse_duration(&v))
+    }
+
+    /// `materialized_view_rewrite_enabled`.
+    pub fn rewrite_enabled(&self) -> bool {
+        self.property("materialized_view_rewrite_enabled")
+            .is_none_or(|v| v == "true")
+    }
+
     /// `query_max_execution_time`: how long a query may execute, not counting its time
     /// queued and planning.
     pub fn max_execution_time(&self) -> Duration {
@@ -184,7 +211,12 @@ fn normalise(name: &str, value: &str) -> Result<String> {
                 .ok_or_else(|| invalid(name, value, "a data size such as '1GB'"))?;
             Ok(value.to_owned())
         }
-        "query_max_run_time" | "query_max_execution_time" => {
+        "materialized_view_max_staleness" if value.is_empty() => Ok(String::new()),
+        "materialized_view_rewrite_enabled" => match value.to_ascii_lowercase().as_str() {
+            v @ ("true" | "false") => Ok(v.to_owned()),
+            _ => Err(invalid(name, value, "true or false")),
+        },
+        "query_max_run_time" | "query_max_execution_time" | "materialized_view_max_staleness" => {
             parse_duration(value)
                 .ok_or_else(|| invalid(name, value, "a duration such as '30s', '10m' or '1h'"))?;
             Ok(value.to_owned())
@@ -264,7 +296,10 @@ fn apply(config: &mut SessionConfig, name: &str, value: &str) -> Result<()> {
             "0" => Ok(()),
             n => set(options, "datafusion.execution.target_partitions", n),
         },
-        "query_max_run_time" | "query_max_execution_time" => Ok(()),
+        "query_max_run_time"
+        | "query_max_execution_time"
+        | "materialized_view_max_staleness"
+        | "materialized_view_rewrite_enabled" => Ok(()),
         // Travels with every task; executors apply it to the query's memory pool.
         "query_max_memory_per_node" => set(
             options,

@@ -71,6 +71,56 @@ pub enum Statement {
         /// Arguments: name (for `name => value`) and value.
         args: Vec<(Option<String>, String)>,
     },
+    /// `CREATE [OR REPLACE] VIEW name [COMMENT '…'] [SECURITY DEFINER|INVOKER] AS query`
+    CreateView {
+        /// `[[catalog.]schema.]view` parts.
+        name: Vec<String>,
+        /// OR REPLACE.
+        or_replace: bool,
+        /// COMMENT.
+        comment: Option<String>,
+        /// SECURITY INVOKER.
+        invoker: bool,
+        /// The query, as written.
+        query: String,
+    },
+    /// `CREATE [OR REPLACE] MATERIALIZED VIEW [IF NOT EXISTS] name [COMMENT '…']
+    /// [WITH (…)] AS query`
+    CreateMaterializedView {
+        /// `[[catalog.]schema.]view` parts.
+        name: Vec<String>,
+        /// OR REPLACE.
+        or_replace: bool,
+        /// IF NOT EXISTS.
+        if_not_exists: bool,
+        /// COMMENT.
+        comment: Option<String>,
+        /// The text inside `WITH ( … )`.
+        properties: Option<String>,
+        /// The query, as written.
+        query: String,
+    },
+    /// `REFRESH MATERIALIZED VIEW name`
+    RefreshMaterializedView {
+        /// `[[catalog.]schema.]view` parts.
+        name: Vec<String>,
+    },
+    /// `DROP [MATERIALIZED] VIEW [IF EXISTS] name`
+    DropView {
+        /// `[[catalog.]schema.]view` parts.
+        name: Vec<String>,
+        /// IF EXISTS.
+        if_exists: bool,
+        /// MATERIALIZED.
+        materialized: bool,
+    },
+    /// `SHOW CREATE [MATERIALIZED] VIEW name`
+    ShowCreateView {
+        /// `[[catalog.]schema.]view` parts.
+        name: Vec<String>,
+        /// MATERIALIZED.
+        materialized: bool,
+    },
     /// Anything else: DataFusion SQL.
     Sql(String),
 }
@@ -247,6 +297,122 @@ impl Parser<'_> {
         Ok(value)
     }
 
+    /// A string literal.
+    fn string(&mut self) -> Result<String> {
+        match self.tokens.get(self.pos) {
+            Some((Token::Str(s), _)) => {
+                let s = s.clone();
+                self.pos += 1;
+                Ok(s)
+            }
+            _ => Err(self.error("a string")),
+        }
+    }
+
+    /// The text from the current token to the end of the statement.
+    fn rest(&self) -> String {
+        let offset = self
+            .tokens
+            .get(self.pos)
+            .map(|(_, o)| *o)
+            .unwrap_or(self.sql.len());
+        self.sql.chars().skip(offset).collect()
+    }
+
+    /// The text inside a parenthesised list starting at the current `(`, which is consumed
+    /// with its closing `)`.
+    fn parenthesised(&mut self) -> Result<String> {
+        let Some((Token::Symbol('('), open)) = self.tokens.get(self.pos).cloned() else {
+            return Err(self.error("'('"));
+        };
+        let mut depth = 0;
+        while let Some((token, offset)) = self.tokens.get(self.pos).cloned() {
+            self.pos += 1;
+            match token {
+                Token::Symbol('(') => depth += 1,
+                Token::Symbol(')') => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(self
+                            .sql
+                            .chars()
+                            .skip(open + 1)
+                            .take(offset - open - 1)
+                            .collect());
+                    }
+                }
+                _ => {}
+            }
+        }
+        Err(self.error("')'"))
+    }
+
+    /// `CREATE [OR REPLACE] [MATERIALIZED] VIEW …` after `CREATE`; `None` when the statement
+    /// creates something else.
+    fn create_view(&mut self) -> Result<Option<Statement>> {
+        let start = self.pos;
+        let or_replace = self.keyword("OR") && self.keyword("REPLACE");
+        if !or_replace {
+            self.pos = start;
+        }
+        let materialized = self.keyword("MATERIALIZED");
+        if !self.keyword("VIEW") {
+            self.pos = start;
+            return Ok(None);
+        }
+        let mut if_not_exists = false;
+        if materialized && self.keyword("IF") {
+            if !(self.keyword("NOT") && self.keyword("EXISTS")) {
+                return Err(self.error("NOT EXISTS"));
+            }
+            if_not_exists = true;
+        }
+        let name = self.name()?;
+        let (mut comment, mut invoker, mut properties) = (None, false, None);
+        loop {
+            if self.keyword("COMMENT") {
+                comment = Some(self.string()?);
+            } else if !materialized && self.keyword("SECURITY") {
+                invoker = if self.keyword("INVOKER") {
+                    true
+                } else if self.keyword("DEFINER") {
+                    false
+                } else {
+                    return Err(self.error("DEFINER or INVOKER"));
+                };
+            } else if materialized && self.keyword("WITH") {
+                properties = Some(self.parenthesised()?);
+            } else {
+                break;
+            }
+        }
+        if !self.keyword("AS") {
+            return Err(self.error("AS"));
+        }
+        let query = self.rest();
+        if query.trim().is_empty() {
+            return Err(self.error("a query"));
+        }
+        Ok(Some(if materialized {
+            Statement::CreateMaterializedView {
+                name,
+                or_replace,
+                if_not_exists,
+                comment,
+                properties,
+                query,
+            }
+        } else {
+            Statement::CreateView {
+                name,
+                or_replace,
+                comment,
+                invoker,
+                query,
+            }
+        }))
+    }
+
     fn end<T>(&self, statement: T) -> Result<T> {
         if self.at_end() {
             Ok(statement)
@@ -343,6 +509,35 @@ pub fn parse(sql: &str) -> Result<Statement> {
         }
         return p.end(Statement::Call { procedure, args });
     }
+    if p.keyword("CREATE") {
+        if let Some(statement) = p.create_view()? {
+            return Ok(statement);
+        }
+        p.pos = 0;
+    }
+    if p.keyword("REFRESH") {
+        if !(p.keyword("MATERIALIZED") && p.keyword("VIEW")) {
+            return Err(p.error("MATERIALIZED VIEW"));
+        }
+        let name = p.name()?;
+        return p.end(Statement::RefreshMaterializedView { name });
+    }
+    if p.keyword("DROP") {
+        let materialized = p.keyword("MATERIALIZED");
+        if p.keyword("VIEW") {
+            let if_exists = p.keyword("IF") && p.keyword("EXISTS");
+            let name = p.name()?;
+            return p.end(Statement::DropView {
+                name,
+                if_exists,
+                materialized,
+            });
+        }
+        if materialized {
+            return Err(p.error("VIEW"));
+        }
+        p.pos = 0;
+    }
     if p.keyword("SHOW") {
         if p.keyword("CATALOGS") {
             let like = p.like()?;
@@ -377,8 +572,17 @@ pub fn parse(sql: &str) -> Result<Statement> {
             return p.end(Statement::ShowSession);
         }
         if p.keyword("CREATE") {
-            if !p.keyword("TABLE") {
-                return Err(p.error("TABLE"));
+            let materialized = p.keyword("MATERIALIZED");
+            if p.keyword("VIEW") {
+                let name = p.name()?;
+                return p.end(Statement::ShowCreateView { name, materialized });
+            }
+            if materialized || !p.keyword("TABLE") {
+                return Err(p.error(if materialized {
+                    "VIEW"
+                } else {
+                    "TABLE or VIEW"
+                }));
             }
             let table = p.name()?;
             return p.end(Statement::ShowCreateTable { table });
@@ -460,6 +664,67 @@ mod tests {
             }
         );
         assert!(parse("CALL system.runtime.kill_query('q'").is_err());
+    }
+
+    #[test]
+    fn parses_views() {
+        assert_eq!(
+            parse(
+                "CREATE OR REPLACE VIEW hive.s.v COMMENT 'x' SECURITY INVOKER AS SELECT (1) AS a"
+            )
+            .expect("parses"),
+            Statement::CreateView {
+                name: vec!["hive".into(), "s".into(), "v".into()],
+                or_replace: true,
+                comment: Some("x".into()),
+                invoker: true,
+                query: "SELECT (1) AS a".into(),
+            }
+        );
+        assert_eq!(
+            parse(
+                "create materialized view if not exists hive.a.t WITH (format = 'PARQUET', partitioned_by = ARRAY['d']) AS\nSELECT 1;"
+            )
+            .expect("parses"),
+            Statement::CreateMaterializedView {
+                name: vec!["hive".into(), "a".into(), "t".into()],
+                or_replace: false,
+                if_not_exists: true,
+                comment: None,
+                properties: Some("format = 'PARQUET', partitioned_by = ARRAY['d']".into()),
+                query: "SELECT 1".into(),
+            }
+        );
+        assert_eq!(
+            parse("REFRESH MATERIALIZED VIEW a.t").expect("parses"),
+            Statement::RefreshMaterializedView {
+                name: vec!["a".into(), "t".into()]
+            }
+        );
+        assert_eq!(
+            parse("DROP MATERIALIZED VIEW IF EXISTS t").expect("parses"),
+            Statement::DropView {
+                name: vec!["t".into()],
+                if_exists: true,
+                materialized: true
+            }
+        );
+        assert_eq!(
+            parse("SHOW CREATE VIEW v").expect("parses"),
+            Statement::ShowCreateView {
+                name: vec!["v".into()],
+                materialized: false
+            }
+        );
+        assert_eq!(
+            parse("CREATE TABLE t (a INT)").expect("parses"),
+            Statement::Sql("CREATE TABLE t (a INT)".into())
+        );
+        assert_eq!(
+            parse("DROP TABLE t").expect("parses"),
+            Statement::Sql("DROP TABLE t".into())
+        );
+        assert!(parse("CREATE VIEW v SELECT 1").is_err());
     }
 
     #[test]

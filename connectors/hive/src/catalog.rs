@@ -297,21 +297,25 @@ impl HiveSchema {
         ))
     }
 
-    /// A Hive or Delta table.
+    /// A Hive or Delta table, or a view.
     async fn load(&self, table: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let Some(metadata) = self.metadata(table).await? else {
             return Ok(None);
         };
+        if let Some(stored) = crate::views::stored_view(&self.qualified(table), &metadata)? {
+            let (ctx, schema, name) = (Arc::clone(&self.ctx), self.name.clone(), table.to_owned());
+            let loaded = self
+                .ctx
+                .runtime
+                .run(async move { crate::views::load(ctx, (&schema, &name), stored).await })
+                .await
+                .map_err(|e| HiveError::Metadata(e.to_string()))??;
+            return Ok(Some(loaded));
+        }
         if !crate::delta::is_delta(&metadata) {
             return Ok(Some(Arc::new(self.hive_table(table, &metadata)?)));
         }
-        let location = match (
-            &metadata.external_location,
-            metadata.parameters.get(crate::table_info::LOCATION),
-        ) {
-            (Some(l), _) | (None, Some(l)) => crate::storage::Location::parse(l)?,
-            (None, None) => self.ctx.table_dir(&self.name, table),
-        };
+        let location = crate::views::delta_location(&self.ctx, &self.name, table, &metadata)?;
         let (ctx, qualified) = (Arc::clone(&self.ctx), self.qualified(table));
         let delta = self
             .ctx
@@ -325,7 +329,10 @@ impl HiveSchema {
     /// A Hive table (for `$partitions`); Delta tables have none.
     async fn load_hive(&self, table: &str) -> Result<Option<HiveTable>> {
         match self.metadata(table).await? {
-            Some(metadata) if !crate::delta::is_delta(&metadata) => {
+            Some(metadata)
+                if !crate::delta::is_delta(&metadata)
+                    && metadata.table_type != crate::metastore::VIRTUAL_VIEW =>
+            {
                 self.hive_table(table, &metadata).map(Some)
             }
             _ => Ok(None),

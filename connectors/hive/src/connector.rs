@@ -3,10 +3,13 @@
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use datafusion::catalog::CatalogProvider;
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, TableProvider};
+use datafusion::execution::SendableRecordBatchStream;
 use object_store::ObjectStore;
 use tributary_connector::{
-    Connector, ConnectorError, ConnectorFactory, Properties, Result, SplitReader, TableProperties,
+    CommitMode, Connector, ConnectorError, ConnectorFactory, MaterializedViewDefinition,
+    Properties, RefreshState, Result, SourceVersion, SplitReader, TableProperties, ViewDefinition,
 };
 
 use crate::catalog::HiveCatalog;
@@ -61,7 +64,133 @@ pub struct HiveConnector {
     catalog: Arc<HiveCatalog>,
 }
 
+impl HiveConnector {
+    /// Runs catalog I/O on the catalog's runtime.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = crate::error::Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        Ok(self
+            .ctx
+            .runtime
+            .run(work)
+            .await
+            .map_err(|e| crate::error::HiveError::Metadata(e.to_string()))??)
+    }
+}
+
+#[async_trait]
 impl Connector for HiveConnector {
+    async fn create_view(
+        &self,
+        schema: &str,
+        view: &str,
+        definition: &ViewDefinition,
+        or_replace: bool,
+    ) -> Result<()> {
+        let (ctx, schema, view, definition) = (
+            Arc::clone(&self.ctx),
+            schema.to_owned(),
+            view.to_owned(),
+            definition.clone(),
+        );
+        self.run(async move {
+            crate::views::create_view(&ctx, (&schema, &view), &definition, or_replace).await
+        })
+        .await
+    }
+
+    async fn drop_view(&self, schema: &str, view: &str) -> Result<bool> {
+        let (ctx, schema, view) = (Arc::clone(&self.ctx), schema.to_owned(), view.to_owned());
+        self.run(async move { crate::views::drop_view(&ctx, &schema, &view).await })
+            .await
+    }
+
+    async fn create_materialized_view(
+        &self,
+        schema: &str,
+        view: &str,
+        definition: &MaterializedViewDefinition,
+        columns: SchemaRef,
+        or_replace: bool,
+    ) -> Result<()> {
+        let (ctx, schema, view, definition) = (
+            Arc::clone(&self.ctx),
+            schema.to_owned(),
+            view.to_owned(),
+            definition.clone(),
+        );
+        self.run(async move {
+            crate::views::create_materialized_view(
+                &ctx,
+                (&schema, &view),
+                &definition,
+                columns,
+                or_replace,
+            )
+            .await
+        })
+        .await
+    }
+
+    async fn drop_materialized_view(&self, schema: &str, view: &str) -> Result<bool> {
+        let (ctx, schema, view) = (Arc::clone(&self.ctx), schema.to_owned(), view.to_owned());
+        self.run(async move { crate::views::drop_materialized_view(&ctx, &schema, &view).await })
+            .await
+    }
+
+    async fn materialized_views(&self) -> Result<Vec<(String, String)>> {
+        let ctx = Arc::clone(&self.ctx);
+        self.run(async move { crate::views::materialized_views(&ctx).await })
+            .await
+    }
+
+    async fn commit_materialized_view(
+        &self,
+        schema: &str,
+        view: &str,
+        rows: SendableRecordBatchStream,
+        mode: CommitMode,
+        state: &RefreshState,
+    ) -> Result<u64> {
+        let (ctx, schema, view, state) = (
+            Arc::clone(&self.ctx),
+            schema.to_owned(),
+            view.to_owned(),
+            state.clone(),
+        );
+        self.run(
+            async move { crate::views::commit(&ctx, (&schema, &view), rows, mode, &state).await },
+        )
+        .await
+    }
+
+    async fn table_version(&self, schema: &str, table: &str) -> Result<Option<SourceVersion>> {
+        let (ctx, schema, table) = (Arc::clone(&self.ctx), schema.to_owned(), table.to_owned());
+        self.run(async move { crate::views::table_version(ctx, &schema, &table).await })
+            .await
+    }
+
+    async fn pinned_table(
+        &self,
+        schema: &str,
+        table: &str,
+        from: Option<&SourceVersion>,
+        to: &SourceVersion,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        let (ctx, schema, table, from, to) = (
+            Arc::clone(&self.ctx),
+            schema.to_owned(),
+            table.to_owned(),
+            from.cloned(),
+            to.clone(),
+        );
+        self.run(async move {
+            crate::views::pinned_table(ctx, (&schema, &table), from.as_ref(), &to).await
+        })
+        .await
+    }
+
     fn table_properties(&self) -> Vec<tributary_connector::PropertySpec> {
         match self.ctx.kind {
             CatalogKind::Hive => crate::table_info::PROPERTIES.to_vec(),

@@ -289,6 +289,8 @@ pub async fn create_table(
         storage_format: None,
         serde_parameters: BTreeMap::new(),
         external_location: external.then(|| location.to_string()),
+        view_original_text: None,
+        view_expanded_text: None,
     })
 }
 
@@ -424,9 +426,12 @@ impl DeltaLakeTable {
                 values.push(value);
             }
             rows += view.num_records().unwrap_or(0) as u64;
+            // Joined part by part: the file's path is already percent-encoded (partition
+            // values with spaces), formatting it into a new path would encode it twice.
             let relative = view.object_store_path();
-            let location =
-                object_store::path::Path::from(format!("{}/{relative}", self.location.path));
+            let location = object_store::path::Path::from_iter(
+                self.location.path.parts().chain(relative.parts()),
+            );
             files.push(ScanFile {
                 meta: ObjectMeta {
                     location,
@@ -606,4 +611,115 @@ impl DataSink for DeltaSink {
             .map_err(|e| DataFusionError::from(delta_error(&self.qualified, "cannot commit", e)))?;
         Ok(rows)
     }
+}
+
+/// The commit-info key under which a materialized view's refresh state is committed.
+pub const REFRESH_STATE_KEY: &str = "tributary.refresh";
+
+/// Writes `rows` into the Delta table at `location` and commits them in one version, either
+/// replacing every active file (`replace`) or beside them, with `app_metadata` in the
+/// commit's info. Nothing is visible until that commit; a failure leaves the table as it was.
+pub async fn commit_rows(
+    ctx: &HiveContext,
+    location: &Location,
+    qualified: &str,
+    mut rows: SendableRecordBatchStream,
+    replace: bool,
+    app_metadata: Vec<(String, serde_json::Value)>,
+) -> Result<u64> {
+    use deltalake_core::kernel::Action;
+    use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
+    use deltalake_core::protocol::DeltaOperation;
+
+    let delta = open(ctx, location, qualified).await?;
+    let target: SchemaRef = Arc::new(arrow_schema(&delta, qualified)?);
+    let given = rows.schema();
+    let order: Vec<usize> = target
+        .fields()
+        .iter()
+        .map(|f| {
+            given.index_of(f.name()).map_err(|_| HiveError::BadData {
+                table: qualified.to_owned(),
+                message: format!("the rows to write have no column '{}'", f.name()),
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut writer = RecordBatchWriter::for_table(&delta)
+        .map_err(|e| delta_error(qualified, "cannot write", e))?;
+    let mut written = 0u64;
+    while let Some(batch) = rows.next().await {
+        let batch = batch.map_err(|e| delta_error(qualified, "cannot compute the rows", e))?;
+        written += batch.num_rows() as u64;
+        let batch = batch
+            .project(&order)
+            .and_then(|b| tributary_connector::conform_batch(&b, &target))
+            .map_err(|e| delta_error(qualified, "cannot write", e))?;
+        writer
+            .write(batch)
+            .await
+            .map_err(|e| delta_error(qualified, "cannot write", e))?;
+    }
+    let mut actions: Vec<Action> = writer
+        .flush()
+        .await
+        .map_err(|e| delta_error(qualified, "cannot write", e))?
+        .into_iter()
+        .map(Action::Add)
+        .collect();
+    if replace {
+        let removed: Vec<_> = delta
+            .get_active_add_actions_by_partitions(&[])
+            .map_ok(|view| Action::Remove(view.remove_action(true)))
+            .try_collect()
+            .await
+            .map_err(|e| delta_error(qualified, "cannot list the Delta table's files", e))?;
+        actions.extend(removed);
+    }
+    let snapshot = delta
+        .snapshot()
+        .map_err(|e| delta_error(qualified, "cannot read the Delta table", e))?;
+    let partition_columns: Vec<String> = snapshot.metadata().partition_columns().to_vec();
+    let operation = DeltaOperation::Write {
+        mode: if replace {
+            SaveMode::Overwrite
+        } else {
+            SaveMode::Append
+        },
+        partition_by: (!partition_columns.is_empty()).then_some(partition_columns),
+        predicate: None,
+    };
+    CommitBuilder::from(CommitProperties::default().with_metadata(app_metadata))
+        .with_actions(actions)
+        .build(Some(snapshot), delta.log_store(), operation)
+        .await
+        .map_err(|e| delta_error(qualified, "cannot commit", e))?;
+    Ok(written)
+}
+
+/// The value committed under `key` in the newest commit's info, if any.
+pub async fn last_commit_value(
+    ctx: &HiveContext,
+    location: &Location,
+    qualified: &str,
+    key: &str,
+) -> Result<Option<serde_json::Value>> {
+    let delta = open(ctx, location, qualified).await?;
+    let newest: Vec<_> = delta
+        .history(Some(1))
+        .try_collect()
+        .await
+        .map_err(|e| delta_error(qualified, "cannot read the Delta log", e))?;
+    Ok(newest
+        .into_iter()
+        .next()
+        .and_then(|c| c.info.get(key).cloned()))
+}
+
+/// The version of the Delta table at `location`.
+pub async fn version(ctx: &HiveContext, location: &Location, qualified: &str) -> Result<i64> {
+    let delta = open(ctx, location, qualified).await?;
+    delta
+        .version()
+        .map(|v| i64::try_from(v).unwrap_or(i64::MAX))
+        .ok_or_else(|| delta_error(qualified, "cannot read the Delta table", "no version"))
 }

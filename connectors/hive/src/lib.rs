@@ -39,6 +39,7 @@ pub mod storage;
 pub mod table;
 pub mod table_info;
 pub mod types;
+pub mod views;
 
 pub use connector::{DeltaLakeConnectorFactory, HiveConnector, HiveConnectorFactory};
 pub use error::{HiveError, Result};

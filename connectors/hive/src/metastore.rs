@@ -84,12 +84,20 @@ pub struct TableMetadata {
     /// Location of an external table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_location: Option<String>,
+    /// A view's definition (`/* Presto View: <base64 JSON> */`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_original_text: Option<String>,
+    /// A view's expanded text (Trino writes a marker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_expanded_text: Option<String>,
 }
 
 /// Table types.
 pub const MANAGED_TABLE: &str = "MANAGED_TABLE";
 /// An external table: dropping it keeps the data.
 pub const EXTERNAL_TABLE: &str = "EXTERNAL_TABLE";
+/// A view or materialized view.
+pub const VIRTUAL_VIEW: &str = "VIRTUAL_VIEW";
 
 /// The file metastore of one catalog.
 #[derive(Debug, Clone)]

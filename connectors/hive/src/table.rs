@@ -38,6 +38,8 @@ pub struct HiveTable {
     schema_name: String,
     table_name: String,
     info: TableInfo,
+    /// Read only these files (paths in the store), when the table is pinned to a version.
+    only_files: Option<Arc<std::collections::BTreeSet<String>>>,
 }
 
 /// What a scan reads after pruning (also logged, and shown by `EXPLAIN`'s file groups).
@@ -64,7 +66,28 @@ impl HiveTable {
             schema_name: schema_name.to_owned(),
             table_name: table_name.to_owned(),
             info,
+            only_files: None,
         }
+    }
+
+    /// The table reading only `files` (store paths) of those it lists: a version of its
+    /// contents, or the files added between two versions.
+    pub fn pinned(mut self, files: std::collections::BTreeSet<String>) -> Self {
+        self.only_files = Some(Arc::new(files));
+        self
+    }
+
+    /// Every data file of the table (store path → size): the version of its contents.
+    pub async fn file_sizes(
+        &self,
+    ) -> crate::error::Result<std::collections::BTreeMap<String, u64>> {
+        Ok(self
+            .listing()
+            .await?
+            .files
+            .iter()
+            .map(|f| (f.meta.location.to_string(), f.meta.size))
+            .collect())
     }
 
     /// The table's description.
@@ -131,6 +154,11 @@ impl HiveTable {
             .files
             .iter()
             .filter(|f| keep[f.partition])
+            .filter(|f| {
+                self.only_files
+                    .as_ref()
+                    .is_none_or(|only| only.contains(f.meta.location.as_ref()))
+            })
             .cloned()
             .collect();
         let summary = ScanSummary {

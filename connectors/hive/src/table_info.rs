@@ -479,5 +479,7 @@ pub fn new_table_metadata(
         storage_format: Some(format.name().to_owned()),
         serde_parameters,
         external_location,
+        view_original_text: None,
+        view_expanded_text: None,
     })
 }

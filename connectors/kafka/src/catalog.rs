@@ -2,7 +2,7 @@
 //! partitions' offsets are fixed now (start to the high-water mark), narrowed by the
 //! filters on `_partition_id`, `_partition_offset` and `_timestamp`, and cut into splits.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -121,6 +121,7 @@ impl SchemaProvider for KafkaSchema {
         Ok(Some(Arc::new(KafkaTable {
             reader: Arc::new(reader),
             client: self.catalog.client.clone(),
+            pin: None,
         })))
     }
 
@@ -134,9 +135,41 @@ impl SchemaProvider for KafkaSchema {
 pub struct KafkaTable {
     reader: Arc<KafkaReader>,
     client: KafkaClient,
+    /// Read only these offsets (partition → [start, end)): the messages up to a version, or
+    /// those added between two versions.
+    pin: Option<BTreeMap<i32, (i64, i64)>>,
 }
 
 impl KafkaTable {
+    /// The table reading, per partition, only offsets in `[start, end)`; partitions not named
+    /// are not read.
+    pub fn pinned(mut self, pin: BTreeMap<i32, (i64, i64)>) -> Self {
+        self.pin = Some(pin);
+        self
+    }
+
+    /// The same topic, all offsets.
+    pub fn clone_unpinned(&self) -> Self {
+        Self {
+            reader: Arc::clone(&self.reader),
+            client: self.client.clone(),
+            pin: None,
+        }
+    }
+
+    /// The next offset of every partition of the topic (its version).
+    pub async fn high_water_marks(&self) -> DfResult<BTreeMap<i32, i64>> {
+        let spec = self.reader.spec();
+        let topic = spec.description.topic.clone();
+        let table = format!("{}.{}", self.client.catalog(), spec.qualified_name());
+        let client = self.client.clone();
+        let offsets = tokio::task::spawn_blocking(move || client.partition_offsets(&topic, &table))
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?
+            .map_err(DataFusionError::from)?;
+        Ok(offsets.iter().map(|p| (p.partition, p.high)).collect())
+    }
+
     fn narrowing(&self) -> NarrowingColumns {
         NarrowingColumns::new(&self.reader.spec().internal_prefix)
     }
@@ -149,8 +182,18 @@ impl KafkaTable {
         let table = format!("{}.{}", self.client.catalog(), spec.qualified_name());
         let client = self.client.clone();
         let force_upper = client.config().timestamp_upper_bound_push_down;
+        let pin = self.pin.clone();
         tokio::task::spawn_blocking(move || -> Result<Vec<OffsetRange>, KafkaError> {
             let mut partitions = client.partition_offsets(&topic, &table)?;
+            if let Some(pin) = &pin {
+                partitions.retain(|p| pin.contains_key(&p.partition));
+                for p in &mut partitions {
+                    if let Some((start, end)) = pin.get(&p.partition) {
+                        p.low = p.low.max(*start);
+                        p.high = p.high.min(*end).max(p.low);
+                    }
+                }
+            }
             if let Some(allowed) = &bounds.partitions {
                 partitions.retain(|p| {
                     allowed

@@ -4,8 +4,10 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use datafusion::catalog::CatalogProvider;
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, TableProvider};
 use datafusion::datasource::MemTable;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::optimizer::OptimizerRule;
 use object_store::ObjectStore;
 
@@ -13,6 +15,9 @@ use crate::error::Result;
 use crate::properties::Properties;
 use crate::split::SplitReader;
 use crate::table_properties::TableProperties;
+use crate::views::{
+    CommitMode, MaterializedViewDefinition, RefreshState, SourceVersion, ViewDefinition,
+};
 
 /// Builds the connector of a catalog from its properties file (Trino's `ConnectorFactory`).
 pub trait ConnectorFactory: Debug + Send + Sync {
@@ -28,6 +33,7 @@ pub trait ConnectorFactory: Debug + Send + Sync {
 }
 
 /// One configured catalog.
+#[async_trait]
 pub trait Connector: Debug + Send + Sync {
     /// The DataFusion catalog (schemas and tables) this connector exposes.
     fn catalog_provider(&self) -> Arc<dyn CatalogProvider>;
@@ -95,6 +101,84 @@ pub trait Connector: Debug + Send + Sync {
     /// created on first use in every process (see [`crate::ConnectorStores`]).
     fn object_store(&self, _url: &url::Url) -> Option<Result<Arc<dyn ObjectStore>>> {
         None
+    }
+
+    /// `CREATE [OR REPLACE] VIEW catalog.schema.view`: stores a view definition (the
+    /// scheduler planned it already). Catalogs without views say so.
+    async fn create_view(
+        &self,
+        _schema: &str,
+        _view: &str,
+        _definition: &ViewDefinition,
+        _or_replace: bool,
+    ) -> Result<()> {
+        Err(crate::ConnectorError::NotSupported(
+            "this catalog does not support views".into(),
+        ))
+    }
+
+    /// `DROP VIEW`: whether a view was dropped (`false`: no view of that name).
+    async fn drop_view(&self, _schema: &str, _view: &str) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// `CREATE [OR REPLACE] MATERIALIZED VIEW`: stores the definition and creates the empty
+    /// storage for `columns`, or fails naming what the catalog cannot do.
+    async fn create_materialized_view(
+        &self,
+        _schema: &str,
+        _view: &str,
+        _definition: &MaterializedViewDefinition,
+        _columns: SchemaRef,
+        _or_replace: bool,
+    ) -> Result<()> {
+        Err(crate::ConnectorError::NotSupported(
+            "this catalog does not support materialized views".into(),
+        ))
+    }
+
+    /// `DROP MATERIALIZED VIEW`: drops the definition and the storage; whether there was one.
+    async fn drop_materialized_view(&self, _schema: &str, _view: &str) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Every materialized view of the catalog, as (schema, name).
+    async fn materialized_views(&self) -> Result<Vec<(String, String)>> {
+        Ok(vec![])
+    }
+
+    /// Commits a refresh: `rows` replace or are added to the view's stored rows, and `state`
+    /// is recorded with them, atomically (readers see the old rows and state or the new
+    /// ones, never a mix). Returns the rows written.
+    async fn commit_materialized_view(
+        &self,
+        _schema: &str,
+        _view: &str,
+        _rows: SendableRecordBatchStream,
+        _mode: CommitMode,
+        _state: &RefreshState,
+    ) -> Result<u64> {
+        Err(crate::ConnectorError::NotSupported(
+            "this catalog does not support materialized views".into(),
+        ))
+    }
+
+    /// The current version of a table's contents (`None`: the source cannot tell, so views
+    /// over it are never known to be fresh).
+    async fn table_version(&self, _schema: &str, _table: &str) -> Result<Option<SourceVersion>> {
+        Ok(None)
+    }
+
+    /// The table as of version `to` (a version this connector gave), or, with `from`, only
+    /// the rows added between `from` and `to`. `None`: the connector cannot pin its tables.
+    async fn pinned_table(
+        &self,
+        _schema: &str,
+        _table: &str,
+        _from: Option<&SourceVersion>,
+        _to: &SourceVersion,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        Ok(None)
     }
 
     /// Rebuilds a table's split reader on an executor from the bytes its

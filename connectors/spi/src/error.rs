@@ -111,6 +111,9 @@ pub enum ConnectorError {
         /// Why.
         reason: String,
     },
+    /// What a catalog cannot do (views in a catalog without them, …).
+    #[error("{0}")]
+    NotSupported(String),
     /// An error of the query engine.
     #[error(transparent)]
     DataFusion(#[from] datafusion::error::DataFusionError),

@@ -27,6 +27,7 @@ mod source;
 mod split;
 mod stores;
 mod table_properties;
+mod views;
 
 pub use codec::{ConnectorCodec, decode_schema, encode_schema};
 pub use conform::conform_batch;
@@ -44,6 +45,10 @@ pub use source::{ConnectorSource, scan_catalog, trace_scans_under};
 pub use split::{CONNECTOR_STORE_URL, ScanBuilder, SplitInfo, SplitReader, SplitStream};
 pub use stores::ConnectorStores;
 pub use table_properties::{PropertySpec, PropertyValue, TableProperties};
+pub use views::{
+    CommitMode, ConnectorMaterializedView, ConnectorView, MaterializedViewDefinition, RefreshKind,
+    RefreshState, SourceVersion, ViewColumn, ViewDefinition, ViewSecurity, is_view,
+};
 
 /// Registers the (empty) object store that connector scans name in a runtime environment.
 /// Every scheduler and executor runtime must have it.

@@ -219,6 +219,46 @@ impl SqlClient {
         Ok((!columns.is_empty()).then_some((remote, columns)))
     }
 
+    /// A checksum of a table's rows (MySQL/MariaDB `CHECKSUM TABLE`; PostgreSQL: the row
+    /// count and the sum of every row's hash), or `None` where the database has none (SQLite).
+    /// Equal checksums: the view over the table is fresh. Reads the whole table.
+    pub(crate) async fn content_checksum(
+        &self,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<String>> {
+        let pool = self.pool();
+        let config = Arc::clone(&self.config);
+        let dialect = self.dialect();
+        let name = format!("{}.{}", dialect.quote(schema), dialect.quote(table));
+        self.run(async move {
+            let checksum = match &pool {
+                Pool::MySql(p) => {
+                    let row = sqlx::query(sqlx::AssertSqlSafe(format!("CHECKSUM TABLE {name}")))
+                        .fetch_one(p)
+                        .await
+                        .map_err(|e| SqlError::from_sqlx(&config, e))?;
+                    row.try_get::<Option<u64>, _>(1)
+                        .map(|c| c.map(|c| c.to_string()))
+                        .or_else(|_| row.try_get::<Option<i64>, _>(1).map(|c| c.map(|c| c.to_string())))
+                        .map_err(|e| SqlError::from_sqlx(&config, e))?
+                }
+                Pool::Postgres(_) => {
+                    let q = format!(
+                        "SELECT count(*)::text || ':' || coalesce(sum(hashtext(t::text)::bigint), 0)::text FROM {name} AS t"
+                    );
+                    strings(&pool, &q, &[])
+                        .await
+                        .map_err(|e| SqlError::from_sqlx(&config, e))?
+                        .pop()
+                }
+                Pool::Sqlite(_) => None,
+            };
+            Ok(checksum)
+        })
+        .await
+    }
+
     /// Row count and size estimates from the database's catalog.
     pub(crate) async fn stats(&self, schema: &str, table: &str) -> Result<TableStats> {
         let pool = self.pool();

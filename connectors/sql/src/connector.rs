@@ -92,7 +92,37 @@ pub struct SqlConnector {
     catalog: Arc<SqlCatalog>,
 }
 
+#[async_trait::async_trait]
 impl Connector for SqlConnector {
+    /// A checksum of the table's rows (see `SqlClient::content_checksum`).
+    async fn table_version(
+        &self,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<tributary_connector::SourceVersion>> {
+        let Some(remote_schema) = self
+            .client
+            .resolve_schema(schema)
+            .map_err(ConnectorError::from)?
+        else {
+            return Ok(None);
+        };
+        let Some((remote_table, _)) = self
+            .client
+            .resolve_table(&remote_schema, table)
+            .await
+            .map_err(ConnectorError::from)?
+        else {
+            return Ok(None);
+        };
+        let token = self
+            .client
+            .content_checksum(&remote_schema, &remote_table)
+            .await
+            .map_err(ConnectorError::from)?;
+        Ok(token.map(|token| tributary_connector::SourceVersion::Token { token }))
+    }
+
     fn catalog_provider(&self) -> Arc<dyn CatalogProvider> {
         Arc::clone(&self.catalog) as Arc<dyn CatalogProvider>
     }

@@ -34,7 +34,17 @@ pub struct TpchConnector {
     catalog: Arc<TpchCatalog>,
 }
 
+#[async_trait::async_trait]
 impl Connector for TpchConnector {
+    /// Generated data never changes.
+    async fn table_version(
+        &self,
+        _schema: &str,
+        _table: &str,
+    ) -> Result<Option<tributary_connector::SourceVersion>> {
+        Ok(Some(tributary_connector::SourceVersion::Immutable))
+    }
+
     fn catalog_provider(&self) -> Arc<dyn CatalogProvider> {
         Arc::clone(&self.catalog) as Arc<dyn CatalogProvider>
     }

@@ -66,6 +66,30 @@ impl AccessScope {
         Ok(())
     }
 
+    /// Creating (`action` "create") and dropping or changing a table or view need OWNERSHIP
+    /// of it (or of its schema); the message says what was refused, as Trino's.
+    pub fn check_owner(
+        &self,
+        table: &ResolvedTableReference,
+        action: &str,
+        kind: &str,
+    ) -> Result<()> {
+        let checked = if action == "create" {
+            self.check_create(table)
+        } else {
+            self.check_table(table, Privilege::Ownership)
+        };
+        checked.map_err(|e| match e {
+            SchedulerError::AccessDenied(m) if m.starts_with("Cannot access catalog") => {
+                SchedulerError::AccessDenied(m)
+            }
+            _ => denied(format!(
+                "Cannot {action} {kind} {}.{}.{}",
+                table.catalog, table.schema, table.table
+            )),
+        })
+    }
+
     fn check_ddl(
         &self,
         ddl: &DdlStatement,
@@ -75,21 +99,7 @@ impl AccessScope {
         // Creating and dropping need OWNERSHIP of the table (or of its schema); the message
         // says what was refused, as Trino's.
         let own = |name: &TableReference, action: &str, kind: &str| {
-            let table = resolve(name);
-            let checked = if action == "create" {
-                self.check_create(&table)
-            } else {
-                self.check_table(&table, Privilege::Ownership)
-            };
-            checked.map_err(|e| match e {
-                SchedulerError::AccessDenied(m) if m.starts_with("Cannot access catalog") => {
-                    SchedulerError::AccessDenied(m)
-                }
-                _ => denied(format!(
-                    "Cannot {action} {kind} {}.{}.{}",
-                    table.catalog, table.schema, table.table
-                )),
-            })
+            self.check_owner(&resolve(name), action, kind)
         };
         match ddl {
             DdlStatement::CreateMemoryTable(c) => own(&c.name, "create", "table"),

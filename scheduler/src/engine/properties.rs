@@ -99,6 +99,17 @@ pub(crate) fn split(sql: &str) -> Result<Option<WithProperties>> {
     }
 }
 
+/// The properties of a `WITH ( … )` list given without its parentheses (`CREATE
+/// MATERIALIZED VIEW … WITH (…)`), parsed as DataFusion's parser reads them for tables.
+pub(crate) fn parse_list(text: &str) -> Result<TableProperties> {
+    match split(&format!("CREATE TABLE t (x INT) WITH ({text})"))? {
+        Some(WithProperties::Table { properties, .. }) => Ok(properties),
+        _ => Err(SchedulerError::InvalidQuery(format!(
+            "invalid property list: WITH ({text})"
+        ))),
+    }
+}
+
 fn convert(options: &[SqlOption]) -> Result<TableProperties> {
     let mut properties = Vec::with_capacity(options.len());
     for option in options {

@@ -147,6 +147,7 @@ impl Engine {
             schema: Arc::clone(&schema),
             partitions: job.partitions,
             fetcher: self.fetcher.clone(),
+            lease: None,
         };
         let input =
             StreamingTableExec::try_new(schema, vec![Arc::new(source)], None, vec![], false, None)?;
@@ -174,6 +175,25 @@ struct JobResultStream {
     schema: SchemaRef,
     partitions: Vec<JobPartition>,
     fetcher: PartitionFetcher,
+    /// Keeps the job's files needed while the stream lives.
+    lease: Option<Arc<crate::leases::Lease>>,
+}
+
+impl Engine {
+    /// A finished job's rows as one stream (its files stay needed until the stream ends).
+    pub(super) fn job_stream(
+        &self,
+        job: JobResult,
+        schema: SchemaRef,
+    ) -> SendableRecordBatchStream {
+        let source = JobResultStream {
+            schema,
+            partitions: job.partitions,
+            fetcher: self.fetcher.clone(),
+            lease: job.lease,
+        };
+        source.execute(Arc::new(TaskContext::default()))
+    }
 }
 
 impl PartitionStream for JobResultStream {
@@ -183,6 +203,7 @@ impl PartitionStream for JobResultStream {
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let fetcher = self.fetcher.clone();
+        let lease = self.lease.clone();
         let schema = Arc::clone(&self.schema);
         let external = |e: Box<dyn std::error::Error + Send + Sync>| DataFusionError::External(e);
         let batches = futures::stream::iter(self.partitions.clone())
@@ -198,6 +219,7 @@ impl PartitionStream for JobResultStream {
             })
             .try_flatten()
             .and_then(move |batch| {
+                let _held = &lease;
                 futures::future::ready(
                     conform_batch(&batch, &schema)
                         .map_err(|e| DataFusionError::ArrowError(Box::new(e), None)),

@@ -107,12 +107,23 @@ fn static_schema(statement: &Statement) -> SchemaRef {
         Statement::ShowColumns { .. } => &["Column", "Type", "Extra", "Comment"],
         Statement::ShowSession => &["Name", "Value", "Default", "Type", "Description"],
         Statement::ShowCreateTable { .. } => &["Create Table"],
+        Statement::ShowCreateView {
+            materialized: false,
+            ..
+        } => &["Create View"],
+        Statement::ShowCreateView {
+            materialized: true, ..
+        } => &["Create Materialized View"],
         Statement::ExplainDistributed { .. } => &["plan_type", "plan"],
         Statement::SetSession { .. }
         | Statement::ResetSession { .. }
         | Statement::Use { .. }
         | Statement::ShowPartitions { .. }
         | Statement::Call { .. }
+        | Statement::CreateView { .. }
+        | Statement::CreateMaterializedView { .. }
+        | Statement::RefreshMaterializedView { .. }
+        | Statement::DropView { .. }
         | Statement::Sql(_) => &[],
     };
     Arc::new(Schema::new(

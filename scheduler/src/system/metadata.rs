@@ -6,6 +6,7 @@ use tributary_connector::Catalogs;
 use super::{Columns, SYSTEM_CATALOG, SystemTable, table};
 use crate::cluster::MEMORY_CATALOG;
 use crate::session::SESSION_PROPERTIES;
+use crate::views::freshness::Freshness;
 
 pub(super) fn tables(catalogs: &Catalogs) -> Vec<(&'static str, SystemTable)> {
     let c = catalogs.clone();
@@ -32,11 +33,156 @@ pub(super) fn tables(catalogs: &Catalogs) -> Vec<(&'static str, SystemTable)> {
         Box::pin(async move { Ok(property_rows(&rows)) })
     });
     let session = table(session_rows(), || Box::pin(async { Ok(session_rows()) }));
+    let c = catalogs.clone();
+    let materialized = table(materialized_rows(&[]), move || {
+        let c = c.clone();
+        Box::pin(async move { Ok(materialized_rows(&materialized_views(&c).await)) })
+    });
     vec![
+        ("materialized_views", materialized),
         ("catalogs", catalog_table),
         ("table_properties", properties),
         ("session_properties", session),
     ]
+}
+
+/// One row of `system.metadata.materialized_views`.
+struct MaterializedRow {
+    catalog: String,
+    schema: String,
+    name: String,
+    view: tributary_connector::ConnectorMaterializedView,
+    freshness: Freshness,
+}
+
+/// Every materialized view of every catalog with its freshness now.
+async fn materialized_views(catalogs: &Catalogs) -> Vec<MaterializedRow> {
+    let mut rows = Vec::new();
+    for catalog in catalogs.names() {
+        let Some(connector) = catalogs.find(catalog) else {
+            continue;
+        };
+        let names = match connector.materialized_views().await {
+            Ok(names) => names,
+            Err(e) => {
+                tracing::warn!(catalog, "cannot list materialized views: {e}");
+                continue;
+            }
+        };
+        for (schema, name) in names {
+            let Some(schema_provider) = connector.catalog_provider().schema(&schema) else {
+                continue;
+            };
+            let provider = match schema_provider.table(&name).await {
+                Ok(Some(p)) => p,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(catalog, schema, name, "cannot read materialized view: {e}");
+                    continue;
+                }
+            };
+            let Some(mv) =
+                provider.downcast_ref::<tributary_connector::ConnectorMaterializedView>()
+            else {
+                continue;
+            };
+            let freshness = crate::views::freshness::freshness(catalogs, mv).await;
+            rows.push(MaterializedRow {
+                catalog: catalog.to_owned(),
+                schema,
+                name,
+                view: tributary_connector::ConnectorMaterializedView {
+                    name: mv.name.clone(),
+                    definition: mv.definition.clone(),
+                    storage: std::sync::Arc::clone(&mv.storage),
+                    storage_location: mv.storage_location.clone(),
+                    state: mv.state.clone(),
+                    schema: std::sync::Arc::clone(&mv.schema),
+                },
+                freshness,
+            });
+        }
+    }
+    rows
+}
+
+fn materialized_rows(rows: &[MaterializedRow]) -> Columns {
+    let text = |f: &dyn Fn(&MaterializedRow) -> Option<String>| rows.iter().map(f).collect();
+    let state = |r: &MaterializedRow| r.view.state.clone();
+    Columns::default()
+        .text("catalog_name", text(&|r| Some(r.catalog.clone())))
+        .text("schema_name", text(&|r| Some(r.schema.clone())))
+        .text("name", text(&|r| Some(r.name.clone())))
+        .text("storage_catalog", text(&|r| Some(r.catalog.clone())))
+        .text("storage_schema", text(&|r| Some(r.schema.clone())))
+        .text(
+            "storage_table",
+            text(&|r| Some(format!("{}$storage", r.name))),
+        )
+        .text(
+            "storage_location",
+            text(&|r| Some(r.view.storage_location.clone())),
+        )
+        .text("freshness", text(&|r| Some(r.freshness.label().to_owned())))
+        .text(
+            "stale_sources",
+            text(&|r| match &r.freshness {
+                Freshness::Stale { changed } => Some(changed.join(", ")),
+                Freshness::Unknown { sources } => Some(sources.join(", ")),
+                _ => None,
+            }),
+        )
+        .time(
+            "last_fresh_time",
+            rows.iter()
+                .map(|r| state(r).map(|s| s.refreshed_at_ms))
+                .collect(),
+        )
+        .text(
+            "last_refresh_type",
+            text(&|r| state(r).map(|s| s.kind.to_string())),
+        )
+        .int(
+            "rows",
+            rows.iter()
+                .map(|r| state(r).map(|s| i64::try_from(s.rows).unwrap_or(i64::MAX)))
+                .collect(),
+        )
+        .text(
+            "last_refresh_read",
+            text(&|r| {
+                state(r).map(|s| {
+                    s.rows_read
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+            }),
+        )
+        .text(
+            "source_versions",
+            text(&|r| {
+                state(r).map(|s| {
+                    s.sources
+                        .iter()
+                        .map(|(k, v)| {
+                            format!(
+                                "{k}: {}",
+                                v.as_ref().map_or("unknown".to_owned(), |v| v.describe())
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+            }),
+        )
+        .text("owner", text(&|r| r.view.definition.view.owner.clone()))
+        .text("comment", text(&|r| r.view.definition.view.comment.clone()))
+        .text(
+            "definition",
+            text(&|r| Some(r.view.definition.view.original_sql.clone())),
+        )
 }
 
 fn all_catalogs(catalogs: &Catalogs) -> Vec<(String, String)> {

@@ -1,0 +1,828 @@
+//! The view statements — `CREATE/DROP [MATERIALIZED] VIEW`, `SHOW CREATE [MATERIALIZED]
+//! VIEW`, `REFRESH MATERIALIZED VIEW` — and what every planned statement goes through:
+//! names resolved, views expanded, parts answered by fresh materialized views.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::array::StringArray;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
+use datafusion::common::{DFSchema, ResolvedTableReference, TableReference};
+use datafusion::datasource::provider_as_source;
+use datafusion::functions_aggregate::expr_fn::{max, min, sum};
+use datafusion::logical_expr::{EmptyRelation, LogicalPlan, LogicalPlanBuilder, col};
+use datafusion::prelude::SessionContext;
+use tributary_connector::{
+    CommitMode, ConnectorMaterializedView, ConnectorView, MaterializedViewDefinition,
+    PropertyValue, RefreshKind, RefreshState, SourceVersion, ViewColumn, ViewDefinition,
+    ViewSecurity,
+};
+
+use super::{Engine, Outcome};
+use crate::error::{Result, SchedulerError};
+use crate::session::Session;
+use crate::views::expand::{
+    ReadOptions, conform, definition_plan, expand, resolve_names, storage_plan,
+};
+use crate::views::freshness::{Freshness, compare, current_versions};
+use crate::views::incremental::{Merge, Shape, shape};
+use crate::views::rewrite::{Candidate, rewrite};
+use crate::views::{source_key, split_key};
+
+/// How long the list of materialized views (for rewrites) is kept.
+const CANDIDATES_TTL: Duration = Duration::from_secs(30);
+
+/// The materialized views queries may be rewritten to, prepared for matching.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Candidates(Arc<Mutex<Option<(Instant, CandidateList)>>>);
+
+/// Each materialized view prepared for matching, with its declared columns.
+type CandidateList = Arc<Vec<(Candidate, SchemaRef)>>;
+
+/// A refresh's plan with its sources pinned: what it reads and how.
+struct Pinned {
+    plan: LogicalPlan,
+    kind: RefreshKind,
+    shape: Option<Shape>,
+    rows_read: BTreeMap<String, u64>,
+}
+
+impl Candidates {
+    /// Forgets the list (a view was created or dropped).
+    pub(crate) fn invalidate(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn fresh(&self) -> Option<CandidateList> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < CANDIDATES_TTL)
+            .map(|(_, list)| Arc::clone(list))
+    }
+}
+
+/// A statement's view to create or drop, resolved.
+struct Target {
+    name: ResolvedTableReference,
+}
+
+impl Target {
+    fn qualified(&self) -> String {
+        format!(
+            "{}.{}.{}",
+            self.name.catalog, self.name.schema, self.name.table
+        )
+    }
+}
+
+impl Engine {
+    /// A planned statement made ready to run: scans named in full, views replaced by what
+    /// they read, and (when enabled) parts answered by fresh materialized views.
+    pub(super) async fn prepare(
+        &self,
+        session: &Session,
+        ctx: &SessionContext,
+        plan: LogicalPlan,
+    ) -> Result<LogicalPlan> {
+        let plan = resolve_names(plan, &ctx.state())?;
+        let options = ReadOptions {
+            max_staleness: session.max_staleness(),
+        };
+        let plan = expand(ctx, &self.catalogs, options, plan).await?;
+        if !session.rewrite_enabled() || !joins_or_aggregates(&plan) {
+            return Ok(plan);
+        }
+        self.rewrite_with_views(ctx, plan).await
+    }
+
+    /// Answers parts of `plan` from fresh materialized views.
+    async fn rewrite_with_views(
+        &self,
+        ctx: &SessionContext,
+        mut plan: LogicalPlan,
+    ) -> Result<LogicalPlan> {
+        for (candidate, schema) in self.candidates(ctx).await.iter() {
+            let placeholder = LogicalPlan::EmptyRelation(EmptyRelation {
+                produce_one_row: false,
+                schema: Arc::new(DFSchema::try_from(schema.as_ref().clone())?),
+            });
+            if rewrite(&plan, candidate, &placeholder).is_none() {
+                continue;
+            }
+            let Some(mv) = self.materialized_view(ctx, &candidate.name).await? else {
+                continue;
+            };
+            let freshness = crate::views::freshness::freshness(&self.catalogs, &mv).await;
+            if freshness != Freshness::Fresh {
+                tracing::info!(view = %candidate.name, ?freshness, "query not rewritten: the materialized view is not fresh");
+                continue;
+            }
+            let storage = storage_plan(&mv, false)?;
+            if let Some(rewritten) = rewrite(&plan, candidate, &storage) {
+                tracing::info!(view = %candidate.name, "query answered from a materialized view");
+                plan = rewritten;
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Every materialized view of the catalogs, planned for matching (kept 30 s).
+    async fn candidates(&self, ctx: &SessionContext) -> CandidateList {
+        if let Some(list) = self.view_candidates.fresh() {
+            return list;
+        }
+        let mut list = Vec::new();
+        for catalog in self.catalogs.names() {
+            let Some(connector) = self.catalogs.find(catalog) else {
+                continue;
+            };
+            let names = match connector.materialized_views().await {
+                Ok(names) => names,
+                Err(e) => {
+                    tracing::warn!(catalog, "cannot list materialized views: {e}");
+                    continue;
+                }
+            };
+            for (schema, view) in names {
+                let name = format!("{catalog}.{schema}.{view}");
+                let Ok(Some(mv)) = self.materialized_view(ctx, &name).await else {
+                    continue;
+                };
+                match definition_plan(
+                    ctx,
+                    &self.catalogs,
+                    ReadOptions::default(),
+                    &mv.definition.view,
+                    0,
+                )
+                .await
+                {
+                    Ok(plan) => {
+                        if let Some(candidate) = Candidate::new(&name, &plan) {
+                            list.push((candidate, Arc::clone(&mv.schema)));
+                        }
+                    }
+                    Err(e) => tracing::warn!(view = %name, "cannot plan a materialized view: {e}"),
+                }
+            }
+        }
+        let list = Arc::new(list);
+        *self
+            .view_candidates
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), Arc::clone(&list)));
+        list
+    }
+
+    /// The materialized view `catalog.schema.view`, `None` if that is something else.
+    async fn materialized_view(
+        &self,
+        ctx: &SessionContext,
+        name: &str,
+    ) -> Result<Option<Arc<ConnectorMaterializedView>>> {
+        let Some((catalog, schema, view)) = split_key(name) else {
+            return Ok(None);
+        };
+        let provider = lookup(ctx, catalog, schema, view).await?;
+        Ok(provider.and_then(|p| {
+            p.downcast_ref::<ConnectorMaterializedView>()
+                .map(|mv| Arc::new(copy_view(mv)))
+        }))
+    }
+
+    fn target(&self, ctx: &SessionContext, parts: &[String]) -> Result<Target> {
+        let state = ctx.state();
+        let options = &state.config().options().catalog;
+        let reference = match parts {
+            [table] => TableReference::bare(table.as_str()),
+            [schema, table] => TableReference::partial(schema.as_str(), table.as_str()),
+            [catalog, schema, table] => {
+                TableReference::full(catalog.as_str(), schema.as_str(), table.as_str())
+            }
+            _ => {
+                return Err(SchedulerError::InvalidQuery(format!(
+                    "'{}' is not a view name ([[catalog.]schema.]view)",
+                    parts.join(".")
+                )));
+            }
+        };
+        Ok(Target {
+            name: reference.resolve(&options.default_catalog, &options.default_schema),
+        })
+    }
+
+    /// The definition of a view over `query`, planned now (which checks it reads what exists
+    /// and what the user may read).
+    async fn new_definition(
+        &self,
+        session: &Session,
+        ctx: &SessionContext,
+        query: &str,
+    ) -> Result<(ViewDefinition, SchemaRef)> {
+        let state = ctx.state();
+        let plan = crate::views::expand::plan_sql(ctx, &state, query)
+            .await
+            .map_err(|e| super::explain_missing(ctx, e))?;
+        let plan = self.prepare(session, ctx, plan).await?;
+        self.check(session, ctx, &plan)?;
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let mut seen = BTreeSet::new();
+        for field in schema.fields() {
+            if !seen.insert(field.name().to_lowercase()) {
+                return Err(SchedulerError::InvalidQuery(format!(
+                    "the view's query returns column '{}' more than once: name every column",
+                    field.name()
+                )));
+            }
+        }
+        let options = &state.config().options().catalog;
+        let definition = ViewDefinition {
+            original_sql: query.trim().to_owned(),
+            catalog: Some(options.default_catalog.clone()),
+            schema: Some(options.default_schema.clone()),
+            columns: schema
+                .fields()
+                .iter()
+                .map(|f| ViewColumn {
+                    name: f.name().clone(),
+                    type_name: crate::flight_sql::trino_type_name(f.data_type()),
+                    arrow_type: Some(f.data_type().to_string()),
+                })
+                .collect(),
+            comment: None,
+            owner: Some(session.user.clone()),
+            run_as_invoker: false,
+        };
+        Ok((definition, schema))
+    }
+
+    /// `CREATE [OR REPLACE] VIEW`.
+    pub(super) async fn create_view(
+        &self,
+        session: &Session,
+        ctx: &SessionContext,
+        (parts, or_replace): (&[String], bool),
+        comment: Option<&str>,
+        invoker: bool,
+        query: &str,
+    ) -> Result<Outcome> {
+        let target = self.target(ctx, parts)?;
+        if let Some(scope) = self.scope(session) {
+            scope.check_owner(&target.name, "create", "view")?;
+        }
+        let (mut definition, schema) = self.new_definition(session, ctx, query).await?;
+        definition.comment = comment.map(str::to_owned);
+        definition.run_as_invoker = invoker;
+        let (catalog, schema_name, view) = (
+            target.name.catalog.as_ref(),
+            target.name.schema.as_ref(),
+            target.name.table.as_ref(),
+        );
+        match self.catalogs.find(catalog) {
+            Some(connector) => {
+                connector
+                    .create_view(schema_name, view, &definition, or_replace)
+                    .await?;
+            }
+            // The shared `memory` catalog keeps views as tables of its schemas.
+            None => {
+                let provider = schema_provider(ctx, catalog, schema_name)?;
+                if provider.table_exist(view) {
+                    let existing = provider.table(view).await?;
+                    let is_view = existing.as_ref().is_some_and(|t| t.is::<ConnectorView>());
+                    if !is_view || !or_replace {
+                        return Err(SchedulerError::InvalidQuery(format!(
+                            "{} '{}' already exists",
+                            if is_view { "view" } else { "table" },
+                            target.qualified()
+                        )));
+                    }
+                    provider.deregister_table(view)?;
+                }
+                provider.register_table(
+                    view.to_owned(),
+                    Arc::new(ConnectorView {
+                        name: target.qualified(),
+                        definition,
+                        schema,
+                    }),
+                )?;
+            }
+        }
+        Ok(Outcome::Update(0))
+    }
+
+    /// `DROP [MATERIALIZED] VIEW [IF EXISTS]`.
+    pub(super) async fn drop_view(
+        &self,
+        session: &Session,
+        ctx: &SessionContext,
+        parts: &[String],
+        if_exists: bool,
+        materialized: bool,
+    ) -> Result<Outcome> {
+        let target = self.target(ctx, parts)?;
+        let kind = if materialized {
+            "materialized view"
+        } else {
+            "view"
+        };
+        if let Some(scope) = self.scope(session) {
+            scope.check_owner(&target.name, "drop", kind)?;
+        }
+        let (catalog, schema, view) = (
+            target.name.catalog.as_ref(),
+            target.name.schema.as_ref(),
+            target.name.table.as_ref(),
+        );
+        let dropped = match (self.catalogs.find(catalog), materialized) {
+            (Some(connector), true) => connector.drop_materialized_view(schema, view).await?,
+            (Some(connector), false) => connector.drop_view(schema, view).await?,
+            (None, true) => false,
+            (None, false) => {
+                let provider = schema_provider(ctx, catalog, schema)?;
+                let found = provider.table(view).await?;
+                match found {
+                    Some(t) if t.is::<ConnectorView>() => {
+                        provider.deregister_table(view)?;
+                        true
+                    }
+                    Some(_) => {
+                        return Err(SchedulerError::InvalidQuery(format!(
+                            "'{}' is a table, not a view: use DROP TABLE",
+                            target.qualified()
+                        )));
+                    }
+                    None => false,
+                }
+            }
+        };
+        if materialized {
+            self.view_candidates.invalidate();
+        }
+        if !dropped && !if_exists {
+            return Err(SchedulerError::NotFound(format!(
+                "{kind} '{}' does not exist",
+                target.qualified()
+            )));
+        }
+        Ok(Outcome::Update(0))
+    }
+
+    /// `SHOW CREATE [MATERIALIZED] VIEW`.
+    pub(super) async fn show_create_view(
+        &self,
+        session: &Session,
+        ctx: &SessionContext,
+        parts: &[String],
+        materialized: bool,
+    ) -> Result<Outcome> {
+        let target = self.target(ctx, parts)?;
+        if let Some(scope) = self.scope(session) {
+            scope.check_table(&target.name, crate::access::Privilege::Select)?;
+        }
+        let name = target.qualified();
+        let provider = lookup(
+            ctx,
+            &target.name.catalog,
+            &target.name.schema,
+            &target.name.table,
+        )
+        .await?;
+        let (text, column) = match provider {
+            Some(p) if !materialized && p.is::<ConnectorView>() => {
+                let Some(view) = p.downcast_ref::<ConnectorView>() else {
+                    unreachable!("checked");
+                };
+                let d = &view.definition;
+                let mut text = format!("CREATE VIEW {name}");
+                if let Some(comment) = &d.comment {
+                    text.push_str(&format!(" COMMENT '{}'", comment.replace('\'', "''")));
+                }
+                let security = match d.security() {
+                    ViewSecurity::Definer => "DEFINER",
+                    ViewSecurity::Invoker => "INVOKER",
+                };
+                text.push_str(&format!(" SECURITY {security} AS\n{}", d.original_sql));
+                (text, "Create View")
+            }
+            Some(p) if materialized && p.is::<ConnectorMaterializedView>() => {
+                let Some(mv) = p.downcast_ref::<ConnectorMaterializedView>() else {
+                    unreachable!("checked");
+                };
+                let d = &mv.definition;
+                let mut text = format!("CREATE MATERIALIZED VIEW {name}");
+                if let Some(comment) = &d.view.comment {
+                    text.push_str(&format!("\nCOMMENT '{}'", comment.replace('\'', "''")));
+                }
+                if !d.properties.is_empty() {
+                    let props: Vec<String> = d
+                        .properties
+                        .iter()
+                        .map(|(k, v)| format!("   {k} = {}", property_text(k, v)))
+                        .collect();
+                    text.push_str(&format!("\nWITH (\n{}\n)", props.join(",\n")));
+                }
+                text.push_str(&format!(" AS\n{}", d.view.original_sql));
+                (text, "Create Materialized View")
+            }
+            _ => {
+                return Err(SchedulerError::NotFound(format!(
+                    "{} '{name}' does not exist",
+                    if materialized {
+                        "materialized view"
+                    } else {
+                        "view"
+                    }
+                )));
+            }
+        };
+        let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, false)]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(StringArray::from(vec![text]))],
+        )?;
+        Ok(Outcome::Rows(schema, vec![batch]))
+    }
+
+    /// `CREATE [OR REPLACE] MATERIALIZED VIEW [IF NOT EXISTS] … [WITH (…)] AS …`: records the
+    /// definition and creates the empty storage; the first `REFRESH` fills it (until then
+    /// queries of the view read its sources).
+    pub(super) async fn create_materialized_view(
+        &self,
+        session: &Session,
+        ctx: &SessionContext,
+        (parts, or_replace, if_not_exists): (&[String], bool, bool),
+        comment: Option<&str>,
+        properties: Option<&str>,
+        query: &str,
+    ) -> Result<Outcome> {
+        let target = self.target(ctx, parts)?;
+        if let Some(scope) = self.scope(session) {
+            scope.check_owner(&target.name, "create", "materialized view")?;
+        }
+        let (catalog, schema_name, view) = (
+            target.name.catalog.as_ref(),
+            target.name.schema.as_ref(),
+            target.name.table.as_ref(),
+        );
+        let connector = self.catalogs.find(catalog).ok_or_else(|| {
+            SchedulerError::NotSupported(format!(
+                "catalog '{catalog}' does not support materialized views (create them in a hive or delta_lake catalog)"
+            ))
+        })?;
+        if if_not_exists && lookup(ctx, catalog, schema_name, view).await?.is_some() {
+            return Ok(Outcome::Update(0));
+        }
+        let (mut definition, schema) = self.new_definition(session, ctx, query).await?;
+        definition.comment = comment.map(str::to_owned);
+        let mut stored = BTreeMap::new();
+        if let Some(text) = properties {
+            for (key, value) in super::properties::parse_list(text)?.0 {
+                let text = match value {
+                    PropertyValue::String(s) => s,
+                    PropertyValue::Array(items) => items
+                        .iter()
+                        .map(|i| match i {
+                            PropertyValue::String(s) => s.to_lowercase(),
+                            other => other.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    other => other.to_string(),
+                };
+                stored.insert(key, text);
+            }
+        }
+        let definition = MaterializedViewDefinition {
+            view: definition,
+            properties: stored,
+        };
+        connector
+            .create_materialized_view(schema_name, view, &definition, schema, or_replace)
+            .await?;
+        self.view_candidates.invalidate();
+        Ok(Outcome::Update(0))
+    }
+
+    /// `REFRESH MATERIALIZED VIEW`: recomputes the view (or only what was appended to its one
+    /// changed source) as a distributed job and commits rows and state together.
+    pub(super) async fn refresh_materialized_view(
+        &self,
+        session: &Session,
+        ctx: Arc<SessionContext>,
+        parts: &[String],
+        sql: &str,
+    ) -> Result<Outcome> {
+        let target = self.target(&ctx, parts)?;
+        let name = target.qualified();
+        if let Some(scope) = self.scope(session) {
+            scope.check_table(&target.name, crate::access::Privilege::Insert)?;
+        }
+        let mv = self.materialized_view(&ctx, &name).await?.ok_or_else(|| {
+            SchedulerError::NotFound(format!("materialized view '{name}' does not exist"))
+        })?;
+        let connector = self.catalogs.find(&target.name.catalog).ok_or_else(|| {
+            SchedulerError::NotFound(format!("catalog '{}' does not exist", target.name.catalog))
+        })?;
+        let plan = definition_plan(
+            &ctx,
+            &self.catalogs,
+            ReadOptions::default(),
+            &mv.definition.view,
+            0,
+        )
+        .await?;
+        self.check(session, &ctx, &plan)?;
+        let sources = sources_of(&plan);
+        let now = current_versions(&self.catalogs, sources.iter()).await;
+        let previous = mv.state.as_ref();
+        if let Some(state) = previous
+            && state.sources.keys().eq(sources.iter())
+            && compare(&state.sources, &now) == Freshness::Fresh
+        {
+            tracing::info!(view = %name, "materialized view already fresh: nothing to refresh");
+            return Ok(Outcome::Update(0));
+        }
+        // Incremental when exactly one source changed, only by appending, and the query
+        // allows it; else everything again.
+        let incremental = previous.and_then(|state| {
+            if !state.sources.keys().eq(sources.iter()) {
+                return None;
+            }
+            let changed: Vec<&String> = sources
+                .iter()
+                .filter(|k| state.sources.get(*k) != now.get(*k))
+                .collect();
+            let [key] = changed[..] else {
+                return None;
+            };
+            let (Some(Some(old)), Some(Some(new))) = (state.sources.get(key), now.get(key)) else {
+                return None;
+            };
+            if !old.appended_to(new) {
+                return None;
+            }
+            shape(&plan, key).map(|shape| (key.clone(), old.clone(), shape))
+        });
+        let Pinned {
+            plan: pinned,
+            kind,
+            shape: incremental_shape,
+            rows_read,
+        } = self.pin_sources(plan, &sources, &now, incremental).await?;
+        let body = conform(pinned, &mv.schema, &name, false)?;
+        let (job_plan, mode) = match &incremental_shape {
+            Some(Shape::Merge(merges)) => (
+                merge_plan(storage_plan(&mv, false)?, body, merges, &mv.schema, &name)?,
+                CommitMode::Replace,
+            ),
+            Some(Shape::Append) => (body, CommitMode::Append),
+            None => (body, CommitMode::Replace),
+        };
+        tracing::info!(view = %name, %kind, "refreshing materialized view");
+        let job = self
+            .run_job(session, Arc::clone(&ctx), &job_plan, sql)
+            .await?;
+        let new_rows = u64::try_from(job.total_records).unwrap_or(0);
+        let rows = match mode {
+            CommitMode::Append => previous.map(|s| s.rows).unwrap_or(0) + new_rows,
+            CommitMode::Replace => new_rows,
+        };
+        let state = RefreshState {
+            refreshed_at_ms: chrono::Utc::now().timestamp_millis(),
+            kind,
+            sources: now,
+            rows_read,
+            rows,
+        };
+        let stream = self.job_stream(job, Arc::new(job_plan.schema().as_arrow().clone()));
+        let written = connector
+            .commit_materialized_view(
+                &target.name.schema,
+                &target.name.table,
+                stream,
+                mode,
+                &state,
+            )
+            .await?;
+        tracing::info!(view = %name, %kind, written, "materialized view refreshed");
+        Ok(Outcome::Update(i64::try_from(written).unwrap_or(i64::MAX)))
+    }
+
+    /// Pins every source of a refresh's `plan` to its version in `now` (the changed source of
+    /// an incremental refresh to what was appended since its recorded version); sources that
+    /// cannot be pinned are read as they are.
+    async fn pin_sources(
+        &self,
+        plan: LogicalPlan,
+        sources: &BTreeSet<String>,
+        now: &BTreeMap<String, Option<SourceVersion>>,
+        incremental: Option<(String, SourceVersion, Shape)>,
+    ) -> Result<Pinned> {
+        let mut pinned = Pinned {
+            plan,
+            kind: RefreshKind::Full,
+            shape: None,
+            rows_read: BTreeMap::new(),
+        };
+        for key in sources {
+            let Some(Some(version)) = now.get(key) else {
+                continue;
+            };
+            let from = match &incremental {
+                Some((changed, old, _)) if changed == key => Some(old),
+                _ => None,
+            };
+            let Some((catalog, schema, table)) = split_key(key) else {
+                continue;
+            };
+            let Some(connector) = self.catalogs.find(catalog) else {
+                continue;
+            };
+            let Some(provider) = connector.pinned_table(schema, table, from, version).await? else {
+                continue;
+            };
+            pinned.plan = with_source(pinned.plan, key, provider_as_source(provider))?;
+            let read = match from {
+                Some(from) => {
+                    pinned.kind = RefreshKind::Incremental;
+                    pinned.shape = incremental.as_ref().map(|(_, _, s)| s.clone());
+                    appended_count(from, version)
+                }
+                None => appended_count(&empty_like(version), version),
+            };
+            if let Some(read) = read {
+                pinned.rows_read.insert(key.clone(), read);
+            }
+        }
+        Ok(pinned)
+    }
+}
+
+/// Looks a table up by its parts, `None` when it does not exist.
+async fn lookup(
+    ctx: &SessionContext,
+    catalog: &str,
+    schema: &str,
+    table: &str,
+) -> Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+    let Some(catalog_provider) = ctx.catalog(catalog) else {
+        return Err(SchedulerError::NotFound(format!(
+            "catalog '{catalog}' does not exist"
+        )));
+    };
+    let Some(schema_provider) = catalog_provider.schema(schema) else {
+        return Err(SchedulerError::NotFound(format!(
+            "schema '{catalog}.{schema}' does not exist"
+        )));
+    };
+    Ok(schema_provider.table(table).await?)
+}
+
+fn schema_provider(
+    ctx: &SessionContext,
+    catalog: &str,
+    schema: &str,
+) -> Result<Arc<dyn datafusion::catalog::SchemaProvider>> {
+    ctx.catalog(catalog)
+        .ok_or_else(|| SchedulerError::NotFound(format!("catalog '{catalog}' does not exist")))?
+        .schema(schema)
+        .ok_or_else(|| {
+            SchedulerError::NotFound(format!("schema '{catalog}.{schema}' does not exist"))
+        })
+}
+
+/// A copy of a materialized view handle (the provider is shared, the handle is small).
+fn copy_view(mv: &ConnectorMaterializedView) -> ConnectorMaterializedView {
+    ConnectorMaterializedView {
+        name: mv.name.clone(),
+        definition: mv.definition.clone(),
+        storage: Arc::clone(&mv.storage),
+        storage_location: mv.storage_location.clone(),
+        state: mv.state.clone(),
+        schema: Arc::clone(&mv.schema),
+    }
+}
+
+/// How a stored property is written in `SHOW CREATE`.
+fn property_text(key: &str, value: &str) -> String {
+    if key == "partitioned_by" {
+        let items: Vec<String> = value
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| format!("'{s}'"))
+            .collect();
+        format!("ARRAY[{}]", items.join(", "))
+    } else {
+        format!("'{}'", value.replace('\'', "''"))
+    }
+}
+
+/// Whether a plan joins or aggregates (only those are worth matching against views).
+fn joins_or_aggregates(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        found |= matches!(node, LogicalPlan::Join(_) | LogicalPlan::Aggregate(_));
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
+/// The base tables a (resolved, expanded) plan scans.
+fn sources_of(plan: &LogicalPlan) -> BTreeSet<String> {
+    let mut sources = BTreeSet::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Some(key) = source_key(&scan.table_name)
+        {
+            sources.insert(key);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    sources
+}
+
+/// `plan` with every scan of `key` reading `source` instead.
+fn with_source(
+    plan: LogicalPlan,
+    key: &str,
+    source: Arc<dyn datafusion::logical_expr::TableSource>,
+) -> Result<LogicalPlan> {
+    Ok(plan
+        .transform_up_with_subqueries(|node| {
+            let LogicalPlan::TableScan(scan) = node else {
+                return Ok(Transformed::no(node));
+            };
+            if source_key(&scan.table_name).as_deref() != Some(key) {
+                return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
+            }
+            let name = scan.table_name.clone();
+            let replaced = crate::views::rebuild_scan(scan, name, Arc::clone(&source))?;
+            Ok(Transformed::yes(LogicalPlan::TableScan(replaced)))
+        })?
+        .data)
+}
+
+/// Messages between two topic versions (what an incremental refresh of a topic reads).
+fn appended_count(from: &SourceVersion, to: &SourceVersion) -> Option<u64> {
+    match (from, to) {
+        (SourceVersion::Offsets { partitions: a }, SourceVersion::Offsets { partitions: b }) => {
+            Some(
+                b.iter()
+                    .map(|(p, end)| {
+                        u64::try_from(end - a.get(p).copied().unwrap_or(0)).unwrap_or(0)
+                    })
+                    .sum(),
+            )
+        }
+        _ => None,
+    }
+}
+
+/// The empty version of a source's kind (a topic before its first message).
+fn empty_like(version: &SourceVersion) -> SourceVersion {
+    match version {
+        SourceVersion::Offsets { .. } => SourceVersion::Offsets {
+            partitions: BTreeMap::new(),
+        },
+        other => other.clone(),
+    }
+}
+
+/// The stored groups and the new rows' groups, merged: `sum` of counts and sums, `min` of
+/// minima, `max` of maxima, per group key.
+fn merge_plan(
+    stored: LogicalPlan,
+    new_rows: LogicalPlan,
+    merges: &[Merge],
+    declared: &Schema,
+    view: &str,
+) -> Result<LogicalPlan> {
+    let union = LogicalPlanBuilder::from(stored).union(new_rows)?.build()?;
+    let mut keys = Vec::new();
+    let mut aggregates = Vec::new();
+    for (field, merge) in declared.fields().iter().zip(merges) {
+        let column = col(datafusion::common::Column::new_unqualified(field.name()));
+        match merge {
+            Merge::Key => keys.push(column),
+            Merge::Sum => aggregates.push(sum(column).alias(field.name())),
+            Merge::Min => aggregates.push(min(column).alias(field.name())),
+            Merge::Max => aggregates.push(max(column).alias(field.name())),
+        }
+    }
+    let merged = LogicalPlanBuilder::from(union)
+        .aggregate(keys, aggregates)?
+        .build()?;
+    conform(merged, declared, view, true)
+}
