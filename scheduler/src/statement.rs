@@ -146,6 +146,12 @@ fn lex(sql: &str) -> Vec<(Token, usize)> {
             while i < chars.len() && chars[i] != '\n' {
                 i += 1;
             }
+        } else if c == '/' && chars.get(i + 1) == Some(&'*') {
+            i += 2;
+            while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                i += 1;
+            }
+            i = (i + 2).min(chars.len());
         } else if c == '\'' || c == '"' {
             let mut text = String::new();
             i += 1;
@@ -725,6 +731,16 @@ mod tests {
             Statement::Sql("DROP TABLE t".into())
         );
         assert!(parse("CREATE VIEW v SELECT 1").is_err());
+        assert_eq!(
+            parse("/* why */ CREATE VIEW v /* c */ AS SELECT 1").expect("parses"),
+            Statement::CreateView {
+                name: vec!["v".into()],
+                or_replace: false,
+                comment: None,
+                invoker: false,
+                query: "SELECT 1".into(),
+            }
+        );
     }
 
     #[test]

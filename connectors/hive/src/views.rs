@@ -193,23 +193,6 @@ pub async fn create_materialized_view(
 ) -> Result<()> {
     let view = qualified(ctx, schema, name);
     let schema_location = require_schema(ctx, schema).await?;
-    if let Some(found) = existing(ctx, schema, name).await? {
-        match stored_view(&view, &found) {
-            Ok(Some(StoredView::Materialized(..))) if or_replace => {
-                drop_materialized_view(ctx, schema, name).await?;
-            }
-            Ok(Some(StoredView::Materialized(..))) => {
-                return Err(HiveError::Metadata(format!(
-                    "materialized view '{view}' already exists"
-                )));
-            }
-            _ => {
-                return Err(HiveError::Metadata(format!(
-                    "'{view}' already exists and is not a materialized view"
-                )));
-            }
-        }
-    }
     let invalid = |message: String| HiveError::InvalidProperty {
         target: format!("materialized view {view}"),
         message,
@@ -248,6 +231,42 @@ pub async fn create_materialized_view(
         (None, Some(base)) => Location::parse(&base)?.child(name),
         (None, None) => ctx.table_dir(schema, name),
     };
+    if let Some(found) = existing(ctx, schema, name).await? {
+        match stored_view(&view, &found) {
+            Ok(Some(StoredView::Materialized(..))) if or_replace => {
+                // The properties were valid: only now is the old view dropped.
+                drop_materialized_view(ctx, schema, name).await?;
+            }
+            Ok(Some(StoredView::Materialized(..))) => {
+                return Err(HiveError::Metadata(format!(
+                    "materialized view '{view}' already exists"
+                )));
+            }
+            _ => {
+                return Err(HiveError::Metadata(format!(
+                    "'{view}' already exists and is not a materialized view"
+                )));
+            }
+        }
+    }
+    // A view's storage is its own: a location that already holds a Delta table (another
+    // view's leftovers, a user's table) is not taken over.
+    let store = ctx.stores.get(&location)?;
+    let log = location.child("_delta_log");
+    let existing_log = store
+        .list_with_delimiter(Some(&log.path))
+        .await
+        .map_err(|e| {
+            HiveError::storage(
+                format!("materialized view {view}: cannot use location '{location}'"),
+                &e,
+            )
+        })?;
+    if !existing_log.objects.is_empty() {
+        return Err(invalid(format!(
+            "location '{location}' already holds a Delta table; a materialized view needs an empty location"
+        )));
+    }
     storage.0.push((
         "location".to_owned(),
         PropertyValue::String(location.to_string()),
@@ -281,9 +300,10 @@ pub async fn drop_materialized_view(ctx: &HiveContext, schema: &str, name: &str)
             "'{view}' is not a materialized view"
         )));
     };
-    ctx.metastore.drop_table(schema, name).await?;
+    // The files first: if deleting them fails, the view is still there to drop again.
     let store = ctx.stores.get(&location)?;
     delete_dir(&store, &location).await?;
+    ctx.metastore.drop_table(schema, name).await?;
     Ok(true)
 }
 

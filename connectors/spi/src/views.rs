@@ -81,6 +81,7 @@ impl ViewDefinition {
                     .arrow_type
                     .as_deref()
                     .and_then(|t| DataType::from_str(t).ok())
+                    .or_else(|| trino_type(&c.type_name))
                     .unwrap_or(DataType::Utf8);
                 Field::new(&c.name, data_type, true)
             })
@@ -96,6 +97,36 @@ impl ViewDefinition {
             ViewSecurity::Definer
         }
     }
+}
+
+/// The Arrow type of a Trino type name (views Trino wrote carry only those).
+fn trino_type(name: &str) -> Option<DataType> {
+    let name = name.trim().to_ascii_lowercase();
+    let (base, args) = match name.split_once('(') {
+        Some((base, rest)) => (base.trim(), rest.trim_end_matches(')')),
+        None => (name.as_str(), ""),
+    };
+    Some(match base {
+        "boolean" => DataType::Boolean,
+        "tinyint" => DataType::Int8,
+        "smallint" => DataType::Int16,
+        "integer" | "int" => DataType::Int32,
+        "bigint" => DataType::Int64,
+        "real" => DataType::Float32,
+        "double" => DataType::Float64,
+        "varchar" | "char" | "json" | "uuid" => DataType::Utf8,
+        "varbinary" => DataType::Binary,
+        "date" => DataType::Date32,
+        "timestamp" => DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
+        "timestamp with time zone" => {
+            DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into()))
+        }
+        "decimal" => {
+            let (p, s) = args.split_once(',').unwrap_or((args, "0"));
+            DataType::Decimal128(p.trim().parse().ok()?, s.trim().parse().ok()?)
+        }
+        _ => return None,
+    })
 }
 
 /// A view found in a catalog: a table whose scans the scheduler replaces by the view's
@@ -380,5 +411,43 @@ mod tests {
                 .collect(),
         };
         assert!(old.appended_to(&new) && !new.appended_to(&old));
+    }
+
+    #[test]
+    fn views_written_by_trino_keep_their_types() {
+        let column = |name: &str, type_name: &str| ViewColumn {
+            name: name.into(),
+            type_name: type_name.into(),
+            arrow_type: None,
+        };
+        let view = ViewDefinition {
+            original_sql: "SELECT 1".into(),
+            catalog: None,
+            schema: None,
+            columns: vec![
+                column("a", "bigint"),
+                column("b", "decimal(10,2)"),
+                column("c", "varchar(20)"),
+                column("d", "row(x integer)"),
+            ],
+            comment: None,
+            owner: None,
+            run_as_invoker: false,
+        };
+        let types: Vec<DataType> = view
+            .arrow_schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        assert_eq!(
+            types,
+            vec![
+                DataType::Int64,
+                DataType::Decimal128(10, 2),
+                DataType::Utf8,
+                DataType::Utf8
+            ]
+        );
     }
 }

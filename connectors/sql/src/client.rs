@@ -245,7 +245,7 @@ impl SqlClient {
                 }
                 Pool::Postgres(_) => {
                     let q = format!(
-                        "SELECT count(*)::text || ':' || coalesce(sum(hashtext(t::text)::bigint), 0)::text FROM {name} AS t"
+                        "SELECT count(*)::text || ':' || coalesce(sum(hashtext(ROW(tributary_row.*)::text)::bigint), 0)::text FROM {name} AS tributary_row"
                     );
                     strings(&pool, &q, &[])
                         .await

@@ -37,7 +37,11 @@ const CANDIDATES_TTL: Duration = Duration::from_secs(30);
 
 /// The materialized views queries may be rewritten to, prepared for matching.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Candidates(Arc<Mutex<Option<(Instant, CandidateList)>>>);
+pub(crate) struct Candidates {
+    list: Arc<Mutex<Option<(Instant, CandidateList)>>>,
+    /// One refresh of a view at a time (by `catalog.schema.view`).
+    refreshing: Arc<Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
 
 /// Each materialized view prepared for matching, with its declared columns.
 type CandidateList = Arc<Vec<(Candidate, SchemaRef)>>;
@@ -53,11 +57,17 @@ struct Pinned {
 impl Candidates {
     /// Forgets the list (a view was created or dropped).
     pub(crate) fn invalidate(&self) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.list.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The lock a refresh of `view` holds.
+    fn refresh_lock(&self, view: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.refreshing.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(locks.entry(view.to_owned()).or_default())
     }
 
     fn fresh(&self) -> Option<CandidateList> {
-        self.0
+        self.list
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
@@ -90,22 +100,40 @@ impl Engine {
         plan: LogicalPlan,
     ) -> Result<LogicalPlan> {
         let plan = resolve_names(plan, &ctx.state())?;
+        if let Some(scope) = self.scope(session) {
+            // Reading a view needs SELECT on the view (its tables are checked after expansion).
+            for view in crate::views::expand::views_in(&plan) {
+                if let Some(key) = source_key(&view)
+                    && let Some((c, s, t)) = split_key(&key)
+                {
+                    let name = ResolvedTableReference {
+                        catalog: c.into(),
+                        schema: s.into(),
+                        table: t.into(),
+                    };
+                    scope.check_table(&name, crate::access::Privilege::Select)?;
+                }
+            }
+        }
         let options = ReadOptions {
             max_staleness: session.max_staleness(),
+            ..ReadOptions::default()
         };
         let plan = expand(ctx, &self.catalogs, options, plan).await?;
         if !session.rewrite_enabled() || !joins_or_aggregates(&plan) {
             return Ok(plan);
         }
-        self.rewrite_with_views(ctx, plan).await
+        self.rewrite_with_views(session, ctx, plan).await
     }
 
     /// Answers parts of `plan` from fresh materialized views.
     async fn rewrite_with_views(
         &self,
+        session: &Session,
         ctx: &SessionContext,
         mut plan: LogicalPlan,
     ) -> Result<LogicalPlan> {
+        let scope = self.scope(session);
         for (candidate, schema) in self.candidates(ctx).await.iter() {
             let placeholder = LogicalPlan::EmptyRelation(EmptyRelation {
                 produce_one_row: false,
@@ -114,9 +142,32 @@ impl Engine {
             if rewrite(&plan, candidate, &placeholder).is_none() {
                 continue;
             }
-            let Some(mv) = self.materialized_view(ctx, &candidate.name).await? else {
-                continue;
+            // A view that cannot be read now only means no rewrite.
+            let mv = match self.materialized_view(ctx, &candidate.name).await {
+                Ok(Some(mv)) => mv,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(view = %candidate.name, "materialized view not used: {e}");
+                    continue;
+                }
             };
+            if let Some(scope) = &scope {
+                let Some((c, sc, t)) = split_key(&candidate.name) else {
+                    continue;
+                };
+                let name = ResolvedTableReference {
+                    catalog: c.into(),
+                    schema: sc.into(),
+                    table: t.into(),
+                };
+                // Read through the view only by users who may read the view.
+                if scope
+                    .check_table(&name, crate::access::Privilege::Select)
+                    .is_err()
+                {
+                    continue;
+                }
+            }
             let freshness = crate::views::freshness::freshness(&self.catalogs, &mv).await;
             if freshness != Freshness::Fresh {
                 tracing::info!(view = %candidate.name, ?freshness, "query not rewritten: the materialized view is not fresh");
@@ -156,7 +207,7 @@ impl Engine {
                 match definition_plan(
                     ctx,
                     &self.catalogs,
-                    ReadOptions::default(),
+                    ReadOptions::definitions(),
                     &mv.definition.view,
                     0,
                 )
@@ -174,7 +225,7 @@ impl Engine {
         let list = Arc::new(list);
         *self
             .view_candidates
-            .0
+            .list
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), Arc::clone(&list)));
         list
@@ -525,6 +576,9 @@ impl Engine {
         if let Some(scope) = self.scope(session) {
             scope.check_table(&target.name, crate::access::Privilege::Insert)?;
         }
+        // One refresh of a view at a time: each starts from the state the last one committed.
+        let lock = self.view_candidates.refresh_lock(&name);
+        let _refreshing = lock.lock().await;
         let mv = self.materialized_view(&ctx, &name).await?.ok_or_else(|| {
             SchedulerError::NotFound(format!("materialized view '{name}' does not exist"))
         })?;
@@ -534,7 +588,7 @@ impl Engine {
         let plan = definition_plan(
             &ctx,
             &self.catalogs,
-            ReadOptions::default(),
+            ReadOptions::definitions(),
             &mv.definition.view,
             0,
         )
@@ -554,6 +608,10 @@ impl Engine {
         // allows it; else everything again.
         let incremental = previous.and_then(|state| {
             if !state.sources.keys().eq(sources.iter()) {
+                return None;
+            }
+            // A source that cannot tell its version may have changed in any way.
+            if sources.iter().any(|k| !matches!(now.get(k), Some(Some(_)))) {
                 return None;
             }
             let changed: Vec<&String> = sources

@@ -11,7 +11,9 @@ use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::common::{Column, TableReference};
 use datafusion::datasource::provider_as_source;
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, SubqueryAlias, cast};
+use datafusion::logical_expr::{
+    Expr, LogicalPlan, LogicalPlanBuilder, SubqueryAlias, TableScan, cast,
+};
 use datafusion::prelude::SessionContext;
 use tributary_connector::{
     Catalogs, ConnectorMaterializedView, ConnectorView, ViewDefinition, is_view,
@@ -28,6 +30,19 @@ const MAX_DEPTH: usize = 16;
 pub(crate) struct ReadOptions {
     /// Past this age a stale view is read from its sources.
     pub max_staleness: Option<Duration>,
+    /// Every materialized view from its sources (planning a definition: its sources are the
+    /// base tables, not other views' storage).
+    pub sources_only: bool,
+}
+
+impl ReadOptions {
+    /// For planning a materialized view's definition.
+    pub(crate) fn definitions() -> Self {
+        Self {
+            max_staleness: None,
+            sources_only: true,
+        }
+    }
 }
 
 /// What a scan of a materialized view reads.
@@ -55,36 +70,62 @@ pub(crate) async fn plan_sql(
     resolve_names(plan, state)
 }
 
-/// Gives every scan its full `catalog.schema.table` name; the name as written stays as an
-/// alias above it, so the columns' qualifiers do not change.
+/// Gives every scan of a table its full `catalog.schema.table` name. The name as written
+/// stays as an alias above the scan (a scan already under an alias, `FROM t AS x`, keeps
+/// just that one), so the columns' qualifiers do not change.
 pub(crate) fn resolve_names(plan: LogicalPlan, state: &SessionState) -> Result<LogicalPlan> {
     let options = &state.config().options().catalog;
     let (catalog, schema) = (
         options.default_catalog.clone(),
         options.default_schema.clone(),
     );
-    let resolved = plan.transform_up_with_subqueries(|node| {
-        let LogicalPlan::TableScan(scan) = &node else {
-            return Ok(Transformed::no(node));
-        };
-        if matches!(scan.table_name, TableReference::Full { .. }) {
-            return Ok(Transformed::no(node));
-        }
-        let LogicalPlan::TableScan(scan) = node else {
-            unreachable!("matched above");
-        };
-        let full = scan.table_name.clone().resolve(&catalog, &schema);
-        let written = scan.table_name.clone();
+    let full = |scan: TableScan| -> datafusion::error::Result<TableScan> {
+        let resolved = scan.table_name.clone().resolve(&catalog, &schema);
         let source = Arc::clone(&scan.source);
-        let full_scan = super::rebuild_scan(
+        super::rebuild_scan(
             scan,
-            TableReference::full(full.catalog, full.schema, full.table),
+            TableReference::full(resolved.catalog, resolved.schema, resolved.table),
             source,
-        )?;
-        let aliased = SubqueryAlias::try_new(Arc::new(LogicalPlan::TableScan(full_scan)), written)?;
-        Ok(Transformed::yes(LogicalPlan::SubqueryAlias(aliased)))
+        )
+    };
+    // Scans of tables only (not a recursive query's work table), not yet in full.
+    let partial = |scan: &TableScan| {
+        !matches!(scan.table_name, TableReference::Full { .. })
+            && source_as_provider(&scan.source).is_ok()
+    };
+    let resolved = plan.transform_down_with_subqueries(|node| match node {
+        LogicalPlan::SubqueryAlias(alias)
+            if matches!(alias.input.as_ref(), LogicalPlan::TableScan(scan) if partial(scan)) =>
+        {
+            let LogicalPlan::TableScan(scan) = Arc::unwrap_or_clone(alias.input) else {
+                unreachable!("matched above");
+            };
+            let scan = LogicalPlan::TableScan(full(scan)?);
+            let aliased = SubqueryAlias::try_new(Arc::new(scan), alias.alias)?;
+            Ok(Transformed::new(
+                LogicalPlan::SubqueryAlias(aliased),
+                true,
+                TreeNodeRecursion::Jump,
+            ))
+        }
+        LogicalPlan::TableScan(scan) if partial(&scan) => {
+            let written = scan.table_name.clone();
+            let scan = LogicalPlan::TableScan(full(scan)?);
+            let aliased = SubqueryAlias::try_new(Arc::new(scan), written)?;
+            Ok(Transformed::new(
+                LogicalPlan::SubqueryAlias(aliased),
+                true,
+                TreeNodeRecursion::Jump,
+            ))
+        }
+        other => Ok(Transformed::no(other)),
     })?;
     Ok(resolved.data)
+}
+
+/// The views and materialized views a plan scans.
+pub(crate) fn views_in(plan: &LogicalPlan) -> Vec<TableReference> {
+    view_scans(plan).into_iter().map(|(name, _)| name).collect()
 }
 
 /// The context for planning a view's query: its catalog and schema as defaults.
@@ -152,7 +193,12 @@ fn expand_at<'a>(
                     .map_err(|e| explain(&view.name, e))?;
                 conform(planned, &view.schema, &view.name, false)?
             } else if let Some(mv) = provider.downcast_ref::<ConnectorMaterializedView>() {
-                match read_choice(catalogs, options, mv).await {
+                let read = if options.sources_only {
+                    MaterializedRead::Sources
+                } else {
+                    read_choice(catalogs, options, mv).await
+                };
+                match read {
                     MaterializedRead::Sources => {
                         let planned =
                             definition_plan(ctx, catalogs, options, &mv.definition.view, depth)

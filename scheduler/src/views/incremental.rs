@@ -45,6 +45,14 @@ pub(crate) fn shape(plan: &LogicalPlan, changed: &str) -> Option<Shape> {
     if !linear(&aggregate.input) {
         return None;
     }
+    // Grouping sets regroup the rows several ways: recomputed.
+    if aggregate
+        .group_expr
+        .iter()
+        .any(|e| matches!(e, Expr::GroupingSet(_)))
+    {
+        return None;
+    }
     let groups = aggregate.group_expr.len();
     let output = aggregate.schema.as_ref();
     let mut merges = Vec::with_capacity(projection.expr.len());
@@ -71,6 +79,20 @@ pub(crate) fn shape(plan: &LogicalPlan, changed: &str) -> Option<Shape> {
             "max" => Merge::Max,
             _ => return None,
         });
+    }
+    // Every group key must be a column of the view, once: else stored groups cannot be told
+    // apart when merging.
+    let keys: Vec<usize> = projection
+        .expr
+        .iter()
+        .filter_map(|e| match unalias(e) {
+            Expr::Column(c) => output.index_of_column(c).ok().filter(|i| *i < groups),
+            _ => None,
+        })
+        .collect();
+    let distinct: std::collections::BTreeSet<usize> = keys.iter().copied().collect();
+    if distinct.len() != groups || keys.len() != groups {
+        return None;
     }
     Some(Shape::Merge(merges))
 }

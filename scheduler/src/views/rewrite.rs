@@ -38,7 +38,10 @@ impl Candidate {
                 Expr::Alias(alias) => alias.expr.as_ref(),
                 other => other,
             };
-            columns.insert(canonical_expr(inner, &aliases), field.name().clone());
+            // The same expression twice under two names: either name answers it.
+            columns
+                .entry(canonical_expr(inner, &aliases))
+                .or_insert_with(|| field.name().clone());
         }
         Some(Self {
             name: name.to_owned(),
@@ -193,7 +196,8 @@ fn canonical(plan: &LogicalPlan) -> Option<(String, HashMap<String, String>)> {
             let exprs: Vec<String> = projection
                 .expr
                 .iter()
-                .map(|e| canonical_expr(e, &aliases))
+                .zip(projection.schema.fields())
+                .map(|(e, f)| format!("{} AS {}", canonical_expr(e, &aliases), f.name()))
                 .collect();
             Some((format!("Projection[{}]({text})", exprs.join(", ")), aliases))
         }
@@ -205,6 +209,13 @@ fn canonical(plan: &LogicalPlan) -> Option<(String, HashMap<String, String>)> {
         LogicalPlan::Join(join) => {
             let (left, mut aliases) = canonical(&join.left)?;
             let (right, right_aliases) = canonical(&join.right)?;
+            // A table on both sides (a self-join) would make its columns ambiguous here.
+            if right_aliases
+                .values()
+                .any(|table| aliases.values().any(|t| t == table))
+            {
+                return None;
+            }
             aliases.extend(right_aliases);
             let on: Vec<String> = join
                 .on
@@ -224,9 +235,10 @@ fn canonical(plan: &LogicalPlan) -> Option<(String, HashMap<String, String>)> {
                 .unwrap_or_default();
             Some((
                 format!(
-                    "Join[{}; {}; {filter}]({left}, {right})",
+                    "Join[{}; {}; {filter}; {:?}]({left}, {right})",
                     join.join_type,
-                    on.join(", ")
+                    on.join(", "),
+                    join.null_equality
                 ),
                 aliases,
             ))
@@ -396,6 +408,9 @@ mod tests {
             "SELECT count(DISTINCT product_id) AS n FROM orders",
             "SELECT a.order_id FROM orders a JOIN orders b ON a.order_id = b.order_id",
             "SELECT order_id FROM orders ORDER BY order_id LIMIT 3",
+            "SELECT count(*) AS n FROM orders GROUP BY product_id",
+            "SELECT o.order_id FROM orders o JOIN products p ON o.product_id = p.product_id \
+             JOIN orders o2 ON o2.order_id = o.order_id",
         ] {
             assert_eq!(
                 shape(&plan(&ctx, not_incremental).await, orders),
