@@ -16,6 +16,7 @@ use tributary_proto::JobPartition;
 mod hidden;
 mod procedures;
 mod properties;
+mod refresh;
 mod run;
 mod views;
 mod write;
@@ -76,7 +77,7 @@ pub struct Engine {
     retry: RetryPolicy,
     admission: Option<ResourceGroups>,
     access: Option<AccessControl>,
-    view_candidates: views::Candidates,
+    view_cache: views::ViewCache,
 }
 
 impl std::fmt::Debug for Engine {
@@ -108,7 +109,7 @@ impl Engine {
             retry,
             admission: None,
             access: None,
-            view_candidates: views::Candidates::default(),
+            view_cache: views::ViewCache::default(),
         }
     }
 
