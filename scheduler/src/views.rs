@@ -23,6 +23,43 @@ use std::sync::Arc;
 
 use datafusion::common::TableReference;
 use datafusion::logical_expr::{TableScan, TableScanBuilder, TableSource};
+use tributary_connector::{Catalogs, ConnectorMaterializedView};
+
+/// Every materialized view of every catalog, as the connectors store them now. A catalog
+/// or view that cannot be read is logged and skipped: one broken definition must not hide
+/// the others (from listings) or fail queries (that are only matched against views).
+pub(crate) async fn materialized_views(catalogs: &Catalogs) -> Vec<Arc<ConnectorMaterializedView>> {
+    let mut views = Vec::new();
+    for catalog in catalogs.names() {
+        let Some(connector) = catalogs.find(catalog) else {
+            continue;
+        };
+        let names = match connector.materialized_views().await {
+            Ok(names) => names,
+            Err(e) => {
+                tracing::warn!(catalog, "cannot list materialized views: {e}");
+                continue;
+            }
+        };
+        for (schema, name) in names {
+            let Some(schema_provider) = connector.catalog_provider().schema(&schema) else {
+                continue;
+            };
+            match schema_provider.table(&name).await {
+                Ok(Some(provider)) => {
+                    if let Some(mv) = provider.downcast_ref::<ConnectorMaterializedView>() {
+                        views.push(Arc::new(mv.clone()));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(catalog, schema, name, "cannot read materialized view: {e}")
+                }
+            }
+        }
+    }
+    views
+}
 
 /// `catalog.schema.table` of a resolved reference (the key sources are recorded under).
 pub(crate) fn source_key(reference: &TableReference) -> Option<String> {

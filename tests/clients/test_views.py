@@ -355,10 +355,12 @@ def test_refresh_killed_half_way_leaves_the_view_as_it_was(vconn, seed, services
     query_id = None
     deadline = time.time() + 60
     while query_id is None and time.time() < deadline:
-        rows = query(vconn, "SELECT query_id FROM system.runtime.queries WHERE state = 'RUNNING' "
+        # RUNNING: its job computes the new rows; FINISHING: they are being written.
+        rows = query(vconn, "SELECT query_id FROM system.runtime.queries "
+                            "WHERE state IN ('RUNNING', 'FINISHING') "
                             "AND query = 'REFRESH MATERIALIZED VIEW hive.analytics.slow'")
         query_id = rows[0][0] if rows else None
-        time.sleep(0.2)
+        time.sleep(0.05)
     assert query_id, "the refresh never ran"
     query(vconn, f"CALL system.runtime.kill_query(query_id => '{query_id}', message => 'stop the refresh')")
     refresh.join(120)

@@ -18,7 +18,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
 use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
@@ -27,11 +26,10 @@ use datafusion::common::{ScalarValue, SchemaExt, Statistics};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
-use datafusion_datasource::sink::{DataSink, DataSinkExec};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_datasource::sink::DataSinkExec;
 use deltalake_core::kernel::StructType;
 use deltalake_core::kernel::engine::arrow_conversion::{TryIntoArrow, TryIntoKernel};
 use deltalake_core::logstore::{
@@ -40,9 +38,8 @@ use deltalake_core::logstore::{
 };
 use deltalake_core::operations::create::CreateBuilder;
 use deltalake_core::protocol::SaveMode;
-use deltalake_core::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake_core::{DeltaTable, DeltaTableBuilder};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use object_store::ObjectMeta;
 use tributary_connector::{PropertyValue, TableProperties};
 
@@ -53,6 +50,11 @@ use crate::partitions::{self, Partition};
 use crate::scan::{FileScan, ScanFile, file_scan};
 use crate::storage::Location;
 use crate::types::hive_type;
+
+mod commit;
+
+use commit::DeltaSink;
+pub use commit::{REFRESH_STATE_KEY, commit_rows, last_commit_value, version};
 
 /// The table properties of Delta tables (`system.metadata.table_properties`).
 pub(crate) const PROPERTIES: [tributary_connector::PropertySpec; 2] = [
@@ -554,172 +556,4 @@ impl TableProvider for DeltaLakeTable {
         };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
-}
-
-/// Writes a statement's rows into a Delta table as one commit.
-#[derive(Debug)]
-struct DeltaSink {
-    ctx: Arc<HiveContext>,
-    qualified: String,
-    location: Location,
-    schema: SchemaRef,
-}
-
-impl DisplayAs for DeltaSink {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "DeltaSink: table={} location={}",
-            self.qualified, self.location
-        )
-    }
-}
-
-#[async_trait]
-impl DataSink for DeltaSink {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    async fn write_all(
-        &self,
-        mut data: SendableRecordBatchStream,
-        _context: &Arc<TaskContext>,
-    ) -> DfResult<u64> {
-        let mut delta = open(&self.ctx, &self.location, &self.qualified).await?;
-        let target: SchemaRef = Arc::new(arrow_schema(&delta, &self.qualified)?);
-        // The table's columns in the log's order (partition columns may sit anywhere there).
-        let order: Vec<usize> = target
-            .fields()
-            .iter()
-            .map(|f| self.schema.index_of(f.name()))
-            .collect::<std::result::Result<_, _>>()?;
-        let mut writer = RecordBatchWriter::for_table(&delta)
-            .map_err(|e| DataFusionError::from(delta_error(&self.qualified, "cannot write", e)))?;
-        let mut rows = 0u64;
-        while let Some(batch) = data.next().await {
-            let batch: RecordBatch = batch?;
-            rows += batch.num_rows() as u64;
-            let batch = tributary_connector::conform_batch(&batch.project(&order)?, &target)?;
-            writer.write(batch).await.map_err(|e| {
-                DataFusionError::from(delta_error(&self.qualified, "cannot write", e))
-            })?;
-        }
-        writer
-            .flush_and_commit(&mut delta)
-            .await
-            .map_err(|e| DataFusionError::from(delta_error(&self.qualified, "cannot commit", e)))?;
-        Ok(rows)
-    }
-}
-
-/// The commit-info key under which a materialized view's refresh state is committed.
-pub const REFRESH_STATE_KEY: &str = "tributary.refresh";
-
-/// Writes `rows` into the Delta table at `location` and commits them in one version, either
-/// replacing every active file (`replace`) or beside them, with `app_metadata` in the
-/// commit's info. Nothing is visible until that commit; a failure leaves the table as it was.
-pub async fn commit_rows(
-    ctx: &HiveContext,
-    location: &Location,
-    qualified: &str,
-    mut rows: SendableRecordBatchStream,
-    replace: bool,
-    app_metadata: Vec<(String, serde_json::Value)>,
-) -> Result<u64> {
-    use deltalake_core::kernel::Action;
-    use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
-    use deltalake_core::protocol::DeltaOperation;
-
-    let delta = open(ctx, location, qualified).await?;
-    let target: SchemaRef = Arc::new(arrow_schema(&delta, qualified)?);
-    let given = rows.schema();
-    let order: Vec<usize> = target
-        .fields()
-        .iter()
-        .map(|f| {
-            given.index_of(f.name()).map_err(|_| HiveError::BadData {
-                table: qualified.to_owned(),
-                message: format!("the rows to write have no column '{}'", f.name()),
-            })
-        })
-        .collect::<Result<_>>()?;
-    let mut writer = RecordBatchWriter::for_table(&delta)
-        .map_err(|e| delta_error(qualified, "cannot write", e))?;
-    let mut written = 0u64;
-    while let Some(batch) = rows.next().await {
-        let batch = batch.map_err(|e| delta_error(qualified, "cannot compute the rows", e))?;
-        written += batch.num_rows() as u64;
-        let batch = batch
-            .project(&order)
-            .and_then(|b| tributary_connector::conform_batch(&b, &target))
-            .map_err(|e| delta_error(qualified, "cannot write", e))?;
-        writer
-            .write(batch)
-            .await
-            .map_err(|e| delta_error(qualified, "cannot write", e))?;
-    }
-    let mut actions: Vec<Action> = writer
-        .flush()
-        .await
-        .map_err(|e| delta_error(qualified, "cannot write", e))?
-        .into_iter()
-        .map(Action::Add)
-        .collect();
-    if replace {
-        let removed: Vec<_> = delta
-            .get_active_add_actions_by_partitions(&[])
-            .map_ok(|view| Action::Remove(view.remove_action(true)))
-            .try_collect()
-            .await
-            .map_err(|e| delta_error(qualified, "cannot list the Delta table's files", e))?;
-        actions.extend(removed);
-    }
-    let snapshot = delta
-        .snapshot()
-        .map_err(|e| delta_error(qualified, "cannot read the Delta table", e))?;
-    let partition_columns: Vec<String> = snapshot.metadata().partition_columns().to_vec();
-    let operation = DeltaOperation::Write {
-        mode: if replace {
-            SaveMode::Overwrite
-        } else {
-            SaveMode::Append
-        },
-        partition_by: (!partition_columns.is_empty()).then_some(partition_columns),
-        predicate: None,
-    };
-    CommitBuilder::from(CommitProperties::default().with_metadata(app_metadata))
-        .with_actions(actions)
-        .build(Some(snapshot), delta.log_store(), operation)
-        .await
-        .map_err(|e| delta_error(qualified, "cannot commit", e))?;
-    Ok(written)
-}
-
-/// The value committed under `key` in the newest commit's info, if any.
-pub async fn last_commit_value(
-    ctx: &HiveContext,
-    location: &Location,
-    qualified: &str,
-    key: &str,
-) -> Result<Option<serde_json::Value>> {
-    let delta = open(ctx, location, qualified).await?;
-    let newest: Vec<_> = delta
-        .history(Some(1))
-        .try_collect()
-        .await
-        .map_err(|e| delta_error(qualified, "cannot read the Delta log", e))?;
-    Ok(newest
-        .into_iter()
-        .next()
-        .and_then(|c| c.info.get(key).cloned()))
-}
-
-/// The version of the Delta table at `location`.
-pub async fn version(ctx: &HiveContext, location: &Location, qualified: &str) -> Result<i64> {
-    let delta = open(ctx, location, qualified).await?;
-    delta
-        .version()
-        .map(|v| i64::try_from(v).unwrap_or(i64::MAX))
-        .ok_or_else(|| delta_error(qualified, "cannot read the Delta table", "no version"))
 }

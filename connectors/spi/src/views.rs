@@ -328,7 +328,8 @@ pub struct MaterializedViewDefinition {
 
 /// A materialized view found in a catalog. Its scans are replaced by the scheduler: by a
 /// scan of [`Self::storage`] while the view is fresh enough, else by the defining query.
-#[derive(Debug)]
+/// Cloning is cheap: the storage provider and schema are shared.
+#[derive(Debug, Clone)]
 pub struct ConnectorMaterializedView {
     /// `catalog.schema.view`.
     pub name: String,

@@ -22,7 +22,7 @@ use super::{Engine, Outcome};
 use crate::error::{Result, SchedulerError};
 use crate::session::Session;
 use crate::views::expand::{ReadOptions, definition_plan, expand, resolve_names, storage_plan};
-use crate::views::freshness::Freshness;
+use crate::views::freshness::{Freshness, FreshnessMemo};
 use crate::views::rewrite::{Candidate, rewrite};
 use crate::views::{source_key, split_key};
 
@@ -106,11 +106,12 @@ impl Engine {
             max_staleness: session.max_staleness(),
             ..ReadOptions::default()
         };
+        let memo = Arc::clone(&options.memo);
         let plan = expand(ctx, &self.catalogs, options, plan).await?;
         if !session.rewrite_enabled() || !joins_or_aggregates(&plan) {
             return Ok(plan);
         }
-        self.rewrite_with_views(session, ctx, plan).await
+        self.rewrite_with_views(session, ctx, plan, &memo).await
     }
 
     /// Answers parts of `plan` from fresh materialized views.
@@ -119,6 +120,7 @@ impl Engine {
         session: &Session,
         ctx: &SessionContext,
         mut plan: LogicalPlan,
+        memo: &FreshnessMemo,
     ) -> Result<LogicalPlan> {
         let scope = self.scope(session);
         for (candidate, schema) in self.candidates(ctx).await.iter() {
@@ -155,7 +157,7 @@ impl Engine {
                     continue;
                 }
             }
-            let freshness = crate::views::freshness::freshness(&self.catalogs, &mv).await;
+            let freshness = memo.freshness(&self.catalogs, &mv).await;
             if freshness != Freshness::Fresh {
                 tracing::info!(view = %candidate.name, ?freshness, "query not rewritten: the materialized view is not fresh");
                 continue;
@@ -175,38 +177,22 @@ impl Engine {
             return list;
         }
         let mut list = Vec::new();
-        for catalog in self.catalogs.names() {
-            let Some(connector) = self.catalogs.find(catalog) else {
-                continue;
-            };
-            let names = match connector.materialized_views().await {
-                Ok(names) => names,
-                Err(e) => {
-                    tracing::warn!(catalog, "cannot list materialized views: {e}");
-                    continue;
-                }
-            };
-            for (schema, view) in names {
-                let name = format!("{catalog}.{schema}.{view}");
-                let Ok(Some(mv)) = self.materialized_view(ctx, &name).await else {
-                    continue;
-                };
-                match definition_plan(
-                    ctx,
-                    &self.catalogs,
-                    ReadOptions::definitions(),
-                    &mv.definition.view,
-                    0,
-                )
-                .await
-                {
-                    Ok(plan) => {
-                        if let Some(candidate) = Candidate::new(&name, &plan) {
-                            list.push((candidate, Arc::clone(&mv.schema)));
-                        }
+        for mv in crate::views::materialized_views(&self.catalogs).await {
+            match definition_plan(
+                ctx,
+                &self.catalogs,
+                ReadOptions::definitions(),
+                &mv.definition.view,
+                0,
+            )
+            .await
+            {
+                Ok(plan) => {
+                    if let Some(candidate) = Candidate::new(&mv.name, &plan) {
+                        list.push((candidate, Arc::clone(&mv.schema)));
                     }
-                    Err(e) => tracing::warn!(view = %name, "cannot plan a materialized view: {e}"),
                 }
+                Err(e) => tracing::warn!(view = %mv.name, "cannot plan a materialized view: {e}"),
             }
         }
         let list = Arc::new(list);
@@ -230,7 +216,7 @@ impl Engine {
         let provider = lookup(ctx, catalog, schema, view).await?;
         Ok(provider.and_then(|p| {
             p.downcast_ref::<ConnectorMaterializedView>()
-                .map(|mv| Arc::new(copy_view(mv)))
+                .map(|mv| Arc::new(mv.clone()))
         }))
     }
 
@@ -581,18 +567,6 @@ fn schema_provider(
         .ok_or_else(|| {
             SchedulerError::NotFound(format!("schema '{catalog}.{schema}' does not exist"))
         })
-}
-
-/// A copy of a materialized view handle (the provider is shared, the handle is small).
-fn copy_view(mv: &ConnectorMaterializedView) -> ConnectorMaterializedView {
-    ConnectorMaterializedView {
-        name: mv.name.clone(),
-        definition: mv.definition.clone(),
-        storage: Arc::clone(&mv.storage),
-        storage_location: mv.storage_location.clone(),
-        state: mv.state.clone(),
-        schema: Arc::clone(&mv.schema),
-    }
 }
 
 /// How a stored property is written in `SHOW CREATE`.

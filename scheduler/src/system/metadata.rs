@@ -51,57 +51,26 @@ struct MaterializedRow {
     catalog: String,
     schema: String,
     name: String,
-    view: tributary_connector::ConnectorMaterializedView,
+    view: std::sync::Arc<tributary_connector::ConnectorMaterializedView>,
     freshness: Freshness,
 }
 
 /// Every materialized view of every catalog with its freshness now.
 async fn materialized_views(catalogs: &Catalogs) -> Vec<MaterializedRow> {
     let mut rows = Vec::new();
-    for catalog in catalogs.names() {
-        let Some(connector) = catalogs.find(catalog) else {
+    for view in crate::views::materialized_views(catalogs).await {
+        let Some((catalog, schema, name)) = crate::views::split_key(&view.name) else {
             continue;
         };
-        let names = match connector.materialized_views().await {
-            Ok(names) => names,
-            Err(e) => {
-                tracing::warn!(catalog, "cannot list materialized views: {e}");
-                continue;
-            }
-        };
-        for (schema, name) in names {
-            let Some(schema_provider) = connector.catalog_provider().schema(&schema) else {
-                continue;
-            };
-            let provider = match schema_provider.table(&name).await {
-                Ok(Some(p)) => p,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::warn!(catalog, schema, name, "cannot read materialized view: {e}");
-                    continue;
-                }
-            };
-            let Some(mv) =
-                provider.downcast_ref::<tributary_connector::ConnectorMaterializedView>()
-            else {
-                continue;
-            };
-            let freshness = crate::views::freshness::freshness(catalogs, mv).await;
-            rows.push(MaterializedRow {
-                catalog: catalog.to_owned(),
-                schema,
-                name,
-                view: tributary_connector::ConnectorMaterializedView {
-                    name: mv.name.clone(),
-                    definition: mv.definition.clone(),
-                    storage: std::sync::Arc::clone(&mv.storage),
-                    storage_location: mv.storage_location.clone(),
-                    state: mv.state.clone(),
-                    schema: std::sync::Arc::clone(&mv.schema),
-                },
-                freshness,
-            });
-        }
+        let (catalog, schema, name) = (catalog.to_owned(), schema.to_owned(), name.to_owned());
+        let freshness = crate::views::freshness::freshness(catalogs, &view).await;
+        rows.push(MaterializedRow {
+            catalog,
+            schema,
+            name,
+            view,
+            freshness,
+        });
     }
     rows
 }

@@ -19,15 +19,17 @@ use tributary_connector::{
     Catalogs, ConnectorMaterializedView, ConnectorView, ViewDefinition, is_view,
 };
 
-use super::freshness::{Freshness, freshness};
+use super::freshness::{Freshness, FreshnessMemo};
 use crate::error::{Result, SchedulerError};
 
 /// Views inside views deeper than this are refused (a view reading itself).
 const MAX_DEPTH: usize = 16;
 
 /// How scans of materialized views are answered.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ReadOptions {
+    /// The statement's freshness lookups (one per view).
+    pub memo: Arc<FreshnessMemo>,
     /// Past this age a stale view is read from its sources.
     pub max_staleness: Option<Duration>,
     /// Every materialized view from its sources (planning a definition: its sources are the
@@ -41,6 +43,7 @@ impl ReadOptions {
         Self {
             max_staleness: None,
             sources_only: true,
+            memo: Arc::default(),
         }
     }
 }
@@ -188,22 +191,28 @@ fn expand_at<'a>(
         let mut bodies: HashMap<TableReference, LogicalPlan> = HashMap::new();
         for (name, provider) in scans {
             let body = if let Some(view) = provider.downcast_ref::<ConnectorView>() {
-                let planned = definition_plan(ctx, catalogs, options, &view.definition, depth)
-                    .await
-                    .map_err(|e| explain(&view.name, e))?;
+                let planned =
+                    definition_plan(ctx, catalogs, options.clone(), &view.definition, depth)
+                        .await
+                        .map_err(|e| explain(&view.name, e))?;
                 conform(planned, &view.schema, &view.name, false)?
             } else if let Some(mv) = provider.downcast_ref::<ConnectorMaterializedView>() {
                 let read = if options.sources_only {
                     MaterializedRead::Sources
                 } else {
-                    read_choice(catalogs, options, mv).await
+                    read_choice(catalogs, &options, mv).await
                 };
                 match read {
                     MaterializedRead::Sources => {
-                        let planned =
-                            definition_plan(ctx, catalogs, options, &mv.definition.view, depth)
-                                .await
-                                .map_err(|e| explain(&mv.name, e))?;
+                        let planned = definition_plan(
+                            ctx,
+                            catalogs,
+                            options.clone(),
+                            &mv.definition.view,
+                            depth,
+                        )
+                        .await
+                        .map_err(|e| explain(&mv.name, e))?;
                         conform(planned, &mv.schema, &mv.name, false)?
                     }
                     read => storage_plan(mv, read == MaterializedRead::Stale)?,
@@ -276,10 +285,10 @@ pub(crate) async fn definition_plan(
 /// What a scan of `mv` reads now.
 pub(crate) async fn read_choice(
     catalogs: &Catalogs,
-    options: ReadOptions,
+    options: &ReadOptions,
     mv: &ConnectorMaterializedView,
 ) -> MaterializedRead {
-    match freshness(catalogs, mv).await {
+    match options.memo.freshness(catalogs, mv).await {
         Freshness::Fresh => MaterializedRead::Fresh,
         Freshness::NeverRefreshed => MaterializedRead::Sources,
         Freshness::Stale { .. } | Freshness::Unknown { .. } => {

@@ -84,6 +84,37 @@ pub(crate) fn compare(
     }
 }
 
+/// Freshness looked up once per view within one statement: reading a stale view from its
+/// sources and then matching the query against the same view for a rewrite ask the sources'
+/// versions (a `CHECKSUM TABLE`, a row hash) only once.
+#[derive(Debug, Default)]
+pub(crate) struct FreshnessMemo(std::sync::Mutex<std::collections::HashMap<String, Freshness>>);
+
+impl FreshnessMemo {
+    /// The freshness of `mv`, computed at its first lookup in this memo.
+    pub(crate) async fn freshness(
+        &self,
+        catalogs: &Catalogs,
+        mv: &ConnectorMaterializedView,
+    ) -> Freshness {
+        let known = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&mv.name)
+            .cloned();
+        if let Some(known) = known {
+            return known;
+        }
+        let now = freshness(catalogs, mv).await;
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(mv.name.clone(), now.clone());
+        now
+    }
+}
+
 /// The freshness of `mv` now.
 pub(crate) async fn freshness(catalogs: &Catalogs, mv: &ConnectorMaterializedView) -> Freshness {
     let Some(state) = &mv.state else {
