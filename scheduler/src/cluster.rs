@@ -125,7 +125,8 @@ pub(crate) async fn start(
         let mut builder = datafusion::execution::SessionStateBuilder::new_from_existing(
             default_session_builder(config)?,
         )
-        .with_runtime_env(runtime);
+        .with_runtime_env(runtime)
+        .with_query_planner(Arc::new(crate::joins::HintQueryPlanner));
         for rule in session_catalogs.optimizer_rules() {
             builder = builder.with_optimizer_rule(rule);
         }

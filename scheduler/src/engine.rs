@@ -281,8 +281,13 @@ impl Engine {
                 let ctx = self.context(&snapshot).await?;
                 let plan = hidden::plan(&ctx, query).await?;
                 let plan = self.prepare(&snapshot, &ctx, plan).await?;
+                let plan = with_hints(plan, query)?;
                 self.check(&snapshot, &ctx, &plan)?;
-                let (schema, batches) = crate::explain::distributed(&ctx, &plan).await?;
+                let distribution = snapshot
+                    .property("join_distribution_type")
+                    .unwrap_or_default();
+                let (schema, batches) =
+                    crate::explain::distributed(&ctx, &plan, &distribution).await?;
                 Ok(Outcome::Rows(schema, batches))
             }
             Statement::Sql(sql) => {
@@ -293,7 +298,8 @@ impl Engine {
                 let plan = hidden::plan(&ctx, sql)
                     .await
                     .map_err(|e| explain_missing(&ctx, e.into()))?;
-                let mut plan = self.prepare(&snapshot, &ctx, plan).await?;
+                let plan = self.prepare(&snapshot, &ctx, plan).await?;
+                let mut plan = with_hints(plan, sql)?;
                 self.check(&snapshot, &ctx, &plan)?;
                 if let Some(params) = params {
                     plan = plan.with_param_values(params)?;
@@ -402,8 +408,16 @@ impl Engine {
             }
             LogicalPlan::Analyze(analyze) => {
                 let job = self.run_job(session, ctx, &analyze.input, sql).await?;
-                let (schema, batches) =
-                    crate::explain::analyze(&self.jobs, &self.monitor.tasks, &job.job_id).await?;
+                let distribution = session
+                    .property("join_distribution_type")
+                    .unwrap_or_default();
+                let (schema, batches) = crate::explain::analyze(
+                    &self.jobs,
+                    &self.monitor.tasks,
+                    &job.job_id,
+                    &distribution,
+                )
+                .await?;
                 Ok(Outcome::Rows(schema, batches))
             }
             LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => Err(SchedulerError::NotSupported(
@@ -592,4 +606,22 @@ fn client_type(data_type: &DataType) -> DataType {
 
 fn lock(session: &SessionRef) -> std::sync::MutexGuard<'_, Session> {
     session.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `plan` with the join hints written in `sql` placed on its joins (`joins.rs`). Hints that
+/// change nothing are warnings: logged, and kept with the query (`system.runtime.queries`).
+fn with_hints(plan: LogicalPlan, sql: &str) -> Result<LogicalPlan> {
+    let hints = crate::statement::hints::parse(sql);
+    if hints.joins.is_empty() && hints.warnings.is_empty() {
+        return Ok(plan);
+    }
+    let (plan, ignored) = crate::joins::apply_hints(plan, &hints.joins)?;
+    let warnings: Vec<String> = hints.warnings.into_iter().chain(ignored).collect();
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    if let Some(query) = crate::monitor::current_query() {
+        query.warn(&warnings);
+    }
+    Ok(plan)
 }

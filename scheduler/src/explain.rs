@@ -2,7 +2,10 @@
 //! the stages of a finished job with the metrics their tasks reported (rows, time, and for
 //! file scans the bytes read and the files, row groups and pages pruned; connector scans show
 //! their remote SQL or offset ranges), each stage headed by its tasks' spread (input rows and
-//! time per task, min / median / max) with skew flagged.
+//! time per task, min / median / max) with skew flagged. Both end with one line per join:
+//! its distribution and why ([`joins`]).
+
+mod joins;
 
 use std::sync::Arc;
 
@@ -23,9 +26,12 @@ use crate::monitor::{StageInfo, TaskRecord, TaskTracker, job_stages};
 pub(crate) async fn distributed(
     ctx: &SessionContext,
     plan: &LogicalPlan,
+    distribution_type: &str,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let state = ctx.state();
+    let mut state = ctx.state();
+    crate::joins::configure(state.config_mut().options_mut(), plan)?;
     let physical = state.create_physical_plan(plan).await?;
+    let join_lines = joins::expected(&physical, state.config().options(), distribution_type);
     let job_id = format!("explain-{}", uuid::Uuid::new_v4());
     let stages = DefaultDistributedPlanner::new().plan_query_stages(
         &job_id.into(),
@@ -43,6 +49,10 @@ pub(crate) async fn distributed(
         ));
         plans.push(displayable(stage.as_ref()).indent(true).to_string());
     }
+    if !join_lines.is_empty() {
+        names.push("Joins (expected; decided at run time)".to_owned());
+        plans.push(join_lines.join("\n"));
+    }
     crate::local::table(&["plan_type", "plan"], vec![names, plans])
 }
 
@@ -56,6 +66,7 @@ pub(crate) async fn analyze(
     jobs: &Arc<dyn JobState>,
     tasks: &TaskTracker,
     job_id: &str,
+    distribution_type: &str,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     // Ballista reports a job's success before it moves the finished graph into its job store:
     // wait for it briefly.
@@ -99,6 +110,11 @@ pub(crate) async fn analyze(
             "{header}{}",
             format_stage_metrics(plan.as_ref(), metrics)
         ));
+    }
+    let join_lines = joins::chosen(&graph.physical_plan(), distribution_type);
+    if !join_lines.is_empty() {
+        names.push("Joins".to_owned());
+        plans.push(join_lines.join("\n"));
     }
     crate::local::table(&["plan_type", "plan"], vec![names, plans])
 }

@@ -14,6 +14,7 @@ mod explain;
 mod fetch;
 mod flight_sql;
 mod http;
+mod joins;
 mod leases;
 mod local;
 pub mod monitor;

@@ -132,7 +132,13 @@ impl Session {
 
     /// Applies the session to a query's DataFusion/Ballista configuration.
     pub fn configure(&self, mut config: SessionConfig) -> Result<SessionConfig> {
-        for (name, value) in &self.properties {
+        // `join_distribution_type` last: BROADCAST and PARTITIONED override the threshold
+        // `join_max_broadcast_table_size` sets (which only bounds AUTOMATIC).
+        let (distribution, others): (Vec<_>, Vec<_>) = self
+            .properties
+            .iter()
+            .partition(|(name, _)| name.as_str() == "join_distribution_type");
+        for (name, value) in others.into_iter().chain(distribution) {
             apply(&mut config, name, value)?;
         }
         if let (Some(catalog), Some(schema)) = (&self.catalog, &self.schema) {
@@ -456,5 +462,30 @@ mod tests {
         assert_eq!(usize::from(config.options().execution.batch_size), 1024);
         assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
         assert_eq!(parse_data_size("1.5kB"), Some(1536));
+    }
+
+    #[test]
+    fn distribution_type_beats_broadcast_size() {
+        let threshold = |s: &Session| {
+            let config = s
+                .configure(crate::cluster::base_config())
+                .expect("configure");
+            config
+                .options()
+                .extensions
+                .get::<ballista_core::config::BallistaConfig>()
+                .expect("ballista config")
+                .broadcast_join_threshold_bytes()
+        };
+        let mut s = Session::default();
+        s.set_property("join_max_broadcast_table_size", "10MB")
+            .expect("size");
+        assert_eq!(threshold(&s), 10 << 20);
+        s.set_property("join_distribution_type", "PARTITIONED")
+            .expect("partitioned");
+        assert_eq!(threshold(&s), 0, "PARTITIONED never broadcasts");
+        s.set_property("join_distribution_type", "BROADCAST")
+            .expect("broadcast");
+        assert!(threshold(&s) > 1 << 40, "BROADCAST always broadcasts");
     }
 }

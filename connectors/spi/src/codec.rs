@@ -16,6 +16,7 @@ use prost::Message;
 use tributary_proto::{ConnectorScanNode, Projection, Split, SplitGroup};
 
 use crate::error::ConnectorError;
+use crate::estimate::{EstimateExec, SizeEstimate};
 use crate::registry::Catalogs;
 use crate::source::ConnectorSource;
 use crate::split::build_scan;
@@ -23,6 +24,11 @@ use crate::split::build_scan;
 /// First bytes of a connector scan envelope. Field number 0 is invalid in protobuf, so no
 /// message of the wrapped codec can start with them.
 const ENVELOPE: &[u8] = b"\0TRIB1";
+
+/// First bytes of an [`EstimateExec`], followed by its estimate (`t`iny or `h`uge) and its
+/// reason. Executors run it as its input; it is kept so that their plans have the same
+/// nodes as the scheduler's (metrics are matched to nodes by position).
+const ESTIMATE: &[u8] = b"\0TRIBE";
 
 /// A `PhysicalExtensionCodec` for connector scans, chained in front of another codec.
 /// The same type must be used on the scheduler and on every executor.
@@ -151,6 +157,27 @@ impl PhysicalExtensionCodec for ConnectorCodec {
         ctx: &TaskContext,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if let Some(rest) = buf.strip_prefix(ESTIMATE) {
+            let [input] = inputs else {
+                return Err(DataFusionError::Internal(
+                    "an estimate node needs one input".into(),
+                ));
+            };
+            let (estimate, reason) = match rest.split_first() {
+                Some((b't', reason)) => (SizeEstimate::Tiny, reason),
+                Some((b'h', reason)) => (SizeEstimate::Huge, reason),
+                _ => {
+                    return Err(DataFusionError::Internal(
+                        "an estimate node has no estimate".into(),
+                    ));
+                }
+            };
+            return Ok(Arc::new(EstimateExec::new(
+                Arc::clone(input),
+                estimate,
+                String::from_utf8_lossy(reason).into_owned(),
+            )));
+        }
         match buf.strip_prefix(ENVELOPE) {
             Some(scan) => self.decode_scan(scan),
             None => self.inner.try_decode(buf, inputs, ctx, proto_converter),
@@ -166,6 +193,15 @@ impl PhysicalExtensionCodec for ConnectorCodec {
         if let Some(exec) = node.downcast_ref::<DataSourceExec>()
             && self.encode_scan(exec, buf)?
         {
+            return Ok(());
+        }
+        if let Some(estimate) = node.downcast_ref::<EstimateExec>() {
+            buf.extend_from_slice(ESTIMATE);
+            buf.push(match estimate.estimate() {
+                SizeEstimate::Tiny => b't',
+                SizeEstimate::Huge => b'h',
+            });
+            buf.extend_from_slice(estimate.reason().as_bytes());
             return Ok(());
         }
         self.inner.try_encode(node, buf, proto_converter)

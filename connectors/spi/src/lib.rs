@@ -17,6 +17,7 @@ mod codec;
 mod conform;
 mod connector;
 mod error;
+mod estimate;
 mod hidden;
 mod operators;
 mod properties;
@@ -33,6 +34,7 @@ pub use codec::{ConnectorCodec, decode_schema, encode_schema};
 pub use conform::conform_batch;
 pub use connector::{Connector, ConnectorFactory};
 pub use error::{ConnectorError, Result};
+pub use estimate::{EstimateExec, SizeEstimate};
 pub use hidden::{HIDDEN_COLUMN, hide, is_hidden};
 pub use operators::{PlanOperator, bytes_read, plan_operators};
 pub use properties::{

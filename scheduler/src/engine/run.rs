@@ -77,6 +77,8 @@ impl Engine {
         let _scope_guard = CloseScope(Arc::clone(&scope));
         let mut state = ctx.state();
         state.config_mut().set_extension(Arc::clone(&scope));
+        // Join hints need thresholds their size estimates can win against.
+        crate::joins::configure(state.config_mut().options_mut(), plan)?;
         // Every task carries the query id and the trace context of the query's span.
         let query = current_query();
         if let Some(query) = &query {

@@ -116,6 +116,9 @@ pub struct QueryInfo {
     /// Stages of its job, recorded when it ended (live ones come from Ballista).
     #[serde(default)]
     pub stages: Vec<StageInfo>,
+    /// What was ignored while planning it (hints that matched no join, …).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl QueryInfo {
@@ -251,6 +254,13 @@ impl QueryHandle {
             i.trace_id = Some(format!("{:032x}", trace.trace_id));
             i.traceparent = Some(trace.header());
         });
+    }
+
+    /// Records warnings about the query (kept with it, shown in `system.runtime.queries`).
+    pub fn warn(&self, warnings: &[String]) {
+        if !warnings.is_empty() {
+            self.with(|i| i.warnings.extend_from_slice(warnings));
+        }
     }
 
     /// The Ballista job, if one was submitted.

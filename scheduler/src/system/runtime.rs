@@ -63,6 +63,12 @@ fn queries(rows: &[QueryInfo]) -> Columns {
         .text("error_message", col(rows, |q| q.error_message.clone()))
         .text("job_id", col(rows, |q| q.job_id.clone()))
         .text("trace_id", col(rows, |q| q.trace_id.clone()))
+        .text(
+            "warnings",
+            col(rows, |q| {
+                (!q.warnings.is_empty()).then(|| q.warnings.join("\n"))
+            }),
+        )
 }
 
 /// Trino's task columns (ids as Trino writes them: `<query>.<stage>.<task>.<attempt>`),

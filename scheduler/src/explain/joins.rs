@@ -1,0 +1,246 @@
+//! The join lines of `EXPLAIN`: for each join, its distribution (BROADCAST: the build side
+//! sent whole to every task; PARTITIONED: both sides shuffled on the keys), the build side,
+//! the estimated sizes and the reason (hint, session property, statistics, run time).
+//!
+//! Ballista's adaptive planner decides joins while the job runs, so `EXPLAIN (TYPE
+//! DISTRIBUTED)` shows what it is expected to choose from the same statistics and thresholds
+//! ([`expected`]), and `EXPLAIN ANALYZE` what the finished job ran ([`chosen`]).
+
+use std::sync::Arc;
+
+use ballista_core::config::BallistaConfig;
+use datafusion::common::JoinType;
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::config::ConfigOptions;
+use datafusion::physical_expr::PhysicalExprRef;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode, SortMergeJoinExec};
+use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
+use tributary_connector::EstimateExec;
+
+/// One join of a plan.
+struct JoinNode<'a> {
+    join_type: JoinType,
+    on: String,
+    left: &'a Arc<dyn ExecutionPlan>,
+    right: &'a Arc<dyn ExecutionPlan>,
+    /// How it runs, when already decided (a final plan).
+    ran_as: Option<&'static str>,
+}
+
+fn joins(plan: &Arc<dyn ExecutionPlan>) -> Vec<JoinNode<'_>> {
+    let mut found = Vec::new();
+    collect(plan, &mut found);
+    found
+}
+
+/// `l = r AND …` of a join's key pairs.
+fn keys(on: &[(PhysicalExprRef, PhysicalExprRef)]) -> String {
+    on.iter()
+        .map(|(l, r)| format!("{l} = {r}"))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+fn collect<'a>(plan: &'a Arc<dyn ExecutionPlan>, found: &mut Vec<JoinNode<'a>>) {
+    if let Some(hash) = plan.downcast_ref::<HashJoinExec>() {
+        found.push(JoinNode {
+            join_type: *hash.join_type(),
+            on: keys(hash.on()),
+            left: hash.left(),
+            right: hash.right(),
+            ran_as: Some(match hash.partition_mode() {
+                PartitionMode::CollectLeft => "BROADCAST (hash join, build side collected once)",
+                _ => "PARTITIONED (hash join)",
+            }),
+        });
+    } else if let Some(merge) = plan.downcast_ref::<SortMergeJoinExec>() {
+        found.push(JoinNode {
+            join_type: merge.join_type(),
+            on: keys(merge.on()),
+            left: merge.left(),
+            right: merge.right(),
+            ran_as: Some("PARTITIONED (sort-merge join)"),
+        });
+    }
+    for child in plan.children() {
+        collect(child, found);
+    }
+}
+
+/// The hint placed on a join input, if any (looked for down to the next join).
+fn hint(side: &Arc<dyn ExecutionPlan>) -> Option<String> {
+    if let Some(estimate) = side.downcast_ref::<EstimateExec>() {
+        return Some(estimate.reason().to_owned());
+    }
+    if side.downcast_ref::<HashJoinExec>().is_some()
+        || side.downcast_ref::<SortMergeJoinExec>().is_some()
+    {
+        return None;
+    }
+    side.children().into_iter().find_map(hint)
+}
+
+/// A size as the statistics give it: `~1.2 MB, ~25 rows` (`~` for estimates).
+fn size(stats: Sizes) -> String {
+    let mark = |p: &Precision<usize>| if p.is_exact() == Some(true) { "" } else { "~" };
+    let bytes = match stats.0.get_value() {
+        Some(b) => format!("{}{}", mark(&stats.0), human_bytes(*b)),
+        None => "size unknown".to_owned(),
+    };
+    match stats.1.get_value() {
+        Some(r) => format!("{bytes}, {}{r} rows", mark(&stats.1)),
+        None => bytes,
+    }
+}
+
+fn human_bytes(b: usize) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = b as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{b} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+type Sizes = (Precision<usize>, Precision<usize>);
+
+/// The statistics Ballista decides from: (bytes, rows), hinted sizes included.
+fn statistics(plan: &Arc<dyn ExecutionPlan>) -> Sizes {
+    match StatisticsContext::new().compute(plan.as_ref(), &StatisticsArgs::new()) {
+        Ok(s) => (s.total_byte_size, s.num_rows),
+        Err(_) => (Precision::Absent, Precision::Absent),
+    }
+}
+
+/// The statistics of `plan` as its sources give them (the sizes hints report left out).
+fn source_statistics(plan: &Arc<dyn ExecutionPlan>) -> Sizes {
+    let real = Arc::clone(plan)
+        .transform_up(|node| {
+            Ok(match node.downcast_ref::<EstimateExec>() {
+                Some(estimate) => Transformed::yes(Arc::clone(estimate.input())),
+                None => Transformed::no(node),
+            })
+        })
+        .map(|t| t.data)
+        .unwrap_or_else(|_| Arc::clone(plan));
+    statistics(&real)
+}
+
+/// What the session asked for, as a reason, unless AUTOMATIC.
+fn session_reason(distribution_type: &str) -> Option<String> {
+    (distribution_type != "AUTOMATIC")
+        .then(|| format!("session property join_distribution_type = '{distribution_type}'"))
+}
+
+/// One line per join of `plan` (a physical plan before Ballista stages it): the distribution
+/// Ballista's adaptive planner is expected to choose, with the sizes and thresholds it
+/// decides from.
+pub(crate) fn expected(
+    plan: &Arc<dyn ExecutionPlan>,
+    options: &ConfigOptions,
+    distribution_type: &str,
+) -> Vec<String> {
+    let ballista = options
+        .extensions
+        .get::<BallistaConfig>()
+        .cloned()
+        .unwrap_or_default();
+    let max_bytes = ballista.broadcast_join_threshold_bytes();
+    let max_rows = ballista.broadcast_join_threshold_rows();
+    joins(plan)
+        .into_iter()
+        .enumerate()
+        .map(|(i, join)| {
+            let (left, right) = (statistics(join.left), statistics(join.right));
+            // The smaller side is built (Ballista swaps the inputs to put it first).
+            let smaller = |l: &Precision<usize>, r: &Precision<usize>| match (l.get_value(), r.get_value()) {
+                (Some(l), Some(r)) => Some(r < l),
+                _ => None,
+            };
+            let build_right = smaller(&left.0, &right.0)
+                .or_else(|| smaller(&left.1, &right.1))
+                .unwrap_or(false);
+            let build = if build_right { right } else { left };
+            let fits = max_bytes != 0
+                && match (build.0.get_value(), build.1.get_value()) {
+                    (Some(bytes), _) => *bytes != 0 && *bytes < max_bytes,
+                    (None, Some(rows)) => *rows != 0 && *rows < max_rows,
+                    (None, None) => false,
+                };
+            let safe = crate::joins::broadcast_safe(join.join_type, build_right);
+            let distribution = if fits && safe { "BROADCAST" } else { "PARTITIONED" };
+            let reason = hint(join.left)
+                .or_else(|| hint(join.right))
+                .map(|h| format!("hint {h}"))
+                .or_else(|| session_reason(distribution_type))
+                .unwrap_or_else(|| {
+                    let measured = if build.0.is_exact() == Some(true) {
+                        ""
+                    } else {
+                        "; re-decided at run time from the sizes measured when the inputs' stages finish"
+                    };
+                    format!(
+                        "statistics: build side {} vs join_max_broadcast_table_size {}{measured}",
+                        size(build),
+                        human_bytes(max_bytes)
+                    )
+                });
+            let unsafe_note = if fits && !safe {
+                format!(
+                    " (a {} join cannot broadcast its {} side)",
+                    join.join_type,
+                    if build_right { "right" } else { "left" }
+                )
+            } else {
+                String::new()
+            };
+            // Shown: the sources' sizes (a hint's reported size is not one).
+            let (build_side, probe_side) = if build_right {
+                (join.right, join.left)
+            } else {
+                (join.left, join.right)
+            };
+            format!(
+                "Join {}: {} join on {}: {distribution}{unsafe_note}, build side {} ({}), probe side {} | reason: {reason}",
+                i + 1,
+                join.join_type,
+                join.on,
+                if build_right { "right" } else { "left" },
+                size(source_statistics(build_side)),
+                size(source_statistics(probe_side)),
+            )
+        })
+        .collect()
+}
+
+/// One line per join of a finished job's final plan: how it ran and why.
+pub(crate) fn chosen(plan: &Arc<dyn ExecutionPlan>, distribution_type: &str) -> Vec<String> {
+    joins(plan)
+        .into_iter()
+        .enumerate()
+        .map(|(i, join)| {
+            let reason = hint(join.left)
+                .or_else(|| hint(join.right))
+                .map(|h| format!("hint {h}"))
+                .or_else(|| session_reason(distribution_type))
+                .unwrap_or_else(|| {
+                    "statistics, re-checked against the sizes measured at run time".to_owned()
+                });
+            format!(
+                "Join {}: {} join on {}: {}, build side left | reason: {reason}",
+                i + 1,
+                join.join_type,
+                join.on,
+                join.ran_as.unwrap_or("unknown"),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,102 @@
+"""Join distribution on a multi-process cluster: each join BROADCAST or PARTITIONED as chosen by
+a hint (`/*+ BROADCAST(n) */`, `/*+ SHUFFLE_HASH(n) */`), by the session property
+`join_distribution_type`, or by statistics; shown by EXPLAIN (TYPE DISTRIBUTED) (expected) and
+EXPLAIN ANALYZE (what ran), with the reason, and every distribution giving the same answer.
+A hint beats the session property, which beats the statistics. Hints that match nothing are
+warnings kept with the query, never errors."""
+import re
+
+import pytest
+
+from conftest import connect, query
+
+JOIN = """SELECT {hint} n.n_name, count(*) AS customers, sum(c.c_acctbal) AS balance
+FROM tpch.tiny.customer c JOIN tpch.tiny.nation n ON c.c_nationkey = n.n_nationkey
+GROUP BY n.n_name ORDER BY n.n_name"""
+
+THREE_WAY = """SELECT {hint} n.n_name, count(*) AS orders, sum(o.o_totalprice) AS total
+FROM tpch.tiny.orders o
+JOIN tpch.tiny.customer c ON o.o_custkey = c.c_custkey
+JOIN tpch.tiny.nation n ON c.c_nationkey = n.n_nationkey
+GROUP BY n.n_name ORDER BY n.n_name"""
+
+
+def join_lines(conn, sql):
+    """The `Join N: …` lines of an EXPLAIN's Joins row."""
+    rows = query(conn, sql)
+    joins = [r[1] for r in rows if r[0].startswith("Joins")]
+    assert joins, [r[0] for r in rows]
+    return joins[0].splitlines()
+
+
+def distribution(line):
+    return re.search(r": (BROADCAST|PARTITIONED)", line).group(1)
+
+
+@pytest.fixture
+def session(cluster):
+    conn = connect(cluster.uri)
+    yield conn
+    conn.close()
+
+
+CASES = [
+    # (session's join_distribution_type, hint, distribution, reason)
+    ("AUTOMATIC", "", "BROADCAST", "statistics"),
+    ("PARTITIONED", "", "PARTITIONED", "session property join_distribution_type = 'PARTITIONED'"),
+    ("BROADCAST", "", "BROADCAST", "session property join_distribution_type = 'BROADCAST'"),
+    ("PARTITIONED", "/*+ BROADCAST(n) */", "BROADCAST", "hint BROADCAST(n)"),
+    ("PARTITIONED", "/*+ MAPJOIN(nation) */", "BROADCAST", "hint MAPJOIN(nation)"),
+    ("BROADCAST", "/*+ SHUFFLE_HASH(n) */", "PARTITIONED", "hint SHUFFLE_HASH(n)"),
+    ("AUTOMATIC", "/*+ PARTITIONED(c) */", "PARTITIONED", "hint PARTITIONED(c)"),
+]
+
+
+def test_each_distribution_by_each_cause_same_answer(session):
+    expected = query(session, JOIN.format(hint=""))
+    assert len(expected) == 25
+    for distribution_type, hint, want, reason in CASES:
+        query(session, f"SET SESSION join_distribution_type = '{distribution_type}'")
+        sql = JOIN.format(hint=hint)
+        case = f"{distribution_type} {hint}"
+        assert query(session, sql) == expected, case
+        planned = join_lines(session, "EXPLAIN (TYPE DISTRIBUTED) " + sql)
+        assert len(planned) == 1, planned
+        assert distribution(planned[0]) == want, (case, planned)
+        assert f"reason: {reason}" in planned[0], (case, planned)
+        ran = join_lines(session, "EXPLAIN ANALYZE " + sql)
+        assert len(ran) == 1, ran
+        assert distribution(ran[0]) == want, (case, ran)
+        assert f"reason: {reason}" in ran[0], (case, ran)
+    query(session, "RESET SESSION join_distribution_type")
+
+
+def test_hint_applies_to_its_own_join_only(session):
+    expected = query(session, THREE_WAY.format(hint=""))
+    query(session, "SET SESSION join_distribution_type = 'PARTITIONED'")
+    sql = THREE_WAY.format(hint="/*+ BROADCAST(n) */")
+    assert query(session, sql) == expected
+    ran = join_lines(session, "EXPLAIN ANALYZE " + sql)
+    assert len(ran) == 2, ran
+    hinted = [line for line in ran if "hint BROADCAST(n)" in line]
+    others = [line for line in ran if "hint" not in line]
+    assert len(hinted) == 1 and distribution(hinted[0]) == "BROADCAST", ran
+    assert len(others) == 1 and distribution(others[0]) == "PARTITIONED", ran
+    assert "session property" in others[0], ran
+    query(session, "RESET SESSION join_distribution_type")
+
+
+def test_unusable_hints_are_warnings_not_errors(session):
+    sql = JOIN.format(hint="/*+ BROADCAST(nope) REPARTITION(4) */")
+    assert len(query(session, sql)) == 25
+    # A preserved (left) side of an outer join cannot be broadcast: the hint is refused.
+    outer = ("SELECT /*+ BROADCAST(n) */ count(*) FROM tpch.tiny.nation n "
+             "LEFT JOIN tpch.tiny.customer c ON c.c_nationkey = n.n_nationkey")
+    assert query(session, outer) == [(1500,)]
+    rows = query(session, "SELECT query, warnings FROM system.runtime.queries "
+                          "WHERE warnings IS NOT NULL ORDER BY created")
+    by_query = {q: w for q, w in rows}
+    warnings = by_query[sql]
+    assert "BROADCAST(nope) ignored: no joined table or alias is named 'nope'" in warnings
+    assert "REPARTITION is not a join hint" in warnings
+    assert "cannot broadcast its left side" in by_query[outer]
