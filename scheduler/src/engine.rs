@@ -407,15 +407,24 @@ impl Engine {
                 Ok(Outcome::Rows(schema, df.collect().await?))
             }
             LogicalPlan::Analyze(analyze) => {
-                let job = self.run_job(session, ctx, &analyze.input, sql).await?;
                 let distribution = session
                     .property("join_distribution_type")
                     .unwrap_or_default();
+                // Only for telling adaptive switches: a plan that cannot be predicted here
+                // still runs.
+                let expected = crate::explain::expected_joins(&ctx, &analyze.input, &distribution)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::debug!("no join expectations for EXPLAIN ANALYZE: {e}");
+                        Vec::new()
+                    });
+                let job = self.run_job(session, ctx, &analyze.input, sql).await?;
                 let (schema, batches) = crate::explain::analyze(
                     &self.jobs,
                     &self.monitor.tasks,
                     &job.job_id,
                     &distribution,
+                    &expected,
                 )
                 .await?;
                 Ok(Outcome::Rows(schema, batches))

@@ -5,7 +5,7 @@
 //! time per task, min / median / max) with skew flagged. Both end with one line per join:
 //! its distribution and why ([`joins`]).
 
-mod joins;
+pub(crate) mod joins;
 
 use std::sync::Arc;
 
@@ -56,6 +56,23 @@ pub(crate) async fn distributed(
     crate::local::table(&["plan_type", "plan"], vec![names, plans])
 }
 
+/// What statistics predict for each join of `plan` before it runs (for EXPLAIN ANALYZE to
+/// tell a join the adaptive planner switched).
+pub(crate) async fn expected_joins(
+    ctx: &SessionContext,
+    plan: &LogicalPlan,
+    distribution_type: &str,
+) -> Result<Vec<joins::Expected>> {
+    let mut state = ctx.state();
+    crate::joins::configure(state.config_mut().options_mut(), plan)?;
+    let physical = state.create_physical_plan(plan).await?;
+    Ok(joins::decide(
+        &physical,
+        state.config().options(),
+        distribution_type,
+    ))
+}
+
 /// How long EXPLAIN ANALYZE waits for a finished job's graph, and how often it looks.
 const GRAPH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 const GRAPH_POLL: std::time::Duration = std::time::Duration::from_millis(20);
@@ -67,6 +84,7 @@ pub(crate) async fn analyze(
     tasks: &TaskTracker,
     job_id: &str,
     distribution_type: &str,
+    expected: &[joins::Expected],
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     // Ballista reports a job's success before it moves the finished graph into its job store:
     // wait for it briefly.
@@ -111,7 +129,7 @@ pub(crate) async fn analyze(
             format_stage_metrics(plan.as_ref(), metrics)
         ));
     }
-    let join_lines = joins::chosen(&graph.physical_plan(), distribution_type);
+    let join_lines = joins::chosen(&graph.physical_plan(), distribution_type, expected);
     if !join_lines.is_empty() {
         names.push("Joins".to_owned());
         plans.push(join_lines.join("\n"));

@@ -25,8 +25,10 @@ struct JoinNode<'a> {
     on: String,
     left: &'a Arc<dyn ExecutionPlan>,
     right: &'a Arc<dyn ExecutionPlan>,
-    /// How it runs, when already decided (a final plan).
-    ran_as: Option<&'static str>,
+    /// See [`signature`].
+    signature: String,
+    /// How it runs, when already decided (a final plan): BROADCAST or PARTITIONED, and how.
+    ran_as: (&'static str, &'static str),
 }
 
 fn joins(plan: &Arc<dyn ExecutionPlan>) -> Vec<JoinNode<'_>> {
@@ -48,20 +50,22 @@ fn collect<'a>(plan: &'a Arc<dyn ExecutionPlan>, found: &mut Vec<JoinNode<'a>>) 
         found.push(JoinNode {
             join_type: *hash.join_type(),
             on: keys(hash.on()),
+            signature: signature(hash.on()),
             left: hash.left(),
             right: hash.right(),
-            ran_as: Some(match hash.partition_mode() {
-                PartitionMode::CollectLeft => "BROADCAST (hash join, build side collected once)",
-                _ => "PARTITIONED (hash join)",
-            }),
+            ran_as: match hash.partition_mode() {
+                PartitionMode::CollectLeft => ("BROADCAST", "hash join, build side collected once"),
+                _ => ("PARTITIONED", "hash join"),
+            },
         });
     } else if let Some(merge) = plan.downcast_ref::<SortMergeJoinExec>() {
         found.push(JoinNode {
             join_type: merge.join_type(),
             on: keys(merge.on()),
+            signature: signature(merge.on()),
             left: merge.left(),
             right: merge.right(),
-            ran_as: Some("PARTITIONED (sort-merge join)"),
+            ran_as: ("PARTITIONED", "sort-merge join"),
         });
     }
     for child in plan.children() {
@@ -112,11 +116,57 @@ fn human_bytes(b: usize) -> String {
 
 type Sizes = (Precision<usize>, Precision<usize>);
 
-/// The statistics Ballista decides from: (bytes, rows), hinted sizes included.
+/// The statistics Ballista decides from: (bytes, rows), hinted sizes included. Without a
+/// byte size, bytes are estimated from the rows as Ballista does: each column's byte size
+/// when known, else rows x its width (20 bytes for variable-width values, 100 for binary).
 fn statistics(plan: &Arc<dyn ExecutionPlan>) -> Sizes {
-    match StatisticsContext::new().compute(plan.as_ref(), &StatisticsArgs::new()) {
-        Ok(s) => (s.total_byte_size, s.num_rows),
-        Err(_) => (Precision::Absent, Precision::Absent),
+    estimated_statistics(plan).0
+}
+
+/// [`statistics`], and whether the bytes were estimated from the rows (Ballista then also
+/// holds the rows to `broadcast_join_threshold_rows`).
+fn estimated_statistics(plan: &Arc<dyn ExecutionPlan>) -> (Sizes, bool) {
+    let Ok(stats) = StatisticsContext::new().compute(plan.as_ref(), &StatisticsArgs::new()) else {
+        return ((Precision::Absent, Precision::Absent), false);
+    };
+    if stats.total_byte_size.get_value().is_some() {
+        return ((stats.total_byte_size, stats.num_rows), false);
+    }
+    let Some(rows) = stats.num_rows.get_value().copied() else {
+        return ((Precision::Absent, Precision::Absent), false);
+    };
+    let schema = plan.schema();
+    let estimated = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .try_fold(0usize, |total, (i, field)| {
+            let column =
+                match stats
+                    .column_statistics
+                    .get(i)
+                    .and_then(|c| c.byte_size.get_value().copied())
+                {
+                    Some(bytes) => bytes,
+                    None => {
+                        let width = field.data_type().primitive_width().unwrap_or(
+                            match field.data_type() {
+                                arrow::datatypes::DataType::Boolean => 1,
+                                arrow::datatypes::DataType::Binary
+                                | arrow::datatypes::DataType::LargeBinary
+                                | arrow::datatypes::DataType::BinaryView
+                                | arrow::datatypes::DataType::FixedSizeBinary(_) => 100,
+                                _ => 20,
+                            },
+                        );
+                        rows.checked_mul(width)?
+                    }
+                };
+            total.checked_add(column)
+        });
+    match estimated {
+        Some(bytes) => ((Precision::Inexact(bytes), stats.num_rows), true),
+        None => ((Precision::Absent, stats.num_rows), false),
     }
 }
 
@@ -148,6 +198,48 @@ pub(crate) fn expected(
     options: &ConfigOptions,
     distribution_type: &str,
 ) -> Vec<String> {
+    decide(plan, options, distribution_type)
+        .into_iter()
+        .map(|d| d.line)
+        .collect()
+}
+
+/// What the adaptive planner is expected to choose for one join.
+pub(crate) struct Expected {
+    /// The join's key columns (see [`signature`]).
+    signature: String,
+    /// BROADCAST or PARTITIONED.
+    distribution: &'static str,
+    /// As EXPLAIN shows it.
+    line: String,
+}
+
+/// A join's keys without column positions, each pair and the pairs sorted: the same join in
+/// the plan before staging and in the adaptive planner's final plan (which may have swapped
+/// its inputs).
+fn signature(on: &[(PhysicalExprRef, PhysicalExprRef)]) -> String {
+    let name = |e: &PhysicalExprRef| {
+        let text = e.to_string();
+        text.split('@').next().unwrap_or_default().to_owned()
+    };
+    let mut pairs: Vec<String> = on
+        .iter()
+        .map(|(l, r)| {
+            let mut pair = [name(l), name(r)];
+            pair.sort();
+            pair.join("=")
+        })
+        .collect();
+    pairs.sort();
+    pairs.join(",")
+}
+
+/// The expected choice for every join of `plan`.
+pub(crate) fn decide(
+    plan: &Arc<dyn ExecutionPlan>,
+    options: &ConfigOptions,
+    distribution_type: &str,
+) -> Vec<Expected> {
     let ballista = options
         .extensions
         .get::<BallistaConfig>()
@@ -159,7 +251,10 @@ pub(crate) fn expected(
         .into_iter()
         .enumerate()
         .map(|(i, join)| {
-            let (left, right) = (statistics(join.left), statistics(join.right));
+            let ((left, left_estimated), (right, right_estimated)) = (
+                estimated_statistics(join.left),
+                estimated_statistics(join.right),
+            );
             // The smaller side is built (Ballista swaps the inputs to put it first).
             let smaller = |l: &Precision<usize>, r: &Precision<usize>| match (l.get_value(), r.get_value()) {
                 (Some(l), Some(r)) => Some(r < l),
@@ -168,12 +263,22 @@ pub(crate) fn expected(
             let build_right = smaller(&left.0, &right.0)
                 .or_else(|| smaller(&left.1, &right.1))
                 .unwrap_or(false);
-            let build = if build_right { right } else { left };
+            let (build, from_rows) = if build_right {
+                (right, right_estimated)
+            } else {
+                (left, left_estimated)
+            };
+            // A byte size of the sources, or one estimated from rows (then the row threshold
+            // holds too), must be under the threshold.
             let fits = max_bytes != 0
-                && match (build.0.get_value(), build.1.get_value()) {
-                    (Some(bytes), _) => *bytes != 0 && *bytes < max_bytes,
-                    (None, Some(rows)) => *rows != 0 && *rows < max_rows,
-                    (None, None) => false,
+                && match build.0.get_value() {
+                    Some(bytes) => {
+                        *bytes != 0
+                            && *bytes < max_bytes
+                            && (!from_rows
+                                || build.1.get_value().is_some_and(|rows| *rows < max_rows))
+                    }
+                    None => false,
                 };
             let safe = crate::joins::broadcast_safe(join.join_type, build_right);
             let distribution = if fits && safe { "BROADCAST" } else { "PARTITIONED" };
@@ -208,7 +313,7 @@ pub(crate) fn expected(
             } else {
                 (join.left, join.right)
             };
-            format!(
+            let line = format!(
                 "Join {}: {} join on {}: {distribution}{unsafe_note}, build side {} ({}), probe side {} | reason: {reason}",
                 i + 1,
                 join.join_type,
@@ -216,30 +321,48 @@ pub(crate) fn expected(
                 if build_right { "right" } else { "left" },
                 size(source_statistics(build_side)),
                 size(source_statistics(probe_side)),
-            )
+            );
+            Expected {
+                signature: join.signature.clone(),
+                distribution,
+                line,
+            }
         })
         .collect()
 }
 
-/// One line per join of a finished job's final plan: how it ran and why.
-pub(crate) fn chosen(plan: &Arc<dyn ExecutionPlan>, distribution_type: &str) -> Vec<String> {
+/// One line per join of a finished job's final plan: how it ran and why. `expected` is what
+/// statistics predicted before the job ran: a join that ran otherwise was switched by the
+/// adaptive planner from sizes measured when its inputs' stages finished.
+pub(crate) fn chosen(
+    plan: &Arc<dyn ExecutionPlan>,
+    distribution_type: &str,
+    expected: &[Expected],
+) -> Vec<String> {
     joins(plan)
         .into_iter()
         .enumerate()
         .map(|(i, join)| {
+            let (distribution, how) = join.ran_as;
+            let predicted = expected.iter().find(|e| e.signature == join.signature);
             let reason = hint(join.left)
                 .or_else(|| hint(join.right))
                 .map(|h| format!("hint {h}"))
                 .or_else(|| session_reason(distribution_type))
-                .unwrap_or_else(|| {
-                    "statistics, re-checked against the sizes measured at run time".to_owned()
+                .unwrap_or_else(|| match predicted {
+                    Some(p) if p.distribution != distribution => format!(
+                        "adaptive switch: statistics expected {}, the sizes measured when \
+                         its inputs' stages finished decided {distribution}",
+                        p.distribution
+                    ),
+                    Some(_) => "statistics, as expected before the run".to_owned(),
+                    None => "statistics and the sizes measured at run time".to_owned(),
                 });
             format!(
-                "Join {}: {} join on {}: {}, build side left | reason: {reason}",
+                "Join {}: {} join on {}: {distribution} ({how}), build side left | reason: {reason}",
                 i + 1,
                 join.join_type,
                 join.on,
-                join.ran_as.unwrap_or("unknown"),
             )
         })
         .collect()
