@@ -23,7 +23,7 @@ use datafusion::execution::memory_pool::{
     FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
 };
 use datafusion::prelude::SessionConfig;
-use tributary_telemetry::QueryTelemetry;
+use tributary_telemetry::{QueryTelemetry, data_size};
 
 /// Memory settings of an executor (`etc/config.properties`).
 #[derive(Debug, Clone, Default)]
@@ -57,22 +57,6 @@ pub fn node_memory_bytes() -> Option<u64> {
     match (cgroup, physical) {
         (Some(c), Some(p)) => Some(c.min(p)),
         (c, p) => c.or(p),
-    }
-}
-
-/// Human-readable bytes, as Trino prints data sizes.
-pub fn data_size(bytes: usize) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{value:.2}{}", UNITS[unit])
     }
 }
 

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use ballista_scheduler::cluster::JobState;
-use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::common::ParamValues;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::prelude::SessionContext;
-use tributary_connector::{Catalogs, TableProperties};
+use tributary_connector::Catalogs;
 use tributary_proto::JobPartition;
 
 mod hidden;
+mod plan;
 mod procedures;
 mod properties;
 mod refresh;
@@ -281,7 +281,7 @@ impl Engine {
                 let ctx = self.context(&snapshot).await?;
                 let plan = hidden::plan(&ctx, query).await?;
                 let plan = self.prepare(&snapshot, &ctx, plan).await?;
-                let plan = with_hints(plan, query)?;
+                let plan = crate::joins::with_hints(plan, query)?;
                 self.check(&snapshot, &ctx, &plan)?;
                 let distribution = snapshot
                     .property("join_distribution_type")
@@ -299,7 +299,7 @@ impl Engine {
                     .await
                     .map_err(|e| explain_missing(&ctx, e.into()))?;
                 let plan = self.prepare(&snapshot, &ctx, plan).await?;
-                let mut plan = with_hints(plan, sql)?;
+                let mut plan = crate::joins::with_hints(plan, sql)?;
                 self.check(&snapshot, &ctx, &plan)?;
                 if let Some(params) = params {
                     plan = plan.with_param_values(params)?;
@@ -369,90 +369,6 @@ impl Engine {
                 let (schema, batches) =
                     crate::local::run(&ctx, &self.catalogs, &snapshot, local).await?;
                 Ok(Outcome::Rows(schema, batches))
-            }
-        }
-    }
-
-    async fn run_plan(
-        &self,
-        session: &Session,
-        ctx: Arc<SessionContext>,
-        plan: LogicalPlan,
-        sql: &str,
-    ) -> Result<Outcome> {
-        match &plan {
-            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => {
-                self.create_table(session, &ctx, create, sql, &TableProperties::default())
-                    .await
-            }
-            LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => {
-                let WriteOp::Insert(op) = dml.op else {
-                    return Err(SchedulerError::Engine("not an INSERT".into()));
-                };
-                let target = source_as_provider(&dml.target)?;
-                let job = self
-                    .run_job(session, Arc::clone(&ctx), &dml.input, sql)
-                    .await?;
-                let schema = Arc::new(dml.input.schema().as_arrow().clone());
-                let rows = self.write_job(&ctx, job, schema, target, op).await?;
-                Ok(Outcome::Update(rows))
-            }
-            LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) => {
-                ctx.execute_logical_plan(plan).await?.collect().await?;
-                Ok(Outcome::Update(0))
-            }
-            LogicalPlan::Explain(_) | LogicalPlan::DescribeTable(_) => {
-                let df = ctx.execute_logical_plan(plan).await?;
-                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                Ok(Outcome::Rows(schema, df.collect().await?))
-            }
-            LogicalPlan::Analyze(analyze) => {
-                let distribution = session
-                    .property("join_distribution_type")
-                    .unwrap_or_default();
-                // Only for telling adaptive switches: a plan that cannot be predicted here
-                // still runs.
-                let expected = crate::explain::expected_joins(&ctx, &analyze.input, &distribution)
-                    .await
-                    .unwrap_or_else(|e| {
-                        tracing::debug!("no join expectations for EXPLAIN ANALYZE: {e}");
-                        Vec::new()
-                    });
-                let job = self.run_job(session, ctx, &analyze.input, sql).await?;
-                let (schema, batches) = crate::explain::analyze(
-                    &self.jobs,
-                    &self.monitor.tasks,
-                    &job.job_id,
-                    &distribution,
-                    &expected,
-                )
-                .await?;
-                Ok(Outcome::Rows(schema, batches))
-            }
-            LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => Err(SchedulerError::NotSupported(
-                "UPDATE, DELETE and COPY are not supported yet".into(),
-            )),
-            // DataFusion's information_schema tables are computed from the session's catalogs
-            // and cannot be sent to executors: a query of them alone runs here.
-            _ if reads_only_information_schema(
-                &plan,
-                &ctx.state().config().options().catalog.default_schema,
-            ) =>
-            {
-                let df = ctx.execute_logical_plan(plan).await?;
-                let schema = client_schema(df.schema().as_arrow());
-                let batches = df
-                    .collect()
-                    .await?
-                    .iter()
-                    .map(|b| tributary_connector::conform_batch(b, &schema))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                Ok(Outcome::Rows(schema, batches))
-            }
-            _ => {
-                let schema = client_schema(plan.schema().as_arrow());
-                let job = self.run_job(session, ctx, &plan, sql).await?;
-                Ok(Outcome::Job(JobResult { schema, ..job }))
             }
         }
     }
@@ -540,24 +456,6 @@ impl Engine {
     }
 }
 
-/// Whether every table `plan` reads is an `information_schema` table (and it reads some);
-/// unqualified names are in `default_schema` (`USE c.information_schema`).
-fn reads_only_information_schema(plan: &LogicalPlan, default_schema: &str) -> bool {
-    use datafusion::common::tree_node::TreeNodeRecursion;
-    let (mut info, mut other) = (0, 0);
-    let _ = plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node {
-            if scan.table_name.schema().unwrap_or(default_schema) == "information_schema" {
-                info += 1;
-            } else {
-                other += 1;
-            }
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    info > 0 && other == 0
-}
-
 /// Turns DataFusion's "table 'a.b.c' not found" into what is missing: the catalog, the
 /// schema or the table (Trino's messages).
 fn explain_missing(ctx: &SessionContext, error: SchedulerError) -> SchedulerError {
@@ -615,22 +513,4 @@ fn client_type(data_type: &DataType) -> DataType {
 
 fn lock(session: &SessionRef) -> std::sync::MutexGuard<'_, Session> {
     session.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `plan` with the join hints written in `sql` placed on its joins (`joins.rs`). Hints that
-/// change nothing are warnings: logged, and kept with the query (`system.runtime.queries`).
-fn with_hints(plan: LogicalPlan, sql: &str) -> Result<LogicalPlan> {
-    let hints = crate::statement::hints::parse(sql);
-    if hints.joins.is_empty() && hints.warnings.is_empty() {
-        return Ok(plan);
-    }
-    let (plan, ignored) = crate::joins::apply_hints(plan, &hints.joins)?;
-    let warnings: Vec<String> = hints.warnings.into_iter().chain(ignored).collect();
-    for warning in &warnings {
-        tracing::warn!("{warning}");
-    }
-    if let Some(query) = crate::monitor::current_query() {
-        query.warn(&warnings);
-    }
-    Ok(plan)
 }

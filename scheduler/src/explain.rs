@@ -15,6 +15,7 @@ use ballista_scheduler::cluster::JobState;
 use ballista_scheduler::display::format_stage_metrics;
 use ballista_scheduler::planner::{DefaultDistributedPlanner, DistributedPlanner};
 use ballista_scheduler::state::execution_stage::ExecutionStage;
+use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::SessionContext;
@@ -28,9 +29,7 @@ pub(crate) async fn distributed(
     plan: &LogicalPlan,
     distribution_type: &str,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let mut state = ctx.state();
-    crate::joins::configure(state.config_mut().options_mut(), plan)?;
-    let physical = state.create_physical_plan(plan).await?;
+    let (state, physical) = physical_plan(ctx, plan).await?;
     let join_lines = joins::expected(&physical, state.config().options(), distribution_type);
     let job_id = format!("explain-{}", uuid::Uuid::new_v4());
     let stages = DefaultDistributedPlanner::new().plan_query_stages(
@@ -56,6 +55,18 @@ pub(crate) async fn distributed(
     crate::local::table(&["plan_type", "plan"], vec![names, plans])
 }
 
+/// `plan` planned here as a job of it would be (the query's hinted thresholds applied), with
+/// the state that planned it.
+async fn physical_plan(
+    ctx: &SessionContext,
+    plan: &LogicalPlan,
+) -> Result<(SessionState, Arc<dyn ExecutionPlan>)> {
+    let mut state = ctx.state();
+    crate::joins::configure(state.config_mut().options_mut(), plan)?;
+    let physical = state.create_physical_plan(plan).await?;
+    Ok((state, physical))
+}
+
 /// What statistics predict for each join of `plan` before it runs (for EXPLAIN ANALYZE to
 /// tell a join the adaptive planner switched).
 pub(crate) async fn expected_joins(
@@ -63,9 +74,7 @@ pub(crate) async fn expected_joins(
     plan: &LogicalPlan,
     distribution_type: &str,
 ) -> Result<Vec<joins::Expected>> {
-    let mut state = ctx.state();
-    crate::joins::configure(state.config_mut().options_mut(), plan)?;
-    let physical = state.create_physical_plan(plan).await?;
+    let (state, physical) = physical_plan(ctx, plan).await?;
     Ok(joins::decide(
         &physical,
         state.config().options(),

@@ -330,6 +330,24 @@ impl ExtensionPlanner for HintPlanner {
     }
 }
 
+/// `plan` with the join hints written in `sql` placed on its joins . Hints that
+/// change nothing are warnings: logged, and kept with the query (`system.runtime.queries`).
+pub(crate) fn with_hints(plan: LogicalPlan, sql: &str) -> crate::error::Result<LogicalPlan> {
+    let hints = crate::statement::hints::parse(sql);
+    if hints.joins.is_empty() && hints.warnings.is_empty() {
+        return Ok(plan);
+    }
+    let (plan, ignored) = crate::joins::apply_hints(plan, &hints.joins)?;
+    let warnings: Vec<String> = hints.warnings.into_iter().chain(ignored).collect();
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    if let Some(query) = crate::monitor::current_query() {
+        query.warn(&warnings);
+    }
+    Ok(plan)
+}
+
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::array::Int64Array;

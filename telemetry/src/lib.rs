@@ -14,6 +14,7 @@ mod http;
 mod logging;
 mod metrics;
 mod trace_context;
+mod units;
 
 pub use error::{TelemetryError, error_chain};
 pub use http::{Health, serve_http};
@@ -24,3 +25,4 @@ pub use metrics::{encode_metrics, prometheus};
 pub const QUERY_PEAK_MEMORY: &str = "tributary_query_peak_memory";
 
 pub use trace_context::{QueryTelemetry, TraceParent, record_span, set_parent, stage_span_id};
+pub use units::data_size;

@@ -18,6 +18,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode, SortMergeJoinExec};
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use tributary_connector::EstimateExec;
+use tributary_telemetry::data_size;
 
 /// One join of a plan.
 struct JoinNode<'a> {
@@ -90,27 +91,12 @@ fn hint(side: &Arc<dyn ExecutionPlan>) -> Option<String> {
 fn size(stats: Sizes) -> String {
     let mark = |p: &Precision<usize>| if p.is_exact() == Some(true) { "" } else { "~" };
     let bytes = match stats.0.get_value() {
-        Some(b) => format!("{}{}", mark(&stats.0), human_bytes(*b)),
+        Some(b) => format!("{}{}", mark(&stats.0), data_size(*b)),
         None => "size unknown".to_owned(),
     };
     match stats.1.get_value() {
         Some(r) => format!("{bytes}, {}{r} rows", mark(&stats.1)),
         None => bytes,
-    }
-}
-
-fn human_bytes(b: usize) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = b as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{b} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -184,10 +170,19 @@ fn source_statistics(plan: &Arc<dyn ExecutionPlan>) -> Sizes {
     statistics(&real)
 }
 
-/// What the session asked for, as a reason, unless AUTOMATIC.
-fn session_reason(distribution_type: &str) -> Option<String> {
-    (distribution_type != "AUTOMATIC")
-        .then(|| format!("session property join_distribution_type = '{distribution_type}'"))
+impl JoinNode<'_> {
+    /// The reason when the join's distribution was asked for: its hint, else the session's
+    /// `join_distribution_type` unless AUTOMATIC. `None`: statistics decide.
+    fn chosen_for(&self, distribution_type: &str) -> Option<String> {
+        hint(self.left)
+            .or_else(|| hint(self.right))
+            .map(|h| format!("hint {h}"))
+            .or_else(|| {
+                (distribution_type != "AUTOMATIC").then(|| {
+                    format!("session property join_distribution_type = '{distribution_type}'")
+                })
+            })
+    }
 }
 
 /// One line per join of `plan` (a physical plan before Ballista stages it): the distribution
@@ -282,10 +277,8 @@ pub(crate) fn decide(
                 };
             let safe = crate::joins::broadcast_safe(join.join_type, build_right);
             let distribution = if fits && safe { "BROADCAST" } else { "PARTITIONED" };
-            let reason = hint(join.left)
-                .or_else(|| hint(join.right))
-                .map(|h| format!("hint {h}"))
-                .or_else(|| session_reason(distribution_type))
+            let reason = join
+                .chosen_for(distribution_type)
                 .unwrap_or_else(|| {
                     let measured = if build.0.is_exact() == Some(true) {
                         ""
@@ -295,7 +288,7 @@ pub(crate) fn decide(
                     format!(
                         "statistics: build side {} vs join_max_broadcast_table_size {}{measured}",
                         size(build),
-                        human_bytes(max_bytes)
+                        data_size(max_bytes)
                     )
                 });
             let unsafe_note = if fits && !safe {
@@ -345,10 +338,8 @@ pub(crate) fn chosen(
         .map(|(i, join)| {
             let (distribution, how) = join.ran_as;
             let predicted = expected.iter().find(|e| e.signature == join.signature);
-            let reason = hint(join.left)
-                .or_else(|| hint(join.right))
-                .map(|h| format!("hint {h}"))
-                .or_else(|| session_reason(distribution_type))
+            let reason = join
+                .chosen_for(distribution_type)
                 .unwrap_or_else(|| match predicted {
                     Some(p) if p.distribution != distribution => format!(
                         "adaptive switch: statistics expected {}, the sizes measured when \

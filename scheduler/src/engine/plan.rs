@@ -1,0 +1,119 @@
+//! A planned statement run by its kind: DDL and session statements here, `EXPLAIN` locally,
+//! `EXPLAIN ANALYZE` as a job then its stages, writes through `write.rs`, reads of
+//! `information_schema` alone locally, every other query as a Ballista job.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::default_table_source::source_as_provider;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
+use datafusion::prelude::SessionContext;
+use tributary_connector::TableProperties;
+
+use super::{Engine, JobResult, Outcome, client_schema};
+use crate::error::{Result, SchedulerError};
+use crate::session::Session;
+
+impl Engine {
+    pub(super) async fn run_plan(
+        &self,
+        session: &Session,
+        ctx: Arc<SessionContext>,
+        plan: LogicalPlan,
+        sql: &str,
+    ) -> Result<Outcome> {
+        match &plan {
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => {
+                self.create_table(session, &ctx, create, sql, &TableProperties::default())
+                    .await
+            }
+            LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => {
+                let WriteOp::Insert(op) = dml.op else {
+                    return Err(SchedulerError::Engine("not an INSERT".into()));
+                };
+                let target = source_as_provider(&dml.target)?;
+                let job = self
+                    .run_job(session, Arc::clone(&ctx), &dml.input, sql)
+                    .await?;
+                let schema = Arc::new(dml.input.schema().as_arrow().clone());
+                let rows = self.write_job(&ctx, job, schema, target, op).await?;
+                Ok(Outcome::Update(rows))
+            }
+            LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) => {
+                ctx.execute_logical_plan(plan).await?.collect().await?;
+                Ok(Outcome::Update(0))
+            }
+            LogicalPlan::Explain(_) | LogicalPlan::DescribeTable(_) => {
+                let df = ctx.execute_logical_plan(plan).await?;
+                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                Ok(Outcome::Rows(schema, df.collect().await?))
+            }
+            LogicalPlan::Analyze(analyze) => {
+                let distribution = session
+                    .property("join_distribution_type")
+                    .unwrap_or_default();
+                // Only for telling adaptive switches: a plan that cannot be predicted here
+                // still runs.
+                let expected = crate::explain::expected_joins(&ctx, &analyze.input, &distribution)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::debug!("no join expectations for EXPLAIN ANALYZE: {e}");
+                        Vec::new()
+                    });
+                let job = self.run_job(session, ctx, &analyze.input, sql).await?;
+                let (schema, batches) = crate::explain::analyze(
+                    &self.jobs,
+                    &self.monitor.tasks,
+                    &job.job_id,
+                    &distribution,
+                    &expected,
+                )
+                .await?;
+                Ok(Outcome::Rows(schema, batches))
+            }
+            LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => Err(SchedulerError::NotSupported(
+                "UPDATE, DELETE and COPY are not supported yet".into(),
+            )),
+            // DataFusion's information_schema tables are computed from the session's catalogs
+            // and cannot be sent to executors: a query of them alone runs here.
+            _ if reads_only_information_schema(
+                &plan,
+                &ctx.state().config().options().catalog.default_schema,
+            ) =>
+            {
+                let df = ctx.execute_logical_plan(plan).await?;
+                let schema = client_schema(df.schema().as_arrow());
+                let batches = df
+                    .collect()
+                    .await?
+                    .iter()
+                    .map(|b| tributary_connector::conform_batch(b, &schema))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                Ok(Outcome::Rows(schema, batches))
+            }
+            _ => {
+                let schema = client_schema(plan.schema().as_arrow());
+                let job = self.run_job(session, ctx, &plan, sql).await?;
+                Ok(Outcome::Job(JobResult { schema, ..job }))
+            }
+        }
+    }
+}
+
+/// Whether every table `plan` reads is an `information_schema` table (and it reads some);
+/// unqualified names are in `default_schema` (`USE c.information_schema`).
+fn reads_only_information_schema(plan: &LogicalPlan, default_schema: &str) -> bool {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let (mut info, mut other) = (0, 0);
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if scan.table_name.schema().unwrap_or(default_schema) == "information_schema" {
+                info += 1;
+            } else {
+                other += 1;
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    info > 0 && other == 0
+}
