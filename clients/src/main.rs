@@ -313,8 +313,11 @@ fn main() -> ExitCode {
         eprintln!("cannot take SIGTERM for draining: {e}");
         return ExitCode::FAILURE;
     }
+    // 8 MiB stacks (tokio's default is 2 MiB): DataFusion plans, optimizes and evaluates by
+    // recursion, so deeply nested SQL needs depth, and debug builds keep large futures.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(8 << 20)
         .build()
     {
         Ok(r) => r,

@@ -3,7 +3,8 @@
 //! file scans the bytes read and the files, row groups and pages pruned; connector scans show
 //! their remote SQL or offset ranges), each stage headed by its tasks' spread (input rows and
 //! time per task, min / median / max) with skew flagged. Both end with one line per join:
-//! its distribution and why ([`joins`]).
+//! its distribution and why ([`joins`]); EXPLAIN ANALYZE then with the dynamic filters the
+//! query's probe sides got (`crate::dynamic_filters`).
 
 pub(crate) mod joins;
 
@@ -94,6 +95,7 @@ pub(crate) async fn analyze(
     job_id: &str,
     distribution_type: &str,
     expected: &[joins::Expected],
+    dynamic_filters: &[String],
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     // Ballista reports a job's success before it moves the finished graph into its job store:
     // wait for it briefly.
@@ -142,6 +144,10 @@ pub(crate) async fn analyze(
     if !join_lines.is_empty() {
         names.push("Joins".to_owned());
         plans.push(join_lines.join("\n"));
+    }
+    if !dynamic_filters.is_empty() {
+        names.push("Dynamic filters".to_owned());
+        plans.push(dynamic_filters.join("\n"));
     }
     crate::local::table(&["plan_type", "plan"], vec![names, plans])
 }

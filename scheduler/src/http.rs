@@ -17,7 +17,7 @@ use tributary_telemetry::{Health, encode_metrics, serve_http};
 
 use crate::auth::Authenticator;
 use crate::error::{Result, SchedulerError};
-use crate::monitor::{Monitor, now_ms};
+use crate::monitor::{KillOutcome, Monitor, now_ms};
 
 /// Starts the HTTP server on `addr`; returns the bound address. With a password file, the UI
 /// and `/v1/…` need the same basic credentials as Flight SQL (`/metrics`, `/healthz` and
@@ -175,17 +175,21 @@ async fn query(State(monitor): State<Monitor>, Path(id): Path<String>) -> Respon
 
 async fn kill(State(monitor): State<Monitor>, Path(id): Path<String>) -> Response {
     // Trino's DELETE /v1/query/{id} cancels (USER_CANCELED); kill_query kills.
-    if monitor
+    match monitor
         .queries
         .kill(&id, "cancelled through the HTTP API", false)
     {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        (
+        KillOutcome::Killed => StatusCode::NO_CONTENT.into_response(),
+        KillOutcome::NotRunning => (
             StatusCode::NOT_FOUND,
             format!("query {id} is not running\n"),
         )
-            .into_response()
+            .into_response(),
+        KillOutcome::Committing => (
+            StatusCode::CONFLICT,
+            format!("query {id} is committing its write and can no longer be cancelled\n"),
+        )
+            .into_response(),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod access;
 pub mod admission;
 mod auth;
 mod cluster;
+mod dynamic_filters;
 pub mod engine;
 pub mod error;
 mod explain;

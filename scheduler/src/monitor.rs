@@ -17,7 +17,7 @@ mod tasks;
 
 pub use history::{History, HistoryOptions};
 pub use metrics::SchedulerMetrics;
-pub use queries::Kill;
+pub use queries::{Kill, KillOutcome};
 pub use queries::{QueryHandle, QueryInfo, QueryState, QueryTracker, current_query};
 pub use stages::{SKEW_MIN_ROWS, SKEW_RATIO, Spread, StageInfo, job_stages};
 pub use tap::TaskStatusTap;

@@ -29,7 +29,7 @@ pub struct SessionPropertySpec {
 }
 
 /// The session properties Tributary knows (Trino's names).
-pub const SESSION_PROPERTIES: [SessionPropertySpec; 8] = [
+pub const SESSION_PROPERTIES: [SessionPropertySpec; 12] = [
     SessionPropertySpec {
         name: "join_distribution_type",
         default: "AUTOMATIC",
@@ -41,6 +41,34 @@ pub const SESSION_PROPERTIES: [SessionPropertySpec; 8] = [
         default: "100MB",
         sql_type: "varchar",
         description: "Largest build side broadcast to every task under AUTOMATIC",
+    },
+    SessionPropertySpec {
+        name: "enable_dynamic_filtering",
+        default: "true",
+        sql_type: "boolean",
+        description: "Collect the keys of a join's selective build side before its probe side \
+                      runs and filter the probe side's scan by them",
+    },
+    SessionPropertySpec {
+        name: "dynamic_filtering_wait_timeout",
+        default: "10s",
+        sql_type: "varchar",
+        description: "Longest a query waits for a dynamic filter's keys; past it, the query \
+                      runs without that filter",
+    },
+    SessionPropertySpec {
+        name: "dynamic_filtering_max_distinct_values",
+        default: "10000",
+        sql_type: "integer",
+        description: "Most distinct build keys a dynamic filter lists (IN); with more, it \
+                      filters by their range",
+    },
+    SessionPropertySpec {
+        name: "dynamic_filtering_max_build_rows",
+        default: "5000000",
+        sql_type: "integer",
+        description: "Largest build side, in rows its sources hold by statistics, whose keys \
+                      are collected for a dynamic filter",
     },
     SessionPropertySpec {
         name: "query_max_run_time",
@@ -218,16 +246,23 @@ fn normalise(name: &str, value: &str) -> Result<String> {
             Ok(value.to_owned())
         }
         "materialized_view_max_staleness" if value.is_empty() => Ok(String::new()),
-        "materialized_view_rewrite_enabled" => match value.to_ascii_lowercase().as_str() {
-            v @ ("true" | "false") => Ok(v.to_owned()),
-            _ => Err(invalid(name, value, "true or false")),
-        },
-        "query_max_run_time" | "query_max_execution_time" | "materialized_view_max_staleness" => {
+        "materialized_view_rewrite_enabled" | "enable_dynamic_filtering" => {
+            match value.to_ascii_lowercase().as_str() {
+                v @ ("true" | "false") => Ok(v.to_owned()),
+                _ => Err(invalid(name, value, "true or false")),
+            }
+        }
+        "query_max_run_time"
+        | "query_max_execution_time"
+        | "materialized_view_max_staleness"
+        | "dynamic_filtering_wait_timeout" => {
             parse_duration(value)
                 .ok_or_else(|| invalid(name, value, "a duration such as '30s', '10m' or '1h'"))?;
             Ok(value.to_owned())
         }
-        "hash_partition_count" => {
+        "hash_partition_count"
+        | "dynamic_filtering_max_distinct_values"
+        | "dynamic_filtering_max_build_rows" => {
             value
                 .parse::<usize>()
                 .map_err(|_| invalid(name, value, "a non-negative integer"))?;
@@ -305,7 +340,11 @@ fn apply(config: &mut SessionConfig, name: &str, value: &str) -> Result<()> {
         "query_max_run_time"
         | "query_max_execution_time"
         | "materialized_view_max_staleness"
-        | "materialized_view_rewrite_enabled" => Ok(()),
+        | "materialized_view_rewrite_enabled"
+        | "enable_dynamic_filtering"
+        | "dynamic_filtering_wait_timeout"
+        | "dynamic_filtering_max_distinct_values"
+        | "dynamic_filtering_max_build_rows" => Ok(()),
         // Travels with every task; executors apply it to the query's memory pool.
         "query_max_memory_per_node" => set(
             options,

@@ -42,6 +42,14 @@ pub enum HiveError {
         /// What and where.
         message: String,
     },
+    /// A write was stopped (its statement killed) before it became visible.
+    #[error("writing {table}: {message}; nothing was written")]
+    Stopped {
+        /// Qualified table name.
+        table: String,
+        /// Why it was stopped.
+        message: String,
+    },
     /// A schema or table does not exist, or already exists.
     #[error("{0}")]
     Metadata(String),

@@ -159,6 +159,18 @@ impl DataSink for HiveSink {
             Ok(rows) => writers.finish().await.map(|()| rows),
             Err(e) => Err(e),
         };
+        // The commit is the point of no return: a statement killed before it is undone.
+        let written = written.and_then(|rows| {
+            tributary_connector::point_of_no_return()
+                .map(|()| rows)
+                .map_err(|why| {
+                    crate::error::HiveError::Stopped {
+                        table: self.info.qualified.clone(),
+                        message: why,
+                    }
+                    .into()
+                })
+        });
         match written {
             Ok(rows) => {
                 if let Err(e) = self.set_pending(&id, false).await {

@@ -14,6 +14,7 @@
 //! Ballista narrows to each task's partitions. That is what makes every split run exactly once.
 
 mod codec;
+mod commit;
 mod conform;
 mod connector;
 mod error;
@@ -31,6 +32,7 @@ mod table_properties;
 mod views;
 
 pub use codec::{ConnectorCodec, decode_schema, encode_schema};
+pub use commit::{CommitGate, current_gate, point_of_no_return, within_gate};
 pub use conform::conform_batch;
 pub use connector::{Connector, ConnectorFactory};
 pub use error::{ConnectorError, Result};

@@ -81,8 +81,10 @@ impl DataSink for SqlSink {
             "{}.{}.{}",
             config.catalog, self.handle.schema, self.handle.table
         );
+        // The writer commits on the connector's runtime, outside the statement's task.
+        let gate = tributary_connector::current_gate();
         let written = self.client.run(async move {
-            writer.write(rx).await.map_err(|e| match e {
+            writer.write(rx, gate).await.map_err(|e| match e {
                 WriteError::Sql(e) => SqlError::from_sqlx(&config, e),
                 WriteError::Input(message) => SqlError::Database {
                     catalog: config.catalog.clone(),
@@ -161,6 +163,7 @@ impl Writer {
     async fn write(
         &self,
         mut rx: tokio::sync::mpsc::Receiver<Result<RecordBatch, String>>,
+        gate: Option<Arc<dyn tributary_connector::CommitGate>>,
     ) -> Result<u64, WriteError> {
         macro_rules! write_with {
             ($pool:expr, $text:tt) => {{
@@ -185,6 +188,11 @@ impl Writer {
                         written += rows as u64;
                         from += rows;
                     }
+                }
+                // The point of no return: a statement killed before it rolls back (the
+                // transaction is dropped); once passed, it can no longer be killed.
+                if let Some(gate) = &gate {
+                    gate.pass().map_err(WriteError::Input)?;
                 }
                 tx.commit().await?;
                 Ok(written)

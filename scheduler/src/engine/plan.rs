@@ -61,12 +61,16 @@ impl Engine {
                         Vec::new()
                     });
                 let job = self.run_job(session, ctx, &analyze.input, sql).await?;
+                let dynamic_filters = crate::monitor::current_query()
+                    .map(|q| q.info().dynamic_filters)
+                    .unwrap_or_default();
                 let (schema, batches) = crate::explain::analyze(
                     &self.jobs,
                     &self.monitor.tasks,
                     &job.job_id,
                     &distribution,
                     &expected,
+                    &dynamic_filters,
                 )
                 .await?;
                 Ok(Outcome::Rows(schema, batches))

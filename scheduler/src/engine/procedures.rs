@@ -2,6 +2,7 @@
 
 use super::{Engine, Outcome};
 use crate::error::{Result, SchedulerError};
+use crate::monitor::KillOutcome;
 use crate::session::Session;
 
 impl Engine {
@@ -39,11 +40,14 @@ impl Engine {
         let query_id = query_id
             .ok_or_else(|| SchedulerError::InvalidQuery("kill_query needs query_id".into()))?;
         let message = message.unwrap_or_else(|| format!("killed by {}", session.user));
-        if !self.monitor.queries.kill(&query_id, &message, true) {
-            return Err(SchedulerError::NotFound(format!(
+        match self.monitor.queries.kill(&query_id, &message, true) {
+            KillOutcome::Killed => Ok(Outcome::Update(0)),
+            KillOutcome::NotRunning => Err(SchedulerError::NotFound(format!(
                 "query '{query_id}' is not running"
-            )));
+            ))),
+            KillOutcome::Committing => Err(SchedulerError::InvalidQuery(format!(
+                "query '{query_id}' is committing its write and can no longer be killed"
+            ))),
         }
-        Ok(Outcome::Update(0))
     }
 }

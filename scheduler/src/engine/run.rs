@@ -33,13 +33,27 @@ impl Engine {
         plan: &LogicalPlan,
         sql: &str,
     ) -> Result<JobResult> {
+        // The keys of selective build sides, collected now, filter their probe sides.
+        // Boxed: planning and collecting make a large future (a stack overflow in debug
+        // builds when kept inline in the statement's).
+        let settings = crate::dynamic_filters::Settings::of(session);
+        let filtered = Box::pin(crate::dynamic_filters::apply(&ctx, plan, &settings)).await;
+        let plan = match filtered {
+            Some((filtered, lines)) => {
+                if let Some(query) = current_query() {
+                    query.set_dynamic_filters(lines);
+                }
+                std::borrow::Cow::Owned(filtered)
+            }
+            None => std::borrow::Cow::Borrowed(plan),
+        };
         let retries = self.retry.query_retries();
         // One deadline for every attempt: the limits bound the query, not a run.
         let deadline = Deadline::of(session);
         let mut attempt = 0;
         loop {
             match self
-                .run_job_once(Arc::clone(&ctx), plan, sql, deadline)
+                .run_job_once(Arc::clone(&ctx), &plan, sql, deadline)
                 .await
             {
                 Err(SchedulerError::JobFailed { job_id, message })

@@ -237,12 +237,17 @@ impl TributaryFlightSql {
             work.await
         };
         let killable = async {
+            let stopped = || match query.killed() {
+                Some(kill) if kill.administrative => SchedulerError::Killed(kill.message),
+                _ => SchedulerError::Cancelled(query.id()),
+            };
             tokio::select! {
-                result = admitted_work => result,
-                () = query.wait_killed() => Err(match query.killed() {
-                    Some(kill) if kill.administrative => SchedulerError::Killed(kill.message),
-                    _ => SchedulerError::Cancelled(query.id()),
+                // A write refused at its point of no return fails as killed, too.
+                result = admitted_work => result.map_err(|e| match query.killed() {
+                    Some(_) => stopped(),
+                    None => e,
                 }),
+                () = query.wait_killed() => Err(stopped()),
             }
         };
         // If the client goes away, this future is dropped mid-statement: the guard still ends

@@ -7,6 +7,7 @@
 //! history store.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -119,6 +120,9 @@ pub struct QueryInfo {
     /// What was ignored while planning it (hints that matched no join, …).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The dynamic filters applied to its probe sides, one line each (EXPLAIN ANALYZE).
+    #[serde(default)]
+    pub dynamic_filters: Vec<String>,
 }
 
 impl QueryInfo {
@@ -137,11 +141,37 @@ pub struct Kill {
     pub administrative: bool,
 }
 
+/// What became of a request to stop a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillOutcome {
+    /// It is being stopped.
+    Killed,
+    /// No such query runs.
+    NotRunning,
+    /// It has begun to make its write visible (past its point of no return): it finishes.
+    Committing,
+}
+
+/// A query passes its point of no return only when not stopped; from then on kills are
+/// refused (`QueryHandle::kill` checks `committing` under the same lock).
+impl tributary_connector::CommitGate for QueryHandle {
+    fn pass(&self) -> Result<(), String> {
+        let killed = self.entry.killed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(kill) = killed.as_ref() {
+            return Err(kill.message.clone());
+        }
+        self.entry.committing.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
 /// The mutable part of a running query.
 #[derive(Debug)]
 struct QueryEntry {
     info: Mutex<QueryInfo>,
     killed: Mutex<Option<Kill>>,
+    /// Set, under `killed`'s lock, when the statement passed its point of no return.
+    committing: std::sync::atomic::AtomicBool,
     kill: tokio::sync::Notify,
     planning_started: Mutex<Option<i64>>,
 }
@@ -165,7 +195,15 @@ pub fn current_query() -> Option<QueryHandle> {
 impl QueryHandle {
     /// Runs `f` as this query's work (so [`current_query`] finds it).
     pub async fn scope<F: std::future::Future>(&self, f: F) -> F::Output {
-        CURRENT.scope(self.clone(), f).await
+        let gate: Arc<dyn tributary_connector::CommitGate> = Arc::new(self.clone());
+        // Boxed once here: a statement's future is large (debug builds keep every await's
+        // state), and each wrapper would otherwise hold a copy of it on the stack.
+        CURRENT
+            .scope(
+                self.clone(),
+                tributary_connector::within_gate(gate, Box::pin(f)),
+            )
+            .await
     }
 
     /// The query id.
@@ -263,6 +301,11 @@ impl QueryHandle {
         }
     }
 
+    /// Records the dynamic filters applied to the query's plan.
+    pub fn set_dynamic_filters(&self, lines: Vec<String>) {
+        self.with(|i| i.dynamic_filters = lines);
+    }
+
     /// The Ballista job, if one was submitted.
     pub fn job_id(&self) -> Option<String> {
         self.with(|i| i.job_id.clone())
@@ -293,9 +336,16 @@ impl QueryHandle {
         }
     }
 
-    fn kill(&self, kill: Kill) {
-        *self.entry.killed.lock().unwrap_or_else(|e| e.into_inner()) = Some(kill);
+    fn kill(&self, kill: Kill) -> KillOutcome {
+        {
+            let mut killed = self.entry.killed.lock().unwrap_or_else(|e| e.into_inner());
+            if self.entry.committing.load(Ordering::Acquire) {
+                return KillOutcome::Committing;
+            }
+            *killed = Some(kill);
+        }
         self.entry.kill.notify_waiters();
+        KillOutcome::Killed
     }
 
     /// Ends the query: `error` is `(error_type, error_code, message)` when it failed.
@@ -350,9 +400,7 @@ impl std::fmt::Debug for QueryTracker {
 impl QueryTracker {
     /// Registers a new query.
     pub fn begin(self: &Arc<Self>, user: &str, source: &str, sql: &str) -> QueryHandle {
-        let n = self
-            .sequence
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.sequence.fetch_add(1, Ordering::Relaxed);
         let now = chrono::Utc::now();
         let suffix: String = uuid::Uuid::new_v4().simple().to_string()[..5].to_owned();
         let query_id = format!(
@@ -374,6 +422,7 @@ impl QueryTracker {
                 ..QueryInfo::default()
             }),
             killed: Mutex::new(None),
+            committing: std::sync::atomic::AtomicBool::new(false),
             kill: tokio::sync::Notify::new(),
             planning_started: Mutex::new(None),
         });
@@ -464,15 +513,55 @@ impl QueryTracker {
     }
 
     /// Stops a running query: its job is cancelled and it fails with `message`, as killed
-    /// (`administrative`: `kill_query`) or cancelled. Returns false when no such query runs.
-    pub fn kill(self: &Arc<Self>, query_id: &str, message: &str, administrative: bool) -> bool {
+    /// (`administrative`: `kill_query`) or cancelled; says whether it is, or why not.
+    pub fn kill(
+        self: &Arc<Self>,
+        query_id: &str,
+        message: &str,
+        administrative: bool,
+    ) -> KillOutcome {
         let Some(handle) = self.find(query_id) else {
-            return false;
+            return KillOutcome::NotRunning;
         };
         handle.kill(Kill {
             message: message.to_owned(),
             administrative,
-        });
-        true
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tributary_connector::{point_of_no_return, within_gate};
+
+    #[tokio::test]
+    async fn a_query_past_its_point_of_no_return_refuses_kills() {
+        let tracker = Arc::new(QueryTracker::default());
+        let query = tracker.begin("alice", "test", "INSERT INTO t VALUES (1)");
+        let committed = query.scope(async { point_of_no_return() }).await;
+        assert_eq!(committed, Ok(()));
+        assert_eq!(
+            tracker.kill(&query.id(), "too late", true),
+            KillOutcome::Committing
+        );
+        assert!(query.killed().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_query_killed_before_its_point_of_no_return_cannot_pass_it() {
+        let tracker = Arc::new(QueryTracker::default());
+        let query = tracker.begin("alice", "test", "INSERT INTO t VALUES (1)");
+        assert_eq!(
+            tracker.kill(&query.id(), "stop it", true),
+            KillOutcome::Killed
+        );
+        let gate: Arc<dyn tributary_connector::CommitGate> = Arc::new(query.clone());
+        let refused = within_gate(gate, async { point_of_no_return() }).await;
+        assert_eq!(refused, Err("stop it".to_owned()));
+        assert_eq!(
+            tracker.kill("no-such-query", "x", false),
+            KillOutcome::NotRunning
+        );
     }
 }

@@ -139,6 +139,12 @@ async fn write_and_commit(
         partition_by: (!partition_columns.is_empty()).then_some(partition_columns),
         predicate: None,
     };
+    // Past this point the rows are committed: a kill is refused rather than reported as a
+    // failure of a write that happened.
+    tributary_connector::point_of_no_return().map_err(|why| HiveError::Stopped {
+        table: qualified.to_owned(),
+        message: why,
+    })?;
     CommitBuilder::from(CommitProperties::default().with_metadata(app_metadata))
         .with_actions(actions)
         .build(Some(snapshot), delta.log_store(), operation)

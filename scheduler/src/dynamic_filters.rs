@@ -1,0 +1,601 @@
+//! Dynamic filtering, as Trino does it: the keys a join's build side actually holds, known
+//! only once it has run, filter its probe side at the source, so a Parquet scan skips row
+//! groups and partitions outside them and MySQL/PostgreSQL receive them in the remote SQL.
+//!
+//! Trino collects the keys while the build side runs and hands them to probe scans that wait
+//! for them. Ballista runs a query's stages as separate tasks whose plans are fixed when the
+//! job is submitted, and it turns off DataFusion's own dynamic filters (they live in one
+//! process), so Tributary collects the keys just before submitting the job: for each join
+//! whose build side is selective (it has a predicate) and small by statistics, it runs the
+//! build side's distinct keys here, bounded in rows and in time
+//! (`dynamic_filtering_max_build_rows`, `dynamic_filtering_wait_timeout`), and adds to the
+//! probe side `key BETWEEN min AND max AND key IN (…)` (only the range when there are more
+//! than `dynamic_filtering_max_distinct_values` keys); DataFusion's optimizer then pushes that
+//! predicate into the probe side's scan as any other. The build side runs twice, the second
+//! time in the job; that is why only selective, small build sides are collected.
+//!
+//! What was applied is recorded with the query (`QueryInfo::dynamic_filters`) and shown by
+//! EXPLAIN ANALYZE, whose stage metrics show what the scans pruned.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::Array;
+use arrow::record_batch::RecordBatch;
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{JoinType, NullEquality, ScalarValue};
+use datafusion::functions_aggregate::expr_fn::{max, min};
+use datafusion::logical_expr::{Expr, Filter, Join, LogicalPlan, LogicalPlanBuilder, lit};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
+use datafusion::prelude::SessionContext;
+use tributary_connector::QueryScope;
+
+use crate::session::{Session, parse_duration};
+
+/// The session's dynamic filtering settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    enabled: bool,
+    wait: Duration,
+    max_distinct: usize,
+    max_build_rows: usize,
+}
+
+impl Settings {
+    pub(crate) fn of(session: &Session) -> Self {
+        let number = |name: &str, default: usize| {
+            session
+                .property(name)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        Self {
+            enabled: session
+                .property("enable_dynamic_filtering")
+                .is_none_or(|v| v == "true"),
+            wait: session
+                .property("dynamic_filtering_wait_timeout")
+                .and_then(|v| parse_duration(&v))
+                .unwrap_or(Duration::from_secs(10)),
+            max_distinct: number("dynamic_filtering_max_distinct_values", 10_000),
+            max_build_rows: number("dynamic_filtering_max_build_rows", 5_000_000),
+        }
+    }
+}
+
+/// A join that can take a dynamic filter: which side builds, and its keys on each side.
+#[derive(Debug)]
+struct Candidate {
+    /// Position of the join in a pre-order walk of the plan.
+    index: usize,
+    build_is_left: bool,
+    build: Arc<LogicalPlan>,
+    build_keys: Vec<Expr>,
+    probe_keys: Vec<Expr>,
+}
+
+/// What the keys a build side held allow of its probe side.
+#[derive(Debug)]
+enum Keys {
+    /// No keys: the join matches nothing.
+    None,
+    /// Each key's distinct values (at most `max_distinct` rows of keys), with their range.
+    Values(Vec<(Vec<ScalarValue>, ScalarValue, ScalarValue)>),
+    /// Too many to list: each key's range.
+    Ranges(Vec<(ScalarValue, ScalarValue)>),
+}
+
+/// `plan` (optimized) with the dynamic filters its joins' build sides allow, and one line per
+/// filter for the query's record. A filter that cannot be collected (an error, the wait
+/// timeout) is left out and said so in its line: the query runs as it would without it.
+pub(crate) async fn apply(
+    ctx: &SessionContext,
+    plan: &LogicalPlan,
+    settings: &Settings,
+) -> Option<(LogicalPlan, Vec<String>)> {
+    if !settings.enabled || !has_join(plan) {
+        return None;
+    }
+    // Resources connectors hold while planning and reading (PostgreSQL's snapshot) live as
+    // long as the collection.
+    let scope = Arc::new(QueryScope::default());
+    let _close = CloseScope(Arc::clone(&scope));
+    let mut state = ctx.state();
+    state.config_mut().set_extension(Arc::clone(&scope));
+    let optimized = match state.optimize(plan) {
+        Ok(optimized) => optimized,
+        Err(e) => {
+            tracing::debug!("no dynamic filters: the plan does not optimize here: {e}");
+            return None;
+        }
+    };
+    let local = SessionContext::new_with_state(state);
+    let mut filters: Vec<(usize, bool, Expr)> = Vec::new();
+    let mut lines = Vec::new();
+    for (index, join) in candidates(&optimized) {
+        let Some(candidate) = orient(&local, index, &join, settings).await else {
+            continue;
+        };
+        let described = describe(&candidate);
+        let started = Instant::now();
+        match tokio::time::timeout(settings.wait, collect(&local, &candidate, settings)).await {
+            Ok(Ok(keys)) => {
+                let ms = started.elapsed().as_millis();
+                let (predicate, shown) = predicate(&candidate.probe_keys, &keys);
+                lines.push(format!("{described}: {shown} (collected in {ms} ms)"));
+                filters.push((candidate.index, candidate.build_is_left, predicate));
+            }
+            Ok(Err(e)) => lines.push(format!("{described}: not applied ({e})")),
+            Err(_) => lines.push(format!(
+                "{described}: not applied (its keys took longer than \
+                 dynamic_filtering_wait_timeout {:?})",
+                settings.wait
+            )),
+        }
+    }
+    if filters.is_empty() {
+        return (!lines.is_empty()).then_some((plan.clone(), lines));
+    }
+    match with_filters(optimized, &filters) {
+        Ok(filtered) => Some((filtered, lines)),
+        Err(e) => {
+            tracing::warn!("dynamic filters not applied: {e}");
+            None
+        }
+    }
+}
+
+struct CloseScope(Arc<QueryScope>);
+
+impl Drop for CloseScope {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Whether `plan` joins, or has a subquery the optimizer may turn into a (semi) join.
+fn has_join(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        found = matches!(node, LogicalPlan::Join(_) | LogicalPlan::Subquery(_));
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
+/// The joins of `plan` that a dynamic filter can serve: inner joins and semi joins on equal
+/// keys (NULL matching nothing). A semi join's build side is the side that only decides which
+/// rows of the other are kept; an inner join's is decided by [`orient`].
+fn candidates(plan: &LogicalPlan) -> Vec<(usize, Join)> {
+    let mut found = Vec::new();
+    let mut index = 0;
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::Join(join) = node {
+            if !join.on.is_empty()
+                && join.null_equality == NullEquality::NullEqualsNothing
+                && matches!(
+                    join.join_type,
+                    JoinType::Inner | JoinType::LeftSemi | JoinType::RightSemi
+                )
+            {
+                found.push((index, join.clone()));
+            }
+            index += 1;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+/// A join's build side, when one suits a dynamic filter, by statistics: it has a predicate
+/// (else its keys are likely every key of its table); it is the smaller side of an inner join;
+/// it is expected to hold few enough keys to list (at most `max_distinct` rows: a range alone
+/// seldom prunes much); its sources hold at most `max_build_rows` rows and fewer than the
+/// probe side's (collecting reads them: it must cost less than what it may save).
+async fn orient(
+    ctx: &SessionContext,
+    index: usize,
+    join: &Join,
+    settings: &Settings,
+) -> Option<Candidate> {
+    let (left, right) = (join.left.as_ref(), join.right.as_ref());
+    let build_is_left = match join.join_type {
+        JoinType::LeftSemi if has_predicate(right) => false,
+        JoinType::RightSemi if has_predicate(left) => true,
+        JoinType::Inner if has_predicate(left) || has_predicate(right) => {
+            // Decided below from both sides' estimates.
+            false
+        }
+        _ => return None,
+    };
+    let left_estimate = estimate(ctx, left).await?;
+    let right_estimate = estimate(ctx, right).await?;
+    let build_is_left = match join.join_type {
+        JoinType::Inner => left_estimate.output < right_estimate.output,
+        _ => build_is_left,
+    };
+    let (side, build, probe) = if build_is_left {
+        (&join.left, left_estimate, right_estimate)
+    } else {
+        (&join.right, right_estimate, left_estimate)
+    };
+    if !has_predicate(side)
+        || build.output > settings.max_distinct
+        || build.sources > settings.max_build_rows
+        || build.sources >= probe.sources
+    {
+        return None;
+    }
+    let (left_keys, right_keys): (Vec<Expr>, Vec<Expr>) = join.on.iter().cloned().unzip();
+    let (build_keys, probe_keys) = if build_is_left {
+        (left_keys, right_keys)
+    } else {
+        (right_keys, left_keys)
+    };
+    Some(Candidate {
+        index,
+        build_is_left,
+        build: Arc::clone(side),
+        build_keys,
+        probe_keys,
+    })
+}
+
+/// Whether a side filters its rows (a `WHERE`, or one pushed into its scan).
+fn has_predicate(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|node| {
+        found = match node {
+            LogicalPlan::Filter(_) => true,
+            LogicalPlan::TableScan(scan) => !scan.filters.is_empty(),
+            _ => false,
+        };
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
+/// A side's rows by statistics: what it outputs and what its sources hold.
+struct Estimate {
+    output: usize,
+    sources: usize,
+}
+
+/// `side`'s [`Estimate`], `None` when its statistics cannot tell.
+async fn estimate(ctx: &SessionContext, side: &LogicalPlan) -> Option<Estimate> {
+    let physical = ctx.state().create_physical_plan(side).await.ok()?;
+    let rows = |node: &dyn ExecutionPlan| match StatisticsContext::new()
+        .compute(node, &StatisticsArgs::new())
+        .map(|s| s.num_rows)
+    {
+        Ok(Precision::Exact(rows) | Precision::Inexact(rows)) => Some(rows),
+        _ => None,
+    };
+    let output = rows(physical.as_ref())?;
+    let mut sources = Some(0usize);
+    let _ = physical.apply(|node| {
+        if node.children().is_empty() {
+            sources = sources
+                .zip(rows(node.as_ref()))
+                .map(|(total, rows)| total.saturating_add(rows));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    Some(Estimate {
+        output,
+        sources: sources?,
+    })
+}
+
+fn describe(candidate: &Candidate) -> String {
+    let list = |keys: &[Expr]| {
+        keys.iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "{} from the {} side's {}",
+        list(&candidate.probe_keys),
+        if candidate.build_is_left {
+            "left"
+        } else {
+            "right"
+        },
+        list(&candidate.build_keys),
+    )
+}
+
+/// Runs the build side's distinct keys (and, past `max_distinct`, their ranges) here.
+async fn collect(
+    ctx: &SessionContext,
+    candidate: &Candidate,
+    settings: &Settings,
+) -> datafusion::error::Result<Keys> {
+    let names: Vec<String> = (0..candidate.build_keys.len())
+        .map(|i| format!("__dynamic_key_{i}"))
+        .collect();
+    let keys: Vec<Expr> = candidate
+        .build_keys
+        .iter()
+        .zip(&names)
+        .map(|(k, name)| k.clone().alias(name))
+        .collect();
+    let distinct = LogicalPlanBuilder::from(candidate.build.as_ref().clone())
+        .aggregate(keys.clone(), Vec::<Expr>::new())?
+        .limit(0, Some(settings.max_distinct + 1))?
+        .build()?;
+    let batches = ctx.execute_logical_plan(distinct).await?.collect().await?;
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    if rows == 0 {
+        return Ok(Keys::None);
+    }
+    if rows <= settings.max_distinct {
+        let mut per_key = Vec::new();
+        for column in 0..names.len() {
+            let mut values = Vec::new();
+            for batch in &batches {
+                let array = batch.column(column);
+                for row in 0..array.len() {
+                    if array.is_valid(row) {
+                        values.push(ScalarValue::try_from_array(array, row)?);
+                    }
+                }
+            }
+            values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+            values.dedup();
+            let (Some(low), Some(high)) = (values.first().cloned(), values.last().cloned()) else {
+                // Every key NULL: nothing can match.
+                return Ok(Keys::None);
+            };
+            per_key.push((values, low, high));
+        }
+        return Ok(Keys::Values(per_key));
+    }
+    let aggregates: Vec<Expr> = keys
+        .iter()
+        .zip(&names)
+        .flat_map(|(_, name)| {
+            let column = Expr::Column(datafusion::common::Column::new_unqualified(name));
+            [
+                min(column.clone()).alias(format!("{name}_min")),
+                max(column).alias(format!("{name}_max")),
+            ]
+        })
+        .collect();
+    let ranges = LogicalPlanBuilder::from(candidate.build.as_ref().clone())
+        .project(keys)?
+        .aggregate(Vec::<Expr>::new(), aggregates)?
+        .build()?;
+    let batches = ctx.execute_logical_plan(ranges).await?.collect().await?;
+    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok(Keys::None);
+    };
+    let mut per_key = Vec::new();
+    for i in 0..names.len() {
+        let low = ScalarValue::try_from_array(batch.column(2 * i), 0)?;
+        let high = ScalarValue::try_from_array(batch.column(2 * i + 1), 0)?;
+        if low.is_null() || high.is_null() {
+            return Ok(Keys::None);
+        }
+        per_key.push((low, high));
+    }
+    Ok(Keys::Ranges(per_key))
+}
+
+/// The probe side's predicate for `keys`, and how it is shown.
+fn predicate(probe_keys: &[Expr], keys: &Keys) -> (Expr, String) {
+    let range = |key: &Expr, low: &ScalarValue, high: &ScalarValue| {
+        if low == high {
+            key.clone().eq(lit(low.clone()))
+        } else {
+            key.clone()
+                .gt_eq(lit(low.clone()))
+                .and(key.clone().lt_eq(lit(high.clone())))
+        }
+    };
+    match keys {
+        Keys::None => (
+            lit(false),
+            "no build keys: the probe side reads nothing".into(),
+        ),
+        Keys::Values(per_key) => {
+            let mut conjuncts = Vec::new();
+            let mut shown = Vec::new();
+            for (key, (values, low, high)) in probe_keys.iter().zip(per_key) {
+                // The range prunes row groups by their statistics; the list, rows (and the
+                // remote SQL), beyond what a range can say.
+                conjuncts.push(range(key, low, high));
+                if values.len() > 1 {
+                    let list = values.iter().cloned().map(lit).collect();
+                    conjuncts.push(key.clone().in_list(list, false));
+                }
+                shown.push(format!(
+                    "{key} IN ({} values, {low} to {high})",
+                    values.len()
+                ));
+            }
+            (conjunction(conjuncts), shown.join(" AND "))
+        }
+        Keys::Ranges(per_key) => {
+            let mut conjuncts = Vec::new();
+            let mut shown = Vec::new();
+            for (key, (low, high)) in probe_keys.iter().zip(per_key) {
+                conjuncts.push(range(key, low, high));
+                shown.push(format!("{key} BETWEEN {low} AND {high}"));
+            }
+            (conjunction(conjuncts), shown.join(" AND "))
+        }
+    }
+}
+
+fn conjunction(exprs: Vec<Expr>) -> Expr {
+    datafusion::logical_expr::utils::conjunction(exprs).unwrap_or_else(|| lit(true))
+}
+
+/// `plan` with each filter put on the probe side of the join at its pre-order index
+/// (`(index, build_is_left, predicate)`).
+fn with_filters(
+    plan: LogicalPlan,
+    filters: &[(usize, bool, Expr)],
+) -> datafusion::error::Result<LogicalPlan> {
+    let mut index = 0;
+    let transformed = plan.transform_down(|node| {
+        let LogicalPlan::Join(join) = node else {
+            return Ok(Transformed::no(node));
+        };
+        let this = index;
+        index += 1;
+        let Some((_, build_is_left, predicate)) = filters.iter().find(|(i, _, _)| *i == this)
+        else {
+            return Ok(Transformed::no(LogicalPlan::Join(join)));
+        };
+        let filtered = |side: &Arc<LogicalPlan>| -> datafusion::error::Result<Arc<LogicalPlan>> {
+            Ok(Arc::new(LogicalPlan::Filter(Filter::try_new(
+                predicate.clone(),
+                Arc::clone(side),
+            )?)))
+        };
+        let join = if *build_is_left {
+            Join {
+                right: filtered(&join.right)?,
+                ..join
+            }
+        } else {
+            Join {
+                left: filtered(&join.left)?,
+                ..join
+            }
+        };
+        Ok(Transformed::yes(LogicalPlan::Join(join)))
+    })?;
+    Ok(transformed.data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::SessionContext;
+
+    async fn context() -> SessionContext {
+        let ctx = SessionContext::new();
+        ctx.sql("CREATE TABLE dim (id INT, name VARCHAR) AS VALUES (1, 'a'), (2, 'b'), (3, 'c'), (40, 'd')")
+            .await
+            .expect("create dim");
+        ctx.sql("CREATE TABLE fact (dim_id INT, amount INT) AS VALUES (1, 10), (2, 20), (3, 30), (40, 40), (50, 50)")
+            .await
+            .expect("create fact");
+        ctx
+    }
+
+    fn settings(max_distinct: usize) -> Settings {
+        Settings {
+            enabled: true,
+            wait: Duration::from_secs(10),
+            max_distinct,
+            max_build_rows: 1_000_000,
+        }
+    }
+
+    async fn filtered(
+        ctx: &SessionContext,
+        sql: &str,
+        max_distinct: usize,
+    ) -> (String, Vec<String>) {
+        let plan = ctx.sql(sql).await.expect("plan").into_unoptimized_plan();
+        let (plan, lines) = apply(ctx, &plan, &settings(max_distinct))
+            .await
+            .expect("a dynamic filter");
+        (plan.display_indent().to_string(), lines)
+    }
+
+    #[tokio::test]
+    async fn a_selective_build_side_filters_the_probe_side_by_its_keys() {
+        let ctx = context().await;
+        let sql =
+            "SELECT f.amount FROM fact f JOIN dim d ON f.dim_id = d.id WHERE d.name IN ('a', 'c')";
+        let (plan, lines) = filtered(&ctx, sql, 100).await;
+        assert!(plan.contains("f.dim_id >= Int32(1) AND f.dim_id <= Int32(3) AND f.dim_id IN ([Int32(1), Int32(3)])"), "{plan}");
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0]
+                .starts_with("f.dim_id from the right side's d.id: f.dim_id IN (2 values, 1 to 3)"),
+            "{}",
+            lines[0]
+        );
+        // Same answer as without.
+        let plan = ctx.sql(sql).await.expect("plan").into_unoptimized_plan();
+        let (with, _) = apply(&ctx, &plan, &settings(100))
+            .await
+            .expect("a dynamic filter");
+        let rows = ctx
+            .execute_logical_plan(with)
+            .await
+            .expect("run")
+            .collect()
+            .await
+            .expect("collect");
+        let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
+        assert_eq!(total, 2);
+    }
+
+    #[tokio::test]
+    async fn many_keys_become_a_range_and_no_keys_an_empty_probe() {
+        let ctx = context().await;
+        let (plan, lines) = filtered(
+            &ctx,
+            "SELECT f.amount FROM fact f JOIN dim d ON f.dim_id = d.id WHERE d.name <> 'x'",
+            2,
+        )
+        .await;
+        assert!(
+            plan.contains("f.dim_id >= Int32(1) AND f.dim_id <= Int32(40)"),
+            "{plan}"
+        );
+        assert!(!plan.contains("IN (["), "{plan}");
+        assert!(
+            lines[0].contains("f.dim_id BETWEEN 1 AND 40"),
+            "{}",
+            lines[0]
+        );
+        let (plan, lines) = filtered(&ctx, "SELECT f.amount FROM fact f WHERE f.dim_id IN (SELECT id FROM dim WHERE name = 'none')", 2).await;
+        assert!(lines[0].contains("no build keys"), "{lines:?}\n{plan}");
+    }
+
+    #[tokio::test]
+    async fn unfiltered_and_outer_joins_get_no_filter() {
+        let ctx = context().await;
+        let plan = ctx
+            .sql("SELECT f.amount FROM fact f JOIN dim d ON f.dim_id = d.id")
+            .await
+            .expect("plan")
+            .into_unoptimized_plan();
+        assert!(apply(&ctx, &plan, &settings(100)).await.is_none());
+        let plan = ctx
+            .sql("SELECT f.amount FROM fact f LEFT JOIN dim d ON f.dim_id = d.id AND d.name = 'a'")
+            .await
+            .expect("plan")
+            .into_unoptimized_plan();
+        assert!(apply(&ctx, &plan, &settings(100)).await.is_none());
+        let off = Settings {
+            enabled: false,
+            ..settings(100)
+        };
+        let plan = ctx
+            .sql("SELECT f.amount FROM fact f JOIN dim d ON f.dim_id = d.id WHERE d.name = 'a'")
+            .await
+            .expect("plan")
+            .into_unoptimized_plan();
+        assert!(apply(&ctx, &plan, &off).await.is_none());
+    }
+}
