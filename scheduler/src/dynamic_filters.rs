@@ -22,16 +22,14 @@ use std::time::{Duration, Instant};
 
 use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
-use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{JoinType, NullEquality, ScalarValue};
 use datafusion::functions_aggregate::expr_fn::{max, min};
 use datafusion::logical_expr::{Expr, Filter, Join, LogicalPlan, LogicalPlanBuilder, lit};
-use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use datafusion::prelude::SessionContext;
 use tributary_connector::QueryScope;
 
+use crate::estimates::{Estimate, estimate};
 use crate::session::{Session, parse_duration};
 
 /// The session's dynamic filtering settings.
@@ -205,31 +203,44 @@ async fn orient(
     settings: &Settings,
 ) -> Option<Candidate> {
     let (left, right) = (join.left.as_ref(), join.right.as_ref());
-    let build_is_left = match join.join_type {
-        JoinType::LeftSemi if has_predicate(right) => false,
-        JoinType::RightSemi if has_predicate(left) => true,
-        JoinType::Inner if has_predicate(left) || has_predicate(right) => {
-            // Decided below from both sides' estimates.
-            false
+    let small =
+        |e: &Estimate| e.output <= settings.max_distinct && e.sources <= settings.max_build_rows;
+    // The sides that may build, each estimated (planned) only when it still can: a side
+    // with a predicate, expected small.
+    let (left_estimate, right_estimate) = match join.join_type {
+        JoinType::LeftSemi if has_predicate(right) => {
+            let build = estimate(ctx, right).await.filter(small)?;
+            (estimate(ctx, left).await?, build)
         }
+        JoinType::RightSemi if has_predicate(left) => {
+            let build = estimate(ctx, left).await.filter(small)?;
+            (build, estimate(ctx, right).await?)
+        }
+        JoinType::Inner => match (has_predicate(left), has_predicate(right)) {
+            (true, false) => {
+                let build = estimate(ctx, left).await.filter(small)?;
+                (build, estimate(ctx, right).await?)
+            }
+            (false, true) => {
+                let build = estimate(ctx, right).await.filter(small)?;
+                (estimate(ctx, left).await?, build)
+            }
+            (true, true) => (estimate(ctx, left).await?, estimate(ctx, right).await?),
+            (false, false) => return None,
+        },
         _ => return None,
     };
-    let left_estimate = estimate(ctx, left).await?;
-    let right_estimate = estimate(ctx, right).await?;
     let build_is_left = match join.join_type {
-        JoinType::Inner => left_estimate.output < right_estimate.output,
-        _ => build_is_left,
+        JoinType::LeftSemi => false,
+        JoinType::RightSemi => true,
+        _ => left_estimate.output < right_estimate.output,
     };
     let (side, build, probe) = if build_is_left {
         (&join.left, left_estimate, right_estimate)
     } else {
         (&join.right, right_estimate, left_estimate)
     };
-    if !has_predicate(side)
-        || build.output > settings.max_distinct
-        || build.sources > settings.max_build_rows
-        || build.sources >= probe.sources
-    {
+    if !has_predicate(side) || !small(&build) || build.sources >= probe.sources {
         return None;
     }
     let (left_keys, right_keys): (Vec<Expr>, Vec<Expr>) = join.on.iter().cloned().unzip();
@@ -263,38 +274,6 @@ fn has_predicate(plan: &LogicalPlan) -> bool {
         })
     });
     found
-}
-
-/// A side's rows by statistics: what it outputs and what its sources hold.
-struct Estimate {
-    output: usize,
-    sources: usize,
-}
-
-/// `side`'s [`Estimate`], `None` when its statistics cannot tell.
-async fn estimate(ctx: &SessionContext, side: &LogicalPlan) -> Option<Estimate> {
-    let physical = ctx.state().create_physical_plan(side).await.ok()?;
-    let rows = |node: &dyn ExecutionPlan| match StatisticsContext::new()
-        .compute(node, &StatisticsArgs::new())
-        .map(|s| s.num_rows)
-    {
-        Ok(Precision::Exact(rows) | Precision::Inexact(rows)) => Some(rows),
-        _ => None,
-    };
-    let output = rows(physical.as_ref())?;
-    let mut sources = Some(0usize);
-    let _ = physical.apply(|node| {
-        if node.children().is_empty() {
-            sources = sources
-                .zip(rows(node.as_ref()))
-                .map(|(total, rows)| total.saturating_add(rows));
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    Some(Estimate {
-        output,
-        sources: sources?,
-    })
 }
 
 fn describe(candidate: &Candidate) -> String {

@@ -286,8 +286,14 @@ impl Engine {
                 let distribution = snapshot
                     .property("join_distribution_type")
                     .unwrap_or_default();
+                let strategy = crate::join_order::Strategy::of(&snapshot);
+                let (plan, join_order) =
+                    match crate::join_order::reorder(&ctx, &plan, strategy).await {
+                        Some((reordered, lines)) => (reordered, lines),
+                        None => (plan, Vec::new()),
+                    };
                 let (schema, batches) =
-                    crate::explain::distributed(&ctx, &plan, &distribution).await?;
+                    crate::explain::distributed(&ctx, &plan, &distribution, &join_order).await?;
                 Ok(Outcome::Rows(schema, batches))
             }
             Statement::Sql(sql) => {

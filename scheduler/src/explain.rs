@@ -29,6 +29,7 @@ pub(crate) async fn distributed(
     ctx: &SessionContext,
     plan: &LogicalPlan,
     distribution_type: &str,
+    join_order: &[String],
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let (state, physical) = physical_plan(ctx, plan).await?;
     let join_lines = joins::expected(&physical, state.config().options(), distribution_type);
@@ -48,6 +49,10 @@ pub(crate) async fn distributed(
             names.len() + 1
         ));
         plans.push(displayable(stage.as_ref()).indent(true).to_string());
+    }
+    if !join_order.is_empty() {
+        names.push("Join order".to_owned());
+        plans.push(join_order.join("\n"));
     }
     if !join_lines.is_empty() {
         names.push("Joins (expected; decided at run time)".to_owned());
@@ -95,6 +100,7 @@ pub(crate) async fn analyze(
     job_id: &str,
     distribution_type: &str,
     expected: &[joins::Expected],
+    join_order: &[String],
     dynamic_filters: &[String],
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     // Ballista reports a job's success before it moves the finished graph into its job store:
@@ -141,6 +147,10 @@ pub(crate) async fn analyze(
         ));
     }
     let join_lines = joins::chosen(&graph.physical_plan(), distribution_type, expected);
+    if !join_order.is_empty() {
+        names.push("Join order".to_owned());
+        plans.push(join_order.join("\n"));
+    }
     if !join_lines.is_empty() {
         names.push("Joins".to_owned());
         plans.push(join_lines.join("\n"));

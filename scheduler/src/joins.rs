@@ -195,7 +195,7 @@ fn wrap(side: &mut Arc<LogicalPlan>, estimate: SizeEstimate, reason: &str) {
     *side = Arc::new(JoinHintNode::wrap(input, estimate, reason));
 }
 
-fn is_hinted(side: &LogicalPlan) -> bool {
+pub(crate) fn is_hinted(side: &LogicalPlan) -> bool {
     matches!(side, LogicalPlan::Extension(e) if e.node.as_any().is::<JoinHintNode>())
 }
 

@@ -29,7 +29,7 @@ pub struct SessionPropertySpec {
 }
 
 /// The session properties Tributary knows (Trino's names).
-pub const SESSION_PROPERTIES: [SessionPropertySpec; 12] = [
+pub const SESSION_PROPERTIES: [SessionPropertySpec; 13] = [
     SessionPropertySpec {
         name: "join_distribution_type",
         default: "AUTOMATIC",
@@ -41,6 +41,13 @@ pub const SESSION_PROPERTIES: [SessionPropertySpec; 12] = [
         default: "100MB",
         sql_type: "varchar",
         description: "Largest build side broadcast to every task under AUTOMATIC",
+    },
+    SessionPropertySpec {
+        name: "join_reordering_strategy",
+        default: "AUTOMATIC",
+        sql_type: "varchar",
+        description: "Join order: AUTOMATIC (by statistics: the largest table first, then the \
+                      smallest joined to it), ELIMINATE_CROSS_JOINS or NONE (as written)",
     },
     SessionPropertySpec {
         name: "enable_dynamic_filtering",
@@ -235,6 +242,17 @@ fn normalise(name: &str, value: &str) -> Result<String> {
                 _ => Err(invalid(name, value, "AUTOMATIC, BROADCAST or PARTITIONED")),
             }
         }
+        "join_reordering_strategy" => {
+            let v = value.to_ascii_uppercase();
+            match v.as_str() {
+                "AUTOMATIC" | "ELIMINATE_CROSS_JOINS" | "NONE" => Ok(v),
+                _ => Err(invalid(
+                    name,
+                    value,
+                    "AUTOMATIC, ELIMINATE_CROSS_JOINS or NONE",
+                )),
+            }
+        }
         "join_max_broadcast_table_size" => {
             parse_data_size(value)
                 .ok_or_else(|| invalid(name, value, "a data size such as '100MB'"))?;
@@ -341,6 +359,7 @@ fn apply(config: &mut SessionConfig, name: &str, value: &str) -> Result<()> {
         | "query_max_execution_time"
         | "materialized_view_max_staleness"
         | "materialized_view_rewrite_enabled"
+        | "join_reordering_strategy"
         | "enable_dynamic_filtering"
         | "dynamic_filtering_wait_timeout"
         | "dynamic_filtering_max_distinct_values"

@@ -4,7 +4,8 @@ a hint (`/*+ BROADCAST(n) */`, `/*+ SHUFFLE_HASH(n) */`), by the session propert
 EXPLAIN ANALYZE (what ran), with the reason, and every distribution giving the same answer.
 A hint beats the session property, which beats the statistics; the adaptive planner re-decides
 from measured sizes. Hints that match nothing are
-warnings kept with the query, never errors."""
+warnings kept with the query, never errors. Joins of three tables or more are ordered by
+statistics (`join_reordering_strategy`), shown by EXPLAIN, with the same answer as written."""
 import re
 
 import pytest
@@ -127,3 +128,44 @@ def test_adaptive_switch_broadcasts_a_build_side_measured_small(session):
         assert query(session, sql) == expected
     finally:
         query(session, "RESET SESSION join_max_broadcast_table_size")
+
+
+WRITTEN_SMALL_FIRST = """SELECT n.n_name, count(*) AS orders, sum(o.o_totalprice) AS total
+FROM tpch.tiny.nation n
+JOIN tpch.tiny.customer c ON c.c_nationkey = n.n_nationkey
+JOIN tpch.tiny.orders o ON o.o_custkey = c.c_custkey
+GROUP BY n.n_name ORDER BY n.n_name"""
+
+BEST_ORDER = "o (~15000 rows) JOIN c (~1500 rows) JOIN n (~25 rows) (statistics; written: n JOIN c JOIN o)"
+
+
+def sections(conn, sql):
+    return {name: plan for name, plan in query(conn, sql)}
+
+
+def test_join_order_by_statistics(session):
+    """Under AUTOMATIC the largest table is joined first and the others in order of size, whatever
+    order the query names them in; NONE keeps the written order; both give the same answer."""
+    query(session, "SET SESSION join_reordering_strategy = 'NONE'")
+    try:
+        as_written = query(session, WRITTEN_SMALL_FIRST)
+        assert "Join order" not in sections(session, "EXPLAIN (TYPE DISTRIBUTED) " + WRITTEN_SMALL_FIRST)
+    finally:
+        query(session, "RESET SESSION join_reordering_strategy")
+    assert len(as_written) == 25 and sum(r[1] for r in as_written) == 15000
+    assert query(session, WRITTEN_SMALL_FIRST) == as_written
+    planned = sections(session, "EXPLAIN (TYPE DISTRIBUTED) " + WRITTEN_SMALL_FIRST)
+    assert planned["Join order"] == BEST_ORDER, planned.get("Join order")
+    # Both joins now probe with the larger side and broadcast the smaller.
+    joins = planned["Joins (expected; decided at run time)"].splitlines()
+    assert len(joins) == 2 and all(": BROADCAST" in j for j in joins), joins
+    ran = sections(session, "EXPLAIN ANALYZE " + WRITTEN_SMALL_FIRST)
+    assert ran["Join order"] == BEST_ORDER, ran.get("Join order")
+    # Already in that order: nothing to change.
+    assert "Join order" not in sections(session, "EXPLAIN (TYPE DISTRIBUTED) " + THREE_WAY.format(hint=""))
+
+
+def test_bad_join_reordering_strategy_is_named(session):
+    import adbc_driver_manager
+    with pytest.raises(adbc_driver_manager.Error, match="expected AUTOMATIC, ELIMINATE_CROSS_JOINS or NONE"):
+        query(session, "SET SESSION join_reordering_strategy = 'GREEDY'")

@@ -54,15 +54,21 @@ impl Engine {
                     .unwrap_or_default();
                 // Only for telling adaptive switches: a plan that cannot be predicted here
                 // still runs.
-                let expected = crate::explain::expected_joins(&ctx, &analyze.input, &distribution)
+                // Predicted on the plan the job will run: in the order statistics suggest.
+                let strategy = crate::join_order::Strategy::of(session);
+                let ordered = crate::join_order::reorder(&ctx, &analyze.input, strategy)
+                    .await
+                    .map(|(plan, _)| plan);
+                let predicted = ordered.as_ref().unwrap_or(&analyze.input);
+                let expected = crate::explain::expected_joins(&ctx, predicted, &distribution)
                     .await
                     .unwrap_or_else(|e| {
                         tracing::debug!("no join expectations for EXPLAIN ANALYZE: {e}");
                         Vec::new()
                     });
                 let job = self.run_job(session, ctx, &analyze.input, sql).await?;
-                let dynamic_filters = crate::monitor::current_query()
-                    .map(|q| q.info().dynamic_filters)
+                let info = crate::monitor::current_query()
+                    .map(|q| q.info())
                     .unwrap_or_default();
                 let (schema, batches) = crate::explain::analyze(
                     &self.jobs,
@@ -70,7 +76,8 @@ impl Engine {
                     &job.job_id,
                     &distribution,
                     &expected,
-                    &dynamic_filters,
+                    &info.join_order,
+                    &info.dynamic_filters,
                 )
                 .await?;
                 Ok(Outcome::Rows(schema, batches))

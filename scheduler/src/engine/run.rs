@@ -33,19 +33,31 @@ impl Engine {
         plan: &LogicalPlan,
         sql: &str,
     ) -> Result<JobResult> {
+        // Boxed: planning, estimating and collecting make large futures (a stack overflow in
+        // debug builds when kept inline in the statement's).
+        let query = current_query();
+        let strategy = crate::join_order::Strategy::of(session);
+        let reordered = Box::pin(crate::join_order::reorder(&ctx, plan, strategy)).await;
+        let plan = match reordered {
+            Some((reordered, lines)) => {
+                if let Some(query) = &query {
+                    query.set_join_order(lines);
+                }
+                std::borrow::Cow::Owned(reordered)
+            }
+            None => std::borrow::Cow::Borrowed(plan),
+        };
         // The keys of selective build sides, collected now, filter their probe sides.
-        // Boxed: planning and collecting make a large future (a stack overflow in debug
-        // builds when kept inline in the statement's).
         let settings = crate::dynamic_filters::Settings::of(session);
-        let filtered = Box::pin(crate::dynamic_filters::apply(&ctx, plan, &settings)).await;
+        let filtered = Box::pin(crate::dynamic_filters::apply(&ctx, &plan, &settings)).await;
         let plan = match filtered {
             Some((filtered, lines)) => {
-                if let Some(query) = current_query() {
+                if let Some(query) = &query {
                     query.set_dynamic_filters(lines);
                 }
                 std::borrow::Cow::Owned(filtered)
             }
-            None => std::borrow::Cow::Borrowed(plan),
+            None => plan,
         };
         let retries = self.retry.query_retries();
         // One deadline for every attempt: the limits bound the query, not a run.

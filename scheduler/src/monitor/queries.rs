@@ -123,6 +123,9 @@ pub struct QueryInfo {
     /// The dynamic filters applied to its probe sides, one line each (EXPLAIN ANALYZE).
     #[serde(default)]
     pub dynamic_filters: Vec<String>,
+    /// The join regions reordered by statistics, one line each (EXPLAIN ANALYZE).
+    #[serde(default)]
+    pub join_order: Vec<String>,
 }
 
 impl QueryInfo {
@@ -299,6 +302,11 @@ impl QueryHandle {
         if !warnings.is_empty() {
             self.with(|i| i.warnings.extend_from_slice(warnings));
         }
+    }
+
+    /// Records the join regions reordered in the query's plan.
+    pub fn set_join_order(&self, lines: Vec<String>) {
+        self.with(|i| i.join_order = lines);
     }
 
     /// Records the dynamic filters applied to the query's plan.
