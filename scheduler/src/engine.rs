@@ -288,7 +288,7 @@ impl Engine {
                     .unwrap_or_default();
                 let strategy = crate::join_order::Strategy::of(&snapshot);
                 let (plan, join_order) =
-                    match crate::join_order::reorder(&ctx, &plan, strategy).await {
+                    match Box::pin(crate::join_order::reorder(&ctx, &plan, strategy)).await {
                         Some((reordered, lines)) => (reordered, lines),
                         None => (plan, Vec::new()),
                     };

@@ -2,9 +2,10 @@
 //! the stages of a finished job with the metrics their tasks reported (rows, time, and for
 //! file scans the bytes read and the files, row groups and pages pruned; connector scans show
 //! their remote SQL or offset ranges), each stage headed by its tasks' spread (input rows and
-//! time per task, min / median / max) with skew flagged. Both end with one line per join:
-//! its distribution and why ([`joins`]); EXPLAIN ANALYZE then with the dynamic filters the
-//! query's probe sides got (`crate::dynamic_filters`).
+//! time per task, min / median / max) with skew flagged. Both end with the join order chosen
+//! by statistics (`crate::join_order`) and one line per join: its distribution and why
+//! ([`joins`]); EXPLAIN ANALYZE then with the dynamic filters the query's probe sides got
+//! (`crate::dynamic_filters`).
 
 pub(crate) mod joins;
 

@@ -4,10 +4,12 @@
 //! and its physical planner then picks each join's build side by size. Under AUTOMATIC (the
 //! default), each region of two or more inner equi-joins (three tables or more; projections
 //! between them that only pick columns are looked through) is reordered here before the plan
-//! is submitted: the table statistics say is largest first, then, one at a time, the smallest
-//! table joined to what is already joined. A fact table thus stays the probe side all the way
-//! up and every dimension is joined (and usually broadcast) in order of its size, the most
-//! selective first, whatever order the query names them in. ELIMINATE_CROSS_JOINS and NONE
+//! is submitted when it is a star (every condition joins the table statistics say is largest
+//! to another): that table first, then the others in order of size. The fact table thus stays
+//! the probe side all the way up and every dimension is joined (and usually broadcast) in
+//! order of its size, the most selective first, whatever order the query names them in.
+//! Chains and snowflakes stay as written: without column statistics (distinct counts) a
+//! smaller table reached through a key that is not its own could multiply rows. ELIMINATE_CROSS_JOINS and NONE
 //! keep the written order (DataFusion removes cross joins in both: a cross join is never
 //! chosen on purpose). A region with a table whose statistics cannot tell its rows, a join
 //! hint, a non-equi condition or a condition over more than two tables is left as written.
@@ -233,6 +235,18 @@ async fn reordered(
     let Some(first) = (0..tables.len()).max_by_key(|&i| (rows[i], std::cmp::Reverse(i))) else {
         return Ok(None);
     };
+    // Only stars: every condition joins the largest table to another, so each join of the new
+    // order uses exactly the conditions a written join of that table used. In a chain or a
+    // snowflake a smaller table may be reachable first through a key that is not its own
+    // (TPC-H Q5: customer to supplier by nation), and without column statistics nothing here
+    // can tell that join would multiply rows.
+    if !region
+        .conditions
+        .iter()
+        .all(|((l, _), (r, _))| *l == first || *r == first)
+    {
+        return Ok(None);
+    }
     let mut order = vec![first];
     while order.len() < tables.len() {
         let next = (0..tables.len())
@@ -312,9 +326,11 @@ mod tests {
     async fn context() -> SessionContext {
         let ctx = SessionContext::new();
         for (name, rows) in [("nation", 5), ("customer", 50), ("orders", 500)] {
-            let values: Vec<String> = (0..rows).map(|i| format!("({i}, {})", i % 5)).collect();
+            let values: Vec<String> = (0..rows)
+                .map(|i| format!("({i}, {}, {})", i % 5, i % 50))
+                .collect();
             ctx.sql(&format!(
-                "CREATE TABLE {name} (id INT, parent INT) AS VALUES {}",
+                "CREATE TABLE {name} (id INT, nation INT, customer INT) AS VALUES {}",
                 values.join(", ")
             ))
             .await
@@ -327,11 +343,12 @@ mod tests {
         ctx.sql(sql).await.expect("plan").into_unoptimized_plan()
     }
 
+    /// A star around orders, written smallest first.
     const WRITTEN_SMALL_FIRST: &str = "SELECT count(*), sum(o.id) FROM nation n \
-        JOIN customer c ON c.parent = n.id JOIN orders o ON o.parent = c.id";
+        JOIN orders o ON o.nation = n.id JOIN customer c ON o.customer = c.id";
 
     #[tokio::test]
-    async fn the_largest_table_goes_first_then_the_smallest_joined_to_it() {
+    async fn a_star_runs_its_largest_table_first_then_the_others_by_size() {
         let ctx = context().await;
         let written = plan(&ctx, WRITTEN_SMALL_FIRST).await;
         let (reordered, lines) = reorder(&ctx, &written, Strategy::Automatic)
@@ -340,8 +357,8 @@ mod tests {
         assert_eq!(
             lines,
             vec![
-                "o (~500 rows) JOIN c (~50 rows) JOIN n (~5 rows) \
-                 (statistics; written: n JOIN c JOIN o)"
+                "o (~500 rows) JOIN n (~5 rows) JOIN c (~50 rows) \
+                 (statistics; written: n JOIN o JOIN c)"
                     .to_owned()
             ]
         );
@@ -379,14 +396,22 @@ mod tests {
         );
         let best = plan(
             &ctx,
-            "SELECT count(*) FROM orders o JOIN customer c ON o.parent = c.id \
-             JOIN nation n ON c.parent = n.id",
+            "SELECT count(*) FROM orders o JOIN nation n ON o.nation = n.id \
+             JOIN customer c ON o.customer = c.id",
         )
         .await;
         assert!(reorder(&ctx, &best, Strategy::Automatic).await.is_none());
+        // A chain (nation - customer - orders): as written.
+        let chain = plan(
+            &ctx,
+            "SELECT count(*) FROM nation n JOIN customer c ON c.nation = n.id \
+             JOIN orders o ON o.customer = c.id",
+        )
+        .await;
+        assert!(reorder(&ctx, &chain, Strategy::Automatic).await.is_none());
         let two = plan(
             &ctx,
-            "SELECT count(*) FROM nation n JOIN orders o ON o.parent = n.id",
+            "SELECT count(*) FROM nation n JOIN orders o ON o.nation = n.id",
         )
         .await;
         assert!(reorder(&ctx, &two, Strategy::Automatic).await.is_none());

@@ -46,8 +46,8 @@ pub const SESSION_PROPERTIES: [SessionPropertySpec; 13] = [
         name: "join_reordering_strategy",
         default: "AUTOMATIC",
         sql_type: "varchar",
-        description: "Join order: AUTOMATIC (by statistics: the largest table first, then the \
-                      smallest joined to it), ELIMINATE_CROSS_JOINS or NONE (as written)",
+        description: "Join order: AUTOMATIC (a star's largest table first, the others by \
+                      size, by statistics), ELIMINATE_CROSS_JOINS or NONE (as written)",
     },
     SessionPropertySpec {
         name: "enable_dynamic_filtering",

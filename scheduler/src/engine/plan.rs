@@ -56,7 +56,7 @@ impl Engine {
                 // still runs.
                 // Predicted on the plan the job will run: in the order statistics suggest.
                 let strategy = crate::join_order::Strategy::of(session);
-                let ordered = crate::join_order::reorder(&ctx, &analyze.input, strategy)
+                let ordered = Box::pin(crate::join_order::reorder(&ctx, &analyze.input, strategy))
                     .await
                     .map(|(plan, _)| plan);
                 let predicted = ordered.as_ref().unwrap_or(&analyze.input);
