@@ -98,10 +98,9 @@ pub(crate) async fn apply(
     }
     // Resources connectors hold while planning and reading (PostgreSQL's snapshot) live as
     // long as the collection.
-    let scope = Arc::new(QueryScope::default());
-    let _close = CloseScope(Arc::clone(&scope));
+    let (scope, _close) = QueryScope::open();
     let mut state = ctx.state();
-    state.config_mut().set_extension(Arc::clone(&scope));
+    state.config_mut().set_extension(scope);
     let optimized = match state.optimize(plan) {
         Ok(optimized) => optimized,
         Err(e) => {
@@ -142,14 +141,6 @@ pub(crate) async fn apply(
             tracing::warn!("dynamic filters not applied: {e}");
             None
         }
-    }
-}
-
-struct CloseScope(Arc<QueryScope>);
-
-impl Drop for CloseScope {
-    fn drop(&mut self) {
-        self.0.close();
     }
 }
 
@@ -260,20 +251,14 @@ async fn orient(
 
 /// Whether a side filters its rows (a `WHERE`, or one pushed into its scan).
 fn has_predicate(plan: &LogicalPlan) -> bool {
-    let mut found = false;
-    let _ = plan.apply(|node| {
-        found = match node {
+    plan.exists(|node| {
+        Ok(match node {
             LogicalPlan::Filter(_) => true,
             LogicalPlan::TableScan(scan) => !scan.filters.is_empty(),
             _ => false,
-        };
-        Ok(if found {
-            TreeNodeRecursion::Stop
-        } else {
-            TreeNodeRecursion::Continue
         })
-    });
-    found
+    })
+    .unwrap_or(false)
 }
 
 fn describe(candidate: &Candidate) -> String {

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import adbc_driver_flightsql.dbapi as flightsql
+import pymysql
 import pytest
 from ports import free_port
 
@@ -17,6 +18,24 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("TRIBUTARY_BIN") or str(
     Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/tributary/target")) / "debug" / "tributary"
 )
+
+
+MYSQL = dict(host="127.0.0.1", port=3306, user="root", password="")
+
+
+def mysql_run(*statements, database=None):
+    """Runs statements on the machine's MariaDB (a tuple: `executemany`); the last one's rows."""
+    conn = pymysql.connect(**MYSQL, database=database, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            for s in statements:
+                if isinstance(s, tuple):
+                    cur.executemany(s[0], s[1])
+                else:
+                    cur.execute(s)
+            return cur.fetchall()
+    finally:
+        conn.close()
 
 
 def connect(uri: str, user: str = "tester", password: str = "secret"):

@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pymysql
 import pytest
 
-from conftest import REPO, connect, query, running
+from conftest import REPO, connect, mysql_run, query, running
 
-MYSQL = dict(host="127.0.0.1", port=3306, user="root", password="")
 DB = "tributary_df"
 EVENTS = 200_000          # probe rows, item_id 0..199999 in order
 ROW_GROUP = 10_000        # 20 row groups
@@ -26,19 +24,6 @@ JOIN = ("SELECT count(*), sum(e.amount) FROM hive.default.events e "
 MYSQL_PROBE = ("SELECT n.n_name, count(*), sum(s.qty) FROM mysql.{db}.sales s "
                "JOIN tpch.tiny.nation n ON s.nation_key = n.n_nationkey "
                "WHERE n.n_name IN ('FRANCE', 'GERMANY') GROUP BY n.n_name ORDER BY n.n_name").format(db=DB)
-
-
-def mysql_run(*statements):
-    conn = pymysql.connect(**MYSQL, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            for s in statements:
-                if isinstance(s, tuple):
-                    cur.executemany(s[0], s[1])
-                else:
-                    cur.execute(s)
-    finally:
-        conn.close()
 
 
 @pytest.fixture(scope="module")

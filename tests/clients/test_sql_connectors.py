@@ -14,12 +14,10 @@ import duckdb
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pymysql
 import pytest
 
-from conftest import REPO, Cluster, connect, query, running
+from conftest import REPO, Cluster, connect, mysql_run, query, running
 
-MYSQL = dict(host="127.0.0.1", port=3306, user="root", password="")
 PG = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 SCHEMA = "tributary_it"
 
@@ -41,20 +39,6 @@ CATALOGS = {
     "mysql_badpass": "connector.name=mysql\nconnection-url=jdbc:mysql://127.0.0.1:3306/productsdb\n"
                      "connection-user=root\nconnection-password=not-the-password\n",
 }
-
-
-def mysql_run(*statements, database=None):
-    conn = pymysql.connect(**MYSQL, database=database, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            for s in statements:
-                if isinstance(s, tuple):
-                    cur.executemany(s[0], s[1])
-                else:
-                    cur.execute(s)
-            return cur.fetchall()
-    finally:
-        conn.close()
 
 
 def pg_run(*statements):

@@ -17,7 +17,24 @@ pub struct QueryScope {
     closed: AtomicBool,
 }
 
+/// Closes a query's scope when dropped: when the query has ended, however it ended.
+#[derive(Debug)]
+pub struct CloseOnDrop(std::sync::Arc<QueryScope>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 impl QueryScope {
+    /// A fresh scope and the guard that closes it.
+    pub fn open() -> (std::sync::Arc<Self>, CloseOnDrop) {
+        let scope = std::sync::Arc::new(Self::default());
+        let guard = CloseOnDrop(std::sync::Arc::clone(&scope));
+        (scope, guard)
+    }
+
     /// Keeps `resource` until the query ends. Returns it back when the query has already
     /// ended (the caller then releases it at once).
     pub fn hold(

@@ -99,10 +99,9 @@ impl Engine {
         // this function returns or is dropped. Ballista plans the job from a context of its
         // own (a copy of the session's state, same session id), so concurrent queries of one
         // session never see each other's scope.
-        let scope = Arc::new(QueryScope::default());
-        let _scope_guard = CloseScope(Arc::clone(&scope));
+        let (scope, _close) = QueryScope::open();
         let mut state = ctx.state();
-        state.config_mut().set_extension(Arc::clone(&scope));
+        state.config_mut().set_extension(scope);
         // Join hints need thresholds their size estimates can win against.
         crate::joins::configure(state.config_mut().options_mut(), plan)?;
         // Every task carries the query id and the trace context of the query's span.
@@ -273,15 +272,6 @@ fn job_result(job_id: String, done: SuccessfulJob) -> JobResult {
         partitions,
         total_records: if known { total } else { -1 },
         lease: None,
-    }
-}
-
-/// Closes a query's scope when the query has ended, however it ended.
-struct CloseScope(Arc<QueryScope>);
-
-impl Drop for CloseScope {
-    fn drop(&mut self) {
-        self.0.close();
     }
 }
 
