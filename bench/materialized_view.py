@@ -4,25 +4,14 @@ same data, best of 3 each: (1) the seed's join with an extra filter (September 2
 rows out), rewritten to read the view; (2) the whole join summed per category, read from the
 view vs computed from the sources. Also how long the refresh that filled the view took. Writes
 bench/results/materialized-view.json."""
-import datetime
-import io
 import sys
 import time
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-import pymysql
-
 from cluster import REPO, Standalone, write
+from seed_data import BUCKET, CREATE_ORDERS, MYSQL_CATALOG, ORDERS, PRODUCTS, load_products, upload_orders
 
 sys.path.insert(0, str(REPO / "tests" / "clients"))
 from s3 import S3Server  # noqa: E402
-
-ORDERS = 10_000_000
-PRODUCTS = 100_000
-BUCKET = "w2-orders"
-MYSQL = dict(host="127.0.0.1", port=3306, user="root", password="")
 
 VIEW = """SELECT o.order_id, o.order_date, o.customer_id, p.product_name, p.category, o.quantity,
        (o.quantity * p.price) AS total_value
@@ -31,46 +20,6 @@ JOIN mysql.w2products.products p ON o.product_id = p.product_id"""
 QUERY = VIEW + "\nWHERE o.order_date >= DATE '2025-09-01'"
 # The whole join, summed per category: read from the view's storage, or computed from the sources.
 SUMMARY = "SELECT category, count(*) AS orders, sum(total_value) AS value FROM {} GROUP BY category ORDER BY category"
-
-
-def months():
-    return [datetime.date(2024 + (8 + i) // 12, (8 + i) % 12 + 1, 1) for i in range(13)]
-
-
-def upload_orders(server: S3Server):
-    rng = np.random.default_rng(11)
-    per_month = ORDERS // len(months())
-    first = 1
-    for month in months():
-        n = per_month if month != months()[-1] else ORDERS - per_month * (len(months()) - 1)
-        days = rng.integers(0, 28, n)
-        table = pa.table({
-            "order_id": pa.array(np.arange(first, first + n, dtype=np.int64)),
-            "product_id": pa.array(rng.integers(1, PRODUCTS + 1, n, dtype=np.int64)),
-            "customer_id": pa.array(rng.integers(1, 1_000_000, n, dtype=np.int64)),
-            "quantity": pa.array(rng.integers(1, 50, n, dtype=np.int32)),
-            "order_date": pa.array(np.datetime64(month.isoformat()) + days.astype("timedelta64[D]")),
-        })
-        table = table.set_column(4, "order_date", table["order_date"].cast(pa.date32()))
-        buf = io.BytesIO()
-        pq.write_table(table, buf, row_group_size=256 * 1024)
-        server.put(BUCKET, f"orders/year={month.year}/month={month.month}/part-0.parquet", buf.getvalue())
-        first += n
-
-
-def load_products():
-    db = pymysql.connect(**MYSQL, autocommit=True)
-    with db.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS w2products")
-        cur.execute("CREATE DATABASE w2products")
-        cur.execute("CREATE TABLE w2products.products (product_id BIGINT PRIMARY KEY, "
-                    "product_name VARCHAR(100), price DECIMAL(10,2), category VARCHAR(50))")
-        rows = [(i, f"product {i}", f"{1 + (i * 37) % 50000 / 100:.2f}", f"category {i % 40}")
-                for i in range(1, PRODUCTS + 1)]
-        for start in range(0, len(rows), 5000):
-            cur.executemany("INSERT INTO w2products.products VALUES (%s, %s, %s, %s)",
-                            rows[start:start + 5000])
-    db.close()
 
 
 def best_of(cur, sql, runs=3):
@@ -91,15 +40,12 @@ def main():
         load_products()
         cluster = Standalone(executors=2, catalogs={
             "hive": server.catalog(BUCKET),
-            "mysql": "connector.name=mysql\nconnection-url=jdbc:mysql://127.0.0.1:3306/w2products\n"
-                     "connection-user=root\nconnection-password=\n",
+            "mysql": MYSQL_CATALOG,
         })
         try:
             conn = cluster.connect()
             cur = conn.cursor()
-            cur.execute("CREATE TABLE hive.default.orders (order_id BIGINT, product_id BIGINT, "
-                        "customer_id BIGINT, quantity INT, order_date DATE) "
-                        f"WITH (format = 'PARQUET', external_location = 's3a://{BUCKET}/orders/')")
+            cur.execute(CREATE_ORDERS)
             cur.execute("CREATE SCHEMA hive.analytics")
             cur.execute(f"CREATE MATERIALIZED VIEW hive.analytics.order_values AS {VIEW}")
             start = time.perf_counter()

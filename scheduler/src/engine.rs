@@ -18,6 +18,7 @@ mod procedures;
 mod properties;
 mod refresh;
 mod run;
+mod trino_types;
 mod views;
 mod write;
 

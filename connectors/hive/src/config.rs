@@ -15,7 +15,7 @@ pub enum Format {
     Json,
     /// Delimited text (`TEXTFILE`: fields separated by `\u0001` unless the table says so).
     Textfile,
-    /// Apache ORC (declared tables are accepted; reading is not supported yet).
+    /// Apache ORC (read with orc-rust; writes are Parquet only).
     Orc,
 }
 
@@ -100,6 +100,9 @@ pub struct HiveConfig {
     pub target_max_file_size: u64,
     /// `hive.non-managed-table-writes-enabled`: allow INSERT/CTAS into external tables.
     pub non_managed_table_writes: bool,
+    /// `hive.orc.use-column-names`: match ORC columns to the table's by name instead of by
+    /// position (Trino's default: position).
+    pub orc_use_column_names: bool,
 }
 
 const DEFAULT_MAX_SPLIT_SIZE: u64 = 64 << 20;
@@ -173,6 +176,9 @@ impl HiveConfig {
         let non_managed_table_writes = reader
             .optional::<bool>("hive.non-managed-table-writes-enabled", "true or false")?
             .unwrap_or(false);
+        let orc_use_column_names = reader
+            .optional::<bool>("hive.orc.use-column-names", "true or false")?
+            .unwrap_or(false);
         reader.optional::<bool>("fs.native-s3.enabled", "true or false")?;
         reader.optional::<bool>("hive.recursive-directories", "true or false")?;
         reader.finish()?;
@@ -184,6 +190,7 @@ impl HiveConfig {
             default_format,
             target_max_file_size,
             non_managed_table_writes,
+            orc_use_column_names,
         })
     }
 }

@@ -231,10 +231,12 @@ impl Connector for HiveConnector {
         Some(self.ctx.stores.bucket(bucket).map_err(ConnectorError::from))
     }
 
-    fn decode_reader(&self, _table: &[u8]) -> Result<Arc<dyn SplitReader>> {
-        Err(ConnectorError::Decode {
-            what: "hive scan",
-            reason: "Hive tables are read by DataFusion's file sources, not split readers".into(),
-        })
+    /// Parquet, CSV and JSON tables are read by DataFusion's own file sources (encoded by
+    /// DataFusion); ORC tables by [`crate::orc::OrcReader`].
+    fn decode_reader(&self, table: &[u8]) -> Result<Arc<dyn SplitReader>> {
+        Ok(Arc::new(crate::orc::OrcReader::decode(
+            Arc::clone(&self.ctx),
+            table,
+        )?))
     }
 }

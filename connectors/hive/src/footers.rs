@@ -239,7 +239,7 @@ fn check_schema(info: &TableInfo, key: &str, footer: &Footer) -> Result<()> {
 
 /// Whether file values of type `file` can be read as `table` without changing their meaning
 /// (integers widen, strings stay strings, …), as Trino's Hive connector allows.
-fn compatible(file: &DataType, table: &DataType) -> bool {
+pub(crate) fn compatible(file: &DataType, table: &DataType) -> bool {
     use DataType::*;
     let family = |t: &DataType| match t {
         Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 => 1,

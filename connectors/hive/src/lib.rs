@@ -21,8 +21,9 @@
 //! Delta Lake catalogs (`connector.name=delta_lake`, [`delta`]) share the metastore, the
 //! storage and the scan; their tables' truth is the Delta log.
 //!
-//! ORC tables can be declared but not read yet; Avro, RCFile and SequenceFile are not
-//! supported; the Thrift metastore (`hive.metastore.uri`) is refused with a clear message.
+//! ORC tables are read by [`orc`] (orc-rust) through the connector contract's split reader;
+//! writes are Parquet only. Avro, RCFile and SequenceFile are not supported; the Thrift
+//! metastore (`hive.metastore.uri`) is refused with a clear message.
 
 pub mod catalog;
 pub mod config;
@@ -32,6 +33,7 @@ pub mod delta;
 pub mod error;
 pub mod footers;
 pub mod metastore;
+pub mod orc;
 pub mod partitions;
 pub mod scan;
 pub mod sink;

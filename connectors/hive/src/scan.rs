@@ -2,6 +2,7 @@
 //! dealt into the scan's partitions, read by DataFusion's own Parquet/CSV/JSON source (a file
 //! scan Ballista narrows to each task's splits, so every split is read exactly once).
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::datatypes::{FieldRef, SchemaRef};
@@ -88,37 +89,63 @@ pub async fn file_scan(
 /// Cuts files into splits of at most `max` bytes and deals them into `groups` groups of
 /// about equal size (the scan's partitions; Ballista gives each task its groups).
 fn split_groups(files: &[ScanFile], max: u64, groups: usize, splittable: bool) -> Vec<FileGroup> {
-    let mut splits: Vec<(u64, PartitionedFile)> = Vec::new();
-    for file in files {
-        let size = file.meta.size;
-        let whole = PartitionedFile::new_from_meta(file.meta.clone())
-            .with_partition_values(file.partition_values.clone());
+    let sizes: Vec<u64> = files.iter().map(|f| f.meta.size).collect();
+    let splits = byte_ranges(&sizes, max, splittable)
+        .into_iter()
+        .map(|(index, range)| {
+            let file = &files[index];
+            let whole = PartitionedFile::new_from_meta(file.meta.clone())
+                .with_partition_values(file.partition_values.clone());
+            let split = if range.end - range.start == file.meta.size {
+                whole
+            } else {
+                #[allow(clippy::cast_possible_wrap)]
+                whole.with_range(range.start as i64, range.end as i64)
+            };
+            (range.end - range.start, split)
+        })
+        .collect();
+    deal(splits, groups)
+        .into_iter()
+        .map(FileGroup::new)
+        .collect()
+}
+
+/// The byte ranges of at most `max` bytes the files of `sizes` are read in, as (index of
+/// the file, range); a whole file each when they are not `splittable`.
+pub fn byte_ranges(sizes: &[u64], max: u64, splittable: bool) -> Vec<(usize, Range<u64>)> {
+    let mut ranges = Vec::new();
+    for (index, &size) in sizes.iter().enumerate() {
         if !splittable || size <= max {
-            splits.push((size, whole));
+            ranges.push((index, 0..size));
             continue;
         }
         let mut start = 0;
         while start < size {
             let end = (start + max).min(size);
-            #[allow(clippy::cast_possible_wrap)]
-            let split = whole.clone().with_range(start as i64, end as i64);
-            splits.push((end - start, split));
+            ranges.push((index, start..end));
             start = end;
         }
     }
-    let count = groups.clamp(1, splits.len().max(1));
-    let mut dealt: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, vec![]); count];
-    splits.sort_by_key(|s| std::cmp::Reverse(s.0));
-    for (size, split) in splits {
+    ranges
+}
+
+/// Deals sized items into at most `groups` non-empty groups of about equal total size,
+/// largest first.
+pub fn deal<T: Clone>(mut items: Vec<(u64, T)>, groups: usize) -> Vec<Vec<T>> {
+    let count = groups.clamp(1, items.len().max(1));
+    let mut dealt: Vec<(u64, Vec<T>)> = vec![(0, vec![]); count];
+    items.sort_by_key(|s| std::cmp::Reverse(s.0));
+    for (size, item) in items {
         if let Some(smallest) = dealt.iter_mut().min_by_key(|(total, _)| *total) {
             smallest.0 += size;
-            smallest.1.push(split);
+            smallest.1.push(item);
         }
     }
     dealt
         .into_iter()
-        .filter(|(_, files)| !files.is_empty())
-        .map(|(_, files)| FileGroup::new(files))
+        .filter(|(_, items)| !items.is_empty())
+        .map(|(_, items)| items)
         .collect()
 }
 

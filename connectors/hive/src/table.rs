@@ -22,12 +22,14 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_datasource::sink::DataSinkExec;
+use tributary_connector::ScanBuilder;
 
 use crate::config::Format;
 use crate::context::HiveContext;
 use crate::error::HiveError;
+use crate::orc::OrcReader;
 use crate::partitions::{self, DataFile, ListRequest, Listing};
-use crate::scan::{FileScan, ScanFile, file_scan};
+use crate::scan::{FileScan, ScanFile, deal, file_scan};
 use crate::sink::HiveSink;
 use crate::table_info::TableInfo;
 
@@ -187,12 +189,37 @@ impl HiveTable {
             ),
             Format::Json => Arc::new(JsonFormat::default()),
             Format::Orc => {
-                return Err(DataFusionError::NotImplemented(format!(
-                    "table {}: reading ORC files is not supported yet",
+                return Err(DataFusionError::Internal(format!(
+                    "table {}: ORC files are read by the ORC split reader",
                     self.info.qualified
                 )));
             }
         })
+    }
+
+    /// The scan of an ORC table: the connector contract's split reader over the files kept.
+    fn orc_scan(
+        &self,
+        state: &dyn Session,
+        listing: &Listing,
+        files: &[DataFile],
+        projection: Option<&Vec<usize>>,
+        limit: Option<usize>,
+        statistics: Statistics,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let reader = OrcReader::new(Arc::clone(&self.ctx), &self.info, listing, files)?;
+        let splits = reader
+            .splits(self.ctx.config.max_split_size)
+            .into_iter()
+            .map(|s| (s.size, s))
+            .collect();
+        let groups = deal(splits, state.config().target_partitions());
+        ScanBuilder::new(self.ctx.catalog(), Arc::new(reader))
+            .with_split_groups(groups)
+            .with_projection(projection)
+            .with_limit(limit)
+            .with_statistics(statistics)
+            .build()
     }
 }
 
@@ -227,7 +254,6 @@ impl TableProvider for HiveTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let format = self.file_format(state)?;
         let (listing, files, summary) = self.pruned(state, filters).await?;
         tracing::info!(
             table = %self.info.qualified,
@@ -260,10 +286,13 @@ impl TableProvider for HiveTable {
         {
             statistics.total_byte_size = Precision::Inexact(summary.bytes as usize);
         }
+        if self.info.format == Format::Orc {
+            return self.orc_scan(state, &listing, &files, projection, limit, statistics);
+        }
         file_scan(
             state,
             FileScan {
-                format,
+                format: self.file_format(state)?,
                 store_url: self.info.location.store_url(self.ctx.catalog()),
                 data_schema: Arc::clone(&self.info.data_schema),
                 partition_fields: self.info.partition_fields.clone(),

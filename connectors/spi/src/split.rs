@@ -93,7 +93,7 @@ pub trait SplitReader: Debug + Send + Sync + 'static {
 pub struct ScanBuilder {
     catalog: String,
     reader: Arc<dyn SplitReader>,
-    splits: Vec<SplitInfo>,
+    groups: Vec<Vec<SplitInfo>>,
     projection: Option<Vec<usize>>,
     limit: Option<usize>,
     statistics: Option<Statistics>,
@@ -105,7 +105,7 @@ impl ScanBuilder {
         Self {
             catalog: catalog.into(),
             reader,
-            splits: vec![],
+            groups: vec![],
             projection: None,
             limit: None,
             statistics: None,
@@ -114,7 +114,14 @@ impl ScanBuilder {
 
     /// The splits to read, one output partition each.
     pub fn with_splits(mut self, splits: Vec<SplitInfo>) -> Self {
-        self.splits = splits;
+        self.groups = splits.into_iter().map(|s| vec![s]).collect();
+        self
+    }
+
+    /// The splits to read, in groups: one output partition per group, whose splits are
+    /// read one after another (for tables of many small files).
+    pub fn with_split_groups(mut self, groups: Vec<Vec<SplitInfo>>) -> Self {
+        self.groups = groups;
         self
     }
 
@@ -139,9 +146,15 @@ impl ScanBuilder {
     /// Builds the `DataSourceExec`.
     pub fn build(self) -> DfResult<Arc<dyn ExecutionPlan>> {
         let groups = self
-            .splits
-            .iter()
-            .map(|s| FileGroup::new(vec![PartitionedFile::new(s.name.clone(), s.size)]))
+            .groups
+            .into_iter()
+            .map(|g| {
+                FileGroup::new(
+                    g.into_iter()
+                        .map(|s| PartitionedFile::new(s.name, s.size))
+                        .collect(),
+                )
+            })
             .collect::<Vec<_>>();
         let source = Arc::new(ConnectorSource::new(self.catalog, self.reader));
         build_scan(source, groups, self.projection, self.limit, self.statistics)

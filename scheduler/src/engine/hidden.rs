@@ -31,12 +31,14 @@ pub(crate) async fn plan(ctx: &SessionContext, sql: &str) -> DfResult<LogicalPla
     state.statement_to_plan(statement).await
 }
 
-/// Rewrites the wildcards of `statement` over tables that have hidden columns.
+/// Rewrites the wildcards of `statement` over tables that have hidden columns (and Trino's
+/// type names DataFusion lacks: every statement planned from SQL text passes here).
 pub(crate) async fn exclude_hidden(
     ctx: &SessionContext,
     state: &SessionState,
     statement: &mut DfStatement,
 ) -> DfResult<()> {
+    super::trino_types::rewrite(statement);
     // Looking tables up costs catalog I/O (a metastore file, a database's catalog), and the
     // planner looks them up again: only statements the rewrite could change pay for it.
     if !rewritable(statement) {
