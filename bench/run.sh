@@ -25,6 +25,6 @@ for b in "${benchmarks[@]}"; do
     materialized-view) bash ../scripts/start-databases.sh && "$venv/bin/python" materialized_view.py ;;
     broadcast-join) "$venv/bin/python" broadcast_join.py ;;
     seed-query) bash ../scripts/start-databases.sh && "$venv/bin/python" seed_query.py ;;
-    *) echo "unknown benchmark '$b' (tpch, tpch-s3, latency, egress, sql-scan, kafka-scan, materialized-view, broadcast-join)"; exit 2 ;;
+    *) echo "unknown benchmark '$b' (tpch, tpch-s3, latency, egress, sql-scan, kafka-scan, materialized-view, broadcast-join, seed-query)"; exit 2 ;;
   esac
 done

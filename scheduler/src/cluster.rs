@@ -126,7 +126,7 @@ pub(crate) async fn start(
             default_session_builder(config)?,
         )
         .with_runtime_env(runtime)
-        .with_query_planner(Arc::new(crate::joins::HintQueryPlanner));
+        .with_query_planner(Arc::new(crate::planner::TributaryQueryPlanner));
         for rule in session_catalogs.optimizer_rules() {
             builder = builder.with_optimizer_rule(rule);
         }

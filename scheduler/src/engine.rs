@@ -21,8 +21,10 @@ mod run;
 mod trino_types;
 mod views;
 mod write;
+mod write_node;
 
 pub(crate) use hidden::exclude_hidden;
+pub(crate) use write_node::WritePlanner;
 
 use crate::access::{AccessControl, AccessScope};
 use crate::admission::ResourceGroups;

@@ -23,13 +23,12 @@ use ballista_core::config::{
 use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::common::{DFSchemaRef, Result as DfResult};
 use datafusion::config::ConfigOptions;
-use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{
     Expr, Extension, JoinType, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
 };
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
+use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use tributary_connector::{EstimateExec, SizeEstimate};
 
 use crate::statement::hints::{Distribution, JoinHint};
@@ -286,24 +285,8 @@ pub(crate) fn configure(options: &mut ConfigOptions, plan: &LogicalPlan) -> DfRe
     Ok(())
 }
 
-/// DataFusion's physical planner with the hint nodes planned as [`EstimateExec`]s.
-#[derive(Debug, Default)]
-pub(crate) struct HintQueryPlanner;
-
-#[async_trait]
-impl QueryPlanner for HintQueryPlanner {
-    async fn create_physical_plan(
-        &self,
-        logical_plan: &LogicalPlan,
-        session_state: &dyn datafusion::catalog::Session,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(HintPlanner)])
-            .create_physical_plan(logical_plan, session_state)
-            .await
-    }
-}
-
-struct HintPlanner;
+/// Plans [`JoinHintNode`]s as [`EstimateExec`]s (one of `crate::planner`'s extensions).
+pub(crate) struct HintPlanner;
 
 #[async_trait]
 impl ExtensionPlanner for HintPlanner {

@@ -21,6 +21,7 @@ mod joins;
 mod leases;
 mod local;
 pub mod monitor;
+mod planner;
 pub mod session;
 pub mod statement;
 mod system;

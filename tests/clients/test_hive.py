@@ -8,6 +8,7 @@ import datetime
 import io
 import json
 import random
+import re
 import shutil
 import signal
 import tempfile
@@ -268,6 +269,113 @@ def test_partitioned_ctas_and_insert_read_back_equal(hconn, s3):
     query(hconn, "DROP TABLE hive.sales.lineitem")
     assert s3.keys(LAKE, "sales/lineitem/") == []
     assert "lineitem" not in [r[0] for r in query(hconn, "SHOW TABLES FROM hive.sales")]
+
+
+def writer_nodes(conn, statement_start):
+    """How many executors ran the tasks of the newest finished statement starting so."""
+    query_id = query(conn, "SELECT query_id FROM system.runtime.queries WHERE state = 'FINISHED' "
+                           f"AND query LIKE '{statement_start}%' ORDER BY created DESC LIMIT 1")[0][0]
+    return query(conn, f"SELECT count(DISTINCT node_id) FROM system.runtime.tasks WHERE query_id = '{query_id}'")[0][0]
+
+
+def test_each_executor_writes_its_own_files(hconn, s3):
+    """CTAS and INSERT into Hive and Delta tables run as one job whose tasks, on every executor,
+    write their own files (Hive: <write id>_<task>-<attempt>_<n>.parquet); the scheduler commits
+    what the tasks report, once."""
+    check = "SELECT l_linestatus, count(*), sum(l_quantity), max(l_comment) FROM {} GROUP BY 1 ORDER BY 1"
+    expected = query(hconn, check.format("tpch.tiny.lineitem"))
+    query(hconn, "DROP TABLE IF EXISTS hive.default.dist")
+    query(hconn, "CREATE TABLE hive.default.dist WITH (partitioned_by = ARRAY['l_linestatus']) AS "
+                 "SELECT l_orderkey, l_partkey, l_quantity, l_comment, l_linestatus FROM tpch.tiny.lineitem")
+    assert query(hconn, check.format("hive.default.dist")) == expected
+    assert writer_nodes(hconn, "CREATE TABLE hive.default.dist") == 2
+    names = [k.rsplit("/", 1)[1] for k in s3.keys(META, "metastore/default/dist/") if k.endswith(".parquet")]
+    pattern = re.compile(r"\d{8}_\d{6}_[0-9a-f]{12}_(\d+)-[0-9a-f]{8}_\d+\.parquet")
+    assert all(pattern.fullmatch(n) for n in names), names
+    assert len({pattern.fullmatch(n).group(1) for n in names}) >= 2, names
+    query(hconn, "INSERT INTO hive.default.dist SELECT l_orderkey, l_partkey, l_quantity, l_comment, "
+                 "l_linestatus FROM tpch.tiny.lineitem")
+    assert writer_nodes(hconn, "INSERT INTO hive.default.dist") == 2
+    assert query(hconn, "SELECT count(*) FROM hive.default.dist") == [(2 * expected[0][1] + 2 * expected[1][1],)]
+    meta = json.loads(s3.client.get_object(Bucket=META, Key="metastore/default/dist/.trinoTable")["Body"].read())
+    assert not meta["parameters"].get("tributary.pending-writes")
+    # Delta: every task's files in ONE new version.
+    query(hconn, "DROP TABLE IF EXISTS delta.default.dist")
+    query(hconn, "CREATE TABLE delta.default.dist WITH (location = 's3://lake/delta/dist/') AS "
+                 "SELECT l_orderkey, l_partkey, l_quantity, l_comment, l_linestatus FROM tpch.tiny.lineitem")
+    assert query(hconn, check.format("delta.default.dist")) == expected
+    assert writer_nodes(hconn, "CREATE TABLE delta.default.dist") == 2
+    log = delta_log(s3, "delta/dist/")
+    assert len(log) == 2 and len([a for a in log[1] if "add" in a]) >= 2, log[1]
+    query(hconn, "DROP TABLE hive.default.dist")
+    query(hconn, "DROP TABLE delta.default.dist")
+
+
+@pytest.mark.parametrize("target", ["hive.default.killed_w", "delta.default.killed_w"])
+def test_write_killed_half_way_leaves_the_table_as_it_was(hconn, hive_cluster, s3, target):
+    """An INSERT killed while the executors' tasks write: nothing of it becomes visible (Hive:
+    its files deleted, its id kept pending; Delta: no new version in the log)."""
+    delta = target.startswith("delta")
+    bucket, prefix = (LAKE, "delta/killed_w/") if delta else (META, "metastore/default/killed_w/")
+    query(hconn, f"DROP TABLE IF EXISTS {target}")
+    where = " WITH (location = 's3://lake/delta/killed_w/')" if delta else ""
+    query(hconn, f"CREATE TABLE {target}{where} AS SELECT l_orderkey, l_comment FROM tpch.tiny.lineitem")
+    rows_before = query(hconn, f"SELECT count(*), sum(l_orderkey) FROM {target}")
+    files_before = {k for k in s3.keys(bucket, prefix) if k.endswith(".parquet")}
+    log_before = s3.keys(LAKE, prefix + "_delta_log/") if delta else None
+    statement = f"INSERT INTO {target} SELECT l_orderkey, l_comment FROM tpch.sf1.lineitem"
+    for attempt in range(4):
+        errors = []
+
+        def write():
+            wconn = connect(hive_cluster.uri)
+            try:
+                query(wconn, statement)
+            except Exception as e:  # noqa: BLE001 - the kill's message is checked below
+                errors.append(str(e))
+            finally:
+                wconn.close()
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        query_id, deadline = None, time.time() + 120
+        while query_id is None and time.time() < deadline:
+            rows = query(hconn, "SELECT query_id FROM system.runtime.queries WHERE state = 'RUNNING' "
+                                f"AND query = '{statement}'")
+            query_id = rows[0][0] if rows else None
+            time.sleep(0.05)
+        assert query_id, "the INSERT never ran"
+        # Killed while its tasks write: Hive's files reach storage as they roll over (1MB
+        # here); deltalake's writer keeps a task's files in memory until the task ends.
+        deadline = time.time() + 120
+        while not delta and time.time() < deadline and not [
+                k for k in s3.keys(bucket, prefix) if k.endswith(".parquet") and k not in files_before]:
+            time.sleep(0.1)
+        try:
+            query(hconn, f"CALL system.runtime.kill_query(query_id => '{query_id}', message => 'stop the write')")
+            break
+        except adbc_driver_manager.Error as e:
+            # Too late (the write had begun its commit, or ended): it is committed, whole.
+            assert "is committing its write and can no longer be killed" in str(e) or \
+                f"query '{query_id}' is not running" in str(e), e
+            writer.join(120)
+            assert not errors, errors
+            rows_after = query(hconn, f"SELECT count(*) FROM {target}")[0][0]
+            assert rows_after == rows_before[0][0] + 6_001_215
+            rows_before = query(hconn, f"SELECT count(*), sum(l_orderkey) FROM {target}")
+            files_before = {k for k in s3.keys(bucket, prefix) if k.endswith(".parquet")}
+            log_before = s3.keys(LAKE, prefix + "_delta_log/") if delta else None
+    else:
+        pytest.fail("each of 4 kills came too late")
+    writer.join(120)
+    assert errors and "stop the write" in errors[0], errors
+    assert query(hconn, f"SELECT count(*), sum(l_orderkey) FROM {target}") == rows_before
+    if delta:
+        assert s3.keys(LAKE, prefix + "_delta_log/") == log_before
+    else:
+        meta = json.loads(s3.client.get_object(Bucket=META, Key=prefix + ".trinoTable")["Body"].read())
+        assert meta["parameters"]["tributary.pending-writes"]
+    query(hconn, f"DROP TABLE {target}")
 
 
 def test_external_table_drop_keeps_data(hconn, s3):

@@ -8,13 +8,16 @@ use datafusion::catalog::{CatalogProvider, TableProvider};
 use datafusion::execution::SendableRecordBatchStream;
 use object_store::ObjectStore;
 use tributary_connector::{
-    CommitMode, Connector, ConnectorError, ConnectorFactory, MaterializedViewDefinition,
-    Properties, RefreshState, Result, SourceVersion, SplitReader, TableProperties, ViewDefinition,
+    CommitMode, Connector, ConnectorError, ConnectorFactory, DistributedWrite,
+    MaterializedViewDefinition, Properties, RefreshState, Result, SourceVersion, SplitReader,
+    TableProperties, ViewDefinition,
 };
 
 use crate::catalog::HiveCatalog;
 use crate::config::HiveConfig;
 use crate::context::{CatalogKind, HiveContext};
+use crate::delta::DeltaLakeTable;
+use crate::table::HiveTable;
 
 /// `connector.name=hive`.
 #[derive(Debug, Default)]
@@ -229,6 +232,45 @@ impl Connector for HiveConnector {
     fn object_store(&self, url: &url::Url) -> Option<Result<Arc<dyn ObjectStore>>> {
         let bucket = url.host_str()?;
         Some(self.ctx.stores.bucket(bucket).map_err(ConnectorError::from))
+    }
+
+    fn writes_distributed(&self) -> bool {
+        true
+    }
+
+    /// Hive tables (Parquet) and Delta tables are written by the executors' tasks.
+    async fn begin_write(
+        &self,
+        schema: &str,
+        table: &str,
+        overwrite: bool,
+    ) -> Result<Option<Arc<dyn DistributedWrite>>> {
+        let Some(provider) = self.catalog.schema(schema) else {
+            return Ok(None);
+        };
+        let Some(provider) = provider.table(table).await? else {
+            return Ok(None);
+        };
+        if let Some(hive) = provider.downcast_ref::<HiveTable>() {
+            return Ok(Some(Arc::new(hive.begin_write(overwrite).await?)));
+        }
+        if let Some(delta) = provider.downcast_ref::<DeltaLakeTable>() {
+            return Ok(Some(Arc::new(delta.begin_write(overwrite)?)));
+        }
+        Ok(None)
+    }
+
+    fn decode_write(&self, write: &[u8]) -> Result<Arc<dyn DistributedWrite>> {
+        match write.first() {
+            Some(&crate::delta::DELTA_WRITE) => Ok(Arc::new(crate::delta::DeltaWrite::decode(
+                Arc::clone(&self.ctx),
+                write,
+            )?)),
+            _ => Ok(Arc::new(crate::sink::HiveWrite::decode(
+                Arc::clone(&self.ctx),
+                write,
+            )?)),
+        }
     }
 
     /// Parquet, CSV and JSON tables are read by DataFusion's own file sources (encoded by

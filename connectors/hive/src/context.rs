@@ -68,6 +68,24 @@ impl HiveContext {
             .map_err(|e| HiveError::Metadata(format!("catalog '{}': {e}", self.catalog())))?
     }
 
+    /// Runs storage and metastore I/O of a statement on the catalog's runtime (where every
+    /// catalog call of the scheduler runs, so no connection is tied to a runtime that a
+    /// synchronous catalog method may block), within the statement's commit gate.
+    pub async fn run_gated<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let result = match tributary_connector::current_gate() {
+            Some(gate) => {
+                self.runtime
+                    .run(tributary_connector::within_gate(gate, work))
+                    .await
+            }
+            None => self.runtime.run(work).await,
+        };
+        result.map_err(|e| HiveError::Metadata(format!("catalog '{}': {e}", self.catalog())))?
+    }
+
     /// The default location of a managed table's data.
     pub fn table_dir(&self, schema: &str, table: &str) -> Location {
         self.metastore.table_dir(schema, table)

@@ -54,7 +54,9 @@ use crate::types::hive_type;
 mod commit;
 
 use commit::DeltaSink;
-pub use commit::{REFRESH_STATE_KEY, commit_rows, last_commit_value, version};
+pub use commit::{
+    DELTA_WRITE, DeltaWrite, REFRESH_STATE_KEY, commit_rows, last_commit_value, version,
+};
 
 /// The table properties of Delta tables (`system.metadata.table_properties`).
 pub(crate) const PROPERTIES: [tributary_connector::PropertySpec; 2] = [
@@ -322,6 +324,22 @@ pub struct DeltaLakeTable {
 }
 
 impl DeltaLakeTable {
+    /// Begins a statement's write into the table, done by the executors' tasks.
+    pub fn begin_write(&self, overwrite: bool) -> tributary_connector::Result<DeltaWrite> {
+        if overwrite {
+            return Err(DataFusionError::NotImplemented(format!(
+                "table {}: INSERT OVERWRITE is not supported yet",
+                self.qualified
+            ))
+            .into());
+        }
+        Ok(DeltaWrite {
+            ctx: Arc::clone(&self.ctx),
+            qualified: self.qualified.clone(),
+            location: self.location.clone(),
+        })
+    }
+
     /// Loads a registered Delta table.
     pub async fn load(
         ctx: Arc<HiveContext>,

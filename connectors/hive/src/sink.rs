@@ -1,21 +1,26 @@
 //! Writing a statement's rows (INSERT, CTAS) as Parquet files, one directory per partition,
-//! made visible all at once.
+//! made visible all at once; the files are written by the executors' tasks, each its own
+//! (a [`tributary_connector::DistributedWrite`]), and committed once by the scheduler.
 //!
 //! Commit protocol: the write gets an id (`20261125_093012_<random>`); the id is first added
 //! to the table's `tributary.pending-writes` parameter (a conditional update of the table's
-//! metastore file), then the files are written as `<id>_<n>.parquet` in the table's
-//! directories. Readers skip files of pending writes. The commit is one more metastore
-//! update removing the id; if the write fails, its files are deleted and the id removed. A
-//! scheduler killed mid-write leaves the id pending, so its files stay invisible.
+//! metastore file), then each task writes its files as `<id>_<task>-<attempt>_<n>.parquet`
+//! in the table's directories. Readers skip files of pending writes. The commit removes the
+//! files no finished task reported (those of a failed, retried attempt), then updates the
+//! metastore once more, removing the id. If the write fails, its files are deleted and the id
+//! stays pending: a cancelled task may still be finishing a file on an executor, which must
+//! never become visible. A scheduler killed mid-write leaves the id pending too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::{cast, take_record_batch};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef};
 use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::parquet::arrow::AsyncArrowWriter;
@@ -27,41 +32,149 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
+use tributary_connector::{
+    ConnectorError, DistributedWrite, WrittenPart, decode_schema, encode_schema,
+};
 
+use crate::config::Format;
 use crate::context::HiveContext;
+use crate::error::HiveError;
 use crate::partitions::{NULL_PARTITION, escape};
+use crate::storage::Location;
 use crate::table_info::{PENDING_WRITES, TableInfo};
 
-/// Most partitions one statement may write (Trino's `hive.max-partitions-per-writers`).
+/// Most partitions one task may write (Trino's `hive.max-partitions-per-writers`).
 const MAX_OPEN_PARTITIONS: usize = 1000;
 
-/// Writes a statement's rows into a Hive table.
-#[derive(Debug)]
-pub struct HiveSink {
+/// What writing needs of a table (all an executor is sent).
+#[derive(Debug, Clone)]
+struct WriteTarget {
+    qualified: String,
+    location: Location,
+    data_schema: SchemaRef,
+    partition_fields: Vec<FieldRef>,
+}
+
+impl From<&TableInfo> for WriteTarget {
+    fn from(info: &TableInfo) -> Self {
+        Self {
+            qualified: info.qualified.clone(),
+            location: info.location.clone(),
+            data_schema: Arc::clone(&info.data_schema),
+            partition_fields: info.partition_fields.clone(),
+        }
+    }
+}
+
+/// First byte of an encoded [`HiveWrite`] (a catalog may hold Delta tables too).
+pub(crate) const HIVE_WRITE: u8 = b'h';
+
+/// A write as an executor receives it.
+#[derive(Debug, Serialize, Deserialize)]
+struct WriteSpec {
+    schema_name: String,
+    table_name: String,
+    qualified: String,
+    location: String,
+    /// Data columns then partition columns: base64 of DataFusion's protobuf schema.
+    schema: String,
+    partition_columns: usize,
+    id: String,
+}
+
+/// Whether `info`'s table may be written by a statement (appending, or `overwrite`).
+pub(crate) fn check_writable(ctx: &HiveContext, info: &TableInfo, overwrite: bool) -> DfResult<()> {
+    let table = &info.qualified;
+    if overwrite {
+        return Err(DataFusionError::NotImplemented(format!(
+            "table {table}: INSERT OVERWRITE is not supported yet"
+        )));
+    }
+    if info.external && !ctx.config.non_managed_table_writes {
+        return Err(DataFusionError::Plan(format!(
+            "table {table}: cannot write to an external table (set hive.non-managed-table-writes-enabled=true in the catalog to allow it)"
+        )));
+    }
+    if info.format != Format::Parquet {
+        return Err(DataFusionError::NotImplemented(format!(
+            "table {table}: writing {} tables is not supported yet (Tributary writes PARQUET)",
+            info.format.name()
+        )));
+    }
+    Ok(())
+}
+
+/// One statement's write into a Hive table (see the module's commit protocol).
+#[derive(Debug, Clone)]
+pub struct HiveWrite {
     ctx: Arc<HiveContext>,
     schema_name: String,
     table_name: String,
-    info: TableInfo,
+    target: WriteTarget,
+    id: String,
 }
 
-impl HiveSink {
-    /// A sink for one statement.
-    pub fn new(
+impl HiveWrite {
+    /// Begins a write into `info`'s table: checks that it may be written, gives the write
+    /// an id and marks it pending (its files stay invisible until the commit).
+    pub async fn begin(
         ctx: Arc<HiveContext>,
         schema_name: &str,
         table_name: &str,
-        info: TableInfo,
-    ) -> Self {
-        Self {
+        info: &TableInfo,
+        overwrite: bool,
+    ) -> tributary_connector::Result<Self> {
+        check_writable(&ctx, info, overwrite)?;
+        let write = Self {
             ctx,
             schema_name: schema_name.to_owned(),
             table_name: table_name.to_owned(),
-            info,
-        }
+            target: WriteTarget::from(info),
+            id: write_id(),
+        };
+        let marked = write.clone();
+        write
+            .ctx
+            .run_gated(async move { marked.set_pending(true).await })
+            .await?;
+        Ok(write)
     }
 
-    async fn set_pending(&self, id: &str, pending: bool) -> crate::error::Result<()> {
-        let id = id.to_owned();
+    /// Rebuilds a write on an executor from [`DistributedWrite::encode`]'s bytes.
+    pub fn decode(ctx: Arc<HiveContext>, bytes: &[u8]) -> tributary_connector::Result<Self> {
+        let bad = |reason: String| ConnectorError::Decode {
+            what: "hive write",
+            reason,
+        };
+        let json = bytes
+            .strip_prefix(&[HIVE_WRITE])
+            .ok_or_else(|| bad("not a Hive write".into()))?;
+        let spec: WriteSpec = serde_json::from_slice(json).map_err(|e| bad(e.to_string()))?;
+        let schema = decode_schema(
+            &BASE64
+                .decode(&spec.schema)
+                .map_err(|e| bad(e.to_string()))?,
+        )?;
+        let split = schema.fields().len().saturating_sub(spec.partition_columns);
+        let data_schema = Arc::new(Schema::new(schema.fields()[..split].to_vec()));
+        let partition_fields = schema.fields()[split..].to_vec();
+        Ok(Self {
+            ctx,
+            schema_name: spec.schema_name,
+            table_name: spec.table_name,
+            target: WriteTarget {
+                qualified: spec.qualified,
+                location: Location::parse(&spec.location)?,
+                data_schema,
+                partition_fields,
+            },
+            id: spec.id,
+        })
+    }
+
+    async fn set_pending(&self, pending: bool) -> crate::error::Result<()> {
+        let id = self.id.clone();
         self.ctx
             .metastore
             .update_table(&self.schema_name, &self.table_name, move |m| {
@@ -88,38 +201,172 @@ impl HiveSink {
             .await
     }
 
-    /// Deletes every file of a failed write (also any it left half-written).
-    async fn remove_files(&self, store: &Arc<dyn ObjectStore>, id: &str) {
-        let prefix = format!("{id}_");
-        let found: Vec<Path> = match store
-            .list(Some(&self.info.location.path))
+    /// Deletes the files of this write that `keep` does not hold (all of them without it).
+    async fn remove_files(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        keep: Option<&HashSet<String>>,
+    ) -> crate::error::Result<()> {
+        let prefix = format!("{}_", self.id);
+        let what = || format!("table {}: write {}", self.target.qualified, self.id);
+        let found: Vec<Path> = store
+            .list(Some(&self.target.location.path))
             .try_filter(|m| {
                 futures::future::ready(
                     m.location
                         .filename()
-                        .is_some_and(|f| f.starts_with(&prefix)),
+                        .is_some_and(|f| f.starts_with(&prefix))
+                        && keep.is_none_or(|keep| !keep.contains(m.location.as_ref())),
                 )
             })
             .map_ok(|m| m.location)
             .try_collect()
             .await
-        {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!(
-                    "table {}: cannot list the files of failed write {id}: {e}",
-                    self.info.qualified
-                );
-                return;
-            }
-        };
+            .map_err(|e| HiveError::storage(what(), &e))?;
         for path in found {
-            if let Err(e) = store.delete(&path).await {
-                tracing::warn!(
-                    "table {}: cannot delete {path} of failed write {id}: {e}",
-                    self.info.qualified
-                );
+            store
+                .delete(&path)
+                .await
+                .map_err(|e| HiveError::storage(format!("{}: cannot delete {path}", what()), &e))?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DistributedWrite for HiveWrite {
+    fn describe(&self) -> String {
+        format!(
+            "table={} location={} write={}",
+            self.target.qualified, self.target.location, self.id
+        )
+    }
+
+    fn encode(&self) -> tributary_connector::Result<Vec<u8>> {
+        let mut fields: Vec<FieldRef> = self.target.data_schema.fields().to_vec();
+        fields.extend(self.target.partition_fields.iter().cloned());
+        let spec = WriteSpec {
+            schema_name: self.schema_name.clone(),
+            table_name: self.table_name.clone(),
+            qualified: self.target.qualified.clone(),
+            location: self.target.location.to_string(),
+            schema: BASE64.encode(encode_schema(&Schema::new(fields))?),
+            partition_columns: self.target.partition_fields.len(),
+            id: self.id.clone(),
+        };
+        let mut bytes = vec![HIVE_WRITE];
+        serde_json::to_writer(&mut bytes, &spec).map_err(|e| ConnectorError::Decode {
+            what: "hive write",
+            reason: e.to_string(),
+        })?;
+        Ok(bytes)
+    }
+
+    async fn write(
+        &self,
+        partition: usize,
+        data: SendableRecordBatchStream,
+    ) -> DfResult<WrittenPart> {
+        let store = self.ctx.stores.get(&self.target.location)?;
+        // Unique per attempt: a retried task never writes over a file another attempt of it
+        // may still be writing.
+        let attempt = uuid::Uuid::new_v4().simple().to_string();
+        let prefix = format!("{}_{partition}-{}", self.id, &attempt[..8]);
+        let mut writers = Writers::new(
+            store,
+            &self.target,
+            &prefix,
+            self.ctx.config.target_max_file_size,
+        );
+        let written = match writers.write_stream(data).await {
+            Ok(rows) => writers.finish().await.map(|()| rows),
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(rows) => Ok(WrittenPart {
+                rows,
+                data: serde_json::to_vec(&writers.files)
+                    .map_err(|e| DataFusionError::Internal(e.to_string()))?,
+            }),
+            Err(e) => {
+                // Not needed for correctness (the commit and the abort remove them too).
+                writers.discard().await;
+                Err(e)
             }
+        }
+    }
+
+    async fn commit(&self, parts: Vec<WrittenPart>) -> tributary_connector::Result<u64> {
+        let mut keep = HashSet::new();
+        let mut rows = 0;
+        for part in parts {
+            let files: Vec<String> =
+                serde_json::from_slice(&part.data).map_err(|e| ConnectorError::Decode {
+                    what: "hive write part",
+                    reason: e.to_string(),
+                })?;
+            keep.extend(files);
+            rows += part.rows;
+        }
+        let this = self.clone();
+        self.ctx
+            .run_gated(async move {
+                let store = this.ctx.stores.get(&this.target.location)?;
+                // A failed attempt of a retried task leaves files no part reports: they go
+                // before the write becomes visible.
+                this.remove_files(&store, Some(&keep)).await?;
+                // The commit is the point of no return: a statement killed before it is
+                // undone.
+                tributary_connector::point_of_no_return().map_err(|why| HiveError::Stopped {
+                    table: this.target.qualified.clone(),
+                    message: why,
+                })?;
+                this.set_pending(false).await
+            })
+            .await?;
+        Ok(rows)
+    }
+
+    /// Deletes the write's files; its id stays pending, so a file a cancelled task finishes
+    /// afterwards stays invisible.
+    async fn abort(&self) {
+        let this = self.clone();
+        let removed = self
+            .ctx
+            .run_gated(async move {
+                let store = this.ctx.stores.get(&this.target.location)?;
+                this.remove_files(&store, None).await
+            })
+            .await;
+        if let Err(e) = removed {
+            tracing::warn!("{e}; its files stay invisible");
+        }
+    }
+}
+
+/// Writes a statement's rows into a Hive table from one stream (`TableProvider::insert_into`,
+/// for callers that do not run the write as a job): the same write, done as one part.
+#[derive(Debug)]
+pub struct HiveSink {
+    ctx: Arc<HiveContext>,
+    schema_name: String,
+    table_name: String,
+    info: TableInfo,
+}
+
+impl HiveSink {
+    /// A sink for one statement.
+    pub fn new(
+        ctx: Arc<HiveContext>,
+        schema_name: &str,
+        table_name: &str,
+        info: TableInfo,
+    ) -> Self {
+        Self {
+            ctx,
+            schema_name: schema_name.to_owned(),
+            table_name: table_name.to_owned(),
+            info,
         }
     }
 }
@@ -145,52 +392,25 @@ impl DataSink for HiveSink {
         data: SendableRecordBatchStream,
         _context: &Arc<TaskContext>,
     ) -> DfResult<u64> {
-        let store = self.ctx.stores.get(&self.info.location)?;
-        let id = write_id();
-        self.set_pending(&id, true).await?;
-        let mut writers = Writers::new(
-            Arc::clone(&store),
+        let write = HiveWrite::begin(
+            Arc::clone(&self.ctx),
+            &self.schema_name,
+            &self.table_name,
             &self.info,
-            &id,
-            self.ctx.config.target_max_file_size,
-        );
-        let written = writers.write_stream(data).await;
-        let written = match written {
-            Ok(rows) => writers.finish().await.map(|()| rows),
+            false,
+        )
+        .await?;
+        let written = match write.write(0, data).await {
+            Ok(part) => write
+                .commit(vec![part])
+                .await
+                .map_err(DataFusionError::from),
             Err(e) => Err(e),
         };
-        // The commit is the point of no return: a statement killed before it is undone.
-        let written = written.and_then(|rows| {
-            tributary_connector::point_of_no_return()
-                .map(|()| rows)
-                .map_err(|why| {
-                    crate::error::HiveError::Stopped {
-                        table: self.info.qualified.clone(),
-                        message: why,
-                    }
-                    .into()
-                })
-        });
-        match written {
-            Ok(rows) => {
-                if let Err(e) = self.set_pending(&id, false).await {
-                    self.remove_files(&store, &id).await;
-                    return Err(e.into());
-                }
-                Ok(rows)
-            }
-            Err(e) => {
-                drop(writers);
-                self.remove_files(&store, &id).await;
-                if let Err(undo) = self.set_pending(&id, false).await {
-                    tracing::warn!(
-                        "table {}: write {id} failed and stays pending: {undo}",
-                        self.info.qualified
-                    );
-                }
-                Err(e)
-            }
+        if written.is_err() {
+            write.abort().await;
         }
+        written
     }
 }
 
@@ -205,27 +425,36 @@ struct OpenFile {
     writer: AsyncArrowWriter<BufWriter>,
 }
 
-/// The open files of one write, one per partition directory.
+/// The open files of one task's write, one per partition directory.
 struct Writers {
     store: Arc<dyn ObjectStore>,
-    info: TableInfo,
-    id: String,
+    info: WriteTarget,
+    /// Start of every file name.
+    prefix: String,
     target_size: u64,
     sequence: usize,
     open: HashMap<String, OpenFile>,
     data_columns: usize,
+    /// Every file created (store paths).
+    files: Vec<String>,
 }
 
 impl Writers {
-    fn new(store: Arc<dyn ObjectStore>, info: &TableInfo, id: &str, target_size: u64) -> Self {
+    fn new(
+        store: Arc<dyn ObjectStore>,
+        target: &WriteTarget,
+        prefix: &str,
+        target_size: u64,
+    ) -> Self {
         Self {
             store,
-            info: info.clone(),
-            id: id.to_owned(),
+            info: target.clone(),
+            prefix: prefix.to_owned(),
             target_size,
             sequence: 0,
             open: HashMap::new(),
-            data_columns: info.data_schema.fields().len(),
+            data_columns: target.data_schema.fields().len(),
+            files: Vec::new(),
         }
     }
 
@@ -317,7 +546,7 @@ impl Writers {
     }
 
     fn create(&mut self, dir: &str) -> DfResult<OpenFile> {
-        let name = format!("{}_{}.parquet", self.id, self.sequence);
+        let name = format!("{}_{}.parquet", self.prefix, self.sequence);
         self.sequence += 1;
         let path = if dir.is_empty() {
             self.info.location.file(&name)
@@ -327,6 +556,7 @@ impl Writers {
         let properties = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .build();
+        self.files.push(path.to_string());
         let writer = AsyncArrowWriter::try_new(
             BufWriter::new(Arc::clone(&self.store), path),
             Arc::clone(&self.info.data_schema),
@@ -340,5 +570,20 @@ impl Writers {
             file.writer.close().await?;
         }
         Ok(())
+    }
+
+    /// Drops the open files and deletes every file created (after a failure).
+    async fn discard(&mut self) {
+        self.open.clear();
+        for file in &self.files {
+            let Ok(path) = Path::parse(file) else {
+                continue;
+            };
+            if let Err(e) = self.store.delete(&path).await
+                && !matches!(e, object_store::Error::NotFound { .. })
+            {
+                tracing::debug!("cannot delete {file} of a failed write: {e}");
+            }
+        }
     }
 }

@@ -30,7 +30,7 @@ use crate::error::HiveError;
 use crate::orc::OrcReader;
 use crate::partitions::{self, DataFile, ListRequest, Listing};
 use crate::scan::{FileScan, ScanFile, deal, file_scan};
-use crate::sink::HiveSink;
+use crate::sink::{HiveSink, HiveWrite, check_writable};
 use crate::table_info::TableInfo;
 
 /// A Hive table.
@@ -95,6 +95,18 @@ impl HiveTable {
     /// The table's description.
     pub fn info(&self) -> &TableInfo {
         &self.info
+    }
+
+    /// Begins a statement's write into the table, done by the executors' tasks.
+    pub async fn begin_write(&self, overwrite: bool) -> tributary_connector::Result<HiveWrite> {
+        HiveWrite::begin(
+            Arc::clone(&self.ctx),
+            &self.schema_name,
+            &self.table_name,
+            &self.info,
+            overwrite,
+        )
+        .await
     }
 
     /// Lists the table's files and partitions.
@@ -314,22 +326,7 @@ impl TableProvider for HiveTable {
         op: InsertOp,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let table = &self.info.qualified;
-        if op != InsertOp::Append {
-            return Err(DataFusionError::NotImplemented(format!(
-                "table {table}: INSERT OVERWRITE is not supported yet"
-            )));
-        }
-        if self.info.external && !self.ctx.config.non_managed_table_writes {
-            return Err(DataFusionError::Plan(format!(
-                "table {table}: cannot write to an external table (set hive.non-managed-table-writes-enabled=true in the catalog to allow it)"
-            )));
-        }
-        if self.info.format != Format::Parquet {
-            return Err(DataFusionError::NotImplemented(format!(
-                "table {table}: writing {} tables is not supported yet (Tributary writes PARQUET)",
-                self.info.format.name()
-            )));
-        }
+        check_writable(&self.ctx, &self.info, op != InsertOp::Append)?;
         self.info
             .schema
             .logically_equivalent_names_and_types(&input.schema())

@@ -20,6 +20,7 @@ use crate::estimate::{EstimateExec, SizeEstimate};
 use crate::registry::Catalogs;
 use crate::source::ConnectorSource;
 use crate::split::build_scan;
+use crate::write::WriterExec;
 
 /// First bytes of a connector scan envelope. Field number 0 is invalid in protobuf, so no
 /// message of the wrapped codec can start with them.
@@ -29,6 +30,10 @@ const ENVELOPE: &[u8] = b"\0TRIB1";
 /// reason. Executors run it as its input; it is kept so that their plans have the same
 /// nodes as the scheduler's (metrics are matched to nodes by position).
 const ESTIMATE: &[u8] = b"\0TRIBE";
+
+/// First bytes of a [`WriterExec`], followed by the catalog's name (length-prefixed) and its
+/// connector's encoding of the write.
+const WRITER: &[u8] = b"\0TRIBW";
 
 /// A `PhysicalExtensionCodec` for connector scans, chained in front of another codec.
 /// The same type must be used on the scheduler and on every executor.
@@ -130,6 +135,28 @@ impl ConnectorCodec {
     }
 }
 
+impl ConnectorCodec {
+    fn decode_writer(
+        &self,
+        bytes: &[u8],
+        input: Arc<dyn ExecutionPlan>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let bad = || ConnectorError::Decode {
+            what: "writer",
+            reason: "truncated".into(),
+        };
+        let (len, rest) = bytes.split_first_chunk::<4>().ok_or_else(bad)?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err(bad().into());
+        }
+        let (catalog, write) = rest.split_at(len);
+        let catalog = String::from_utf8_lossy(catalog).into_owned();
+        let write = self.catalogs.get(&catalog)?.decode_write(write)?;
+        Ok(Arc::new(WriterExec::new(input, catalog, write)))
+    }
+}
+
 /// Encodes a schema as DataFusion's protobuf `Schema` (for connectors' table descriptions).
 pub fn encode_schema(schema: &Schema) -> DfResult<Vec<u8>> {
     let proto: datafusion_proto::protobuf::Schema = schema.try_into()?;
@@ -178,6 +205,14 @@ impl PhysicalExtensionCodec for ConnectorCodec {
                 String::from_utf8_lossy(reason).into_owned(),
             )));
         }
+        if let Some(rest) = buf.strip_prefix(WRITER) {
+            let [input] = inputs else {
+                return Err(DataFusionError::Internal(
+                    "a writer node needs one input".into(),
+                ));
+            };
+            return self.decode_writer(rest, Arc::clone(input));
+        }
         match buf.strip_prefix(ENVELOPE) {
             Some(scan) => self.decode_scan(scan),
             None => self.inner.try_decode(buf, inputs, ctx, proto_converter),
@@ -193,6 +228,18 @@ impl PhysicalExtensionCodec for ConnectorCodec {
         if let Some(exec) = node.downcast_ref::<DataSourceExec>()
             && self.encode_scan(exec, buf)?
         {
+            return Ok(());
+        }
+        if let Some(writer) = node.downcast_ref::<WriterExec>() {
+            let catalog = writer.catalog().as_bytes();
+            buf.extend_from_slice(WRITER);
+            buf.extend_from_slice(
+                &u32::try_from(catalog.len())
+                    .unwrap_or(u32::MAX)
+                    .to_le_bytes(),
+            );
+            buf.extend_from_slice(catalog);
+            buf.extend_from_slice(&writer.write().encode()?);
             return Ok(());
         }
         if let Some(estimate) = node.downcast_ref::<EstimateExec>() {

@@ -18,6 +18,7 @@ use crate::table_properties::TableProperties;
 use crate::views::{
     CommitMode, MaterializedViewDefinition, RefreshState, SourceVersion, ViewDefinition,
 };
+use crate::write::DistributedWrite;
 
 /// Builds the connector of a catalog from its properties file (Trino's `ConnectorFactory`).
 pub trait ConnectorFactory: Debug + Send + Sync {
@@ -184,6 +185,33 @@ pub trait Connector: Debug + Send + Sync {
     /// Rebuilds a table's split reader on an executor from the bytes its
     /// [`SplitReader::encode_table`] wrote on the scheduler.
     fn decode_reader(&self, table: &[u8]) -> Result<Arc<dyn SplitReader>>;
+
+    /// Whether [`Connector::begin_write`] may answer for this catalog's tables (a CTAS then
+    /// creates the table before its query runs, since its tasks write into it).
+    fn writes_distributed(&self) -> bool {
+        false
+    }
+
+    /// Begins a statement's write into `schema.table` done by the executors' tasks
+    /// ([`crate::write`]), or `None` when this table is written by the scheduler alone
+    /// (through `TableProvider::insert_into`, e.g. in one database transaction).
+    async fn begin_write(
+        &self,
+        _schema: &str,
+        _table: &str,
+        _overwrite: bool,
+    ) -> Result<Option<Arc<dyn DistributedWrite>>> {
+        Ok(None)
+    }
+
+    /// Rebuilds a write on an executor from the bytes its [`DistributedWrite::encode`] wrote
+    /// on the scheduler.
+    fn decode_write(&self, _write: &[u8]) -> Result<Arc<dyn DistributedWrite>> {
+        Err(crate::ConnectorError::Decode {
+            what: "write",
+            reason: "this catalog's tables are not written by executors".into(),
+        })
+    }
 }
 
 fn reject_properties(properties: &[(String, crate::PropertyValue)], what: &str) -> Result<()> {

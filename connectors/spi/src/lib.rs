@@ -8,6 +8,7 @@
 //! | splits | [`SplitInfo`]s, one output partition each, built into a scan by [`ScanBuilder`] |
 //! | reading | [`SplitReader::read`] streams the record batches of one split |
 //! | serialisation | [`ConnectorCodec`] carries scans to executors; [`Connector::decode_reader`] |
+//! | writes | [`Connector::begin_write`]: a [`DistributedWrite`] each task does a part of ([`WriterExec`]), committed once |
 //!
 //! A connector never builds its own `ExecutionPlan` leaf: [`ScanBuilder`] makes the scan a
 //! `DataSourceExec` over a `FileScanConfig` whose files are the splits, the one leaf shape
@@ -30,6 +31,7 @@ mod split;
 mod stores;
 mod table_properties;
 mod views;
+mod write;
 
 pub use codec::{ConnectorCodec, decode_schema, encode_schema};
 pub use commit::{CommitGate, current_gate, point_of_no_return, within_gate};
@@ -53,6 +55,7 @@ pub use views::{
     CommitMode, ConnectorMaterializedView, ConnectorView, MaterializedViewDefinition, RefreshKind,
     RefreshState, SourceVersion, ViewColumn, ViewDefinition, ViewSecurity, is_view,
 };
+pub use write::{DistributedWrite, WriterExec, WrittenPart, written_parts, written_schema};
 
 /// Registers the (empty) object store that connector scans name in a runtime environment.
 /// Every scheduler and executor runtime must have it.

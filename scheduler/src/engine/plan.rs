@@ -31,6 +31,17 @@ impl Engine {
                 let WriteOp::Insert(op) = dml.op else {
                     return Err(SchedulerError::Engine("not an INSERT".into()));
                 };
+                let options = ctx.state().config().options().catalog.clone();
+                let table = dml
+                    .table_name
+                    .clone()
+                    .resolve(&options.default_catalog, &options.default_schema);
+                if let Some(rows) = self
+                    .write_distributed(session, &ctx, &table, &dml.input, op, sql)
+                    .await?
+                {
+                    return Ok(Outcome::Update(rows));
+                }
                 let target = source_as_provider(&dml.target)?;
                 let job = self
                     .run_job(session, Arc::clone(&ctx), &dml.input, sql)

@@ -1,10 +1,15 @@
-//! Writes: `CREATE TABLE [AS SELECT]` and `INSERT INTO … SELECT`. The query runs as a
-//! Ballista job; its result partitions are then streamed, in order, into the target table's
-//! own insert plan on the scheduler, so a connector writes a statement in one transaction.
+//! Writes: `CREATE TABLE [AS SELECT]` and `INSERT INTO … SELECT`. Where the target's connector
+//! writes from the executors (`Connector::begin_write`: Hive and Delta tables), the query runs
+//! as a Ballista job whose every task writes its own rows (a `WriterExec` on top) and the
+//! scheduler commits what the tasks report, once. Otherwise the query runs as a job and its
+//! result partitions are streamed, in order, into the target table's own insert plan on the
+//! scheduler, so a connector (a database) writes a statement in one transaction.
 
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use datafusion::common::ResolvedTableReference;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -14,9 +19,12 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
-use tributary_connector::{TableProperties, conform_batch};
+use tributary_connector::{
+    DistributedWrite, TableProperties, conform_batch, written_parts, written_schema,
+};
 use tributary_proto::JobPartition;
 
+use super::write_node::WriteNode;
 use super::{Engine, JobResult, Outcome};
 use crate::error::{Result, SchedulerError};
 use crate::fetch::PartitionFetcher;
@@ -102,6 +110,45 @@ impl Engine {
             create_empty()?;
             return Ok(Outcome::Update(0));
         }
+        // Tasks write into the table themselves: it exists before the query runs, and goes
+        // again if the write fails. (CREATE OR REPLACE keeps the old table until the new
+        // rows are ready, so it is written by the scheduler.)
+        if !replace && connector.is_some_and(|c| c.writes_distributed()) {
+            create_empty()?;
+            let written = self
+                .write_distributed(session, ctx, &name, &create.input, InsertOp::Append, sql)
+                .await;
+            let written = match written {
+                Ok(Some(rows)) => Ok(rows),
+                Ok(None) => {
+                    Box::pin(async {
+                        let job = self
+                            .run_job(session, Arc::clone(ctx), &create.input, sql)
+                            .await?;
+                        let target = schema.table(&table).await?.ok_or_else(|| {
+                            SchedulerError::Engine(format!(
+                                "table '{name}' vanished after it was created"
+                            ))
+                        })?;
+                        self.write_job(ctx, job, Arc::clone(&columns), target, InsertOp::Append)
+                            .await
+                    })
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            return match written {
+                Ok(rows) => Ok(Outcome::Update(rows)),
+                Err(e) => {
+                    if let Err(drop_error) = schema.deregister_table(&table) {
+                        tracing::warn!(
+                            "cannot drop '{name}' after a failed CREATE TABLE AS: {drop_error}"
+                        );
+                    }
+                    Err(e)
+                }
+            };
+        }
         let job = self
             .run_job(session, Arc::clone(ctx), &create.input, sql)
             .await?;
@@ -125,6 +172,48 @@ impl Engine {
                         "cannot drop '{name}' after a failed CREATE TABLE AS: {drop_error}"
                     );
                 }
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `input` as a job whose tasks write their rows into `table` themselves and
+    /// commits what they wrote, when the table's connector writes that way
+    /// (`Connector::begin_write`); `None` when it does not (nothing was done then). A write
+    /// that fails, or whose statement is killed or dropped before the commit, is aborted.
+    pub(super) async fn write_distributed(
+        &self,
+        session: &Session,
+        ctx: &Arc<SessionContext>,
+        table: &ResolvedTableReference,
+        input: &LogicalPlan,
+        op: InsertOp,
+        sql: &str,
+    ) -> Result<Option<i64>> {
+        let Some(connector) = self.catalogs.find(&table.catalog) else {
+            return Ok(None);
+        };
+        let Some(write) = connector
+            .begin_write(&table.schema, &table.table, op != InsertOp::Append)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut guard = AbortOnDrop(Some(Arc::clone(&write)));
+        let plan = WriteNode::plan(input.clone(), &table.catalog, Arc::clone(&write))?;
+        let committed: Result<u64> = Box::pin(async {
+            let job = self.run_job(session, Arc::clone(ctx), &plan, sql).await?;
+            let batches: Vec<RecordBatch> =
+                self.job_stream(job, written_schema()).try_collect().await?;
+            let parts = written_parts(&batches)?;
+            Ok::<u64, SchedulerError>(write.commit(parts).await?)
+        })
+        .await;
+        guard.0 = None;
+        match committed {
+            Ok(rows) => Ok(Some(i64::try_from(rows).unwrap_or(i64::MAX))),
+            Err(e) => {
+                write.abort().await;
                 Err(e)
             }
         }
@@ -165,6 +254,17 @@ impl Engine {
             .map(|c| c.value(0))
             .unwrap_or(0);
         Ok(i64::try_from(rows).unwrap_or(i64::MAX))
+    }
+}
+
+/// Aborts a write whose statement went away (a dropped future) before it ended.
+struct AbortOnDrop(Option<Arc<dyn DistributedWrite>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(write) = self.0.take() {
+            tokio::spawn(async move { write.abort().await });
+        }
     }
 }
 

@@ -1,22 +1,25 @@
-//! Writing Delta tables: a statement's rows (`INSERT`, the `DeltaSink`) and a materialized
-//! view's refresh ([`commit_rows`]) go through one path that writes Parquet files as the rows
-//! arrive and makes them visible in ONE Delta commit; a write that fails or is killed before
-//! the commit leaves the table as it was.
+//! Writing Delta tables: a statement's rows (`INSERT`, CTAS: [`DeltaWrite`], each executor
+//! task writing its own files; the `DeltaSink` for one stream) and a materialized view's
+//! refresh ([`commit_rows`]) write Parquet files as the rows arrive and make them visible in
+//! ONE Delta commit; a write that fails or is killed before the commit leaves the table as it
+//! was.
 
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use datafusion::error::Result as DfResult;
+use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use datafusion_datasource::sink::DataSink;
 use deltalake_core::DeltaTable;
-use deltalake_core::kernel::Action;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake_core::kernel::{Action, Add};
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use deltalake_core::writer::{DeltaWriter, RecordBatchWriter};
 use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use tributary_connector::{ConnectorError, DistributedWrite, WrittenPart};
 
 use super::{arrow_schema, delta_error, open};
 use crate::context::HiveContext;
@@ -81,11 +84,23 @@ pub async fn commit_rows(
 async fn write_and_commit(
     delta: DeltaTable,
     qualified: &str,
-    mut rows: SendableRecordBatchStream,
+    rows: SendableRecordBatchStream,
     replace: bool,
     app_metadata: Vec<(String, serde_json::Value)>,
 ) -> DfResult<u64> {
-    let target: SchemaRef = Arc::new(arrow_schema(&delta, qualified)?);
+    let (written, adds) = write_files(&delta, qualified, rows).await?;
+    commit_files(&delta, qualified, adds, replace, app_metadata).await?;
+    Ok(written)
+}
+
+/// Writes `rows` as Parquet files of the Delta table, not yet in its log: returns the rows
+/// written and the files' add actions.
+async fn write_files(
+    delta: &DeltaTable,
+    qualified: &str,
+    mut rows: SendableRecordBatchStream,
+) -> DfResult<(u64, Vec<Add>)> {
+    let target: SchemaRef = Arc::new(arrow_schema(delta, qualified)?);
     // The table's columns in the log's order (partition columns may sit anywhere there).
     let given = rows.schema();
     let order: Vec<usize> = target
@@ -98,7 +113,7 @@ async fn write_and_commit(
             })
         })
         .collect::<Result<_>>()?;
-    let mut writer = RecordBatchWriter::for_table(&delta)
+    let mut writer = RecordBatchWriter::for_table(delta)
         .map_err(|e| delta_error(qualified, "cannot write", e))?;
     let mut written = 0u64;
     while let Some(batch) = rows.next().await {
@@ -110,13 +125,23 @@ async fn write_and_commit(
             .await
             .map_err(|e| delta_error(qualified, "cannot write", e))?;
     }
-    let mut actions: Vec<Action> = writer
+    let adds = writer
         .flush()
         .await
-        .map_err(|e| delta_error(qualified, "cannot write", e))?
-        .into_iter()
-        .map(Action::Add)
-        .collect();
+        .map_err(|e| delta_error(qualified, "cannot write", e))?;
+    Ok((written, adds))
+}
+
+/// Commits files written by [`write_files`] in one version, beside the active files or
+/// replacing them all, with `app_metadata` in the commit's info.
+async fn commit_files(
+    delta: &DeltaTable,
+    qualified: &str,
+    adds: Vec<Add>,
+    replace: bool,
+    app_metadata: Vec<(String, serde_json::Value)>,
+) -> Result<()> {
+    let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
     if replace {
         let removed: Vec<_> = delta
             .get_active_add_actions_by_partitions(&[])
@@ -150,7 +175,114 @@ async fn write_and_commit(
         .build(Some(snapshot), delta.log_store(), operation)
         .await
         .map_err(|e| delta_error(qualified, "cannot commit", e))?;
-    Ok(written)
+    Ok(())
+}
+
+/// First byte of an encoded [`DeltaWrite`].
+pub const DELTA_WRITE: u8 = b'd';
+
+/// A write as an executor receives it.
+#[derive(Debug, Serialize, Deserialize)]
+struct WriteSpec {
+    qualified: String,
+    location: String,
+}
+
+/// One statement's write into a Delta table done by the executors' tasks: each writes its
+/// files with deltalake's writer and reports their add actions; the scheduler commits every
+/// task's files in ONE version. Files of tasks that failed, or of a write that is never
+/// committed, are in no version: readers never see them (Delta's VACUUM removes them).
+#[derive(Debug)]
+pub struct DeltaWrite {
+    pub(super) ctx: Arc<HiveContext>,
+    pub(super) qualified: String,
+    pub(super) location: Location,
+}
+
+impl DeltaWrite {
+    /// Rebuilds a write on an executor from [`DistributedWrite::encode`]'s bytes.
+    pub fn decode(ctx: Arc<HiveContext>, bytes: &[u8]) -> tributary_connector::Result<Self> {
+        let bad = |reason: String| ConnectorError::Decode {
+            what: "delta write",
+            reason,
+        };
+        let json = bytes
+            .strip_prefix(&[DELTA_WRITE])
+            .ok_or_else(|| bad("not a Delta write".into()))?;
+        let spec: WriteSpec = serde_json::from_slice(json).map_err(|e| bad(e.to_string()))?;
+        Ok(Self {
+            ctx,
+            qualified: spec.qualified,
+            location: Location::parse(&spec.location)?,
+        })
+    }
+}
+
+#[async_trait]
+impl DistributedWrite for DeltaWrite {
+    fn describe(&self) -> String {
+        format!("delta table={} location={}", self.qualified, self.location)
+    }
+
+    fn encode(&self) -> tributary_connector::Result<Vec<u8>> {
+        let spec = WriteSpec {
+            qualified: self.qualified.clone(),
+            location: self.location.to_string(),
+        };
+        let mut bytes = vec![DELTA_WRITE];
+        serde_json::to_writer(&mut bytes, &spec).map_err(|e| ConnectorError::Decode {
+            what: "delta write",
+            reason: e.to_string(),
+        })?;
+        Ok(bytes)
+    }
+
+    async fn write(
+        &self,
+        _partition: usize,
+        data: SendableRecordBatchStream,
+    ) -> DfResult<WrittenPart> {
+        let delta = open(&self.ctx, &self.location, &self.qualified).await?;
+        let (rows, adds) = write_files(&delta, &self.qualified, data).await?;
+        Ok(WrittenPart {
+            rows,
+            data: serde_json::to_vec(&adds)
+                .map_err(|e| DataFusionError::Internal(e.to_string()))?,
+        })
+    }
+
+    async fn commit(&self, parts: Vec<WrittenPart>) -> tributary_connector::Result<u64> {
+        let mut adds = Vec::new();
+        let mut rows = 0;
+        for part in parts {
+            let part_adds: Vec<Add> =
+                serde_json::from_slice(&part.data).map_err(|e| ConnectorError::Decode {
+                    what: "delta write part",
+                    reason: e.to_string(),
+                })?;
+            adds.extend(part_adds);
+            rows += part.rows;
+        }
+        let (ctx, location, qualified) = (
+            Arc::clone(&self.ctx),
+            self.location.clone(),
+            self.qualified.clone(),
+        );
+        self.ctx
+            .run_gated(async move {
+                let delta = open(&ctx, &location, &qualified).await?;
+                commit_files(&delta, &qualified, adds, false, Vec::new()).await
+            })
+            .await?;
+        Ok(rows)
+    }
+
+    async fn abort(&self) {
+        tracing::info!(
+            "delta table {}: write not committed; files its tasks wrote are in no version",
+            self.qualified
+        );
+    }
 }
 
 /// The value committed under `key` in the newest commit's info, if any.
