@@ -40,6 +40,7 @@ pub mod sink;
 pub mod storage;
 pub mod table;
 pub mod table_info;
+mod table_spec;
 pub mod types;
 pub mod views;
 

@@ -17,8 +17,6 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
 use arrow::compute::cast;
 use arrow::datatypes::{FieldRef, Schema, SchemaRef};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -31,16 +29,14 @@ use orc_rust::TimestampPrecision;
 use orc_rust::projection::ProjectionMask;
 use orc_rust::reader::AsyncChunkReader;
 use serde::{Deserialize, Serialize};
-use tributary_connector::{
-    ConnectorError, SplitInfo, SplitReader, SplitStream, decode_schema, encode_schema,
-};
+use tributary_connector::{ConnectorError, SplitInfo, SplitReader, SplitStream};
 
 use crate::context::HiveContext;
 use crate::error::{HiveError, storage_message};
 use crate::footers::compatible;
 use crate::partitions::{Listing, NULL_PARTITION};
 use crate::scan::byte_ranges;
-use crate::storage::Location;
+use crate::table_spec::{TableShape, TableSpec};
 use crate::types::hive_type;
 
 /// One file of an ORC scan.
@@ -57,15 +53,8 @@ struct OrcFile {
 /// What an executor needs to read a scan's splits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct OrcTableSpec {
-    /// Qualified table name, for messages.
-    table: String,
-    /// The table's location (selects the store).
-    location: String,
-    /// The table's schema (data columns, then partition columns), base64 of DataFusion's
-    /// protobuf schema.
-    schema: String,
-    /// How many of the schema's last columns are partition columns.
-    partition_columns: usize,
+    /// The table.
+    table: TableSpec,
     /// Match file columns by name instead of position.
     by_name: bool,
     /// The files the scan reads.
@@ -77,10 +66,9 @@ struct OrcTableSpec {
 pub struct OrcReader {
     ctx: Arc<HiveContext>,
     spec: Arc<OrcTableSpec>,
-    schema: SchemaRef,
+    table: TableShape,
     /// Typed partition values per file.
     partition_values: Arc<Vec<Vec<ScalarValue>>>,
-    location: Location,
 }
 
 impl OrcReader {
@@ -90,7 +78,7 @@ impl OrcReader {
         info: &crate::table_info::TableInfo,
         listing: &Listing,
         files: &[crate::partitions::DataFile],
-    ) -> crate::error::Result<Self> {
+    ) -> tributary_connector::Result<Self> {
         let names: Vec<&str> = info
             .partition_fields
             .iter()
@@ -113,12 +101,8 @@ impl OrcReader {
                     .collect(),
             })
             .collect();
-        let schema = encode_schema(&info.schema).map_err(HiveError::from)?;
         let spec = OrcTableSpec {
-            table: info.qualified.clone(),
-            location: info.location.to_string(),
-            schema: BASE64.encode(schema),
-            partition_columns: info.partition_fields.len(),
+            table: TableShape::from(info).to_spec()?,
             by_name: ctx.config.orc_use_column_names,
             files,
         };
@@ -132,24 +116,19 @@ impl OrcReader {
                 what: "orc table",
                 reason: e.to_string(),
             })?;
-        Ok(Self::from_spec(ctx, spec)?)
+        Self::from_spec(ctx, spec)
     }
 
-    fn from_spec(ctx: Arc<HiveContext>, spec: OrcTableSpec) -> crate::error::Result<Self> {
+    fn from_spec(ctx: Arc<HiveContext>, spec: OrcTableSpec) -> tributary_connector::Result<Self> {
+        let table = TableShape::from_spec(&spec.table)?;
         let bad = |message: String| HiveError::BadData {
-            table: spec.table.clone(),
+            table: table.qualified.clone(),
             message,
         };
-        let schema_bytes = BASE64
-            .decode(&spec.schema)
-            .map_err(|e| bad(format!("bad schema in scan: {e}")))?;
-        let schema = Arc::new(decode_schema(&schema_bytes)?);
-        let first_partition = schema.fields().len() - spec.partition_columns;
-        let partition_fields = &schema.fields()[first_partition..];
         let mut partition_values = Vec::with_capacity(spec.files.len());
         for file in &spec.files {
-            let mut values = Vec::with_capacity(partition_fields.len());
-            for (field, raw) in partition_fields.iter().zip(&file.partition_values) {
+            let mut values = Vec::with_capacity(table.partition_fields.len());
+            for (field, raw) in table.partition_fields.iter().zip(&file.partition_values) {
                 values.push(
                     partition_value(field, raw.as_deref())
                         .map_err(|e| bad(format!("partition value of {}: {e}", field.name())))?,
@@ -157,13 +136,11 @@ impl OrcReader {
             }
             partition_values.push(values);
         }
-        let location = Location::parse(&spec.location)?;
         Ok(Self {
             ctx,
             spec: Arc::new(spec),
-            schema,
+            table,
             partition_values: Arc::new(partition_values),
-            location,
         })
     }
 
@@ -202,13 +179,13 @@ impl SplitReader for OrcReader {
     }
 
     fn table_schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
+        Arc::clone(&self.table.schema)
     }
 
     fn describe(&self, _projection: &[usize]) -> Option<String> {
         Some(format!(
             "table={}, files={}",
-            self.spec.table,
+            self.table.qualified,
             self.spec.files.len()
         ))
     }
@@ -240,16 +217,19 @@ impl SplitReader for OrcReader {
             .get(index)
             .ok_or_else(|| invalid("no such file in the scan"))?
             .clone();
-        let store = self.ctx.stores.get(&self.location)?;
+        let store = self.ctx.stores.get(&self.table.location)?;
         let task = SplitTask {
-            table: self.spec.table.clone(),
-            display: self.location.display_path(&Path::from(file.path.as_str())),
+            table: self.table.qualified.clone(),
+            display: self
+                .table
+                .location
+                .display_path(&Path::from(file.path.as_str())),
             path: Path::from(file.path.as_str()),
             size: file.size,
             range,
             store,
-            schema: Arc::clone(&self.schema),
-            data_columns: self.schema.fields().len() - self.spec.partition_columns,
+            schema: Arc::clone(&self.table.schema),
+            data_columns: self.table.data_schema.fields().len(),
             partition_values: self.partition_values[index].clone(),
             by_name: self.spec.by_name,
             projection: projection.to_vec(),

@@ -17,10 +17,8 @@ use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::{cast, take_record_batch};
-use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::parquet::arrow::AsyncArrowWriter;
@@ -33,39 +31,17 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
-use tributary_connector::{
-    ConnectorError, DistributedWrite, WrittenPart, decode_schema, encode_schema,
-};
+use tributary_connector::{ConnectorError, DistributedWrite, WrittenPart};
 
 use crate::config::Format;
 use crate::context::HiveContext;
 use crate::error::HiveError;
 use crate::partitions::{NULL_PARTITION, escape};
-use crate::storage::Location;
 use crate::table_info::{PENDING_WRITES, TableInfo};
+use crate::table_spec::{TableShape, TableSpec};
 
 /// Most partitions one task may write (Trino's `hive.max-partitions-per-writers`).
 const MAX_OPEN_PARTITIONS: usize = 1000;
-
-/// What writing needs of a table (all an executor is sent).
-#[derive(Debug, Clone)]
-struct WriteTarget {
-    qualified: String,
-    location: Location,
-    data_schema: SchemaRef,
-    partition_fields: Vec<FieldRef>,
-}
-
-impl From<&TableInfo> for WriteTarget {
-    fn from(info: &TableInfo) -> Self {
-        Self {
-            qualified: info.qualified.clone(),
-            location: info.location.clone(),
-            data_schema: Arc::clone(&info.data_schema),
-            partition_fields: info.partition_fields.clone(),
-        }
-    }
-}
 
 /// First byte of an encoded [`HiveWrite`] (a catalog may hold Delta tables too).
 pub(crate) const HIVE_WRITE: u8 = b'h';
@@ -75,11 +51,7 @@ pub(crate) const HIVE_WRITE: u8 = b'h';
 struct WriteSpec {
     schema_name: String,
     table_name: String,
-    qualified: String,
-    location: String,
-    /// Data columns then partition columns: base64 of DataFusion's protobuf schema.
-    schema: String,
-    partition_columns: usize,
+    table: TableSpec,
     id: String,
 }
 
@@ -111,7 +83,7 @@ pub struct HiveWrite {
     ctx: Arc<HiveContext>,
     schema_name: String,
     table_name: String,
-    target: WriteTarget,
+    target: TableShape,
     id: String,
 }
 
@@ -130,7 +102,7 @@ impl HiveWrite {
             ctx,
             schema_name: schema_name.to_owned(),
             table_name: table_name.to_owned(),
-            target: WriteTarget::from(info),
+            target: TableShape::from(info),
             id: write_id(),
         };
         let marked = write.clone();
@@ -151,24 +123,11 @@ impl HiveWrite {
             .strip_prefix(&[HIVE_WRITE])
             .ok_or_else(|| bad("not a Hive write".into()))?;
         let spec: WriteSpec = serde_json::from_slice(json).map_err(|e| bad(e.to_string()))?;
-        let schema = decode_schema(
-            &BASE64
-                .decode(&spec.schema)
-                .map_err(|e| bad(e.to_string()))?,
-        )?;
-        let split = schema.fields().len().saturating_sub(spec.partition_columns);
-        let data_schema = Arc::new(Schema::new(schema.fields()[..split].to_vec()));
-        let partition_fields = schema.fields()[split..].to_vec();
         Ok(Self {
             ctx,
             schema_name: spec.schema_name,
             table_name: spec.table_name,
-            target: WriteTarget {
-                qualified: spec.qualified,
-                location: Location::parse(&spec.location)?,
-                data_schema,
-                partition_fields,
-            },
+            target: TableShape::from_spec(&spec.table)?,
             id: spec.id,
         })
     }
@@ -243,15 +202,10 @@ impl DistributedWrite for HiveWrite {
     }
 
     fn encode(&self) -> tributary_connector::Result<Vec<u8>> {
-        let mut fields: Vec<FieldRef> = self.target.data_schema.fields().to_vec();
-        fields.extend(self.target.partition_fields.iter().cloned());
         let spec = WriteSpec {
             schema_name: self.schema_name.clone(),
             table_name: self.table_name.clone(),
-            qualified: self.target.qualified.clone(),
-            location: self.target.location.to_string(),
-            schema: BASE64.encode(encode_schema(&Schema::new(fields))?),
-            partition_columns: self.target.partition_fields.len(),
+            table: self.target.to_spec()?,
             id: self.id.clone(),
         };
         let mut bytes = vec![HIVE_WRITE];
@@ -428,7 +382,7 @@ struct OpenFile {
 /// The open files of one task's write, one per partition directory.
 struct Writers {
     store: Arc<dyn ObjectStore>,
-    info: WriteTarget,
+    info: TableShape,
     /// Start of every file name.
     prefix: String,
     target_size: u64,
@@ -442,7 +396,7 @@ struct Writers {
 impl Writers {
     fn new(
         store: Arc<dyn ObjectStore>,
-        target: &WriteTarget,
+        target: &TableShape,
         prefix: &str,
         target_size: u64,
     ) -> Self {

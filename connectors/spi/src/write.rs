@@ -57,8 +57,11 @@ pub trait DistributedWrite: fmt::Debug + Send + Sync + 'static {
         data: SendableRecordBatchStream,
     ) -> DfResult<WrittenPart>;
 
-    /// Makes exactly `parts` visible, at once (on the scheduler, past the statement's point
-    /// of no return). Returns the rows written.
+    /// Makes exactly `parts` visible, at once, on the scheduler: passes the statement's
+    /// point of no return (`crate::point_of_no_return`) just before the step that makes
+    /// them visible, and once started runs to its end even if the caller stops waiting (on
+    /// a task of its own). An error means nothing became visible ([`Self::abort`] follows).
+    /// Returns the rows written.
     async fn commit(&self, parts: Vec<WrittenPart>) -> Result<u64>;
 
     /// Undoes a write that will not be committed: removes what its tasks wrote. Never fails

@@ -201,15 +201,20 @@ impl Engine {
         };
         let mut guard = AbortOnDrop(Some(Arc::clone(&write)));
         let plan = WriteNode::plan(input.clone(), &table.catalog, Arc::clone(&write))?;
-        let committed: Result<u64> = Box::pin(async {
+        let written: Result<_> = Box::pin(async {
             let job = self.run_job(session, Arc::clone(ctx), &plan, sql).await?;
             let batches: Vec<RecordBatch> =
                 self.job_stream(job, written_schema()).try_collect().await?;
-            let parts = written_parts(&batches)?;
-            Ok::<u64, SchedulerError>(write.commit(parts).await?)
+            Ok(written_parts(&batches)?)
         })
         .await;
+        // From here the commit decides: it undoes nothing past its point of no return, and
+        // it runs to its end even if this statement goes away, so no drop may abort it.
         guard.0 = None;
+        let committed = match written {
+            Ok(parts) => write.commit(parts).await.map_err(SchedulerError::from),
+            Err(e) => Err(e),
+        };
         match committed {
             Ok(rows) => Ok(Some(i64::try_from(rows).unwrap_or(i64::MAX))),
             Err(e) => {
