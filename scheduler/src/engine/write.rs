@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use datafusion::catalog::SchemaProvider;
 use datafusion::common::ResolvedTableReference;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
@@ -125,29 +126,15 @@ impl Engine {
                         let job = self
                             .run_job(session, Arc::clone(ctx), &create.input, sql)
                             .await?;
-                        let target = schema.table(&table).await?.ok_or_else(|| {
-                            SchedulerError::Engine(format!(
-                                "table '{name}' vanished after it was created"
-                            ))
-                        })?;
-                        self.write_job(ctx, job, Arc::clone(&columns), target, InsertOp::Append)
-                            .await
+                        self.write_created(ctx, job, columns, &schema, &name).await
                     })
                     .await
                 }
                 Err(e) => Err(e),
             };
-            return match written {
-                Ok(rows) => Ok(Outcome::Update(rows)),
-                Err(e) => {
-                    if let Err(drop_error) = schema.deregister_table(&table) {
-                        tracing::warn!(
-                            "cannot drop '{name}' after a failed CREATE TABLE AS: {drop_error}"
-                        );
-                    }
-                    Err(e)
-                }
-            };
+            return written
+                .map(Outcome::Update)
+                .inspect_err(|_| drop_failed_table(&schema, &name));
         }
         let job = self
             .run_job(session, Arc::clone(ctx), &create.input, sql)
@@ -156,25 +143,26 @@ impl Engine {
             schema.deregister_table(&table)?;
         }
         create_empty()?;
-        let written = async {
-            let target = schema.table(&table).await?.ok_or_else(|| {
-                SchedulerError::Engine(format!("table '{name}' vanished after it was created"))
-            })?;
-            self.write_job(ctx, job, columns, target, InsertOp::Append)
-                .await
-        }
-        .await;
-        match written {
-            Ok(rows) => Ok(Outcome::Update(rows)),
-            Err(e) => {
-                if let Err(drop_error) = schema.deregister_table(&table) {
-                    tracing::warn!(
-                        "cannot drop '{name}' after a failed CREATE TABLE AS: {drop_error}"
-                    );
-                }
-                Err(e)
-            }
-        }
+        self.write_created(ctx, job, columns, &schema, &name)
+            .await
+            .map(Outcome::Update)
+            .inspect_err(|_| drop_failed_table(&schema, &name))
+    }
+
+    /// Writes a finished job's rows into the table a CTAS just created.
+    async fn write_created(
+        &self,
+        ctx: &Arc<SessionContext>,
+        job: JobResult,
+        columns: SchemaRef,
+        schema: &Arc<dyn SchemaProvider>,
+        name: &ResolvedTableReference,
+    ) -> Result<i64> {
+        let target = schema.table(&name.table).await?.ok_or_else(|| {
+            SchedulerError::Engine(format!("table '{name}' vanished after it was created"))
+        })?;
+        self.write_job(ctx, job, columns, target, InsertOp::Append)
+            .await
     }
 
     /// Runs `input` as a job whose tasks write their rows into `table` themselves and
@@ -259,6 +247,13 @@ impl Engine {
             .map(|c| c.value(0))
             .unwrap_or(0);
         Ok(i64::try_from(rows).unwrap_or(i64::MAX))
+    }
+}
+
+/// Drops the table of a CTAS whose write failed (a warning if that fails too).
+fn drop_failed_table(schema: &Arc<dyn SchemaProvider>, name: &ResolvedTableReference) {
+    if let Err(drop_error) = schema.deregister_table(&name.table) {
+        tracing::warn!("cannot drop '{name}' after a failed CREATE TABLE AS: {drop_error}");
     }
 }
 
