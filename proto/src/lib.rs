@@ -65,7 +65,7 @@ pub struct Split {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ResultTicket {
     /// What the ticket reads.
-    #[prost(oneof = "result_ticket::Target", tags = "1, 2")]
+    #[prost(oneof = "result_ticket::Target", tags = "1, 2, 3")]
     pub target: Option<result_ticket::Target>,
 }
 
@@ -80,7 +80,42 @@ pub mod result_ticket {
         /// A small result computed by the scheduler itself (SHOW, DESCRIBE, SET …).
         #[prost(string, tag = "2")]
         Local(String),
+        /// Every final partition of a job whose result is ordered: each partition is sorted
+        /// and the scheduler merges them while it streams the result.
+        #[prost(message, tag = "3")]
+        Merged(super::MergedResult),
     }
+}
+
+/// The final partitions of an ordered result and how the scheduler merges them.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MergedResult {
+    /// The partitions, each sorted by `keys`.
+    #[prost(message, repeated, tag = "1")]
+    pub partitions: Vec<JobPartition>,
+    /// Sort keys, most significant first.
+    #[prost(message, repeated, tag = "2")]
+    pub keys: Vec<ResultSortKey>,
+    /// Rows of the merge skipped (`OFFSET`).
+    #[prost(uint64, tag = "3")]
+    pub skip: u64,
+    /// Rows returned after the skipped ones (`LIMIT`); all when absent.
+    #[prost(uint64, optional, tag = "4")]
+    pub fetch: Option<u64>,
+}
+
+/// One sort key of an ordered result: a column of the result and its direction.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct ResultSortKey {
+    /// Index of the column in the result.
+    #[prost(uint32, tag = "1")]
+    pub column: u32,
+    /// `DESC`.
+    #[prost(bool, tag = "2")]
+    pub descending: bool,
+    /// `NULLS FIRST`.
+    #[prost(bool, tag = "3")]
+    pub nulls_first: bool,
 }
 
 /// A final-stage partition of a Ballista job and where to fetch it.

@@ -17,6 +17,7 @@ mod plan;
 mod procedures;
 mod properties;
 mod refresh;
+mod result_order;
 mod run;
 mod trino_types;
 mod views;
@@ -24,6 +25,8 @@ mod write;
 mod write_node;
 
 pub(crate) use hidden::exclude_hidden;
+pub(crate) use result_order::PartitionSortPlanner;
+pub use result_order::ResultOrder;
 pub(crate) use write_node::WritePlanner;
 
 use crate::access::{AccessControl, AccessScope};
@@ -58,6 +61,9 @@ pub struct JobResult {
     pub partitions: Vec<JobPartition>,
     /// Total rows, when every partition reported it.
     pub total_records: i64,
+    /// How the partitions are merged into the result when it is ordered (each partition is
+    /// sorted); `None`: the result is the partitions one after the other.
+    pub order: Option<ResultOrder>,
     /// Keeps the job's files on the executors needed (a draining executor waits) until
     /// whoever reads the result takes over.
     pub lease: Option<Arc<Lease>>,
@@ -290,13 +296,23 @@ impl Engine {
                     .property("join_distribution_type")
                     .unwrap_or_default();
                 let strategy = crate::join_order::Strategy::of(&snapshot);
+                let (plan, order) = plan::with_result_order(plan);
+                let merge = order
+                    .as_ref()
+                    .map(|o| plan::merge_line(o, plan.schema().as_arrow()));
                 let (plan, join_order) =
                     match Box::pin(crate::join_order::reorder(&ctx, &plan, strategy)).await {
                         Some((reordered, lines)) => (reordered, lines),
                         None => (plan, Vec::new()),
                     };
-                let (schema, batches) =
-                    crate::explain::distributed(&ctx, &plan, &distribution, &join_order).await?;
+                let (schema, batches) = crate::explain::distributed(
+                    &ctx,
+                    &plan,
+                    &distribution,
+                    &join_order,
+                    merge.as_deref(),
+                )
+                .await?;
                 Ok(Outcome::Rows(schema, batches))
             }
             Statement::Sql(sql) => {

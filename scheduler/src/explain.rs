@@ -31,6 +31,7 @@ pub(crate) async fn distributed(
     plan: &LogicalPlan,
     distribution_type: &str,
     join_order: &[String],
+    result_merge: Option<&str>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let (state, physical) = physical_plan(ctx, plan).await?;
     let join_lines = joins::expected(&physical, state.config().options(), distribution_type);
@@ -58,6 +59,10 @@ pub(crate) async fn distributed(
     if !join_lines.is_empty() {
         names.push("Joins (expected; decided at run time)".to_owned());
         plans.push(join_lines.join("\n"));
+    }
+    if let Some(merge) = result_merge {
+        names.push("Result".to_owned());
+        plans.push(merge.to_owned());
     }
     crate::local::table(&["plan_type", "plan"], vec![names, plans])
 }
@@ -93,6 +98,18 @@ pub(crate) async fn expected_joins(
 const GRAPH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 const GRAPH_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
+/// What EXPLAIN ANALYZE shows after the stages, besides the joins: what the query decided
+/// before its job was submitted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AnalyzeNotes<'a> {
+    /// The join order chosen by statistics.
+    pub join_order: &'a [String],
+    /// The dynamic filters the probe sides got.
+    pub dynamic_filters: &'a [String],
+    /// How the scheduler merged an ordered result.
+    pub result_merge: Option<&'a str>,
+}
+
 /// One row per stage of a finished job: (`Stage N`, its plan with the summed metrics of its
 /// tasks).
 pub(crate) async fn analyze(
@@ -101,9 +118,13 @@ pub(crate) async fn analyze(
     job_id: &str,
     distribution_type: &str,
     expected: &[joins::Expected],
-    join_order: &[String],
-    dynamic_filters: &[String],
+    notes: &AnalyzeNotes<'_>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let AnalyzeNotes {
+        join_order,
+        dynamic_filters,
+        result_merge,
+    } = *notes;
     // Ballista reports a job's success before it moves the finished graph into its job store:
     // wait for it briefly.
     let id = job_id.to_owned().into();
@@ -159,6 +180,10 @@ pub(crate) async fn analyze(
     if !dynamic_filters.is_empty() {
         names.push("Dynamic filters".to_owned());
         plans.push(dynamic_filters.join("\n"));
+    }
+    if let Some(merge) = result_merge {
+        names.push("Result".to_owned());
+        plans.push(merge.to_owned());
     }
     crate::local::table(&["plan_type", "plan"], vec![names, plans])
 }

@@ -1,6 +1,7 @@
 //! DataFusion's physical planner with Tributary's logical extension nodes: join hints (as
-//! `EstimateExec`s) and distributed writes (as `WriterExec`s). Every session, including the
-//! ones Ballista plans jobs with, uses it.
+//! `EstimateExec`s), distributed writes (as `WriterExec`s) and ordered results sorted per
+//! partition (as `SortExec`s keeping their partitions, which the scheduler merges). Every
+//! session, including the ones Ballista plans jobs with, uses it.
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ impl QueryPlanner for TributaryQueryPlanner {
         DefaultPhysicalPlanner::with_extension_planners(vec![
             Arc::new(crate::joins::HintPlanner),
             Arc::new(crate::engine::WritePlanner),
+            Arc::new(crate::engine::PartitionSortPlanner),
         ])
         .create_physical_plan(logical_plan, session_state)
         .await

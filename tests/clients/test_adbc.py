@@ -126,6 +126,56 @@ def test_pyarrow_flight_client(cluster):
     assert keys == sorted(keys)
 
 
+def flight_read(cluster, sql):
+    """(FlightInfo, the result read endpoint by endpoint) over raw pyarrow.flight."""
+    client = flight.FlightClient(cluster.uri)
+    options = flight.FlightCallOptions(headers=[client.authenticate_basic_token("tester", "secret")])
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(encode_statement_query(sql)), options)
+    tables = [client.do_get(e.ticket, options).read_all() for e in info.endpoints]
+    return info, pa.concat_tables(tables) if tables else info.schema.empty_table()
+
+
+def test_ordered_results_are_merged_by_the_scheduler(cluster, conn):
+    """ORDER BY: every final partition is sorted by the executors' tasks and the scheduler
+    merges them as it streams (no single-task merge stage): one endpoint, in order, NULLs
+    where asked, LIMIT/OFFSET exact."""
+    sql = ("SELECT CASE WHEN l_orderkey % 7 = 0 THEN NULL ELSE l_shipmode END AS mode, "
+           "l_orderkey, l_linenumber, l_extendedprice FROM tpch.tiny.lineitem "
+           "ORDER BY mode DESC NULLS FIRST, l_orderkey, l_linenumber")
+    info, table = flight_read(cluster, sql)
+    assert len(info.endpoints) == 1 and info.total_records == 60_175
+    rows = list(zip(*(table.column(c).to_pylist() for c in ("mode", "l_orderkey", "l_linenumber"))))
+    assert len(rows) == 60_175
+    nulls = [r for r in rows if r[0] is None]
+    assert nulls and rows[:len(nulls)] == sorted(nulls, key=lambda r: (r[1], r[2])), "NULLs first, then by key"
+    rest = rows[len(nulls):]
+    expected = sorted(rest, key=lambda r: (r[1], r[2]))
+    expected.sort(key=lambda r: r[0], reverse=True)  # stable: mode DESC, then key ASC
+    assert rest == expected
+
+    # LIMIT and OFFSET are applied by the merge; each partition keeps only what it may need.
+    # (A key the result does not have is merged by a stage as before: the reference here.)
+    everything = query(conn, "SELECT l_orderkey, l_linenumber FROM tpch.tiny.lineitem "
+                             "ORDER BY l_extendedprice DESC, l_orderkey, l_linenumber")
+    page_sql = ("SELECT l_orderkey, l_linenumber, l_extendedprice FROM tpch.tiny.lineitem "
+                "ORDER BY l_extendedprice DESC, l_orderkey, l_linenumber LIMIT 10 OFFSET 5")
+    info, page = flight_read(cluster, page_sql)
+    assert info.total_records == 10 and len(info.endpoints) == 1
+    assert list(zip(page.column(0).to_pylist(), page.column(1).to_pylist())) == everything[5:15]
+    assert [r[:2] for r in query(conn, page_sql.replace("OFFSET 5", "OFFSET 60170"))] == everything[60170:]
+    assert query(conn, "SELECT l_orderkey FROM tpch.tiny.lineitem WHERE l_orderkey < 0 ORDER BY 1") == []
+
+    # What ran: sorted partitions, no stage of one task merging them; EXPLAIN says who merges.
+    plan = query(conn, "EXPLAIN ANALYZE " + page_sql)
+    stages = [p for name, p in plan if name.startswith("Stage")]
+    assert not any("SortPreservingMergeExec" in p for p in stages), stages
+    assert any("SortExec: TopK(fetch=15)" in p and "preserve_partitioning=[true]" in p for p in stages), stages
+    result = dict(plan)["Result"]
+    assert "scheduler merges" in result and "offset 5, limit 10" in result, result
+    distributed = dict(query(conn, "EXPLAIN (TYPE DISTRIBUTED) " + sql))
+    assert "mode DESC NULLS FIRST, l_orderkey ASC NULLS LAST" in distributed["Result"], distributed
+
+
 def test_grpc_deadline_stops_a_long_query(cluster):
     conn = connect(cluster.uri)
     try:

@@ -10,7 +10,7 @@ use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
 use datafusion::prelude::SessionContext;
 use tributary_connector::TableProperties;
 
-use super::{Engine, JobResult, Outcome, client_schema};
+use super::{Engine, JobResult, Outcome, ResultOrder, client_schema, result_order};
 use crate::error::{Result, SchedulerError};
 use crate::session::Session;
 
@@ -63,21 +63,26 @@ impl Engine {
                 let distribution = session
                     .property("join_distribution_type")
                     .unwrap_or_default();
+                // Run as the query itself would: an ordered result sorted per partition.
+                let (input, order) = with_result_order(analyze.input.as_ref().clone());
+                let merge = order
+                    .as_ref()
+                    .map(|o| merge_line(o, input.schema().as_arrow()));
                 // Only for telling adaptive switches: a plan that cannot be predicted here
                 // still runs.
                 // Predicted on the plan the job will run: in the order statistics suggest.
                 let strategy = crate::join_order::Strategy::of(session);
-                let ordered = Box::pin(crate::join_order::reorder(&ctx, &analyze.input, strategy))
+                let ordered = Box::pin(crate::join_order::reorder(&ctx, &input, strategy))
                     .await
                     .map(|(plan, _)| plan);
-                let predicted = ordered.as_ref().unwrap_or(&analyze.input);
+                let predicted = ordered.as_ref().unwrap_or(&input);
                 let expected = crate::explain::expected_joins(&ctx, predicted, &distribution)
                     .await
                     .unwrap_or_else(|e| {
                         tracing::debug!("no join expectations for EXPLAIN ANALYZE: {e}");
                         Vec::new()
                     });
-                let job = self.run_job(session, ctx, &analyze.input, sql).await?;
+                let job = self.run_job(session, ctx, &input, sql).await?;
                 let info = crate::monitor::current_query()
                     .map(|q| q.info())
                     .unwrap_or_default();
@@ -87,8 +92,11 @@ impl Engine {
                     &job.job_id,
                     &distribution,
                     &expected,
-                    &info.join_order,
-                    &info.dynamic_filters,
+                    &crate::explain::AnalyzeNotes {
+                        join_order: &info.join_order,
+                        dynamic_filters: &info.dynamic_filters,
+                        result_merge: merge.as_deref(),
+                    },
                 )
                 .await?;
                 Ok(Outcome::Rows(schema, batches))
@@ -115,11 +123,39 @@ impl Engine {
             }
             _ => {
                 let schema = client_schema(plan.schema().as_arrow());
+                let (plan, order) = with_result_order(plan);
                 let job = self.run_job(session, ctx, &plan, sql).await?;
-                Ok(Outcome::Job(JobResult { schema, ..job }))
+                let total_records = order
+                    .as_ref()
+                    .map_or(job.total_records, |o| o.rows(job.total_records));
+                Ok(Outcome::Job(JobResult {
+                    schema,
+                    total_records,
+                    order,
+                    ..job
+                }))
             }
         }
     }
+}
+
+/// `plan` with an ordered result sorted per partition, and how the scheduler merges the
+/// partitions (`result_order`); `plan` unchanged when its order cannot be merged that way.
+pub(super) fn with_result_order(plan: LogicalPlan) -> (LogicalPlan, Option<ResultOrder>) {
+    match result_order::split(&plan) {
+        Some((sorted, order)) => (sorted, Some(order)),
+        None => (plan, None),
+    }
+}
+
+/// EXPLAIN's line for an ordered result's merge.
+pub(super) fn merge_line(order: &ResultOrder, schema: &arrow::datatypes::Schema) -> String {
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    format!(
+        "the scheduler merges the sorted final partitions while it streams the result \
+         (one endpoint): {}",
+        order.describe(&names)
+    )
 }
 
 /// Whether every table `plan` reads is an `information_schema` table (and it reads some);

@@ -271,6 +271,7 @@ fn job_result(job_id: String, done: SuccessfulJob) -> JobResult {
         schema: Arc::new(Schema::empty()),
         partitions,
         total_records: if known { total } else { -1 },
+        order: None,
         lease: None,
     }
 }

@@ -129,9 +129,12 @@ impl TributaryFlightSql {
                 flight_info(&Arc::new(arrow::datatypes::Schema::empty()), vec![], n)?
             }
             Outcome::Job(job) => {
-                let tickets =
-                    self.results
-                        .put_job(&job.job_id, Arc::clone(&job.schema), job.partitions);
+                let tickets = self.results.put_job(
+                    &job.job_id,
+                    Arc::clone(&job.schema),
+                    job.partitions,
+                    job.order,
+                );
                 flight_info(&job.schema, tickets, job.total_records)?
             }
         };

@@ -1,30 +1,47 @@
 //! Result tickets and streams: small results computed by the scheduler are kept here until
 //! read; job partitions are streamed from the executor that holds them, re-encoded without
-//! compression (the JDBC driver has no codec) and in the schema the FlightInfo announced.
+//! compression (the JDBC driver has no codec) and in the schema the FlightInfo announced. An
+//! ordered result is one ticket: its sorted partitions merged here as they stream
+//! (`engine::ResultOrder`), with its LIMIT and OFFSET.
 
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arrow::compute::SortOptions;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::{ProstMessageExt, TicketStatementQuery};
 use arrow_flight::{FlightData, Ticket};
+use datafusion::error::DataFusionError;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, UnboundedMemoryPool};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet};
+use datafusion::physical_plan::sorts::streaming_merge::StreamingMergeBuilder;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::Status;
 use tributary_connector::conform_batch;
-use tributary_proto::{JobPartition, ResultTicket, result_ticket::Target};
+use tributary_proto::{
+    JobPartition, MergedResult, ResultSortKey, ResultTicket, result_ticket::Target,
+};
 
+use crate::engine::ResultOrder;
 use crate::error::SchedulerError;
 use crate::fetch::{BatchStream, PartitionFetcher};
 use crate::leases::{CLIENT_TIMEOUT, ResultLeases};
 
 /// Target size of one FlightData message towards clients (ADBC's limit is 16 MiB).
 const FLIGHT_DATA_SIZE: usize = 2 * 1024 * 1024;
+
+/// Rows per batch of a merged (ordered) result.
+const MERGE_BATCH_ROWS: usize = 8192;
 
 /// A stream of Flight data for DoGet.
 pub(super) type FlightDataStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send>>;
@@ -76,14 +93,15 @@ impl ResultStore {
         ticket(Target::Local(id))
     }
 
-    /// Remembers the schema of a job's result; returns the tickets of its partitions. The
-    /// executors holding them keep them (a draining one waits) until each is read or the
-    /// TTL passes.
+    /// Remembers the schema of a job's result; returns the tickets of its partitions (one
+    /// ticket merging them all when the result is ordered). The executors holding them keep
+    /// them (a draining one waits) until each is read or the TTL passes.
     pub(super) fn put_job(
         &self,
         job_id: &str,
         schema: SchemaRef,
         partitions: Vec<JobPartition>,
+        order: Option<ResultOrder>,
     ) -> Vec<Ticket> {
         let mut schemas = self.job_schemas.lock().unwrap_or_else(|e| e.into_inner());
         schemas.retain(|_, (_, at)| at.elapsed() < self.ttl);
@@ -93,10 +111,18 @@ impl ResultStore {
             partitions.iter().map(partition_key),
             self.unread_timeout(),
         );
-        partitions
-            .into_iter()
-            .map(|p| ticket(Target::Partition(p)))
-            .collect()
+        match order {
+            Some(order) if !partitions.is_empty() => vec![ticket(Target::Merged(MergedResult {
+                partitions,
+                keys: order.keys,
+                skip: order.skip as u64,
+                fetch: order.fetch.map(|f| f as u64),
+            }))],
+            _ => partitions
+                .into_iter()
+                .map(|p| ticket(Target::Partition(p)))
+                .collect(),
+        }
     }
 
     /// Streams the result a ticket names.
@@ -117,35 +143,143 @@ impl ResultStore {
                 ))
             }
             Some(Target::Partition(partition)) => {
-                let schema = self
-                    .job_schemas
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&partition.job_id)
-                    .map(|(s, _)| Arc::clone(s))
-                    .ok_or_else(|| {
-                        SchedulerError::UnknownHandle(format!(
-                            "result of query {}",
-                            partition.job_id
-                        ))
-                    })?;
-                let batches = self.fetcher.fetch(&partition).await?;
-                let target = Arc::clone(&schema);
-                let conformed = batches.map(move |b| {
-                    b.and_then(|b| conform_batch(&b, &target).map_err(FlightError::from))
-                });
+                let schema = self.job_schema(&partition.job_id)?;
+                let batches = self.partition(&partition, &schema).await?;
                 // Read to its end: the executor may let it go.
-                let leases = self.leases.clone();
-                let timeout = self.unread_timeout();
-                let read = futures::stream::once(async move {
-                    leases.read(&partition.job_id, &partition_key(&partition), timeout);
-                })
-                .filter_map(|()| futures::future::ready(None));
-                Ok(encode(schema, conformed.chain(read).boxed()))
+                let read = self.read_marker(vec![partition]);
+                Ok(encode(schema, batches.chain(read).boxed()))
+            }
+            Some(Target::Merged(merged)) => {
+                let Some(job_id) = merged.partitions.first().map(|p| p.job_id.clone()) else {
+                    return Err(SchedulerError::UnknownHandle("empty merged result".into()));
+                };
+                let schema = self.job_schema(&job_id)?;
+                let streams = futures::future::try_join_all(
+                    merged.partitions.iter().map(|p| self.partition(p, &schema)),
+                )
+                .await?;
+                let merged_rows = merge(
+                    Arc::clone(&schema),
+                    streams,
+                    &merged.keys,
+                    usize::try_from(merged.skip).unwrap_or(usize::MAX),
+                    merged
+                        .fetch
+                        .map(|f| usize::try_from(f).unwrap_or(usize::MAX)),
+                )?;
+                // Read to its end (or its LIMIT): the executors may let every partition go.
+                let read = self.read_marker(merged.partitions);
+                Ok(encode(schema, merged_rows.chain(read).boxed()))
             }
             None => Err(SchedulerError::UnknownHandle("empty result ticket".into())),
         }
     }
+}
+
+impl ResultStore {
+    /// The announced schema of a job's result.
+    fn job_schema(&self, job_id: &str) -> Result<SchemaRef, SchedulerError> {
+        self.job_schemas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(job_id)
+            .map(|(s, _)| Arc::clone(s))
+            .ok_or_else(|| SchedulerError::UnknownHandle(format!("result of query {job_id}")))
+    }
+
+    /// The batches of one result partition, in `schema`.
+    async fn partition(
+        &self,
+        partition: &JobPartition,
+        schema: &SchemaRef,
+    ) -> Result<BatchStream, SchedulerError> {
+        let batches = self.fetcher.fetch(partition).await?;
+        let target = Arc::clone(schema);
+        Ok(batches
+            .map(move |b| b.and_then(|b| conform_batch(&b, &target).map_err(FlightError::from)))
+            .boxed())
+    }
+
+    /// An empty stream telling the leases, when polled, that `partitions` have been read.
+    fn read_marker(&self, partitions: Vec<JobPartition>) -> BatchStream {
+        let leases = self.leases.clone();
+        let timeout = self.unread_timeout();
+        futures::stream::once(async move {
+            for partition in &partitions {
+                leases.read(&partition.job_id, &partition_key(partition), timeout);
+            }
+        })
+        .filter_map(|()| futures::future::ready(None))
+        .boxed()
+    }
+}
+
+/// Sorted partitions merged by `keys` (columns of `schema`), `skip` rows skipped and at most
+/// `fetch` returned.
+fn merge(
+    schema: SchemaRef,
+    partitions: Vec<BatchStream>,
+    keys: &[ResultSortKey],
+    skip: usize,
+    fetch: Option<usize>,
+) -> Result<BatchStream, SchedulerError> {
+    let mut ordering = Vec::with_capacity(keys.len());
+    for key in keys {
+        let index = key.column as usize;
+        let field = schema.fields().get(index).ok_or_else(|| {
+            SchedulerError::UnknownHandle(format!("sort key {index} of a merged result"))
+        })?;
+        ordering.push(PhysicalSortExpr::new(
+            Arc::new(Column::new(field.name(), index)),
+            SortOptions {
+                descending: key.descending,
+                nulls_first: key.nulls_first,
+            },
+        ));
+    }
+    let ordering = LexOrdering::new(ordering)
+        .ok_or_else(|| SchedulerError::UnknownHandle("merged result without keys".into()))?;
+    let inputs = partitions
+        .into_iter()
+        .map(|p| {
+            Box::pin(RecordBatchStreamAdapter::new(
+                Arc::clone(&schema),
+                p.map_err(|e| DataFusionError::External(Box::new(e))),
+            )) as SendableRecordBatchStream
+        })
+        .collect();
+    // The merge holds one batch per partition; the scheduler's memory is not a query's.
+    let pool: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
+    let merged = StreamingMergeBuilder::new()
+        .with_streams(inputs)
+        .with_schema(schema)
+        .with_expressions(&ordering)
+        .with_metrics(BaselineMetrics::new(&ExecutionPlanMetricsSet::new(), 0))
+        .with_batch_size(MERGE_BATCH_ROWS)
+        .with_fetch(fetch.map(|f| f.saturating_add(skip)))
+        .with_reservation(MemoryConsumer::new("result merge").register(&pool))
+        .build()?;
+    let mut to_skip = skip;
+    Ok(merged
+        .filter_map(move |batch| {
+            let batch = match batch {
+                Ok(batch) if to_skip > 0 => {
+                    let rows = batch.num_rows();
+                    if rows <= to_skip {
+                        to_skip -= rows;
+                        None
+                    } else {
+                        let rest = batch.slice(to_skip, rows - to_skip);
+                        to_skip = 0;
+                        Some(Ok(rest))
+                    }
+                }
+                Ok(batch) => Some(Ok(batch)),
+                Err(e) => Some(Err(FlightError::ExternalError(Box::new(e)))),
+            };
+            futures::future::ready(batch)
+        })
+        .boxed())
 }
 
 /// How the leases name a result partition.
