@@ -17,21 +17,10 @@ from seed_data import BUCKET, CREATE_ORDERS, MYSQL_CATALOG, ORDERS, PRODUCTS, lo
 
 sys.path.insert(0, str(REPO / "tests" / "clients"))
 from s3 import ACCESS_KEY, SECRET_KEY, S3Server  # noqa: E402
+from seed import question_1  # noqa: E402
 
 # The seed's query (../shared/seed), with the benchmark's MariaDB database name.
-SEED = """SELECT
-    o.order_id,
-    o.customer_id,
-    o.order_date,
-    p.product_name,
-    p.category,
-    o.quantity,
-    (o.quantity * p.price) AS total_value
-FROM hive.default.orders o
-JOIN mysql.w2products.products p
-    ON o.product_id = p.product_id
-WHERE o.order_date >= DATE '2025-01-01'
-ORDER BY o.order_date DESC"""
+SEED = question_1(products="mysql.w2products.products")
 RUNS = 3
 
 
@@ -87,7 +76,7 @@ def main():
         load_products()
 
         duck = duckdb_connection(server)
-        duck_sql = SEED.replace("hive.default.orders", "hive.orders")
+        duck_sql = question_1(orders="hive.orders", products="mysql.w2products.products")
         duck_s, duck_all, duck_table = best_of(lambda: duck.sql(duck_sql).fetch_arrow_table())
         duck.sql("SET enable_external_file_cache = false")
         duck_unc_s, duck_unc_all, _ = best_of(lambda: duck.sql(duck_sql).fetch_arrow_table())

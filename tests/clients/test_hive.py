@@ -26,6 +26,7 @@ import pytest
 
 from conftest import REPO, Cluster, connect, query, running
 from s3 import SECRET_KEY, S3Server
+from seed import question_1
 
 LAKE = "lake"            # data bucket
 META = "hivemeta"        # metastore bucket
@@ -43,19 +44,7 @@ SEED_CREATE_ORDERS = """CREATE TABLE hive.default.orders (
       external_location = 's3a://lake/orders/'
   )"""
 
-SEED_QUERY = """SELECT
-    o.order_id,
-    o.customer_id,
-    o.order_date,
-    p.product_name,
-    p.category,
-    o.quantity,
-    (o.quantity * p.price) AS total_value
-FROM hive.default.orders o
-JOIN mysql.productsdb.products p
-    ON o.product_id = p.product_id
-WHERE o.order_date >= DATE '2025-01-01'
-ORDER BY o.order_date DESC"""
+SEED_QUERY = question_1()
 
 
 def orders_table() -> pa.Table:
@@ -183,8 +172,7 @@ def test_seed_orders_table_answers_the_seed_query(hconn, seed_orders):
     ref = duckdb.connect()
     ref.register("orders_t", seed_orders)
     ref.register("products_t", products)
-    expected = ref.execute(SEED_QUERY.replace("hive.default.orders", "orders_t")
-                           .replace("mysql.productsdb.products", "products_t")
+    expected = ref.execute(question_1(orders="orders_t", products="products_t")
                            + ", o.order_id").fetchall()
     got = query(hconn, SEED_QUERY + ", o.order_id")
     assert len(got) == len(expected) == 9 * 300
@@ -645,7 +633,7 @@ def test_orc_orders_partitioned_by_year_and_month(hconn, seed_orders, s3):
                  "quantity INT, order_date DATE, year INT, month INT) WITH (format = 'ORC', "
                  "external_location = 's3a://lake/orc/orders/', partitioned_by = ARRAY['year', 'month'])")
     assert "format = 'ORC'" in query(hconn, "SHOW CREATE TABLE hive.default.orders_orc")[0][0]
-    seed = SEED_QUERY.replace("hive.default.orders", "hive.default.orders_orc") + ", o.order_id"
+    seed = question_1(orders="hive.default.orders_orc") + ", o.order_id"
     assert query(hconn, seed) == query(hconn, SEED_QUERY + ", o.order_id")
     assert len(query(hconn, seed)) == 9 * 300
     got = query(hconn, "SELECT year, month, count(*), sum(quantity), min(order_date), max(order_id) "

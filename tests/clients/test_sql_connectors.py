@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO, Cluster, connect, mysql_run, query, running
+from seed import question_1
 
 PG = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 SCHEMA = "tributary_it"
@@ -97,20 +98,6 @@ SEED_CREATE_PRODUCTS = """CREATE TABLE mysql.productsdb.products (
       category VARCHAR
   )"""
 
-SEED_QUERY = """SELECT 
-    o.order_id,
-    o.customer_id,
-    o.order_date,
-    p.product_name,
-    p.category,
-    o.quantity,
-    (o.quantity * p.price) AS total_value
-FROM {orders} o
-JOIN mysql.productsdb.products p
-    ON o.product_id = p.product_id
-WHERE o.order_date >= DATE '2025-01-01'
-ORDER BY o.order_date DESC"""
-
 
 def seed_data(work: Path):
     rng = random.Random(7)
@@ -140,7 +127,7 @@ def test_seed_question_1_federated_join(sconn, sql_cluster):
     mysql_run(("INSERT INTO products VALUES (%s, %s, %s, %s)", products), database="productsdb")
     # Orders are local Parquet until the Hive connector exists (issue 4).
     query(sconn, f"CREATE EXTERNAL TABLE memory.default.seed_orders STORED AS PARQUET LOCATION '{orders_dir}/'")
-    got = arrow(sconn, SEED_QUERY.format(orders="memory.default.seed_orders"))
+    got = arrow(sconn, question_1(orders="memory.default.seed_orders"))
 
     duck = duckdb.connect()
     duck.register("orders_src", orders)
@@ -150,8 +137,7 @@ def test_seed_question_1_federated_join(sconn, sql_cluster):
         "price": pa.array([p[2] for p in products], pa.decimal128(10, 2)),
         "category": [p[3] for p in products],
     }))
-    expected = duck.sql(SEED_QUERY.replace("mysql.productsdb.products", "products_src")
-                        .format(orders="orders_src")).arrow()
+    expected = duck.sql(question_1(orders="orders_src", products="products_src")).arrow()
     if isinstance(expected, pa.RecordBatchReader):
         expected = expected.read_all()
     assert got.num_rows == expected.num_rows > 1000
@@ -170,7 +156,7 @@ def test_seed_question_1_federated_join(sconn, sql_cluster):
 
 
 def test_explain_shows_remote_sql_with_projection(sconn, sql_cluster):
-    plan = "\n".join(str(r) for r in query(sconn, "EXPLAIN " + SEED_QUERY.format(orders="memory.default.seed_orders")))
+    plan = "\n".join(str(r) for r in query(sconn, "EXPLAIN " + question_1(orders="memory.default.seed_orders")))
     assert "remote_sql=" in plan
     assert "SELECT `product_id`, `product_name`, `price`, `category` FROM `productsdb`.`products`" in plan
     plan = "\n".join(str(r) for r in query(
