@@ -111,11 +111,7 @@ impl OrcReader {
 
     /// Rebuilds a reader from [`SplitReader::encode_table`]'s bytes (on an executor).
     pub fn decode(ctx: Arc<HiveContext>, bytes: &[u8]) -> tributary_connector::Result<Self> {
-        let spec: OrcTableSpec =
-            serde_json::from_slice(bytes).map_err(|e| ConnectorError::Decode {
-                what: "orc table",
-                reason: e.to_string(),
-            })?;
+        let spec: OrcTableSpec = tributary_connector::decode_json("orc table", bytes)?;
         Self::from_spec(ctx, spec)
     }
 
@@ -191,10 +187,7 @@ impl SplitReader for OrcReader {
     }
 
     fn encode_table(&self) -> tributary_connector::Result<Vec<u8>> {
-        serde_json::to_vec(self.spec.as_ref()).map_err(|e| ConnectorError::Decode {
-            what: "orc table",
-            reason: e.to_string(),
-        })
+        tributary_connector::encode_json("orc table", self.spec.as_ref())
     }
 
     fn read(

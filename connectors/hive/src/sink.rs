@@ -255,10 +255,7 @@ impl DistributedWrite for HiveWrite {
         let mut rows = 0;
         for part in parts {
             let files: Vec<String> =
-                serde_json::from_slice(&part.data).map_err(|e| ConnectorError::Decode {
-                    what: "hive write part",
-                    reason: e.to_string(),
-                })?;
+                tributary_connector::decode_json("hive write part", &part.data)?;
             keep.extend(files);
             rows += part.rows;
         }

@@ -102,11 +102,7 @@ impl Connector for KafkaConnector {
     }
 
     fn decode_reader(&self, table: &[u8]) -> Result<Arc<dyn SplitReader>> {
-        let spec: TableSpec =
-            serde_json::from_slice(table).map_err(|e| ConnectorError::Decode {
-                what: "kafka table",
-                reason: e.to_string(),
-            })?;
+        let spec: TableSpec = tributary_connector::decode_json("kafka table", table)?;
         Ok(Arc::new(KafkaReader::new(spec, self.client.clone())?))
     }
 }

@@ -148,10 +148,7 @@ impl SplitReader for KafkaReader {
     }
 
     fn encode_table(&self) -> tributary_connector::Result<Vec<u8>> {
-        serde_json::to_vec(self.spec.as_ref()).map_err(|e| ConnectorError::Decode {
-            what: "kafka table",
-            reason: e.to_string(),
-        })
+        tributary_connector::encode_json("kafka table", self.spec.as_ref())
     }
 
     fn read(

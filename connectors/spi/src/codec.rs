@@ -176,6 +176,29 @@ pub fn decode_schema(bytes: &[u8]) -> Result<Schema, ConnectorError> {
     })
 }
 
+/// A connector's description of a table, split or written part as JSON, for the plans and
+/// reports sent between scheduler and executors; `what` names it if it cannot be written.
+pub fn encode_json<T: serde::Serialize + ?Sized>(
+    what: &'static str,
+    value: &T,
+) -> Result<Vec<u8>, ConnectorError> {
+    serde_json::to_vec(value).map_err(|e| ConnectorError::Decode {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+/// JSON written by [`encode_json`] read back; `what` names it if it cannot be.
+pub fn decode_json<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, ConnectorError> {
+    serde_json::from_slice(bytes).map_err(|e| ConnectorError::Decode {
+        what,
+        reason: e.to_string(),
+    })
+}
+
 impl PhysicalExtensionCodec for ConnectorCodec {
     fn try_decode(
         &self,

@@ -7,7 +7,7 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::error::DataFusionError;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
-use tributary_connector::{ConnectorError, SplitInfo, SplitReader, SplitStream};
+use tributary_connector::{SplitInfo, SplitReader, SplitStream};
 
 use crate::client::SqlClient;
 use crate::dialect::Dialect;
@@ -301,10 +301,7 @@ impl SplitReader for SqlReader {
     }
 
     fn encode_table(&self) -> tributary_connector::Result<Vec<u8>> {
-        serde_json::to_vec(&self.handle).map_err(|e| ConnectorError::Decode {
-            what: "table handle",
-            reason: e.to_string(),
-        })
+        tributary_connector::encode_json("table handle", &self.handle)
     }
 
     fn describe(&self, projection: &[usize]) -> Option<String> {

@@ -256,10 +256,7 @@ impl DistributedWrite for DeltaWrite {
         let mut rows = 0;
         for part in parts {
             let part_adds: Vec<Add> =
-                serde_json::from_slice(&part.data).map_err(|e| ConnectorError::Decode {
-                    what: "delta write part",
-                    reason: e.to_string(),
-                })?;
+                tributary_connector::decode_json("delta write part", &part.data)?;
             adds.extend(part_adds);
             rows += part.rows;
         }
