@@ -46,6 +46,33 @@ const MAX_OPEN_PARTITIONS: usize = 1000;
 /// First byte of an encoded [`HiveWrite`] (a catalog may hold Delta tables too).
 pub(crate) const HIVE_WRITE: u8 = b'h';
 
+/// A write as executors get it: its kind's tag (`HIVE_WRITE`, `DELTA_WRITE`), then its JSON.
+pub(crate) fn encode_write<T: Serialize>(
+    tag: u8,
+    what: &'static str,
+    spec: &T,
+) -> tributary_connector::Result<Vec<u8>> {
+    let mut bytes = vec![tag];
+    bytes.extend(tributary_connector::encode_json(what, spec)?);
+    Ok(bytes)
+}
+
+/// The description [`encode_write`] wrote with `tag`; `kind` names the write expected.
+pub(crate) fn decode_write<T: serde::de::DeserializeOwned>(
+    tag: u8,
+    what: &'static str,
+    kind: &str,
+    bytes: &[u8],
+) -> tributary_connector::Result<T> {
+    let json = bytes
+        .strip_prefix(&[tag])
+        .ok_or_else(|| ConnectorError::Decode {
+            what,
+            reason: format!("not a {kind}"),
+        })?;
+    tributary_connector::decode_json(what, json)
+}
+
 /// A write as an executor receives it.
 #[derive(Debug, Serialize, Deserialize)]
 struct WriteSpec {
@@ -115,14 +142,7 @@ impl HiveWrite {
 
     /// Rebuilds a write on an executor from [`DistributedWrite::encode`]'s bytes.
     pub fn decode(ctx: Arc<HiveContext>, bytes: &[u8]) -> tributary_connector::Result<Self> {
-        let bad = |reason: String| ConnectorError::Decode {
-            what: "hive write",
-            reason,
-        };
-        let json = bytes
-            .strip_prefix(&[HIVE_WRITE])
-            .ok_or_else(|| bad("not a Hive write".into()))?;
-        let spec: WriteSpec = serde_json::from_slice(json).map_err(|e| bad(e.to_string()))?;
+        let spec: WriteSpec = decode_write(HIVE_WRITE, "hive write", "Hive write", bytes)?;
         Ok(Self {
             ctx,
             schema_name: spec.schema_name,
@@ -208,12 +228,7 @@ impl DistributedWrite for HiveWrite {
             table: self.target.to_spec()?,
             id: self.id.clone(),
         };
-        let mut bytes = vec![HIVE_WRITE];
-        serde_json::to_writer(&mut bytes, &spec).map_err(|e| ConnectorError::Decode {
-            what: "hive write",
-            reason: e.to_string(),
-        })?;
-        Ok(bytes)
+        encode_write(HIVE_WRITE, "hive write", &spec)
     }
 
     async fn write(

@@ -19,11 +19,12 @@ use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use deltalake_core::writer::{DeltaWriter, RecordBatchWriter};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use tributary_connector::{ConnectorError, DistributedWrite, WrittenPart};
+use tributary_connector::{DistributedWrite, WrittenPart};
 
 use super::{arrow_schema, delta_error, open};
 use crate::context::HiveContext;
 use crate::error::{HiveError, Result};
+use crate::sink::{decode_write, encode_write};
 use crate::storage::Location;
 
 /// Writes a statement's rows into a Delta table as one commit.
@@ -202,14 +203,7 @@ pub struct DeltaWrite {
 impl DeltaWrite {
     /// Rebuilds a write on an executor from [`DistributedWrite::encode`]'s bytes.
     pub fn decode(ctx: Arc<HiveContext>, bytes: &[u8]) -> tributary_connector::Result<Self> {
-        let bad = |reason: String| ConnectorError::Decode {
-            what: "delta write",
-            reason,
-        };
-        let json = bytes
-            .strip_prefix(&[DELTA_WRITE])
-            .ok_or_else(|| bad("not a Delta write".into()))?;
-        let spec: WriteSpec = serde_json::from_slice(json).map_err(|e| bad(e.to_string()))?;
+        let spec: WriteSpec = decode_write(DELTA_WRITE, "delta write", "Delta write", bytes)?;
         Ok(Self {
             ctx,
             qualified: spec.qualified,
@@ -229,12 +223,7 @@ impl DistributedWrite for DeltaWrite {
             qualified: self.qualified.clone(),
             location: self.location.to_string(),
         };
-        let mut bytes = vec![DELTA_WRITE];
-        serde_json::to_writer(&mut bytes, &spec).map_err(|e| ConnectorError::Decode {
-            what: "delta write",
-            reason: e.to_string(),
-        })?;
-        Ok(bytes)
+        encode_write(DELTA_WRITE, "delta write", &spec)
     }
 
     async fn write(
