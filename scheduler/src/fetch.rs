@@ -4,12 +4,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow_flight::error::FlightError;
 use ballista_core::client::BallistaClient;
 use ballista_core::extension::BallistaConfigGrpcEndpoint;
 use ballista_core::serde::scheduler::{PartitionId, ShuffleLayout};
 use futures::{StreamExt, TryStreamExt};
+use tributary_connector::conform_batch;
 use tributary_proto::JobPartition;
 use tributary_security::InternalSecurity;
 
@@ -96,6 +98,21 @@ impl PartitionFetcher {
         Ok(stream
             .map_err(|e| FlightError::ExternalError(Box::new(e)))
             .chain(give_back)
+            .boxed())
+    }
+
+    /// Opens a final partition, its batches given `schema` (the names, nullability and plain
+    /// types announced to clients and expected by write targets).
+    pub(crate) async fn fetch_as(
+        &self,
+        p: &JobPartition,
+        schema: &SchemaRef,
+    ) -> Result<BatchStream, SchedulerError> {
+        let schema = Arc::clone(schema);
+        Ok(self
+            .fetch(p)
+            .await?
+            .map(move |b| b.and_then(|b| conform_batch(&b, &schema).map_err(FlightError::from)))
             .boxed())
     }
 

@@ -20,9 +20,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
-use tributary_connector::{
-    DistributedWrite, TableProperties, conform_batch, written_parts, written_schema,
-};
+use tributary_connector::{DistributedWrite, TableProperties, written_parts, written_schema};
 use tributary_proto::JobPartition;
 
 use super::write_node::WriteNode;
@@ -309,21 +307,19 @@ impl PartitionStream for JobResultStream {
         let batches = futures::stream::iter(self.partitions.clone())
             .then(move |p| {
                 let fetcher = fetcher.clone();
+                let schema = Arc::clone(&schema);
                 async move {
                     fetcher
-                        .fetch(&p)
+                        .fetch_as(&p, &schema)
                         .await
                         .map(|s| s.map_err(move |e| external(Box::new(e))))
                         .map_err(|e| external(Box::new(e)))
                 }
             })
             .try_flatten()
-            .and_then(move |batch| {
+            // The executors keep the files as long as this stream holds the lease.
+            .inspect(move |_| {
                 let _held = &lease;
-                futures::future::ready(
-                    conform_batch(&batch, &schema)
-                        .map_err(|e| DataFusionError::ArrowError(Box::new(e), None)),
-                )
             });
         Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),

@@ -27,7 +27,6 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::Status;
-use tributary_connector::conform_batch;
 use tributary_proto::{
     JobPartition, MergedResult, ResultSortKey, ResultTicket, result_ticket::Target,
 };
@@ -144,7 +143,7 @@ impl ResultStore {
             }
             Some(Target::Partition(partition)) => {
                 let schema = self.job_schema(&partition.job_id)?;
-                let batches = self.partition(&partition, &schema).await?;
+                let batches = self.fetcher.fetch_as(&partition, &schema).await?;
                 // Read to its end: the executor may let it go.
                 let read = self.read_marker(vec![partition]);
                 Ok(encode(schema, batches.chain(read).boxed()))
@@ -155,7 +154,10 @@ impl ResultStore {
                 };
                 let schema = self.job_schema(&job_id)?;
                 let streams = futures::future::try_join_all(
-                    merged.partitions.iter().map(|p| self.partition(p, &schema)),
+                    merged
+                        .partitions
+                        .iter()
+                        .map(|p| self.fetcher.fetch_as(p, &schema)),
                 )
                 .await?;
                 let merged_rows = merge(
@@ -185,19 +187,6 @@ impl ResultStore {
             .get(job_id)
             .map(|(s, _)| Arc::clone(s))
             .ok_or_else(|| SchedulerError::UnknownHandle(format!("result of query {job_id}")))
-    }
-
-    /// The batches of one result partition, in `schema`.
-    async fn partition(
-        &self,
-        partition: &JobPartition,
-        schema: &SchemaRef,
-    ) -> Result<BatchStream, SchedulerError> {
-        let batches = self.fetcher.fetch(partition).await?;
-        let target = Arc::clone(schema);
-        Ok(batches
-            .map(move |b| b.and_then(|b| conform_batch(&b, &target).map_err(FlightError::from)))
-            .boxed())
     }
 
     /// An empty stream telling the leases, when polled, that `partitions` have been read.
