@@ -5,6 +5,7 @@
 //! exits ([`drain`]).
 
 mod client_pool;
+mod compact;
 pub mod drain;
 mod error;
 mod flight;

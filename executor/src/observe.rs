@@ -237,6 +237,8 @@ impl ExecutionEngine for ObservedEngine {
         }
         // Connector split reads become children of the task span.
         let plan = tributary_connector::trace_scans_under(plan, &span)?;
+        // A sort-based shuffle writer counts its input in its real size.
+        let plan = crate::compact::compact_sort_shuffle_input(plan)?;
         let inner = self.inner.create_query_stage_exec(
             job_id.clone(),
             stage_id,
