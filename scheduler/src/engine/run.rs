@@ -174,6 +174,10 @@ impl Engine {
         guard.armed = false;
         if let Some(query) = &query {
             query.finishing();
+            let tasks = self.monitor.tasks.of_job(job_id.as_ref());
+            if let Some(first) = tasks.iter().map(|t| t.created_ms).min() {
+                query.first_task_launched(first);
+            }
         }
         let mut result = job_result(job_id.to_string(), done);
         result.lease = Some(lease);

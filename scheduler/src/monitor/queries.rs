@@ -279,6 +279,17 @@ impl QueryHandle {
         });
     }
 
+    /// The job's first task was launched at `launched_ms`: planning ended then. (The job's
+    /// status loop sees tasks running at best at its next status, up to a poll of 100 ms
+    /// later.)
+    pub fn first_task_launched(&self, launched_ms: i64) {
+        self.with(|i| {
+            if let Some(started) = i.started_ms {
+                i.planning_time_ms = (launched_ms - started).max(0);
+            }
+        });
+    }
+
     /// The job ended; the statement still writes or prepares its result.
     pub fn finishing(&self) {
         self.progress(|i| {
@@ -554,6 +565,21 @@ mod tests {
             KillOutcome::Committing
         );
         assert!(query.killed().is_none());
+    }
+
+    #[test]
+    fn planning_ends_when_the_first_task_is_launched_not_when_the_status_loop_notices() {
+        let tracker = Arc::new(QueryTracker::default());
+        let query = tracker.begin("alice", "test", "SELECT 1");
+        query.planning();
+        query.submitted("job");
+        let started = query.info().started_ms.expect("submitted");
+        // The job ended before the status loop saw a task running.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        query.finishing();
+        assert!(query.info().planning_time_ms >= 30);
+        query.first_task_launched(started + 4);
+        assert_eq!(query.info().planning_time_ms, 4);
     }
 
     #[tokio::test]
