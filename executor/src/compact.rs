@@ -25,8 +25,9 @@ use std::sync::Arc;
 
 use ballista_core::execution_plans::sort_shuffle::SortShuffleWriterExec;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, MutableArrayData, RecordBatch, make_array,
+    Array, ArrayRef, AsArray, GenericByteViewArray, MutableArrayData, RecordBatch, make_array,
 };
+use datafusion::arrow::datatypes::ByteViewType;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -161,40 +162,44 @@ impl ExecutionPlan for CompactOutput {
 pub(crate) fn compact(batch: RecordBatch) -> datafusion::arrow::error::Result<RecordBatch> {
     let mut columns: Option<Vec<ArrayRef>> = None;
     for (i, column) in batch.columns().iter().enumerate() {
-        let referenced = column.get_array_memory_size();
-        if referenced < MIN_REFERENCED_BYTES {
-            continue;
+        if let Some(compacted) = compacted(column)? {
+            columns.get_or_insert_with(|| batch.columns().to_vec())[i] = compacted;
         }
-        // View arrays (Utf8View, BinaryView: what Parquet strings are read as) reference
-        // whole data buffers their views point into; `gc` keeps the bytes they use.
-        let compacted: ArrayRef = if let Some(views) = column.as_string_view_opt() {
-            let used = views.total_buffer_bytes_used() + views.len() * 16;
-            if referenced < used.saturating_mul(WASTE_FACTOR) {
-                continue;
-            }
-            Arc::new(views.gc())
-        } else if let Some(views) = column.as_binary_view_opt() {
-            let used = views.total_buffer_bytes_used() + views.len() * 16;
-            if referenced < used.saturating_mul(WASTE_FACTOR) {
-                continue;
-            }
-            Arc::new(views.gc())
-        } else {
-            let data = column.to_data();
-            let occupied = data.get_slice_memory_size()?;
-            if referenced < occupied.saturating_mul(WASTE_FACTOR) {
-                continue;
-            }
-            let mut copy = MutableArrayData::new(vec![&data], false, data.len());
-            copy.try_extend(0, 0, data.len())?;
-            make_array(copy.freeze())
-        };
-        columns.get_or_insert_with(|| batch.columns().to_vec())[i] = compacted;
     }
     match columns {
         Some(columns) => RecordBatch::try_new(batch.schema(), columns),
         None => Ok(batch),
     }
+}
+
+/// `column` in arrays of its own, when it references at least [`WASTE_FACTOR`] times the
+/// memory its rows occupy (and at least [`MIN_REFERENCED_BYTES`]).
+fn compacted(column: &ArrayRef) -> datafusion::arrow::error::Result<Option<ArrayRef>> {
+    let referenced = column.get_array_memory_size();
+    if referenced < MIN_REFERENCED_BYTES {
+        return Ok(None);
+    }
+    let wasteful = |occupied: usize| referenced >= occupied.saturating_mul(WASTE_FACTOR);
+    // View arrays (Utf8View, BinaryView: what Parquet strings are read as) reference whole
+    // data buffers their views point into; `gc` keeps the bytes they use.
+    if let Some(views) = column.as_string_view_opt() {
+        return Ok(wasteful(view_bytes(views)).then(|| Arc::new(views.gc()) as ArrayRef));
+    }
+    if let Some(views) = column.as_binary_view_opt() {
+        return Ok(wasteful(view_bytes(views)).then(|| Arc::new(views.gc()) as ArrayRef));
+    }
+    let data = column.to_data();
+    if !wasteful(data.get_slice_memory_size()?) {
+        return Ok(None);
+    }
+    let mut copy = MutableArrayData::new(vec![&data], false, data.len());
+    copy.try_extend(0, 0, data.len())?;
+    Ok(Some(make_array(copy.freeze())))
+}
+
+/// The bytes view arrays use: their views, and the data of the strings too long to inline.
+fn view_bytes<T: ByteViewType + ?Sized>(views: &GenericByteViewArray<T>) -> usize {
+    views.total_buffer_bytes_used() + views.len() * std::mem::size_of::<u128>()
 }
 
 #[cfg(test)]
