@@ -11,6 +11,7 @@
 mod history;
 mod metrics;
 mod queries;
+mod query_info;
 mod stages;
 mod tap;
 mod tasks;
@@ -18,7 +19,8 @@ mod tasks;
 pub use history::{History, HistoryOptions};
 pub use metrics::SchedulerMetrics;
 pub use queries::{Kill, KillOutcome};
-pub use queries::{QueryHandle, QueryInfo, QueryState, QueryTracker, current_query};
+pub use queries::{QueryHandle, QueryTracker, current_query};
+pub use query_info::{QueryInfo, QueryState};
 pub use stages::{SKEW_MIN_ROWS, SKEW_RATIO, Spread, StageInfo, job_stages};
 pub use tap::TaskStatusTap;
 pub use tasks::{TaskRecord, TaskTracker};

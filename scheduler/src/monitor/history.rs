@@ -9,7 +9,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 use super::now_ms;
-use super::queries::QueryInfo;
+use super::query_info::QueryInfo;
 use crate::error::{Result, SchedulerError};
 
 /// Where and how long history is kept.

@@ -8,7 +8,7 @@ use tributary_telemetry::prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
-use super::queries::{QueryInfo, QueryState};
+use super::query_info::{QueryInfo, QueryState};
 use super::tasks::TaskRecord;
 
 /// Every metric the scheduler exports.
