@@ -15,7 +15,9 @@ use config::NodeConfig;
 use tributary_connector::{Catalogs, ConnectorRegistry};
 use tributary_executor::{DrainControl, ExecutorOptions, intercept_sigterm, run_executor};
 use tributary_scheduler::admission::ResourceGroupsConfig;
-use tributary_scheduler::{HistoryOptions, RetryPolicy, SchedulerOptions, start_scheduler};
+use tributary_scheduler::{
+    HistoryOptions, LocalExecutor, RetryPolicy, SchedulerOptions, start_scheduler,
+};
 use tributary_telemetry::TelemetryOptions;
 
 /// Tributary: a distributed, federated SQL engine with an Arrow Flight SQL front door.
@@ -404,6 +406,7 @@ async fn scheduler(args: SchedulerArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?,
         flight_sql_tls: node.flight_sql_tls.clone(),
         internal: node.internal.clone(),
+        local_executors: Vec::new(),
     };
     let running = start_scheduler(options, catalogs)
         .await
@@ -471,6 +474,20 @@ async fn executor(args: ExecutorArgs, drain: DrainControl) -> Result<(), String>
 async fn standalone(args: StandaloneArgs) -> Result<(), String> {
     let catalogs = load_catalogs(&args.etc)?;
     let node = NodeConfig::load(&args.etc)?;
+    // The executors run in this process: the scheduler reads their result files itself.
+    let local = (0..args.executors)
+        .map(|_| {
+            let flight_port = free_port()?;
+            Ok(LocalExecutor {
+                host: "127.0.0.1".into(),
+                flight_port,
+                work_dir: std::env::temp_dir().join(format!(
+                    "tributary-executor-{}-{flight_port}",
+                    std::process::id()
+                )),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     let http = http_addr(args.http_addr.as_deref(), "127.0.0.1:8080")?;
     let options = SchedulerOptions {
         flight_sql_addr: args.flight_sql_addr,
@@ -488,19 +505,20 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?,
         flight_sql_tls: node.flight_sql_tls.clone(),
         internal: node.internal.clone(),
+        local_executors: local.clone(),
     };
     let running = start_scheduler(options, catalogs.clone())
         .await
         .map_err(|e| e.to_string())?;
     let mut executors = Vec::new();
-    for n in 0..args.executors {
+    for (n, executor) in local.into_iter().enumerate() {
         let options = ExecutorOptions {
             scheduler: args.scheduler_addr.to_string(),
-            bind_host: "127.0.0.1".into(),
+            bind_host: executor.host,
             external_host: None,
-            flight_port: free_port()?,
+            flight_port: executor.flight_port,
             grpc_port: free_port()?,
-            work_dir: None,
+            work_dir: Some(executor.work_dir),
             vcores: args.vcores,
             job_data_ttl_seconds: args.result_ttl_seconds,
             http_addr: None,

@@ -12,6 +12,7 @@ mod flight;
 pub mod memory;
 mod observe;
 mod process;
+mod uncompressed;
 
 pub use drain::{DrainControl, NodeState, intercept_sigterm};
 pub use error::ExecutorError;

@@ -239,6 +239,7 @@ impl ExecutionEngine for ObservedEngine {
         let plan = tributary_connector::trace_scans_under(plan, &span)?;
         // A sort-based shuffle writer counts its input in its real size.
         let plan = crate::compact::compact_sort_shuffle_input(plan)?;
+        let uncompressed = crate::uncompressed::writes_whole_partitions(plan.as_ref());
         let inner = self.inner.create_query_stage_exec(
             job_id.clone(),
             stage_id,
@@ -254,6 +255,7 @@ impl ExecutionEngine for ObservedEngine {
             span,
             metrics: Arc::clone(&self.metrics),
             peak: Arc::default(),
+            uncompressed,
         }))
     }
 }
@@ -267,6 +269,8 @@ struct ObservedStage {
     metrics: Arc<ExecutorMetrics>,
     /// The query's peak memory on this executor when the task ended.
     peak: Arc<std::sync::atomic::AtomicUsize>,
+    /// Its partitions are read whole: written without compression (`uncompressed.rs`).
+    uncompressed: bool,
 }
 
 impl std::fmt::Debug for ObservedStage {
@@ -289,8 +293,11 @@ impl QueryStageExecutor for ObservedStage {
         context: Arc<TaskContext>,
     ) -> Result<Vec<ShuffleWritePartition>> {
         let running = RunningTask::new(&self.metrics);
-        let context =
+        let mut context =
             crate::memory::fit_task_context(context, self.metrics.slots.get().max(1) as usize);
+        if self.uncompressed {
+            context = crate::uncompressed::without_compression(context);
+        }
         let pool = std::sync::Arc::clone(context.memory_pool());
         let peak = Arc::clone(&self.peak);
         let result = self

@@ -1,6 +1,7 @@
 //! The Arrow Flight SQL front door.
 
 mod cookies;
+mod forward;
 mod metadata;
 mod prepared;
 mod requests;

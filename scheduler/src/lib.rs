@@ -38,6 +38,7 @@ pub use auth::{Authenticator, JwtConfig, JwtVerifier, PASSWORD_AUTHENTICATOR_PRO
 pub use cluster::{BallistaScheduler, MEMORY_CATALOG, RetryPolicy};
 pub use engine::Engine;
 pub use error::{Result, SchedulerError};
+pub use fetch::LocalExecutor;
 pub use flight_sql::TributaryFlightSql;
 pub use leases::{CLIENT_TIMEOUT, Lease, PartitionKey, ResultLeases};
 pub use monitor::{HistoryOptions, Monitor};
@@ -79,6 +80,9 @@ pub struct SchedulerOptions {
     pub flight_sql_tls: Option<tonic::transport::ServerTlsConfig>,
     /// TLS and the shared secret between nodes (`internal-communication.*`).
     pub internal: tributary_security::InternalSecurity,
+    /// Executors in this process (`tributary standalone`), whose result files are read from
+    /// their work directories.
+    pub local_executors: Vec<LocalExecutor>,
 }
 
 /// A running scheduler.
@@ -143,7 +147,10 @@ pub async fn start_scheduler(
         monitor.set_http_uri(format!("http://{}:{}", options.external_host, addr.port()));
     }
     let engine = Engine::new(ballista, jobs, catalogs, monitor, leases, options.retry)
-        .with_fetcher(fetch::PartitionFetcher::new(options.internal.clone()))
+        .with_fetcher(fetch::PartitionFetcher::new(
+            options.internal.clone(),
+            &options.local_executors,
+        ))
         .with_admission(options.resource_groups.map(admission::ResourceGroups::new))
         .with_access_control(options.access_control);
     let service = TributaryFlightSql::new(

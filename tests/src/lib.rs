@@ -48,6 +48,7 @@ pub async fn start_cluster(
         access_control: None,
         flight_sql_tls: None,
         internal: Default::default(),
+        local_executors: Vec::new(),
     };
     start_scheduler(options, catalogs.clone())
         .await

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::default_table_source::source_as_provider;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
+use datafusion::common::Column;
+use datafusion::logical_expr::{
+    DdlStatement, Expr, LogicalPlan, LogicalPlanBuilder, WriteOp, cast,
+};
 use datafusion::prelude::SessionContext;
 use tributary_connector::TableProperties;
 
@@ -124,6 +127,7 @@ impl Engine {
             _ => {
                 let schema = client_schema(plan.schema().as_arrow());
                 let (plan, order) = with_result_order(plan);
+                let plan = with_client_types(plan);
                 let job = self.run_job(session, ctx, &plan, sql).await?;
                 let total_records = order
                     .as_ref()
@@ -145,6 +149,37 @@ pub(super) fn with_result_order(plan: LogicalPlan) -> (LogicalPlan, Option<Resul
     match result_order::split(&plan) {
         Some((sorted, order)) => (sorted, Some(order)),
         None => (plan, None),
+    }
+}
+
+/// `plan` with its view and dictionary columns cast to the plain types announced to clients
+/// (`client_schema`): the executors write the final partitions as clients read them, and the
+/// scheduler forwards them without decoding (`flight_sql::forward`). Unchanged when it has
+/// no such column (or its columns cannot be projected by name: then the scheduler converts).
+fn with_client_types(plan: LogicalPlan) -> LogicalPlan {
+    let schema = Arc::clone(plan.schema());
+    if schema
+        .fields()
+        .iter()
+        .all(|f| super::client_type(f.data_type()) == *f.data_type())
+    {
+        return plan;
+    }
+    let columns = schema.iter().map(|(qualifier, field)| {
+        let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
+        let plain = super::client_type(field.data_type());
+        if plain == *field.data_type() {
+            column
+        } else {
+            cast(column, plain).alias_qualified(qualifier.cloned(), field.name())
+        }
+    });
+    match LogicalPlanBuilder::from(plan.clone())
+        .project(columns)
+        .and_then(LogicalPlanBuilder::build)
+    {
+        Ok(projected) => projected,
+        Err(_) => plan,
     }
 }
 

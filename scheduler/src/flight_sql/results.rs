@@ -1,6 +1,7 @@
 //! Result tickets and streams: small results computed by the scheduler are kept here until
-//! read; job partitions are streamed from the executor that holds them, re-encoded without
-//! compression (the JDBC driver has no codec) and in the schema the FlightInfo announced. An
+//! read; job partitions are streamed from the executor that holds them, without compression
+//! (the JDBC driver has no codec) and in the schema the FlightInfo announced, forwarded as
+//! they were written where they already are so (`forward`). An
 //! ordered result is one ticket: its sorted partitions merged here as they stream
 //! (`engine::ResultOrder`), with its LIMIT and OFFSET.
 
@@ -37,7 +38,7 @@ use crate::fetch::{BatchStream, PartitionFetcher};
 use crate::leases::{CLIENT_TIMEOUT, ResultLeases};
 
 /// Target size of one FlightData message towards clients (ADBC's limit is 16 MiB).
-const FLIGHT_DATA_SIZE: usize = 2 * 1024 * 1024;
+pub(super) const FLIGHT_DATA_SIZE: usize = 2 * 1024 * 1024;
 
 /// Rows per batch of a merged (ordered) result.
 const MERGE_BATCH_ROWS: usize = 8192;
@@ -143,10 +144,15 @@ impl ResultStore {
             }
             Some(Target::Partition(partition)) => {
                 let schema = self.job_schema(&partition.job_id)?;
-                let batches = self.fetcher.fetch_as(&partition, &schema).await?;
+                let blocks = self.fetcher.fetch_ipc(&partition).await?;
                 // Read to its end: the executor may let it go.
                 let read = self.read_marker(vec![partition]);
-                Ok(encode(schema, batches.chain(read).boxed()))
+                let stream = super::forward::forward(schema, blocks)
+                    .chain(read.filter_map(|_| {
+                        futures::future::ready(None::<Result<FlightData, FlightError>>)
+                    }))
+                    .map_err(|e| Status::internal(format!("cannot stream result: {e}")));
+                Ok(Box::pin(stream))
             }
             Some(Target::Merged(merged)) => {
                 let Some(job_id) = merged.partitions.first().map(|p| p.job_id.clone()) else {
