@@ -444,13 +444,19 @@ async fn shutdown_signal() {
 async fn executor(args: ExecutorArgs, drain: DrainControl) -> Result<(), String> {
     let catalogs = load_catalogs(&args.etc)?;
     let node = NodeConfig::load(&args.etc)?;
+    // Without --work-dir the executor works in a directory of its own under the system's
+    // temporary directory, removed when it stops.
+    let temporary = args
+        .work_dir
+        .is_none()
+        .then(|| temporary_work_dir(args.flight_port));
     let options = ExecutorOptions {
         scheduler: args.scheduler,
         bind_host: args.bind_host.clone(),
         external_host: args.external_host,
         flight_port: args.flight_port,
         grpc_port: args.grpc_port,
-        work_dir: args.work_dir,
+        work_dir: args.work_dir.or_else(|| temporary.clone()),
         vcores: args.vcores,
         job_data_ttl_seconds: args.result_ttl_seconds,
         http_addr: match args.http_port {
@@ -466,9 +472,13 @@ async fn executor(args: ExecutorArgs, drain: DrainControl) -> Result<(), String>
         memory: node.memory,
         internal: node.internal,
     };
-    run_executor(options, catalogs)
+    let ran = run_executor(options, catalogs)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+    if let Some(dir) = temporary {
+        remove_work_dir(&dir);
+    }
+    ran
 }
 
 async fn standalone(args: StandaloneArgs) -> Result<(), String> {
@@ -481,10 +491,7 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
             Ok(LocalExecutor {
                 host: "127.0.0.1".into(),
                 flight_port,
-                work_dir: std::env::temp_dir().join(format!(
-                    "tributary-executor-{}-{flight_port}",
-                    std::process::id()
-                )),
+                work_dir: temporary_work_dir(flight_port),
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -511,6 +518,7 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let mut executors = Vec::new();
+    let work_dirs: Vec<PathBuf> = local.iter().map(|e| e.work_dir.clone()).collect();
     for (n, executor) in local.into_iter().enumerate() {
         let options = ExecutorOptions {
             scheduler: args.scheduler_addr.to_string(),
@@ -543,9 +551,31 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
             .map(|a| format!(", web UI and metrics on http://{a}/"))
             .unwrap_or_default()
     );
-    tokio::select! {
-        served = running.flight_sql => served.map_err(|e| e.to_string())?.map_err(|e| format!("Flight SQL service failed: {e}")),
+    let stopped = tokio::select! {
+        served = running.flight_sql => served.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| format!("Flight SQL service failed: {e}"))),
         _ = shutdown_signal() => Ok(()),
+    };
+    // Result and shuffle files of the executors go with them.
+    for dir in &work_dirs {
+        remove_work_dir(dir);
+    }
+    stopped
+}
+
+/// A work directory of this process under the system's temporary directory.
+fn temporary_work_dir(flight_port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "tributary-executor-{}-{flight_port}",
+        std::process::id()
+    ))
+}
+
+/// Removes a work directory this process made (a missing one is fine).
+fn remove_work_dir(dir: &std::path::Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        eprintln!("cannot remove work directory {}: {e}", dir.display());
     }
 }
 

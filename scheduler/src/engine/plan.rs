@@ -210,3 +210,64 @@ fn reads_only_information_schema(plan: &LogicalPlan, default_schema: &str) -> bo
     });
     info > 0 && other == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::logical_expr::table_scan;
+
+    use super::*;
+
+    #[test]
+    fn view_and_dictionary_columns_are_cast_to_the_client_types_keeping_names() {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8View, true),
+            Field::new(
+                "tag",
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                true,
+            ),
+        ]);
+        let plan = table_scan(Some("t"), &schema, None)
+            .and_then(LogicalPlanBuilder::build)
+            .expect("plan");
+        let projected = with_client_types(plan);
+        let fields: Vec<(String, DataType)> = projected
+            .schema()
+            .iter()
+            .map(|(q, f)| {
+                (
+                    format!(
+                        "{}.{}",
+                        q.map(|q| q.to_string()).unwrap_or_default(),
+                        f.name()
+                    ),
+                    f.data_type().clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                ("t.id".to_owned(), DataType::Int64),
+                ("t.name".to_owned(), DataType::Utf8),
+                ("t.tag".to_owned(), DataType::Utf8),
+            ]
+        );
+        assert_eq!(
+            client_schema(projected.schema().as_arrow()).as_ref(),
+            projected.schema().as_arrow(),
+            "the job writes what clients are told"
+        );
+    }
+
+    #[test]
+    fn plans_of_plain_types_are_left_as_they_are() {
+        let schema = Schema::new(vec![Field::new("id", DataType::Int64, false)]);
+        let plan = table_scan(Some("t"), &schema, None)
+            .and_then(LogicalPlanBuilder::build)
+            .expect("plan");
+        assert_eq!(with_client_types(plan.clone()), plan);
+    }
+}
