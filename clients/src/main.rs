@@ -13,7 +13,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use config::NodeConfig;
 use tributary_connector::{Catalogs, ConnectorRegistry};
-use tributary_executor::{DrainControl, ExecutorOptions, intercept_sigterm, run_executor};
+use tributary_executor::{
+    DrainControl, ExecutorOptions, intercept_sigterm, remove_work_dir, run_executor,
+    temporary_work_dir,
+};
 use tributary_scheduler::admission::ResourceGroupsConfig;
 use tributary_scheduler::{
     HistoryOptions, LocalExecutor, RetryPolicy, SchedulerOptions, start_scheduler,
@@ -444,19 +447,13 @@ async fn shutdown_signal() {
 async fn executor(args: ExecutorArgs, drain: DrainControl) -> Result<(), String> {
     let catalogs = load_catalogs(&args.etc)?;
     let node = NodeConfig::load(&args.etc)?;
-    // Without --work-dir the executor works in a directory of its own under the system's
-    // temporary directory, removed when it stops.
-    let temporary = args
-        .work_dir
-        .is_none()
-        .then(|| temporary_work_dir(args.flight_port));
     let options = ExecutorOptions {
         scheduler: args.scheduler,
         bind_host: args.bind_host.clone(),
         external_host: args.external_host,
         flight_port: args.flight_port,
         grpc_port: args.grpc_port,
-        work_dir: args.work_dir.or_else(|| temporary.clone()),
+        work_dir: args.work_dir,
         vcores: args.vcores,
         job_data_ttl_seconds: args.result_ttl_seconds,
         http_addr: match args.http_port {
@@ -472,13 +469,9 @@ async fn executor(args: ExecutorArgs, drain: DrainControl) -> Result<(), String>
         memory: node.memory,
         internal: node.internal,
     };
-    let ran = run_executor(options, catalogs)
+    run_executor(options, catalogs)
         .await
-        .map_err(|e| e.to_string());
-    if let Some(dir) = temporary {
-        remove_work_dir(&dir);
-    }
-    ran
+        .map_err(|e| e.to_string())
 }
 
 async fn standalone(args: StandaloneArgs) -> Result<(), String> {
@@ -487,11 +480,10 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
     // The executors run in this process: the scheduler reads their result files itself.
     let local = (0..args.executors)
         .map(|_| {
-            let flight_port = free_port()?;
             Ok(LocalExecutor {
                 host: "127.0.0.1".into(),
-                flight_port,
-                work_dir: temporary_work_dir(flight_port),
+                flight_port: free_port()?,
+                work_dir: temporary_work_dir(),
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -560,23 +552,6 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
         remove_work_dir(dir);
     }
     stopped
-}
-
-/// A work directory of this process under the system's temporary directory.
-fn temporary_work_dir(flight_port: u16) -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "tributary-executor-{}-{flight_port}",
-        std::process::id()
-    ))
-}
-
-/// Removes a work directory this process made (a missing one is fine).
-fn remove_work_dir(dir: &std::path::Path) {
-    if let Err(e) = std::fs::remove_dir_all(dir)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        eprintln!("cannot remove work directory {}: {e}", dir.display());
-    }
 }
 
 /// A port free right now on loopback (for in-process executors).

@@ -18,4 +18,4 @@ pub use drain::{DrainControl, NodeState, intercept_sigterm};
 pub use error::ExecutorError;
 pub use memory::MemoryConfig;
 pub use observe::ExecutorMetrics;
-pub use process::{ExecutorOptions, run_executor};
+pub use process::{ExecutorOptions, remove_work_dir, run_executor, temporary_work_dir};

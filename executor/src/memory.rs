@@ -289,35 +289,28 @@ pub fn query_peak(pool: &Arc<dyn MemoryPool>) -> Option<usize> {
     pool.downcast_ref::<QueryPool>().map(|p| p.0.peak())
 }
 
-/// A task's context with DataFusion's sort merge reservation
-/// (`sort_spill_reservation_bytes`, 10 MB by default) fitted to its query's limit: each task
-/// slot's sorts reserve it up front, and reservations that add up to most of a small limit
-/// leave the sorts nothing to sort with.
-pub fn fit_task_context(context: Arc<TaskContext>, slots: usize) -> Arc<TaskContext> {
+/// Fits DataFusion's sort merge reservation (`sort_spill_reservation_bytes`, 10 MB by
+/// default) in a task's `config` to its query's limit (`context`'s pool): each task slot's
+/// sorts reserve it up front, and reservations that add up to most of a small limit leave the
+/// sorts nothing to sort with. Returns whether `config` changed.
+pub fn fit_sort_reservation(
+    context: &TaskContext,
+    config: &mut SessionConfig,
+    slots: usize,
+) -> bool {
     let Some(query) = context
         .memory_pool()
         .downcast_ref::<QueryPool>()
         .map(|p| &p.0)
     else {
-        return context;
+        return false;
     };
     let fitted = (query.limit / (4 * slots.max(1))).max(256 << 10);
-    let options = context.session_config().options();
-    if options.execution.sort_spill_reservation_bytes <= fitted {
-        return context;
+    if config.options().execution.sort_spill_reservation_bytes <= fitted {
+        return false;
     }
-    let mut config = context.session_config().clone();
     config.options_mut().execution.sort_spill_reservation_bytes = fitted;
-    Arc::new(TaskContext::new(
-        context.task_id(),
-        context.session_id(),
-        config,
-        context.scalar_functions().clone(),
-        context.higher_order_functions().clone(),
-        context.aggregate_functions().clone(),
-        context.window_functions().clone(),
-        context.runtime_env(),
-    ))
+    true
 }
 
 /// The pool a task's runtime uses: its query's [`FairSpillPool`], charged to the node.

@@ -293,11 +293,7 @@ impl QueryStageExecutor for ObservedStage {
         context: Arc<TaskContext>,
     ) -> Result<Vec<ShuffleWritePartition>> {
         let running = RunningTask::new(&self.metrics);
-        let mut context =
-            crate::memory::fit_task_context(context, self.metrics.slots.get().max(1) as usize);
-        if self.uncompressed {
-            context = crate::uncompressed::without_compression(context);
-        }
+        let context = self.task_context(context);
         let pool = std::sync::Arc::clone(context.memory_pool());
         let peak = Arc::clone(&self.peak);
         let result = self
@@ -356,6 +352,30 @@ impl QueryStageExecutor for ObservedStage {
 }
 
 impl ObservedStage {
+    /// The task's context with our settings: the sort reservation fitted to the query's
+    /// memory (`memory.rs`) and, for partitions read whole, no compression
+    /// (`uncompressed.rs`). Made anew only when a setting changed.
+    fn task_context(&self, context: Arc<TaskContext>) -> Arc<TaskContext> {
+        let mut config = context.session_config().clone();
+        let slots = self.metrics.slots.get().max(1) as usize;
+        let fitted = crate::memory::fit_sort_reservation(&context, &mut config, slots);
+        let uncompressed =
+            self.uncompressed && crate::uncompressed::without_compression(&mut config);
+        if !fitted && !uncompressed {
+            return context;
+        }
+        Arc::new(TaskContext::new(
+            context.task_id(),
+            context.session_id(),
+            config,
+            context.scalar_functions().clone(),
+            context.higher_order_functions().clone(),
+            context.aggregate_functions().clone(),
+            context.window_functions().clone(),
+            context.runtime_env(),
+        ))
+    }
+
     /// Adds the task's source reads (per catalog) and spills to the counters. Metrics come in
     /// pre-order over the operators that have them, as Ballista collects them.
     fn count_input(&self) {

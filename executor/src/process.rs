@@ -74,10 +74,39 @@ const HEARTBEAT_INTERVAL_SECONDS: u64 = 3;
 /// (SIGINT) and, where the process has not taken SIGTERM for draining
 /// ([`crate::intercept_sigterm`]), on SIGTERM: this is the executor of a process
 /// (`tributary executor`, or each executor of `tributary standalone`).
+///
+/// Without a work directory it works in one of its own under the system's temporary
+/// directory ([`temporary_work_dir`]), removed when it stops.
 pub async fn run_executor(
-    options: ExecutorOptions,
+    mut options: ExecutorOptions,
     catalogs: Catalogs,
 ) -> Result<(), ExecutorError> {
+    let temporary = options.work_dir.is_none().then(temporary_work_dir);
+    if temporary.is_some() {
+        options.work_dir.clone_from(&temporary);
+    }
+    let ran = serve(options, catalogs).await;
+    if let Some(dir) = temporary {
+        remove_work_dir(&dir);
+    }
+    ran
+}
+
+/// A fresh work directory's path under the system's temporary directory.
+pub fn temporary_work_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("tributary-executor-{}", uuid::Uuid::new_v4()))
+}
+
+/// Removes a work directory and the result and shuffle files in it (a missing one is fine).
+pub fn remove_work_dir(dir: &std::path::Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %dir.display(), "cannot remove work directory: {e}");
+    }
+}
+
+async fn serve(options: ExecutorOptions, catalogs: Catalogs) -> Result<(), ExecutorError> {
     let metrics = Arc::new(ExecutorMetrics::new());
     let http_addr = options.http_addr;
     let drain = options.drain.clone();
@@ -161,10 +190,7 @@ fn process_config(
         .rsplit_once(':')
         .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h.to_owned(), p)))
         .ok_or_else(|| ExecutorError::SchedulerAddress(options.scheduler.clone()))?;
-    let work_dir = match options.work_dir {
-        Some(dir) => dir,
-        None => std::env::temp_dir().join(format!("tributary-executor-{}", uuid::Uuid::new_v4())),
-    };
+    let work_dir = options.work_dir.unwrap_or_else(temporary_work_dir);
     std::fs::create_dir_all(&work_dir).map_err(|source| ExecutorError::WorkDir {
         path: work_dir.display().to_string(),
         source,

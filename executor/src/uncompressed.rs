@@ -12,44 +12,28 @@
 //! decompressing it once per task. Hash-partitioned shuffles (`SortShuffleWriterExec`), read
 //! in ranges by many tasks, keep the session's codec: there LZ4 measured faster than none.
 
-use std::sync::Arc;
-
 use ballista_core::config::{BALLISTA_SHUFFLE_COMPRESSION_CODEC, BallistaConfig};
 use ballista_core::execution_plans::ShuffleWriterExec;
-use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionConfig;
 
 /// Whether `plan` (a stage plan, rooted in its writer) writes partitions read whole.
 pub(crate) fn writes_whole_partitions(plan: &dyn ExecutionPlan) -> bool {
     plan.is::<ShuffleWriterExec>()
 }
 
-/// `context` with the shuffle codec set to none.
-pub(crate) fn without_compression(context: Arc<TaskContext>) -> Arc<TaskContext> {
-    let mut config = context.session_config().clone();
+/// Sets a task's shuffle codec to none. Returns whether `config` changed.
+pub(crate) fn without_compression(config: &mut SessionConfig) -> bool {
     if config
         .options()
         .extensions
         .get::<BallistaConfig>()
         .is_none()
     {
-        config = config.with_option_extension(BallistaConfig::default());
+        *config = std::mem::take(config).with_option_extension(BallistaConfig::default());
     }
-    if config
+    config
         .options_mut()
         .set(BALLISTA_SHUFFLE_COMPRESSION_CODEC, "none")
-        .is_err()
-    {
-        return context;
-    }
-    Arc::new(TaskContext::new(
-        context.task_id(),
-        context.session_id(),
-        config,
-        context.scalar_functions().clone(),
-        context.higher_order_functions().clone(),
-        context.aggregate_functions().clone(),
-        context.window_functions().clone(),
-        context.runtime_env(),
-    ))
+        .is_ok()
 }

@@ -335,39 +335,33 @@ fn same_types(written: &Schema, announced: &Schema) -> bool {
 }
 
 fn has_dictionary(data_type: &DataType) -> bool {
-    match data_type {
-        DataType::Dictionary(_, _) => true,
-        DataType::List(f)
-        | DataType::LargeList(f)
-        | DataType::ListView(f)
-        | DataType::LargeListView(f)
-        | DataType::FixedSizeList(f, _)
-        | DataType::Map(f, _) => has_dictionary(f.data_type()),
-        DataType::Struct(fields) => fields.iter().any(|f| has_dictionary(f.data_type())),
-        DataType::Union(fields, _) => fields.iter().any(|(_, f)| has_dictionary(f.data_type())),
-        DataType::RunEndEncoded(ends, values) => {
-            has_dictionary(ends.data_type()) || has_dictionary(values.data_type())
-        }
-        _ => false,
-    }
+    matches!(data_type, DataType::Dictionary(_, _))
+        || child_types(data_type).into_iter().any(has_dictionary)
 }
 
 /// How many field nodes a column of `data_type` has in a record batch message (itself and
 /// its children, depth first).
 fn field_nodes(data_type: &DataType) -> usize {
-    1 + match data_type {
+    1 + child_types(data_type)
+        .into_iter()
+        .map(field_nodes)
+        .sum::<usize>()
+}
+
+/// The types of a nested type's children, in order (none for other types; a dictionary's
+/// values travel in messages of their own).
+fn child_types(data_type: &DataType) -> Vec<&DataType> {
+    match data_type {
         DataType::List(f)
         | DataType::LargeList(f)
         | DataType::ListView(f)
         | DataType::LargeListView(f)
         | DataType::FixedSizeList(f, _)
-        | DataType::Map(f, _) => field_nodes(f.data_type()),
-        DataType::Struct(fields) => fields.iter().map(|f| field_nodes(f.data_type())).sum(),
-        DataType::Union(fields, _) => fields.iter().map(|(_, f)| field_nodes(f.data_type())).sum(),
-        DataType::RunEndEncoded(ends, values) => {
-            field_nodes(ends.data_type()) + field_nodes(values.data_type())
-        }
-        _ => 0,
+        | DataType::Map(f, _) => vec![f.data_type()],
+        DataType::Struct(fields) => fields.iter().map(|f| f.data_type()).collect(),
+        DataType::Union(fields, _) => fields.iter().map(|(_, f)| f.data_type()).collect(),
+        DataType::RunEndEncoded(ends, values) => vec![ends.data_type(), values.data_type()],
+        _ => Vec::new(),
     }
 }
 
