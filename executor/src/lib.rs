@@ -4,6 +4,7 @@
 //! connector scan it is sent ([`tributary_connector::ConnectorCodec`]). It drains before it
 //! exits ([`drain`]).
 
+mod broadcast;
 mod client_pool;
 mod compact;
 pub mod drain;

@@ -21,6 +21,7 @@ use tributary_connector::PlanOperator;
 use tributary_telemetry::prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use tributary_telemetry::{QueryTelemetry, TraceParent};
 
+use crate::broadcast::{BuildLease, SharedBuilds};
 use crate::memory::NodeMemory;
 
 /// An executor's metrics.
@@ -42,6 +43,8 @@ pub struct ExecutorMetrics {
     input_bytes: IntCounterVec,
     shuffle_bytes: IntCounter,
     spilled: IntCounter,
+    broadcast_builds: IntCounter,
+    broadcast_reuses: IntCounter,
     node_memory: OnceLock<Arc<NodeMemory>>,
 }
 
@@ -122,6 +125,14 @@ impl ExecutorMetrics {
                 "tributary_executor_spilled_bytes_total",
                 "Bytes spilled to disk",
             ),
+            broadcast_builds: counter(
+                "tributary_executor_broadcast_builds_total",
+                "Broadcast join build sides fetched and built on this executor (once per stage and join while its tasks run here)",
+            ),
+            broadcast_reuses: counter(
+                "tributary_executor_broadcast_reuses_total",
+                "Tasks that probed a broadcast build side another task on this executor built",
+            ),
             node_memory: OnceLock::new(),
             registry,
         }
@@ -193,16 +204,22 @@ impl Drop for RunningTask {
     }
 }
 
-/// Ballista's execution engine with spans and metrics around each task.
+/// Ballista's execution engine with spans and metrics around each task, and broadcast build
+/// sides shared by the tasks on this executor (`broadcast.rs`).
 pub(crate) struct ObservedEngine {
     inner: Arc<dyn ExecutionEngine>,
     metrics: Arc<ExecutorMetrics>,
+    builds: Arc<SharedBuilds>,
 }
 
 impl ObservedEngine {
     /// Wraps `inner`.
     pub(crate) fn new(inner: Arc<dyn ExecutionEngine>, metrics: Arc<ExecutorMetrics>) -> Self {
-        Self { inner, metrics }
+        Self {
+            inner,
+            metrics,
+            builds: Arc::default(),
+        }
     }
 }
 
@@ -240,6 +257,11 @@ impl ExecutionEngine for ObservedEngine {
         // A sort-based shuffle writer counts its input in its real size.
         let plan = crate::compact::compact_sort_shuffle_input(plan)?;
         let uncompressed = crate::uncompressed::writes_whole_partitions(plan.as_ref());
+        // Broadcast joins share their build side with the stage's other tasks here.
+        let shared = self.builds.share(job_id.as_ref(), stage_id, plan)?;
+        self.metrics.broadcast_builds.inc_by(shared.built);
+        self.metrics.broadcast_reuses.inc_by(shared.reused);
+        let plan = shared.plan;
         let inner = self.inner.create_query_stage_exec(
             job_id.clone(),
             stage_id,
@@ -256,6 +278,7 @@ impl ExecutionEngine for ObservedEngine {
             metrics: Arc::clone(&self.metrics),
             peak: Arc::default(),
             uncompressed,
+            builds: shared.leases,
         }))
     }
 }
@@ -271,6 +294,8 @@ struct ObservedStage {
     peak: Arc<std::sync::atomic::AtomicUsize>,
     /// Its partitions are read whole: written without compression (`uncompressed.rs`).
     uncompressed: bool,
+    /// The broadcast build sides it shares (`broadcast.rs`), released when it is dropped.
+    builds: Vec<BuildLease>,
 }
 
 impl std::fmt::Debug for ObservedStage {
@@ -304,6 +329,9 @@ impl QueryStageExecutor for ObservedStage {
             .map_err(|e| crate::memory::explain_exhaustion(&pool, e));
         if let Some(bytes) = crate::memory::query_peak(&pool) {
             peak.store(bytes, std::sync::atomic::Ordering::Relaxed);
+        }
+        if result.is_err() {
+            self.builds.iter().for_each(BuildLease::forget);
         }
         running.ended(match &result {
             Ok(partitions) => Some(partitions.iter().map(|p| p.num_bytes).sum()),

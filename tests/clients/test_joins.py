@@ -11,6 +11,7 @@ import re
 import pytest
 
 from conftest import connect, query
+from test_observability import metrics
 
 JOIN = """SELECT {hint} n.n_name, count(*) AS customers, sum(c.c_acctbal) AS balance
 FROM tpch.tiny.customer c JOIN tpch.tiny.nation n ON c.c_nationkey = n.n_nationkey
@@ -173,3 +174,74 @@ def test_bad_join_reordering_strategy_is_named(session):
     import adbc_driver_manager
     with pytest.raises(adbc_driver_manager.Error, match="expected AUTOMATIC, ELIMINATE_CROSS_JOINS or NONE"):
         query(session, "SET SESSION join_reordering_strategy = 'GREEDY'")
+
+
+BROADCAST_CUSTOMERS = """SELECT {hint} c.c_mktsegment, count(*) AS orders, sum(o.o_totalprice) AS total
+FROM tpch.tiny.orders o JOIN tpch.tiny.customer c ON o.o_custkey = c.c_custkey
+GROUP BY c.c_mktsegment ORDER BY c.c_mktsegment"""
+
+
+def executors_counter(cluster, name):
+    """`name` summed over the cluster's executors."""
+    return sum(metrics(url).get((name, ()), 0) for url in cluster.executor_http)
+
+
+def counted_run(cluster, session, sql):
+    """Runs `sql` (one task per partition: `ballista.scheduler.max_partitions_per_task = 1`);
+    its rows, the build sides its tasks built and reused (the executors' counters), and the
+    EXPLAIN ANALYZE section of its broadcast join's stage (name, plan)."""
+    query(session, "SET SESSION ballista.scheduler.max_partitions_per_task = '1'")
+    try:
+        builds = executors_counter(cluster, "tributary_executor_broadcast_builds_total")
+        reuses = executors_counter(cluster, "tributary_executor_broadcast_reuses_total")
+        rows = query(session, sql)
+        built = executors_counter(cluster, "tributary_executor_broadcast_builds_total") - builds
+        reused = executors_counter(cluster, "tributary_executor_broadcast_reuses_total") - reuses
+        ran = sections(session, "EXPLAIN ANALYZE " + sql)
+    finally:
+        query(session, "RESET SESSION ballista.scheduler.max_partitions_per_task")
+    stages = [(name, plan) for name, plan in ran.items()
+              if "HashJoinExec" in plan and "mode=CollectLeft" in plan]
+    assert len(stages) == 1, ran
+    return rows, built, reused, stages[0]
+
+
+def test_broadcast_build_side_is_built_once_per_executor(cluster, session):
+    """One task per partition gives each executor several tasks of the probe stage (the
+    orders' 8 splits on 2 executors of 2 slots). The customers, scanned in the probe's stage,
+    are still read and built once per executor, the other tasks probe that build (the
+    executors' counters, and EXPLAIN ANALYZE's build_input_rows), and the answer is the
+    partitioned join's."""
+    query(session, "SET SESSION join_distribution_type = 'PARTITIONED'")
+    expected = query(session, BROADCAST_CUSTOMERS.format(hint=""))
+    query(session, "RESET SESSION join_distribution_type")
+    assert len(expected) == 5
+    sql = BROADCAST_CUSTOMERS.format(hint="/*+ BROADCAST(c) */")
+    rows, built, reused, (name, plan) = counted_run(cluster, session, sql)
+    assert rows == expected
+    assert "(8 tasks," in name, name
+    assert 1 <= built <= len(cluster.executor_http), (built, reused)
+    assert built + reused == 8, (built, reused)
+    # 1,500 customers, read and built at most once per executor (8 times without sharing).
+    build_rows = re.search(r"build_input_rows=([0-9.]+ ?K?)", plan).group(1)
+    assert build_rows in ("1500", "1.50 K", "3.00 K"), plan
+
+
+def test_broadcast_stage_output_is_fetched_once_per_executor(cluster, session):
+    """A build side switched to BROADCAST at run time is its own stage's output, read by a
+    broadcast reader in every task of the probe stage: fetched and built once per executor."""
+    sql = ("SELECT count(*), sum(o.o_totalprice) FROM tpch.tiny.orders o JOIN "
+           "(SELECT c_custkey FROM tpch.tiny.customer WHERE c_comment LIKE '%unusual theodolites%') c "
+           "ON o.o_custkey = c.c_custkey")
+    expected = query(session, sql)
+    query(session, f"SET SESSION join_max_broadcast_table_size = '{ADAPTIVE_THRESHOLD}'")
+    try:
+        rows, built, reused, (name, plan) = counted_run(cluster, session, sql)
+    finally:
+        query(session, "RESET SESSION join_max_broadcast_table_size")
+    assert rows == expected
+    assert "ShuffleReaderExec" in plan and "broadcast" in plan.lower(), plan
+    tasks = int(re.search(r"\((\d+) tasks,", name).group(1))
+    assert tasks > len(cluster.executor_http), name
+    assert 1 <= built <= len(cluster.executor_http), (built, reused)
+    assert built + reused == tasks, (built, reused, tasks)
