@@ -92,9 +92,51 @@ pub async fn run_executor(
     ran
 }
 
-/// A fresh work directory's path under the system's temporary directory.
+/// How temporary work directories' names begin: `tributary-executor-<pid>-<uuid>`.
+const WORK_DIR_PREFIX: &str = "tributary-executor-";
+
+/// A fresh work directory's path under the system's temporary directory, named after this
+/// process. The temporary work directories of processes that are gone are removed first: a
+/// process killed with SIGKILL, or one that exited without stopping its executors (a test
+/// process), could not remove its own, and result files are large.
 pub fn temporary_work_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("tributary-executor-{}", uuid::Uuid::new_v4()))
+    let parent = std::env::temp_dir();
+    remove_stale_work_dirs(&parent);
+    parent.join(format!(
+        "{WORK_DIR_PREFIX}{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ))
+}
+
+/// Removes the temporary work directories in `parent` whose process is gone.
+fn remove_stale_work_dirs(parent: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(WORK_DIR_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid > 0 && !process_alive(pid) {
+            tracing::info!(dir = %entry.path().display(), pid, "removing the work directory of a process that is gone");
+            remove_work_dir(&entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` exists (one of another user counts: it cannot be signalled, but is there).
+fn process_alive(pid: i32) -> bool {
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
 }
 
 /// Removes a work directory and the result and shuffle files in it (a missing one is fine).
@@ -272,4 +314,42 @@ fn process_config(
         std::thread::available_parallelism().map_or(1, |n| n.get())
     };
     Ok((config, memory))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_dirs_of_processes_that_are_gone_are_removed() {
+        let parent = std::env::temp_dir().join(format!("work-dirs-{}", uuid::Uuid::new_v4()));
+        // A process that has exited: its pid is free (until reused).
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let gone = child.id();
+        child.wait().expect("wait");
+        let stale = parent.join(format!("{WORK_DIR_PREFIX}{gone}-1234"));
+        let ours = parent.join(format!("{WORK_DIR_PREFIX}{}-5678", std::process::id()));
+        let other = parent.join("tributary-cluster-1");
+        for dir in [&stale, &ours, &other] {
+            std::fs::create_dir_all(dir.join("job/1")).expect("mkdir");
+            std::fs::write(dir.join("job/1/data.arrow"), b"rows").expect("write");
+        }
+        remove_stale_work_dirs(&parent);
+        assert!(!stale.exists(), "the exited process's directory is removed");
+        assert!(ours.exists(), "a live process's directory stays");
+        assert!(other.exists(), "other directories stay");
+        remove_work_dir(&parent);
+    }
+
+    #[test]
+    fn temporary_work_dirs_carry_the_process_id() {
+        let dir = temporary_work_dir();
+        let name = dir.file_name().and_then(|n| n.to_str()).expect("name");
+        assert!(
+            name.starts_with(&format!("{WORK_DIR_PREFIX}{}-", std::process::id())),
+            "{name}"
+        );
+    }
 }
