@@ -155,11 +155,11 @@ impl SharedBuilds {
                     .builder()
                     .with_new_children(vec![Arc::clone(join.left()), Arc::clone(join.right())])?
                     .build_exec()?;
-                Ok(Transformed::new(
-                    Arc::new(SharedBuildJoin::new(own, registration)),
-                    true,
-                    TreeNodeRecursion::Jump,
-                ))
+                // Joins below it (a probe side joining another broadcast side) are shared too.
+                Ok(Transformed::yes(Arc::new(SharedBuildJoin::new(
+                    own,
+                    registration,
+                ))))
             })?
             .data;
         Ok(SharedPlan {
@@ -650,6 +650,37 @@ mod tests {
             Some(a),
             "other files, other key"
         );
+    }
+
+    #[test]
+    fn joins_stacked_in_one_stage_each_share_their_build_side() {
+        let inner = broadcast_join();
+        let outer = inner.children().into_iter().cloned().collect::<Vec<_>>();
+        // outer: the same broadcast side, probed by the inner join's output.
+        let probe = join();
+        let on = vec![(
+            col("k", &outer[0].schema()).expect("k"),
+            col("k", &inner.schema()).expect("k"),
+        )];
+        let stacked: Arc<dyn ExecutionPlan> = Arc::new(
+            HashJoinExec::try_new(
+                Arc::clone(&outer[0]),
+                Arc::clone(&inner),
+                on,
+                None,
+                probe.join_type(),
+                None,
+                PartitionMode::CollectLeft,
+                NullEquality::NullEqualsNothing,
+                false,
+            )
+            .expect("stacked join"),
+        );
+        let builds = Arc::new(SharedBuilds::default());
+        let first = builds.share("job", 1, Arc::clone(&stacked)).expect("share");
+        assert_eq!((first.built, first.reused), (2, 0));
+        let second = builds.share("job", 1, stacked).expect("share");
+        assert_eq!((second.built, second.reused), (0, 2));
     }
 
     #[tokio::test]

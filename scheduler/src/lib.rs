@@ -132,6 +132,18 @@ pub async fn start_scheduler(
         &monitor,
     )
     .await?;
+    // A job nothing needs any more (its result read, cancelled or abandoned) has its files
+    // deleted on every executor now, not when the result TTL has passed (`leases.rs`).
+    {
+        let executors = ballista.state.executor_manager.clone();
+        leases.on_unused(move |job_id| {
+            // (Ballista sends the requests from a task of its own; outside a runtime, at
+            // shutdown, the TTL's clean-up is left to do it.)
+            if tokio::runtime::Handle::try_current().is_ok() {
+                executors.clean_up_job_data(ballista_core::JobId::from(job_id.to_owned()));
+            }
+        });
+    }
     let http_addr = match options.http_addr {
         Some(addr) => match http::start(addr, monitor.clone(), auth.clone()).await {
             Ok(bound) => Some(bound),
