@@ -332,7 +332,8 @@ def test_write_killed_half_way_leaves_the_table_as_it_was(hconn, hive_cluster, s
                                 f"AND query = '{statement}'")
             query_id = rows[0][0] if rows else None
             time.sleep(0.05)
-        assert query_id, f"the INSERT never ran: {errors}"
+        # (The cluster's log tails say why, should a job wait for a slot that long again.)
+        assert query_id, f"the INSERT never ran: {errors}\n{hive_cluster.logs(40)}"
         # Killed while its tasks write: Hive's files reach storage as they roll over (1MB
         # here); deltalake's writer keeps a task's files in memory until the task ends.
         deadline = time.time() + 120
