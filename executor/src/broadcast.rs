@@ -28,8 +28,9 @@
 //! its own task registered, so EXPLAIN ANALYZE shows the build side read and built once per
 //! executor (`build_input_rows`) and each task's own probe.
 
-use std::collections::{HashMap, HashSet};
-use std::fmt;
+mod join;
+
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -41,15 +42,10 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
-use datafusion::physical_plan::metrics::{Metric, MetricsSet};
-use datafusion::physical_plan::statistics::StatisticsArgs;
-use datafusion::physical_plan::{
-    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties,
-    ReplaceChildrenOptions, Statistics, displayable,
-};
+use datafusion::physical_plan::{ExecutionPlan, displayable};
+
+use join::SharedBuildJoin;
 
 /// How long a build side is kept after the last task using it ended.
 pub(crate) const LINGER: Duration = Duration::from_secs(2);
@@ -320,131 +316,6 @@ fn shareable(join: &HashJoinExec) -> Option<u64> {
     (other_leaves == 0).then(|| hasher.finish())
 }
 
-/// A task's hash join sharing its build side with the stage's other tasks on this executor;
-/// otherwise the join itself (name, display, children, properties and downcasts), with the
-/// metrics this task registered.
-pub(crate) struct SharedBuildJoin {
-    join: Arc<dyn ExecutionPlan>,
-    registration: Arc<Mutex<()>>,
-    own: Mutex<Vec<Arc<Metric>>>,
-}
-
-impl SharedBuildJoin {
-    fn new(join: Arc<dyn ExecutionPlan>, registration: Arc<Mutex<()>>) -> Self {
-        Self {
-            join,
-            registration,
-            own: Mutex::default(),
-        }
-    }
-}
-
-impl fmt::Debug for SharedBuildJoin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedBuildJoin")
-            .field("join", &self.join)
-            .finish()
-    }
-}
-
-impl DisplayAs for SharedBuildJoin {
-    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        self.join.fmt_as(t, f)
-    }
-}
-
-impl ExecutionPlan for SharedBuildJoin {
-    fn name(&self) -> &str {
-        self.join.name()
-    }
-
-    fn downcast_delegate(&self) -> Option<&dyn ExecutionPlan> {
-        Some(self.join.as_ref())
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.join.properties()
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        self.join.children()
-    }
-
-    fn apply_expressions(
-        &self,
-        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        self.join.apply_expressions(f)
-    }
-
-    fn replace_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-        options: ReplaceChildrenOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        // HashJoinExec keeps its build future (and metrics set) with new children.
-        let join = Arc::clone(&self.join).replace_children(children, options)?;
-        Ok(Arc::new(Self::new(join, Arc::clone(&self.registration))))
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.replace_children(
-            children,
-            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-        )
-    }
-
-    fn execute(
-        &self,
-        partition: usize,
-        context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
-        // The join registers the partition's metrics (and the build's, for the first task)
-        // while `execute` runs; the shared set gains nothing else meanwhile.
-        let _registering = self
-            .registration
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let before: HashSet<*const Metric> = metric_pointers(self.join.metrics());
-        let stream = self.join.execute(partition, context)?;
-        if let Some(after) = self.join.metrics() {
-            let mut own = self.own.lock().unwrap_or_else(PoisonError::into_inner);
-            own.extend(
-                after
-                    .iter()
-                    .filter(|m| !before.contains(&Arc::as_ptr(m)))
-                    .cloned(),
-            );
-        }
-        Ok(stream)
-    }
-
-    fn metrics(&self) -> Option<MetricsSet> {
-        let own = self.own.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut set = MetricsSet::new();
-        for metric in own.iter() {
-            set.push(Arc::clone(metric));
-        }
-        Some(set)
-    }
-
-    fn statistics_from_inputs(
-        &self,
-        input_stats: &[Arc<Statistics>],
-        args: &StatisticsArgs,
-    ) -> Result<Arc<Statistics>> {
-        self.join.statistics_from_inputs(input_stats, args)
-    }
-}
-
-fn metric_pointers(set: Option<MetricsSet>) -> HashSet<*const Metric> {
-    set.map(|s| s.iter().map(Arc::as_ptr).collect())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,6 +323,7 @@ mod tests {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::common::NullEquality;
     use datafusion::datasource::memory::MemorySourceConfig;
+    use datafusion::execution::TaskContext;
     use datafusion::physical_expr::expressions::col;
     use datafusion::physical_plan::collect;
 

@@ -20,7 +20,6 @@
 //! operator it wraps, so the stage plan keeps its shape for the scheduler's metrics and for
 //! Ballista's own plan inspection.
 
-use std::fmt;
 use std::sync::Arc;
 
 use ballista_core::execution_plans::sort_shuffle::SortShuffleWriterExec;
@@ -28,18 +27,14 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, GenericByteViewArray, MutableArrayData, RecordBatch, make_array,
 };
 use datafusion::arrow::datatypes::ByteViewType;
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::MetricsSet;
-use datafusion::physical_plan::statistics::StatisticsArgs;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{
-    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties,
-    ReplaceChildrenOptions, Statistics,
-};
+use datafusion::physical_plan::{ChildrenPropertiesMode, ExecutionPlan, ReplaceChildrenOptions};
 use futures::StreamExt;
+
+use crate::delegate::delegate_plan_to;
 
 /// A column is copied when the memory it references is at least this many times what its
 /// rows occupy.
@@ -84,35 +79,10 @@ impl CompactOutput {
     }
 }
 
-impl DisplayAs for CompactOutput {
-    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        self.inner.fmt_as(t, f)
-    }
-}
+delegate_plan_to!(CompactOutput, inner);
 
 impl ExecutionPlan for CompactOutput {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn downcast_delegate(&self) -> Option<&dyn ExecutionPlan> {
-        Some(self.inner.as_ref())
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.inner.properties()
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        self.inner.children()
-    }
-
-    fn apply_expressions(
-        &self,
-        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        self.inner.apply_expressions(f)
-    }
+    delegate_plan_to!(inner);
 
     fn replace_children(
         self: Arc<Self>,
@@ -121,16 +91,6 @@ impl ExecutionPlan for CompactOutput {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let inner = Arc::clone(&self.inner).replace_children(children, options)?;
         Ok(Arc::new(Self::new(inner)))
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.replace_children(
-            children,
-            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-        )
     }
 
     fn execute(
@@ -146,14 +106,6 @@ impl ExecutionPlan for CompactOutput {
 
     fn metrics(&self) -> Option<MetricsSet> {
         self.inner.metrics()
-    }
-
-    fn statistics_from_inputs(
-        &self,
-        input_stats: &[Arc<Statistics>],
-        args: &StatisticsArgs,
-    ) -> Result<Arc<Statistics>> {
-        self.inner.statistics_from_inputs(input_stats, args)
     }
 }
 
@@ -207,6 +159,7 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::{Int64Array, StringArray, StringViewArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::physical_expr::PhysicalExpr;
 
     fn big_batch(rows: usize) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![

@@ -7,6 +7,7 @@
 mod broadcast;
 mod client_pool;
 mod compact;
+mod delegate;
 pub mod drain;
 mod error;
 mod flight;

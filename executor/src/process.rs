@@ -96,12 +96,13 @@ pub async fn run_executor(
 const WORK_DIR_PREFIX: &str = "tributary-executor-";
 
 /// A fresh work directory's path under the system's temporary directory, named after this
-/// process. The temporary work directories of processes that are gone are removed first: a
-/// process killed with SIGKILL, or one that exited without stopping its executors (a test
-/// process), could not remove its own, and result files are large.
+/// process. The first call of a process removes the temporary work directories of processes
+/// that are gone: a process killed with SIGKILL, or one that exited without stopping its
+/// executors (a test process), could not remove its own, and result files are large.
 pub fn temporary_work_dir() -> PathBuf {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
     let parent = std::env::temp_dir();
-    remove_stale_work_dirs(&parent);
+    SWEPT.call_once(|| remove_stale_work_dirs(&parent));
     parent.join(format!(
         "{WORK_DIR_PREFIX}{}-{}",
         std::process::id(),

@@ -144,30 +144,16 @@ impl ResultLeases {
 
     /// A client read one result partition to its end (the others get `timeout` more).
     pub fn read(&self, job_id: &str, partition: &PartitionKey, timeout: Duration) {
-        let mut jobs = self.lock();
-        if let Some(entry) = jobs.get_mut(job_id) {
+        self.update(job_id, |entry| {
             entry.unread.remove(partition);
             entry.expires = Some(Instant::now() + timeout);
-            if !entry.needed(Instant::now()) {
-                jobs.remove(job_id);
-                drop(jobs);
-                self.unused(vec![job_id.to_owned()]);
-            }
-        }
+        });
     }
 
     /// Nobody will read `job_id`'s result (its FlightInfo was cancelled); leases still held
     /// (a write in progress) keep it.
     pub fn forget(&self, job_id: &str) {
-        let mut jobs = self.lock();
-        if let Some(entry) = jobs.get_mut(job_id) {
-            entry.unread.clear();
-            if !entry.needed(Instant::now()) {
-                jobs.remove(job_id);
-                drop(jobs);
-                self.unused(vec![job_id.to_owned()]);
-            }
-        }
+        self.update(job_id, |entry| entry.unread.clear());
     }
 
     /// Whether a lease or an unread result keeps `job_id`'s files needed.
@@ -178,14 +164,23 @@ impl ResultLeases {
     }
 
     fn release(&self, job_id: &str) {
-        let mut jobs = self.lock();
-        if let Some(entry) = jobs.get_mut(job_id) {
+        self.update(job_id, |entry| {
             entry.holders = entry.holders.saturating_sub(1);
-            if !entry.needed(Instant::now()) {
-                jobs.remove(job_id);
-                drop(jobs);
-                self.unused(vec![job_id.to_owned()]);
-            }
+        });
+    }
+
+    /// Applies `change` to `job_id`'s use (if it has one); a job no longer needed then is
+    /// dropped and handed to `on_unused`.
+    fn update(&self, job_id: &str, change: impl FnOnce(&mut JobUse)) {
+        let mut jobs = self.lock();
+        let Some(entry) = jobs.get_mut(job_id) else {
+            return;
+        };
+        change(entry);
+        if !entry.needed(Instant::now()) {
+            jobs.remove(job_id);
+            drop(jobs);
+            self.unused(vec![job_id.to_owned()]);
         }
     }
 }

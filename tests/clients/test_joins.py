@@ -28,6 +28,11 @@ GROUP BY n.n_name ORDER BY n.n_name"""
 # what the filter really keeps (a few rows).
 ADAPTIVE_THRESHOLD = "1kB"
 
+# Orders joined with the few customers a filter keeps (statistics guess ~300).
+SMALL_AFTER_FILTER = ("SELECT count(*), sum(o.o_totalprice) FROM tpch.tiny.orders o JOIN "
+                      "(SELECT c_custkey FROM tpch.tiny.customer WHERE c_comment LIKE '%unusual theodolites%') c "
+                      "ON o.o_custkey = c.c_custkey")
+
 
 def join_lines(conn, sql):
     """The `Join N: …` lines of an EXPLAIN's Joins row."""
@@ -114,9 +119,7 @@ def test_adaptive_switch_broadcasts_a_build_side_measured_small(session):
     """Statistics put the filtered customers above the broadcast size (an estimate: the filter's
     selectivity is guessed), so the join is expected PARTITIONED; Ballista's adaptive planner
     re-decides it from the sizes measured when the inputs' stages finish and broadcasts it."""
-    sql = ("SELECT count(*), sum(o.o_totalprice) FROM tpch.tiny.orders o JOIN "
-           "(SELECT c_custkey FROM tpch.tiny.customer WHERE c_comment LIKE '%unusual theodolites%') c "
-           "ON o.o_custkey = c.c_custkey")
+    sql = SMALL_AFTER_FILTER
     expected = query(session, sql)
     query(session, f"SET SESSION join_max_broadcast_table_size = '{ADAPTIVE_THRESHOLD}'")
     try:
@@ -230,9 +233,7 @@ def test_broadcast_build_side_is_built_once_per_executor(cluster, session):
 def test_broadcast_stage_output_is_fetched_once_per_executor(cluster, session):
     """A build side switched to BROADCAST at run time is its own stage's output, read by a
     broadcast reader in every task of the probe stage: fetched and built once per executor."""
-    sql = ("SELECT count(*), sum(o.o_totalprice) FROM tpch.tiny.orders o JOIN "
-           "(SELECT c_custkey FROM tpch.tiny.customer WHERE c_comment LIKE '%unusual theodolites%') c "
-           "ON o.o_custkey = c.c_custkey")
+    sql = SMALL_AFTER_FILTER
     expected = query(session, sql)
     query(session, f"SET SESSION join_max_broadcast_table_size = '{ADAPTIVE_THRESHOLD}'")
     try:
