@@ -9,9 +9,10 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::TelemetryError;
 
-/// Default log filter: ours at info, Ballista's chatty internals at warn.
-const DEFAULT_FILTER: &str =
-    "info,ballista_executor=warn,ballista_scheduler=warn,ballista_core=warn";
+/// Default log filter: ours at info; Ballista's chatty internals and the Delta kernel's (five
+/// lines for every snapshot it loads) at warn.
+const DEFAULT_FILTER: &str = "info,ballista_executor=warn,ballista_scheduler=warn,ballista_core=warn,\
+                              buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn";
 
 /// How spans are exported.
 #[derive(Debug, Clone, Default)]

@@ -11,6 +11,7 @@ import random
 import re
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -24,7 +25,7 @@ import pyarrow.parquet as pq
 import pymysql
 import pytest
 
-from conftest import REPO, Cluster, connect, query, running
+from conftest import BIN, REPO, Cluster, connect, query, running
 from s3 import SECRET_KEY, S3Server
 from seed import question_1
 
@@ -299,6 +300,32 @@ def test_each_executor_writes_its_own_files(hconn, s3):
     query(hconn, "DROP TABLE delta.default.dist")
 
 
+def ended(process, timeout=120):
+    """A client process's exit code and what it printed on stderr, once it has ended."""
+    try:
+        _, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, err = process.communicate()
+        err = f"(still running after {timeout} s, killed) {err}"
+    return process.returncode, err
+
+
+def stuck_write_report(conn, cluster, statement):
+    """The scheduler's view of a statement that never started running: its state and job,
+    its tasks, the executors, and the processes' log tails."""
+    rows = query(conn, "SELECT query_id, state, job_id, queued_time_ms, planning_time_ms, error_message "
+                       f"FROM system.runtime.queries WHERE query = '{statement}'")
+    report = [f"queries: {rows}"]
+    for query_id, *_ in rows:
+        report.append(f"tasks of {query_id}: " + str(query(
+            conn, f"SELECT task_id, state, node_id FROM system.runtime.tasks WHERE query_id = '{query_id}'")))
+    report.append(f"nodes: {query(conn, 'SELECT * FROM system.runtime.nodes')}")
+    unfinished = "SELECT query_id, state, query FROM system.runtime.queries WHERE state <> 'FINISHED'"
+    report.append(f"unfinished: {query(conn, unfinished)}")
+    return "\n".join(report) + "\n" + cluster.logs(60)
+
+
 @pytest.mark.parametrize("target", ["hive.default.killed_w", "delta.default.killed_w"])
 def test_write_killed_half_way_leaves_the_table_as_it_was(hconn, hive_cluster, s3, target):
     """An INSERT killed while the executors' tasks write: nothing of it becomes visible (Hive:
@@ -313,27 +340,19 @@ def test_write_killed_half_way_leaves_the_table_as_it_was(hconn, hive_cluster, s
     log_before = s3.keys(LAKE, prefix + "_delta_log/") if delta else None
     statement = f"INSERT INTO {target} SELECT l_orderkey, l_comment FROM tpch.sf1.lineitem"
     for attempt in range(4):
-        errors = []
-
-        def write():
-            wconn = connect(hive_cluster.uri)
-            try:
-                query(wconn, statement)
-            except Exception as e:  # noqa: BLE001 - the kill's message is checked below
-                errors.append(str(e))
-            finally:
-                wconn.close()
-
-        writer = threading.Thread(target=write, daemon=True)
-        writer.start()
+        # The write runs in a client process of its own (trino-cli's way), which prints the
+        # statement's error: no client state shared with this test's connection.
+        writer = subprocess.Popen([BIN, "sql", "--server", hive_cluster.uri, "--user", "tester",
+                                   "--password", "secret", "-e", statement],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         query_id, deadline = None, time.time() + 120
-        while query_id is None and time.time() < deadline:
+        while query_id is None and time.time() < deadline and writer.poll() is None:
             rows = query(hconn, "SELECT query_id FROM system.runtime.queries WHERE state = 'RUNNING' "
                                 f"AND query = '{statement}'")
             query_id = rows[0][0] if rows else None
             time.sleep(0.05)
-        # (The cluster's log tails say why, should a job wait for a slot that long again.)
-        assert query_id, f"the INSERT never ran: {errors}\n{hive_cluster.logs(40)}"
+        # (What the cluster knew of it says why, should a write wait that long again.)
+        assert query_id, f"the INSERT never ran: {ended(writer)}\n{stuck_write_report(hconn, hive_cluster, statement)}"
         # Killed while its tasks write: Hive's files reach storage as they roll over (1MB
         # here); deltalake's writer keeps a task's files in memory until the task ends.
         deadline = time.time() + 120
@@ -347,8 +366,8 @@ def test_write_killed_half_way_leaves_the_table_as_it_was(hconn, hive_cluster, s
             # Too late (the write had begun its commit, or ended): it is committed, whole.
             assert "is committing its write and can no longer be killed" in str(e) or \
                 f"query '{query_id}' is not running" in str(e), e
-            writer.join(120)
-            assert not errors, errors
+            code, error = ended(writer)
+            assert code == 0, error
             rows_after = query(hconn, f"SELECT count(*) FROM {target}")[0][0]
             assert rows_after == rows_before[0][0] + 6_001_215
             rows_before = query(hconn, f"SELECT count(*), sum(l_orderkey) FROM {target}")
@@ -356,8 +375,8 @@ def test_write_killed_half_way_leaves_the_table_as_it_was(hconn, hive_cluster, s
             log_before = s3.keys(LAKE, prefix + "_delta_log/") if delta else None
     else:
         pytest.fail("each of 4 kills came too late")
-    writer.join(120)
-    assert errors and "stop the write" in errors[0], errors
+    code, error = ended(writer)
+    assert code != 0 and "stop the write" in error, (code, error)
     assert query(hconn, f"SELECT count(*), sum(l_orderkey) FROM {target}") == rows_before
     if delta:
         assert s3.keys(LAKE, prefix + "_delta_log/") == log_before

@@ -117,6 +117,31 @@ def test_skewed_tasks_are_visible(obs_cluster):
         conn.close()
 
 
+def test_system_tables_answer_while_every_slot_is_busy(obs_cluster):
+    """system.runtime.* is the scheduler's own: a query of it runs there, never as a job waiting
+    for an executor slot, so it answers while another query holds every slot (which is when one
+    looks). Seen here as the busy query's running tasks holding all 2 x 2 slots (a task holds a
+    slot per split it was given)."""
+    conn = connect(obs_cluster.uri)
+    try:
+        bg = Background(obs_cluster.uri, LONG_QUERY + " ORDER BY 1")
+        query_id = wait_running(conn, "ORDER BY 1")
+        busiest, deadline = 0, time.time() + 120
+        while busiest < 4 and time.time() < deadline and bg.thread.is_alive():
+            busy = query(conn, "SELECT sum(running_splits) FROM system.runtime.tasks "
+                               f"WHERE query_id = '{query_id}' AND state = 'RUNNING'")[0][0]
+            busiest = max(busiest, busy or 0)
+        assert busiest == 4, busiest
+        bg.join()
+        assert bg.error is None, bg.error
+        # None of those looks was a job.
+        jobs = query(conn, "SELECT count(*), count(job_id) FROM system.runtime.queries "
+                           "WHERE query LIKE 'SELECT sum(running_splits) FROM system.runtime.tasks%'")
+        assert jobs[0][0] > 0 and jobs[0][1] == 0, jobs
+    finally:
+        conn.close()
+
+
 def test_kill_query(obs_cluster):
     conn = connect(obs_cluster.uri)
     try:

@@ -107,13 +107,11 @@ impl Engine {
             LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => Err(SchedulerError::NotSupported(
                 "UPDATE, DELETE and COPY are not supported yet".into(),
             )),
-            // DataFusion's information_schema tables are computed from the session's catalogs
-            // and cannot be sent to executors: a query of them alone runs here.
-            _ if reads_only_information_schema(
-                &plan,
-                &ctx.state().config().options().catalog.default_schema,
-            ) =>
-            {
+            // The scheduler's own tables run here: DataFusion's information_schema tables are
+            // computed from the session's catalogs and cannot be sent to executors, and the
+            // system catalog must answer when every executor slot is busy (that is when one
+            // looks at system.runtime.queries), as Trino's coordinator answers it.
+            _ if reads_only_scheduler_tables(&plan, &ctx.state().config().options().catalog) => {
                 let df = ctx.execute_logical_plan(plan).await?;
                 let schema = client_schema(df.schema().as_arrow());
                 let batches = df
@@ -193,22 +191,32 @@ pub(super) fn merge_line(order: &ResultOrder, schema: &arrow::datatypes::Schema)
     )
 }
 
-/// Whether every table `plan` reads is an `information_schema` table (and it reads some);
-/// unqualified names are in `default_schema` (`USE c.information_schema`).
-fn reads_only_information_schema(plan: &LogicalPlan, default_schema: &str) -> bool {
+/// Whether every table `plan` reads is one the scheduler holds (and it reads some): an
+/// `information_schema` table or one of the `system` catalog. Partial names resolve against
+/// the session's default catalog and schema (`USE system.runtime`).
+fn reads_only_scheduler_tables(
+    plan: &LogicalPlan,
+    defaults: &datafusion::config::CatalogOptions,
+) -> bool {
     use datafusion::common::tree_node::TreeNodeRecursion;
-    let (mut info, mut other) = (0, 0);
+    let (mut ours, mut other) = (0, 0);
     let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
-            if scan.table_name.schema().unwrap_or(default_schema) == "information_schema" {
-                info += 1;
+            let name = scan
+                .table_name
+                .clone()
+                .resolve(&defaults.default_catalog, &defaults.default_schema);
+            if &*name.schema == "information_schema"
+                || &*name.catalog == crate::system::SYSTEM_CATALOG
+            {
+                ours += 1;
             } else {
                 other += 1;
             }
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    info > 0 && other == 0
+    ours > 0 && other == 0
 }
 
 #[cfg(test)]
@@ -260,6 +268,52 @@ mod tests {
             projected.schema().as_arrow(),
             "the job writes what clients are told"
         );
+    }
+
+    #[test]
+    fn only_plans_of_system_and_information_schema_tables_run_on_the_scheduler() {
+        let schema = Schema::new(vec![Field::new("id", DataType::Int64, false)]);
+        let scan = |name: &str| {
+            table_scan(Some(name), &schema, None)
+                .and_then(LogicalPlanBuilder::build)
+                .expect("plan")
+        };
+        let join = |a: &str, b: &str| {
+            LogicalPlanBuilder::from(scan(a))
+                .cross_join(scan(b))
+                .and_then(LogicalPlanBuilder::build)
+                .expect("plan")
+        };
+        let mut defaults = datafusion::config::CatalogOptions::default();
+        assert!(reads_only_scheduler_tables(
+            &scan("system.runtime.queries"),
+            &defaults
+        ));
+        assert!(reads_only_scheduler_tables(
+            &scan("tpch.information_schema.tables"),
+            &defaults
+        ));
+        assert!(reads_only_scheduler_tables(
+            &join("system.runtime.queries", "system.runtime.tasks"),
+            &defaults
+        ));
+        assert!(!reads_only_scheduler_tables(
+            &join("system.runtime.queries", "tpch.tiny.nation"),
+            &defaults
+        ));
+        assert!(!reads_only_scheduler_tables(
+            &scan("runtime.queries"),
+            &defaults
+        ));
+        defaults.default_catalog = "system".into();
+        assert!(reads_only_scheduler_tables(
+            &scan("runtime.queries"),
+            &defaults
+        ));
+        let values = LogicalPlanBuilder::values(vec![vec![datafusion::prelude::lit(1)]])
+            .and_then(LogicalPlanBuilder::build)
+            .expect("plan");
+        assert!(!reads_only_scheduler_tables(&values, &defaults));
     }
 
     #[test]

@@ -295,7 +295,7 @@ impl Drop for CancelOnDrop {
             let job_id = self.job_id.clone();
             tracing::info!(
                 job_id,
-                "cancelling job: its client went away or it ran too long"
+                "cancelling job: its statement ended first (client gone, query killed or over its time limit)"
             );
             tokio::spawn(async move {
                 if let Err(e) = scheduler.cancel_job(job_id.clone().into()).await {
