@@ -43,14 +43,20 @@ def fetch_parallel(client, info, options=None) -> int:
 
 
 def best_rate(fetch) -> dict:
-    best = None
+    """Best of RUNS: bytes over the whole call; where `fetch` also returns when its query had
+    run (the result announced, before its first batch was read), bytes over the fetch alone."""
+    best, best_fetch = None, None
     for _ in range(RUNS):
         started = time.perf_counter()
-        nbytes, rows = fetch()
-        seconds = time.perf_counter() - started
-        rate = nbytes / seconds / 1e9
-        best = max(best or 0, rate)
-    return {"gb_per_s": round(best, 3), "bytes": nbytes, "rows": rows}
+        nbytes, rows, *ran = fetch()
+        ended = time.perf_counter()
+        best = max(best or 0, nbytes / (ended - started) / 1e9)
+        if ran:
+            best_fetch = max(best_fetch or 0, nbytes / (ended - ran[0]) / 1e9)
+    out = {"gb_per_s": round(best, 3), "bytes": nbytes, "rows": rows}
+    if best_fetch is not None:
+        out["fetch_only_gb_per_s"] = round(best_fetch, 3)
+    return out
 
 
 class MemoryServer(flight.FlightServerBase):
@@ -86,16 +92,18 @@ def main():
         cur.execute(f"CREATE EXTERNAL TABLE memory.default.lineitem_sf2 STORED AS PARQUET LOCATION '{location}'")
 
         def adbc():
-            cur.execute(sql)
+            cur.execute(sql)  # returns once the job has run and its result is announced
+            ran = time.perf_counter()
             table = cur.fetch_arrow_table()
-            return table.nbytes, table.num_rows
+            return table.nbytes, table.num_rows, ran
 
         client = flight.FlightClient(cluster.uri)
         options = flight.FlightCallOptions(headers=[client.authenticate_basic_token("bench", "bench")])
 
         def raw():
             info = client.get_flight_info(flight.FlightDescriptor.for_command(any_statement(sql)), options)
-            return fetch_parallel(client, info, options), info.total_records
+            ran = time.perf_counter()
+            return fetch_parallel(client, info, options), info.total_records, ran
 
         tributary_adbc = best_rate(adbc)
         tributary_flight = best_rate(raw)
@@ -130,7 +138,9 @@ def main():
         "tributary_pyarrow_flight_parallel_endpoints": tributary_flight,
         "pyarrow_flight_server_from_memory": pyarrow_flight,
         "ratio_tributary_adbc_to_pyarrow_server": round(tributary_adbc["gb_per_s"] / pyarrow_flight["gb_per_s"], 3),
-        "target": "tributary >= 1.5 GB/s",
+        "ratio_tributary_fetch_only_to_pyarrow_server": round(
+            max(tributary_adbc["fetch_only_gb_per_s"], tributary_flight["fetch_only_gb_per_s"]) / pyarrow_flight["gb_per_s"], 3),
+        "target": "tributary >= 1.5 GB/s (judged on the whole call, the query's run included)",
         "target_met": max(tributary_adbc["gb_per_s"], tributary_flight["gb_per_s"]) >= 1.5,
         "rows_in_file": rows_expected,
     })
