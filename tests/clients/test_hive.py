@@ -340,8 +340,8 @@ def test_write_killed_half_way_leaves_the_table_as_it_was(hconn, hive_cluster, s
     log_before = s3.keys(LAKE, prefix + "_delta_log/") if delta else None
     statement = f"INSERT INTO {target} SELECT l_orderkey, l_comment FROM tpch.sf1.lineitem"
     for attempt in range(4):
-        # The write runs in a client process of its own (trino-cli's way), which prints the
-        # statement's error: no client state shared with this test's connection.
+        # The write runs in a client process of its own, as from trino-cli; the kill's message
+        # is what it prints on stderr.
         writer = subprocess.Popen([BIN, "sql", "--server", hive_cluster.uri, "--user", "tester",
                                    "--password", "secret", "-e", statement],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
