@@ -131,7 +131,7 @@ def test_system_tables_answer_while_every_slot_is_busy(obs_cluster):
             busy = query(conn, "SELECT sum(running_splits) FROM system.runtime.tasks "
                                f"WHERE query_id = '{query_id}' AND state = 'RUNNING'")[0][0]
             busiest = max(busiest, busy or 0)
-        assert busiest == 4, busiest
+        assert busiest >= 4, busiest
         bg.join()
         assert bg.error is None, bg.error
         # None of those looks was a job.
