@@ -16,7 +16,9 @@ use datafusion::execution::cache::cache_manager::{CacheManagerConfig, FileMetada
 use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
-use tributary_connector::{Catalogs, ConnectorCodec, ConnectorStores, register_connector_store};
+use tributary_connector::{
+    Catalogs, ConnectorCodec, ConnectorStores, MAX_TASK_BYTES, register_connector_store,
+};
 
 use crate::drain::{DrainContext, DrainControl};
 use crate::error::ExecutorError;
@@ -307,6 +309,9 @@ fn process_config(
         // the same way.
         override_create_grpc_client_endpoint: Some(options.internal.endpoint_override()),
         override_arrow_flight_service: Some(crate::flight::provider(options.internal.clone())),
+        // Tasks carry in-memory tables: as large as the scheduler sends.
+        grpc_max_decoding_message_size: MAX_TASK_BYTES as u32,
+        grpc_max_encoding_message_size: MAX_TASK_BYTES as u32,
         ..ExecutorProcessConfig::default()
     };
     config.vcores = if options.vcores > 0 {

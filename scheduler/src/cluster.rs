@@ -19,7 +19,9 @@ use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaPr
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
-use tributary_connector::{Catalogs, ConnectorCodec, ConnectorStores, register_connector_store};
+use tributary_connector::{
+    Catalogs, ConnectorCodec, ConnectorStores, MAX_TASK_BYTES, register_connector_store,
+};
 
 use tributary_security::InternalSecurity;
 
@@ -95,11 +97,16 @@ impl RetryPolicy {
 }
 
 /// The base session configuration of every query (with the query's telemetry, which every
-/// task carries to its executor).
+/// task carries to its executor). Its gRPC client settings are also those the scheduler
+/// launches tasks with: up to [`MAX_TASK_BYTES`] a task.
 pub(crate) fn base_config() -> SessionConfig {
     SessionConfig::new_with_ballista()
         .with_information_schema(true)
         .with_option_extension(tributary_telemetry::QueryTelemetry::default())
+        .set_usize(
+            ballista_core::config::BALLISTA_CLIENT_GRPC_MAX_MESSAGE_SIZE,
+            MAX_TASK_BYTES,
+        )
 }
 
 /// Starts the embedded Ballista scheduler and serves its gRPC API; returns it with its job

@@ -210,6 +210,26 @@ def test_many_large_partitions_fetched_in_parallel(cluster):
         conn.close()
 
 
+def test_memory_tables_larger_than_a_grpc_message_reach_the_executors(conn):
+    """A memory-catalog table travels to the executors inside each task's plan. At 48 MB
+    (24 MB a task) it was over gRPC's 16 MiB message limit: every launch failed, Ballista took
+    both executors for lost and the query hung for three minutes."""
+    rows = 3_000_000
+    query(conn, "CREATE TABLE memory.default.adbc_big AS "
+                f"SELECT value AS k, value * 2 AS v FROM range({rows})")
+    try:
+        started = time.monotonic()
+        assert query(conn, "SELECT count(*), sum(v) FROM memory.default.adbc_big") == [
+            (rows, rows * (rows - 1))]
+        # Joined with a table of a connector: both reach the same tasks.
+        assert query(conn, "SELECT count(*) FROM memory.default.adbc_big b "
+                           "JOIN tpch.tiny.nation n ON b.k = n.n_nationkey") == [(25,)]
+        assert time.monotonic() - started < 60
+        assert query(conn, "SELECT 1") == [(1,)]
+    finally:
+        query(conn, "DROP TABLE memory.default.adbc_big")
+
+
 def test_information_schema_queries(conn):
     """information_schema is computed from the session's catalogs on the scheduler (it cannot
     be sent to executors), as Trino users query it."""

@@ -35,6 +35,12 @@ const ESTIMATE: &[u8] = b"\0TRIBE";
 /// connector's encoding of the write.
 const WRITER: &[u8] = b"\0TRIBW";
 
+/// The largest task the scheduler sends and an executor accepts: its plan with any in-memory
+/// rows it carries (tables of the `memory` catalog travel inside the plan). Ballista's and
+/// tonic's default, 16 MiB, made a 20 MB memory table fail every launch, which Ballista
+/// takes for a lost executor: the query hung until no executor was left.
+pub const MAX_TASK_BYTES: usize = 1 << 30;
+
 /// A `PhysicalExtensionCodec` for connector scans, chained in front of another codec.
 /// The same type must be used on the scheduler and on every executor.
 #[derive(Debug)]

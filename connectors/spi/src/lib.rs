@@ -33,7 +33,9 @@ mod table_properties;
 mod views;
 mod write;
 
-pub use codec::{ConnectorCodec, decode_json, decode_schema, encode_json, encode_schema};
+pub use codec::{
+    ConnectorCodec, MAX_TASK_BYTES, decode_json, decode_schema, encode_json, encode_schema,
+};
 pub use commit::{CommitGate, current_gate, point_of_no_return, within_gate};
 pub use conform::conform_batch;
 pub use connector::{Connector, ConnectorFactory};

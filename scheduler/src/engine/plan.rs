@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
 use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::common::Column;
 use datafusion::logical_expr::{
@@ -219,12 +220,98 @@ fn reads_only_scheduler_tables(
     ours > 0 && other == 0
 }
 
+/// Fails when the in-memory rows `plan` reads (tables of the `memory` catalog, which travel to
+/// executors inside the tasks' plans) exceed what one task may carry, `limit` bytes, naming
+/// each table and its size; before anything is submitted, so no launch fails on the way.
+pub(super) fn check_in_memory_rows(plan: &LogicalPlan, limit: usize) -> Result<()> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::datasource::MemTable;
+    let mut tables: Vec<(String, usize)> = Vec::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = source_as_provider(&scan.source)
+            && let Some(table) = provider.downcast_ref::<MemTable>()
+        {
+            // A partition being written to (INSERT in progress) is not counted.
+            let bytes = table
+                .batches
+                .iter()
+                .filter_map(|partition| partition.try_read().ok())
+                .flat_map(|batches| {
+                    batches
+                        .iter()
+                        .map(RecordBatch::get_array_memory_size)
+                        .collect::<Vec<_>>()
+                })
+                .sum();
+            tables.push((scan.table_name.to_string(), bytes));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    let total: usize = tables.iter().map(|(_, bytes)| bytes).sum();
+    if total <= limit {
+        return Ok(());
+    }
+    let mb = |bytes: usize| format!("{:.1} MB", bytes as f64 / (1 << 20) as f64);
+    let listed = tables
+        .iter()
+        .map(|(name, bytes)| format!("{name} ({})", mb(*bytes)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(SchedulerError::ExceededMemoryLimit(format!(
+        "Query reads {} of in-memory rows: {listed}; tables of the memory catalog travel to \
+         the executors inside the query's tasks, at most {} per query. Write large tables \
+         to a connector's catalog (hive, delta_lake, a database) instead",
+        mb(total),
+        mb(limit),
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
     use datafusion::logical_expr::table_scan;
 
     use super::*;
+
+    #[test]
+    fn in_memory_rows_beyond_the_task_limit_are_refused_naming_each_table() {
+        use arrow::array::Int64Array;
+        use datafusion::datasource::{MemTable, provider_as_source};
+        use datafusion::logical_expr::LogicalPlanBuilder;
+
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(Int64Array::from_iter_values(0..100_000))],
+        )
+        .expect("batch");
+        let table = MemTable::try_new(Arc::clone(&schema), vec![vec![batch]]).expect("table");
+        let source = provider_as_source(Arc::new(table));
+        let scan =
+            |name: &str| LogicalPlanBuilder::scan(name, Arc::clone(&source), None).expect("scan");
+        let plan = scan("memory.default.big")
+            .union(scan("memory.default.other").build().expect("plan"))
+            .and_then(LogicalPlanBuilder::build)
+            .expect("plan");
+
+        // 2 x 100,000 Int64 rows: about 1.5 MB.
+        assert!(check_in_memory_rows(&plan, 8 << 20).is_ok());
+        let err = check_in_memory_rows(&plan, 1 << 20)
+            .expect_err("over the limit")
+            .to_string();
+        assert!(
+            err.contains("memory.default.big (0.8 MB)")
+                && err.contains("memory.default.other (0.8 MB)")
+                && err.contains("at most 1.0 MB per query"),
+            "{err}"
+        );
+        // A plan without in-memory tables is never refused.
+        let empty = table_scan(Some("t"), &schema, None)
+            .and_then(LogicalPlanBuilder::build)
+            .expect("plan");
+        assert!(check_in_memory_rows(&empty, 0).is_ok());
+    }
 
     #[test]
     fn view_and_dictionary_columns_are_cast_to_the_client_types_keeping_names() {

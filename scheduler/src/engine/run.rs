@@ -35,6 +35,7 @@ impl Engine {
     ) -> Result<JobResult> {
         // Boxed: planning, estimating and collecting make large futures (a stack overflow in
         // debug builds when kept inline in the statement's).
+        super::plan::check_in_memory_rows(plan, tributary_connector::MAX_TASK_BYTES)?;
         let query = current_query();
         let strategy = crate::join_order::Strategy::of(session);
         let reordered = Box::pin(crate::join_order::reorder(&ctx, plan, strategy)).await;
