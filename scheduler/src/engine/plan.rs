@@ -237,12 +237,7 @@ pub(super) fn check_in_memory_rows(plan: &LogicalPlan, limit: usize) -> Result<(
                 .batches
                 .iter()
                 .filter_map(|partition| partition.try_read().ok())
-                .flat_map(|batches| {
-                    batches
-                        .iter()
-                        .map(RecordBatch::get_array_memory_size)
-                        .collect::<Vec<_>>()
-                })
+                .map(|batches| batches.iter().map(encoded_size).sum::<usize>())
                 .sum();
             tables.push((scan.table_name.to_string(), bytes));
         }
@@ -267,6 +262,22 @@ pub(super) fn check_in_memory_rows(plan: &LogicalPlan, limit: usize) -> Result<(
     )))
 }
 
+/// The bytes of a batch's rows as an encoding sends them: the sliced part of each buffer.
+/// (`get_array_memory_size` counts whole shared buffers: a table filled from decoded result
+/// blocks counted each 8 MB block once per batch slicing it, 58 times its size.)
+fn encoded_size(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|column| {
+            column
+                .to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| column.get_array_memory_size())
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
@@ -281,12 +292,19 @@ mod tests {
         use datafusion::logical_expr::LogicalPlanBuilder;
 
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
-        let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
-            vec![Arc::new(Int64Array::from_iter_values(0..100_000))],
-        )
-        .expect("batch");
-        let table = MemTable::try_new(Arc::clone(&schema), vec![vec![batch]]).expect("table");
+        // Ten batches slicing one 100,000-row array, as decoded result blocks are: each
+        // counts its slice, not the whole shared buffer.
+        let whole = Int64Array::from_iter_values(0..100_000);
+        let batches = (0..10)
+            .map(|i| {
+                RecordBatch::try_new(
+                    Arc::clone(&schema),
+                    vec![Arc::new(whole.slice(i * 10_000, 10_000))],
+                )
+                .expect("batch")
+            })
+            .collect();
+        let table = MemTable::try_new(Arc::clone(&schema), vec![batches]).expect("table");
         let source = provider_as_source(Arc::new(table));
         let scan =
             |name: &str| LogicalPlanBuilder::scan(name, Arc::clone(&source), None).expect("scan");
