@@ -74,15 +74,16 @@ def dconn(df_cluster):
 
 
 def input_rows(conn, sql):
-    """Rows the last run of `sql` read from its sources."""
+    """Rows the last run of `sql` read from its sources, once it is recorded as finished (a
+    client has its rows a moment before; the newest finished run may be an earlier one)."""
     for _ in range(50):
-        rows = query(conn, "SELECT input_rows FROM system.runtime.queries "
-                           f"WHERE query = '{sql.replace(chr(39), chr(39) * 2)}' AND state = 'FINISHED' "
+        rows = query(conn, "SELECT state, input_rows FROM system.runtime.queries "
+                           f"WHERE query = '{sql.replace(chr(39), chr(39) * 2)}' "
                            "ORDER BY created DESC LIMIT 1")
-        if rows:
-            return rows[0][0]
+        if rows and rows[0][0] == "FINISHED":
+            return rows[0][1]
         time.sleep(0.1)
-    raise AssertionError(f"no finished query {sql}")
+    raise AssertionError(f"the last run of {sql} did not finish: {rows}")
 
 
 def analyzed(conn, sql):

@@ -261,9 +261,16 @@ def test_partitioned_ctas_and_insert_read_back_equal(hconn, s3):
 
 
 def writer_nodes(conn, statement_start):
-    """How many executors ran the tasks of the newest finished statement starting so."""
-    query_id = query(conn, "SELECT query_id FROM system.runtime.queries WHERE state = 'FINISHED' "
-                           f"AND query LIKE '{statement_start}%' ORDER BY created DESC LIMIT 1")[0][0]
+    """How many executors ran the tasks of the newest statement starting so, once it is
+    recorded as finished (the newest finished one may be an earlier statement)."""
+    for _ in range(50):
+        query_id, state = query(conn, "SELECT query_id, state FROM system.runtime.queries "
+                                      f"WHERE query LIKE '{statement_start}%' ORDER BY created DESC LIMIT 1")[0]
+        if state == "FINISHED":
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"{query_id} ({statement_start}…) did not finish: {state}")
     return query(conn, f"SELECT count(DISTINCT node_id) FROM system.runtime.tasks WHERE query_id = '{query_id}'")[0][0]
 
 
