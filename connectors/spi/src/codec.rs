@@ -37,7 +37,7 @@ const WRITER: &[u8] = b"\0TRIBW";
 
 /// The largest task the scheduler sends and an executor accepts: its plan with any in-memory
 /// rows it carries (tables of the `memory` catalog travel inside the plan). Ballista's and
-/// tonic's default, 16 MiB, made a 20 MB memory table fail every launch, which Ballista
+/// tonic's default, 16 MiB, made every launch of a task carrying more fail, which Ballista
 /// takes for a lost executor: the query hung until no executor was left.
 pub const MAX_TASK_BYTES: usize = 1 << 30;
 

@@ -33,9 +33,10 @@ impl Engine {
         plan: &LogicalPlan,
         sql: &str,
     ) -> Result<JobResult> {
+        // Refused before anything runs: a task over the limit would fail every launch.
+        super::plan::check_in_memory_rows(plan, tributary_connector::MAX_TASK_BYTES)?;
         // Boxed: planning, estimating and collecting make large futures (a stack overflow in
         // debug builds when kept inline in the statement's).
-        super::plan::check_in_memory_rows(plan, tributary_connector::MAX_TASK_BYTES)?;
         let query = current_query();
         let strategy = crate::join_order::Strategy::of(session);
         let reordered = Box::pin(crate::join_order::reorder(&ctx, plan, strategy)).await;
