@@ -211,9 +211,9 @@ def test_many_large_partitions_fetched_in_parallel(cluster):
 
 
 def test_memory_tables_larger_than_a_grpc_message_reach_the_executors(conn):
-    """A memory-catalog table travels to the executors inside each task's plan. At 48 MB
-    (24 MB a task) it was over gRPC's 16 MiB message limit: every launch failed, Ballista took
-    both executors for lost and the query hung for three minutes."""
+    """A memory-catalog table travels to the executors inside the tasks' plans. At 48 MB a
+    task was over gRPC's 16 MiB message limit: every launch failed, Ballista took both
+    executors for lost and the query hung for three minutes."""
     rows = 3_000_000
     query(conn, "CREATE TABLE memory.default.adbc_big AS "
                 f"SELECT value AS k, value * 2 AS v FROM range({rows})")
