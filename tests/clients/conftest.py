@@ -49,6 +49,19 @@ def query(conn, sql, parameters=None):
         return cur.fetchall()
 
 
+def newest_finished(conn, where, columns):
+    """`columns` of the newest statement in system.runtime.queries matching `where`, once it
+    is recorded FINISHED (a client has its rows a moment before, so the newest finished row
+    may be an earlier statement's)."""
+    for _ in range(50):
+        rows = query(conn, f"SELECT state, {columns} FROM system.runtime.queries "
+                           f"WHERE {where} ORDER BY created DESC LIMIT 1")
+        if rows and rows[0][0] == "FINISHED":
+            return rows[0][1:]
+        time.sleep(0.1)
+    raise AssertionError(f"the newest statement where {where} did not finish: {rows}")
+
+
 class Background:
     """A query running in a thread, as `user` after the `session` statements; once joined,
     `.rows` or `.error`, and the `.seconds` the query itself took."""

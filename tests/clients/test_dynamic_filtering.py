@@ -5,14 +5,13 @@ in its remote SQL; EXPLAIN ANALYZE shows the filter; answers are the same with a
 `enable_dynamic_filtering` turns it off and `dynamic_filtering_wait_timeout` bounds the wait."""
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO, connect, mysql_run, query, running
+from conftest import REPO, connect, mysql_run, newest_finished, query, running
 
 DB = "tributary_df"
 EVENTS = 200_000          # probe rows, item_id 0..199999 in order
@@ -74,16 +73,8 @@ def dconn(df_cluster):
 
 
 def input_rows(conn, sql):
-    """Rows the last run of `sql` read from its sources, once it is recorded as finished (a
-    client has its rows a moment before; the newest finished run may be an earlier one)."""
-    for _ in range(50):
-        rows = query(conn, "SELECT state, input_rows FROM system.runtime.queries "
-                           f"WHERE query = '{sql.replace(chr(39), chr(39) * 2)}' "
-                           "ORDER BY created DESC LIMIT 1")
-        if rows and rows[0][0] == "FINISHED":
-            return rows[0][1]
-        time.sleep(0.1)
-    raise AssertionError(f"the last run of {sql} did not finish: {rows}")
+    """Rows the last run of `sql` read from its sources."""
+    return newest_finished(conn, f"query = '{sql.replace(chr(39), chr(39) * 2)}'", "input_rows")[0]
 
 
 def analyzed(conn, sql):

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import pymysql
 import pytest
 
-from conftest import BIN, REPO, Cluster, connect, query, running
+from conftest import BIN, REPO, Cluster, connect, newest_finished, query, running
 from s3 import SECRET_KEY, S3Server
 from seed import question_1
 
@@ -261,16 +261,8 @@ def test_partitioned_ctas_and_insert_read_back_equal(hconn, s3):
 
 
 def writer_nodes(conn, statement_start):
-    """How many executors ran the tasks of the newest statement starting so, once it is
-    recorded as finished (the newest finished one may be an earlier statement)."""
-    for _ in range(50):
-        query_id, state = query(conn, "SELECT query_id, state FROM system.runtime.queries "
-                                      f"WHERE query LIKE '{statement_start}%' ORDER BY created DESC LIMIT 1")[0]
-        if state == "FINISHED":
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError(f"{query_id} ({statement_start}…) did not finish: {state}")
+    """How many executors ran the tasks of the newest statement starting so."""
+    query_id, = newest_finished(conn, f"query LIKE '{statement_start}%'", "query_id")
     return query(conn, f"SELECT count(DISTINCT node_id) FROM system.runtime.tasks WHERE query_id = '{query_id}'")[0][0]
 
 
