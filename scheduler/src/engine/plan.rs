@@ -13,6 +13,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 use tributary_connector::TableProperties;
+use tributary_telemetry::data_size;
 
 use super::{Engine, JobResult, Outcome, ResultOrder, client_schema, result_order};
 use crate::error::{Result, SchedulerError};
@@ -247,18 +248,17 @@ pub(super) fn check_in_memory_rows(plan: &LogicalPlan, limit: usize) -> Result<(
     if total <= limit {
         return Ok(());
     }
-    let mb = |bytes: usize| format!("{:.1} MB", bytes as f64 / (1 << 20) as f64);
     let listed = tables
         .iter()
-        .map(|(name, bytes)| format!("{name} ({})", mb(*bytes)))
+        .map(|(name, bytes)| format!("{name} ({})", data_size(*bytes)))
         .collect::<Vec<_>>()
         .join(", ");
     Err(SchedulerError::ExceededMemoryLimit(format!(
         "Query reads {} of in-memory rows: {listed}; tables of the memory catalog travel to \
          the executors inside the query's tasks, at most {} per query. Write large tables \
          to a connector's catalog (hive, delta_lake, a database) instead",
-        mb(total),
-        mb(limit),
+        data_size(total),
+        data_size(limit),
     )))
 }
 
@@ -319,9 +319,9 @@ mod tests {
             .expect_err("over the limit")
             .to_string();
         assert!(
-            err.contains("memory.default.big (0.8 MB)")
-                && err.contains("memory.default.other (0.8 MB)")
-                && err.contains("at most 1.0 MB per query"),
+            err.contains("memory.default.big (781.25kB)")
+                && err.contains("memory.default.other (781.25kB)")
+                && err.contains("at most 1.00MB per query"),
             "{err}"
         );
         // A plan without in-memory tables is never refused.
