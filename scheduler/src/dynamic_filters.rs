@@ -17,6 +17,15 @@
 //! are collected). Keys that are every integer of their range become the range alone (a list
 //! would say nothing more and cost a lookup per probe row: TPC-H Q15's 10,000 suppliers).
 //!
+//! A semi join's build side (`x IN (SELECT k …)`, `EXISTS (…)`) only decides which probe rows
+//! are kept; when its collected keys are listed whole, they stand in for it in the job (a
+//! `VALUES` list of the distinct key tuples), so such a build side runs once, here, not twice.
+//! That makes it worth collecting where a second run would not be: a subquery filtering an
+//! aggregate (`GROUP BY k HAVING sum(q) > 300`, TPC-H Q18), whose output statistics cannot
+//! tell (no distinct counts, no selectivity for a predicate on an aggregate), is collected
+//! while its sources hold at most `dynamic_filtering_max_reused_build_rows` rows. If it holds
+//! more than `dynamic_filtering_max_distinct_values` keys, that run was spent for a range.
+//!
 //! What was applied is recorded with the query (`QueryInfo::dynamic_filters`) and shown by
 //! EXPLAIN ANALYZE, whose stage metrics show what the scans pruned.
 
@@ -26,9 +35,9 @@ use std::time::{Duration, Instant};
 use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::common::{JoinType, NullEquality, ScalarValue};
+use datafusion::common::{Column, JoinType, NullEquality, ScalarValue, plan_err};
 use datafusion::functions_aggregate::expr_fn::{max, min};
-use datafusion::logical_expr::{Expr, Join, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{EmptyRelation, Expr, Join, LogicalPlan, LogicalPlanBuilder, lit};
 use datafusion::prelude::SessionContext;
 use tributary_connector::QueryScope;
 
@@ -46,6 +55,8 @@ pub(crate) struct Settings {
     wait: Duration,
     max_distinct: usize,
     max_build_rows: usize,
+    /// Sources of a semi join's aggregate build side collected to stand in for it.
+    max_reused_build_rows: usize,
     /// Probe sides reading fewer rows get no filter: the session's batch size.
     min_probe_rows: usize,
 }
@@ -68,6 +79,7 @@ impl Settings {
                 .unwrap_or(Duration::from_secs(10)),
             max_distinct: number("dynamic_filtering_max_distinct_values", 10_000),
             max_build_rows: number("dynamic_filtering_max_build_rows", 5_000_000),
+            max_reused_build_rows: number("dynamic_filtering_max_reused_build_rows", 20_000_000),
             min_probe_rows: number("datafusion.execution.batch_size", 8192),
         }
     }
@@ -82,6 +94,10 @@ struct Candidate {
     build: Arc<LogicalPlan>,
     build_keys: Vec<Expr>,
     probe_keys: Vec<Expr>,
+    /// Whether the collected keys can stand in for the build side in the job: a semi join
+    /// on plain columns with no other condition, whose build side only decides which probe
+    /// rows are kept.
+    reusable: bool,
 }
 
 /// `plan` (optimized) with the dynamic filters its joins' build sides allow, and one line per
@@ -109,6 +125,7 @@ pub(crate) async fn apply(
     };
     let local = SessionContext::new_with_state(state);
     let mut filters: Vec<(usize, bool, Expr)> = Vec::new();
+    let mut stand_ins: Vec<(usize, LogicalPlan)> = Vec::new();
     let mut lines = Vec::new();
     for (index, join) in candidates(&optimized) {
         let Some(candidate) = orient(&local, index, &join, settings).await else {
@@ -117,10 +134,23 @@ pub(crate) async fn apply(
         let described = describe(&candidate);
         let started = Instant::now();
         match tokio::time::timeout(settings.wait, collect(&local, &candidate, settings)).await {
-            Ok(Ok(keys)) => {
+            Ok(Ok(collected)) => {
                 let ms = started.elapsed().as_millis();
-                let (predicate, shown) = predicate(&candidate.probe_keys, &keys);
-                lines.push(format!("{described}: {shown} (collected in {ms} ms)"));
+                let (predicate, shown) = predicate(&candidate.probe_keys, &collected.keys);
+                let mut line = format!("{described}: {shown} (collected in {ms} ms)");
+                if let Some(rows) = collected.rows {
+                    let count = rows.len();
+                    match stand_in(&candidate, rows) {
+                        Ok(plan) => {
+                            line.push_str(&format!(
+                                "; its {count} distinct keys stand in for the build side"
+                            ));
+                            stand_ins.push((candidate.index, plan));
+                        }
+                        Err(e) => tracing::debug!("build side kept: {e}"),
+                    }
+                }
+                lines.push(line);
                 filters.push((candidate.index, candidate.build_is_left, predicate));
             }
             Ok(Err(e)) => lines.push(format!("{described}: not applied ({e})")),
@@ -134,7 +164,7 @@ pub(crate) async fn apply(
     if filters.is_empty() {
         return (!lines.is_empty()).then_some((plan.clone(), lines));
     }
-    match with_filters(optimized, &filters) {
+    match with_filters(optimized, &filters, stand_ins) {
         Ok(filtered) => Some((filtered, lines)),
         Err(e) => {
             tracing::warn!("dynamic filters not applied: {e}");
@@ -186,7 +216,9 @@ fn candidates(plan: &LogicalPlan) -> Vec<(usize, Join)> {
 /// it is expected to hold few enough keys to list (at most `max_distinct` rows: a range alone
 /// seldom prunes much); its sources hold at most `max_build_rows` rows and fewer than the
 /// probe side's (collecting reads them: it must cost less than what it may save); the probe
-/// side's sources hold at least a batch of rows (`min_probe_rows`).
+/// side's sources hold at least a batch of rows (`min_probe_rows`). A semi join's aggregate
+/// filtered by a predicate (`HAVING`) whose keys can stand in for it is judged by its sources
+/// alone (`max_reused_build_rows`): its output cannot be estimated, and it does not run twice.
 async fn orient(
     ctx: &SessionContext,
     index: usize,
@@ -194,26 +226,33 @@ async fn orient(
     settings: &Settings,
 ) -> Option<Candidate> {
     let (left, right) = (join.left.as_ref(), join.right.as_ref());
-    let small =
-        |e: &Estimate| e.output <= settings.max_distinct && e.sources <= settings.max_build_rows;
+    let reusable = reusable(join);
+    let having = |side: &LogicalPlan| reusable && filters_an_aggregate(side);
+    let fits = |side: &LogicalPlan, e: &Estimate| {
+        if having(side) {
+            e.sources <= settings.max_reused_build_rows
+        } else {
+            e.output <= settings.max_distinct && e.sources <= settings.max_build_rows
+        }
+    };
     // The sides that may build, each estimated (planned) only when it still can: a side
     // with a predicate, expected small.
     let (left_estimate, right_estimate) = match join.join_type {
         JoinType::LeftSemi if has_predicate(right) => {
-            let build = estimate(ctx, right).await.filter(small)?;
+            let build = estimate(ctx, right).await.filter(|e| fits(right, e))?;
             (estimate(ctx, left).await?, build)
         }
         JoinType::RightSemi if has_predicate(left) => {
-            let build = estimate(ctx, left).await.filter(small)?;
+            let build = estimate(ctx, left).await.filter(|e| fits(left, e))?;
             (build, estimate(ctx, right).await?)
         }
         JoinType::Inner => match (has_predicate(left), has_predicate(right)) {
             (true, false) => {
-                let build = estimate(ctx, left).await.filter(small)?;
+                let build = estimate(ctx, left).await.filter(|e| fits(left, e))?;
                 (build, estimate(ctx, right).await?)
             }
             (false, true) => {
-                let build = estimate(ctx, right).await.filter(small)?;
+                let build = estimate(ctx, right).await.filter(|e| fits(right, e))?;
                 (estimate(ctx, left).await?, build)
             }
             (true, true) => (estimate(ctx, left).await?, estimate(ctx, right).await?),
@@ -234,8 +273,8 @@ async fn orient(
     // A probe side that reads less than one batch from its sources reads as fast as its
     // filter is collected (TPC-H's 25 nations filtered by their region's key).
     if !has_predicate(side)
-        || !small(&build)
-        || build.sources >= probe.sources
+        || !fits(side, &build)
+        || (!having(side) && build.sources >= probe.sources)
         || probe.sources < settings.min_probe_rows
     {
         return None;
@@ -252,7 +291,33 @@ async fn orient(
         build: Arc::clone(side),
         build_keys,
         probe_keys,
+        reusable,
     })
+}
+
+/// Whether a join's collected build keys can replace its build side: a semi join (the build
+/// side only decides which probe rows are kept) on plain columns, with no other condition.
+fn reusable(join: &Join) -> bool {
+    let build_keys = || -> Vec<&Expr> {
+        match join.join_type {
+            JoinType::LeftSemi => join.on.iter().map(|(_, right)| right).collect(),
+            _ => join.on.iter().map(|(left, _)| left).collect(),
+        }
+    };
+    matches!(join.join_type, JoinType::LeftSemi | JoinType::RightSemi)
+        && join.filter.is_none()
+        && build_keys()
+            .iter()
+            .all(|key| matches!(key, Expr::Column(_)))
+}
+
+/// Whether a side filters the output of an aggregate (`GROUP BY … HAVING …`).
+fn filters_an_aggregate(plan: &LogicalPlan) -> bool {
+    plan.exists(|node| {
+        Ok(matches!(node, LogicalPlan::Filter(filter)
+            if matches!(filter.input.as_ref(), LogicalPlan::Aggregate(_))))
+    })
+    .unwrap_or(false)
 }
 
 /// Whether a side filters its rows (a `WHERE`, or one pushed into its scan).
@@ -286,12 +351,19 @@ fn describe(candidate: &Candidate) -> String {
     )
 }
 
+/// What a build side's collection found: the keys for the probe side and, for a reusable
+/// build side whose keys were all listed, its distinct key tuples (in the order of its keys).
+struct Collected {
+    keys: Keys,
+    rows: Option<Vec<Vec<ScalarValue>>>,
+}
+
 /// Runs the build side's distinct keys (and, past `max_distinct`, their ranges) here.
 async fn collect(
     ctx: &SessionContext,
     candidate: &Candidate,
     settings: &Settings,
-) -> datafusion::error::Result<Keys> {
+) -> datafusion::error::Result<Collected> {
     let names: Vec<String> = (0..candidate.build_keys.len())
         .map(|i| format!("__dynamic_key_{i}"))
         .collect();
@@ -307,8 +379,28 @@ async fn collect(
         .build()?;
     let batches = ctx.execute_logical_plan(distinct).await?.collect().await?;
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let listed = |keys: Keys| -> datafusion::error::Result<Collected> {
+        let rows = if candidate.reusable {
+            let mut tuples = Vec::with_capacity(rows);
+            for batch in &batches {
+                for row in 0..batch.num_rows() {
+                    tuples.push(
+                        batch
+                            .columns()
+                            .iter()
+                            .map(|column| ScalarValue::try_from_array(column, row))
+                            .collect::<datafusion::error::Result<Vec<_>>>()?,
+                    );
+                }
+            }
+            Some(tuples)
+        } else {
+            None
+        };
+        Ok(Collected { keys, rows })
+    };
     if rows == 0 {
-        return Ok(Keys::None);
+        return listed(Keys::None);
     }
     if rows <= settings.max_distinct {
         let mut per_key = Vec::new();
@@ -326,17 +418,17 @@ async fn collect(
             values.dedup();
             let (Some(low), Some(high)) = (values.first().cloned(), values.last().cloned()) else {
                 // Every key NULL: nothing can match.
-                return Ok(Keys::None);
+                return listed(Keys::None);
             };
             per_key.push((values, low, high));
         }
-        return Ok(Keys::Values(per_key));
+        return listed(Keys::Values(per_key));
     }
     let aggregates: Vec<Expr> = keys
         .iter()
         .zip(&names)
         .flat_map(|(_, name)| {
-            let column = Expr::Column(datafusion::common::Column::new_unqualified(name));
+            let column = Expr::Column(Column::new_unqualified(name));
             [
                 min(column.clone()).alias(format!("{name}_min")),
                 max(column).alias(format!("{name}_max")),
@@ -348,19 +440,62 @@ async fn collect(
         .aggregate(Vec::<Expr>::new(), aggregates)?
         .build()?;
     let batches = ctx.execute_logical_plan(ranges).await?.collect().await?;
+    let none = Collected {
+        keys: Keys::None,
+        rows: None,
+    };
     let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
-        return Ok(Keys::None);
+        return Ok(none);
     };
     let mut per_key = Vec::new();
     for i in 0..names.len() {
         let low = ScalarValue::try_from_array(batch.column(2 * i), 0)?;
         let high = ScalarValue::try_from_array(batch.column(2 * i + 1), 0)?;
         if low.is_null() || high.is_null() {
-            return Ok(Keys::None);
+            return Ok(none);
         }
         per_key.push((low, high));
     }
-    Ok(Keys::Ranges(per_key))
+    Ok(Collected {
+        keys: Keys::Ranges(per_key),
+        rows: None,
+    })
+}
+
+/// The plan standing in for a reusable build side: its distinct key tuples as a `VALUES`
+/// list under the build side's key columns (each once), or an empty relation.
+fn stand_in(
+    candidate: &Candidate,
+    rows: Vec<Vec<ScalarValue>>,
+) -> datafusion::error::Result<LogicalPlan> {
+    let mut columns: Vec<(usize, Column)> = Vec::new();
+    for (position, key) in candidate.build_keys.iter().enumerate() {
+        let Expr::Column(column) = key else {
+            return plan_err!("build key {key} is not a column");
+        };
+        if !columns.iter().any(|(_, seen)| seen == column) {
+            columns.push((position, column.clone()));
+        }
+    }
+    let keys = LogicalPlanBuilder::from(candidate.build.as_ref().clone())
+        .project(columns.iter().map(|(_, c)| Expr::Column(c.clone())))?
+        .build()?;
+    if rows.is_empty() {
+        return Ok(LogicalPlan::EmptyRelation(EmptyRelation {
+            produce_one_row: false,
+            schema: Arc::clone(keys.schema()),
+        }));
+    }
+    let values = rows
+        .into_iter()
+        .map(|row| columns.iter().map(|(i, _)| lit(row[*i].clone())).collect())
+        .collect();
+    LogicalPlanBuilder::values_with_schema(values, keys.schema())?
+        .project(columns.iter().enumerate().map(|(j, (_, column))| {
+            Expr::Column(Column::new_unqualified(format!("column{}", j + 1)))
+                .alias_qualified(column.relation.clone(), column.name.clone())
+        }))?
+        .build()
 }
 
 #[cfg(test)]
@@ -376,7 +511,34 @@ mod tests {
         ctx.sql("CREATE TABLE fact (dim_id INT, amount INT) AS VALUES (1, 10), (2, 20), (3, 30), (40, 40), (50, 50)")
             .await
             .expect("create fact");
+        ctx.sql("CREATE TABLE pairs (id INT, amount INT, name VARCHAR) AS VALUES (1, 30, 'a'), (3, 10, 'a'), (2, 20, 'a'), (2, 21, 'b')")
+            .await
+            .expect("create pairs");
         ctx
+    }
+
+    async fn run(ctx: &SessionContext, plan: LogicalPlan) -> Vec<i32> {
+        let batches = ctx
+            .execute_logical_plan(plan)
+            .await
+            .expect("run")
+            .collect()
+            .await
+            .expect("collect");
+        let mut values: Vec<i32> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int32Array>()
+                    .expect("int column")
+                    .iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        values.sort_unstable();
+        values
     }
 
     fn settings(max_distinct: usize) -> Settings {
@@ -385,6 +547,7 @@ mod tests {
             wait: Duration::from_secs(10),
             max_distinct,
             max_build_rows: 1_000_000,
+            max_reused_build_rows: 1_000_000,
             min_probe_rows: 0,
         }
     }
@@ -429,6 +592,63 @@ mod tests {
             .expect("collect");
         let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
         assert_eq!(total, 2);
+    }
+
+    #[tokio::test]
+    async fn a_semi_joins_having_subquery_runs_once_its_keys_standing_in_for_it() {
+        let ctx = context().await;
+        let sql = "SELECT f.amount FROM fact f WHERE f.dim_id IN \
+                   (SELECT dim_id FROM fact GROUP BY dim_id HAVING sum(amount) > 35)";
+        // Statistics cannot tell the aggregate's output: judged by its sources alone.
+        let (plan, lines) = filtered(&ctx, sql, 100).await;
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("f.dim_id IN (2 values, 40 to 50)")
+                && lines[0].ends_with("its 2 distinct keys stand in for the build side"),
+            "{}",
+            lines[0]
+        );
+        assert!(!plan.contains("Aggregate"), "{plan}");
+        assert!(
+            plan.contains("Values: (Int32(")
+                && plan.contains("(Int32(40))")
+                && plan.contains("(Int32(50))"),
+            "{plan}"
+        );
+        let unoptimized = ctx.sql(sql).await.expect("plan").into_unoptimized_plan();
+        let (with, _) = apply(&ctx, &unoptimized, &settings(100))
+            .await
+            .expect("a dynamic filter");
+        assert_eq!(run(&ctx, with).await, vec![40, 50]);
+        assert_eq!(run(&ctx, unoptimized).await, vec![40, 50]);
+        // Past its bound, such a build side is left alone.
+        let bounded = Settings {
+            max_reused_build_rows: 4,
+            ..settings(100)
+        };
+        let plan = ctx.sql(sql).await.expect("plan").into_unoptimized_plan();
+        assert!(apply(&ctx, &plan, &bounded).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn keys_standing_in_for_a_build_side_keep_their_tuples() {
+        let ctx = context().await;
+        // Each key's list alone lets (1, 10) and (3, 30) through: only the tuples of the
+        // stand-in keep the answer exact.
+        let sql = "SELECT f.amount FROM fact f WHERE EXISTS (SELECT 1 FROM pairs p \
+                   WHERE p.id = f.dim_id AND p.amount = f.amount AND p.name = 'a')";
+        let (plan, lines) = filtered(&ctx, sql, 100).await;
+        assert!(
+            lines[0].ends_with("its 3 distinct keys stand in for the build side"),
+            "{lines:?}"
+        );
+        assert!(plan.contains("Values: "), "{plan}");
+        let unoptimized = ctx.sql(sql).await.expect("plan").into_unoptimized_plan();
+        let (with, _) = apply(&ctx, &unoptimized, &settings(100))
+            .await
+            .expect("a dynamic filter");
+        assert_eq!(run(&ctx, with).await, vec![20]);
+        assert_eq!(run(&ctx, unoptimized).await, vec![20]);
     }
 
     #[tokio::test]

@@ -29,7 +29,7 @@ pub struct SessionPropertySpec {
 }
 
 /// The session properties Tributary knows (Trino's names).
-pub const SESSION_PROPERTIES: [SessionPropertySpec; 13] = [
+pub const SESSION_PROPERTIES: [SessionPropertySpec; 14] = [
     SessionPropertySpec {
         name: "join_distribution_type",
         default: "AUTOMATIC",
@@ -76,6 +76,14 @@ pub const SESSION_PROPERTIES: [SessionPropertySpec; 13] = [
         sql_type: "integer",
         description: "Largest build side, in rows its sources hold by statistics, whose keys \
                       are collected for a dynamic filter",
+    },
+    SessionPropertySpec {
+        name: "dynamic_filtering_max_reused_build_rows",
+        default: "20000000",
+        sql_type: "integer",
+        description: "Largest aggregate build side of a semi join (IN or EXISTS over GROUP BY \
+                      … HAVING), in rows its sources hold, collected so that its keys stand \
+                      in for it in the query (it runs once, on the scheduler)",
     },
     SessionPropertySpec {
         name: "query_max_run_time",
@@ -280,7 +288,8 @@ fn normalise(name: &str, value: &str) -> Result<String> {
         }
         "hash_partition_count"
         | "dynamic_filtering_max_distinct_values"
-        | "dynamic_filtering_max_build_rows" => {
+        | "dynamic_filtering_max_build_rows"
+        | "dynamic_filtering_max_reused_build_rows" => {
             value
                 .parse::<usize>()
                 .map_err(|_| invalid(name, value, "a non-negative integer"))?;
@@ -363,7 +372,8 @@ fn apply(config: &mut SessionConfig, name: &str, value: &str) -> Result<()> {
         | "enable_dynamic_filtering"
         | "dynamic_filtering_wait_timeout"
         | "dynamic_filtering_max_distinct_values"
-        | "dynamic_filtering_max_build_rows" => Ok(()),
+        | "dynamic_filtering_max_build_rows"
+        | "dynamic_filtering_max_reused_build_rows" => Ok(()),
         // Travels with every task; executors apply it to the query's memory pool.
         "query_max_memory_per_node" => set(
             options,

@@ -130,6 +130,34 @@ def test_an_empty_build_side_leaves_nothing_to_read(dconn):
     assert "no build keys: the probe side reads nothing" in sections["Dynamic filters"]
 
 
+def test_a_having_subquery_runs_once_its_keys_standing_in_for_it(dconn):
+    """A semi join's build side filtering an aggregate (TPC-H Q18's shape): statistics cannot
+    tell its output, so it is collected by its sources' size; its keys, all listed, replace it
+    in the job, which then reads the events once (the probe side), not twice."""
+    sql = ("SELECT count(*), sum(e.amount) FROM hive.default.events e WHERE e.item_id IN "
+           "(SELECT item_id FROM hive.default.events GROUP BY item_id HAVING sum(amount) >= 96)")
+    keys = [i for i in range(EVENTS) if i % 97 == 96]
+    expected = [(len(keys), 96 * len(keys))]
+    query(dconn, "SET SESSION enable_dynamic_filtering = false")
+    assert query(dconn, sql) == expected
+    assert input_rows(dconn, sql) >= 2 * EVENTS
+    query(dconn, "RESET SESSION enable_dynamic_filtering")
+    assert query(dconn, sql) == expected
+    assert input_rows(dconn, sql) <= EVENTS
+    sections, text = analyzed(dconn, sql)
+    line = sections["Dynamic filters"]
+    assert f"e.item_id IN ({len(keys)} values, {keys[0]} to {keys[-1]})" in line, line
+    assert f"its {len(keys)} distinct keys stand in for the build side" in line, line
+    assert "gby=[item_id" not in text, text    # the grouping ran on the scheduler only
+    # Bounded by its sources: past the bound it runs in the job, unfiltered.
+    query(dconn, f"SET SESSION dynamic_filtering_max_reused_build_rows = {EVENTS - 1}")
+    try:
+        assert query(dconn, sql) == expected
+        assert input_rows(dconn, sql) >= 2 * EVENTS
+    finally:
+        query(dconn, "RESET SESSION dynamic_filtering_max_reused_build_rows")
+
+
 def test_a_build_side_slower_than_the_wait_is_not_waited_for(dconn):
     query(dconn, "SET SESSION dynamic_filtering_wait_timeout = '1ms'")
     try:
@@ -148,6 +176,7 @@ def test_bad_settings_are_named(dconn):
         ("SET SESSION enable_dynamic_filtering = 'sometimes'", "expected true or false"),
         ("SET SESSION dynamic_filtering_wait_timeout = 'soon'", "a duration"),
         ("SET SESSION dynamic_filtering_max_distinct_values = -1", "a non-negative integer"),
+        ("SET SESSION dynamic_filtering_max_reused_build_rows = 'many'", "a non-negative integer"),
     ]:
         with pytest.raises(adbc_driver_manager.Error, match=expected):
             query(dconn, sql)

@@ -97,21 +97,49 @@ fn conjunction(exprs: Vec<Expr>) -> Expr {
 }
 
 /// `plan` with each filter put on the probe side of the join at its pre-order index
-/// (`(index, build_is_left, predicate)`).
+/// (`(index, build_is_left, predicate)`), and each stand-in in place of the build side of the
+/// join at its index (`(index, plan)`).
 pub(super) fn with_filters(
     plan: LogicalPlan,
     filters: &[(usize, bool, Expr)],
+    stand_ins: Vec<(usize, LogicalPlan)>,
 ) -> datafusion::error::Result<LogicalPlan> {
-    let mut index = 0;
-    let transformed = plan.transform_down(|node| {
-        let LogicalPlan::Join(join) = node else {
-            return Ok(Transformed::no(node));
+    let mut rewrite = Rewrite {
+        index: 0,
+        filters,
+        stand_ins,
+    };
+    rewrite.plan(plan)
+}
+
+struct Rewrite<'a> {
+    /// Pre-order index of the next join.
+    index: usize,
+    filters: &'a [(usize, bool, Expr)],
+    stand_ins: Vec<(usize, LogicalPlan)>,
+}
+
+impl Rewrite<'_> {
+    /// `plan` rewritten; its joins are numbered (in pre-order) before any of their inputs is
+    /// replaced, so the indices stay those of the plan the candidates were found in.
+    fn plan(&mut self, plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
+        let LogicalPlan::Join(join) = plan else {
+            return Ok(plan
+                .map_children(|child| self.plan(child).map(Transformed::yes))?
+                .data);
         };
-        let this = index;
-        index += 1;
-        let Some((_, build_is_left, predicate)) = filters.iter().find(|(i, _, _)| *i == this)
+        let this = self.index;
+        self.index += 1;
+        let left = Arc::new(self.plan(Arc::unwrap_or_clone(join.left))?);
+        let right = Arc::new(self.plan(Arc::unwrap_or_clone(join.right))?);
+        let mut join = Join {
+            left,
+            right,
+            ..join
+        };
+        let Some((_, build_is_left, predicate)) = self.filters.iter().find(|(i, _, _)| *i == this)
         else {
-            return Ok(Transformed::no(LogicalPlan::Join(join)));
+            return Ok(LogicalPlan::Join(join));
         };
         let filtered = |side: &Arc<LogicalPlan>| -> datafusion::error::Result<Arc<LogicalPlan>> {
             Ok(Arc::new(LogicalPlan::Filter(Filter::try_new(
@@ -119,18 +147,22 @@ pub(super) fn with_filters(
                 Arc::clone(side),
             )?)))
         };
-        let join = if *build_is_left {
-            Join {
-                right: filtered(&join.right)?,
-                ..join
+        let stand_in = self
+            .stand_ins
+            .iter()
+            .position(|(i, _)| *i == this)
+            .map(|at| Arc::new(self.stand_ins.swap_remove(at).1));
+        if *build_is_left {
+            join.right = filtered(&join.right)?;
+            if let Some(stand_in) = stand_in {
+                join.left = stand_in;
             }
         } else {
-            Join {
-                left: filtered(&join.left)?,
-                ..join
+            join.left = filtered(&join.left)?;
+            if let Some(stand_in) = stand_in {
+                join.right = stand_in;
             }
-        };
-        Ok(Transformed::yes(LogicalPlan::Join(join)))
-    })?;
-    Ok(transformed.data)
+        }
+        Ok(LogicalPlan::Join(join))
+    }
 }
