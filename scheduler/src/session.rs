@@ -81,9 +81,10 @@ pub const SESSION_PROPERTIES: [SessionPropertySpec; 14] = [
         name: "dynamic_filtering_max_reused_build_rows",
         default: "20000000",
         sql_type: "integer",
-        description: "Largest aggregate build side of a semi join (IN or EXISTS over GROUP BY \
-                      … HAVING), in rows its sources hold, collected so that its keys stand \
-                      in for it in the query (it runs once, on the scheduler)",
+        description: "Largest build side of a semi join (IN, EXISTS), in rows its sources \
+                      hold, whose keys are collected to stand in for it in the query when \
+                      there are at most dynamic_filtering_max_distinct_values of them (it \
+                      then runs once, on the scheduler)",
     },
     SessionPropertySpec {
         name: "query_max_run_time",
