@@ -81,10 +81,9 @@ pub const SESSION_PROPERTIES: [SessionPropertySpec; 14] = [
         name: "dynamic_filtering_max_reused_build_rows",
         default: "20000000",
         sql_type: "integer",
-        description: "Largest build side of a semi join (IN, EXISTS), in rows its sources \
-                      hold, whose keys are collected to stand in for it in the query when \
-                      there are at most dynamic_filtering_max_distinct_values of them (it \
-                      then runs once, on the scheduler)",
+        description: "Largest HAVING subquery of a semi join (IN, EXISTS over GROUP BY … \
+                      HAVING), in rows its sources hold, whose keys are collected to stand in \
+                      for it in the query (it then runs once, on the scheduler)",
     },
     SessionPropertySpec {
         name: "query_max_run_time",
