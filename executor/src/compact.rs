@@ -1,7 +1,7 @@
-//! Batches that reach Ballista's sort-based shuffle writer in their real size.
+//! Batches that reach Ballista's shuffle writers in their real size.
 //!
-//! The writer (`SortShuffleWriterExec`) holds a task's batches until its input ends, and
-//! counts what it holds as `RecordBatch::get_array_memory_size`: every buffer a batch
+//! The sort-based writer (`SortShuffleWriterExec`) holds a task's batches until its input ends,
+//! and counts what it holds as `RecordBatch::get_array_memory_size`: every buffer a batch
 //! references, whole. Many operators emit *slices* of larger arrays (an aggregation emits its
 //! groups as 8192-row slices of one set of arrays; a join's output may share its inputs'
 //! buffers), so each slice is counted as the whole set: TPC-H SF1 Q18's partial aggregation
@@ -11,17 +11,26 @@
 //! while it really held under 100 MB. The same over-count inflated the peak memory the tasks
 //! reported.
 //!
-//! Ballista counts what the batches it is given reference; this module gives it batches that
-//! reference only their own rows. [`compact_sort_shuffle_input`] wraps the writer's input in
-//! [`CompactOutput`], which copies a batch's columns into arrays of their own when they
-//! reference at least [`WASTE_FACTOR`] times more memory than their rows occupy (a copy of the
-//! rows, cheaper than spilling them; untouched batches pass as they are). The wrapper
-//! delegates its identity (`downcast_delegate`), children, properties and metrics to the
-//! operator it wraps, so the stage plan keeps its shape for the scheduler's metrics and for
-//! Ballista's own plan inspection.
+//! The pass-through writer (`ShuffleWriterExec`: broadcast build sides, results, inputs of a
+//! final merge) writes each batch as Arrow IPC, and IPC writes a view array's data buffers
+//! whole: a join's output whose `Utf8View` column was taken from a broadcast build side
+//! references that side's Parquet-decoded buffers, so every 8192-row batch carried them again.
+//! TPC-H SF1 Q21 wrote 134.7 MB for 156.7 K rows of four columns (supplier names joined to
+//! late lineitems) as a broadcast side, which each task of the next stage then read and
+//! decoded: 611 MB in all.
+//!
+//! Ballista counts and writes what the batches it is given reference; this module gives it
+//! batches that reference only their own rows. [`compact_shuffle_input`] wraps a writer's
+//! input in [`CompactOutput`], which copies a batch's columns into arrays of their own when
+//! they reference at least [`WASTE_FACTOR`] times more memory than their rows occupy (a copy
+//! of the rows, cheaper than spilling or shipping them; untouched batches pass as they are).
+//! The wrapper delegates its identity (`downcast_delegate`), children, properties and metrics
+//! to the operator it wraps, so the stage plan keeps its shape for the scheduler's metrics and
+//! for Ballista's own plan inspection.
 
 use std::sync::Arc;
 
+use ballista_core::execution_plans::ShuffleWriterExec;
 use ballista_core::execution_plans::sort_shuffle::SortShuffleWriterExec;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, GenericByteViewArray, MutableArrayData, RecordBatch, make_array,
@@ -43,12 +52,12 @@ pub(crate) const WASTE_FACTOR: usize = 4;
 /// Below this many referenced bytes a column is never copied (not worth a copy).
 const MIN_REFERENCED_BYTES: usize = 256 * 1024;
 
-/// `plan` (a stage plan, rooted in its shuffle writer) with the input of a sort-based shuffle
-/// writer wrapped in [`CompactOutput`]; other stage plans unchanged.
-pub(crate) fn compact_sort_shuffle_input(
+/// `plan` (a stage plan, rooted in its shuffle writer) with the input of its sort-based or
+/// pass-through shuffle writer wrapped in [`CompactOutput`]; other stage plans unchanged.
+pub(crate) fn compact_shuffle_input(
     plan: Arc<dyn ExecutionPlan>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    if !plan.is::<SortShuffleWriterExec>() {
+    if !plan.is::<SortShuffleWriterExec>() && !plan.is::<ShuffleWriterExec>() {
         return Ok(plan);
     }
     let children = plan.children();
@@ -215,7 +224,7 @@ mod tests {
             .expect("test value"),
         );
         let before = displayable(writer.as_ref()).indent(true).to_string();
-        let wrapped = compact_sort_shuffle_input(Arc::clone(&writer)).expect("test value");
+        let wrapped = compact_shuffle_input(Arc::clone(&writer)).expect("test value");
         assert!(wrapped.is::<SortShuffleWriterExec>());
         let child = wrapped.children()[0];
         assert!(
@@ -228,11 +237,29 @@ mod tests {
             before
         );
         // Wrapped once, however often a plan is prepared.
-        let again = compact_sort_shuffle_input(Arc::clone(&wrapped)).expect("test value");
+        let again = compact_shuffle_input(Arc::clone(&wrapped)).expect("test value");
         let child = (again.children()[0].as_ref() as &dyn std::any::Any)
             .downcast_ref::<CompactOutput>()
             .expect("test value");
         assert!((child.inner.as_ref() as &dyn std::any::Any).is::<EmptyExec>());
+    }
+
+    #[test]
+    fn a_pass_through_shuffle_writer_reads_through_the_wrapper() {
+        use datafusion::physical_plan::empty::EmptyExec;
+
+        let input: Arc<dyn ExecutionPlan> = Arc::new(EmptyExec::new(big_batch(1).schema()));
+        let writer: Arc<dyn ExecutionPlan> = Arc::new(
+            ShuffleWriterExec::try_new("job".to_owned().into(), 1, input, "/tmp".to_owned())
+                .expect("test value"),
+        );
+        let wrapped = compact_shuffle_input(writer).expect("test value");
+        assert!(wrapped.is::<ShuffleWriterExec>());
+        assert!((wrapped.children()[0].as_ref() as &dyn std::any::Any).is::<CompactOutput>());
+        // Any other root is left alone.
+        let other: Arc<dyn ExecutionPlan> = Arc::new(EmptyExec::new(big_batch(1).schema()));
+        let kept = compact_shuffle_input(Arc::clone(&other)).expect("test value");
+        assert!(Arc::ptr_eq(&kept, &other));
     }
 
     #[test]

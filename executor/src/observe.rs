@@ -254,14 +254,15 @@ impl ExecutionEngine for ObservedEngine {
         }
         // Connector split reads become children of the task span.
         let plan = tributary_connector::trace_scans_under(plan, &span)?;
-        // A sort-based shuffle writer counts its input in its real size.
-        let plan = crate::compact::compact_sort_shuffle_input(plan)?;
         let uncompressed = crate::uncompressed::writes_whole_partitions(plan.as_ref());
         // Broadcast joins share their build side with the stage's other tasks here.
         let shared = self.builds.share(job_id.as_ref(), stage_id, plan)?;
         self.metrics.broadcast_builds.inc_by(shared.built);
         self.metrics.broadcast_reuses.inc_by(shared.reused);
-        let plan = shared.plan;
+        // The shuffle writer counts and writes its input in its real size. (After sharing:
+        // the wrapper delegates its identity, so a join it wrapped would be replaced by its
+        // shared build, wrapper and all.)
+        let plan = crate::compact::compact_shuffle_input(shared.plan)?;
         let inner = self.inner.create_query_stage_exec(
             job_id.clone(),
             stage_id,
