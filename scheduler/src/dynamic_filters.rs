@@ -60,7 +60,8 @@ pub(crate) struct Settings {
     wait: Duration,
     max_distinct: usize,
     max_build_rows: usize,
-    /// Sources of a semi join's build side collected to stand in for it.
+    /// Most rows the sources of a semi join's `HAVING` subquery may hold for its keys to be
+    /// collected to stand in for it (statistics cannot tell its output).
     max_reused_build_rows: usize,
     /// Probe sides reading fewer rows get no filter: the session's batch size.
     min_probe_rows: usize,
