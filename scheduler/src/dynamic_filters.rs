@@ -34,23 +34,21 @@
 //! What was applied is recorded with the query (`QueryInfo::dynamic_filters`) and shown by
 //! EXPLAIN ANALYZE, whose stage metrics show what the scans pruned.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::Array;
-use arrow::record_batch::RecordBatch;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, JoinType, NullEquality, ScalarValue, plan_err};
-use datafusion::functions_aggregate::expr_fn::{max, min};
-use datafusion::logical_expr::{EmptyRelation, Expr, Join, LogicalPlan, LogicalPlanBuilder, lit};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use tributary_connector::QueryScope;
 
+mod candidates;
+mod collect;
 mod probe;
 
-use probe::{Keys, predicate, with_filters};
+use candidates::{candidates, describe, orient};
+use collect::{collect, stand_in};
+use probe::{predicate, with_filters};
 
-use crate::estimates::{Estimate, estimate};
 use crate::session::{Session, parse_duration};
 
 /// The session's dynamic filtering settings.
@@ -89,24 +87,6 @@ impl Settings {
             min_probe_rows: number("datafusion.execution.batch_size", 8192),
         }
     }
-}
-
-/// A join that can take a dynamic filter: which side builds, and its keys on each side.
-#[derive(Debug)]
-struct Candidate {
-    /// Position of the join in a pre-order walk of the plan.
-    index: usize,
-    build_is_left: bool,
-    build: Arc<LogicalPlan>,
-    build_keys: Vec<Expr>,
-    probe_keys: Vec<Expr>,
-    /// Whether the collected keys can stand in for the build side in the job: a semi join
-    /// on plain columns with no other condition, whose build side only decides which probe
-    /// rows are kept.
-    reusable: bool,
-    /// Whether keys past `max_distinct` are collected as ranges (a second run of the build
-    /// side): not for one collected only to stand in for its build side.
-    ranges: bool,
 }
 
 /// `plan` (optimized) with the dynamic filters its joins' build sides allow, and one line per
@@ -201,321 +181,6 @@ fn has_join(plan: &LogicalPlan) -> bool {
     found
 }
 
-/// The joins of `plan` that a dynamic filter can serve: inner joins and semi joins on equal
-/// keys (NULL matching nothing). A semi join's build side is the side that only decides which
-/// rows of the other are kept; an inner join's is decided by [`orient`].
-fn candidates(plan: &LogicalPlan) -> Vec<(usize, Join)> {
-    let mut found = Vec::new();
-    let mut index = 0;
-    let _ = plan.apply(|node| {
-        if let LogicalPlan::Join(join) = node {
-            if !join.on.is_empty()
-                && join.null_equality == NullEquality::NullEqualsNothing
-                && matches!(
-                    join.join_type,
-                    JoinType::Inner | JoinType::LeftSemi | JoinType::RightSemi
-                )
-            {
-                found.push((index, join.clone()));
-            }
-            index += 1;
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    found
-}
-
-/// A join's build side, when one suits a dynamic filter, by statistics: it has a predicate
-/// (else its keys are likely every key of its table); it is the smaller side of an inner join;
-/// it is expected to hold few enough keys to list (at most `max_distinct` rows: a range alone
-/// seldom prunes much); its sources hold at most `max_build_rows` rows and fewer than the
-/// probe side's (collecting reads them: it must cost less than what it may save); the probe
-/// side's sources hold at least a batch of rows (`min_probe_rows`). A semi join's aggregate
-/// filtered by a predicate (`HAVING`) whose keys can stand in for it is judged by its sources
-/// alone (`max_reused_build_rows`): its output cannot be estimated, and it does not run twice.
-async fn orient(
-    ctx: &SessionContext,
-    index: usize,
-    join: &Join,
-    settings: &Settings,
-) -> Option<Candidate> {
-    let (left, right) = (join.left.as_ref(), join.right.as_ref());
-    let reusable = reusable(join);
-    let small =
-        |e: &Estimate| e.output <= settings.max_distinct && e.sources <= settings.max_build_rows;
-    // The HAVING subquery of a semi join, for which statistics say nothing.
-    let having = |side: &LogicalPlan| reusable && filters_an_aggregate(side);
-    let fits = |side: &LogicalPlan, e: &Estimate| {
-        small(e) || (having(side) && e.sources <= settings.max_reused_build_rows)
-    };
-    // The sides that may build, each estimated (planned) only when it still can: a side
-    // with a predicate, expected small.
-    let (left_estimate, right_estimate) = match join.join_type {
-        JoinType::LeftSemi if has_predicate(right) => {
-            let build = estimate(ctx, right).await.filter(|e| fits(right, e))?;
-            (estimate(ctx, left).await?, build)
-        }
-        JoinType::RightSemi if has_predicate(left) => {
-            let build = estimate(ctx, left).await.filter(|e| fits(left, e))?;
-            (build, estimate(ctx, right).await?)
-        }
-        JoinType::Inner => match (has_predicate(left), has_predicate(right)) {
-            (true, false) => {
-                let build = estimate(ctx, left).await.filter(|e| fits(left, e))?;
-                (build, estimate(ctx, right).await?)
-            }
-            (false, true) => {
-                let build = estimate(ctx, right).await.filter(|e| fits(right, e))?;
-                (estimate(ctx, left).await?, build)
-            }
-            (true, true) => (estimate(ctx, left).await?, estimate(ctx, right).await?),
-            (false, false) => return None,
-        },
-        _ => return None,
-    };
-    let build_is_left = match join.join_type {
-        JoinType::LeftSemi => false,
-        JoinType::RightSemi => true,
-        _ => left_estimate.output < right_estimate.output,
-    };
-    let (side, build, probe) = if build_is_left {
-        (&join.left, left_estimate, right_estimate)
-    } else {
-        (&join.right, right_estimate, left_estimate)
-    };
-    // A probe side that reads less than one batch from its sources reads as fast as its
-    // filter is collected (TPC-H's 25 nations filtered by their region's key).
-    if !has_predicate(side)
-        || !fits(side, &build)
-        || (!having(side) && build.sources >= probe.sources)
-        || probe.sources < settings.min_probe_rows
-    {
-        return None;
-    }
-    let (left_keys, right_keys): (Vec<Expr>, Vec<Expr>) = join.on.iter().cloned().unzip();
-    let (build_keys, probe_keys) = if build_is_left {
-        (left_keys, right_keys)
-    } else {
-        (right_keys, left_keys)
-    };
-    Some(Candidate {
-        index,
-        build_is_left,
-        build: Arc::clone(side),
-        build_keys,
-        probe_keys,
-        reusable,
-        ranges: small(&build),
-    })
-}
-
-/// Whether a join's collected build keys can replace its build side: a semi join (the build
-/// side only decides which probe rows are kept) on plain columns, with no other condition.
-fn reusable(join: &Join) -> bool {
-    let build_keys = || -> Vec<&Expr> {
-        match join.join_type {
-            JoinType::LeftSemi => join.on.iter().map(|(_, right)| right).collect(),
-            _ => join.on.iter().map(|(left, _)| left).collect(),
-        }
-    };
-    matches!(join.join_type, JoinType::LeftSemi | JoinType::RightSemi)
-        && join.filter.is_none()
-        && build_keys()
-            .iter()
-            .all(|key| matches!(key, Expr::Column(_)))
-}
-
-/// Whether a side filters the output of an aggregate (`GROUP BY … HAVING …`).
-fn filters_an_aggregate(plan: &LogicalPlan) -> bool {
-    plan.exists(|node| {
-        Ok(matches!(node, LogicalPlan::Filter(filter)
-            if matches!(filter.input.as_ref(), LogicalPlan::Aggregate(_))))
-    })
-    .unwrap_or(false)
-}
-
-/// Whether a side filters its rows (a `WHERE`, or one pushed into its scan).
-fn has_predicate(plan: &LogicalPlan) -> bool {
-    plan.exists(|node| {
-        Ok(match node {
-            LogicalPlan::Filter(_) => true,
-            LogicalPlan::TableScan(scan) => !scan.filters.is_empty(),
-            _ => false,
-        })
-    })
-    .unwrap_or(false)
-}
-
-fn describe(candidate: &Candidate) -> String {
-    let list = |keys: &[Expr]| {
-        keys.iter()
-            .map(|k| k.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    format!(
-        "{} from the {} side's {}",
-        list(&candidate.probe_keys),
-        if candidate.build_is_left {
-            "left"
-        } else {
-            "right"
-        },
-        list(&candidate.build_keys),
-    )
-}
-
-/// What a build side's collection found: the keys for the probe side and, for a reusable
-/// build side whose keys were all listed, its distinct key tuples (in the order of its keys).
-struct Collected {
-    keys: Keys,
-    rows: Option<Vec<Vec<ScalarValue>>>,
-}
-
-/// Runs the build side's distinct keys (and, past `max_distinct`, their ranges) here; `None`
-/// when there are more keys than that and the candidate takes no ranges.
-async fn collect(
-    ctx: &SessionContext,
-    candidate: &Candidate,
-    settings: &Settings,
-) -> datafusion::error::Result<Option<Collected>> {
-    let names: Vec<String> = (0..candidate.build_keys.len())
-        .map(|i| format!("__dynamic_key_{i}"))
-        .collect();
-    let keys: Vec<Expr> = candidate
-        .build_keys
-        .iter()
-        .zip(&names)
-        .map(|(k, name)| k.clone().alias(name))
-        .collect();
-    let distinct = LogicalPlanBuilder::from(candidate.build.as_ref().clone())
-        .aggregate(keys.clone(), Vec::<Expr>::new())?
-        .limit(0, Some(settings.max_distinct + 1))?
-        .build()?;
-    let batches = ctx.execute_logical_plan(distinct).await?.collect().await?;
-    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let listed = |keys: Keys| -> datafusion::error::Result<Option<Collected>> {
-        let rows = if candidate.reusable {
-            let mut tuples = Vec::with_capacity(rows);
-            for batch in &batches {
-                for row in 0..batch.num_rows() {
-                    tuples.push(
-                        batch
-                            .columns()
-                            .iter()
-                            .map(|column| ScalarValue::try_from_array(column, row))
-                            .collect::<datafusion::error::Result<Vec<_>>>()?,
-                    );
-                }
-            }
-            Some(tuples)
-        } else {
-            None
-        };
-        Ok(Some(Collected { keys, rows }))
-    };
-    if rows == 0 {
-        return listed(Keys::None);
-    }
-    if rows <= settings.max_distinct {
-        let mut per_key = Vec::new();
-        for column in 0..names.len() {
-            let mut values = Vec::new();
-            for batch in &batches {
-                let array = batch.column(column);
-                for row in 0..array.len() {
-                    if array.is_valid(row) {
-                        values.push(ScalarValue::try_from_array(array, row)?);
-                    }
-                }
-            }
-            values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-            values.dedup();
-            let (Some(low), Some(high)) = (values.first().cloned(), values.last().cloned()) else {
-                // Every key NULL: nothing can match.
-                return listed(Keys::None);
-            };
-            per_key.push((values, low, high));
-        }
-        return listed(Keys::Values(per_key));
-    }
-    if !candidate.ranges {
-        return Ok(None);
-    }
-    let aggregates: Vec<Expr> = keys
-        .iter()
-        .zip(&names)
-        .flat_map(|(_, name)| {
-            let column = Expr::Column(Column::new_unqualified(name));
-            [
-                min(column.clone()).alias(format!("{name}_min")),
-                max(column).alias(format!("{name}_max")),
-            ]
-        })
-        .collect();
-    let ranges = LogicalPlanBuilder::from(candidate.build.as_ref().clone())
-        .project(keys)?
-        .aggregate(Vec::<Expr>::new(), aggregates)?
-        .build()?;
-    let batches = ctx.execute_logical_plan(ranges).await?.collect().await?;
-    let none = Collected {
-        keys: Keys::None,
-        rows: None,
-    };
-    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
-        return Ok(Some(none));
-    };
-    let mut per_key = Vec::new();
-    for i in 0..names.len() {
-        let low = ScalarValue::try_from_array(batch.column(2 * i), 0)?;
-        let high = ScalarValue::try_from_array(batch.column(2 * i + 1), 0)?;
-        if low.is_null() || high.is_null() {
-            return Ok(Some(none));
-        }
-        per_key.push((low, high));
-    }
-    Ok(Some(Collected {
-        keys: Keys::Ranges(per_key),
-        rows: None,
-    }))
-}
-
-/// The plan standing in for a reusable build side: its distinct key tuples as a `VALUES`
-/// list under the build side's key columns (each once), or an empty relation.
-fn stand_in(
-    candidate: &Candidate,
-    rows: Vec<Vec<ScalarValue>>,
-) -> datafusion::error::Result<LogicalPlan> {
-    let mut columns: Vec<(usize, Column)> = Vec::new();
-    for (position, key) in candidate.build_keys.iter().enumerate() {
-        let Expr::Column(column) = key else {
-            return plan_err!("build key {key} is not a column");
-        };
-        if !columns.iter().any(|(_, seen)| seen == column) {
-            columns.push((position, column.clone()));
-        }
-    }
-    let keys = LogicalPlanBuilder::from(candidate.build.as_ref().clone())
-        .project(columns.iter().map(|(_, c)| Expr::Column(c.clone())))?
-        .build()?;
-    if rows.is_empty() {
-        return Ok(LogicalPlan::EmptyRelation(EmptyRelation {
-            produce_one_row: false,
-            schema: Arc::clone(keys.schema()),
-        }));
-    }
-    let values = rows
-        .into_iter()
-        .map(|row| columns.iter().map(|(i, _)| lit(row[*i].clone())).collect())
-        .collect();
-    LogicalPlanBuilder::values_with_schema(values, keys.schema())?
-        .project(columns.iter().enumerate().map(|(j, (_, column))| {
-            Expr::Column(Column::new_unqualified(format!("column{}", j + 1)))
-                .alias_qualified(column.relation.clone(), column.name.clone())
-        }))?
-        .build()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,15 +266,7 @@ mod tests {
         let (with, _) = apply(&ctx, &plan, &settings(100))
             .await
             .expect("a dynamic filter");
-        let rows = ctx
-            .execute_logical_plan(with)
-            .await
-            .expect("run")
-            .collect()
-            .await
-            .expect("collect");
-        let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
-        assert_eq!(total, 2);
+        assert_eq!(run(&ctx, with).await.len(), 2);
     }
 
     #[tokio::test]
