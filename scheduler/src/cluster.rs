@@ -137,6 +137,9 @@ pub(crate) async fn start(
         for rule in session_catalogs.optimizer_rules() {
             builder = builder.with_optimizer_rule(rule);
         }
+        if let Some(functions) = builder.table_functions() {
+            crate::table_functions::wrap_generators(functions);
+        }
         // Access control: the session's catalogs as its user may see them.
         if let Some(scope) = scope
             && let Some(list) = builder.catalog_list()

@@ -25,6 +25,7 @@ mod planner;
 pub mod session;
 pub mod statement;
 mod system;
+mod table_functions;
 mod views;
 
 use std::net::SocketAddr;
