@@ -411,6 +411,7 @@ impl SchemaProvider for HiveSchema {
                 )?;
                 let store = ctx.stores.get(&info.location)?;
                 delete_dir(&store, &info.location).await?;
+                ctx.delta_logs.forget(&info.location);
             }
             Ok(true)
         });

@@ -33,6 +33,8 @@ pub struct HiveContext {
     pub runtime: CatalogRuntime,
     /// Parquet footers read so far.
     pub footers: FooterCache,
+    /// Delta logs read so far.
+    pub delta_logs: crate::delta::DeltaLogs,
 }
 
 impl HiveContext {
@@ -50,6 +52,7 @@ impl HiveContext {
             metastore,
             runtime,
             footers: FooterCache::default(),
+            delta_logs: crate::delta::DeltaLogs::default(),
         })
     }
 

@@ -52,11 +52,13 @@ use crate::storage::Location;
 use crate::types::hive_type;
 
 mod commit;
+mod logs;
 
 use commit::DeltaSink;
 pub use commit::{
     DELTA_WRITE, DeltaWrite, REFRESH_STATE_KEY, commit_rows, last_commit_value, version,
 };
+pub use logs::DeltaLogs;
 
 /// The table properties of Delta tables (`system.metadata.table_properties`).
 pub(crate) const PROPERTIES: [tributary_connector::PropertySpec; 2] = [
@@ -148,14 +150,10 @@ fn handle(ctx: &HiveContext, location: &Location, table: &str) -> Result<DeltaTa
         .map_err(|e| delta_error(table, "cannot open the Delta table", e))
 }
 
-/// Loads the newest version of the Delta table at `location`.
+/// Loads the newest version of the Delta table at `location` (from the log read so far, when
+/// it was read before: [`DeltaLogs`]).
 pub async fn open(ctx: &HiveContext, location: &Location, table: &str) -> Result<DeltaTable> {
-    let mut delta = handle(ctx, location, table)?;
-    delta.load().await.map_err(|e| HiveError::BadData {
-        table: table.to_owned(),
-        message: format!("cannot read the Delta log at {location}: {e}"),
-    })?;
-    Ok(delta)
+    ctx.delta_logs.open(ctx, location, table).await
 }
 
 /// `CREATE TABLE` in a Delta Lake catalog: creates the Delta log at the location (or takes
@@ -220,7 +218,15 @@ pub async fn create_table(
                 &e,
             )
         })?;
-    let delta = if existing.objects.is_empty() {
+    // Commits or checkpoints, not what some S3 servers list where files were deleted (SeaweedFS
+    // keeps an empty `_delta_log/` "directory"): a table dropped and made again at its
+    // location was taken for a table still there, and failed with "No files in log segment".
+    let has_log = existing.objects.iter().any(|o| {
+        o.location
+            .filename()
+            .is_some_and(|name| name.ends_with(".json") || name.contains(".checkpoint."))
+    });
+    let delta = if !has_log {
         let kernel: StructType = columns
             .try_into_kernel()
             .map_err(|e| invalid(format!("columns cannot be stored in Delta Lake: {e}")))?;
