@@ -58,7 +58,12 @@ impl DeltaLogs {
         let cached = self.lock().get(&key).cloned();
         let mut delta = match cached {
             Some(loaded) if same_file(&store, &loaded.commit).await => loaded.table,
-            _ => super::handle(ctx, location, table)?,
+            Some(_) => {
+                // Another table now (or none): its newer version must not keep this one out.
+                self.forget(location);
+                super::handle(ctx, location, table)?
+            }
+            None => super::handle(ctx, location, table)?,
         };
         let before = delta.version();
         delta.load().await.map_err(|e| HiveError::BadData {
