@@ -91,7 +91,7 @@ impl DeltaLogs {
         Ok(delta)
     }
 
-    /// Forgets the table at `location` (dropped, or made there by this catalog).
+    /// Forgets the table at `location` (dropped, its files deleted).
     pub fn forget(&self, location: &Location) {
         self.lock().remove(&location.to_string());
     }
