@@ -1,13 +1,12 @@
 //! Delta logs read so far, by table location.
 //!
-//! A table is looked up several times to plan one statement (names resolved, columns read,
-//! the plan made and checked, a prepared statement planned and then run), and each lookup
-//! read the whole log again: the last checkpoint and every commit after it (five times per
-//! `SELECT count(*)` of a local table with 11 commits). A table read before is now brought up
-//! to date instead (`update_incremental`: only the commits after its version), so every
-//! lookup still sees the newest version. It is read from scratch when the commit file of its
-//! version is gone or is another file (same path, other size or time: the table was dropped
-//! and made again at its location).
+//! A table is looked up several times to plan and run one statement, and each lookup read
+//! the whole log again: the last checkpoint and every commit after it (five times for one
+//! `SELECT count(*)` of a local 12-commit table from `tributary sql`: 60 commit files opened,
+//! now 1). A table read before is now brought up to date instead (`update_incremental`: only
+//! the commits after its version), so every lookup still sees the newest version. It is read
+//! from scratch when the commit file of its version is gone or is another file (same path,
+//! other size or time: the table was dropped and made again at its location).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
