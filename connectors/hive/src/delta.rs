@@ -156,6 +156,30 @@ pub async fn open(ctx: &HiveContext, location: &Location, table: &str) -> Result
     ctx.delta_logs.open(ctx, location, table).await
 }
 
+/// Whether a Delta log is at `location`: commits or checkpoints in its `_delta_log/`, not what
+/// some S3 servers list where files were deleted (SeaweedFS keeps an emptied `_delta_log/` as
+/// a "directory": a table dropped and made again at its location was taken for a table still
+/// there, and failed with "No files in log segment"). `target` names what wants the location.
+pub(crate) async fn holds_table(
+    ctx: &HiveContext,
+    location: &Location,
+    target: &str,
+) -> Result<bool> {
+    let store = ctx.stores.get(location)?;
+    let log = location.child("_delta_log");
+    let listed = store
+        .list_with_delimiter(Some(&log.path))
+        .await
+        .map_err(|e| {
+            HiveError::storage(format!("{target}: cannot use location '{location}'"), &e)
+        })?;
+    Ok(listed.objects.iter().any(|o| {
+        o.location
+            .filename()
+            .is_some_and(|name| name.ends_with(".json") || name.contains(".checkpoint."))
+    }))
+}
+
 /// `CREATE TABLE` in a Delta Lake catalog: creates the Delta log at the location (or takes
 /// the table already there) and registers the table in the metastore.
 pub async fn create_table(
@@ -207,25 +231,7 @@ pub async fn create_table(
         (None, Some(base)) => Location::parse(base)?.child(table),
         (None, None) => ctx.table_dir(schema, table),
     };
-    let store = ctx.stores.get(&location)?;
-    let log = location.child("_delta_log");
-    let existing = store
-        .list_with_delimiter(Some(&log.path))
-        .await
-        .map_err(|e| {
-            HiveError::storage(
-                format!("table {qualified}: cannot use location '{location}'"),
-                &e,
-            )
-        })?;
-    // Commits or checkpoints, not what some S3 servers list where files were deleted (SeaweedFS
-    // keeps an empty `_delta_log/` "directory"): a table dropped and made again at its
-    // location was taken for a table still there, and failed with "No files in log segment".
-    let has_log = existing.objects.iter().any(|o| {
-        o.location
-            .filename()
-            .is_some_and(|name| name.ends_with(".json") || name.contains(".checkpoint."))
-    });
+    let has_log = holds_table(ctx, &location, &format!("table {qualified}")).await?;
     let delta = if !has_log {
         let kernel: StructType = columns
             .try_into_kernel()

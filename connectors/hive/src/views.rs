@@ -251,18 +251,7 @@ pub async fn create_materialized_view(
     }
     // A view's storage is its own: a location that already holds a Delta table (another
     // view's leftovers, a user's table) is not taken over.
-    let store = ctx.stores.get(&location)?;
-    let log = location.child("_delta_log");
-    let existing_log = store
-        .list_with_delimiter(Some(&log.path))
-        .await
-        .map_err(|e| {
-            HiveError::storage(
-                format!("materialized view {view}: cannot use location '{location}'"),
-                &e,
-            )
-        })?;
-    if !existing_log.objects.is_empty() {
+    if crate::delta::holds_table(ctx, &location, &format!("materialized view {view}")).await? {
         return Err(invalid(format!(
             "location '{location}' already holds a Delta table; a materialized view needs an empty location"
         )));

@@ -55,14 +55,17 @@ impl DeltaLogs {
         let key = location.to_string();
         let store = ctx.stores.get(location)?;
         let cached = self.lock().get(&key).cloned();
-        let mut delta = match cached {
-            Some(loaded) if same_file(&store, &loaded.commit).await => loaded.table,
+        // The commit file the held table was checked against, while its version stays.
+        let (mut delta, held) = match cached {
+            Some(loaded) if same_file(&store, &loaded.commit).await => {
+                (loaded.table, Some(loaded.commit))
+            }
             Some(_) => {
                 // Another table now (or none): its newer version must not keep this one out.
                 self.forget(location);
-                super::handle(ctx, location, table)?
+                (super::handle(ctx, location, table)?, None)
             }
-            None => super::handle(ctx, location, table)?,
+            None => (super::handle(ctx, location, table)?, None),
         };
         let before = delta.version();
         delta.load().await.map_err(|e| HiveError::BadData {
@@ -74,15 +77,9 @@ impl DeltaLogs {
         };
         // Kept only with its commit file's identity: without it a recreated table would go
         // unnoticed.
-        let commit = match self.lock().get(&key) {
-            Some(loaded) if before == Some(version) && loaded.table.version() == Some(version) => {
-                Some(loaded.commit.clone())
-            }
-            _ => None,
-        };
-        let commit = match commit {
-            Some(commit) => Some(commit),
-            None => store.head(&commit_path(location, version)).await.ok(),
+        let commit = match held {
+            Some(commit) if before == Some(version) => Some(commit),
+            _ => store.head(&commit_path(location, version)).await.ok(),
         };
         if let Some(commit) = commit {
             self.keep(key, delta.clone(), commit);
