@@ -14,6 +14,7 @@ mod flight;
 pub mod memory;
 mod observe;
 mod process;
+mod skew;
 mod uncompressed;
 
 pub use drain::{DrainControl, NodeState, intercept_sigterm};

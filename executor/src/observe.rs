@@ -13,8 +13,8 @@ use ballista_core::serde::protobuf::ShuffleWritePartition;
 use ballista_executor::execution_engine::{ExecutionEngine, QueryStageExecutor};
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::{MetricValue, MetricsSet};
+use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 use datafusion::prelude::SessionConfig;
 use tracing::Instrument;
 use tributary_connector::PlanOperator;
@@ -23,6 +23,7 @@ use tributary_telemetry::{QueryTelemetry, TraceParent};
 
 use crate::broadcast::{BuildLease, SharedBuilds};
 use crate::memory::NodeMemory;
+use crate::skew::{SkewContext, WrittenSizes};
 
 /// An executor's metrics.
 #[derive(Debug)]
@@ -45,6 +46,7 @@ pub struct ExecutorMetrics {
     spilled: IntCounter,
     broadcast_builds: IntCounter,
     broadcast_reuses: IntCounter,
+    skew_splits: IntCounter,
     node_memory: OnceLock<Arc<NodeMemory>>,
 }
 
@@ -133,6 +135,10 @@ impl ExecutorMetrics {
                 "tributary_executor_broadcast_reuses_total",
                 "Tasks that probed a broadcast build side another task on this executor built",
             ),
+            skew_splits: counter(
+                "tributary_executor_skew_splits_total",
+                "Skewed partitions of partitioned joins joined in pieces on this executor",
+            ),
             node_memory: OnceLock::new(),
             registry,
         }
@@ -204,12 +210,15 @@ impl Drop for RunningTask {
     }
 }
 
-/// Ballista's execution engine with spans and metrics around each task, and broadcast build
-/// sides shared by the tasks on this executor (`broadcast.rs`).
+/// Ballista's execution engine with spans and metrics around each task, broadcast build
+/// sides shared by the tasks on this executor (`broadcast.rs`) and skewed join partitions
+/// split (`skew.rs`).
 pub(crate) struct ObservedEngine {
     inner: Arc<dyn ExecutionEngine>,
     metrics: Arc<ExecutorMetrics>,
     builds: Arc<SharedBuilds>,
+    /// What this executor's map tasks wrote into each shuffle.
+    written: Arc<WrittenSizes>,
 }
 
 impl ObservedEngine {
@@ -219,6 +228,7 @@ impl ObservedEngine {
             inner,
             metrics,
             builds: Arc::default(),
+            written: Arc::default(),
         }
     }
 }
@@ -259,15 +269,39 @@ impl ExecutionEngine for ObservedEngine {
         let shared = self.builds.share(job_id.as_ref(), stage_id, plan)?;
         self.metrics.broadcast_builds.inc_by(shared.built);
         self.metrics.broadcast_reuses.inc_by(shared.reused);
+        // Partitioned joins split their skewed partitions.
+        let skew = SkewContext::new(
+            job_id.as_ref(),
+            &telemetry,
+            Arc::clone(&self.written),
+            self.metrics.skew_splits.clone(),
+        );
+        let plan = crate::skew::split_skewed(shared.plan, &skew)?;
         // The shuffle writer counts and writes its input in its real size. (After sharing:
         // the wrapper delegates its identity, so a join it wrapped would be replaced by its
         // shared build, wrapper and all.)
-        let plan = crate::compact::compact_shuffle_input(shared.plan)?;
+        let plan = crate::compact::compact_shuffle_input(plan)?;
+        // A hash shuffle's sizes per partition, kept for the tasks that will read it, when
+        // the task writes into every partition (a map task; a task writing its own slice of
+        // partitions says nothing of the others).
+        let shuffle = match plan.properties().output_partitioning() {
+            Partitioning::Hash(_, partitions)
+                if global_output_partition_ids.len() == *partitions =>
+            {
+                Some(Shuffle {
+                    job_id: job_id.to_string(),
+                    stage_id,
+                    partitions: *partitions,
+                    sizes: Arc::clone(&self.written),
+                })
+            }
+            _ => None,
+        };
         let inner = self.inner.create_query_stage_exec(
             job_id.clone(),
             stage_id,
             task_id,
-            global_output_partition_ids,
+            global_output_partition_ids.clone(),
             Arc::clone(&plan),
             work_dir,
             config,
@@ -280,6 +314,7 @@ impl ExecutionEngine for ObservedEngine {
             peak: Arc::default(),
             uncompressed,
             builds: shared.leases,
+            shuffle,
         }))
     }
 }
@@ -297,6 +332,16 @@ struct ObservedStage {
     uncompressed: bool,
     /// The broadcast build sides it shares (`broadcast.rs`), released when it is dropped.
     builds: Vec<BuildLease>,
+    /// The hash shuffle it writes, whose sizes it records.
+    shuffle: Option<Shuffle>,
+}
+
+/// A hash shuffle a task writes.
+struct Shuffle {
+    job_id: String,
+    stage_id: usize,
+    partitions: usize,
+    sizes: Arc<WrittenSizes>,
 }
 
 impl std::fmt::Debug for ObservedStage {
@@ -333,6 +378,14 @@ impl QueryStageExecutor for ObservedStage {
         }
         if result.is_err() {
             self.builds.iter().for_each(BuildLease::forget);
+        }
+        if let (Ok(written), Some(shuffle)) = (&result, &self.shuffle) {
+            shuffle.sizes.record(
+                &shuffle.job_id,
+                shuffle.stage_id,
+                shuffle.partitions,
+                written,
+            );
         }
         running.ended(match &result {
             Ok(partitions) => Some(partitions.iter().map(|p| p.num_bytes).sum()),

@@ -19,6 +19,7 @@ use ballista_scheduler::planner::{DefaultDistributedPlanner, DistributedPlanner}
 use ballista_scheduler::state::execution_stage::ExecutionStage;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::metrics::{MetricValue, MetricsSet};
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::SessionContext;
 
@@ -34,7 +35,9 @@ pub(crate) async fn distributed(
     result_merge: Option<&str>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let (state, physical) = physical_plan(ctx, plan).await?;
-    let join_lines = joins::expected(&physical, state.config().options(), distribution_type);
+    let expected = joins::decide(&physical, state.config().options(), distribution_type);
+    let physical = joins::as_expected(physical, &expected, state.config().options())?;
+    let join_lines: Vec<String> = expected.into_iter().map(|e| e.line).collect();
     let job_id = format!("explain-{}", uuid::Uuid::new_v4());
     let stages = DefaultDistributedPlanner::new().plan_query_stages(
         &job_id.into(),
@@ -161,7 +164,7 @@ pub(crate) async fn analyze(
         let header = infos
             .iter()
             .find(|s| s.stage_id == *id)
-            .map(|info| spread_header(info, &records))
+            .map(|info| spread_header(info, &records, skew_splits(metrics)))
             .unwrap_or_default();
         plans.push(format!(
             "{header}{}",
@@ -188,8 +191,29 @@ pub(crate) async fn analyze(
     crate::local::table(&["plan_type", "plan"], vec![names, plans])
 }
 
-/// Lines above a stage's plan: its tasks' spread, output, memory, spill, and skew.
-fn spread_header(info: &StageInfo, tasks: &[TaskRecord]) -> String {
+/// Join partitions the stage's tasks split as skewed (`executor/src/skew.rs`), and the pieces
+/// they were joined in.
+fn skew_splits(metrics: &[MetricsSet]) -> (usize, usize) {
+    let count = |name: &str| {
+        metrics
+            .iter()
+            .flat_map(|set| set.iter())
+            .filter_map(|m| match m.value() {
+                MetricValue::Count { name: n, count } if n == name => Some(count.value()),
+                _ => None,
+            })
+            .sum::<usize>()
+    };
+    (count("skewed_partitions_split"), count("skew_split_pieces"))
+}
+
+/// Lines above a stage's plan: its tasks' spread, output, memory, spill, and skew (and the
+/// join partitions split for it: `(partitions, pieces)`).
+fn spread_header(
+    info: &StageInfo,
+    tasks: &[TaskRecord],
+    (split, pieces): (usize, usize),
+) -> String {
     let mine: Vec<&TaskRecord> = tasks
         .iter()
         .filter(|t| t.stage_id == info.stage_id && t.state == "FINISHED")
@@ -225,6 +249,12 @@ fn spread_header(info: &StageInfo, tasks: &[TaskRecord]) -> String {
             info.rows.max,
             info.rows.max as f64 / info.rows.median.max(1) as f64,
             info.rows.median
+        ));
+    }
+    if split > 0 {
+        out.push_str(&format!(
+            "SKEW HANDLED: {split} skewed join partition(s) joined in {pieces} pieces in parallel \
+             (skew_join_enabled)\n"
         ));
     }
     out

@@ -29,7 +29,7 @@ pub struct SessionPropertySpec {
 }
 
 /// The session properties Tributary knows (Trino's names).
-pub const SESSION_PROPERTIES: [SessionPropertySpec; 14] = [
+pub const SESSION_PROPERTIES: [SessionPropertySpec; 17] = [
     SessionPropertySpec {
         name: "join_distribution_type",
         default: "AUTOMATIC",
@@ -84,6 +84,27 @@ pub const SESSION_PROPERTIES: [SessionPropertySpec; 14] = [
         description: "Largest HAVING subquery of a semi join (IN, EXISTS over GROUP BY … \
                       HAVING), in rows its sources hold, whose keys are collected to stand in \
                       for it in the query (it then runs once, on the scheduler)",
+    },
+    SessionPropertySpec {
+        name: "skew_join_enabled",
+        default: "true",
+        sql_type: "boolean",
+        description: "Split a partitioned join's skewed partition (its side far above the median \
+                      partition of the shuffle) into pieces joined in parallel: the skewed side \
+                      split, the other side's matching partition joined with every piece",
+    },
+    SessionPropertySpec {
+        name: "skew_join_factor",
+        default: "5",
+        sql_type: "integer",
+        description: "A join partition is skewed when its side holds this many times the median \
+                      partition of the same shuffle (and at least skew_join_min_size)",
+    },
+    SessionPropertySpec {
+        name: "skew_join_min_size",
+        default: "64MB",
+        sql_type: "varchar",
+        description: "Smallest join partition side that is split as skewed",
     },
     SessionPropertySpec {
         name: "query_max_run_time",
@@ -266,13 +287,13 @@ fn normalise(name: &str, value: &str) -> Result<String> {
                 .ok_or_else(|| invalid(name, value, "a data size such as '100MB'"))?;
             Ok(value.to_owned())
         }
-        "query_max_memory_per_node" => {
+        "query_max_memory_per_node" | "skew_join_min_size" => {
             parse_data_size(value)
                 .ok_or_else(|| invalid(name, value, "a data size such as '1GB'"))?;
             Ok(value.to_owned())
         }
         "materialized_view_max_staleness" if value.is_empty() => Ok(String::new()),
-        "materialized_view_rewrite_enabled" | "enable_dynamic_filtering" => {
+        "materialized_view_rewrite_enabled" | "enable_dynamic_filtering" | "skew_join_enabled" => {
             match value.to_ascii_lowercase().as_str() {
                 v @ ("true" | "false") => Ok(v.to_owned()),
                 _ => Err(invalid(name, value, "true or false")),
@@ -286,6 +307,10 @@ fn normalise(name: &str, value: &str) -> Result<String> {
                 .ok_or_else(|| invalid(name, value, "a duration such as '30s', '10m' or '1h'"))?;
             Ok(value.to_owned())
         }
+        "skew_join_factor" => match value.parse::<u64>() {
+            Ok(n) if n >= 1 => Ok(value.to_owned()),
+            _ => Err(invalid(name, value, "an integer of at least 1")),
+        },
         "hash_partition_count"
         | "dynamic_filtering_max_distinct_values"
         | "dynamic_filtering_max_build_rows"
@@ -374,6 +399,14 @@ fn apply(config: &mut SessionConfig, name: &str, value: &str) -> Result<()> {
         | "dynamic_filtering_max_distinct_values"
         | "dynamic_filtering_max_build_rows"
         | "dynamic_filtering_max_reused_build_rows" => Ok(()),
+        // Travel with every task; executors split skewed join partitions by them.
+        "skew_join_enabled" => set(options, "tributary.skew_join_enabled", value),
+        "skew_join_factor" => set(options, "tributary.skew_join_factor", value),
+        "skew_join_min_size" => set(
+            options,
+            "tributary.skew_join_min_bytes",
+            &parse_data_size(value).unwrap_or(0).to_string(),
+        ),
         // Travels with every task; executors apply it to the query's memory pool.
         "query_max_memory_per_node" => set(
             options,

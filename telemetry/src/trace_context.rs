@@ -12,12 +12,14 @@ use opentelemetry::{Context, KeyValue};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// What every task of a query carries besides the query's own settings
-/// (`tributary.query_id`, `tributary.traceparent`, `tributary.max_memory_per_node`).
+/// (`tributary.query_id`, `tributary.traceparent`, `tributary.max_memory_per_node`, and the
+/// skew handling of partitioned joins: `tributary.skew_join_enabled`,
+/// `tributary.skew_join_factor`, `tributary.skew_join_min_bytes`).
 ///
 /// Written by hand rather than with DataFusion's `extensions_options!`: the macro's
 /// `entries()` leaves the prefix off the keys, and Ballista sends a task's settings to its
 /// executor as those entries, which the executor then cannot set.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryTelemetry {
     /// The query id (`system.runtime.queries.query_id`).
     pub query_id: String,
@@ -26,6 +28,32 @@ pub struct QueryTelemetry {
     /// Bytes the query may reserve per executor when its session lowers
     /// `query.max-memory-per-node` (`query_max_memory_per_node`); empty: the node's limit.
     pub max_memory_per_node: String,
+    /// Executors split the skewed partitions of partitioned joins (`skew_join_enabled`).
+    pub skew_join_enabled: bool,
+    /// A join partition is skewed when its side holds this many times the median partition
+    /// (`skew_join_factor`)…
+    pub skew_join_factor: u64,
+    /// …and at least this many bytes (`skew_join_min_size`).
+    pub skew_join_min_bytes: u64,
+}
+
+/// Skew handling's defaults: Spark's factor (`spark.sql.adaptive.skewJoin.skewedPartitionFactor`),
+/// a quarter of its size threshold (these machines are small).
+pub(crate) const SKEW_JOIN_FACTOR: u64 = 5;
+/// See [`SKEW_JOIN_FACTOR`].
+pub(crate) const SKEW_JOIN_MIN_BYTES: u64 = 64 << 20;
+
+impl Default for QueryTelemetry {
+    fn default() -> Self {
+        Self {
+            query_id: String::new(),
+            traceparent: String::new(),
+            max_memory_per_node: String::new(),
+            skew_join_enabled: true,
+            skew_join_factor: SKEW_JOIN_FACTOR,
+            skew_join_min_bytes: SKEW_JOIN_MIN_BYTES,
+        }
+    }
 }
 
 impl ConfigExtension for QueryTelemetry {
@@ -51,10 +79,15 @@ impl ExtensionOptions for QueryTelemetry {
             "query_id" => self.query_id = value.to_owned(),
             "traceparent" => self.traceparent = value.to_owned(),
             "max_memory_per_node" => self.max_memory_per_node = value.to_owned(),
+            "skew_join_enabled" => self.skew_join_enabled = parse(key, value)?,
+            "skew_join_factor" => self.skew_join_factor = parse(key, value)?,
+            "skew_join_min_bytes" => self.skew_join_min_bytes = parse(key, value)?,
             _ => {
                 return Err(datafusion::error::DataFusionError::Configuration(format!(
                     "unknown setting 'tributary.{key}' (known: tributary.query_id, \
-                     tributary.traceparent, tributary.max_memory_per_node)"
+                     tributary.traceparent, tributary.max_memory_per_node, \
+                     tributary.skew_join_enabled, tributary.skew_join_factor, \
+                     tributary.skew_join_min_bytes)"
                 )));
             }
         }
@@ -78,8 +111,32 @@ impl ExtensionOptions for QueryTelemetry {
                 value: Some(self.max_memory_per_node.clone()),
                 description: "Bytes the query may reserve per executor (session limit)",
             },
+            ConfigEntry {
+                key: "tributary.skew_join_enabled".to_owned(),
+                value: Some(self.skew_join_enabled.to_string()),
+                description: "Executors split the skewed partitions of partitioned joins",
+            },
+            ConfigEntry {
+                key: "tributary.skew_join_factor".to_owned(),
+                value: Some(self.skew_join_factor.to_string()),
+                description: "A join partition this many times the median is skewed",
+            },
+            ConfigEntry {
+                key: "tributary.skew_join_min_bytes".to_owned(),
+                value: Some(self.skew_join_min_bytes.to_string()),
+                description: "A skewed join partition holds at least this many bytes",
+            },
         ]
     }
+}
+
+/// A task setting's value, or an error naming the setting.
+fn parse<T: std::str::FromStr>(key: &str, value: &str) -> datafusion::error::Result<T> {
+    value.parse().map_err(|_| {
+        datafusion::error::DataFusionError::Configuration(format!(
+            "invalid value '{value}' for setting 'tributary.{key}'"
+        ))
+    })
 }
 
 /// A W3C `traceparent`: `00-<trace id>-<parent span id>-<flags>`.

@@ -42,6 +42,11 @@ def join_lines(conn, sql):
     return joins[0].splitlines()
 
 
+def stage_plans(conn, sql):
+    """The plans of an EXPLAIN's stages, as one text."""
+    return "\n".join(r[1] for r in query(conn, sql) if r[0].startswith("Stage"))
+
+
 def distribution(line):
     return re.search(r": (BROADCAST|PARTITIONED)", line).group(1)
 
@@ -77,6 +82,17 @@ def test_each_distribution_by_each_cause_same_answer(session):
         assert len(planned) == 1, planned
         assert distribution(planned[0]) == want, (case, planned)
         assert f"reason: {reason}" in planned[0], (case, planned)
+        # The stages are the ones the job will have: a broadcast build side in a stage of its
+        # own read whole by the join's stage; a partitioned hash join over two shuffles.
+        stages = stage_plans(session, "EXPLAIN (TYPE DISTRIBUTED) " + sql)
+        if want == "BROADCAST":
+            assert "HashJoinExec: mode=CollectLeft" in stages, (case, stages)
+            assert "broadcast=true" in stages, (case, stages)
+        else:
+            assert "HashJoinExec: mode=Partitioned" in stages, (case, stages)
+            assert stages.count("partitioning=Hash([c_nationkey") + stages.count(
+                "partitioning=Hash([n_nationkey") == 2, (case, stages)
+        assert "SortMergeJoin" not in stages, (case, stages)
         ran = join_lines(session, "EXPLAIN ANALYZE " + sql)
         assert len(ran) == 1, ran
         assert distribution(ran[0]) == want, (case, ran)
@@ -246,3 +262,55 @@ def test_broadcast_stage_output_is_fetched_once_per_executor(cluster, session):
     assert tasks > len(cluster.executor_http), name
     assert 1 <= built <= len(cluster.executor_http), (built, reused)
     assert built + reused == tasks, (built, reused, tasks)
+
+
+# Partitioned joins with one hot key: the probe side's (half of lineitem's rows carry the key 1;
+# also as a full join, where the hash table records what every piece's probes matched), or
+# the build side's (half of the orders carry the key 1, joined with every line).
+SKEWED = {
+    "probe side": """SELECT count(*), sum(l.l_quantity), sum(o.o_totalprice)
+FROM (SELECT CASE WHEN l_linenumber <= 2 THEN 1 ELSE l_orderkey END AS k, l_quantity FROM tpch.tiny.lineitem) l
+JOIN tpch.tiny.orders o ON l.k = o.o_orderkey""",
+    "probe side, full join": """SELECT count(*), count(l.k), count(o.o_orderkey), sum(l.l_quantity), sum(o.o_totalprice)
+FROM (SELECT CASE WHEN l_linenumber <= 2 THEN 1 ELSE l_orderkey END AS k, l_quantity FROM tpch.tiny.lineitem) l
+FULL JOIN tpch.tiny.orders o ON l.k = o.o_orderkey""",
+    "build side": """SELECT count(*), sum(l.l_quantity), sum(o.o_totalprice)
+FROM tpch.tiny.lineitem l
+JOIN (SELECT CASE WHEN o_orderkey % 2 = 0 THEN 1 ELSE o_orderkey END AS k, o_totalprice FROM tpch.tiny.orders) o
+ON l.l_orderkey = o.k""",
+}
+
+
+def test_skewed_partitions_of_partitioned_joins_are_split_with_the_same_answer(session):
+    """With a hot key, one shuffle partition of a partitioned join holds most of a side's rows.
+    The executor running it sees it far above the median of the shuffle its own map tasks wrote
+    and joins it in pieces in parallel; EXPLAIN ANALYZE says so, and the answer is the one
+    without skew handling."""
+    for statement in ("SET SESSION join_distribution_type = 'PARTITIONED'",
+                      "SET SESSION hash_partition_count = 8",
+                      "SET SESSION skew_join_min_size = '1kB'",
+                      "SET SESSION skew_join_factor = 2"):
+        query(session, statement)
+    try:
+        for case, sql in SKEWED.items():
+            query(session, "SET SESSION skew_join_enabled = false")
+            expected = query(session, sql)
+            plain = "\n".join(r[1] for r in query(session, "EXPLAIN ANALYZE " + sql))
+            if case.startswith("probe"):
+                # The hot task reads most of the probe side: flagged as a skewed stage.
+                assert "SKEW:" in plain, (case, plain)
+            assert "SKEW HANDLED" not in plain and "skewed_partitions_split" not in plain, (case, plain)
+            query(session, "SET SESSION skew_join_enabled = true")
+            assert query(session, sql) == expected, case
+            analyzed = "\n".join(r[1] for r in query(session, "EXPLAIN ANALYZE " + sql))
+            assert "SKEW HANDLED: 1 skewed join partition(s)" in analyzed, (case, analyzed)
+            join = next(line for line in analyzed.splitlines() if "HashJoinExec" in line)
+            assert "mode=Partitioned" in join and "skewed_partitions_split=1" in join, (case, join)
+        # Below the size threshold, nothing is split.
+        query(session, "SET SESSION skew_join_min_size = '1GB'")
+        analyzed = "\n".join(r[1] for r in query(session, "EXPLAIN ANALYZE " + SKEWED["probe side"]))
+        assert "SKEW HANDLED" not in analyzed, analyzed
+    finally:
+        for name in ("join_distribution_type", "hash_partition_count", "skew_join_min_size",
+                     "skew_join_factor", "skew_join_enabled"):
+            query(session, f"RESET SESSION {name}")

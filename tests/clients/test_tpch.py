@@ -83,12 +83,22 @@ def test_explain_distributed_q3_has_stages(cluster, reference):
     try:
         with conn.cursor() as cur:
             cur.execute("USE tpch.tiny")
-            cur.execute("EXPLAIN (TYPE DISTRIBUTED) " + queries[3])
-            rows = cur.fetchall()
+            explained = {}
+            for n, sql in queries.items():
+                cur.execute("EXPLAIN (TYPE DISTRIBUTED) " + sql)
+                explained[n] = cur.fetchall()
     finally:
         conn.close()
+    rows = explained[3]
     stages = [r for r in rows if r[0].startswith("Stage ")]
     assert len(stages) > 1, rows
     text = "\n".join(r[1] for r in rows)
     assert "ShuffleWriterExec" in text and "UnresolvedShuffleExec" in text
     assert "file_type=tpch" in text
+    # Every join drawn as it will run: tpch.tiny's small sides broadcast (collected once),
+    # the others hash joins over two shuffles; never DataFusion's sort-merge join.
+    assert "HashJoinExec: mode=CollectLeft" in text, text
+    for n, rows in explained.items():
+        text = "\n".join(r[1] for r in rows)
+        assert any(r[0].startswith("Stage ") for r in rows), (n, rows)
+        assert "SortMergeJoin" not in text, (n, text)
