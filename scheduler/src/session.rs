@@ -95,7 +95,7 @@ pub const SESSION_PROPERTIES: [SessionPropertySpec; 17] = [
     },
     SessionPropertySpec {
         name: "skew_join_factor",
-        default: "5",
+        default: "2",
         sql_type: "integer",
         description: "A join partition is skewed when its side holds this many times the median \
                       partition of the same shuffle (and at least skew_join_min_size)",
