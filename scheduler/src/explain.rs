@@ -19,7 +19,6 @@ use ballista_scheduler::planner::{DefaultDistributedPlanner, DistributedPlanner}
 use ballista_scheduler::state::execution_stage::ExecutionStage;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::metrics::{MetricValue, MetricsSet};
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::SessionContext;
 
@@ -150,6 +149,7 @@ pub(crate) async fn analyze(
     stages.sort_by_key(|(id, _)| **id);
     let mut names = Vec::new();
     let mut plans = Vec::new();
+    let mut measured = Vec::new();
     for (id, stage) in stages {
         let (plan, metrics, tasks) = match stage {
             ExecutionStage::Successful(s) => {
@@ -157,6 +157,7 @@ pub(crate) async fn analyze(
             }
             _ => continue,
         };
+        joins::measure(plan, metrics, &mut measured);
         let partitions = plan.properties().output_partitioning().partition_count();
         names.push(format!(
             "Stage {id} ({tasks} tasks, {partitions} output partitions)"
@@ -164,14 +165,19 @@ pub(crate) async fn analyze(
         let header = infos
             .iter()
             .find(|s| s.stage_id == *id)
-            .map(|info| spread_header(info, &records, skew_splits(metrics)))
+            .map(|info| spread_header(info, &records))
             .unwrap_or_default();
         plans.push(format!(
             "{header}{}",
             format_stage_metrics(plan.as_ref(), metrics)
         ));
     }
-    let join_lines = joins::chosen(&graph.physical_plan(), distribution_type, expected);
+    let join_lines = joins::chosen(
+        &graph.physical_plan(),
+        distribution_type,
+        expected,
+        measured,
+    );
     if !join_order.is_empty() {
         names.push("Join order".to_owned());
         plans.push(join_order.join("\n"));
@@ -191,29 +197,9 @@ pub(crate) async fn analyze(
     crate::local::table(&["plan_type", "plan"], vec![names, plans])
 }
 
-/// Join partitions the stage's tasks split as skewed (`executor/src/skew.rs`), and the pieces
-/// they were joined in.
-fn skew_splits(metrics: &[MetricsSet]) -> (usize, usize) {
-    let count = |name: &str| {
-        metrics
-            .iter()
-            .flat_map(|set| set.iter())
-            .filter_map(|m| match m.value() {
-                MetricValue::Count { name: n, count } if n == name => Some(count.value()),
-                _ => None,
-            })
-            .sum::<usize>()
-    };
-    (count("skewed_partitions_split"), count("skew_split_pieces"))
-}
-
 /// Lines above a stage's plan: its tasks' spread, output, memory, spill, and skew (and the
-/// join partitions split for it: `(partitions, pieces)`).
-fn spread_header(
-    info: &StageInfo,
-    tasks: &[TaskRecord],
-    (split, pieces): (usize, usize),
-) -> String {
+/// skewed join partitions its tasks split).
+fn spread_header(info: &StageInfo, tasks: &[TaskRecord]) -> String {
     let mine: Vec<&TaskRecord> = tasks
         .iter()
         .filter(|t| t.stage_id == info.stage_id && t.state == "FINISHED")
@@ -251,10 +237,11 @@ fn spread_header(
             info.rows.median
         ));
     }
-    if split > 0 {
+    if info.skew_split > 0 {
         out.push_str(&format!(
-            "SKEW HANDLED: {split} skewed join partition(s) joined in {pieces} pieces in parallel \
-             (skew_join_enabled)\n"
+            "SKEW HANDLED: {} skewed join partition(s) joined in {} pieces in parallel \
+             (skew_join_enabled)\n",
+            info.skew_split, info.skew_pieces
         ));
     }
     out

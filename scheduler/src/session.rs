@@ -589,4 +589,33 @@ mod tests {
             .expect("broadcast");
         assert!(threshold(&s) > 1 << 40, "BROADCAST always broadcasts");
     }
+
+    #[test]
+    fn skew_settings_travel_with_the_query_s_tasks() {
+        let task_settings = |s: &Session| {
+            s.configure(crate::cluster::base_config())
+                .expect("configure")
+                .options()
+                .extensions
+                .get::<tributary_telemetry::QueryTelemetry>()
+                .cloned()
+                .expect("task settings")
+        };
+        let mut s = Session::default();
+        let defaults = task_settings(&s);
+        assert!(defaults.skew_join_enabled);
+        assert_eq!(defaults.skew_join_factor, 2);
+        assert_eq!(defaults.skew_join_min_bytes, 64 << 20);
+        s.set_property("skew_join_enabled", "FALSE")
+            .expect("boolean");
+        s.set_property("skew_join_factor", "4").expect("factor");
+        s.set_property("skew_join_min_size", "1kB").expect("size");
+        let set = task_settings(&s);
+        assert!(!set.skew_join_enabled);
+        assert_eq!(set.skew_join_factor, 4);
+        assert_eq!(set.skew_join_min_bytes, 1024);
+        assert!(s.set_property("skew_join_factor", "0").is_err());
+        assert!(s.set_property("skew_join_min_size", "big").is_err());
+        assert!(s.set_property("skew_join_enabled", "sometimes").is_err());
+    }
 }

@@ -97,6 +97,11 @@ def test_each_distribution_by_each_cause_same_answer(session):
         assert len(ran) == 1, ran
         assert distribution(ran[0]) == want, (case, ran)
         assert f"reason: {reason}" in ran[0], (case, ran)
+        # What it really read: the 25 nations built (a broadcast side once per executor holding
+        # it), the 1500 customers probed.
+        built, probed = map(int, re.search(
+            r"measured: build side (\d+) rows read, probe side (\d+) rows", ran[0]).groups())
+        assert built in (25, 50) and probed == 1500, (case, ran)
     query(session, "RESET SESSION join_distribution_type")
 
 

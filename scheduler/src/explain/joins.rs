@@ -16,6 +16,7 @@ use datafusion::config::ConfigOptions;
 use datafusion::physical_expr::PhysicalExprRef;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode, SortMergeJoinExec};
+use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
@@ -506,6 +507,10 @@ fn unshuffled(input: &Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
                 _ => return input,
             }
         } else if let Some(sort) = input.downcast_ref::<SortExec>() {
+            if sort.fetch().is_some() {
+                // A top-N, not a sort for the join.
+                return input;
+            }
             Arc::clone(sort.input())
         } else {
             return input;
@@ -521,12 +526,24 @@ pub(crate) fn chosen(
     plan: &Arc<dyn ExecutionPlan>,
     distribution_type: &str,
     expected: &[Expected],
+    mut measured: Vec<Measured>,
 ) -> Vec<String> {
     joins(plan)
         .into_iter()
         .enumerate()
         .map(|(i, join)| {
             let (distribution, how) = join.ran_as;
+            let sizes = measured
+                .iter()
+                .position(|m| m.signature == join.signature)
+                .map(|at| {
+                    let m = measured.remove(at);
+                    format!(
+                        " | measured: build side {} rows read, probe side {} rows",
+                        m.build_rows, m.probe_rows
+                    )
+                })
+                .unwrap_or_default();
             let predicted = expected.iter().find(|e| e.signature == join.signature);
             let reason = join
                 .chosen_for(distribution_type)
@@ -540,11 +557,60 @@ pub(crate) fn chosen(
                     None => "statistics and the sizes measured at run time".to_owned(),
                 });
             format!(
-                "Join {}: {} join on {}: {distribution} ({how}), build side left | reason: {reason}",
+                "Join {}: {} join on {}: {distribution} ({how}), build side left{sizes} | reason: {reason}",
                 i + 1,
                 join.join_type,
                 join.on,
             )
         })
         .collect()
+}
+
+/// The rows a finished hash join read: what its build side fed into hash tables (a broadcast
+/// build side once per executor holding it) and what it probed, summed over its tasks.
+pub(crate) struct Measured {
+    signature: String,
+    build_rows: usize,
+    probe_rows: usize,
+}
+
+/// Adds the hash joins of a finished stage (`plan` with the metrics its tasks reported, one
+/// set per operator that has metrics, in pre-order as Ballista collects them) to `found`.
+pub(crate) fn measure(
+    plan: &Arc<dyn ExecutionPlan>,
+    metrics: &[MetricsSet],
+    found: &mut Vec<Measured>,
+) {
+    fn with_metrics(plan: &Arc<dyn ExecutionPlan>) -> usize {
+        usize::from(plan.metrics().is_some())
+            + plan.children().into_iter().map(with_metrics).sum::<usize>()
+    }
+    fn walk(
+        plan: &Arc<dyn ExecutionPlan>,
+        metrics: &[MetricsSet],
+        at: &mut usize,
+        found: &mut Vec<Measured>,
+    ) {
+        let own = if plan.metrics().is_some() {
+            *at += 1;
+            metrics.get(*at - 1)
+        } else {
+            None
+        };
+        if let (Some(hash), Some(own)) = (plan.downcast_ref::<HashJoinExec>(), own) {
+            let sum = |name: &str| own.sum_by_name(name).map_or(0, |v| v.as_usize());
+            found.push(Measured {
+                signature: signature(hash.on()),
+                build_rows: sum("build_input_rows"),
+                probe_rows: sum("input_rows"),
+            });
+        }
+        for child in plan.children() {
+            walk(child, metrics, at, found);
+        }
+    }
+    // Aligned as Ballista aligns them for display; otherwise nothing is measured.
+    if with_metrics(plan) == metrics.len() {
+        walk(plan, metrics, &mut 0, found);
+    }
 }

@@ -218,7 +218,11 @@ pub(super) fn query_page(q: &QueryInfo, tasks: &[TaskRecord]) -> String {
                 t0 = duration(s.time_ms.min),
                 t1 = duration(s.time_ms.median),
                 t2 = duration(s.time_ms.max),
-                flag = if s.skewed { " ⚠ skewed" } else { "" },
+                flag = match s.skew_split {
+                    0 if s.skewed => " ⚠ skewed".to_owned(),
+                    0 => String::new(),
+                    split => format!(" ⚠ skewed · {split} join partition(s) split"),
+                },
             );
         }
         body.push_str("</table>");

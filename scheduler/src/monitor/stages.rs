@@ -6,6 +6,7 @@ use ballista_scheduler::display::format_stage_metrics;
 use ballista_scheduler::state::execution_graph::ExecutionGraph;
 use ballista_scheduler::state::execution_stage::{ExecutionStage, TaskInfo};
 use datafusion::physical_plan::displayable;
+use datafusion::physical_plan::metrics::{MetricValue, MetricsSet};
 use serde::{Deserialize, Serialize};
 
 use super::now_ms;
@@ -77,6 +78,12 @@ pub struct StageInfo {
     pub time_ms: Spread,
     /// Whether a task reads far more rows than the median task.
     pub skewed: bool,
+    /// Skewed join partitions its tasks joined in pieces (`executor/src/skew.rs`).
+    #[serde(default)]
+    pub skew_split: usize,
+    /// The pieces they were joined in.
+    #[serde(default)]
+    pub skew_pieces: usize,
     /// Why it failed.
     pub error: Option<String>,
 }
@@ -168,6 +175,7 @@ fn stage_info(stage: &ExecutionStage, tasks: &[TaskRecord]) -> StageInfo {
                 Some(s.error_message.clone()),
             ),
         };
+    let (skew_split, skew_pieces) = skew_splits(metrics.unwrap_or_default());
     let plan_text = match metrics {
         Some(m) if !m.is_empty() => format_stage_metrics(plan.as_ref(), m),
         _ => displayable(plan.as_ref()).indent(true).to_string(),
@@ -206,8 +214,26 @@ fn stage_info(stage: &ExecutionStage, tasks: &[TaskRecord]) -> StageInfo {
         time_ms,
         // Data skew only: uneven times alone mostly mean tasks shared cores with others.
         skewed: finished.len() > 1 && rows.skewed(SKEW_MIN_ROWS),
+        skew_split,
+        skew_pieces,
         error,
     }
+}
+
+/// Join partitions a stage's tasks split as skewed, and the pieces they were joined in (the
+/// joins' `skewed_partitions_split` and `skew_split_pieces`).
+fn skew_splits(metrics: &[MetricsSet]) -> (usize, usize) {
+    let count = |name: &str| {
+        metrics
+            .iter()
+            .flat_map(|set| set.iter())
+            .filter_map(|m| match m.value() {
+                MetricValue::Count { name: n, count } if n == name => Some(count.value()),
+                _ => None,
+            })
+            .sum::<usize>()
+    };
+    (count("skewed_partitions_split"), count("skew_split_pieces"))
 }
 
 /// Tasks running now in a job's running stages (their metrics arrive when they end), except
