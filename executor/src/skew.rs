@@ -38,15 +38,18 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-    ReplaceChildrenOptions,
+    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning,
+    PlanProperties, ReplaceChildrenOptions,
 };
 use tributary_telemetry::QueryTelemetry;
 use tributary_telemetry::prometheus::IntCounter;
@@ -164,22 +167,44 @@ pub(crate) fn split_skewed(
         return Ok(plan);
     }
     plan.transform_down(|node| {
-        let Some(join) = node.downcast_ref::<HashJoinExec>() else {
+        let Some(wrapped) = wrap(&node, context, true)? else {
             return Ok(Transformed::no(node));
         };
+        Ok(Transformed::new(wrapped, true, TreeNodeRecursion::Jump))
+    })
+    .map(|t| t.data)
+}
+
+/// `node` wrapped when it is a splittable join ([`SkewJoin`]) or a partition-wise operator
+/// above one ([`Above`]; `top`: the topmost of them), with what is below it down to the join.
+fn wrap(
+    node: &Arc<dyn ExecutionPlan>,
+    context: &SkewContext,
+    top: bool,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    if let Some(join) = node.downcast_ref::<HashJoinExec>() {
         let splittable = *join.partition_mode() == PartitionMode::Partitioned
             && join.properties().output_ordering().is_none()
             && reader(join.left()).is_some()
             && reader(join.right()).is_some();
-        if !splittable {
-            return Ok(Transformed::no(node));
-        }
-        Ok(Transformed::yes(Arc::new(SkewJoin::new(
-            node,
-            context.clone(),
-        ))))
-    })
-    .map(|t| t.data)
+        return Ok(splittable.then(|| {
+            Arc::new(SkewJoin::new(Arc::clone(node), context.clone())) as Arc<dyn ExecutionPlan>
+        }));
+    }
+    if !partition_wise(node) {
+        return Ok(None);
+    }
+    let Some(input) = node.children().into_iter().next() else {
+        return Ok(None);
+    };
+    let Some(below) = wrap(input, context, false)? else {
+        return Ok(None);
+    };
+    let inner = Arc::clone(node).replace_children(
+        vec![below],
+        ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+    )?;
+    Ok(Some(Arc::new(Above::new(inner, top))))
 }
 
 /// The shuffle reader under a join input, through operators of one input that keep its
@@ -350,31 +375,10 @@ impl ExecutionPlan for SkewJoin {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let Some((split, side, ratio)) = self.split_of(partition) else {
-            return self.join.execute(partition, context);
-        };
-        let plan = self.pieces_plan(split, partition)?;
-        tracing::info!(
-            job_id = %self.context.job_id,
-            partition = side.global,
-            bytes = side.bytes,
-            ratio = format!("{ratio:.1}"),
-            side = ?split,
-            pieces = self.context.pieces,
-            "skewed join partition split"
-        );
-        MetricBuilder::new(&self.metrics)
-            .counter("skewed_partitions_split", partition)
-            .add(1);
-        MetricBuilder::new(&self.metrics)
-            .counter("skew_split_pieces", partition)
-            .add(self.context.pieces);
-        self.context.splits.inc();
-        self.pieces
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Arc::clone(&plan));
-        CoalescePartitionsExec::new(plan).execute(0, context)
+        match self.pieces(partition)? {
+            Some(plan) => CoalescePartitionsExec::new(plan).execute(0, context),
+            None => self.join.execute(partition, context),
+        }
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
@@ -401,6 +405,157 @@ impl ExecutionPlan for SkewJoin {
         }
         Some(set)
     }
+}
+
+impl SkewJoin {
+    /// When `partition` is skewed: the plan joining it in pieces, of as many partitions as
+    /// pieces (counted, logged, and kept for the join's metrics).
+    fn pieces(&self, partition: usize) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let Some((split, side, ratio)) = self.split_of(partition) else {
+            return Ok(None);
+        };
+        let plan = self.pieces_plan(split, partition)?;
+        tracing::info!(
+            job_id = %self.context.job_id,
+            partition = side.global,
+            bytes = side.bytes,
+            ratio = format!("{ratio:.1}"),
+            side = ?split,
+            pieces = self.context.pieces,
+            "skewed join partition split"
+        );
+        MetricBuilder::new(&self.metrics)
+            .counter("skewed_partitions_split", partition)
+            .add(1);
+        MetricBuilder::new(&self.metrics)
+            .counter("skew_split_pieces", partition)
+            .add(self.context.pieces);
+        self.context.splits.inc();
+        self.pieces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::clone(&plan));
+        Ok(Some(plan))
+    }
+}
+
+/// An operator between a [`SkewJoin`] and the stage's shuffle writer that works partition by
+/// partition (a projection, a filter, a partial aggregation), so that a skewed partition's
+/// pieces run through it in parallel too: the topmost ([`Above::top`]) runs a skewed
+/// partition as a copy of the operators down to the join over the join's pieces, each copy
+/// kept by the operator it copies for its metrics. Otherwise the operator itself.
+pub(crate) struct Above {
+    inner: Arc<dyn ExecutionPlan>,
+    top: bool,
+    /// Copies that ran a skewed partition's pieces.
+    copies: Mutex<Vec<Arc<dyn ExecutionPlan>>>,
+}
+
+impl Above {
+    fn new(inner: Arc<dyn ExecutionPlan>, top: bool) -> Self {
+        Self {
+            inner,
+            top,
+            copies: Mutex::default(),
+        }
+    }
+
+    /// The operators from this one down to the join, and the join.
+    fn chain(&self) -> Option<(Vec<&Above>, &SkewJoin)> {
+        let mut levels = vec![self];
+        loop {
+            let below = levels.last()?.inner.children().into_iter().next()?;
+            if let Some(join) = concrete::<SkewJoin>(below) {
+                return Some((levels, join));
+            }
+            levels.push(concrete::<Above>(below)?);
+        }
+    }
+
+    /// A copy of this operator over `input`, kept for the metrics.
+    fn copy_over(&self, input: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+        let copy = Arc::clone(&self.inner).replace_children(
+            vec![input],
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )?;
+        self.copies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::clone(&copy));
+        Ok(copy)
+    }
+}
+
+impl fmt::Debug for Above {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Above")
+            .field("inner", &self.inner)
+            .field("top", &self.top)
+            .finish_non_exhaustive()
+    }
+}
+
+delegate_plan_to!(Above, inner);
+
+impl ExecutionPlan for Above {
+    delegate_plan_to!(inner);
+
+    fn replace_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+        options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let inner = Arc::clone(&self.inner).replace_children(children, options)?;
+        Ok(Arc::new(Self::new(inner, self.top)))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let chain = if self.top { self.chain() } else { None };
+        let Some((levels, join)) = chain else {
+            return self.inner.execute(partition, context);
+        };
+        let Some(mut plan) = join.pieces(partition)? else {
+            return self.inner.execute(partition, context);
+        };
+        for level in levels.iter().rev() {
+            plan = level.copy_over(plan)?;
+        }
+        CoalescePartitionsExec::new(plan).execute(0, context)
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        let mut set = self.inner.metrics()?;
+        for copy in self
+            .copies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            for metric in copy.metrics().iter().flat_map(|m| m.iter()) {
+                set.push(Arc::clone(metric));
+            }
+        }
+        Some(set)
+    }
+}
+
+/// `plan` as the wrapper it is (`downcast_ref` looks through wrappers to what they wrap).
+fn concrete<T: 'static>(plan: &Arc<dyn ExecutionPlan>) -> Option<&T> {
+    (plan.as_ref() as &dyn std::any::Any).downcast_ref::<T>()
+}
+
+/// Whether `plan` works partition by partition, whatever its input's partitions hold.
+fn partition_wise(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    plan.children().len() == 1
+        && (plan.downcast_ref::<ProjectionExec>().is_some()
+            || plan.downcast_ref::<FilterExec>().is_some()
+            || plan
+                .downcast_ref::<AggregateExec>()
+                .is_some_and(|a| *a.mode() == AggregateMode::Partial))
 }
 
 /// One partition of `input`, as a plan of one partition.
