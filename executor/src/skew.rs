@@ -15,6 +15,9 @@
 //!   (inner, left, left semi/anti/mark): its rows are dealt round-robin to `pieces` hash
 //!   tables, each probed with the whole probe-side partition (read once per piece).
 //!
+//! The operators between the join and the stage's shuffle writer that work partition by
+//! partition (projections, filters, partial aggregations: [`Above`]) run over the pieces too.
+//!
 //! Ballista narrows every reader of a task to the task's own partitions, so the sizes of the
 //! other partitions come from this executor's own map tasks: [`WrittenSizes`] keeps, per
 //! shuffle, the bytes each output partition got from the map tasks that ran here (a sample
@@ -821,6 +824,70 @@ mod tests {
                 .ratio_to_median("job", 10 + KEPT_SHUFFLES - 1, 0)
                 .is_some()
         );
+    }
+
+    /// A partitioned join of two shuffle readers of stage 1 and 2 (no locations).
+    fn join_of_readers() -> Arc<dyn ExecutionPlan> {
+        let memory = skew_join(JoinType::Inner);
+        let join = memory.hash_join();
+        let reader = |stage: usize, side: &Arc<dyn ExecutionPlan>| {
+            let schema = side.schema();
+            let key = col(schema.field(0).name(), &schema).expect("key");
+            Arc::new(
+                ShuffleReaderExec::try_new(
+                    stage,
+                    vec![Vec::new(); 2],
+                    schema,
+                    Partitioning::Hash(vec![key], 2),
+                )
+                .expect("reader"),
+            ) as Arc<dyn ExecutionPlan>
+        };
+        join.builder()
+            .with_new_children(vec![reader(1, join.left()), reader(2, join.right())])
+            .and_then(|b| b.build_exec())
+            .expect("join")
+    }
+
+    #[test]
+    fn the_operators_above_a_join_of_two_shuffles_run_its_pieces_too() {
+        use datafusion::physical_expr::expressions::lit;
+        let context = skew_join(JoinType::Inner).context;
+        let join = join_of_readers();
+        let filter: Arc<dyn ExecutionPlan> =
+            Arc::new(FilterExec::try_new(lit(true), Arc::clone(&join)).expect("filter"));
+        let schema = filter.schema();
+        let projection: Arc<dyn ExecutionPlan> = Arc::new(
+            ProjectionExec::try_new(
+                vec![(col("l", &schema).expect("l"), "l".to_owned())],
+                filter,
+            )
+            .expect("projection"),
+        );
+        let plan = split_skewed(Arc::clone(&projection), &context).expect("plan");
+        let top = concrete::<Above>(&plan).expect("the projection runs the pieces");
+        let (levels, _join) = top.chain().expect("down to the join");
+        assert_eq!(levels.len(), 2, "projection and filter");
+        assert!(top.top && !levels[1].top);
+        // Seen through the wrappers, the plan is the same.
+        assert!(plan.downcast_ref::<ProjectionExec>().is_some());
+        assert_eq!(
+            datafusion::physical_plan::displayable(plan.as_ref())
+                .indent(true)
+                .to_string(),
+            datafusion::physical_plan::displayable(projection.as_ref())
+                .indent(true)
+                .to_string()
+        );
+        // A join alone is wrapped itself; off, nothing is.
+        let alone = split_skewed(Arc::clone(&join), &context).expect("plan");
+        assert!(concrete::<SkewJoin>(&alone).is_some());
+        let off = SkewContext {
+            enabled: false,
+            ..context
+        };
+        let plan = split_skewed(Arc::clone(&projection), &off).expect("plan");
+        assert!(Arc::ptr_eq(&plan, &projection));
     }
 
     #[test]
