@@ -281,9 +281,14 @@ impl SkewJoin {
             .expect("SkewJoin wraps a HashJoinExec")
     }
 
-    /// Whether `partition` is skewed, and on which side.
+    /// Whether `partition` is skewed, and on which side. (A join with a row limit is left
+    /// whole: each piece would apply the limit; so is a null-aware anti join, whose answer
+    /// depends on every probe row.)
     fn split_of(&self, partition: usize) -> Option<(Split, SideSize, f64)> {
         let join = self.hash_join();
+        if join.fetch().is_some() || join.null_aware {
+            return None;
+        }
         let skewed = |side: Option<SideSize>| {
             let side = side?;
             if side.bytes < self.context.min_bytes {
@@ -307,7 +312,7 @@ impl SkewJoin {
                 | JoinType::LeftAnti
                 | JoinType::LeftMark
         );
-        if build_rows_alone && join.fetch().is_none() && !join.null_aware {
+        if build_rows_alone {
             return skewed(side_size(join.left(), partition))
                 .map(|(side, ratio)| (Split::Build, side, ratio));
         }
@@ -327,16 +332,17 @@ impl SkewJoin {
         };
         let left = PartitionOf::plan(Arc::clone(join.left()), partition);
         let right = PartitionOf::plan(Arc::clone(join.right()), partition);
+        // The skewed side's rows dealt round-robin to the pieces.
+        let dealt = |side: &Arc<dyn ExecutionPlan>| -> Result<Arc<dyn ExecutionPlan>> {
+            Ok(Arc::new(RepartitionExec::try_new(
+                PartitionOf::plan(Arc::clone(side), partition),
+                Partitioning::RoundRobinBatch(pieces),
+            )?))
+        };
         match split {
-            Split::Probe => {
-                let dealt = RepartitionExec::try_new(right, Partitioning::RoundRobinBatch(pieces))?;
-                collect_left(left, Arc::new(dealt))
-            }
+            Split::Probe => collect_left(left, dealt(join.right())?),
             Split::Build => {
-                let dealt: Arc<dyn ExecutionPlan> = Arc::new(RepartitionExec::try_new(
-                    left,
-                    Partitioning::RoundRobinBatch(pieces),
-                )?);
+                let dealt = dealt(join.left())?;
                 let joins = (0..pieces)
                     .map(|piece| {
                         collect_left(
