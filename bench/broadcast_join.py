@@ -8,13 +8,12 @@ keys, f_amount INT) in 16 files, dims(d_key INT, d_category VARCHAR: 25 categori
 joins every fact with its dimension row and sums per category, so all 1e9 rows go through the
 join and only 25 rows come out."""
 import os
-import time
 from pathlib import Path
 
 import datafusion
 import duckdb
 
-from cluster import DATA, Standalone, write
+from cluster import DATA, Standalone, timed, write
 
 FACTS = int(os.environ.get("JOIN_FACTS", 1_000_000_000))
 DIMS = 10_000
@@ -48,15 +47,6 @@ def generate() -> Path:
     return out
 
 
-def timed(run, runs=RUNS):
-    times, rows = [], None
-    for _ in range(runs):
-        start = time.perf_counter()
-        rows = run()
-        times.append(round(time.perf_counter() - start, 3))
-    return min(times), times, rows
-
-
 def main():
     data = generate()
     facts_glob, dims_glob = f"{data}/facts/*.parquet", f"{data}/dims/*.parquet"
@@ -64,7 +54,7 @@ def main():
 
     db = duckdb.connect()
     duck_sql = QUERY.format(facts=f"read_parquet('{facts_glob}')", dims=f"read_parquet('{dims_glob}')")
-    best, runs, expected = timed(lambda: [tuple(r) for r in db.execute(duck_sql).fetchall()])
+    best, runs, expected = timed(lambda: [tuple(r) for r in db.execute(duck_sql).fetchall()], RUNS)
     assert sum(r[1] for r in expected) == FACTS, expected
     results["duckdb"] = {"best_s": best, "runs_s": runs}
     db.close()
@@ -73,7 +63,7 @@ def main():
     ctx.register_parquet("facts", f"{data}/facts/")
     ctx.register_parquet("dims", f"{data}/dims/")
     df_sql = QUERY.format(facts="facts", dims="dims")
-    best, runs, rows = timed(lambda: [tuple(r.values()) for r in ctx.sql(df_sql).to_pylist()])
+    best, runs, rows = timed(lambda: [tuple(r.values()) for r in ctx.sql(df_sql).to_pylist()], RUNS)
     assert rows == expected, (rows, expected)
     results["datafusion"] = {"best_s": best, "runs_s": runs, "version": datafusion.__version__}
     del ctx
@@ -101,7 +91,7 @@ def main():
         explain = "\n".join(r[1] for r in sql("EXPLAIN (TYPE DISTRIBUTED) " + tributary_sql))
         chosen = next(line for line in explain.splitlines() if line.startswith("Join "))
         assert ": BROADCAST" in chosen and "reason: statistics" in chosen, chosen
-        best, runs, rows = timed(lambda: sql(tributary_sql))
+        best, runs, rows = timed(lambda: sql(tributary_sql), RUNS)
         assert rows == expected, (rows, expected)
         results["tributary_automatic"] = {"best_s": best, "runs_s": runs, "explain": chosen}
         sql("SET SESSION join_distribution_type = 'PARTITIONED'")

@@ -90,6 +90,16 @@ def machine() -> dict:
             "tributary_binary": BIN, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
+def timed(run, runs: int):
+    """`run()` `runs` times: (best seconds, every run's seconds, the last run's result)."""
+    times, result = [], None
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = run()
+        times.append(round(time.perf_counter() - start, 3))
+    return min(times), times, result
+
+
 def write(name: str, result: dict) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"

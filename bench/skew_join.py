@@ -10,7 +10,6 @@ Data (generated once into bench/data/skew{FACTS}-zipf{a}): facts(f_key BIGINT = 
 DIMS, f_amount BIGINT) in 8 files; dims(d_key BIGINT 0..DIMS-1, d_category VARCHAR: 25
 categories). Every fact matches one dim row: all facts go through the join, 25 rows come out."""
 import os
-import time
 from pathlib import Path
 
 import datafusion
@@ -19,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cluster import DATA, Standalone, write
+from cluster import DATA, Standalone, timed, write
 
 FACTS = int(os.environ.get("SKEW_FACTS", 30_000_000))
 DIMS = 1_000_000
@@ -55,15 +54,6 @@ def generate(zipf: float) -> Path:
     return out
 
 
-def timed(run, runs=RUNS):
-    times, rows = [], None
-    for _ in range(runs):
-        start = time.perf_counter()
-        rows = run()
-        times.append(round(time.perf_counter() - start, 3))
-    return min(times), times, rows
-
-
 def run(zipf: float) -> dict:
     """Every engine on the data of one Zipf exponent."""
     data = generate(zipf)
@@ -75,7 +65,7 @@ def run(zipf: float) -> dict:
                      "GROUP BY f_key ORDER BY 2 DESC LIMIT 3").fetchall()
     assert top[0][1] >= 0.30, top
     duck_sql = QUERY.format(facts=f"read_parquet('{facts_glob}')", dims=f"read_parquet('{dims_glob}')")
-    best, runs, expected = timed(lambda: [tuple(r) for r in db.execute(duck_sql).fetchall()])
+    best, runs, expected = timed(lambda: [tuple(r) for r in db.execute(duck_sql).fetchall()], RUNS)
     assert sum(r[1] for r in expected) == FACTS, expected
     results["duckdb"] = {"best_s": best, "runs_s": runs}
     db.close()
@@ -84,7 +74,7 @@ def run(zipf: float) -> dict:
     ctx.register_parquet("facts", f"{data}/facts/")
     ctx.register_parquet("dims", f"{data}/dims/")
     df_sql = QUERY.format(facts="facts", dims="dims")
-    best, runs, rows = timed(lambda: [tuple(r.values()) for r in ctx.sql(df_sql).to_pylist()])
+    best, runs, rows = timed(lambda: [tuple(r.values()) for r in ctx.sql(df_sql).to_pylist()], RUNS)
     assert rows == expected, (rows, expected)
     results["datafusion"] = {"best_s": best, "runs_s": runs, "version": datafusion.__version__}
     del ctx

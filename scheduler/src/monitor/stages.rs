@@ -6,7 +6,7 @@ use ballista_scheduler::display::format_stage_metrics;
 use ballista_scheduler::state::execution_graph::ExecutionGraph;
 use ballista_scheduler::state::execution_stage::{ExecutionStage, TaskInfo};
 use datafusion::physical_plan::displayable;
-use datafusion::physical_plan::metrics::{MetricValue, MetricsSet};
+use datafusion::physical_plan::metrics::MetricsSet;
 use serde::{Deserialize, Serialize};
 
 use super::now_ms;
@@ -226,11 +226,8 @@ fn skew_splits(metrics: &[MetricsSet]) -> (usize, usize) {
     let count = |name: &str| {
         metrics
             .iter()
-            .flat_map(|set| set.iter())
-            .filter_map(|m| match m.value() {
-                MetricValue::Count { name: n, count } if n == name => Some(count.value()),
-                _ => None,
-            })
+            .filter_map(|set| set.sum_by_name(name))
+            .map(|v| v.as_usize())
             .sum::<usize>()
     };
     (count("skewed_partitions_split"), count("skew_split_pieces"))
