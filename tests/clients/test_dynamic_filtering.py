@@ -103,6 +103,28 @@ def test_a_selective_build_side_prunes_the_probe_scans_row_groups(dconn):
     assert f"row_groups_pruned_statistics={EVENTS // ROW_GROUP} total \u2192 1 matched" in scan, scan
 
 
+def test_collected_keys_also_filter_an_aggregate_joined_on_the_same_key(dconn):
+    """TPC-H Q17's shape: the correlated aggregate is joined on the key the red items were
+    collected for, so the same keys filter its events scan too, below the aggregate."""
+    sql = ("SELECT count(*), sum(e.amount) FROM hive.default.events e "
+           f"JOIN mysql.{DB}.items i ON e.item_id = i.item_id WHERE i.color = 'red' AND e.amount >= "
+           "(SELECT avg(e2.amount) FROM hive.default.events e2 WHERE e2.item_id = i.item_id)")
+    expected = [(len(RED), sum(k % 97 for k in RED))]
+    query(dconn, "SET SESSION enable_dynamic_filtering = false")
+    assert query(dconn, sql) == expected
+    without = input_rows(dconn, sql)
+    query(dconn, "RESET SESSION enable_dynamic_filtering")
+    assert query(dconn, sql) == expected
+    with_filter = input_rows(dconn, sql)
+    # Both events scans read every row without; with, each reads the one row group of the keys.
+    assert without >= 2 * EVENTS, without
+    assert with_filter <= 2 * ROW_GROUP + 4 * len(RED), with_filter
+    sections, _ = analyzed(dconn, sql)
+    lines = sections["Dynamic filters"].splitlines()
+    assert len(lines) == 2, lines
+    assert lines[1].startswith(f"__scalar_sq_1.item_id IN (10 values, {RED[0]} to {RED[-1]}): carried through "), lines
+
+
 def test_a_mysql_probe_side_gets_the_keys_in_its_remote_sql(dconn):
     query(dconn, "SET SESSION enable_dynamic_filtering = false")
     expected = query(dconn, MYSQL_PROBE)

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::logical_expr::{Expr, Filter, Join, LogicalPlan, lit};
+use datafusion::common::{Column, DFSchema, JoinType, NullEquality, ScalarValue};
+use datafusion::logical_expr::{Distinct, Expr, Filter, Join, LogicalPlan, lit};
 
 /// What the keys a build side held allow of its probe side.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) enum Keys {
     /// No keys: the join matches nothing.
     None,
@@ -16,6 +16,17 @@ pub(super) enum Keys {
     Values(Vec<(Vec<ScalarValue>, ScalarValue, ScalarValue)>),
     /// Too many to list: each key's range.
     Ranges(Vec<(ScalarValue, ScalarValue)>),
+}
+
+impl Keys {
+    /// What is known of the `i`-th key alone.
+    fn key(&self, i: usize) -> Keys {
+        match self {
+            Keys::None => Keys::None,
+            Keys::Values(per_key) => Keys::Values(vec![per_key[i].clone()]),
+            Keys::Ranges(per_key) => Keys::Ranges(vec![per_key[i].clone()]),
+        }
+    }
 }
 
 /// The probe side's predicate for `keys`, and how it is shown.
@@ -96,73 +107,332 @@ fn conjunction(exprs: Vec<Expr>) -> Expr {
     datafusion::logical_expr::utils::conjunction(exprs).unwrap_or_else(|| lit(true))
 }
 
-/// `plan` with each filter put on the probe side of the join at its pre-order index
-/// (`(index, build_is_left, predicate)`), and each stand-in in place of the build side of the
-/// join at its index (`(index, plan)`).
+/// A filter applied to the probe side of the join at pre-order `index`, with what it was made
+/// of: the keys on each side and what the build side held of them.
+#[derive(Debug)]
+pub(super) struct Applied {
+    pub(super) index: usize,
+    pub(super) build_is_left: bool,
+    pub(super) predicate: Expr,
+    pub(super) build_keys: Vec<Expr>,
+    pub(super) probe_keys: Vec<Expr>,
+    pub(super) keys: Keys,
+    /// How the filter is shown (`l_partkey from the right side's p_partkey`).
+    pub(super) described: String,
+}
+
+/// `plan` with each filter put on the probe side of its join, each stand-in in place of the
+/// build side of the join at its index (`(index, plan)`), and each filter's keys carried
+/// through equal join keys to the other joins they restrict; with one line per carried filter.
 pub(super) fn with_filters(
     plan: LogicalPlan,
-    filters: &[(usize, bool, Expr)],
+    filters: &[Applied],
     stand_ins: Vec<(usize, LogicalPlan)>,
-) -> datafusion::error::Result<LogicalPlan> {
+) -> datafusion::error::Result<(LogicalPlan, Vec<String>)> {
     let mut rewrite = Rewrite {
         index: 0,
         filters,
         stand_ins,
+        carried: Vec::new(),
     };
-    rewrite.plan(plan)
+    let (plan, _) = rewrite.plan(plan)?;
+    Ok((plan, rewrite.carried.into_iter().map(|c| c.line).collect()))
+}
+
+/// Whether the keys of the join at pre-order `index`, once collected, would be carried into
+/// another join's side that aggregates (where they save the most: the aggregation of every
+/// row outside them).
+pub(super) fn reaches_an_aggregate(
+    plan: &LogicalPlan,
+    index: usize,
+    build_is_left: bool,
+    build_keys: &[Expr],
+    probe_keys: &[Expr],
+) -> bool {
+    let applied = Applied {
+        index,
+        build_is_left,
+        predicate: lit(false),
+        build_keys: build_keys.to_vec(),
+        probe_keys: probe_keys.to_vec(),
+        keys: Keys::None,
+        described: String::new(),
+    };
+    let mut rewrite = Rewrite {
+        index: 0,
+        filters: std::slice::from_ref(&applied),
+        stand_ins: Vec::new(),
+        carried: Vec::new(),
+    };
+    rewrite
+        .plan(plan.clone())
+        .is_ok_and(|_| rewrite.carried.iter().any(|c| c.into_aggregate))
+}
+
+/// A filter carried to another join's side.
+struct Carried {
+    line: String,
+    /// Whether that side aggregates.
+    into_aggregate: bool,
+}
+
+/// What is known of a column of a plan's output: its values are among one key's collected
+/// keys (NULL excluded), as the filter applied at join `origin` found them.
+#[derive(Debug, Clone)]
+struct Fact {
+    column: Column,
+    keys: Arc<Keys>,
+    origin: usize,
 }
 
 struct Rewrite<'a> {
     /// Pre-order index of the next join.
     index: usize,
-    filters: &'a [(usize, bool, Expr)],
+    filters: &'a [Applied],
     stand_ins: Vec<(usize, LogicalPlan)>,
+    /// The filters carried to other joins.
+    carried: Vec<Carried>,
 }
 
 impl Rewrite<'_> {
-    /// `plan` rewritten; its joins are numbered (in pre-order) before any of their inputs is
-    /// replaced, so the indices stay those of the plan the candidates were found in.
-    fn plan(&mut self, plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
+    /// `plan` rewritten, with the [`Fact`]s known of its output columns; its joins are
+    /// numbered (in pre-order) before any of their inputs is replaced, so the indices stay
+    /// those of the plan the candidates were found in.
+    fn plan(&mut self, plan: LogicalPlan) -> datafusion::error::Result<(LogicalPlan, Vec<Fact>)> {
         let LogicalPlan::Join(join) = plan else {
-            return Ok(plan
-                .map_children(|child| self.plan(child).map(Transformed::yes))?
-                .data);
+            let mut inputs = Vec::new();
+            let plan = plan
+                .map_children(|child| {
+                    let (child, facts) = self.plan(child)?;
+                    inputs.push(facts);
+                    Ok(Transformed::yes(child))
+                })?
+                .data;
+            let facts = carry(&plan, inputs);
+            return Ok((plan, facts));
         };
         let this = self.index;
         self.index += 1;
-        let left = Arc::new(self.plan(Arc::unwrap_or_clone(join.left))?);
-        let right = Arc::new(self.plan(Arc::unwrap_or_clone(join.right))?);
+        let (left, mut left_facts) = self.plan(Arc::unwrap_or_clone(join.left))?;
+        let (right, mut right_facts) = self.plan(Arc::unwrap_or_clone(join.right))?;
         let mut join = Join {
-            left,
-            right,
+            left: Arc::new(left),
+            right: Arc::new(right),
             ..join
         };
-        let Some((_, build_is_left, predicate)) = self.filters.iter().find(|(i, _, _)| *i == this)
-        else {
-            return Ok(LogicalPlan::Join(join));
-        };
-        let filtered = |side: &Arc<LogicalPlan>| -> datafusion::error::Result<Arc<LogicalPlan>> {
-            Ok(Arc::new(LogicalPlan::Filter(Filter::try_new(
-                predicate.clone(),
-                Arc::clone(side),
-            )?)))
-        };
-        let stand_in = self
-            .stand_ins
-            .iter()
-            .position(|(i, _)| *i == this)
-            .map(|at| Arc::new(self.stand_ins.swap_remove(at).1));
-        if *build_is_left {
-            join.right = filtered(&join.right)?;
+        if let Some(applied) = self.filters.iter().find(|a| a.index == this) {
+            let stand_in = self
+                .stand_ins
+                .iter()
+                .position(|(i, _)| *i == this)
+                .map(|at| Arc::new(self.stand_ins.swap_remove(at).1));
+            let (probe, build) = if applied.build_is_left {
+                (&mut join.right, &mut join.left)
+            } else {
+                (&mut join.left, &mut join.right)
+            };
+            *probe = filtered(probe, applied.predicate.clone())?;
             if let Some(stand_in) = stand_in {
-                join.left = stand_in;
+                *build = stand_in;
             }
-        } else {
-            join.left = filtered(&join.left)?;
-            if let Some(stand_in) = stand_in {
-                join.right = stand_in;
+            // Both sides' keys are now among the collected keys: the probe side's by its
+            // filter, the build side's because they are what it holds.
+            let (probe_facts, build_facts) = if applied.build_is_left {
+                (&mut right_facts, &mut left_facts)
+            } else {
+                (&mut left_facts, &mut right_facts)
+            };
+            for (i, (probe_key, build_key)) in applied
+                .probe_keys
+                .iter()
+                .zip(&applied.build_keys)
+                .enumerate()
+            {
+                let keys = Arc::new(applied.keys.key(i));
+                for (facts, key) in [
+                    (&mut *probe_facts, probe_key),
+                    (&mut *build_facts, build_key),
+                ] {
+                    if let Expr::Column(column) = key {
+                        facts.push(Fact {
+                            column: column.clone(),
+                            keys: Arc::clone(&keys),
+                            origin: this,
+                        });
+                    }
+                }
             }
         }
-        Ok(LogicalPlan::Join(join))
+        self.carry_across(&mut join, &mut left_facts, &mut right_facts)?;
+        let facts = match join.join_type {
+            JoinType::Inner => left_facts.into_iter().chain(right_facts).collect(),
+            JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
+                left_facts
+            }
+            JoinType::Right | JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => {
+                right_facts
+            }
+            JoinType::Full => Vec::new(),
+        };
+        Ok((LogicalPlan::Join(join), facts))
+    }
+
+    /// Filters each side of `join` by the collected keys known of the other side's equal key,
+    /// where rows of that side outside them cannot change the join's output: an inner or semi
+    /// join, or the side an outer or anti join does not keep whole. TPC-H Q17: the 204 parts'
+    /// keys collected for `lineitem JOIN part` also filter the `avg(l_quantity) GROUP BY
+    /// l_partkey` it is joined with, which the optimizer then pushes below the aggregate into
+    /// its lineitem scan.
+    fn carry_across(
+        &mut self,
+        join: &mut Join,
+        left_facts: &mut Vec<Fact>,
+        right_facts: &mut Vec<Fact>,
+    ) -> datafusion::error::Result<()> {
+        if join.null_equality != NullEquality::NullEqualsNothing || join.null_aware {
+            return Ok(());
+        }
+        let (to_right, to_left) = match join.join_type {
+            JoinType::Inner | JoinType::LeftSemi | JoinType::RightSemi => (true, true),
+            JoinType::Left | JoinType::LeftAnti => (true, false),
+            JoinType::Right | JoinType::RightAnti => (false, true),
+            _ => (false, false),
+        };
+        for (left_key, right_key) in join.on.clone() {
+            if to_right {
+                self.carry(
+                    &left_key,
+                    left_facts,
+                    &right_key,
+                    right_facts,
+                    &mut join.right,
+                )?;
+            }
+            if to_left {
+                self.carry(
+                    &right_key,
+                    right_facts,
+                    &left_key,
+                    left_facts,
+                    &mut join.left,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts on `target` the keys known of `from_key` (a column of the other side), unless
+    /// `target_key` is already known to be among them.
+    fn carry(
+        &mut self,
+        from_key: &Expr,
+        from_facts: &[Fact],
+        target_key: &Expr,
+        target_facts: &mut Vec<Fact>,
+        target: &mut Arc<LogicalPlan>,
+    ) -> datafusion::error::Result<()> {
+        let Expr::Column(from) = from_key else {
+            return Ok(());
+        };
+        for fact in from_facts.iter().filter(|f| &f.column == from) {
+            let known = |f: &Fact| {
+                f.origin == fact.origin && matches!(target_key, Expr::Column(c) if c == &f.column)
+            };
+            if target_facts.iter().any(known) {
+                continue;
+            }
+            let (predicate, shown) = predicate(std::slice::from_ref(target_key), &fact.keys);
+            let into_aggregate = target
+                .exists(|node| Ok(matches!(node, LogicalPlan::Aggregate(_))))
+                .unwrap_or(false);
+            *target = filtered(target, predicate)?;
+            let described = self
+                .filters
+                .iter()
+                .find(|a| a.index == fact.origin)
+                .map(|a| a.described.as_str())
+                .unwrap_or_default();
+            self.carried.push(Carried {
+                line: format!(
+                    "{shown}: carried through {from_key} = {target_key} from {described}"
+                ),
+                into_aggregate,
+            });
+            if let Expr::Column(column) = target_key {
+                target_facts.push(Fact {
+                    column: column.clone(),
+                    keys: Arc::clone(&fact.keys),
+                    origin: fact.origin,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn filtered(
+    side: &Arc<LogicalPlan>,
+    predicate: Expr,
+) -> datafusion::error::Result<Arc<LogicalPlan>> {
+    Ok(Arc::new(LogicalPlan::Filter(Filter::try_new(
+        predicate,
+        Arc::clone(side),
+    )?)))
+}
+
+/// The facts of a (non-join) node's output columns from its inputs' facts: carried by nodes
+/// that keep their input's rows' values (filters, sorts, limits), renamed by aliases and
+/// projections of plain columns, and kept for an aggregate's plain group-by columns.
+fn carry(plan: &LogicalPlan, inputs: Vec<Vec<Fact>>) -> Vec<Fact> {
+    let Some(input) = inputs.into_iter().next() else {
+        return Vec::new();
+    };
+    if input.is_empty() {
+        return input;
+    }
+    // Output column `j` is input column `columns[j]` (when it is a plain column).
+    let renamed = |sources: Vec<Option<Column>>, output: &DFSchema| -> Vec<Fact> {
+        let outputs = output.columns();
+        let mut facts = Vec::new();
+        for (source, out) in sources.into_iter().zip(outputs) {
+            let Some(source) = source else { continue };
+            for fact in input.iter().filter(|f| f.column == source) {
+                facts.push(Fact {
+                    column: out.clone(),
+                    ..fact.clone()
+                });
+            }
+        }
+        facts
+    };
+    let plain = |e: &Expr| match e.clone().unalias_nested().data {
+        Expr::Column(c) => Some(c),
+        _ => None,
+    };
+    match plan {
+        LogicalPlan::Filter(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::Limit(_)
+        | LogicalPlan::Repartition(_)
+        | LogicalPlan::Distinct(Distinct::All(_)) => input,
+        LogicalPlan::SubqueryAlias(alias) => renamed(
+            alias
+                .input
+                .schema()
+                .columns()
+                .into_iter()
+                .map(Some)
+                .collect(),
+            &alias.schema,
+        ),
+        LogicalPlan::Projection(projection) => renamed(
+            projection.expr.iter().map(plain).collect(),
+            &projection.schema,
+        ),
+        LogicalPlan::Aggregate(aggregate) => renamed(
+            aggregate.group_expr.iter().map(plain).collect(),
+            &aggregate.schema,
+        ),
+        _ => Vec::new(),
     }
 }
