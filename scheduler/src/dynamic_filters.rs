@@ -46,6 +46,10 @@
 //! DataFusion's default selectivity (20% of TPC-H's parts for Q17's `p_brand = … AND
 //! p_container = …`, where 0.1% match).
 //!
+//! Where a join keeps a small side whole (semi, anti, outer joins) and its keys are too many
+//! to list, the large side is reduced in the job instead (`reduce.rs`): joined first with a
+//! broadcast copy of the kept side's keys, so only its rows that can match are shuffled.
+//!
 //! What was applied is recorded with the query (`QueryInfo::dynamic_filters`) and shown by
 //! EXPLAIN ANALYZE, whose stage metrics show what the scans pruned.
 
@@ -59,12 +63,16 @@ use tributary_connector::QueryScope;
 mod candidates;
 mod collect;
 mod probe;
+mod reduce;
 
 use candidates::{candidates, describe, orient};
 use collect::{collect, stand_in};
 use probe::{Applied, predicate, with_filters};
 
 use crate::session::{Session, parse_duration};
+
+/// Fewest rows a join's large side must hold (by statistics) to be reduced in the job.
+const MIN_REDUCED_ROWS: usize = 1_000_000;
 
 /// The session's dynamic filtering settings.
 #[derive(Debug, Clone)]
@@ -78,6 +86,9 @@ pub(crate) struct Settings {
     max_reused_build_rows: usize,
     /// Probe sides reading fewer rows get no filter: the session's batch size.
     min_probe_rows: usize,
+    /// Fewest rows (by statistics) a join's large side must hold to be reduced to the keys
+    /// of the small side the join keeps whole (`reduce.rs`).
+    min_reduced_rows: usize,
 }
 
 impl Settings {
@@ -100,6 +111,7 @@ impl Settings {
             max_build_rows: number("dynamic_filtering_max_build_rows", 5_000_000),
             max_reused_build_rows: number("dynamic_filtering_max_reused_build_rows", 20_000_000),
             min_probe_rows: number("datafusion.execution.batch_size", 8192),
+            min_reduced_rows: MIN_REDUCED_ROWS,
         }
     }
 }
@@ -178,18 +190,31 @@ pub(crate) async fn apply(
             )),
         }
     }
-    if filters.is_empty() {
-        return (!lines.is_empty()).then_some((plan.clone(), lines));
+    let (mut result, mut changed) = if filters.is_empty() {
+        (optimized, false)
+    } else {
+        match with_filters(optimized, &filters, stand_ins) {
+            Ok((filtered, carried)) => {
+                lines.extend(carried);
+                (filtered, true)
+            }
+            Err(e) => {
+                tracing::warn!("dynamic filters not applied: {e}");
+                return None;
+            }
+        }
+    };
+    // The large sides of joins that keep a small side whole, reduced in the job to the rows
+    // whose keys that side holds.
+    if let Some((reduced, reductions)) = reduce::reduce(&local, &result, settings).await {
+        result = reduced;
+        lines.extend(reductions);
+        changed = true;
     }
-    match with_filters(optimized, &filters, stand_ins) {
-        Ok((filtered, carried)) => {
-            lines.extend(carried);
-            Some((filtered, lines))
-        }
-        Err(e) => {
-            tracing::warn!("dynamic filters not applied: {e}");
-            None
-        }
+    if changed {
+        Some((result, lines))
+    } else {
+        (!lines.is_empty()).then_some((plan.clone(), lines))
     }
 }
 
@@ -258,6 +283,7 @@ mod tests {
             max_build_rows: 1_000_000,
             max_reused_build_rows: 1_000_000,
             min_probe_rows: 0,
+            min_reduced_rows: 0,
         }
     }
 
@@ -345,6 +371,69 @@ mod tests {
                 .await
                 .expect("a dynamic filter");
             assert_eq!(run(&ctx, with).await, run(&ctx, plan).await, "{sql}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_side_is_reduced_to_the_keys_of_the_small_side_a_join_keeps() {
+        let ctx = context().await;
+        ctx.sql(
+            "CREATE TABLE big (dim_id INT, amount INT) AS VALUES (1, 1), (2, 2), (3, 3), \
+                 (3, 4), (40, 5), (50, 6), (NULL, 7), (60, 8), (70, 9), (80, 10), (90, 11), \
+                 (100, 12), (110, 13), (120, 14), (130, 15), (140, 16), (150, 17), (160, 18), \
+                 (170, 19), (180, 20)",
+        )
+        .await
+        .expect("create big");
+        // No more than 0 keys are listed: no dynamic filter, only the reduction.
+        let none_listed = Settings {
+            max_distinct: 0,
+            ..settings(100)
+        };
+        for (sql, expected) in [
+            // TPC-H Q4's shape: the kept pairs' keys reduce `big` before the semi join.
+            (
+                "SELECT p.amount FROM pairs p WHERE p.name = 'a' AND EXISTS \
+                 (SELECT 1 FROM big b WHERE b.dim_id = p.id)",
+                vec![10, 20, 30],
+            ),
+            // Q22's: the anti join keeps the pairs without a match.
+            (
+                "SELECT p.amount FROM pairs p WHERE p.name = 'a' AND NOT EXISTS \
+                 (SELECT 1 FROM big b WHERE b.dim_id = p.id AND b.amount > 3)",
+                vec![20, 30],
+            ),
+            (
+                "SELECT p.amount FROM pairs p LEFT JOIN big b ON p.id = b.dim_id WHERE p.name = 'a'",
+                vec![10, 10, 20, 30],
+            ),
+        ] {
+            let plan = ctx.sql(sql).await.expect("plan").into_unoptimized_plan();
+            let (with, lines) = apply(&ctx, &plan, &none_listed).await.expect("a reduction");
+            let shown = with.display_indent().to_string();
+            assert!(
+                shown.contains("RightSemi Join: __reduce_key_0 = "),
+                "{sql}\n{shown}"
+            );
+            assert!(
+                lines.iter().any(|l| l.contains(
+                    "dim_id reduced by the left side's p.id: only its rows whose keys that \
+                     side holds are shuffled"
+                )),
+                "{lines:?}"
+            );
+            assert_eq!(run(&ctx, with).await, expected, "{sql}");
+            assert_eq!(run(&ctx, plan).await, expected, "{sql}");
+        }
+        // NOT IN: a NULL in `big` empties the answer, which the reduction (dropping NULL
+        // keys) would change; and a kept side with a limit could keep other rows when run again.
+        for sql in [
+            "SELECT p.amount FROM pairs p WHERE p.name = 'a' AND p.id NOT IN (SELECT dim_id FROM big)",
+            "SELECT p.amount FROM (SELECT * FROM pairs WHERE name = 'a' LIMIT 2) p \
+             WHERE EXISTS (SELECT 1 FROM big b WHERE b.dim_id = p.id)",
+        ] {
+            let plan = ctx.sql(sql).await.expect("plan").into_unoptimized_plan();
+            assert!(apply(&ctx, &plan, &none_listed).await.is_none(), "{sql}");
         }
     }
 

@@ -170,7 +170,7 @@ fn filters_an_aggregate(plan: &LogicalPlan) -> bool {
 }
 
 /// Whether a side filters its rows (a `WHERE`, or one pushed into its scan).
-fn has_predicate(plan: &LogicalPlan) -> bool {
+pub(super) fn has_predicate(plan: &LogicalPlan) -> bool {
     plan.exists(|node| {
         Ok(match node {
             LogicalPlan::Filter(_) => true,
