@@ -82,20 +82,46 @@ pub(super) async fn orient(
     let fits = |side: &LogicalPlan, e: &Estimate| {
         small(e) || (having(side) && e.sources <= settings.max_reused_build_rows)
     };
-    // The sides that may build: a side with a predicate.
-    let may_build = match join.join_type {
-        JoinType::LeftSemi => has_predicate(&join.right),
-        JoinType::RightSemi => has_predicate(&join.left),
-        JoinType::Inner => has_predicate(&join.left) || has_predicate(&join.right),
-        _ => false,
+    // The sides that may build: a side with a predicate. Where only one may, it is
+    // estimated first, and most joins stop there (planning a side to estimate it costs
+    // milliseconds).
+    let (left_may, right_may) = match join.join_type {
+        JoinType::LeftSemi => (false, has_predicate(&join.right)),
+        JoinType::RightSemi => (has_predicate(&join.left), false),
+        JoinType::Inner => (has_predicate(&join.left), has_predicate(&join.right)),
+        _ => (false, false),
     };
-    if !may_build {
-        return None;
-    }
-    let (left_estimate, right_estimate) = (
-        estimate(ctx, &join.left).await?,
-        estimate(ctx, &join.right).await?,
-    );
+    let (left_keys, right_keys): (Vec<Expr>, Vec<Expr>) = join.on.iter().cloned().unzip();
+    let may_be_cheap = |build_is_left: bool, e: &Estimate| {
+        let (build_keys, probe_keys) = if build_is_left {
+            (&left_keys, &right_keys)
+        } else {
+            (&right_keys, &left_keys)
+        };
+        e.sources <= settings.max_build_rows
+            && reaches_an_aggregate(plan, index, build_is_left, build_keys, probe_keys)
+    };
+    let (left_estimate, right_estimate) = match (left_may, right_may) {
+        (false, false) => return None,
+        (true, true) => (
+            estimate(ctx, &join.left).await?,
+            estimate(ctx, &join.right).await?,
+        ),
+        (true, false) => {
+            let build = estimate(ctx, &join.left).await?;
+            if !(fits(&join.left, &build) || may_be_cheap(true, &build)) {
+                return None;
+            }
+            (build, estimate(ctx, &join.right).await?)
+        }
+        (false, true) => {
+            let build = estimate(ctx, &join.right).await?;
+            if !(fits(&join.right, &build) || may_be_cheap(false, &build)) {
+                return None;
+            }
+            (estimate(ctx, &join.left).await?, build)
+        }
+    };
     let build_is_left = match join.join_type {
         JoinType::LeftSemi => false,
         JoinType::RightSemi => true,
@@ -106,7 +132,6 @@ pub(super) async fn orient(
     } else {
         (&join.right, right_estimate, left_estimate)
     };
-    let (left_keys, right_keys): (Vec<Expr>, Vec<Expr>) = join.on.iter().cloned().unzip();
     let (build_keys, probe_keys) = if build_is_left {
         (left_keys, right_keys)
     } else {
