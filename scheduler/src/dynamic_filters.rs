@@ -42,9 +42,8 @@
 //! the 204 parts' keys, which the optimizer pushes below the aggregate into its scan. A build
 //! side estimated to hold more keys than `dynamic_filtering_max_distinct_values` is still run
 //! when it reads at most a quarter of its probe side's rows and its keys would be carried into
-//! another join's aggregating side: such estimates are often
-//! DataFusion's default selectivity (20% of TPC-H's parts for Q17's `p_brand = … AND
-//! p_container = …`, where 0.1% match).
+//! another join's aggregating side: such estimates are often DataFusion's default selectivity
+//! (20% of TPC-H's parts for Q17's `p_brand = … AND p_container = …`, where 0.1% match).
 //!
 //! Where a join keeps a small side whole (semi, anti, outer joins) and its keys are too many
 //! to list, the large side is reduced in the job instead (`reduce.rs`): joined first with a

@@ -61,10 +61,11 @@ pub(super) fn candidates(plan: &LogicalPlan) -> Vec<(usize, Join)> {
 /// A join's build side, when one suits a dynamic filter, by statistics: it has a predicate
 /// (else its keys are likely every key of its table); it is the smaller side of an inner join;
 /// it is expected to hold few enough keys to list (at most `max_distinct` rows: a range alone
-/// seldom prunes much), or it reads at most a quarter of the probe side's rows and its keys would also filter
-/// another join's aggregating side; its sources hold at most `max_build_rows` rows and fewer than the
-/// probe side's (collecting reads them: it must cost less than what it may save); the probe
-/// side's sources hold at least a batch of rows (`min_probe_rows`). A semi join's aggregate
+/// seldom prunes much), or it reads at most a quarter of the probe side's rows and its keys
+/// would also filter another join's aggregating side; its sources hold at most
+/// `max_build_rows` rows and fewer than the probe side's (collecting reads them: it must cost
+/// less than what it may save); the probe side's sources hold at least a batch of rows
+/// (`min_probe_rows`). A semi join's aggregate
 /// filtered by a predicate (`HAVING`) whose keys can stand in for it is judged by its sources
 /// alone (`max_reused_build_rows`): its output cannot be estimated, and it does not run twice.
 pub(super) async fn orient(

@@ -126,8 +126,9 @@ fn repeatable(plan: &LogicalPlan) -> bool {
 }
 
 /// Whether a side is already filtered by a list of values (a dynamic filter's keys, TPC-H
-/// Q20's aggregate of lineitems carried its parts' keys; or the query's own `IN (…)`): reducing it again would run the kept side
-/// twice for little, and estimating it (planning its lists) costs more than it would save.
+/// Q20's aggregate of lineitems carried its parts' keys; or the query's own `IN (…)`):
+/// reducing it again would run the kept side twice for little, and estimating it (planning
+/// its lists) costs more than it would save.
 fn filtered_by_keys(side: &LogicalPlan) -> bool {
     side.exists(|node| {
         Ok(
