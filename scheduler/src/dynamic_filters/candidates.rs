@@ -93,14 +93,29 @@ pub(super) async fn orient(
         _ => (false, false),
     };
     let (left_keys, right_keys): (Vec<Expr>, Vec<Expr>) = join.on.iter().cloned().unzip();
+    // Whether the keys, built on that side, would reach an aggregating side: a dry run of the
+    // rewrite, done once per side (the early check and the final one ask the same).
+    let reached = std::sync::Mutex::new(None::<(bool, bool)>);
+    let reaches = |build_is_left: bool| {
+        // Copied out first: the lock is not held while the rewrite runs.
+        let known = *reached.lock().unwrap_or_else(|e| e.into_inner());
+        match known {
+            Some((side, reaches)) if side == build_is_left => reaches,
+            _ => {
+                let (build_keys, probe_keys) = if build_is_left {
+                    (&left_keys, &right_keys)
+                } else {
+                    (&right_keys, &left_keys)
+                };
+                let reaches =
+                    reaches_an_aggregate(plan, index, build_is_left, build_keys, probe_keys);
+                *reached.lock().unwrap_or_else(|e| e.into_inner()) = Some((build_is_left, reaches));
+                reaches
+            }
+        }
+    };
     let may_be_cheap = |build_is_left: bool, e: &Estimate| {
-        let (build_keys, probe_keys) = if build_is_left {
-            (&left_keys, &right_keys)
-        } else {
-            (&right_keys, &left_keys)
-        };
-        e.sources <= settings.max_build_rows
-            && reaches_an_aggregate(plan, index, build_is_left, build_keys, probe_keys)
+        e.sources <= settings.max_build_rows && reaches(build_is_left)
     };
     let (left_estimate, right_estimate) = match (left_may, right_may) {
         (false, false) => return None,
@@ -133,11 +148,6 @@ pub(super) async fn orient(
     } else {
         (&join.right, right_estimate, left_estimate)
     };
-    let (build_keys, probe_keys) = if build_is_left {
-        (left_keys, right_keys)
-    } else {
-        (right_keys, left_keys)
-    };
     // A build side expected to hold more keys than are listed is still run when it reads
     // far fewer rows than its probe side: its estimate may be a guess (DataFusion's default
     // 20% for `p_brand = 'Brand#23' AND p_container = 'MED BOX'`: 40,000 of TPC-H SF1's
@@ -146,9 +156,8 @@ pub(super) async fn orient(
     // Q17, Q20, Q2; a build side whose keys only filter its own probe side saves little
     // beside its broadcast join).
     let cheap = || {
-        build.sources <= settings.max_build_rows
-            && build.sources.saturating_mul(CHEAP_BUILD_FACTOR) <= probe.sources
-            && reaches_an_aggregate(plan, index, build_is_left, &build_keys, &probe_keys)
+        build.sources.saturating_mul(CHEAP_BUILD_FACTOR) <= probe.sources
+            && may_be_cheap(build_is_left, &build)
     };
     // A probe side that reads less than one batch from its sources reads as fast as its
     // filter is collected (TPC-H's 25 nations filtered by their region's key).
@@ -159,6 +168,11 @@ pub(super) async fn orient(
     {
         return None;
     }
+    let (build_keys, probe_keys) = if build_is_left {
+        (left_keys, right_keys)
+    } else {
+        (right_keys, left_keys)
+    };
     Some(Candidate {
         index,
         build_is_left,
