@@ -77,19 +77,28 @@ def input_rows(conn, sql):
     return newest_finished(conn, f"query = '{sql.replace(chr(39), chr(39) * 2)}'", "input_rows")[0]
 
 
+def off_then_on(conn, sql, expected=None):
+    """Runs `sql` with dynamic filtering off, then on: both answers must be `expected` (or
+    each other); returns the answer and the rows read from the sources without and with."""
+    query(conn, "SET SESSION enable_dynamic_filtering = false")
+    try:
+        answer = query(conn, sql)
+        without = input_rows(conn, sql)
+    finally:
+        query(conn, "RESET SESSION enable_dynamic_filtering")
+    if expected is not None:
+        assert answer == expected, answer
+    assert query(conn, sql) == answer
+    return answer, without, input_rows(conn, sql)
+
+
 def analyzed(conn, sql):
     rows = query(conn, "EXPLAIN ANALYZE " + sql)
     return {name: plan for name, plan in rows}, "\n".join(plan for _, plan in rows)
 
 
 def test_a_selective_build_side_prunes_the_probe_scans_row_groups(dconn):
-    expected = [(len(RED), sum(k % 97 for k in RED))]
-    query(dconn, "SET SESSION enable_dynamic_filtering = false")
-    assert query(dconn, JOIN) == expected
-    without = input_rows(dconn, JOIN)
-    query(dconn, "RESET SESSION enable_dynamic_filtering")
-    assert query(dconn, JOIN) == expected
-    with_filter = input_rows(dconn, JOIN)
+    _, without, with_filter = off_then_on(dconn, JOIN, [(len(RED), sum(k % 97 for k in RED))])
     # Without: every event; with: the one row group that holds the red keys. (Both also count
     # the 10 red items MariaDB returns, once per task of the stage the broadcast is read in.)
     assert without >= EVENTS, without
@@ -109,13 +118,7 @@ def test_collected_keys_also_filter_an_aggregate_joined_on_the_same_key(dconn):
     sql = ("SELECT count(*), sum(e.amount) FROM hive.default.events e "
            f"JOIN mysql.{DB}.items i ON e.item_id = i.item_id WHERE i.color = 'red' AND e.amount >= "
            "(SELECT avg(e2.amount) FROM hive.default.events e2 WHERE e2.item_id = i.item_id)")
-    expected = [(len(RED), sum(k % 97 for k in RED))]
-    query(dconn, "SET SESSION enable_dynamic_filtering = false")
-    assert query(dconn, sql) == expected
-    without = input_rows(dconn, sql)
-    query(dconn, "RESET SESSION enable_dynamic_filtering")
-    assert query(dconn, sql) == expected
-    with_filter = input_rows(dconn, sql)
+    _, without, with_filter = off_then_on(dconn, sql, [(len(RED), sum(k % 97 for k in RED))])
     # Both events scans read every row without; with, each reads the one row group of the keys.
     assert without >= 2 * EVENTS, without
     assert with_filter <= 2 * ROW_GROUP + 4 * len(RED), with_filter
@@ -126,14 +129,11 @@ def test_collected_keys_also_filter_an_aggregate_joined_on_the_same_key(dconn):
 
 
 def test_a_mysql_probe_side_gets_the_keys_in_its_remote_sql(dconn):
-    query(dconn, "SET SESSION enable_dynamic_filtering = false")
-    expected = query(dconn, MYSQL_PROBE)
-    query(dconn, "RESET SESSION enable_dynamic_filtering")
+    expected, _, with_filter = off_then_on(dconn, MYSQL_PROBE)
     assert [r[0] for r in expected] == ["FRANCE", "INDIA"] and expected[0][1] == SALES // 25
-    assert query(dconn, MYSQL_PROBE) == expected
     # FRANCE and INDIA are nations 6 and 8: only their sales leave MariaDB. (Not 6 and 7:
     # keys that are every integer of their range are sent as the range alone.)
-    assert input_rows(dconn, MYSQL_PROBE) == 2 * SALES // 25 + 25
+    assert with_filter == 2 * SALES // 25 + 25
     sections, text = analyzed(dconn, MYSQL_PROBE)
     assert "s.nation_key IN (2 values, 6 to 8)" in sections["Dynamic filters"], sections["Dynamic filters"]
     remote = next(line for line in text.splitlines() if "remote_sql=" in line and "sales" in line)
@@ -160,12 +160,9 @@ def test_a_having_subquery_runs_once_its_keys_standing_in_for_it(dconn):
            "(SELECT item_id FROM hive.default.events GROUP BY item_id HAVING sum(amount) >= 96)")
     keys = [i for i in range(EVENTS) if i % 97 == 96]
     expected = [(len(keys), 96 * len(keys))]
-    query(dconn, "SET SESSION enable_dynamic_filtering = false")
-    assert query(dconn, sql) == expected
-    assert input_rows(dconn, sql) >= 2 * EVENTS
-    query(dconn, "RESET SESSION enable_dynamic_filtering")
-    assert query(dconn, sql) == expected
-    assert input_rows(dconn, sql) <= EVENTS
+    _, without, with_filter = off_then_on(dconn, sql, expected)
+    assert without >= 2 * EVENTS, without
+    assert with_filter <= EVENTS, with_filter
     sections, text = analyzed(dconn, sql)
     line = sections["Dynamic filters"]
     assert f"e.item_id IN ({len(keys)} values, {keys[0]} to {keys[-1]})" in line, line

@@ -177,7 +177,7 @@ impl ResultStore {
                 )?;
                 // Read to its end (or its LIMIT): the executors may let every partition go.
                 let read = self.read_marker(merged.partitions);
-                Ok(encode(schema, merged_rows.chain(read).boxed()))
+                Ok(encode(schema, read_ahead(merged_rows).chain(read).boxed()))
             }
             None => Err(SchedulerError::UnknownHandle("empty result ticket".into())),
         }
@@ -277,6 +277,27 @@ fn merge(
         .boxed())
 }
 
+/// Merged batches computed ahead of the client's reads.
+const MERGE_READ_AHEAD: usize = 4;
+
+/// Runs `batches` in a task of its own, up to [`MERGE_READ_AHEAD`] batches ahead of the
+/// returned stream, so that the merge and the encoding of Flight data for the client run on
+/// both cores (a merge polled by the response stream's task alone keeps one busy while the
+/// other waits: ~0.1 s of the seed query's 6.9 M ordered rows). Dropping the returned stream
+/// (the client went away) stops the task at its next batch.
+fn read_ahead(mut batches: BatchStream) -> BatchStream {
+    let (tx, rx) = tokio::sync::mpsc::channel(MERGE_READ_AHEAD);
+    tokio::spawn(async move {
+        while let Some(batch) = batches.next().await {
+            let failed = batch.is_err();
+            if tx.send(batch).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx).boxed()
+}
+
 /// How the leases name a result partition.
 fn partition_key(p: &JobPartition) -> (u32, u32, String, Option<u64>) {
     (p.stage_id, p.partition_id, p.executor_id.clone(), p.file_id)
@@ -304,4 +325,47 @@ fn encode(schema: SchemaRef, batches: BatchStream) -> FlightDataStream {
         .build(batches)
         .map_err(|e| Status::internal(format!("cannot stream result: {e}")));
     Box::pin(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_read_ahead_keeps_order_and_stops_when_the_reader_goes_away() {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let made = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&made);
+        // An endless merge: only the reader's going away ends it.
+        let batches = futures::stream::iter(0..)
+            .map(move |n: i64| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                RecordBatch::try_new(
+                    Arc::clone(&schema),
+                    vec![Arc::new(Int64Array::from(vec![n]))],
+                )
+                .map_err(FlightError::from)
+            })
+            .boxed();
+        let mut ahead = read_ahead(batches);
+        for expected in 0..10 {
+            let batch = ahead.next().await.expect("a batch").expect("no error");
+            let column = batch.column(0).as_any().downcast_ref::<Int64Array>();
+            assert_eq!(column.map(|c| c.value(0)), Some(expected));
+        }
+        drop(ahead);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let stopped_at = made.load(Ordering::SeqCst);
+        assert!(
+            stopped_at <= 10 + MERGE_READ_AHEAD + 2,
+            "{stopped_at} batches made"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(made.load(Ordering::SeqCst), stopped_at, "the merge went on");
+    }
 }
