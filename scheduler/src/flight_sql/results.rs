@@ -283,8 +283,8 @@ const MERGE_READ_AHEAD: usize = 4;
 /// Runs `batches` in a task of its own, up to [`MERGE_READ_AHEAD`] batches ahead of the
 /// returned stream, so that the merge and the encoding of Flight data for the client run on
 /// both cores (a merge polled by the response stream's task alone keeps one busy while the
-/// other waits: ~0.1 s of the seed query's 6.9 M ordered rows). Dropping the returned stream
-/// (the client went away) stops the task at its next batch.
+/// other waits: 0.1-0.2 s of the fetch of the seed query's 6.9 M ordered rows). Dropping the
+/// returned stream (the client went away) stops the task at its next batch.
 fn read_ahead(mut batches: BatchStream) -> BatchStream {
     let (tx, rx) = tokio::sync::mpsc::channel(MERGE_READ_AHEAD);
     tokio::spawn(async move {
