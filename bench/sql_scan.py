@@ -4,7 +4,9 @@ MariaDB servers, in rows/s, in one run:
     splits), aggregating every column inside Tributary;
   - DuckDB with its postgres_scanner / mysql_scanner extensions, the same query;
   - the databases' own fastest export to /dev/null as the limit: PostgreSQL's
-    `COPY (SELECT * …) TO STDOUT (FORMAT binary)`, MariaDB's `mysql --quick` text protocol.
+    `COPY (SELECT * …) TO STDOUT (FORMAT binary)`, MariaDB's `mysql --quick` text protocol;
+    and the CPU seconds PostgreSQL's backend spends on that COPY (from /proc): the bound any
+    reader on the same cores meets.
 Best of 3 each. Writes bench/results/sql-scan.json."""
 import os
 import subprocess
@@ -80,6 +82,12 @@ def best(run):
     return min(times)
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a local process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rate(seconds):
     return {"seconds": round(seconds, 3), "rows_per_second": round(ROWS / seconds)}
 
@@ -118,12 +126,21 @@ def main():
     for catalog, table in (("postgresql", f"pg.{SCHEMA}.lineitem"), ("mysql", f"my.{SCHEMA}.lineitem")):
         results[catalog]["duckdb"] = rate(best(lambda: con.sql(QUERY.format(table=table)).fetchall()))
 
+    backend_cpu = []
+
     def pg_copy():
         with psycopg.connect(PG_DSN) as pg, pg.cursor() as c:
+            pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+            before = process_cpu(pid)
             with c.copy(f"COPY (SELECT * FROM {SCHEMA}.lineitem) TO STDOUT (FORMAT binary)") as copy:
                 for _ in copy:
                     pass
+            backend_cpu.append(process_cpu(pid) - before)
     results["postgresql"]["copy_binary_to_devnull"] = rate(best(pg_copy))
+    # The server's own cost: with it on the same cores, no reader can beat this bound.
+    cpu = min(backend_cpu)
+    results["postgresql"]["copy_binary_backend_cpu_s"] = round(cpu, 2)
+    results["postgresql"]["rows_per_second_bound_on_these_cores"] = round(ROWS / (cpu / (os.cpu_count() or 1)))
 
     def mysql_dump():
         with open(os.devnull, "wb") as null:
