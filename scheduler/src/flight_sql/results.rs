@@ -24,7 +24,9 @@ use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet};
 use datafusion::physical_plan::sorts::streaming_merge::StreamingMergeBuilder;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::stream::{
+    RecordBatchReceiverStreamBuilder, RecordBatchStreamAdapter,
+};
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::Status;
@@ -177,7 +179,7 @@ impl ResultStore {
                 )?;
                 // Read to its end (or its LIMIT): the executors may let every partition go.
                 let read = self.read_marker(merged.partitions);
-                Ok(encode(schema, read_ahead(merged_rows).chain(read).boxed()))
+                Ok(encode(schema, merged_rows.chain(read).boxed()))
             }
             None => Err(SchedulerError::UnknownHandle("empty result ticket".into())),
         }
@@ -210,7 +212,7 @@ impl ResultStore {
 }
 
 /// Sorted partitions merged by `keys` (columns of `schema`), `skip` rows skipped and at most
-/// `fetch` returned.
+/// `fetch` returned; the merge runs ahead of the reads ([`read_ahead`]).
 fn merge(
     schema: SchemaRef,
     partitions: Vec<BatchStream>,
@@ -255,7 +257,7 @@ fn merge(
         .with_reservation(MemoryConsumer::new("result merge").register(&pool))
         .build()?;
     let mut to_skip = skip;
-    Ok(merged
+    Ok(read_ahead(merged)
         .filter_map(move |batch| {
             let batch = match batch {
                 Ok(batch) if to_skip > 0 => {
@@ -283,19 +285,22 @@ const MERGE_READ_AHEAD: usize = 4;
 /// Runs `batches` in a task of its own, up to [`MERGE_READ_AHEAD`] batches ahead of the
 /// returned stream, so that the merge and the encoding of Flight data for the client run on
 /// both cores (a merge polled by the response stream's task alone keeps one busy while the
-/// other waits: 0.1-0.2 s of the fetch of the seed query's 6.9 M ordered rows). Dropping the
-/// returned stream (the client went away) stops the task at its next batch.
-fn read_ahead(mut batches: BatchStream) -> BatchStream {
-    let (tx, rx) = tokio::sync::mpsc::channel(MERGE_READ_AHEAD);
-    tokio::spawn(async move {
+/// other waits: 0.1-0.2 s of the fetch of the seed query's 6.9 M ordered rows). DataFusion's
+/// receiver stream: dropping it (the client went away) aborts the task, and a panic in the
+/// task reaches the reader instead of ending the result early as if it were whole.
+fn read_ahead(mut batches: SendableRecordBatchStream) -> SendableRecordBatchStream {
+    let mut builder = RecordBatchReceiverStreamBuilder::new(batches.schema(), MERGE_READ_AHEAD);
+    let tx = builder.tx();
+    builder.spawn(async move {
         while let Some(batch) = batches.next().await {
             let failed = batch.is_err();
             if tx.send(batch).await.is_err() || failed {
                 break;
             }
         }
+        Ok(())
     });
-    tokio_stream::wrappers::ReceiverStream::new(rx).boxed()
+    builder.build()
 }
 
 /// How the leases name a result partition.
@@ -339,19 +344,22 @@ mod tests {
     #[tokio::test]
     async fn the_read_ahead_keeps_order_and_stops_when_the_reader_goes_away() {
         let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let stream_schema = Arc::clone(&schema);
         let made = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&made);
         // An endless merge: only the reader's going away ends it.
-        let batches = futures::stream::iter(0..)
-            .map(move |n: i64| {
-                counter.fetch_add(1, Ordering::SeqCst);
-                RecordBatch::try_new(
-                    Arc::clone(&schema),
-                    vec![Arc::new(Int64Array::from(vec![n]))],
-                )
-                .map_err(FlightError::from)
-            })
-            .boxed();
+        let endless = futures::stream::iter(0..).map(move |n: i64| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(Int64Array::from(vec![n]))],
+            )
+            .map_err(DataFusionError::from)
+        });
+        let batches = Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&stream_schema),
+            endless,
+        ));
         let mut ahead = read_ahead(batches);
         for expected in 0..10 {
             let batch = ahead.next().await.expect("a batch").expect("no error");
@@ -367,5 +375,25 @@ mod tests {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(made.load(Ordering::SeqCst), stopped_at, "the merge went on");
+    }
+
+    #[tokio::test]
+    async fn a_merge_that_panics_fails_the_read_instead_of_ending_it() {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let first = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(Int64Array::from(vec![1]))],
+        )
+        .map_err(DataFusionError::from);
+        let broken = futures::stream::iter([first]).chain(futures::stream::poll_fn(
+            |_| -> std::task::Poll<Option<_>> { panic!("the merge broke") },
+        ));
+        let batches = Box::pin(RecordBatchStreamAdapter::new(schema, broken));
+        let read =
+            tokio::spawn(async move { read_ahead(batches).collect::<Vec<_>>().await.len() }).await;
+        assert!(
+            read.is_err_and(|e| e.is_panic()),
+            "the result ended as if whole"
+        );
     }
 }
