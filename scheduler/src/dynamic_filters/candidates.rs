@@ -123,19 +123,22 @@ pub(super) async fn orient(
             estimate(ctx, &join.left).await?,
             estimate(ctx, &join.right).await?,
         ),
-        (true, false) => {
-            let build = estimate(ctx, &join.left).await?;
-            if !(fits(&join.left, &build) || may_be_cheap(true, &build)) {
+        (only_left, _) => {
+            let (side, other) = if only_left {
+                (&join.left, &join.right)
+            } else {
+                (&join.right, &join.left)
+            };
+            let build = estimate(ctx, side).await?;
+            if !(fits(side, &build) || may_be_cheap(only_left, &build)) {
                 return None;
             }
-            (build, estimate(ctx, &join.right).await?)
-        }
-        (false, true) => {
-            let build = estimate(ctx, &join.right).await?;
-            if !(fits(&join.right, &build) || may_be_cheap(false, &build)) {
-                return None;
+            let other = estimate(ctx, other).await?;
+            if only_left {
+                (build, other)
+            } else {
+                (other, build)
             }
-            (estimate(ctx, &join.left).await?, build)
         }
     };
     let build_is_left = match join.join_type {

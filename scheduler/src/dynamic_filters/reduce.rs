@@ -57,7 +57,7 @@ pub(super) async fn reduce(
             (&join.right, &join.left)
         };
         let (kept_keys, other_keys) = keys(join, kept_is_left);
-        if !has_predicate(kept) || !repeatable(kept) || filtered_by_keys(other) {
+        if !has_predicate(kept) || !repeatable(kept) || filtered_by_a_list(other) {
             continue;
         }
         let (Some(k), Some(o)) = (estimate(ctx, kept).await, estimate(ctx, other).await) else {
@@ -129,13 +129,12 @@ fn repeatable(plan: &LogicalPlan) -> bool {
 /// Q20's aggregate of lineitems carried its parts' keys; or the query's own `IN (…)`):
 /// reducing it again would run the kept side twice for little, and estimating it (planning
 /// its lists) costs more than it would save.
-fn filtered_by_keys(side: &LogicalPlan) -> bool {
-    side.exists(|node| {
-        Ok(
-            matches!(node, LogicalPlan::Filter(filter) if filter.predicate.exists(|e| {
-            Ok(matches!(e, Expr::InList(_)))
-        })?),
-        )
+fn filtered_by_a_list(side: &LogicalPlan) -> bool {
+    side.exists(|node| match node {
+        LogicalPlan::Filter(filter) => filter
+            .predicate
+            .exists(|e| Ok(matches!(e, Expr::InList(_)))),
+        _ => Ok(false),
     })
     .unwrap_or(false)
 }
