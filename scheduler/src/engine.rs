@@ -16,6 +16,7 @@ mod hidden;
 mod plan;
 mod procedures;
 mod properties;
+mod range_partitions;
 mod refresh;
 mod result_order;
 mod run;
@@ -25,6 +26,7 @@ mod write;
 mod write_node;
 
 pub(crate) use hidden::exclude_hidden;
+pub(crate) use range_partitions::regroup;
 pub(crate) use result_order::PartitionSortPlanner;
 pub use result_order::ResultOrder;
 pub(crate) use write_node::WritePlanner;

@@ -21,6 +21,7 @@ import adbc_driver_manager
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.flight as flight
 import pyarrow.parquet as pq
 import pymysql
 import pytest
@@ -28,6 +29,7 @@ import pytest
 from conftest import BIN, REPO, Cluster, connect, newest_finished, query, running
 from s3 import SECRET_KEY, S3Server
 from seed import question_1
+from test_adbc import encode_statement_query, flight_read
 
 LAKE = "lake"            # data bucket
 META = "hivemeta"        # metastore bucket
@@ -179,6 +181,64 @@ def test_seed_orders_table_answers_the_seed_query(hconn, seed_orders):
     assert len(got) == len(expected) == 9 * 300
     assert [tuple(r) for r in got] == [tuple(r) for r in expected]
     assert query(hconn, "SELECT count(*) FROM hive.default.orders") == [(seed_orders.num_rows,)]
+
+
+def test_an_order_the_files_keep_apart_is_sent_without_a_merge(hive_cluster, hconn, seed_orders):
+    """ORDER BY the date the monthly files hold apart (their footers' bounds): the scan's
+    files are dealt into partitions by ranges of months, each partition is sorted, and the
+    result is the partitions one after the other: an endpoint each, in order, no merge; the
+    same answer as the merge gives. An order the files do not keep apart is merged."""
+    sql = SEED_QUERY + ", o.order_id"
+    info, tables = endpoint_tables(hive_cluster, sql)
+    table = pa.concat_tables(tables)
+    assert info.ordered and len(info.endpoints) > 1, info
+    assert info.total_records == table.num_rows == 9 * 300
+    rows = list(zip(table["order_date"].to_pylist(), table["order_id"].to_pylist()))
+    assert rows == sorted(rows, key=lambda r: (-r[0].toordinal(), r[1]))
+    # Each endpoint holds whole months, later ones first.
+    client_months = []
+    for endpoint_table in tables:
+        months = sorted({(d.year, d.month) for d in endpoint_table["order_date"].to_pylist()}, reverse=True)
+        client_months.extend(months)
+    assert client_months == sorted(set(client_months), reverse=True), client_months
+    analyzed = plan_text(hconn, "EXPLAIN ANALYZE " + sql)
+    assert "one after the other" in analyzed and "merges" not in analyzed, analyzed
+    scan = next(line for line in analyzed.splitlines() if "DataSourceExec" in line and "orders/" in line)
+    groups = scan.split("file_groups={")[1].split("]]}")[0]
+    for group in groups.split("], ["):
+        months = [int(m) for m in re.findall(r"month=(\d+)/", group)]
+        assert months == list(range(max(months), min(months) - 1, -1)), scan
+
+    # Ascending: the same partitions, the other way round.
+    info, table = flight_read(hive_cluster, "SELECT order_date, order_id FROM hive.default.orders "
+                                            "ORDER BY order_date, order_id")
+    assert len(info.endpoints) > 1 and table.num_rows == seed_orders.num_rows
+    rows = list(zip(table["order_date"].to_pylist(), table["order_id"].to_pylist()))
+    assert rows == sorted(rows)
+
+    # Customers are in every file: merged, one endpoint. A LIMIT is merged too.
+    info, table = flight_read(hive_cluster, "SELECT customer_id, order_id FROM hive.default.orders "
+                                            "ORDER BY customer_id, order_id")
+    assert len(info.endpoints) == 1 and table.num_rows == seed_orders.num_rows
+    rows = list(zip(table["customer_id"].to_pylist(), table["order_id"].to_pylist()))
+    assert rows == sorted(rows)
+    info, table = flight_read(hive_cluster, sql + " LIMIT 5 OFFSET 2")
+    assert len(info.endpoints) == 1
+    assert list(zip(table["order_date"].to_pylist(), table["order_id"].to_pylist())) == rows_of(
+        query(hconn, sql))[2:7]
+
+
+def endpoint_tables(cluster, sql):
+    """(FlightInfo, each endpoint's rows) over raw pyarrow.flight."""
+    client = flight.FlightClient(cluster.uri)
+    options = flight.FlightCallOptions(headers=[client.authenticate_basic_token("tester", "secret")])
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(encode_statement_query(sql)), options)
+    return info, [client.do_get(e.ticket, options).read_all() for e in info.endpoints]
+
+
+def rows_of(rows):
+    """(order_date, order_id) of the seed query's rows."""
+    return [(r[2], r[0]) for r in rows]
 
 
 def test_date_filter_reads_only_september_2025(hconn, seed_orders):

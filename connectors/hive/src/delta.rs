@@ -473,6 +473,8 @@ impl DeltaLakeTable {
                     version: None,
                 },
                 partition_values: values,
+                // The log's per-file statistics are not passed on yet.
+                statistics: None,
             });
         }
         Ok((files, rows))

@@ -1,5 +1,6 @@
 //! Parquet footers read at planning time (once per file version, cached): row counts for
-//! the planner's statistics, and a check that every file is Parquet and agrees with the
+//! the planner's statistics, each file's column statistics (DataFusion's, from the row
+//! groups': bounds that let the scheduler send an ordered result without merging it), and a check that every file is Parquet and agrees with the
 //! table, so a corrupt file or a column of the wrong type fails the query with the file's
 //! name instead of deep inside a task.
 
@@ -7,9 +8,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::Statistics as FileStatistics;
+use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::parquet::arrow::parquet_to_arrow_schema;
 use datafusion::parquet::errors::ParquetError;
-use datafusion::parquet::file::metadata::ParquetMetaDataReader;
+use datafusion::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use datafusion::parquet::file::statistics::Statistics;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -29,6 +32,8 @@ struct Footer {
     rows: u64,
     /// Smallest and largest day of each DATE column with statistics in every row group.
     days: HashMap<String, (i32, i32)>,
+    /// The whole footer, for column statistics.
+    metadata: Arc<ParquetMetaData>,
 }
 
 /// Footers by file version (`path@size@modified`).
@@ -46,20 +51,40 @@ fn key(file: &DataFile) -> String {
 
 impl FooterCache {
     /// Reads (or recalls) the footers of `files`, checks them against the table, and returns
-    /// their total row count.
+    /// their total row count and each file's statistics over the table's file columns, in the
+    /// order of `files` (`None` for a file whose statistics DataFusion cannot read).
     pub async fn check(
         &self,
         store: &Arc<dyn ObjectStore>,
         info: &TableInfo,
         files: &[DataFile],
-    ) -> Result<u64> {
-        let footers = self.footers(store, info, files).await?;
+    ) -> Result<(u64, Vec<Option<Arc<FileStatistics>>>)> {
+        let footers: HashMap<String, Footer> = self
+            .footers(store, info, files)
+            .await?
+            .into_iter()
+            .collect();
         let mut rows = 0;
         for (path, footer) in &footers {
             check_schema(info, path, footer)?;
             rows += footer.rows;
         }
-        Ok(rows)
+        let statistics = files
+            .iter()
+            .map(|f| {
+                let footer = footers.get(&key(f))?;
+                DFParquetMetadata::statistics_from_parquet_metadata(
+                    &footer.metadata,
+                    &info.data_schema,
+                )
+                .map_err(|e| {
+                    tracing::debug!(file = %f.meta.location, "no column statistics: {e}");
+                })
+                .ok()
+                .map(Arc::new)
+            })
+            .collect();
+        Ok((rows, statistics))
     }
 
     /// The smallest and largest day in DATE column `column` of each file (`None` where the
@@ -210,6 +235,7 @@ async fn read_footer(
             schema: Arc::new(schema),
             rows,
             days,
+            metadata: Arc::new(metadata),
         },
     ))
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use arrow::datatypes::{FieldRef, SchemaRef};
 use datafusion::catalog::Session;
-use datafusion::common::{ScalarValue, Statistics};
+use datafusion::common::stats::Precision;
+use datafusion::common::{ColumnStatistics, ScalarValue, Statistics};
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -25,6 +26,8 @@ pub struct ScanFile {
     pub meta: ObjectMeta,
     /// Values of the partition columns.
     pub partition_values: Vec<ScalarValue>,
+    /// What the file's footer says of its file columns (rows, bounds, nulls), when known.
+    pub statistics: Option<Arc<Statistics>>,
 }
 
 /// Everything a file scan needs.
@@ -96,7 +99,17 @@ fn split_groups(files: &[ScanFile], max: u64, groups: usize, splittable: bool) -
             let file = &files[index];
             let whole = PartitionedFile::new_from_meta(file.meta.clone())
                 .with_partition_values(file.partition_values.clone());
-            let split = if range.end - range.start == file.meta.size {
+            let is_whole = range.end - range.start == file.meta.size;
+            let whole = match &file.statistics {
+                Some(s) if is_whole => whole.with_statistics(Arc::clone(s)),
+                Some(s) => whole.with_statistics(Arc::new(piece_statistics(
+                    s,
+                    range.end - range.start,
+                    file.meta.size,
+                ))),
+                None => whole,
+            };
+            let split = if is_whole {
                 whole
             } else {
                 #[allow(clippy::cast_possible_wrap)]
@@ -109,6 +122,46 @@ fn split_groups(files: &[ScanFile], max: u64, groups: usize, splittable: bool) -
         .into_iter()
         .map(FileGroup::new)
         .collect()
+}
+
+/// The statistics of `len` bytes of a file of `size` bytes with `file`'s: its bounds still
+/// bound the piece (inexactly), its counts are the file's share (estimated); no nulls in the
+/// file is no nulls in the piece.
+fn piece_statistics(file: &Statistics, len: u64, size: u64) -> Statistics {
+    #[allow(clippy::cast_precision_loss)]
+    let share = if size == 0 {
+        1.0
+    } else {
+        len as f64 / size as f64
+    };
+    let scale = |p: &Precision<usize>| match p.get_value() {
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        Some(&v) => Precision::Inexact((v as f64 * share).round() as usize),
+        None => Precision::Absent,
+    };
+    Statistics {
+        num_rows: scale(&file.num_rows),
+        total_byte_size: scale(&file.total_byte_size),
+        column_statistics: file
+            .column_statistics
+            .iter()
+            .map(|c| ColumnStatistics {
+                null_count: match c.null_count {
+                    Precision::Exact(0) => Precision::Exact(0),
+                    ref other => scale(other),
+                },
+                max_value: c.max_value.clone().to_inexact(),
+                min_value: c.min_value.clone().to_inexact(),
+                sum_value: Precision::Absent,
+                distinct_count: c.distinct_count.to_inexact(),
+                byte_size: scale(&c.byte_size),
+            })
+            .collect(),
+    }
 }
 
 /// The byte ranges of at most `max` bytes the files of `sizes` are read in, as (index of
@@ -155,4 +208,64 @@ fn compressed(name: &str) -> bool {
     ]
     .iter()
     .any(|ext| name.ends_with(ext))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statistics() -> Statistics {
+        let mut d = ColumnStatistics::new_unknown();
+        d.null_count = Precision::Exact(0);
+        d.min_value = Precision::Exact(ScalarValue::Int32(Some(3)));
+        d.max_value = Precision::Exact(ScalarValue::Int32(Some(9)));
+        let mut n = ColumnStatistics::new_unknown();
+        n.null_count = Precision::Exact(10);
+        Statistics {
+            num_rows: Precision::Exact(1000),
+            total_byte_size: Precision::Exact(8000),
+            column_statistics: vec![d, n],
+        }
+    }
+
+    #[test]
+    fn a_piece_keeps_the_files_bounds_and_a_share_of_its_counts() {
+        let piece = piece_statistics(&statistics(), 250, 1000);
+        assert_eq!(piece.num_rows, Precision::Inexact(250));
+        assert_eq!(piece.total_byte_size, Precision::Inexact(2000));
+        let d = &piece.column_statistics[0];
+        assert_eq!(d.null_count, Precision::Exact(0));
+        assert_eq!(d.min_value, Precision::Inexact(ScalarValue::Int32(Some(3))));
+        assert_eq!(d.max_value, Precision::Inexact(ScalarValue::Int32(Some(9))));
+        assert_eq!(piece.column_statistics[1].null_count, Precision::Inexact(3));
+    }
+
+    #[test]
+    fn splits_carry_their_files_statistics_and_partition_values() {
+        let file = |name: &str, size: u64| ScanFile {
+            meta: ObjectMeta {
+                location: name.into(),
+                last_modified: chrono::DateTime::default(),
+                size,
+                e_tag: None,
+                version: None,
+            },
+            partition_values: vec![ScalarValue::Int32(Some(2025))],
+            statistics: Some(Arc::new(statistics())),
+        };
+        let groups = split_groups(&[file("a", 100), file("b", 40)], 50, 2, true);
+        let splits: Vec<&PartitionedFile> = groups.iter().flat_map(FileGroup::iter).collect();
+        assert_eq!(splits.len(), 3);
+        for split in splits {
+            let stats = split.statistics.as_ref().expect("statistics");
+            // The file's two columns, then the partition column's exact value.
+            assert_eq!(stats.column_statistics.len(), 3);
+            assert_eq!(
+                stats.column_statistics[2].min_value,
+                Precision::Exact(ScalarValue::Int32(Some(2025)))
+            );
+            let whole = split.range.is_none();
+            assert_eq!(stats.num_rows.is_exact(), Some(whole));
+        }
+    }
 }

@@ -278,22 +278,26 @@ impl TableProvider for HiveTable {
         );
         let splittable = self.info.format != Format::Csv && self.info.format != Format::Textfile
             || !self.info.text.header;
-        let scan_files: Vec<ScanFile> = files
-            .iter()
-            .map(|f| ScanFile {
-                meta: f.meta.clone(),
-                partition_values: listing.partitions[f.partition].values.clone(),
-            })
-            .collect();
         let mut statistics = Statistics::new_unknown(&self.info.schema);
+        let mut file_statistics = vec![None; files.len()];
         if self.info.format == Format::Parquet {
             let store = self.ctx.stores.get(&self.info.location)?;
-            let rows = self.ctx.footers.check(&store, &self.info, &files).await?;
+            let (rows, per_file) = self.ctx.footers.check(&store, &self.info, &files).await?;
+            file_statistics = per_file;
             #[allow(clippy::cast_possible_truncation)]
             {
                 statistics.num_rows = Precision::Inexact(rows as usize);
             }
         }
+        let scan_files: Vec<ScanFile> = files
+            .iter()
+            .zip(file_statistics)
+            .map(|(f, statistics)| ScanFile {
+                meta: f.meta.clone(),
+                partition_values: listing.partitions[f.partition].values.clone(),
+                statistics,
+            })
+            .collect();
         #[allow(clippy::cast_possible_truncation)]
         {
             statistics.total_byte_size = Precision::Inexact(summary.bytes as usize);

@@ -15,7 +15,9 @@ use datafusion::prelude::SessionContext;
 use tributary_connector::TableProperties;
 use tributary_telemetry::data_size;
 
-use super::{Engine, JobResult, Outcome, ResultOrder, client_schema, result_order};
+use super::{
+    Engine, JobResult, Outcome, ResultOrder, client_schema, range_partitions, result_order,
+};
 use crate::error::{Result, SchedulerError};
 use crate::session::Session;
 
@@ -88,6 +90,12 @@ impl Engine {
                         Vec::new()
                     });
                 let job = self.run_job(session, ctx, &input, sql).await?;
+                let merge = match &order {
+                    Some(o) if self.partition_order(&job.job_id, o).await.is_some() => {
+                        Some(concatenation_line(o, input.schema().as_arrow()))
+                    }
+                    _ => merge,
+                };
                 let info = crate::monitor::current_query()
                     .map(|q| q.info())
                     .unwrap_or_default();
@@ -132,10 +140,20 @@ impl Engine {
                 let total_records = order
                     .as_ref()
                     .map_or(job.total_records, |o| o.rows(job.total_records));
+                // Partitions dealt by ranges of the key are sent one after the other.
+                let concatenated = match &order {
+                    Some(o) => self.partition_order(&job.job_id, o).await,
+                    None => None,
+                };
+                let (order, partitions) = match concatenated {
+                    Some(ids) => (None, range_partitions::reordered(job.partitions, &ids)),
+                    None => (order, job.partitions),
+                };
                 Ok(Outcome::Job(JobResult {
                     schema,
                     total_records,
                     order,
+                    partitions,
                     ..job
                 }))
             }
@@ -189,6 +207,17 @@ pub(super) fn merge_line(order: &ResultOrder, schema: &arrow::datatypes::Schema)
     format!(
         "the scheduler merges the sorted final partitions while it streams the result \
          (one endpoint): {}",
+        order.describe(&names)
+    )
+}
+
+/// EXPLAIN ANALYZE's line for an ordered result whose partitions were sent one after the
+/// other (`range_partitions`).
+fn concatenation_line(order: &ResultOrder, schema: &arrow::datatypes::Schema) -> String {
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    format!(
+        "the scheduler sends the sorted final partitions one after the other (one endpoint \
+         each, in order): their scans' files keep their ranges of the first key apart: {}",
         order.describe(&names)
     )
 }
