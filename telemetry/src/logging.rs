@@ -10,9 +10,12 @@ use tracing_subscriber::util::SubscriberInitExt;
 use crate::TelemetryError;
 
 /// Default log filter: ours at info; Ballista's chatty internals and the Delta kernel's (five
-/// lines for every snapshot it loads) at warn.
+/// lines for every snapshot it loads) at warn. DataFusion's file scans at error: a scan whose
+/// files are dealt by ranges of an ordered result's key declares its partitioning, and every
+/// task Ballista narrows to its own partitions warns that the declared count is not its own.
 const DEFAULT_FILTER: &str = "info,ballista_executor=warn,ballista_scheduler=warn,ballista_core=warn,\
-                              buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn";
+                              buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn,\
+                              datafusion_datasource::file_scan_config=error";
 
 /// How spans are exported.
 #[derive(Debug, Clone, Default)]

@@ -12,7 +12,9 @@
 //!   broadcast join), down to a file scan whose files have statistics for the key (Parquet
 //!   footers, partition values): the files sorted by their bounds and cut into as many
 //!   groups as the scan had, only where the bounds of what comes before and after do not
-//!   overlap, of about equal size.
+//!   overlap, of about equal size; the scan declares the ranges as its partitioning
+//!   (DataFusion's `Partitioning::Range`), which keeps DataFusion from cutting its files
+//!   into even byte ranges again or letting partitions steal each other's files.
 //! - [`concatenation`], after the job: the same path through the final stage as it ran,
 //!   whatever planned it; each partition's bounds from its files' statistics; the partitions'
 //!   order when their ranges follow one another. Only then does the scheduler send them one
@@ -25,21 +27,18 @@ use std::sync::Arc;
 
 use ballista_core::execution_plans::ShuffleWriterExec;
 use datafusion::common::stats::Precision;
-use datafusion::common::{JoinType, ScalarValue};
-use datafusion::config::ConfigOptions;
+use datafusion::common::{JoinType, ScalarValue, SplitPoint};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{LexOrdering, Partitioning, PhysicalSortExpr, RangePartitioning};
 use datafusion::physical_plan::coop::CooperativeExec;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::{ChildrenPropertiesMode, ExecutionPlan, ReplaceChildrenOptions};
-
-use super::result_order::PartitionSortNode;
 
 /// Largest group the regrouping accepts, against an even share of the bytes: a partition
 /// much larger than the others would hold the job back more than the merge it saves.
@@ -62,10 +61,34 @@ fn regrouped(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
         let descending = first.options.descending;
         let input = Arc::clone(sort.input());
         let path = trace(&input, column, Mode::Hint)?;
-        let groups = range_groups(&path.config, path.column, descending)?;
+        let (groups, splits) = range_groups(&path.config, path.column, descending)?;
+        // Declared, the ranges stay as dealt: DataFusion neither cuts a scan with a declared
+        // partitioning into even byte ranges again (Ballista's adaptive planner optimizes the
+        // plan again as stages finish) nor lets a task's partitions steal each other's files.
+        let key = path
+            .config
+            .file_source()
+            .table_schema()
+            .table_schema()
+            .field(path.column)
+            .name()
+            .clone();
+        let ordering = LexOrdering::new(vec![PhysicalSortExpr::new(
+            Arc::new(Column::new(&key, path.column)),
+            first.options,
+        )])?;
+        let declared = RangePartitioning::try_new(
+            ordering,
+            splits
+                .into_iter()
+                .map(|v| SplitPoint::new(vec![v]))
+                .collect(),
+        )
+        .ok()?;
         let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(
             FileScanConfigBuilder::from(path.config.clone())
                 .with_file_groups(groups)
+                .with_output_partitioning(Some(Partitioning::Range(declared)))
                 .build(),
         );
         let input = path.rebuild(scan)?;
@@ -87,30 +110,6 @@ fn with_children(
             ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
         )
         .ok()
-}
-
-/// Keeps the files of a plan whose result is sorted per partition (a `PartitionSort` under
-/// its projections and LIMIT) where [`regroup`] puts them: DataFusion's even re-cutting of
-/// file scans (`repartition_file_scans`) is turned off, as Ballista's adaptive planner
-/// optimizes the plan again as stages finish and would cut them into even byte ranges again,
-/// and so is its work stealing between the partitions of a task
-/// (`enable_file_stream_work_stealing`), which would let one partition read another's files.
-/// Their connectors' own splits stay (a Hive file above `hive.max-split-size` is still read
-/// in several).
-pub(crate) fn configure(options: &mut ConfigOptions, plan: &LogicalPlan) {
-    let mut node = plan;
-    loop {
-        match node {
-            LogicalPlan::Projection(p) => node = p.input.as_ref(),
-            LogicalPlan::Limit(l) => node = l.input.as_ref(),
-            LogicalPlan::Extension(e) if e.node.as_any().is::<PartitionSortNode>() => {
-                options.optimizer.repartition_file_scans = false;
-                options.execution.enable_file_stream_work_stealing = false;
-                return;
-            }
-            _ => return,
-        }
-    }
 }
 
 /// The order in which the final partitions of a finished job (its last stage's plan, `stage`)
@@ -225,13 +224,14 @@ fn file_bounds(file: &PartitionedFile, column: usize) -> Option<Bounds> {
 }
 
 /// The scan's files cut into groups in the order of the sort on table column `column`, only
-/// where the files before and after a cut do not overlap; `None` when fewer than two groups
-/// or too uneven ones come out.
+/// where the files before and after a cut do not overlap, and where each group after the
+/// first begins (its smallest value, or largest when descending); `None` when fewer than two
+/// groups or too uneven ones come out.
 fn range_groups(
     config: &FileScanConfig,
     column: usize,
     descending: bool,
-) -> Option<Vec<FileGroup>> {
+) -> Option<(Vec<FileGroup>, Vec<ScalarValue>)> {
     let target = config.file_groups.len();
     if target < 2 {
         return None;
@@ -288,9 +288,12 @@ fn range_groups(
         return None;
     }
     let mut groups: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, Vec::new())];
-    for (i, (_, size, pieces)) in files.into_iter().enumerate() {
+    let mut splits = Vec::with_capacity(chosen.len());
+    for (i, (bounds, size, pieces)) in files.into_iter().enumerate() {
         if chosen.contains(&i) {
             groups.push((0, Vec::new()));
+            // Files are in the sort's order: the first after a cut begins its group.
+            splits.push(if descending { bounds.max } else { bounds.min });
         }
         let group = groups.last_mut()?;
         group.0 += size;
@@ -300,12 +303,13 @@ fn range_groups(
     if largest as f64 > MAX_SKEW * total as f64 / target as f64 {
         return None;
     }
-    Some(
+    Some((
         groups
             .into_iter()
             .map(|(_, files)| FileGroup::new(files))
             .collect(),
-    )
+        splits,
+    ))
 }
 
 /// A way from a plan down to a file scan along which every row stays in its partition, and
@@ -480,21 +484,23 @@ impl super::Engine {
         )
     }
 
-    /// The plan of a finished job's final stage as it ran.
+    /// The plan of a finished job's final stage as it ran (`None` when the graph does not
+    /// show it finished within [`GRAPH_WAIT`]: the result is merged).
     async fn final_stage(&self, job_id: &str) -> Option<Arc<dyn ExecutionPlan>> {
         let id: ballista_core::JobId = job_id.to_owned().into();
-        let running = self.scheduler.state.task_manager.get_running_job_cache();
-        if let Some(job) = running.get(&id) {
-            return final_plan(job.execution_graph.read().await.as_ref());
-        }
         let mut waited = std::time::Duration::ZERO;
         loop {
-            if let Ok(Some(graph)) = self.jobs.get_execution_graph(&id).await {
-                return final_plan(graph.as_ref());
-            }
-            if waited >= GRAPH_WAIT {
-                tracing::debug!(job_id, "no execution graph: the result is merged");
-                return None;
+            // The job's graph stays in the running cache until Ballista files it.
+            let running = self.scheduler.state.task_manager.get_running_job_cache();
+            let found = match running.get(&id) {
+                Some(job) => final_plan(job.execution_graph.read().await.as_ref()),
+                None => match self.jobs.get_execution_graph(&id).await {
+                    Ok(Some(graph)) => final_plan(graph.as_ref()),
+                    _ => None,
+                },
+            };
+            if found.is_some() || waited >= GRAPH_WAIT {
+                return found;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             waited += std::time::Duration::from_millis(10);
@@ -632,6 +638,15 @@ mod tests {
         }
     }
 
+    /// The partitioning the plan's scan declares.
+    fn scan_partitioning(plan: &Arc<dyn ExecutionPlan>) -> String {
+        let mut node = Arc::clone(plan);
+        while !node.is::<DataSourceExec>() {
+            node = Arc::clone(node.children()[0]);
+        }
+        node.properties().output_partitioning().to_string()
+    }
+
     fn month(m: i32) -> Option<(i32, i32)> {
         Some((m * 31, m * 31 + 27))
     }
@@ -667,6 +682,11 @@ mod tests {
             3
         );
         assert_eq!(concatenation(&ascending, 0, false, 1), Some(vec![0, 1, 2]));
+        // The scan declares its ranges: each partition begins at a split point.
+        assert_eq!(
+            scan_partitioning(&ascending),
+            "Range([d@1 ASC NULLS LAST], [(1970-03-04), (1970-05-05)], 3)"
+        );
         // The same partitions read backwards for a descending order.
         assert_eq!(concatenation(&ascending, 0, true, 1), Some(vec![2, 1, 0]));
 
@@ -676,6 +696,10 @@ mod tests {
             vec![vec!["m5", "m4"], vec!["m3", "m2"], vec!["m1", "m0"]]
         );
         assert_eq!(concatenation(&descending, 0, true, 2), Some(vec![0, 1, 2]));
+        assert_eq!(
+            scan_partitioning(&descending),
+            "Range([d@1 DESC], [(1970-05-01), (1970-02-28)], 3)"
+        );
         // Another column is not the one the files are apart in.
         assert_eq!(concatenation(&descending, 1, true, 1), None);
     }

@@ -106,8 +106,6 @@ impl Engine {
         state.config_mut().set_extension(scope);
         // Join hints need thresholds their size estimates can win against.
         crate::joins::configure(state.config_mut().options_mut(), plan)?;
-        // Files dealt by ranges of an ordered result's key stay so dealt.
-        super::range_partitions::configure(state.config_mut().options_mut(), plan);
         // Every task carries the query id and the trace context of the query's span.
         let query = current_query();
         if let Some(query) = &query {
