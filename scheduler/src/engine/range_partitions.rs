@@ -615,36 +615,39 @@ mod tests {
         Arc::new(SortExec::new(ordering, projection).with_preserve_partitioning(true))
     }
 
+    /// The file scan in `plan` (the first, depth first).
+    fn scan_of(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
+        let is_files = plan
+            .downcast_ref::<DataSourceExec>()
+            .is_some_and(|s| s.data_source().downcast_ref::<FileScanConfig>().is_some());
+        if is_files {
+            return Some(Arc::clone(plan));
+        }
+        plan.children().into_iter().find_map(scan_of)
+    }
+
     /// The file names of each partition of the plan's scan.
     fn groups(plan: &Arc<dyn ExecutionPlan>) -> Vec<Vec<String>> {
-        let mut node = Arc::clone(plan);
-        loop {
-            if let Some(scan) = node.downcast_ref::<DataSourceExec>() {
-                let config = scan
-                    .data_source()
-                    .downcast_ref::<FileScanConfig>()
-                    .expect("a file scan");
-                return config
-                    .file_groups
-                    .iter()
-                    .map(|g| {
-                        g.iter()
-                            .map(|f| f.object_meta.location.to_string())
-                            .collect()
-                    })
-                    .collect();
-            }
-            node = Arc::clone(node.children()[0]);
-        }
+        let scan = scan_of(plan).expect("a file scan");
+        let config = scan
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|s| s.data_source().downcast_ref::<FileScanConfig>())
+            .expect("a file scan");
+        config
+            .file_groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|f| f.object_meta.location.to_string())
+                    .collect()
+            })
+            .collect()
     }
 
     /// The partitioning the plan's scan declares.
     fn scan_partitioning(plan: &Arc<dyn ExecutionPlan>) -> String {
-        let mut node = Arc::clone(plan);
-        while !node.is::<DataSourceExec>() {
-            node = Arc::clone(node.children()[0]);
-        }
-        node.properties().output_partitioning().to_string()
+        let scan = scan_of(plan).expect("a file scan");
+        scan.properties().output_partitioning().to_string()
     }
 
     fn month(m: i32) -> Option<(i32, i32)> {
@@ -793,6 +796,70 @@ mod tests {
             false,
         );
         assert_eq!(groups(&regroup(plan)), vec![vec!["a", "a"], vec!["b", "b"]]);
+    }
+
+    /// `SELECT * FROM build JOIN files ON k = v` (the files' columns after the build side's
+    /// two) sorted per partition by output column `key`.
+    fn sorted_join(
+        groups: Vec<Vec<PartitionedFile>>,
+        mode: PartitionMode,
+        key: usize,
+    ) -> Arc<dyn ExecutionPlan> {
+        use datafusion::common::NullEquality;
+        use datafusion::physical_plan::empty::EmptyExec;
+        let probe = sorted_scan(groups, false).children()[0].children()[0].children()[0].clone();
+        let build_schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let build: Arc<dyn ExecutionPlan> = Arc::new(EmptyExec::new(Arc::clone(&build_schema)));
+        let on = vec![(
+            col("k", &build_schema).expect("k"),
+            col("v", &schema()).expect("v"),
+        )];
+        let join: Arc<dyn ExecutionPlan> = Arc::new(
+            HashJoinExec::try_new(
+                build,
+                probe,
+                on,
+                None,
+                &JoinType::Inner,
+                None,
+                mode,
+                NullEquality::NullEqualsNothing,
+                false,
+            )
+            .expect("join"),
+        );
+        let ordering = LexOrdering::new(vec![PhysicalSortExpr::new(
+            Arc::new(Column::new(join.schema().field(key).name(), key)),
+            SortOptions::default(),
+        )])
+        .expect("keys");
+        Arc::new(SortExec::new(ordering, join).with_preserve_partitioning(true))
+    }
+
+    #[test]
+    fn a_probe_sides_files_are_dealt_but_only_a_broadcast_join_keeps_them_apart() {
+        let files: Vec<PartitionedFile> = (0..4)
+            .map(|m| file(&format!("m{m}"), 100, month(m), 0))
+            .collect();
+        let dealt = vec![
+            vec![files[0].clone(), files[2].clone()],
+            vec![files[1].clone(), files[3].clone()],
+        ];
+        // Output column 3 is the probe side's `d`.
+        for mode in [PartitionMode::CollectLeft, PartitionMode::Partitioned] {
+            let plan = regroup(sorted_join(dealt.clone(), mode, 3));
+            assert_eq!(groups(&plan), vec![vec!["m0", "m1"], vec!["m2", "m3"]]);
+            // A partitioned join's partitions are not the scan's.
+            let expected = (mode == PartitionMode::CollectLeft).then(|| vec![0, 1]);
+            assert_eq!(concatenation(&plan, 3, false, 1), expected, "{mode:?}");
+        }
+        // A key of the build side: nothing to deal.
+        let plan = regroup(sorted_join(dealt, PartitionMode::CollectLeft, 0));
+        assert_eq!(groups(&plan), vec![vec!["m0", "m2"], vec!["m1", "m3"]]);
+        assert_eq!(concatenation(&plan, 0, false, 1), None);
     }
 
     #[test]
