@@ -91,7 +91,7 @@ impl Engine {
                     });
                 let job = self.run_job(session, ctx, &input, sql).await?;
                 let merge = match &order {
-                    Some(o) if self.partition_order(&job.job_id, o).await.is_some() => {
+                    Some(o) if self.partition_order(&job, o).await.is_some() => {
                         Some(concatenation_line(o, input.schema().as_arrow()))
                     }
                     _ => merge,
@@ -142,7 +142,7 @@ impl Engine {
                     .map_or(job.total_records, |o| o.rows(job.total_records));
                 // Partitions dealt by ranges of the key are sent one after the other.
                 let concatenated = match &order {
-                    Some(o) => self.partition_order(&job.job_id, o).await,
+                    Some(o) => self.partition_order(&job, o).await,
                     None => None,
                 };
                 let (order, partitions) = match concatenated {

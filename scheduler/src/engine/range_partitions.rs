@@ -457,25 +457,27 @@ fn by_position(node: &Arc<dyn ExecutionPlan>, column: usize) -> Option<(usize, u
         .map(|index| (index, column))
 }
 
-/// How long the engine waits for a finished job's graph to be filed (Ballista reports the
-/// job's success first).
-const GRAPH_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long the engine waits for a finished job's final stage to show as such in its graph
+/// (Ballista reports the job's success first).
+const GRAPH_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl super::Engine {
-    /// The order in which the final partitions of finished job `job_id` make its result
+    /// The order in which the final partitions of finished job `job` make its result
     /// ordered by `order`, when they can be sent one after the other (see [`concatenation`]);
     /// `None`: they are merged. An OFFSET or LIMIT is left to the merge (partitions of a
     /// TopK are small).
     pub(super) async fn partition_order(
         &self,
-        job_id: &str,
+        job: &super::JobResult,
         order: &super::ResultOrder,
     ) -> Option<Vec<usize>> {
         if order.skip > 0 || order.fetch.is_some() {
             return None;
         }
         let key = order.keys.first()?;
-        let stage = self.final_stage(job_id).await?;
+        // The stage the result partitions were written by.
+        let stage_id = usize::try_from(job.partitions.first()?.stage_id).ok()?;
+        let stage = self.stage_plan(&job.job_id, stage_id).await?;
         concatenation(
             &stage,
             usize::try_from(key.column).ok()?,
@@ -484,42 +486,39 @@ impl super::Engine {
         )
     }
 
-    /// The plan of a finished job's final stage as it ran (`None` when the graph does not
-    /// show it finished within [`GRAPH_WAIT`]: the result is merged).
-    async fn final_stage(&self, job_id: &str) -> Option<Arc<dyn ExecutionPlan>> {
+    /// The plan of a finished job's stage as it ran (`None` when the graph does not show it
+    /// finished within [`GRAPH_WAIT`]: the result is merged).
+    async fn stage_plan(&self, job_id: &str, stage_id: usize) -> Option<Arc<dyn ExecutionPlan>> {
+        use ballista_scheduler::state::execution_stage::ExecutionStage;
         let id: ballista_core::JobId = job_id.to_owned().into();
+        let successful = |stage: Option<&ExecutionStage>| match stage {
+            Some(ExecutionStage::Successful(stage)) => Some(Arc::clone(&stage.plan)),
+            _ => None,
+        };
         let mut waited = std::time::Duration::ZERO;
         loop {
             // The job's graph stays in the running cache until Ballista files it.
             let running = self.scheduler.state.task_manager.get_running_job_cache();
             let found = match running.get(&id) {
-                Some(job) => final_plan(job.execution_graph.read().await.as_ref()),
+                Some(job) => successful(job.execution_graph.read().await.stages().get(&stage_id)),
                 None => match self.jobs.get_execution_graph(&id).await {
-                    Ok(Some(graph)) => final_plan(graph.as_ref()),
+                    Ok(Some(graph)) => successful(graph.stages().get(&stage_id)),
                     _ => None,
                 },
             };
             if found.is_some() || waited >= GRAPH_WAIT {
+                if found.is_none() {
+                    tracing::debug!(
+                        job_id,
+                        stage_id,
+                        "final stage not found: the result is merged"
+                    );
+                }
                 return found;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             waited += std::time::Duration::from_millis(10);
         }
-    }
-}
-
-/// The plan of a successful graph's last stage (the one no other stage reads).
-fn final_plan(
-    graph: &dyn ballista_scheduler::state::execution_graph::ExecutionGraph,
-) -> Option<Arc<dyn ExecutionPlan>> {
-    use ballista_scheduler::state::execution_stage::ExecutionStage;
-    let mut last = graph
-        .stages()
-        .values()
-        .filter(|stage| stage.output_links().is_empty());
-    match (last.next()?, last.next()) {
-        (ExecutionStage::Successful(stage), None) => Some(Arc::clone(&stage.plan)),
-        _ => None,
     }
 }
 
