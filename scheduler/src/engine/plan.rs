@@ -206,7 +206,9 @@ pub(super) fn merge_line(order: &ResultOrder, schema: &arrow::datatypes::Schema)
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     format!(
         "the scheduler merges the sorted final partitions while it streams the result \
-         (one endpoint): {}",
+         (one endpoint), or sends them one after the other when their scan was dealt by \
+         ranges of the first key (a scan declaring Range partitioning) and they ran so \
+         (EXPLAIN ANALYZE tells): {}",
         order.describe(&names)
     )
 }
