@@ -207,6 +207,8 @@ def test_an_order_the_files_keep_apart_is_sent_without_a_merge(hive_cluster, hco
     groups = scan.split("file_groups={")[1].split("]]}")[0]
     for group in groups.split("], ["):
         months = [int(m) for m in re.findall(r"month=(\d+)/", group)]
+        if not months:  # DataFusion shows the first groups and elides the rest ("...")
+            continue
         assert months == list(range(max(months), min(months) - 1, -1)), scan
 
     # Ascending: the same partitions, the other way round.

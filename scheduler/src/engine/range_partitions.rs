@@ -7,12 +7,13 @@
 //! read as it was written, in parallel.
 //!
 //! Two halves:
-//! - [`regroup`], in the planner: under the result's partition sort, through operators that
-//!   keep each row in its input's partition (projections, filters, the probe side of a
-//!   broadcast join), down to a file scan whose files have statistics for the key (Parquet
-//!   footers, partition values): the files sorted by their bounds and cut into as many
-//!   groups as the scan had, only where the bounds of what comes before and after do not
-//!   overlap, of about equal size; the scan declares the ranges as its partitioning
+//! - [`regroup`], in the planner: under the result's partition sort, the key followed down
+//!   through projections, filters and joins (Ballista's adaptive planner chooses the joins
+//!   later: a broadcast join keeps its probe side's partitions) to a file scan whose files
+//!   have statistics for it (Parquet footers, partition values): the files sorted by their
+//!   bounds and cut into twice as many groups as the scan had, only where the bounds of what
+//!   comes before and after do not overlap, of about equal size (a scan that already
+//!   declares a partitioning is left alone); the scan declares the ranges as its partitioning
 //!   (DataFusion's `Partitioning::Range`), which keeps DataFusion from cutting its files
 //!   into even byte ranges again or letting partitions steal each other's files.
 //! - [`concatenation`], after the job: the same path through the final stage as it ran,
@@ -62,6 +63,9 @@ fn regrouped(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
         let descending = first.options.descending;
         let input = Arc::clone(sort.input());
         let path = trace(&input, column, Mode::Hint)?;
+        if path.config.output_partitioning.is_some() {
+            return None;
+        }
         let (groups, splits) = range_groups(&path.config, path.column, descending)?;
         // Declared, the ranges stay as dealt: DataFusion neither cuts a scan with a declared
         // partitioning into even byte ranges again (Ballista's adaptive planner optimizes the
