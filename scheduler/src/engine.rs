@@ -14,7 +14,6 @@ use tributary_proto::JobPartition;
 
 mod hidden;
 mod plan;
-mod presort;
 mod procedures;
 mod properties;
 mod range_partitions;
@@ -27,7 +26,6 @@ mod write;
 mod write_node;
 
 pub(crate) use hidden::exclude_hidden;
-pub(crate) use presort::presort;
 pub(crate) use range_partitions::regroup;
 pub(crate) use result_order::PartitionSortPlanner;
 pub use result_order::ResultOrder;

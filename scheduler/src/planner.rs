@@ -31,11 +31,7 @@ impl QueryPlanner for TributaryQueryPlanner {
         ])
         .create_physical_plan(logical_plan, session_state)
         .await?;
-        // An ordered result's scan dealt by ranges of its key, when its files allow it, and
-        // its rows sorted below the broadcast joins that keep their order.
-        Ok(crate::engine::presort(
-            crate::engine::regroup(plan),
-            session_state.config_options(),
-        ))
+        // An ordered result's scan dealt by ranges of its key, when its files allow it.
+        Ok(crate::engine::regroup(plan))
     }
 }

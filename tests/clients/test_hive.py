@@ -230,39 +230,6 @@ def test_an_order_the_files_keep_apart_is_sent_without_a_merge(hive_cluster, hco
         query(hconn, sql))[2:7]
 
 
-def test_an_ordered_join_sorts_its_probe_rows_before_the_join(hive_cluster, seed_orders):
-    """ORDER BY columns of the join's probe side (the orders), the products broadcast: the
-    orders' narrow rows are sorted below the join, which keeps their order, and the result's
-    own sort of the wide joined rows is gone. A join forced partitioned sorts after the join
-    as before. The same ordered answer either way."""
-    sql = SEED_QUERY + ", o.order_id"
-    answers = {}
-    for distribution in ["AUTOMATIC", "PARTITIONED"]:
-        conn = connect(hive_cluster.uri)
-        try:
-            query(conn, f"SET SESSION join_distribution_type = '{distribution}'")
-            table = arrow(conn, sql)
-            analyzed = plan_text(conn, "EXPLAIN ANALYZE " + sql)
-        finally:
-            conn.close()
-        rows = list(zip(table["order_date"].to_pylist(), table["order_id"].to_pylist()))
-        assert rows == sorted(rows, key=lambda r: (-r[0].toordinal(), r[1])), distribution
-        assert table.num_rows == 9 * 300
-        answers[distribution] = table
-        # The stage that joins: what sorts above the join and below it.
-        stage = next(s for s in re.split(r"\n(?=tasks: )", analyzed) if "HashJoinExec" in s)
-        above, below = stage.split("HashJoinExec", 1)
-        if distribution == "AUTOMATIC":
-            assert "mode=CollectLeft" in below.splitlines()[0], stage
-            assert "SortExec" not in above, stage
-            assert "SortedInput: order_date@4 DESC, order_id@0 ASC NULLS LAST" in below, stage
-            sort = next(line for line in below.splitlines() if "SortExec" in line)
-            assert "output_rows=2.70 K" in sort, stage
-        else:
-            assert "SortedInput" not in analyzed and "SortExec: expr=[order_date" in above, stage
-    assert answers["AUTOMATIC"].equals(answers["PARTITIONED"])
-
-
 def endpoint_tables(cluster, sql):
     """(FlightInfo, each endpoint's rows) over raw pyarrow.flight."""
     client = flight.FlightClient(cluster.uri)

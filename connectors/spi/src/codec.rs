@@ -3,13 +3,10 @@
 
 use std::sync::Arc;
 
-use arrow::compute::SortOptions;
 use arrow::datatypes::Schema;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
-use datafusion::physical_expr::expressions::Column;
-use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_datasource::PartitionedFile;
 use datafusion_datasource::file_groups::FileGroup;
@@ -21,7 +18,6 @@ use tributary_proto::{ConnectorScanNode, Projection, Split, SplitGroup};
 use crate::error::ConnectorError;
 use crate::estimate::{EstimateExec, SizeEstimate};
 use crate::registry::Catalogs;
-use crate::sorted_input::SortedInputExec;
 use crate::source::ConnectorSource;
 use crate::split::build_scan;
 use crate::write::WriterExec;
@@ -38,11 +34,6 @@ const ESTIMATE: &[u8] = b"\0TRIBE";
 /// First bytes of a [`WriterExec`], followed by the catalog's name (length-prefixed) and its
 /// connector's encoding of the write.
 const WRITER: &[u8] = b"\0TRIBW";
-
-/// First bytes of a [`SortedInputExec`], followed by its sort keys (input columns), each its
-/// column index (u32 LE), a flags byte (1: descending, 2: nulls first) and its name
-/// (length-prefixed).
-const SORTED_INPUT: &[u8] = b"\0TRIBS";
 
 /// The largest task the scheduler sends and an executor accepts: its plan with any in-memory
 /// rows it carries (tables of the `memory` catalog travel inside the plan). Ballista's and
@@ -214,53 +205,6 @@ pub fn decode_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Appends sort keys of plain columns (the only ones a [`SortedInputExec`] is given).
-fn encode_ordering(ordering: &LexOrdering, buf: &mut Vec<u8>) -> DfResult<()> {
-    for key in ordering.iter() {
-        let column = key.expr.downcast_ref::<Column>().ok_or_else(|| {
-            DataFusionError::Internal(format!("a sorted-input key is not a column: {}", key.expr))
-        })?;
-        let index = u32::try_from(column.index())
-            .map_err(|_| DataFusionError::Internal("a sort key's column index overflows".into()))?;
-        buf.extend_from_slice(&index.to_le_bytes());
-        buf.push(u8::from(key.options.descending) | (u8::from(key.options.nulls_first) << 1));
-        let name = column.name().as_bytes();
-        let len = u32::try_from(name.len())
-            .map_err(|_| DataFusionError::Internal("a sort key's name overflows".into()))?;
-        buf.extend_from_slice(&len.to_le_bytes());
-        buf.extend_from_slice(name);
-    }
-    Ok(())
-}
-
-/// The sort keys [`encode_ordering`] wrote.
-fn decode_ordering(mut bytes: &[u8]) -> DfResult<LexOrdering> {
-    let truncated = || DataFusionError::Internal("a sorted-input node's keys are cut short".into());
-    let u32_at = |bytes: &mut &[u8]| -> DfResult<u32> {
-        let (head, rest) = bytes.split_first_chunk::<4>().ok_or_else(truncated)?;
-        *bytes = rest;
-        Ok(u32::from_le_bytes(*head))
-    };
-    let mut keys = Vec::new();
-    while !bytes.is_empty() {
-        let index = u32_at(&mut bytes)? as usize;
-        let (&flags, rest) = bytes.split_first().ok_or_else(truncated)?;
-        bytes = rest;
-        let len = u32_at(&mut bytes)? as usize;
-        let name = bytes.get(..len).ok_or_else(truncated)?;
-        bytes = &bytes[len..];
-        keys.push(PhysicalSortExpr::new(
-            Arc::new(Column::new(&String::from_utf8_lossy(name), index)),
-            SortOptions {
-                descending: flags & 1 != 0,
-                nulls_first: flags & 2 != 0,
-            },
-        ));
-    }
-    LexOrdering::new(keys)
-        .ok_or_else(|| DataFusionError::Internal("a sorted-input node has no keys".into()))
-}
-
 impl PhysicalExtensionCodec for ConnectorCodec {
     fn try_decode(
         &self,
@@ -288,17 +232,6 @@ impl PhysicalExtensionCodec for ConnectorCodec {
                 Arc::clone(input),
                 estimate,
                 String::from_utf8_lossy(reason).into_owned(),
-            )));
-        }
-        if let Some(rest) = buf.strip_prefix(SORTED_INPUT) {
-            let [input] = inputs else {
-                return Err(DataFusionError::Internal(
-                    "a sorted-input node needs one input".into(),
-                ));
-            };
-            return Ok(Arc::new(SortedInputExec::new(
-                Arc::clone(input),
-                decode_ordering(rest)?,
             )));
         }
         if let Some(rest) = buf.strip_prefix(WRITER) {
@@ -338,11 +271,6 @@ impl PhysicalExtensionCodec for ConnectorCodec {
             buf.extend_from_slice(&writer.write().encode()?);
             return Ok(());
         }
-        if let Some(sorted) = node.downcast_ref::<SortedInputExec>() {
-            buf.extend_from_slice(SORTED_INPUT);
-            encode_ordering(sorted.ordering(), buf)?;
-            return Ok(());
-        }
         if let Some(estimate) = node.downcast_ref::<EstimateExec>() {
             buf.extend_from_slice(ESTIMATE);
             buf.push(match estimate.estimate() {
@@ -377,40 +305,5 @@ impl PhysicalExtensionCodec for ConnectorCodec {
 
     fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> DfResult<()> {
         self.inner.try_encode_udwf(node, buf)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sort_keys_travel_with_their_names_directions_and_nulls() {
-        let ordering = LexOrdering::new(vec![
-            PhysicalSortExpr::new(
-                Arc::new(Column::new("order_date", 4)),
-                SortOptions {
-                    descending: true,
-                    nulls_first: true,
-                },
-            ),
-            PhysicalSortExpr::new(
-                Arc::new(Column::new("id", 0)),
-                SortOptions {
-                    descending: false,
-                    nulls_first: false,
-                },
-            ),
-        ])
-        .expect("keys");
-        let mut buf = Vec::new();
-        encode_ordering(&ordering, &mut buf).expect("encoded");
-        let decoded = decode_ordering(&buf).expect("decoded");
-        assert_eq!(decoded, ordering);
-        assert_eq!(
-            decoded.to_string(),
-            "order_date@4 DESC, id@0 ASC NULLS LAST"
-        );
-        assert!(decode_ordering(&buf[..buf.len() - 1]).is_err());
     }
 }

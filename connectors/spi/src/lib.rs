@@ -26,7 +26,6 @@ mod properties;
 mod registry;
 mod runtime;
 mod scope;
-mod sorted_input;
 mod source;
 mod split;
 mod stores;
@@ -50,7 +49,6 @@ pub use properties::{
 pub use registry::{Catalogs, ConnectorRegistry};
 pub use runtime::CatalogRuntime;
 pub use scope::QueryScope;
-pub use sorted_input::SortedInputExec;
 pub use source::{ConnectorSource, scan_catalog, trace_scans_under};
 pub use split::{CONNECTOR_STORE_URL, ScanBuilder, SplitInfo, SplitReader, SplitStream};
 pub use stores::ConnectorStores;

@@ -40,8 +40,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 
 use bounds::{Bounds, file_bounds, follows, range_groups, sort_by_bounds};
-use path::{Mode, trace};
-pub(super) use path::{by_position, with_children};
+use path::{Mode, trace, with_children};
 
 /// `plan` with the file scan under its result sort dealt into partitions by ranges of the
 /// sort's first key, when the files' statistics allow it; `plan` unchanged otherwise.

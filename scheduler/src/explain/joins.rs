@@ -257,7 +257,18 @@ pub(crate) fn decide(
             } else {
                 (left, left_estimated)
             };
-            let fits = under_thresholds(build, from_rows, max_bytes, max_rows);
+            // A byte size of the sources, or one estimated from rows (then the row threshold
+            // holds too), must be under the threshold.
+            let fits = max_bytes != 0
+                && match build.0.get_value() {
+                    Some(bytes) => {
+                        *bytes != 0
+                            && *bytes < max_bytes
+                            && (!from_rows
+                                || build.1.get_value().is_some_and(|rows| *rows < max_rows))
+                    }
+                    None => false,
+                };
             let safe = crate::joins::broadcast_safe(join.join_type, build_right);
             let distribution = if fits && safe { "BROADCAST" } else { "PARTITIONED" };
             let reason = join
@@ -306,49 +317,6 @@ pub(crate) fn decide(
             }
         })
         .collect()
-}
-
-/// Whether a build side of `build` sizes (bytes, rows; the bytes estimated from the rows
-/// when `from_rows`) is under Ballista's broadcast thresholds: a byte size of the sources, or
-/// one estimated from rows (then the row threshold holds too), under the byte threshold.
-fn under_thresholds(build: Sizes, from_rows: bool, max_bytes: usize, max_rows: usize) -> bool {
-    max_bytes != 0
-        && match build.0.get_value() {
-            Some(bytes) => {
-                *bytes != 0
-                    && *bytes < max_bytes
-                    && (!from_rows || build.1.get_value().is_some_and(|rows| *rows < max_rows))
-            }
-            None => false,
-        }
-}
-
-/// Whether Ballista's adaptive planner is expected to broadcast input `build` of an inner
-/// join whose other input is `probe`, as [`decide`] judges: `build` is the smaller of the two
-/// (by bytes, else rows) and under the broadcast thresholds (join hints' sizes included).
-pub(crate) fn expected_broadcast(
-    build: &Arc<dyn ExecutionPlan>,
-    probe: &Arc<dyn ExecutionPlan>,
-    options: &ConfigOptions,
-) -> bool {
-    let ballista = options
-        .extensions
-        .get::<BallistaConfig>()
-        .cloned()
-        .unwrap_or_default();
-    let ((build, from_rows), (probe, _)) =
-        (estimated_statistics(build), estimated_statistics(probe));
-    let smaller = match (build.0.get_value(), probe.0.get_value()) {
-        (Some(b), Some(p)) => b < p,
-        _ => matches!((build.1.get_value(), probe.1.get_value()), (Some(b), Some(p)) if b < p),
-    };
-    smaller
-        && under_thresholds(
-            build,
-            from_rows,
-            ballista.broadcast_join_threshold_bytes(),
-            ballista.broadcast_join_threshold_rows(),
-        )
 }
 
 /// One line per join of a finished job's final plan: how it ran and why. `expected` is what

@@ -13,10 +13,9 @@ use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::{ChildrenPropertiesMode, ExecutionPlan, ReplaceChildrenOptions};
-use tributary_connector::SortedInputExec;
 
 /// `plan` over `children`, its properties computed again.
-pub(in crate::engine) fn with_children(
+pub(super) fn with_children(
     plan: &Arc<dyn ExecutionPlan>,
     children: Vec<Arc<dyn ExecutionPlan>>,
 ) -> Option<Arc<dyn ExecutionPlan>> {
@@ -128,12 +127,8 @@ pub(super) fn trace(plan: &Arc<dyn ExecutionPlan>, column: usize, mode: Mode) ->
                 return None;
             }
             (Arc::clone(sort.input()), 0)
-        } else if node.is::<ShuffleWriterExec>()
-            || node.is::<CooperativeExec>()
-            || node.is::<SortedInputExec>()
-        {
-            // Ballista's writer of a final stage keeps its input's partitions; a sorted
-            // input is its input.
+        } else if node.is::<ShuffleWriterExec>() || node.is::<CooperativeExec>() {
+            // Ballista's writer of a final stage keeps its input's partitions.
             (Arc::clone(node.children().first()?), 0)
         } else if mode == Mode::Hint {
             let (index, at) = by_position(&node, column)?;
@@ -149,10 +144,7 @@ pub(super) fn trace(plan: &Arc<dyn ExecutionPlan>, column: usize, mode: Mode) ->
 
 /// The child and its column that output column `column` of `node` is, when `node`'s
 /// columns are its children's, one after the other (a join, a shuffle) or one child's.
-pub(in crate::engine) fn by_position(
-    node: &Arc<dyn ExecutionPlan>,
-    column: usize,
-) -> Option<(usize, usize)> {
+pub(super) fn by_position(node: &Arc<dyn ExecutionPlan>, column: usize) -> Option<(usize, usize)> {
     let output = node.schema();
     let names = |fields: Vec<&arrow::datatypes::FieldRef>| -> bool {
         fields.len() == output.fields().len()
