@@ -123,17 +123,20 @@ fn month(m: i32) -> Option<(i32, i32)> {
     Some((m * 31, m * 31 + 27))
 }
 
+/// `months` monthly files `m0`, `m1`, … of 100 bytes dealt in turn into `groups` groups
+/// (month m into group m % groups), as DataFusion deals files by size: groups that overlap.
+fn dealt_months(months: i32, groups: usize) -> Vec<Vec<PartitionedFile>> {
+    let mut dealt = vec![Vec::new(); groups];
+    for (m, group) in (0..months).zip((0..groups).cycle()) {
+        dealt[group].push(file(&format!("m{m}"), 100, month(m), 0));
+    }
+    dealt
+}
+
 #[test]
 fn files_apart_are_dealt_by_range_and_their_partitions_follow_one_another() {
     // Six monthly files dealt by size into three overlapping groups.
-    let files: Vec<PartitionedFile> = (0..6)
-        .map(|m| file(&format!("m{m}"), 100, month(m), 0))
-        .collect();
-    let dealt = vec![
-        vec![files[0].clone(), files[3].clone()],
-        vec![files[1].clone(), files[4].clone()],
-        vec![files[2].clone(), files[5].clone()],
-    ];
+    let dealt = dealt_months(6, 3);
     let plan = sorted_scan(dealt.clone(), false);
     assert_eq!(
         concatenation(&plan, 0, false, 1),
@@ -329,13 +332,7 @@ fn partition_sort(
 
 #[test]
 fn a_probe_sides_files_are_dealt_but_only_a_broadcast_join_keeps_them_apart() {
-    let files: Vec<PartitionedFile> = (0..4)
-        .map(|m| file(&format!("m{m}"), 100, month(m), 0))
-        .collect();
-    let dealt = vec![
-        vec![files[0].clone(), files[2].clone()],
-        vec![files[1].clone(), files[3].clone()],
-    ];
+    let dealt = dealt_months(4, 2);
     // Output column 3 is the probe side's `d`.
     for mode in [PartitionMode::CollectLeft, PartitionMode::Partitioned] {
         let plan = regroup(sorted_join(dealt.clone(), mode, 3));
