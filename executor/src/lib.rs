@@ -13,6 +13,7 @@ mod error;
 mod flight;
 pub mod memory;
 mod observe;
+mod presort;
 mod process;
 mod skew;
 mod uncompressed;

@@ -265,6 +265,8 @@ impl ExecutionEngine for ObservedEngine {
         // Connector split reads become children of the task span.
         let plan = tributary_connector::trace_scans_under(plan, &span)?;
         let uncompressed = crate::uncompressed::writes_whole_partitions(plan.as_ref());
+        // Sorts of broadcast joins' output sort the probe rows below the join instead.
+        let (plan, moves) = crate::presort::presort_below_joins(plan)?;
         // Broadcast joins share their build side with the stage's other tasks here.
         let shared = self.builds.share(job_id.as_ref(), stage_id, plan)?;
         self.metrics.broadcast_builds.inc_by(shared.built);
@@ -315,6 +317,7 @@ impl ExecutionEngine for ObservedEngine {
             uncompressed,
             builds: shared.leases,
             shuffle,
+            moves,
         }))
     }
 }
@@ -334,6 +337,8 @@ struct ObservedStage {
     builds: Vec<BuildLease>,
     /// The hash shuffle it writes, whose sizes it records.
     shuffle: Option<Shuffle>,
+    /// The sorts its plan runs elsewhere than the scheduler's plan has them (`presort.rs`).
+    moves: Vec<crate::presort::Moved>,
 }
 
 /// A hash shuffle a task writes.
@@ -396,7 +401,9 @@ impl QueryStageExecutor for ObservedStage {
     }
 
     fn collect_plan_metrics(&self) -> Vec<MetricsSet> {
-        let mut sets = self.inner.collect_plan_metrics();
+        // In the scheduler's order: it lines them up with its plan by position.
+        let mut sets =
+            crate::presort::planned_order(self.inner.collect_plan_metrics(), &self.moves);
         // The query's peak memory on this executor, reported with the task (the scheduler
         // takes it as the task's peak memory, at least).
         let peak = self.peak.load(std::sync::atomic::Ordering::Relaxed);

@@ -230,6 +230,37 @@ def test_an_order_the_files_keep_apart_is_sent_without_a_merge(hive_cluster, hco
         query(hconn, sql))[2:7]
 
 
+def test_an_ordered_join_sorts_its_probe_rows_before_the_join(hive_cluster, seed_orders):
+    """ORDER BY columns of the join's probe side (the orders), the products broadcast: each
+    task sorts the orders' narrow rows below the join, which keeps their order, instead of the
+    wide joined rows; EXPLAIN ANALYZE shows the sort where the plan has it, with the probe rows
+    it sorted. A join forced partitioned sorts after the join. The same ordered answer."""
+    sql = SEED_QUERY + ", o.order_id"
+    answers = {}
+    for distribution in ["AUTOMATIC", "PARTITIONED"]:
+        conn = connect(hive_cluster.uri)
+        try:
+            query(conn, f"SET SESSION join_distribution_type = '{distribution}'")
+            table = arrow(conn, sql)
+            analyzed = plan_text(conn, "EXPLAIN ANALYZE " + sql)
+        finally:
+            conn.close()
+        rows = list(zip(table["order_date"].to_pylist(), table["order_id"].to_pylist()))
+        assert rows == sorted(rows, key=lambda r: (-r[0].toordinal(), r[1])), distribution
+        assert table.num_rows == 9 * 300
+        answers[distribution] = table
+        # The stage that joins: its sort, above the join in the plan.
+        stage = next(s for s in re.split(r"\n(?=tasks: )", analyzed) if "HashJoinExec" in s)
+        above, below = stage.split("HashJoinExec", 1)
+        sort = next((line for line in above.splitlines() if "SortExec: expr=[order_date" in line), "")
+        if distribution == "AUTOMATIC":
+            assert "mode=CollectLeft" in below.splitlines()[0], stage
+            assert "presorted_probe_rows=2.70 K" in sort, stage
+        else:
+            assert sort and "presorted_probe_rows" not in analyzed, stage
+    assert answers["AUTOMATIC"].equals(answers["PARTITIONED"])
+
+
 def endpoint_tables(cluster, sql):
     """(FlightInfo, each endpoint's rows) over raw pyarrow.flight."""
     client = flight.FlightClient(cluster.uri)
