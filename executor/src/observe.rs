@@ -210,9 +210,9 @@ impl Drop for RunningTask {
     }
 }
 
-/// Ballista's execution engine with spans and metrics around each task, broadcast build
-/// sides shared by the tasks on this executor (`broadcast.rs`) and skewed join partitions
-/// split (`skew.rs`).
+/// Ballista's execution engine with spans and metrics around each task, sorts of broadcast
+/// joins' output moved onto their probe sides (`presort.rs`), broadcast build sides shared by
+/// the tasks on this executor (`broadcast.rs`) and skewed join partitions split (`skew.rs`).
 pub(crate) struct ObservedEngine {
     inner: Arc<dyn ExecutionEngine>,
     metrics: Arc<ExecutorMetrics>,
