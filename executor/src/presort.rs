@@ -220,12 +220,8 @@ fn below_probe(
         return Ok(None);
     };
     let probe = join.right();
-    let placed = match below(probe, &probe_keys)? {
-        Some(placed) => placed,
-        None => match sorted(probe, &probe_keys) {
-            Some(placed) => placed,
-            None => return Ok(None),
-        },
+    let Some(placed) = below(probe, &probe_keys)?.or_else(|| sorted(probe, &probe_keys)) else {
+        return Ok(None);
     };
     Ok(Some(Placed {
         input: with_children(plan, vec![Arc::clone(join.left()), placed.input])?,
