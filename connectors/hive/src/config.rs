@@ -1,5 +1,8 @@
 //! Typed configuration of `connector.name=hive` catalogs, with Trino's property names.
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
 use tributary_connector::{ConnectorError, Properties, PropertyReader, Result, Secret};
 
 use crate::storage::Location;
@@ -73,6 +76,19 @@ pub struct S3Config {
     pub path_style: bool,
 }
 
+/// Trino's file system cache (`fs.cache.*`): remote files' bytes kept on local disks, in
+/// pages, least recently used first out (see [`crate::fs_cache`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FsCacheConfig {
+    /// `fs.cache.directories`, each with its most bytes (`fs.cache.max-sizes`, or
+    /// `fs.cache.max-disk-usage-percentages` of its disk's capacity).
+    pub directories: Vec<(PathBuf, u64)>,
+    /// `fs.cache.ttl`: pages unused this long are dropped (default 7d).
+    pub ttl: Duration,
+    /// `fs.cache.page-size`: the unit read, kept and evicted (default 1MB).
+    pub page_size: u64,
+}
+
 /// Where the metastore is.
 #[derive(Debug, Clone)]
 pub enum MetastoreConfig {
@@ -103,6 +119,8 @@ pub struct HiveConfig {
     /// `hive.orc.use-column-names`: match ORC columns to the table's by name instead of by
     /// position (Trino's default: position).
     pub orc_use_column_names: bool,
+    /// `fs.cache.enabled=true`: the file system cache's settings.
+    pub fs_cache: Option<FsCacheConfig>,
 }
 
 const DEFAULT_MAX_SPLIT_SIZE: u64 = 64 << 20;
@@ -163,10 +181,12 @@ impl HiveConfig {
             }
         };
         let s3 = read_s3(&mut reader, &invalid)?;
-        let max_split_size = data_size(&mut reader, "hive.max-split-size", &invalid)?
+        let max_split_size = reader
+            .optional_data_size("hive.max-split-size")?
             .unwrap_or(DEFAULT_MAX_SPLIT_SIZE)
             .max(1 << 20);
-        let target_max_file_size = data_size(&mut reader, "hive.target-max-file-size", &invalid)?
+        let target_max_file_size = reader
+            .optional_data_size("hive.target-max-file-size")?
             .unwrap_or(DEFAULT_TARGET_FILE_SIZE)
             .max(1 << 20);
         let default_format = match reader.optional_choice("hive.storage-format", &Format::NAMES)? {
@@ -179,6 +199,7 @@ impl HiveConfig {
         let orc_use_column_names = reader
             .optional::<bool>("hive.orc.use-column-names", "true or false")?
             .unwrap_or(false);
+        let fs_cache = read_fs_cache(&mut reader, properties.path())?;
         reader.optional::<bool>("fs.native-s3.enabled", "true or false")?;
         reader.optional::<bool>("hive.recursive-directories", "true or false")?;
         reader.finish()?;
@@ -191,6 +212,7 @@ impl HiveConfig {
             target_max_file_size,
             non_managed_table_writes,
             orc_use_column_names,
+            fs_cache,
         })
     }
 }
@@ -247,51 +269,158 @@ fn read_s3(
     })
 }
 
-/// Trino's data sizes: `64MB`, `1GB`, `512kB`, `100B`.
-fn data_size(
-    reader: &mut PropertyReader<'_>,
-    key: &str,
-    invalid: &dyn Fn(&str, &str, &str) -> ConnectorError,
-) -> Result<Option<u64>> {
-    let Some(text) = reader.optional_string(key) else {
-        return Ok(None);
+const FS_CACHE_DEFAULT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+const FS_CACHE_DEFAULT_PAGE: u64 = 1 << 20;
+
+/// `fs.cache.*`: read whether or not the cache is enabled (Trino accepts them either way),
+/// checked only when it is. Each directory is created here, so an unusable one stops start-up
+/// naming the key.
+fn read_fs_cache(reader: &mut PropertyReader<'_>, file: &Path) -> Result<Option<FsCacheConfig>> {
+    let invalid = |key: &str, value: &str, expected: &str| ConnectorError::InvalidProperty {
+        path: file.to_path_buf(),
+        key: key.to_owned(),
+        value: value.to_owned(),
+        expected: expected.to_owned(),
     };
-    parse_data_size(&text)
-        .map(Some)
-        .ok_or_else(|| invalid(key, &text, "a data size such as 64MB"))
+    let list = |text: Option<String>| -> Vec<String> {
+        text.map(|t| {
+            t.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let enabled = reader
+        .optional::<bool>("fs.cache.enabled", "true or false")?
+        .unwrap_or(false);
+    let directories = list(reader.optional_string("fs.cache.directories"));
+    let sizes_text = reader.optional_string("fs.cache.max-sizes");
+    let percents_text = reader.optional_string("fs.cache.max-disk-usage-percentages");
+    let ttl = reader.optional_duration("fs.cache.ttl")?;
+    let page_size = reader.optional_data_size("fs.cache.page-size")?;
+    // Trino sends a file's splits to the same hosts to find their pages again; Ballista places
+    // tasks itself, so this is accepted and has no effect.
+    reader.optional::<u32>("fs.cache.preferred-hosts-count", "a positive integer")?;
+    if !enabled {
+        return Ok(None);
+    }
+    if directories.is_empty() {
+        return Err(ConnectorError::MissingProperty {
+            path: file.to_path_buf(),
+            key: "fs.cache.directories".into(),
+            expected: "local directories for the file system cache, comma-separated (fs.cache.enabled=true)".into(),
+        });
+    }
+    let page_size = page_size.unwrap_or(FS_CACHE_DEFAULT_PAGE);
+    if !(4 << 10..=64 << 20).contains(&page_size) {
+        return Err(invalid(
+            "fs.cache.page-size",
+            &page_size.to_string(),
+            "a size from 4kB to 64MB",
+        ));
+    }
+    for dir in &directories {
+        if !dir.starts_with('/') {
+            return Err(invalid("fs.cache.directories", dir, "absolute paths"));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| {
+            invalid(
+                "fs.cache.directories",
+                dir,
+                &format!("directories this process can create and write ({e})"),
+            )
+        })?;
+    }
+    let count = |key: &str, text: &str, values: &[String]| {
+        if values.len() == directories.len() {
+            Ok(())
+        } else {
+            Err(invalid(
+                key,
+                text,
+                &format!(
+                    "one value per directory of fs.cache.directories ({} of them), in the same order",
+                    directories.len()
+                ),
+            ))
+        }
+    };
+    let limits: Vec<u64> = match (sizes_text, percents_text) {
+        (Some(sizes), None) => {
+            let values = list(Some(sizes.clone()));
+            count("fs.cache.max-sizes", &sizes, &values)?;
+            values
+                .iter()
+                .map(|v| {
+                    tributary_connector::parse_data_size(v)
+                        .filter(|b| *b > 0)
+                        .ok_or_else(|| invalid("fs.cache.max-sizes", v, "data sizes such as 10GB"))
+                })
+                .collect::<Result<_>>()?
+        }
+        (None, Some(percents)) => {
+            let values = list(Some(percents.clone()));
+            count("fs.cache.max-disk-usage-percentages", &percents, &values)?;
+            let mut limits = Vec::new();
+            for (dir, value) in directories.iter().zip(&values) {
+                let percent = value.parse::<u64>().ok().filter(|p| (1..=100).contains(p));
+                let Some(percent) = percent else {
+                    return Err(invalid(
+                        "fs.cache.max-disk-usage-percentages",
+                        value,
+                        "whole percentages from 1 to 100",
+                    ));
+                };
+                let capacity = disk_capacity(Path::new(dir)).ok_or_else(|| {
+                    invalid(
+                        "fs.cache.max-disk-usage-percentages",
+                        value,
+                        &format!("a directory on a disk whose size is known ({dir} is not); use fs.cache.max-sizes"),
+                    )
+                })?;
+                limits.push(capacity / 100 * percent);
+            }
+            limits
+        }
+        (Some(_), Some(percents)) => {
+            return Err(invalid(
+                "fs.cache.max-disk-usage-percentages",
+                &percents,
+                "either fs.cache.max-sizes or fs.cache.max-disk-usage-percentages, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ConnectorError::MissingProperty {
+                path: file.to_path_buf(),
+                key: "fs.cache.max-sizes".into(),
+                expected: "the most each cache directory may hold (10GB, …), or fs.cache.max-disk-usage-percentages".into(),
+            });
+        }
+    };
+    Ok(Some(FsCacheConfig {
+        directories: directories
+            .into_iter()
+            .map(PathBuf::from)
+            .zip(limits)
+            .collect(),
+        ttl: ttl.unwrap_or(FS_CACHE_DEFAULT_TTL),
+        page_size,
+    }))
 }
 
-/// Parses a data size (`64MB` = 64 MiB, as Trino counts).
-pub fn parse_data_size(text: &str) -> Option<u64> {
-    let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (number, unit) = t.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let factor: u64 = match unit.trim().to_ascii_uppercase().as_str() {
-        "B" => 1,
-        "KB" => 1 << 10,
-        "MB" => 1 << 20,
-        "GB" => 1 << 30,
-        "TB" => 1 << 40,
-        _ => return None,
-    };
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    Some((number * factor as f64) as u64)
+/// The capacity of the disk holding `dir` (the mount point that is its longest prefix).
+fn disk_capacity(dir: &Path) -> Option<u64> {
+    let dir = dir.canonicalize().ok()?;
+    let disks = sysinfo::Disks::new_with_refreshed_list();
+    disks
+        .list()
+        .iter()
+        .filter(|d| dir.starts_with(d.mount_point()))
+        .max_by_key(|d| d.mount_point().as_os_str().len())
+        .map(sysinfo::Disk::total_space)
+        .filter(|bytes| *bytes > 0)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn data_sizes() {
-        assert_eq!(parse_data_size("64MB"), Some(64 << 20));
-        assert_eq!(parse_data_size("1GB"), Some(1 << 30));
-        assert_eq!(parse_data_size("512kB"), Some(512 << 10));
-        assert_eq!(parse_data_size("lots"), None);
-    }
-}
+mod tests;

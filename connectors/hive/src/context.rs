@@ -6,6 +6,7 @@ use tributary_connector::CatalogRuntime;
 use crate::config::{HiveConfig, MetastoreConfig};
 use crate::error::{HiveError, Result};
 use crate::footers::FooterCache;
+use crate::fs_cache::FsCache;
 use crate::metastore::FileMetastore;
 use crate::storage::{Location, Stores};
 
@@ -40,7 +41,11 @@ pub struct HiveContext {
 impl HiveContext {
     /// Builds the catalog's state (no I/O).
     pub fn new(kind: CatalogKind, config: HiveConfig) -> Result<Self> {
-        let stores = Stores::new(config.s3.clone());
+        let cache = match &config.fs_cache {
+            Some(cache) => Some(FsCache::open(cache, &config.catalog)?),
+            None => None,
+        };
+        let stores = Stores::new(config.s3.clone(), cache);
         let MetastoreConfig::File { dir } = &config.metastore;
         let metastore = FileMetastore::new(dir.clone(), stores.get(dir)?);
         let runtime = CatalogRuntime::new(&format!("hive-{}", config.catalog), 2)

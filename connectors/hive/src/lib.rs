@@ -16,7 +16,8 @@
 //!
 //! Object stores are created per bucket from the catalog's S3 settings, in the scheduler and
 //! in every executor, through [`tributary_connector::ConnectorStores`]: a scan names its
-//! store `s3://<catalog>@<bucket>/`.
+//! store `s3://<catalog>@<bucket>/`. With `fs.cache.enabled=true`, each process reads the
+//! buckets through a file system cache on its local disks ([`fs_cache`]).
 //!
 //! Delta Lake catalogs (`connector.name=delta_lake`, [`delta`]) share the metastore, the
 //! storage and the scan; their tables' truth is the Delta log.
@@ -32,6 +33,7 @@ pub mod context;
 pub mod delta;
 pub mod error;
 pub mod footers;
+pub mod fs_cache;
 pub mod metastore;
 pub mod orc;
 pub mod partitions;

@@ -18,6 +18,7 @@ use object_store::{ClientOptions, ObjectStore, RetryConfig};
 
 use crate::config::S3Config;
 use crate::error::{HiveError, Result};
+use crate::fs_cache::FsCache;
 
 /// A directory in storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,19 +117,22 @@ impl fmt::Display for Location {
     }
 }
 
-/// The object stores of one catalog, one per bucket, created on first use.
+/// The object stores of one catalog, one per bucket, created on first use; buckets are read
+/// through the catalog's file system cache when it has one.
 #[derive(Debug)]
 pub struct Stores {
     s3: S3Config,
+    cache: Option<Arc<FsCache>>,
     local: Arc<dyn ObjectStore>,
     buckets: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
 }
 
 impl Stores {
-    /// Stores with the catalog's S3 settings.
-    pub fn new(s3: S3Config) -> Self {
+    /// Stores with the catalog's S3 settings and file system cache.
+    pub fn new(s3: S3Config, cache: Option<Arc<FsCache>>) -> Self {
         Self {
             s3,
+            cache,
             local: Arc::new(LocalFileSystem::new()),
             buckets: Mutex::new(HashMap::new()),
         }
@@ -178,9 +182,12 @@ impl Stores {
         if let Some(secret) = &s3.secret_key {
             builder = builder.with_secret_access_key(secret.expose());
         }
-        let store: Arc<dyn ObjectStore> = Arc::new(builder.build().map_err(|e| {
+        let mut store: Arc<dyn ObjectStore> = Arc::new(builder.build().map_err(|e| {
             HiveError::storage(format!("cannot configure S3 for bucket '{bucket}'"), &e)
         })?);
+        if let Some(cache) = &self.cache {
+            store = cache.wrap(bucket, store);
+        }
         buckets.insert(bucket.to_owned(), Arc::clone(&store));
         Ok(store)
     }

@@ -95,15 +95,9 @@ impl KafkaConfig {
                 expected: "a non-empty prefix".into(),
             });
         }
-        let connect_timeout = match r.optional_string("kafka.connect-timeout") {
-            None => Duration::from_secs(10),
-            Some(text) => parse_duration(&text).ok_or(ConnectorError::InvalidProperty {
-                path: path.clone(),
-                key: "kafka.connect-timeout".into(),
-                value: text,
-                expected: "a duration such as 10s, 500ms or 1m".into(),
-            })?,
-        };
+        let connect_timeout = r
+            .optional_duration("kafka.connect-timeout")?
+            .unwrap_or(Duration::from_secs(10));
         if let Some(supplier) =
             r.optional_choice("kafka.table-description-supplier", &["FILE", "CONFLUENT"])?
             && supplier != "FILE"
@@ -186,25 +180,6 @@ fn resolve_dir(etc: &Path, dir: &str) -> PathBuf {
     }
 }
 
-/// A duration as Trino writes them: `10s`, `500ms`, `1m`, `1.5s`, `2h`, `1d`.
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.trim().parse().ok()?;
-    let seconds = match unit.trim() {
-        "ns" => number / 1e9,
-        "us" => number / 1e6,
-        "ms" => number / 1e3,
-        "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        "d" => number * 86400.0,
-        _ => return None,
-    };
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
-}
-
 /// The librdkafka settings of one `kafka.config.resources` file (Java properties, as for
 /// Trino's Kafka client). Java's `sasl.jaas.config` for the PLAIN and SCRAM login modules
 /// becomes librdkafka's `sasl.username`/`sasl.password`.
@@ -284,11 +259,7 @@ mod tests {
     }
 
     #[test]
-    fn durations_and_jaas() {
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("10"), None);
+    fn jaas_options() {
         let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="alice" password="s3cr=t";"#;
         assert_eq!(jaas_option(jaas, "username").as_deref(), Some("alice"));
         assert_eq!(jaas_option(jaas, "password").as_deref(), Some("s3cr=t"));

@@ -30,6 +30,7 @@ mod source;
 mod split;
 mod stores;
 mod table_properties;
+mod units;
 mod views;
 mod write;
 
@@ -53,6 +54,7 @@ pub use source::{ConnectorSource, scan_catalog, trace_scans_under};
 pub use split::{CONNECTOR_STORE_URL, ScanBuilder, SplitInfo, SplitReader, SplitStream};
 pub use stores::ConnectorStores;
 pub use table_properties::{PropertySpec, PropertyValue, TableProperties};
+pub use units::{parse_data_size, parse_duration};
 pub use views::{
     CommitMode, ConnectorMaterializedView, ConnectorView, MaterializedViewDefinition, RefreshKind,
     RefreshState, SourceVersion, ViewColumn, ViewDefinition, ViewSecurity, is_view,

@@ -218,13 +218,39 @@ impl PropertyReader<'_> {
 
     /// An optional value parsed with [`FromStr`]; `expected` describes it in errors.
     pub fn optional<T: FromStr>(&mut self, key: &str, expected: &str) -> Result<Option<T>> {
+        self.optional_with(key, |v| v.parse::<T>().ok(), expected)
+    }
+
+    /// An optional data size (`64MB`, `1GB`; see [`crate::parse_data_size`]).
+    pub fn optional_data_size(&mut self, key: &str) -> Result<Option<u64>> {
+        self.optional_with(
+            key,
+            crate::parse_data_size,
+            "a data size such as 64MB or 1GB",
+        )
+    }
+
+    /// An optional duration with its unit (`500ms`, `10s`, `7d`; see [`crate::parse_duration`]).
+    pub fn optional_duration(&mut self, key: &str) -> Result<Option<std::time::Duration>> {
+        self.optional_with(
+            key,
+            crate::parse_duration,
+            "a duration with its unit, such as 10s, 5m or 7d",
+        )
+    }
+
+    fn optional_with<T>(
+        &mut self,
+        key: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        expected: &str,
+    ) -> Result<Option<T>> {
         let path = self.props.path.clone();
         match self.raw(key) {
             None => Ok(None),
-            Some(v) => v
-                .parse::<T>()
+            Some(v) => parse(v)
                 .map(Some)
-                .map_err(|_| ConnectorError::InvalidProperty {
+                .ok_or_else(|| ConnectorError::InvalidProperty {
                     path,
                     key: key.to_owned(),
                     value: v.to_owned(),

@@ -103,7 +103,7 @@ impl SqlConfig {
         let ttl_text = r.optional_string("metadata.cache-ttl").or(names_ttl);
         let metadata_cache_ttl = match ttl_text {
             None => Duration::from_secs(0),
-            Some(text) => parse_duration(&text).ok_or_else(|| {
+            Some(text) => tributary_connector::parse_duration(&text).ok_or_else(|| {
                 invalid(
                     "metadata.cache-ttl",
                     &text,
@@ -117,11 +117,9 @@ impl SqlConfig {
             .max(1);
         // Trino's pool switch; pooling is always on here.
         let _ = r.optional::<bool>("connection-pool.enabled", "true or false")?;
-        let connect_timeout = match r.optional_string("connection-timeout") {
-            None => Duration::from_secs(10),
-            Some(text) => parse_duration(&text)
-                .ok_or_else(|| invalid("connection-timeout", &text, "a duration such as 10s"))?,
-        };
+        let connect_timeout = r
+            .optional_duration("connection-timeout")?
+            .unwrap_or(Duration::from_secs(10));
         let unsupported_type_handling = match r.optional_choice(
             "unsupported-type-handling",
             &["IGNORE", "CONVERT_TO_VARCHAR"],
@@ -218,25 +216,6 @@ pub(crate) fn parse_url(dialect: Dialect, text: &str) -> std::result::Result<Add
     })
 }
 
-/// `10s`, `5m`, `1h`, `250ms`, `2d` or a number of seconds (Trino's duration syntax).
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit.trim() {
-        "" | "s" => number,
-        "ms" => number / 1000.0,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        "d" => number * 86400.0,
-        _ => return None,
-    };
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,9 +244,6 @@ mod tests {
             parse_url(Dialect::Sqlite, "jdbc:sqlite:/tmp/x.db").expect("url"),
             Address::File("/tmp/x.db".into())
         );
-        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("x"), None);
     }
 
     #[test]

@@ -2,14 +2,14 @@
 //! own settings): their table as `SHOW SESSION` lists it, how a value is checked and
 //! normalised, and how it is applied to a query's configuration.
 
-use std::time::Duration;
-
 use ballista_core::config::{
     BALLISTA_BROADCAST_JOIN_THRESHOLD_BYTES, BALLISTA_BROADCAST_JOIN_THRESHOLD_ROWS,
 };
 use datafusion::prelude::SessionConfig;
 
 use crate::error::{Result, SchedulerError};
+
+pub use tributary_connector::{parse_data_size, parse_duration};
 
 /// One session property, as `SHOW SESSION` lists it.
 #[derive(Debug, Clone, Copy)]
@@ -321,40 +321,4 @@ pub(super) fn apply(config: &mut SessionConfig, name: &str, value: &str) -> Resu
         ),
         key => set(options, key, value),
     }
-}
-
-/// `100MB`, `1.5GB`, `512kB`, `42B` → bytes.
-pub fn parse_data_size(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.trim().parse().ok()?;
-    let factor: f64 = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 1.0,
-        "KB" => 1024.0,
-        "MB" => 1024.0 * 1024.0,
-        "GB" => 1024.0 * 1024.0 * 1024.0,
-        "TB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => return None,
-    };
-    (number >= 0.0).then_some((number * factor) as u64)
-}
-
-/// `500ms`, `30s`, `10m`, `1h`, `2d` → duration.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.trim().parse().ok()?;
-    let seconds = match unit {
-        "ms" => number / 1000.0,
-        "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        "d" => number * 86400.0,
-        _ => return None,
-    };
-    (seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
 }
