@@ -39,7 +39,8 @@ pub struct HiveContext {
 }
 
 impl HiveContext {
-    /// Builds the catalog's state (no I/O).
+    /// Builds the catalog's state: no storage I/O; the file system cache's directories are
+    /// prepared when it is enabled.
     pub fn new(kind: CatalogKind, config: HiveConfig) -> Result<Self> {
         let cache = match &config.fs_cache {
             Some(cache) => Some(FsCache::open(cache, &config.catalog)?),

@@ -80,6 +80,23 @@ struct Fixture {
     store: Arc<dyn ObjectStore>,
 }
 
+impl Fixture {
+    /// Puts an object straight into the store, as another writer would.
+    async fn upload(&self, path: &Path, bytes: Bytes) {
+        self.counted.put(path, bytes.into()).await.expect("put");
+    }
+
+    /// This process's page directory.
+    fn own_dir(&self) -> PathBuf {
+        std::fs::read_dir(self.root.join("hive"))
+            .expect("catalog dir")
+            .flatten()
+            .next()
+            .expect("own dir")
+            .path()
+    }
+}
+
 fn fixture(max_pages: u64, ttl: Duration) -> Fixture {
     let dir = tempfile::tempdir().expect("dir");
     let root = dir.path().to_path_buf();
@@ -125,13 +142,7 @@ async fn written(cache: &FsCache, pages: u64) {
 }
 
 fn page_files(f: &Fixture) -> usize {
-    let own = std::fs::read_dir(f.root.join("hive"))
-        .expect("catalog dir")
-        .flatten()
-        .next()
-        .expect("own dir")
-        .path();
-    std::fs::read_dir(own)
+    std::fs::read_dir(f.own_dir())
         .expect("own dir")
         .flatten()
         .filter(|e| !e.file_name().to_string_lossy().ends_with(".partial"))
@@ -143,10 +154,7 @@ async fn a_second_read_comes_from_the_local_disk() {
     let f = fixture(64, Duration::from_secs(3600));
     let path = Path::from("orders/part-0.parquet");
     let bytes = data(3 * PAGE as usize + 500, 7);
-    f.counted
-        .put(&path, bytes.clone().into())
-        .await
-        .expect("put");
+    f.upload(&path, bytes.clone()).await;
     let ranges = [100..3000, 3100..3300, 0..(3 * PAGE + 500)];
     let first = f.store.get_ranges(&path, &ranges).await.expect("read");
     for (r, got) in ranges.iter().zip(&first) {
@@ -175,10 +183,7 @@ async fn get_answers_every_kind_of_range() {
     let f = fixture(64, Duration::from_secs(3600));
     let path = Path::from("t/f");
     let bytes = data(5000, 3);
-    f.counted
-        .put(&path, bytes.clone().into())
-        .await
-        .expect("put");
+    f.upload(&path, bytes.clone()).await;
     let cases = [
         (None, 0..5000), // a whole object: not cached, the same answer
         (Some(GetRange::Bounded(10..2100)), 10..2100),
@@ -215,13 +220,13 @@ async fn a_rewritten_object_is_read_anew() {
     let f = fixture(64, Duration::from_secs(3600));
     let path = Path::from("t/f");
     let old = data(2500, 1);
-    f.counted.put(&path, old.clone().into()).await.expect("put");
+    f.upload(&path, old.clone()).await;
     assert_eq!(whole(&f, &path).await, old);
     written(&f.cache, 3).await;
 
     // Rewritten by someone else: seen once the version is checked again.
     let new = data(2600, 9);
-    f.counted.put(&path, new.clone().into()).await.expect("put");
+    f.upload(&path, new.clone()).await;
     tokio::time::sleep(REVALIDATE_AFTER + Duration::from_millis(100)).await;
     assert_eq!(whole(&f, &path).await, new);
     written(&f.cache, 6).await;
@@ -242,7 +247,7 @@ async fn pages_of_two_versions_are_never_mixed() {
     let f = fixture(64, Duration::from_secs(3600));
     let path = Path::from("t/f");
     let old = data(4 * PAGE as usize, 1);
-    f.counted.put(&path, old.clone().into()).await.expect("put");
+    f.upload(&path, old.clone()).await;
     // Only the first page is held.
     let first = f.store.get_range(&path, 0..10).await.expect("read");
     assert_eq!(first, old.slice(0..10));
@@ -250,7 +255,7 @@ async fn pages_of_two_versions_are_never_mixed() {
     // Rewritten while the version is still trusted: the missing pages are fetched If-Match
     // the old ETag, the store refuses, the cache checks again and reads the new version whole.
     let new = data(4 * PAGE as usize, 2);
-    f.counted.put(&path, new.clone().into()).await.expect("put");
+    f.upload(&path, new.clone()).await;
     let got = f.store.get_range(&path, 0..4 * PAGE).await.expect("read");
     assert_eq!(got, new);
 }
@@ -259,14 +264,8 @@ async fn pages_of_two_versions_are_never_mixed() {
 async fn the_least_recently_used_pages_make_room() {
     let f = fixture(4, Duration::from_secs(3600));
     let (a, b) = (Path::from("t/a"), Path::from("t/b"));
-    f.counted
-        .put(&a, data(3 * PAGE as usize, 1).into())
-        .await
-        .expect("put");
-    f.counted
-        .put(&b, data(3 * PAGE as usize, 2).into())
-        .await
-        .expect("put");
+    f.upload(&a, data(3 * PAGE as usize, 1)).await;
+    f.upload(&b, data(3 * PAGE as usize, 2)).await;
     whole(&f, &a).await;
     written(&f.cache, 3).await;
     whole(&f, &b).await;
@@ -288,19 +287,10 @@ async fn a_page_file_that_went_away_is_fetched_again() {
     let f = fixture(64, Duration::from_secs(3600));
     let path = Path::from("t/f");
     let bytes = data(2 * PAGE as usize, 4);
-    f.counted
-        .put(&path, bytes.clone().into())
-        .await
-        .expect("put");
+    f.upload(&path, bytes.clone()).await;
     whole(&f, &path).await;
     written(&f.cache, 2).await;
-    let own = std::fs::read_dir(f.root.join("hive"))
-        .expect("dir")
-        .flatten()
-        .next()
-        .expect("own")
-        .path();
-    for entry in std::fs::read_dir(&own).expect("own").flatten() {
+    for entry in std::fs::read_dir(f.own_dir()).expect("own").flatten() {
         std::fs::remove_file(entry.path()).expect("rm");
     }
     let got = whole(&f, &path).await;
@@ -311,11 +301,8 @@ async fn a_page_file_that_went_away_is_fetched_again() {
 async fn pages_unused_for_the_ttl_are_dropped() {
     let f = fixture(64, Duration::from_millis(50));
     let (a, b) = (Path::from("t/a"), Path::from("t/b"));
-    f.counted
-        .put(&a, data(2 * PAGE as usize, 1).into())
-        .await
-        .expect("put");
-    f.counted.put(&b, data(10, 2).into()).await.expect("put");
+    f.upload(&a, data(2 * PAGE as usize, 1)).await;
+    f.upload(&b, data(10, 2)).await;
     whole(&f, &a).await;
     written(&f.cache, 2).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
