@@ -34,32 +34,31 @@
 //!   when a cache opens. The sizes are per process, as Trino's are per node: processes sharing
 //!   a host and a directory (a scheduler and executors on one machine) each hold up to them.
 
+mod dirs;
 mod index;
+mod metrics;
+mod pages;
+mod store;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::fs::File;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use futures::stream::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{
-    Attributes, CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult,
-    MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions,
-    PutPayload, PutResult, RenameOptions,
-};
+use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
 use tokio::sync::Semaphore;
 
 use crate::config::FsCacheConfig;
-use crate::error::{HiveError, Result};
+use crate::error::Result;
 use index::{Current, Index, ObjectKey, PageFile};
+use pages::{fill_from_files, pages_of, part, runs};
+use store::CachedStore;
 
 /// How long the store's word on an object's version is trusted before it is asked again.
 pub const REVALIDATE_AFTER: Duration = Duration::from_secs(1);
@@ -83,39 +82,6 @@ static OPEN: LazyLock<Mutex<HashMap<OpenKey, Weak<FsCache>>>> =
 
 /// A cache's first directory and catalog.
 type OpenKey = (PathBuf, String);
-
-/// The caches' Prometheus metrics, in the process's default registry (served with the process's
-/// own at `/metrics`), labelled by catalog.
-struct Metrics {
-    read_bytes: prometheus::IntCounterVec,
-    pages_written: prometheus::IntCounterVec,
-    pages_dropped: prometheus::IntCounterVec,
-}
-
-static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| {
-    let counter = |name: &str, help: &str, labels: &[&str]| {
-        let c = prometheus::IntCounterVec::new(prometheus::Opts::new(name, help), labels).ok()?;
-        prometheus::register(Box::new(c.clone())).ok()?;
-        Some(c)
-    };
-    Some(Metrics {
-        read_bytes: counter(
-            "tributary_fs_cache_read_bytes_total",
-            "Bytes the file system cache answered, by catalog and by where they came from (cache: local pages; store: fetched)",
-            &["catalog", "source"],
-        )?,
-        pages_written: counter(
-            "tributary_fs_cache_pages_written_total",
-            "Pages the file system cache wrote to its local directories",
-            &["catalog"],
-        )?,
-        pages_dropped: counter(
-            "tributary_fs_cache_pages_dropped_total",
-            "Pages the file system cache removed (room, ttl, objects that changed)",
-            &["catalog"],
-        )?,
-    })
-});
 
 /// What a cache has done since it opened.
 #[derive(Debug, Default)]
@@ -171,20 +137,7 @@ impl FsCache {
         {
             return Ok(cache);
         }
-        let host = host_name();
-        let pid = std::process::id();
-        let mut dirs = Vec::new();
-        for (dir, _) in &config.directories {
-            let parent = dir.join(catalog);
-            std::fs::create_dir_all(&parent).map_err(|e| cache_dir_error(&parent, &e))?;
-            remove_departed(&parent, &host, pid);
-            let own = parent.join(format!("{host}.{pid}"));
-            if own.exists() {
-                std::fs::remove_dir_all(&own).map_err(|e| cache_dir_error(&own, &e))?;
-            }
-            std::fs::create_dir_all(&own).map_err(|e| cache_dir_error(&own, &e))?;
-            dirs.push(own);
-        }
+        let dirs = dirs::own(config, catalog)?;
         let cache = Arc::new(Self {
             catalog: catalog.to_owned(),
             dirs,
@@ -226,14 +179,7 @@ impl FsCache {
     fn count_read(&self, cached: u64, fetched: u64) {
         self.stats.hit_bytes.fetch_add(cached, Ordering::Relaxed);
         self.stats.miss_bytes.fetch_add(fetched, Ordering::Relaxed);
-        if let Some(m) = METRICS.as_ref() {
-            m.read_bytes
-                .with_label_values(&[self.catalog.as_str(), "cache"])
-                .inc_by(cached);
-            m.read_bytes
-                .with_label_values(&[self.catalog.as_str(), "store"])
-                .inc_by(fetched);
-        }
+        metrics::count_read(&self.catalog, cached, fetched);
     }
 
     fn count_pages(&self, written: u64, dropped: u64) {
@@ -243,14 +189,7 @@ impl FsCache {
         self.stats
             .pages_dropped
             .fetch_add(dropped, Ordering::Relaxed);
-        if let Some(m) = METRICS.as_ref() {
-            m.pages_written
-                .with_label_values(&[self.catalog.as_str()])
-                .inc_by(written);
-            m.pages_dropped
-                .with_label_values(&[self.catalog.as_str()])
-                .inc_by(dropped);
-        }
+        metrics::count_pages(&self.catalog, written, dropped);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -327,10 +266,7 @@ impl FsCache {
     ) -> object_store::Result<Vec<Bytes>> {
         let ps = self.page_size;
         let size = current.meta.size;
-        let mut pages: Vec<u64> = ranges
-            .iter()
-            .flat_map(|r| r.start / ps..=(r.end - 1) / ps)
-            .collect();
+        let mut pages: Vec<u64> = ranges.iter().flat_map(|r| pages_of(r, ps)).collect();
         pages.sort_unstable();
         pages.dedup();
         let now = Instant::now();
@@ -427,7 +363,7 @@ impl FsCache {
             }
         }
         for (range, buffer) in ranges.iter().zip(buffers.iter_mut()) {
-            for page in range.start / ps..=(range.end - 1) / ps {
+            for page in pages_of(range, ps) {
                 if let Some(bytes) = by_page.get(&page) {
                     let (from, to, at) = part(range, page, ps);
                     let src = bytes.get(from..to).ok_or_else(|| {
@@ -489,258 +425,10 @@ impl FsCache {
     }
 }
 
-/// Where `page`'s share of `range` is: (from, to) inside the page, and its offset in the
-/// range's answer.
-fn part(range: &Range<u64>, page: u64, page_size: u64) -> (usize, usize, usize) {
-    let page_start = page * page_size;
-    let start = range.start.max(page_start);
-    let end = range.end.min(page_start + page_size);
-    let as_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
-    (
-        as_usize(start - page_start),
-        as_usize(end - page_start),
-        as_usize(start - range.start),
-    )
-}
-
-/// Fills the answers from held pages' files; returns them, the pages whose files could not be
-/// read in full, and the bytes read.
-fn fill_from_files(
-    mut buffers: Vec<Vec<u8>>,
-    ranges: &[Range<u64>],
-    files: &[(u64, PathBuf)],
-    page_size: u64,
-) -> (Vec<Vec<u8>>, Vec<u64>, u64) {
-    let mut lost = Vec::new();
-    let mut read = 0u64;
-    for (page, path) in files {
-        let Ok(file) = File::open(path) else {
-            lost.push(*page);
-            continue;
-        };
-        for (range, buffer) in ranges.iter().zip(buffers.iter_mut()) {
-            if *page < range.start / page_size || *page > (range.end - 1) / page_size {
-                continue;
-            }
-            let (from, to, at) = part(range, *page, page_size);
-            if file
-                .read_exact_at(&mut buffer[at..at + (to - from)], from as u64)
-                .is_err()
-            {
-                lost.push(*page);
-                break;
-            }
-            read += (to - from) as u64;
-        }
-    }
-    (buffers, lost, read)
-}
-
-/// Consecutive pages as runs (`pages` sorted).
-fn runs(pages: &[u64]) -> Vec<Range<u64>> {
-    let mut runs: Vec<Range<u64>> = Vec::new();
-    for &p in pages {
-        match runs.last_mut() {
-            Some(run) if run.end == p => run.end = p + 1,
-            _ => runs.push(p..p + 1),
-        }
-    }
-    runs
-}
-
 fn generic(message: String) -> object_store::Error {
     object_store::Error::Generic {
         store: "fs.cache",
         source: message.into(),
-    }
-}
-
-fn cache_dir_error(dir: &std::path::Path, e: &std::io::Error) -> HiveError {
-    HiveError::Metadata(format!(
-        "cannot prepare the file system cache directory {} (fs.cache.directories): {e}",
-        dir.display()
-    ))
-}
-
-fn host_name() -> String {
-    sysinfo::System::host_name()
-        .filter(|h| !h.is_empty())
-        .map(|h| h.replace(['/', '.'], "_"))
-        .unwrap_or_else(|| "localhost".into())
-}
-
-/// Removes directories `<host>.<pid>` of this host whose process is gone (or that carry this
-/// process's id from an earlier life, as in a restarted container).
-fn remove_departed(parent: &std::path::Path, host: &str, pid: u32) {
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some((h, p)) = name.to_str().and_then(|n| n.rsplit_once('.')) else {
-            continue;
-        };
-        let Ok(other) = p.parse::<u32>() else {
-            continue;
-        };
-        let alive = other != pid && std::path::Path::new(&format!("/proc/{other}")).exists();
-        if h == host && !alive {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-/// One bucket's store, read through the cache.
-#[derive(Debug)]
-struct CachedStore {
-    cache: Arc<FsCache>,
-    bucket: Arc<str>,
-    inner: Arc<dyn ObjectStore>,
-}
-
-impl fmt::Display for CachedStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (fs.cache)", self.inner)
-    }
-}
-
-impl CachedStore {
-    fn key(&self, path: &Path) -> ObjectKey {
-        ObjectKey {
-            bucket: Arc::clone(&self.bucket),
-            path: path.clone(),
-        }
-    }
-}
-
-#[async_trait]
-impl ObjectStore for CachedStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        let put = self.inner.put_opts(location, payload, opts).await;
-        self.cache.invalidate(&self.bucket, location);
-        put
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.cache.invalidate(&self.bucket, location);
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        let conditional = options.head
-            || options.if_match.is_some()
-            || options.if_none_match.is_some()
-            || options.if_modified_since.is_some()
-            || options.if_unmodified_since.is_some()
-            || options.version.is_some();
-        if conditional {
-            return self.inner.get_opts(location, options).await;
-        }
-        let Some(asked) = &options.range else {
-            // Whole objects (metastore files, Delta logs, small files) are read as they are now.
-            return self.inner.get_opts(location, options).await;
-        };
-        let key = self.key(location);
-        let current = self.cache.current(&key, &self.inner, false).await?;
-        let size = current.meta.size;
-        let range = match asked {
-            GetRange::Bounded(r) => r.start..r.end.min(size),
-            GetRange::Offset(o) => *o..size,
-            GetRange::Suffix(n) => size.saturating_sub(*n)..size,
-        };
-        if range.start >= range.end || range.end - range.start > MAX_CACHED_READ {
-            return self.inner.get_opts(location, options).await;
-        }
-        let (meta, mut bytes) = self
-            .cache
-            .read(&key, &self.inner, std::slice::from_ref(&range))
-            .await?;
-        let bytes = bytes.pop().unwrap_or_default();
-        Ok(GetResult {
-            payload: GetResultPayload::Stream(futures::stream::once(async { Ok(bytes) }).boxed()),
-            meta,
-            range,
-            attributes: Attributes::default(),
-        })
-    }
-
-    async fn get_ranges(
-        &self,
-        location: &Path,
-        ranges: &[Range<u64>],
-    ) -> object_store::Result<Vec<Bytes>> {
-        if ranges.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (_, bytes) = self
-            .cache
-            .read(&self.key(location), &self.inner, ranges)
-            .await?;
-        Ok(bytes)
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        let cache = Arc::clone(&self.cache);
-        let bucket = Arc::clone(&self.bucket);
-        self.inner
-            .delete_stream(locations)
-            .inspect_ok(move |path| cache.invalidate(&bucket, path))
-            .boxed()
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    fn list_with_offset(
-        &self,
-        prefix: Option<&Path>,
-        offset: &Path,
-    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list_with_offset(prefix, offset)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        let copied = self.inner.copy_opts(from, to, options).await;
-        self.cache.invalidate(&self.bucket, to);
-        copied
-    }
-
-    async fn rename_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: RenameOptions,
-    ) -> object_store::Result<()> {
-        let renamed = self.inner.rename_opts(from, to, options).await;
-        self.cache.invalidate(&self.bucket, from);
-        self.cache.invalidate(&self.bucket, to);
-        renamed
     }
 }
 

@@ -1,6 +1,12 @@
 use std::sync::atomic::AtomicUsize;
 
+use async_trait::async_trait;
+use futures::stream::BoxStream;
 use object_store::memory::InMemory;
+use object_store::{
+    CopyOptions, GetResult, ListResult, MultipartUpload, PutMultipartOptions, PutOptions,
+    PutPayload, PutResult,
+};
 
 use super::*;
 
@@ -315,7 +321,7 @@ async fn pages_unused_for_the_ttl_are_dropped() {
 async fn directories_of_departed_processes_are_removed() {
     let dir = tempfile::tempdir().expect("dir");
     let parent = dir.path().join("lake");
-    let host = host_name();
+    let host = dirs::host_name();
     let gone = parent.join(format!("{host}.4000000000"));
     let elsewhere = parent.join("another_host.1");
     for d in [&gone, &elsewhere] {
