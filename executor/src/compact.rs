@@ -19,11 +19,19 @@
 //! late lineitems) as a broadcast side, which each task of the next stage then read and
 //! decoded: 611 MB in all.
 //!
+//! The pass-through writer's files of a query's result are forwarded to the client message by
+//! message (`scheduler/src/flight_sql/forward.rs`) when each batch's IPC body is at most
+//! [`tributary_proto::MAX_RESULT_BODY_BYTES`]; a larger one must be decoded, cut and encoded
+//! again on the scheduler. Batches of wide rows at the session's batch size pass that size, so
+//! the pass-through writer is given them as row slices under it (slicing costs nothing: IPC
+//! writes a slice's own rows, and a slice's view columns keep only their own strings).
+//!
 //! Ballista counts and writes what the batches it is given reference; this module gives it
 //! batches that reference only their own rows. [`compact_shuffle_input`] wraps a writer's
 //! input in [`CompactOutput`], which copies a batch's columns into arrays of their own when
 //! they reference at least [`WASTE_FACTOR`] times more memory than their rows occupy (a copy
-//! of the rows, cheaper than spilling or shipping them; untouched batches pass as they are).
+//! of the rows, cheaper than spilling or shipping them; untouched batches pass as they are),
+//! and for the pass-through writer cuts batches whose body would pass the size above.
 //! The wrapper delegates its identity (`downcast_delegate`), children, properties and metrics
 //! to the operator it wraps, so the stage plan keeps its shape for the scheduler's metrics and
 //! for Ballista's own plan inspection.
@@ -52,6 +60,11 @@ pub(crate) const WASTE_FACTOR: usize = 4;
 /// Below this many referenced bytes a column is never copied (not worth a copy).
 const MIN_REFERENCED_BYTES: usize = 256 * 1024;
 
+/// Largest estimated IPC body of a batch given to the pass-through writer: the forwarded size
+/// less room for the padding of each buffer (64 bytes apiece), which the estimate leaves out.
+const MAX_WRITTEN_BODY_BYTES: usize =
+    tributary_proto::MAX_RESULT_BODY_BYTES - tributary_proto::MAX_RESULT_BODY_BYTES / 16;
+
 /// `plan` (a stage plan, rooted in its shuffle writer) with the input of its sort-based or
 /// pass-through shuffle writer wrapped in [`CompactOutput`]; other stage plans unchanged.
 pub(crate) fn compact_shuffle_input(
@@ -68,7 +81,10 @@ pub(crate) fn compact_shuffle_input(
     if (input.as_ref() as &dyn std::any::Any).is::<CompactOutput>() {
         return Ok(plan);
     }
-    let wrapped: Arc<dyn ExecutionPlan> = Arc::new(CompactOutput::new(Arc::clone(input)));
+    let max_body = plan
+        .is::<ShuffleWriterExec>()
+        .then_some(MAX_WRITTEN_BODY_BYTES);
+    let wrapped: Arc<dyn ExecutionPlan> = Arc::new(CompactOutput::new(Arc::clone(input), max_body));
     Arc::clone(&plan).replace_children(
         vec![wrapped],
         ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
@@ -80,11 +96,14 @@ pub(crate) fn compact_shuffle_input(
 #[derive(Debug)]
 pub(crate) struct CompactOutput {
     inner: Arc<dyn ExecutionPlan>,
+    /// The largest IPC body of a batch it gives (the pass-through writer's input); larger
+    /// batches are given as row slices. None: batches of any size (the sort-based writer's).
+    max_body: Option<usize>,
 }
 
 impl CompactOutput {
-    pub(crate) fn new(inner: Arc<dyn ExecutionPlan>) -> Self {
-        Self { inner }
+    pub(crate) fn new(inner: Arc<dyn ExecutionPlan>, max_body: Option<usize>) -> Self {
+        Self { inner, max_body }
     }
 }
 
@@ -99,7 +118,7 @@ impl ExecutionPlan for CompactOutput {
         options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let inner = Arc::clone(&self.inner).replace_children(children, options)?;
-        Ok(Arc::new(Self::new(inner)))
+        Ok(Arc::new(Self::new(inner, self.max_body)))
     }
 
     fn execute(
@@ -109,7 +128,20 @@ impl ExecutionPlan for CompactOutput {
     ) -> Result<SendableRecordBatchStream> {
         let stream = self.inner.execute(partition, context)?;
         let schema = stream.schema();
-        let compacted = stream.map(|batch| batch.and_then(|b| compact(b).map_err(Into::into)));
+        let max_body = self.max_body;
+        let compacted = stream.flat_map(move |batch| {
+            let given = batch.and_then(|b| {
+                let b = compact(b)?;
+                Ok(match max_body {
+                    Some(max_body) => sliced(b, max_body)?,
+                    None => vec![b],
+                })
+            });
+            futures::stream::iter(match given {
+                Ok(batches) => batches.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            })
+        });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, compacted)))
     }
 
@@ -156,6 +188,73 @@ fn compacted(column: &ArrayRef) -> datafusion::arrow::error::Result<Option<Array
     let mut copy = MutableArrayData::new(vec![&data], false, data.len());
     copy.try_extend(0, 0, data.len())?;
     Ok(Some(make_array(copy.freeze())))
+}
+
+/// `batch` as row slices whose IPC bodies are at most about `max_body` bytes (one batch when its
+/// rows fit; a row is never cut). Each slice's view columns keep only their own strings, as
+/// does a batch within the size whose views reference more than it.
+fn sliced(
+    batch: RecordBatch,
+    max_body: usize,
+) -> datafusion::arrow::error::Result<Vec<RecordBatch>> {
+    let rows = batch.num_rows();
+    let body = |batch: &RecordBatch, whole_views: bool| {
+        batch
+            .columns()
+            .iter()
+            .map(|c| written_bytes(c, whole_views))
+            .sum::<datafusion::arrow::error::Result<usize>>()
+    };
+    let used = body(&batch, false)?;
+    if used <= max_body || rows < 2 {
+        if body(&batch, true)? > max_body {
+            return Ok(vec![own_strings(batch)?]);
+        }
+        return Ok(vec![batch]);
+    }
+    let per_slice = rows.div_ceil(used.div_ceil(max_body.max(1)).min(rows));
+    (0..rows)
+        .step_by(per_slice)
+        .map(|offset| own_strings(batch.slice(offset, per_slice.min(rows - offset))))
+        .collect()
+}
+
+/// What IPC writes of `column` (padding aside): a slice's own rows, and of view arrays their
+/// views and their data buffers whole (`whole_views`) or the bytes their views use.
+fn written_bytes(column: &ArrayRef, whole_views: bool) -> datafusion::arrow::error::Result<usize> {
+    fn views<T: ByteViewType + ?Sized>(v: &GenericByteViewArray<T>, whole: bool) -> usize {
+        let data = if whole {
+            v.data_buffers().iter().map(|b| b.len()).sum()
+        } else {
+            v.total_buffer_bytes_used()
+        };
+        v.len() * std::mem::size_of::<u128>() + data
+    }
+    if let Some(v) = column.as_string_view_opt() {
+        return Ok(views(v, whole_views));
+    }
+    if let Some(v) = column.as_binary_view_opt() {
+        return Ok(views(v, whole_views));
+    }
+    column.to_data().get_slice_memory_size()
+}
+
+/// `batch` with its view columns holding only the strings their rows use.
+fn own_strings(batch: RecordBatch) -> datafusion::arrow::error::Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| {
+            if let Some(v) = c.as_string_view_opt() {
+                Arc::new(v.gc()) as ArrayRef
+            } else if let Some(v) = c.as_binary_view_opt() {
+                Arc::new(v.gc()) as ArrayRef
+            } else {
+                Arc::clone(c)
+            }
+        })
+        .collect();
+    RecordBatch::try_new(batch.schema(), columns)
 }
 
 /// The bytes view arrays use: their views, and the data of the strings too long to inline.
@@ -296,5 +395,118 @@ mod tests {
         let most = whole.slice(10_000, 180_000);
         let kept = compact(most.clone()).expect("test value");
         assert!(Arc::ptr_eq(most.column(0), kept.column(0)));
+    }
+
+    /// A batch of `rows` rows of about 200 bytes each, as a string and as a string view.
+    fn wide_batch(rows: usize) -> RecordBatch {
+        let text = |i: usize| format!("{i:0>8}{}", "x".repeat(92));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("text", DataType::Utf8, true),
+            Field::new("view", DataType::Utf8View, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..rows as i64)),
+                Arc::new(StringArray::from_iter(
+                    (0..rows).map(|i| (i % 5 != 0).then(|| text(i))),
+                )),
+                Arc::new(StringViewArray::from_iter((0..rows).map(|i| Some(text(i))))),
+            ],
+        )
+        .expect("test value")
+    }
+
+    #[test]
+    fn a_batch_over_the_body_size_is_given_as_slices_under_it() {
+        let whole = wide_batch(50_000);
+        let max_body = 1 << 20;
+        let slices = sliced(whole.clone(), max_body).expect("test value");
+        assert!(slices.len() > 9, "{} slices", slices.len());
+        for slice in &slices {
+            let body: usize = slice
+                .columns()
+                .iter()
+                .map(|c| written_bytes(c, true).expect("test value"))
+                .sum();
+            // (Views counted with their data buffers whole: each slice keeps its own strings.)
+            assert!(body <= max_body, "{body} bytes");
+        }
+        let rejoined = datafusion::arrow::compute::concat_batches(&whole.schema(), &slices)
+            .expect("test value");
+        assert_eq!(rejoined, whole);
+        // Rows within the size: one batch, its other columns as they were, its views (into the
+        // whole batch's strings) keeping only their own.
+        let small = whole.slice(0, 100);
+        assert!(written_bytes(small.column(2), true).expect("test value") > max_body);
+        let kept = sliced(small.clone(), max_body).expect("test value");
+        assert_eq!(kept, vec![small.clone()]);
+        assert!(Arc::ptr_eq(kept[0].column(1), small.column(1)));
+        assert!(written_bytes(kept[0].column(2), true).expect("test value") < 30_000);
+    }
+
+    #[tokio::test]
+    async fn the_pass_through_writer_writes_wide_batches_as_messages_the_scheduler_forwards() {
+        use datafusion::arrow::ipc::{MessageHeader, root_as_message};
+        use datafusion::datasource::memory::MemorySourceConfig;
+        use datafusion::prelude::SessionContext;
+
+        // 60,000 rows of ~200 bytes in one batch: 12 MB, three times the forwarded size.
+        let batch = wide_batch(60_000);
+        let schema = batch.schema();
+        let input = MemorySourceConfig::try_new_exec(&[vec![batch.clone()]], schema, None)
+            .expect("test value");
+        let work_dir = std::env::temp_dir().join(format!("compact-{}", uuid::Uuid::new_v4()));
+        let writer: Arc<dyn ExecutionPlan> = Arc::new(
+            ShuffleWriterExec::try_new(
+                "job".to_owned().into(),
+                1,
+                input,
+                work_dir.display().to_string(),
+            )
+            .expect("test value"),
+        );
+        let writer = compact_shuffle_input(writer).expect("test value");
+        let task = SessionContext::new().task_ctx();
+        datafusion::physical_plan::collect(writer, task)
+            .await
+            .expect("writes");
+        let file = work_dir.join("job/1/0/data-0.arrow");
+        let bytes = std::fs::read(&file).expect("the partition's file");
+        std::fs::remove_dir_all(&work_dir).expect("test value");
+
+        // Every record batch message's body is within what the scheduler forwards as it is.
+        let (mut at, mut batches) = (0, 0);
+        while at + 8 <= bytes.len() {
+            let length = i32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
+            if length <= 0 {
+                break;
+            }
+            let header = &bytes[at + 8..at + 8 + length as usize];
+            let message = root_as_message(header).expect("an IPC message");
+            if message.header_type() == MessageHeader::RecordBatch {
+                batches += 1;
+                assert!(
+                    message.bodyLength() as usize <= tributary_proto::MAX_RESULT_BODY_BYTES,
+                    "a body of {} bytes",
+                    message.bodyLength()
+                );
+            }
+            at += 8 + length as usize + message.bodyLength() as usize;
+        }
+        assert!(batches >= 3, "{batches} batches");
+        // And the file holds the rows as they were.
+        let read = datafusion::arrow::ipc::reader::StreamReader::try_new(
+            std::io::Cursor::new(bytes),
+            None,
+        )
+        .expect("an IPC stream")
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .expect("batches");
+        assert_eq!(
+            datafusion::arrow::compute::concat_batches(&batch.schema(), &read).expect("test value"),
+            batch
+        );
     }
 }

@@ -4,6 +4,12 @@
 //! time, so no protobuf compiler is needed to build Tributary. The field tags are the wire
 //! contract between schedulers, executors and clients of one version: never renumber them.
 
+/// Largest Arrow IPC message body of a query's result partition that the scheduler forwards to
+/// Flight SQL clients as the executor wrote it: twice the 2 MiB per `FlightData` that clients
+/// are best served with, well within ADBC's 16 MiB receive limit. Executors write larger result
+/// batches as row slices under it; the scheduler decodes and re-encodes a larger body it meets.
+pub const MAX_RESULT_BODY_BYTES: usize = 4 * 1024 * 1024;
+
 /// A connector's scan, as carried inside a physical plan sent to executors.
 ///
 /// The envelope is written by `tributary_connector::codec::ConnectorCodec` for every

@@ -96,11 +96,19 @@ impl RetryPolicy {
     }
 }
 
+/// Rows per batch (`datafusion.execution.batch_size`; DataFusion's default is 8192). Larger
+/// batches spread each operator's per-batch work (a sort's runs to merge, a join's probe
+/// setup, an IPC message's header and flush) over 4x the rows: the seed's query spent a
+/// third less CPU in its sort, join and projection. Result batches of wide rows are still
+/// written as messages the scheduler forwards as they are (`executor/src/compact.rs`).
+const BATCH_ROWS: usize = 32 * 1024;
+
 /// The base session configuration of every query (with the query's telemetry, which every
 /// task carries to its executor). Its gRPC client settings are also those the scheduler
 /// launches tasks with: up to [`MAX_TASK_BYTES`] a task.
 pub(crate) fn base_config() -> SessionConfig {
     SessionConfig::new_with_ballista()
+        .with_batch_size(BATCH_ROWS)
         .with_information_schema(true)
         .with_option_extension(tributary_telemetry::QueryTelemetry::default())
         .set_usize(

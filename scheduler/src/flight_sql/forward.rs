@@ -25,8 +25,9 @@ use crate::fetch::IpcStream;
 /// The marker before each message's length (Arrow IPC format since 0.15).
 const CONTINUATION: [u8; 4] = [0xff; 4];
 
-/// Largest message body forwarded as it is; a larger batch is split.
-const MAX_FORWARDED_BODY: usize = 2 * super::results::FLIGHT_DATA_SIZE;
+/// Largest message body forwarded as it is (executors slice their result batches under it); a
+/// larger batch is split.
+const MAX_FORWARDED_BODY: usize = tributary_proto::MAX_RESULT_BODY_BYTES;
 
 /// A partition's IPC bytes as `FlightData` in `schema`: the schema first, then its batches.
 pub(super) fn forward(
