@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use datafusion::config::ConfigNonZeroUsize;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::execution::disk_manager::{DiskManager, DiskManagerBuilder, DiskManagerMode};
@@ -289,15 +290,17 @@ pub fn query_peak(pool: &Arc<dyn MemoryPool>) -> Option<usize> {
     pool.downcast_ref::<QueryPool>().map(|p| p.0.peak())
 }
 
-/// Fits DataFusion's sort merge reservation (`sort_spill_reservation_bytes`, 10 MB by
-/// default) in a task's `config` to its query's limit (`context`'s pool): each task slot's
-/// sorts reserve it up front, and reservations that add up to most of a small limit leave the
-/// sorts nothing to sort with. Returns whether `config` changed.
-pub fn fit_sort_reservation(
-    context: &TaskContext,
-    config: &mut SessionConfig,
-    slots: usize,
-) -> bool {
+/// Fits a task's `config` to its query's limit (`context`'s pool) where a small limit asks
+/// for less than the session gives:
+/// - DataFusion's sort merge reservation (`sort_spill_reservation_bytes`, 10 MB by default):
+///   each task slot's sorts reserve it up front, and reservations that add up to most of a
+///   small limit leave the sorts nothing to sort with;
+/// - rows per batch (`batch_size`): a merge of sorted runs (a spilled sort's, an ordered
+///   shuffle's) holds a batch of each run, so its memory grows with the batch; a slot's share
+///   of the limit holds at least [`LIMIT_BYTES_PER_BATCH_ROW`] per row of a batch.
+///
+/// Returns whether `config` changed.
+pub fn fit_to_query_limit(context: &TaskContext, config: &mut SessionConfig, slots: usize) -> bool {
     let Some(query) = context
         .memory_pool()
         .downcast_ref::<QueryPool>()
@@ -305,13 +308,30 @@ pub fn fit_sort_reservation(
     else {
         return false;
     };
-    let fitted = (query.limit / (4 * slots.max(1))).max(256 << 10);
-    if config.options().execution.sort_spill_reservation_bytes <= fitted {
-        return false;
+    let slots = slots.max(1);
+    let mut changed = false;
+    let reservation = (query.limit / (4 * slots)).max(256 << 10);
+    if config.options().execution.sort_spill_reservation_bytes > reservation {
+        config.options_mut().execution.sort_spill_reservation_bytes = reservation;
+        changed = true;
     }
-    config.options_mut().execution.sort_spill_reservation_bytes = fitted;
-    true
+    let batch_rows = (query.limit / (slots * LIMIT_BYTES_PER_BATCH_ROW)).max(MIN_BATCH_ROWS);
+    if config.batch_size() > batch_rows
+        && let Ok(rows) = ConfigNonZeroUsize::try_new(batch_rows)
+    {
+        config.options_mut().execution.batch_size = rows;
+        changed = true;
+    }
+    changed
 }
+
+/// Bytes of a task slot's share of its query's limit per row of a batch: a 32 MB limit on a
+/// node of 2 slots gives DataFusion's default of 8192 rows, a limit of 128 MB or more the
+/// session's 32768.
+const LIMIT_BYTES_PER_BATCH_ROW: usize = 2048;
+
+/// Fewest rows per batch a limit brings a task to.
+const MIN_BATCH_ROWS: usize = 1024;
 
 /// The pool a task's runtime uses: its query's [`FairSpillPool`], charged to the node.
 #[derive(Debug)]
@@ -472,5 +492,42 @@ mod tests {
         drop((r2, rb, rc));
         assert_eq!(node.reserved(), 0);
         assert_eq!(node.peak(), 1400);
+    }
+
+    #[test]
+    fn a_small_limit_fits_the_sort_reservation_and_the_batch_size() {
+        use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+
+        let dir = std::env::temp_dir().join(format!("tributary-fit-{}", std::process::id()));
+        let fitted = |limit: usize| {
+            let node = NodeMemory::new(
+                &MemoryConfig {
+                    max_memory_per_node: Some(limit as u64),
+                    ..MemoryConfig::default()
+                },
+                &dir,
+            )
+            .expect("node");
+            let session = config("q", None).with_batch_size(32768);
+            let runtime = RuntimeEnvBuilder::new()
+                .with_memory_pool(node.pool_for(&session))
+                .build_arc()
+                .expect("runtime");
+            let context = TaskContext::default()
+                .with_session_config(session.clone())
+                .with_runtime(runtime);
+            let mut task = session;
+            let changed = fit_to_query_limit(&context, &mut task, 2);
+            let reservation = task.options().execution.sort_spill_reservation_bytes;
+            (changed, task.batch_size(), reservation)
+        };
+        // 32 MB on two slots: DataFusion's 8192 rows, a 4 MB merge reservation.
+        assert_eq!(fitted(32 << 20), (true, 8192, 4 << 20));
+        // 64 MB: half the session's batch, a reservation under the 10 MB default.
+        assert_eq!(fitted(64 << 20), (true, 16384, 8 << 20));
+        // 1 GB: nothing to change.
+        assert_eq!(fitted(1 << 30), (false, 32768, 10 << 20));
+        // A tiny limit still gives batches of some rows.
+        assert_eq!(fitted(1 << 20).1, MIN_BATCH_ROWS);
     }
 }

@@ -441,13 +441,13 @@ impl QueryStageExecutor for ObservedStage {
 }
 
 impl ObservedStage {
-    /// The task's context with our settings: the sort reservation fitted to the query's
-    /// memory (`memory.rs`) and, for partitions read whole, no compression
+    /// The task's context with our settings: the sort reservation and the batch size fitted
+    /// to the query's memory (`memory.rs`) and, for partitions read whole, no compression
     /// (`uncompressed.rs`). Made anew only when a setting changed.
     fn task_context(&self, context: Arc<TaskContext>) -> Arc<TaskContext> {
         let mut config = context.session_config().clone();
         let slots = self.metrics.slots.get().max(1) as usize;
-        let fitted = crate::memory::fit_sort_reservation(&context, &mut config, slots);
+        let fitted = crate::memory::fit_to_query_limit(&context, &mut config, slots);
         let uncompressed =
             self.uncompressed && crate::uncompressed::without_compression(&mut config);
         if !fitted && !uncompressed {
