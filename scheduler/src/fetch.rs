@@ -60,7 +60,7 @@ pub struct LocalExecutor {
     pub work_dir: PathBuf,
 }
 
-/// Bytes read from a local result file at a time.
+/// Bytes read from a local result file at a time (whole messages: a few more or fewer).
 const LOCAL_BLOCK: u64 = 4 << 20;
 
 /// Opens result partitions on executors.
@@ -265,11 +265,7 @@ async fn read_local(p: &JobPartition, work_dir: &Path) -> Result<IpcStream, Sche
                 return Ok(None);
             };
             let read = tokio::task::spawn_blocking(move || {
-                let mut block = Vec::with_capacity(LOCAL_BLOCK as usize);
-                (&mut file)
-                    .take(LOCAL_BLOCK)
-                    .read_to_end(&mut block)
-                    .map(|_| (block, file))
+                read_messages(&mut file).map(|block| (block, file))
             })
             .await
             .map_err(|e| FlightError::ExternalError(Box::new(e)))?;
@@ -277,12 +273,54 @@ async fn read_local(p: &JobPartition, work_dir: &Path) -> Result<IpcStream, Sche
             if block.is_empty() {
                 return Ok(None);
             }
-            // A short block is the end of the file.
-            let more = block.len() as u64 == LOCAL_BLOCK;
-            Ok(Some((Bytes::from(block), more.then_some(file))))
+            Ok(Some((Bytes::from(block), Some(file))))
         }
     })
     .boxed())
+}
+
+/// The next whole IPC messages of a result file, about [`LOCAL_BLOCK`] bytes of them (at least
+/// one message, however large; empty at the end of the file). Blocks that end where messages
+/// end are cut into messages without copying (`flight_sql/forward.rs`). Bytes that are no
+/// whole message (a damaged file) come as they are, for the reader to name the error.
+fn read_messages(file: &mut std::fs::File) -> std::io::Result<Vec<u8>> {
+    let mut block = Vec::new();
+    while (block.len() as u64) < LOCAL_BLOCK {
+        let start = block.len();
+        // The continuation marker and the header's length; then the header, giving the body's.
+        if file.by_ref().take(8).read_to_end(&mut block)? < 8
+            || block[start..start + 4] != [0xff; 4]
+        {
+            break;
+        }
+        let header = i32::from_le_bytes([
+            block[start + 4],
+            block[start + 5],
+            block[start + 6],
+            block[start + 7],
+        ]);
+        let Ok(header) = u64::try_from(header) else {
+            break;
+        };
+        if header == 0 {
+            // The end-of-stream marker.
+            break;
+        }
+        if file.by_ref().take(header).read_to_end(&mut block)? < header as usize {
+            break;
+        }
+        let Ok(message) = arrow::ipc::root_as_message(&block[start + 8..]) else {
+            break;
+        };
+        let Ok(body) = u64::try_from(message.bodyLength()) else {
+            break;
+        };
+        block.reserve(body as usize);
+        if file.by_ref().take(body).read_to_end(&mut block)? < body as usize {
+            break;
+        }
+    }
+    Ok(block)
 }
 
 /// The executor action asking for a result partition's whole file.
@@ -309,4 +347,94 @@ fn fetch_action(p: &JobPartition, port: u16) -> Result<arrow_flight::Action, Sch
         r#type: BLOCK_TRANSPORT.into(),
         body: action.encode_to_vec().into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::ipc::writer::StreamWriter;
+
+    use super::*;
+
+    /// Ends of the whole messages at the start of `block`, and where the last one ends.
+    fn message_ends(block: &[u8]) -> usize {
+        let mut at = 0;
+        while at + 8 <= block.len() {
+            let header = i32::from_le_bytes(block[at + 4..at + 8].try_into().expect("4 bytes"));
+            if header == 0 {
+                return at + 8;
+            }
+            let header = header as usize;
+            let message =
+                arrow::ipc::root_as_message(&block[at + 8..at + 8 + header]).expect("a message");
+            at += 8 + header + message.bodyLength() as usize;
+        }
+        at
+    }
+
+    #[test]
+    fn a_result_file_is_read_in_blocks_of_whole_messages() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, false),
+        ]));
+        let batch = |rows: usize| {
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    Arc::new(Int64Array::from_iter_values(0..rows as i64)),
+                    Arc::new(StringArray::from_iter_values(
+                        (0..rows).map(|i| format!("value {i}")),
+                    )),
+                ],
+            )
+            .expect("test value")
+        };
+        let mut bytes = Vec::new();
+        let mut writer = StreamWriter::try_new(&mut bytes, &schema).expect("test value");
+        // Messages of ~20 bytes to ~9 MB: several per block, and one larger than a block.
+        for rows in [1, 100_000, 30_000, 400_000, 7, 150_000] {
+            writer.write(&batch(rows)).expect("test value");
+        }
+        writer.finish().expect("test value");
+        drop(writer);
+        let path = std::env::temp_dir().join(format!("result-{}.arrow", uuid::Uuid::new_v4()));
+        std::fs::write(&path, &bytes).expect("test value");
+        let mut file = std::fs::File::open(&path).expect("test value");
+        let mut read = Vec::new();
+        let mut blocks = 0;
+        loop {
+            let block = read_messages(&mut file).expect("reads");
+            if block.is_empty() {
+                break;
+            }
+            assert_eq!(
+                message_ends(&block),
+                block.len(),
+                "block {blocks} ends mid-message"
+            );
+            read.extend_from_slice(&block);
+            blocks += 1;
+        }
+        // The schema and three batches (3.7 MB), then the 11 MB batch whole; then the rest.
+        assert_eq!(blocks, 2);
+        assert_eq!(read, bytes);
+
+        // A damaged file (cut inside a message) is read to its end as it is.
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("test value");
+        let mut file = std::fs::File::open(&path).expect("test value");
+        let mut read = Vec::new();
+        loop {
+            let block = read_messages(&mut file).expect("reads");
+            if block.is_empty() {
+                break;
+            }
+            read.extend_from_slice(&block);
+        }
+        assert_eq!(read, &bytes[..bytes.len() / 2]);
+        std::fs::remove_file(&path).expect("test value");
+    }
 }
