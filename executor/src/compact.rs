@@ -223,11 +223,10 @@ fn sliced(
 /// views and their data buffers whole (`whole_views`) or the bytes their views use.
 fn written_bytes(column: &ArrayRef, whole_views: bool) -> datafusion::arrow::error::Result<usize> {
     fn views<T: ByteViewType + ?Sized>(v: &GenericByteViewArray<T>, whole: bool) -> usize {
-        let data = if whole {
-            v.data_buffers().iter().map(|b| b.len()).sum()
-        } else {
-            v.total_buffer_bytes_used()
-        };
+        if !whole {
+            return view_bytes(v);
+        }
+        let data: usize = v.data_buffers().iter().map(|b| b.len()).sum();
         v.len() * std::mem::size_of::<u128>() + data
     }
     if let Some(v) = column.as_string_view_opt() {

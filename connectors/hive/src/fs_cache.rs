@@ -416,11 +416,7 @@ impl FsCache {
 
     /// Forgets an object written, renamed or deleted through the catalog.
     fn invalidate(&self, bucket: &Arc<str>, path: &Path) {
-        let key = ObjectKey {
-            bucket: Arc::clone(bucket),
-            path: path.clone(),
-        };
-        let dropped = self.lock().remove(&key);
+        let dropped = self.lock().remove(&ObjectKey::new(bucket, path));
         self.delete(dropped);
     }
 }

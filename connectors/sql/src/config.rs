@@ -98,16 +98,17 @@ impl SqlConfig {
         let case_insensitive_name_matching = r
             .optional::<bool>("case-insensitive-name-matching", "true or false")?
             .unwrap_or(false);
-        // Trino's name for the cache of remote names; the same cache here.
+        // Trino's name for the cache of remote names; the same cache here, used when
+        // `metadata.cache-ttl` is not given (a bad value is named under its own key).
         let names_ttl = r.optional_string("case-insensitive-name-matching.cache-ttl");
-        let ttl_text = r.optional_string("metadata.cache-ttl").or(names_ttl);
-        let metadata_cache_ttl = match ttl_text {
-            None => Duration::from_secs(0),
-            Some(text) => tributary_connector::parse_duration(&text).ok_or_else(|| {
+        let metadata_cache_ttl = match (r.optional_duration("metadata.cache-ttl")?, names_ttl) {
+            (Some(ttl), _) => ttl,
+            (None, None) => Duration::from_secs(0),
+            (None, Some(text)) => tributary_connector::parse_duration(&text).ok_or_else(|| {
                 invalid(
-                    "metadata.cache-ttl",
+                    "case-insensitive-name-matching.cache-ttl",
                     &text,
-                    "a duration such as 10s, 5m or 0s",
+                    "a duration with its unit, such as 10s, 5m or 0s",
                 )
             })?,
         };
@@ -277,6 +278,22 @@ mod tests {
             .to_string();
         assert!(
             e.contains("metadata.cache-ttl") && !e.contains("hunter2"),
+            "{e}"
+        );
+        // Trino's other name for the cache's ttl is named under its own key.
+        let p = Properties::from_pairs(
+            "pg.properties",
+            [
+                ("connector.name", "postgresql"),
+                ("connection-url", "jdbc:postgresql://localhost/test"),
+                ("case-insensitive-name-matching.cache-ttl", "soon"),
+            ],
+        );
+        let e = SqlConfig::from_properties("pg", Dialect::Postgres, &p)
+            .expect_err("bad ttl")
+            .to_string();
+        assert!(
+            e.contains("case-insensitive-name-matching.cache-ttl") && e.contains("soon"),
             "{e}"
         );
     }

@@ -16,6 +16,15 @@ pub(crate) struct ObjectKey {
     pub(crate) path: Path,
 }
 
+impl ObjectKey {
+    pub(crate) fn new(bucket: &Arc<str>, path: &Path) -> Self {
+        Self {
+            bucket: Arc::clone(bucket),
+            path: path.clone(),
+        }
+    }
+}
+
 /// A page's file: the directory, the object's id and the page's number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PageFile {

@@ -10,9 +10,8 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
-    Attributes, CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult,
-    MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload,
-    PutResult, RenameOptions,
+    Attributes, CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload,
+    ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
 };
 
 use super::index::ObjectKey;
@@ -29,15 +28,6 @@ pub(super) struct CachedStore {
 impl fmt::Display for CachedStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} (fs.cache)", self.inner)
-    }
-}
-
-impl CachedStore {
-    fn key(&self, path: &Path) -> ObjectKey {
-        ObjectKey {
-            bucket: Arc::clone(&self.bucket),
-            path: path.clone(),
-        }
     }
 }
 
@@ -81,17 +71,13 @@ impl ObjectStore for CachedStore {
             // Whole objects (metastore files, Delta logs, small files) are read as they are now.
             return self.inner.get_opts(location, options).await;
         };
-        let key = self.key(location);
+        let key = ObjectKey::new(&self.bucket, location);
         let current = self.cache.current(&key, &self.inner, false).await?;
-        let size = current.meta.size;
-        let range = match asked {
-            GetRange::Bounded(r) => r.start..r.end.min(size),
-            GetRange::Offset(o) => *o..size,
-            GetRange::Suffix(n) => size.saturating_sub(*n)..size,
+        // A range out of the object, empty or too large: the store's own answer (and error).
+        let range = match asked.as_range(current.meta.size) {
+            Ok(range) if !range.is_empty() && range.end - range.start <= MAX_CACHED_READ => range,
+            _ => return self.inner.get_opts(location, options).await,
         };
-        if range.start >= range.end || range.end - range.start > MAX_CACHED_READ {
-            return self.inner.get_opts(location, options).await;
-        }
         let (meta, mut bytes) = self
             .cache
             .read(&key, &self.inner, std::slice::from_ref(&range))
@@ -115,7 +101,7 @@ impl ObjectStore for CachedStore {
         }
         let (_, bytes) = self
             .cache
-            .read(&self.key(location), &self.inner, ranges)
+            .read(&ObjectKey::new(&self.bucket, location), &self.inner, ranges)
             .await?;
         Ok(bytes)
     }
