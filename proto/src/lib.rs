@@ -151,6 +151,10 @@ pub struct JobPartition {
     /// Whether the partition was written with the sort-shuffle layout.
     #[prost(bool, tag = "8")]
     pub is_sort_shuffle: bool,
+    /// Announced while its job runs (`streaming_results`): read as its task writes it; the
+    /// executor and file are not known yet.
+    #[prost(bool, tag = "9")]
+    pub running: bool,
 }
 
 /// Body of the `SetSessionOptions` action (Flight RPC session options), by hand because

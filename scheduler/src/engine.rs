@@ -124,9 +124,10 @@ impl Engine {
         }
     }
 
-    /// Result partitions are fetched so (internal TLS and secret).
+    /// Result partitions are fetched so (internal TLS and secret); with executors in this
+    /// process, results are also read while their jobs run.
     pub fn with_fetcher(mut self, fetcher: PartitionFetcher) -> Self {
-        self.fetcher = fetcher;
+        self.fetcher = fetcher.with_running_results(self.scheduler.clone());
         self
     }
 

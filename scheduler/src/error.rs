@@ -238,6 +238,12 @@ impl SchedulerError {
 
 impl From<SchedulerError> for Status {
     fn from(e: SchedulerError) -> Self {
+        Status::from(&e)
+    }
+}
+
+impl From<&SchedulerError> for Status {
+    fn from(e: &SchedulerError) -> Self {
         let message = e.to_string();
         match e {
             SchedulerError::SqlSyntax { .. }

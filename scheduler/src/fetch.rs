@@ -24,7 +24,9 @@ use tributary_connector::conform_batch;
 use tributary_proto::JobPartition;
 use tributary_security::InternalSecurity;
 
+use crate::cluster::BallistaScheduler;
 use crate::error::SchedulerError;
+use crate::live::RunningResults;
 
 /// Largest gRPC message the scheduler accepts from executors.
 const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
@@ -74,6 +76,8 @@ pub struct PartitionFetcher {
     internal: InternalSecurity,
     /// Work directories of the executors in this process, by (host, Flight port).
     local: Arc<HashMap<(String, u16), PathBuf>>,
+    /// Results read while their jobs run (executors in this process only).
+    running: Option<RunningResults>,
 }
 
 /// Idle connections by executor (host, Flight port).
@@ -101,8 +105,33 @@ impl PartitionFetcher {
         }
     }
 
-    /// Opens a final partition on the executor that wrote it: the bytes of its file.
+    /// Results can be read while their jobs run: with executors in this process, reading
+    /// their work directories, and Ballista's graph telling how their tasks end.
+    pub(crate) fn with_running_results(mut self, scheduler: BallistaScheduler) -> Self {
+        if !self.local.is_empty() {
+            let work_dirs = self.local.values().cloned().collect();
+            self.running = Some(RunningResults::new(scheduler, work_dirs));
+        }
+        self
+    }
+
+    /// Results read while their jobs run, when executors run in this process.
+    pub(crate) fn running_results(&self) -> Option<&RunningResults> {
+        self.running.as_ref()
+    }
+
+    /// Opens a final partition on the executor that wrote it: the bytes of its file (of a
+    /// partition announced while its job runs: as its task writes it, `crate::live`).
     pub(crate) async fn fetch_ipc(&self, p: &JobPartition) -> Result<IpcStream, SchedulerError> {
+        if p.running {
+            let Some(running) = &self.running else {
+                return Err(SchedulerError::UnknownHandle(format!(
+                    "result partition {} of query {}",
+                    p.partition_id, p.job_id
+                )));
+            };
+            return Ok(running.read(p.clone(), self.clone()));
+        }
         let port = u16::try_from(p.port)
             .map_err(|_| SchedulerError::Engine(format!("bad executor port {}", p.port)))?;
         let key = (p.host.clone(), port);

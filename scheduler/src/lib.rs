@@ -19,6 +19,7 @@ mod http;
 mod join_order;
 mod joins;
 mod leases;
+mod live;
 mod local;
 pub mod monitor;
 mod planner;

@@ -92,6 +92,11 @@ impl Session {
             .and_then(|v| parse_duration(&v))
     }
 
+    /// `streaming_results`: whether a query's rows are sent as its final stage computes them.
+    pub fn streaming_results(&self) -> bool {
+        self.property("streaming_results").as_deref() != Some("false")
+    }
+
     /// `materialized_view_rewrite_enabled`.
     pub fn rewrite_enabled(&self) -> bool {
         self.property("materialized_view_rewrite_enabled")

@@ -15,6 +15,7 @@ use datafusion::prelude::SessionContext;
 use tributary_connector::TableProperties;
 use tributary_telemetry::data_size;
 
+use super::run::Announce;
 use super::{
     Engine, JobResult, Outcome, ResultOrder, client_schema, range_partitions, result_order,
 };
@@ -51,7 +52,13 @@ impl Engine {
                 }
                 let target = source_as_provider(&dml.target)?;
                 let job = self
-                    .run_job(session, Arc::clone(&ctx), &dml.input, sql)
+                    .run_job(
+                        session,
+                        Arc::clone(&ctx),
+                        &dml.input,
+                        sql,
+                        Announce::Finished,
+                    )
                     .await?;
                 let schema = Arc::new(dml.input.schema().as_arrow().clone());
                 let rows = self.write_job(&ctx, job, schema, target, op).await?;
@@ -89,7 +96,9 @@ impl Engine {
                         tracing::debug!("no join expectations for EXPLAIN ANALYZE: {e}");
                         Vec::new()
                     });
-                let job = self.run_job(session, ctx, &input, sql).await?;
+                let job = self
+                    .run_job(session, ctx, &input, sql, Announce::Finished)
+                    .await?;
                 let merge = match &order {
                     Some(o) if self.partition_order(&job, o).await.is_some() => {
                         Some(concatenation_line(o, input.schema().as_arrow()))
@@ -136,7 +145,9 @@ impl Engine {
                 let schema = client_schema(plan.schema().as_arrow());
                 let (plan, order) = with_result_order(plan);
                 let plan = with_client_types(plan);
-                let job = self.run_job(session, ctx, &plan, sql).await?;
+                let job = self
+                    .run_job(session, ctx, &plan, sql, Announce::Running)
+                    .await?;
                 let total_records = order
                     .as_ref()
                     .map_or(job.total_records, |o| o.rows(job.total_records));

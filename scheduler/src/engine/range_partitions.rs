@@ -169,13 +169,15 @@ impl super::Engine {
         )
     }
 
-    /// The plan of a finished job's stage as it ran (`None` when the graph does not show it
-    /// finished within [`GRAPH_WAIT`]: the result is merged).
+    /// The plan of a finished job's stage as it ran, or of a running one as it runs (`None`
+    /// when the graph does not show it within [`GRAPH_WAIT`]: the result is merged).
     async fn stage_plan(&self, job_id: &str, stage_id: usize) -> Option<Arc<dyn ExecutionPlan>> {
         use ballista_scheduler::state::execution_stage::ExecutionStage;
         let id: ballista_core::JobId = job_id.to_owned().into();
+        // (A result announced while its job runs: its final stage's plan as it runs.)
         let successful = |stage: Option<&ExecutionStage>| match stage {
             Some(ExecutionStage::Successful(stage)) => Some(Arc::clone(&stage.plan)),
+            Some(ExecutionStage::Running(stage)) => Some(Arc::clone(&stage.plan)),
             _ => None,
         };
         let mut waited = std::time::Duration::ZERO;

@@ -22,6 +22,9 @@ use crate::session::Session;
 /// updates when full).
 const STATUS_POLL: Duration = Duration::from_millis(100);
 
+/// How often a job is looked at for its final stage to run (its result is announced then).
+const FINAL_STAGE_POLL: Duration = Duration::from_millis(5);
+
 impl Engine {
     /// Runs a plan as a Ballista job; under `retry-policy=QUERY` a failed job is submitted
     /// again (nothing has reached the client or the target table yet: results are read
@@ -32,6 +35,7 @@ impl Engine {
         ctx: Arc<SessionContext>,
         plan: &LogicalPlan,
         sql: &str,
+        announce: Announce,
     ) -> Result<JobResult> {
         // Refused before anything runs: a task over the limit would fail every launch.
         super::plan::check_in_memory_rows(plan, tributary_connector::MAX_TASK_BYTES)?;
@@ -62,12 +66,26 @@ impl Engine {
             None => plan,
         };
         let retries = self.retry.query_retries();
+        // Results stream when the session wants them to, and not under retry-policy QUERY
+        // (which runs a failed query again only while nothing has reached the client). Under
+        // TASK, a task failing before its first rows were sent is still retried unseen; one
+        // failing after them fails the query (`crate::live`).
+        let announce = match announce {
+            Announce::Running
+                if retries == 0
+                    && session.streaming_results()
+                    && self.fetcher.running_results().is_some() =>
+            {
+                Announce::Running
+            }
+            _ => Announce::Finished,
+        };
         // One deadline for every attempt: the limits bound the query, not a run.
         let deadline = Deadline::of(session);
         let mut attempt = 0;
         loop {
             match self
-                .run_job_once(Arc::clone(&ctx), &plan, sql, deadline)
+                .run_job_once(Arc::clone(&ctx), &plan, sql, deadline, announce)
                 .await
             {
                 Err(SchedulerError::JobFailed { job_id, message })
@@ -86,22 +104,25 @@ impl Engine {
         }
     }
 
-    /// Submits a plan as a Ballista job and waits for it, cancelling it if this future is
-    /// dropped (client went away) or `deadline` passes.
+    /// Submits a plan as a Ballista job and waits for it (or, under [`Announce::Running`],
+    /// for its final stage to run: the rest of the wait goes on in a task of its own, and the
+    /// result's partitions are read as they are written, `crate::live`), cancelling it if
+    /// this future is dropped (client went away) or `deadline` passes.
     async fn run_job_once(
         &self,
         ctx: Arc<SessionContext>,
         plan: &LogicalPlan,
         sql: &str,
         deadline: Deadline,
+        announce: Announce,
     ) -> Result<JobResult> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
         let name: String = sql.chars().take(100).collect();
         // Resources connectors hold for this query (PostgreSQL's shared snapshot) live until
-        // this function returns or is dropped. Ballista plans the job from a context of its
-        // own (a copy of the session's state, same session id), so concurrent queries of one
-        // session never see each other's scope.
-        let (scope, _close) = QueryScope::open();
+        // the job has ended. Ballista plans the job from a context of its own (a copy of the
+        // session's state, same session id), so concurrent queries of one session never see
+        // each other's scope.
+        let (scope, close) = QueryScope::open();
         let mut state = ctx.state();
         state.config_mut().set_extension(scope);
         // Join hints need thresholds their size estimates can win against.
@@ -134,56 +155,263 @@ impl Engine {
             job_id: job_id.to_string(),
             armed: true,
         };
-        let waited = tokio::time::timeout_at(deadline.at, async {
-            let mut running_seen = false;
-            let mut poll = tokio::time::interval(STATUS_POLL);
-            loop {
-                let status = tokio::select! {
-                    Some(status) = rx.recv() => Some(status),
-                    _ = poll.tick() => self.scheduler.state.task_manager.get_job_status(&job_id).await?,
+        let mut watcher = JobWatcher {
+            engine: self.clone(),
+            job_id: job_id.to_string(),
+            query,
+            rx,
+            running_seen: false,
+        };
+        let waited = tokio::time::timeout_at(deadline.at, watcher.watch(announce)).await;
+        match ended(waited, deadline, &mut guard)? {
+            Watched::Finished(done) => {
+                watcher.finishing();
+                let mut result = job_result(job_id.to_string(), done);
+                result.lease = Some(lease);
+                drop(close);
+                Ok(result)
+            }
+            Watched::FinalStageRunning {
+                stage_id,
+                partitions,
+            } => {
+                let job_id = job_id.to_string();
+                let Some(results) = self.fetcher.running_results() else {
+                    return Err(SchedulerError::Engine(
+                        "a result was to be read while written without executors here".into(),
+                    ));
                 };
-                match status.and_then(|s| s.status) {
-                    Some(job_status::Status::Running(_)) => {
-                        if let Some(query) = &query {
-                            query.heartbeat();
-                            if !running_seen && self.monitor.job_has_running_task(job_id.as_ref()).await {
-                                running_seen = true;
-                                query.running();
+                let sender = results.announce(&job_id);
+                if let Some(query) = &watcher.query {
+                    query.end_with(sender.subscribe());
+                }
+                let span = tracing::Span::current();
+                tokio::spawn(tracing::Instrument::instrument(
+                    async move {
+                        let waited =
+                            tokio::time::timeout_at(deadline.at, watcher.watch(Announce::Finished))
+                                .await;
+                        let end = match ended(waited, deadline, &mut guard) {
+                            Ok(Watched::Finished(done)) => {
+                                watcher.finishing();
+                                let result = job_result(watcher.job_id.clone(), done);
+                                if result.partitions.len() == partitions {
+                                    Ok(result.partitions)
+                                } else {
+                                    Err(SchedulerError::Engine(format!(
+                                        "query {} announced {partitions} result partitions \
+                                         and ended with {} (its final stage ran again)",
+                                        watcher.job_id,
+                                        result.partitions.len()
+                                    )))
+                                }
                             }
+                            Ok(Watched::FinalStageRunning { .. }) => Err(SchedulerError::Engine(
+                                "a job's end was awaited and its final stage reported".into(),
+                            )),
+                            // A query killed while its rows stream fails as killed.
+                            Err(e) => Err(match watcher.query.as_ref().and_then(|q| q.killed()) {
+                                Some(kill) if kill.administrative => {
+                                    SchedulerError::Killed(kill.message)
+                                }
+                                Some(_) => SchedulerError::Cancelled(
+                                    watcher.query.as_ref().map(|q| q.id()).unwrap_or_default(),
+                                ),
+                                None => e,
+                            }),
+                        };
+                        if let Err(e) = &end {
+                            tracing::warn!(
+                                job_id = watcher.job_id,
+                                "query failed while its result streamed: {e}"
+                            );
+                        }
+                        // Whoever reads the result keeps the files from now on.
+                        let _ = sender.send(Some(end.map_err(Arc::new)));
+                        drop(lease);
+                        drop(close);
+                    },
+                    span,
+                ));
+                let partitions = (0..partitions)
+                    .map(|partition| JobPartition {
+                        job_id: job_id.clone(),
+                        stage_id: stage_id as u32,
+                        partition_id: partition as u32,
+                        running: true,
+                        ..JobPartition::default()
+                    })
+                    .collect();
+                Ok(JobResult {
+                    job_id,
+                    schema: Arc::new(Schema::empty()),
+                    partitions,
+                    total_records: -1,
+                    order: None,
+                    lease: None,
+                })
+            }
+        }
+    }
+}
+
+/// The final stage's id in the display of an adaptive plan's root, once it has one.
+fn final_stage_of(root: &str) -> Option<usize> {
+    let field = |name: &str| {
+        root.split([',', ' ', ':'])
+            .find_map(|part| part.trim().strip_prefix(name))
+            .map(str::trim)
+    };
+    if field("is_final=")? != "true" {
+        return None;
+    }
+    field("stage_id=")?.parse().ok()
+}
+
+/// When a job's result is announced to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Announce {
+    /// Once the job has finished: writes, EXPLAIN ANALYZE, and results under a retry policy
+    /// or with `streaming_results = false`.
+    Finished,
+    /// As soon as its final stage runs: its partitions are read as their tasks write them.
+    Running,
+}
+
+/// What a job's watch saw.
+enum Watched {
+    /// The job finished.
+    Finished(SuccessfulJob),
+    /// The job's final stage runs, with this many partitions.
+    FinalStageRunning { stage_id: usize, partitions: usize },
+}
+
+/// The outcome of a watch within its deadline: a timeout leaves the job to be cancelled, as
+/// does an unreachable cluster; the watch's result otherwise (the job no longer needs
+/// cancelling once it has succeeded, failed or been announced to run on).
+fn ended(
+    waited: std::result::Result<Result<Watched>, tokio::time::error::Elapsed>,
+    deadline: Deadline,
+    guard: &mut CancelOnDrop,
+) -> Result<Watched> {
+    match waited {
+        Ok(Ok(Watched::Finished(done))) => {
+            guard.armed = false;
+            Ok(Watched::Finished(done))
+        }
+        Ok(Ok(running)) => Ok(running),
+        Ok(Err(e)) => {
+            guard.armed = matches!(e, SchedulerError::Unavailable(_));
+            Err(e)
+        }
+        Err(_) => Err(SchedulerError::Timeout {
+            limit: deadline.limit,
+            property: deadline.property,
+        }),
+    }
+}
+
+/// Follows one job's status for its query.
+struct JobWatcher {
+    engine: Engine,
+    job_id: String,
+    query: Option<crate::monitor::QueryHandle>,
+    rx: tokio::sync::mpsc::Receiver<ballista_core::serde::protobuf::JobStatus>,
+    running_seen: bool,
+}
+
+impl JobWatcher {
+    /// Waits until the job ends, or (under [`Announce::Running`]) its final stage runs.
+    async fn watch(&mut self, until: Announce) -> Result<Watched> {
+        let job_id: ballista_core::JobId = self.job_id.clone().into();
+        // The final stage is looked for often: its rows are waited for.
+        let every = match until {
+            Announce::Running => FINAL_STAGE_POLL,
+            Announce::Finished => STATUS_POLL,
+        };
+        let mut poll = tokio::time::interval(every);
+        let task_manager = &self.engine.scheduler.state.task_manager;
+        loop {
+            let status = tokio::select! {
+                Some(status) = self.rx.recv() => Some(status),
+                _ = poll.tick() => task_manager.get_job_status(&job_id).await?,
+            };
+            match status.and_then(|s| s.status) {
+                Some(job_status::Status::Running(_)) => {
+                    if let Some(query) = &self.query {
+                        query.heartbeat();
+                        if !self.running_seen
+                            && self.engine.monitor.job_has_running_task(&self.job_id).await
+                        {
+                            self.running_seen = true;
+                            query.running();
                         }
                     }
-                    Some(job_status::Status::Successful(done)) => return Ok(done),
-                    Some(job_status::Status::Failed(failed)) => {
-                        return Err(SchedulerError::job_failed(job_id.to_string(), failed.error));
+                    if until == Announce::Running
+                        && let Some((stage_id, partitions)) = self.final_stage_running().await
+                    {
+                        return Ok(Watched::FinalStageRunning {
+                            stage_id,
+                            partitions,
+                        });
                     }
-                    _ => {}
                 }
+                Some(job_status::Status::Successful(done)) => return Ok(Watched::Finished(done)),
+                Some(job_status::Status::Failed(failed)) => {
+                    return Err(SchedulerError::job_failed(
+                        self.job_id.clone(),
+                        failed.error,
+                    ));
+                }
+                _ => {}
             }
+        }
+    }
+
+    /// The job's final stage and its partition count, once it runs.
+    async fn final_stage_running(&self) -> Option<(usize, usize)> {
+        use ballista_scheduler::state::execution_stage::ExecutionStage;
+        let cache = self
+            .engine
+            .scheduler
+            .state
+            .task_manager
+            .get_running_job_cache();
+        let key: ballista_core::JobId = self.job_id.clone().into();
+        let job = cache.get(&key)?;
+        let graph = job.execution_graph.read().await;
+        let root = graph.physical_plan();
+        if root.name() == "AdaptiveDatafusionExec" {
+            // Ballista's adaptive planner makes stages as their inputs finish, none with
+            // output links: the final stage is the one given the plan's root, once no exchange
+            // under it is left to run. Its display is the only public way to that id
+            // ("AdaptiveDatafusionExec: is_final=true, plan_id=…, stage_id=3, …").
+            let line = datafusion::physical_plan::displayable(root.as_ref())
+                .one_line()
+                .to_string();
+            let stage_id = final_stage_of(&line)?;
+            return match graph.stages().get(&stage_id) {
+                Some(ExecutionStage::Running(stage)) => Some((stage.stage_id, stage.partitions)),
+                _ => None,
+            };
+        }
+        graph.stages().values().find_map(|stage| match stage {
+            ExecutionStage::Running(stage) if stage.output_links.is_empty() => {
+                Some((stage.stage_id, stage.partitions))
+            }
+            _ => None,
         })
-        .await;
-        let done = match waited {
-            Ok(result) => {
-                guard.armed = matches!(result, Err(SchedulerError::Unavailable(_)));
-                result?
-            }
-            Err(_) => {
-                return Err(SchedulerError::Timeout {
-                    limit: deadline.limit,
-                    property: deadline.property,
-                });
-            }
-        };
-        guard.armed = false;
-        if let Some(query) = &query {
+    }
+
+    /// The job succeeded: its query is finishing.
+    fn finishing(&self) {
+        if let Some(query) = &self.query {
             query.finishing();
-            let tasks = self.monitor.tasks.of_job(job_id.as_ref());
+            let tasks = self.engine.monitor.tasks.of_job(&self.job_id);
             if let Some(first) = tasks.iter().map(|t| t.created_ms).min() {
                 query.first_task_launched(first);
             }
         }
-        let mut result = job_result(job_id.to_string(), done);
-        result.lease = Some(lease);
-        Ok(result)
     }
 }
 
@@ -269,6 +497,7 @@ fn job_result(job_id: String, done: SuccessfulJob) -> JobResult {
                 port: executor.port,
                 file_id: l.file_id,
                 is_sort_shuffle: l.is_sort_shuffle,
+                running: false,
             })
         })
         .collect();
@@ -311,6 +540,16 @@ impl Drop for CancelOnDrop {
 #[cfg(test)]
 mod tests {
     use super::retryable;
+
+    #[test]
+    fn the_final_stage_is_read_from_the_adaptive_plans_root() {
+        let root = "AdaptiveDatafusionExec: is_final=true, plan_id=0, stage_id=3, \
+                    stage_resolved=false";
+        assert_eq!(super::final_stage_of(root), Some(3));
+        let pending = "AdaptiveDatafusionExec: is_final=false, plan_id=0, stage_id=pending, \
+                       stage_resolved=false";
+        assert_eq!(super::final_stage_of(pending), None);
+    }
 
     #[test]
     fn cluster_failures_are_retried_query_errors_are_not() {

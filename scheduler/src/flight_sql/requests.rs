@@ -220,8 +220,11 @@ impl TributaryFlightSql {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .max_run_time();
+        // The place in its resource group is held until the query ends: past the statement
+        // when its result streams while its job runs.
+        let held = std::sync::Mutex::new(None);
         let admitted_work = async {
-            let _running = match admission? {
+            let running = match admission? {
                 Some(Admission::Run(running)) => Some(running),
                 Some(Admission::Wait(waiting)) => {
                     match tokio::time::timeout(max_run_time, waiting.started()).await {
@@ -236,6 +239,7 @@ impl TributaryFlightSql {
                 }
                 None => None,
             };
+            *held.lock().unwrap_or_else(|e| e.into_inner()) = running;
             query.planning();
             work.await
         };
@@ -260,11 +264,27 @@ impl TributaryFlightSql {
             query: Some(query.clone()),
         };
         let result = query.scope(killable.instrument(span.clone())).await;
+        let running = held.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let (Ok(_), Some(job_end)) = (&result, query.take_job_end()) {
+            // Its rows stream while its job runs: the query ends with the job.
+            guard.query = None;
+            let engine = self.engine.clone();
+            tokio::spawn(
+                async move {
+                    let error = job_ended(&engine, &query, job_end).await;
+                    engine.monitor().complete(&query, error.as_deref()).await;
+                    drop(running);
+                }
+                .instrument(span),
+            );
+            return result;
+        }
         monitor
             .complete(&query, result.as_ref().err())
             .instrument(span)
             .await;
         guard.query = None;
+        drop(running);
         result
     }
 
@@ -392,6 +412,37 @@ pub(super) fn status<E: Into<SchedulerError>>(e: E) -> Status {
 }
 
 /// Ends a query whose statement future was dropped before it finished.
+/// Waits for the end of a query's job whose result was announced while it ran; a kill
+/// cancels the job. The query's error, if it failed.
+async fn job_ended(
+    engine: &crate::engine::Engine,
+    query: &crate::monitor::QueryHandle,
+    mut end: crate::live::JobEndReceiver,
+) -> Option<std::sync::Arc<SchedulerError>> {
+    let ended = async {
+        match end.wait_for(Option::is_some).await {
+            Ok(end) => end.clone().and_then(Result::err),
+            Err(_) => Some(std::sync::Arc::new(SchedulerError::Engine(
+                "the query's job stopped being watched before it ended".into(),
+            ))),
+        }
+    };
+    tokio::select! {
+        error = ended => error,
+        () = query.wait_killed() => {
+            if let Some(job_id) = query.job_id()
+                && let Err(e) = engine.cancel(&job_id).await
+            {
+                tracing::warn!(job_id, "cannot cancel a killed query's job: {e}");
+            }
+            Some(std::sync::Arc::new(match query.killed() {
+                Some(kill) if kill.administrative => SchedulerError::Killed(kill.message),
+                _ => SchedulerError::Cancelled(query.id()),
+            }))
+        }
+    }
+}
+
 struct EndOnDrop {
     monitor: crate::monitor::Monitor,
     query: Option<crate::monitor::QueryHandle>,

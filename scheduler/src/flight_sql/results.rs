@@ -153,7 +153,7 @@ impl ResultStore {
                     .chain(read.filter_map(|_| {
                         futures::future::ready(None::<Result<FlightData, FlightError>>)
                     }))
-                    .map_err(|e| Status::internal(format!("cannot stream result: {e}")));
+                    .map_err(stream_error);
                 Ok(Box::pin(stream))
             }
             Some(Target::Merged(merged)) => {
@@ -308,6 +308,15 @@ fn partition_key(p: &JobPartition) -> (u32, u32, String, Option<u64>) {
     (p.stage_id, p.partition_id, p.executor_id.clone(), p.file_id)
 }
 
+/// A result stream's error for the client: a query's own status as it is (a failed or
+/// cancelled query, `crate::live`), anything else as an internal error.
+fn stream_error(e: FlightError) -> Status {
+    match e {
+        FlightError::Tonic(status) => *status,
+        e => Status::internal(format!("cannot stream result: {e}")),
+    }
+}
+
 fn ticket(target: Target) -> Ticket {
     let handle = ResultTicket {
         target: Some(target),
@@ -328,7 +337,7 @@ fn encode(schema: SchemaRef, batches: BatchStream) -> FlightDataStream {
         .with_schema(schema)
         .with_max_flight_data_size(FLIGHT_DATA_SIZE)
         .build(batches)
-        .map_err(|e| Status::internal(format!("cannot stream result: {e}")));
+        .map_err(stream_error);
     Box::pin(stream)
 }
 

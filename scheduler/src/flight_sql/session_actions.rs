@@ -181,12 +181,18 @@ pub(super) async fn cancel_info(
         let Ok(result) = ResultTicket::decode(statement.statement_handle.as_ref()) else {
             continue;
         };
-        if let Some(Target::Partition(p)) = result.target {
-            engine.cancel(&p.job_id).await?;
-            // Its result will not be read: executors need not keep it for a drain.
-            engine.leases().forget(&p.job_id);
-            cancelled = true;
-        }
+        let job_id = match result.target {
+            Some(Target::Partition(p)) => p.job_id,
+            Some(Target::Merged(m)) => match m.partitions.into_iter().next() {
+                Some(p) => p.job_id,
+                None => continue,
+            },
+            _ => continue,
+        };
+        engine.cancel(&job_id).await?;
+        // Its result will not be read: executors need not keep it for a drain.
+        engine.leases().forget(&job_id);
+        cancelled = true;
     }
     Ok(cancelled)
 }

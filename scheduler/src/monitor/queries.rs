@@ -58,6 +58,8 @@ struct QueryEntry {
     committing: std::sync::atomic::AtomicBool,
     kill: tokio::sync::Notify,
     planning_started: Mutex<Option<i64>>,
+    /// The end of its job, when its result was announced before the job ended.
+    job_end: Mutex<Option<crate::live::JobEndReceiver>>,
 }
 
 /// A running query, as the engine sees it.
@@ -107,6 +109,20 @@ impl QueryHandle {
             info.last_heartbeat_ms = now_ms();
             f(info)
         })
+    }
+
+    /// Its result was announced while its job runs: the query ends when `end` says.
+    pub(crate) fn end_with(&self, end: crate::live::JobEndReceiver) {
+        *self.entry.job_end.lock().unwrap_or_else(|e| e.into_inner()) = Some(end);
+    }
+
+    /// The end of its job still to come, when its result was announced before it.
+    pub(crate) fn take_job_end(&self) -> Option<crate::live::JobEndReceiver> {
+        self.entry
+            .job_end
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// The engine is still working on the query.
@@ -325,6 +341,7 @@ impl QueryTracker {
             committing: std::sync::atomic::AtomicBool::new(false),
             kill: tokio::sync::Notify::new(),
             planning_started: Mutex::new(None),
+            job_end: Mutex::new(None),
         });
         self.running
             .lock()

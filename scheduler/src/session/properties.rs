@@ -25,7 +25,7 @@ pub struct SessionPropertySpec {
 }
 
 /// The session properties Tributary knows (Trino's names).
-pub const SESSION_PROPERTIES: [SessionPropertySpec; 17] = [
+pub const SESSION_PROPERTIES: [SessionPropertySpec; 18] = [
     SessionPropertySpec {
         name: "join_distribution_type",
         default: "AUTOMATIC",
@@ -101,6 +101,17 @@ pub const SESSION_PROPERTIES: [SessionPropertySpec; 17] = [
         default: "64MB",
         sql_type: "varchar",
         description: "Smallest join partition side that is split as skewed",
+    },
+    SessionPropertySpec {
+        name: "streaming_results",
+        default: "true",
+        sql_type: "boolean",
+        description: "Send a query's rows as its final stage computes them (its result is \
+                      announced when that stage starts, without a row count; a task failing \
+                      after its first rows were sent fails the query instead of running \
+                      again); false: once the query has finished, with its row count. Results \
+                      stream from executors in the scheduler's process (tributary standalone), \
+                      not under retry-policy QUERY",
     },
     SessionPropertySpec {
         name: "query_max_run_time",
@@ -199,12 +210,13 @@ pub(super) fn normalise(name: &str, value: &str) -> Result<String> {
             Ok(value.to_owned())
         }
         "materialized_view_max_staleness" if value.is_empty() => Ok(String::new()),
-        "materialized_view_rewrite_enabled" | "enable_dynamic_filtering" | "skew_join_enabled" => {
-            match value.to_ascii_lowercase().as_str() {
-                v @ ("true" | "false") => Ok(v.to_owned()),
-                _ => Err(invalid(name, value, "true or false")),
-            }
-        }
+        "materialized_view_rewrite_enabled"
+        | "enable_dynamic_filtering"
+        | "skew_join_enabled"
+        | "streaming_results" => match value.to_ascii_lowercase().as_str() {
+            v @ ("true" | "false") => Ok(v.to_owned()),
+            _ => Err(invalid(name, value, "true or false")),
+        },
         "query_max_run_time"
         | "query_max_execution_time"
         | "materialized_view_max_staleness"
@@ -299,6 +311,7 @@ pub(super) fn apply(config: &mut SessionConfig, name: &str, value: &str) -> Resu
         | "query_max_execution_time"
         | "materialized_view_max_staleness"
         | "materialized_view_rewrite_enabled"
+        | "streaming_results"
         | "join_reordering_strategy"
         | "enable_dynamic_filtering"
         | "dynamic_filtering_wait_timeout"

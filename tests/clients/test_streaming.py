@@ -1,0 +1,216 @@
+"""Results that stream (`streaming_results`, on by default) from `tributary standalone`, whose
+executors run in the scheduler's process: a query's result is announced when its final stage
+starts (no row count yet) and its rows are read while that stage computes them, as Trino's
+clients receive rows before the query has finished; the answer is the one announced once the
+query has finished; a query failing while its rows stream fails its stream, never a silently
+short result."""
+import datetime
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+from conftest import BIN, REPO, connect, query
+from ports import free_port
+from test_adbc import encode_statement_query
+
+ORDERS = 1_500_000
+KEYS = "SELECT o_orderkey, o_orderdate, o_comment FROM tpch.sf1.orders"
+
+
+@pytest.fixture(scope="module")
+def standalone():
+    etc = Path(tempfile.mkdtemp(prefix="tributary-streaming-etc-"))
+    (etc / "catalog").mkdir()
+    (etc / "catalog" / "tpch.properties").write_text((REPO / "etc/catalog/tpch.properties").read_text())
+    port = free_port()
+    log = open(etc / "standalone.log", "wb")
+    proc = subprocess.Popen([BIN, "standalone", "--etc", str(etc), "--executors", "2",
+                             "--flight-sql-addr", f"127.0.0.1:{port}",
+                             "--scheduler-addr", f"127.0.0.1:{free_port()}",
+                             "--http-addr", "off"], stdout=log, stderr=subprocess.STDOUT)
+    uri = f"grpc://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            conn = connect(uri)
+            query(conn, "SELECT 1")
+            conn.close()
+            break
+        except Exception:  # noqa: BLE001 - not up yet
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("tributary standalone did not start: "
+                                   + (etc / "standalone.log").read_text()[-2000:])
+            time.sleep(0.3)
+    yield uri
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def flight_client(uri):
+    client = flight.FlightClient(uri)
+    options = flight.FlightCallOptions(headers=[client.authenticate_basic_token("tester", "secret")])
+    return client, options
+
+
+def epoch(value):
+    """Seconds since the epoch of a timestamp from system.runtime (UTC when naive)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    return value.timestamp()
+
+
+def ended(conn, text):
+    """(state, end in epoch seconds) of the newest query whose text contains `text`, once it
+    has ended."""
+    for _ in range(600):
+        rows = query(conn, "SELECT state, \"end\" FROM system.runtime.queries "
+                           f"WHERE query LIKE '%{text}%' AND query NOT LIKE '%system.runtime%' "
+                           "ORDER BY created DESC LIMIT 1")
+        if rows and rows[0][0] in ("FINISHED", "FAILED"):
+            return rows[0][0], epoch(rows[0][1])
+        time.sleep(0.1)
+    raise AssertionError(f"the query with {text!r} did not end: {rows}")
+
+
+def test_rows_arrive_while_the_query_still_runs(standalone):
+    client, options = flight_client(standalone)
+    sql = KEYS + " WHERE o_orderkey > 0"
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(encode_statement_query(sql)), options)
+    assert info.total_records == -1, "announced before its row count is known"
+    assert len(info.endpoints) >= 2, info
+    first_batch_at = None
+    tables = []
+    for endpoint in info.endpoints:
+        reader = client.do_get(endpoint.ticket, options)
+        assert reader.schema == info.schema
+        batches = []
+        for chunk in reader:
+            if first_batch_at is None:
+                first_batch_at = time.time()
+            batches.append(chunk.data)
+        tables.append(pa.Table.from_batches(batches, schema=info.schema))
+    table = pa.concat_tables(tables)
+    conn = connect(standalone)
+    try:
+        state, end = ended(conn, "WHERE o_orderkey > 0")
+        assert state == "FINISHED"
+        assert first_batch_at < end, "the first rows came before the query had finished"
+        # The answer is the query's: every order once.
+        [(count, total)] = query(conn, "SELECT count(*), sum(o_orderkey) FROM tpch.sf1.orders")
+        assert table.num_rows == count == ORDERS
+        assert pa.compute.sum(table["o_orderkey"]).as_py() == total
+        assert len(set(table["o_orderkey"].to_pylist())) == ORDERS
+    finally:
+        conn.close()
+
+
+def test_a_session_can_wait_for_the_row_count(standalone):
+    """With streaming_results = false the result is announced once the query has finished,
+    with its row count (ADBC's rowcount); the rows are the same."""
+    conn = connect(standalone)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(KEYS + " WHERE o_orderkey % 3 = 0")
+            assert cur.rowcount == -1
+            streamed = cur.fetch_arrow_table()
+            cur.execute("SET SESSION streaming_results = false")
+            cur.execute(KEYS + " WHERE o_orderkey % 3 = 0")
+            assert cur.rowcount == streamed.num_rows > 0
+            waited = cur.fetch_arrow_table()
+        assert sorted(waited["o_orderkey"].to_pylist()) == sorted(streamed["o_orderkey"].to_pylist())
+        [(name, value, default, *_)] = [r for r in query(conn, "SHOW SESSION") if r[0] == "streaming_results"]
+        assert (value, default) == ("false", "true")
+    finally:
+        conn.close()
+
+
+def test_an_ordered_result_streams_in_order(standalone):
+    """ORDER BY: the sorted partitions are merged by the scheduler as their tasks write them."""
+    conn = connect(standalone)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT o_orderdate, o_orderkey FROM tpch.sf1.orders "
+                        "WHERE o_orderkey % 2 = 0 ORDER BY o_orderdate DESC, o_orderkey")
+            assert cur.rowcount == -1
+            table = cur.fetch_arrow_table()
+        rows = list(zip(table["o_orderdate"].to_pylist(), table["o_orderkey"].to_pylist()))
+        assert len(rows) == len(set(k for _, k in rows)) > ORDERS // 3
+        assert rows == sorted(rows, key=lambda r: (-r[0].toordinal(), r[1]))
+    finally:
+        conn.close()
+
+
+def test_a_query_failing_while_its_rows_stream_fails_the_stream(standalone):
+    """A division by zero in the last orders (keys near 5,000,000): the stream of its partition
+    ends with the query's error, not early; the query is FAILED."""
+    client, options = flight_client(standalone)
+    sql = "SELECT o_orderkey, 100 / (o_orderkey - 5000000) AS x FROM tpch.sf1.orders"
+    rows = 0
+    with pytest.raises(flight.FlightError, match="(?i)divide ?by ?zero"):
+        descriptor = flight.FlightDescriptor.for_command(encode_statement_query(sql))
+        info = client.get_flight_info(descriptor, options)
+        assert info.total_records == -1
+        for endpoint in info.endpoints:
+            for chunk in client.do_get(endpoint.ticket, options):
+                rows += chunk.data.num_rows
+    assert rows < ORDERS
+    conn = connect(standalone)
+    try:
+        state, _ = ended(conn, "o_orderkey - 5000000")
+        assert state == "FAILED"
+        # The cluster answers on.
+        assert query(conn, "SELECT count(*) FROM tpch.tiny.nation") == [(25,)]
+    finally:
+        conn.close()
+
+
+def test_a_query_killed_while_its_rows_stream_ends_its_streams(standalone):
+    client, options = flight_client(standalone)
+    sql = "SELECT l_orderkey, l_comment FROM tpch.sf1.lineitem WHERE l_orderkey > 0"
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(encode_statement_query(sql)), options)
+    readers = [client.do_get(e.ticket, options) for e in info.endpoints]
+    assert readers[0].read_chunk().data.num_rows > 0
+    conn = connect(standalone)
+    try:
+        [(query_id,)] = query(conn, "SELECT query_id FROM system.runtime.queries WHERE state = 'RUNNING' "
+                                    "AND query LIKE '%l_comment FROM tpch.sf1.lineitem%' "
+                                    "AND query NOT LIKE '%system.runtime%'")
+        query(conn, f"CALL system.runtime.kill_query(query_id => '{query_id}', message => 'enough rows')")
+        # (Read chunk by chunk: pyarrow's read_all turns a CANCELLED status into a
+        # KeyboardInterrupt.)
+        with pytest.raises(flight.FlightCancelledError, match="Query killed. Message: enough rows"):
+            for reader in readers:
+                for _ in reader:
+                    pass
+        state, _ = ended(conn, "l_comment FROM tpch.sf1.lineitem")
+        assert state == "FAILED"
+        assert query(conn, "SELECT error_code FROM system.runtime.queries "
+                           f"WHERE query_id = '{query_id}'") == [("ADMINISTRATIVELY_KILLED",)]
+    finally:
+        conn.close()
+
+
+def test_a_result_read_after_its_query_ended_is_the_whole_result(standalone):
+    """Endpoints read only once the query has finished: fetched as finished partitions."""
+    client, options = flight_client(standalone)
+    sql = KEYS + " WHERE o_orderkey % 5 = 1"
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(encode_statement_query(sql)), options)
+    assert info.total_records == -1
+    conn = connect(standalone)
+    try:
+        state, _ = ended(conn, "o_orderkey % 5 = 1")
+        assert state == "FINISHED"
+        table = pa.concat_tables([client.do_get(e.ticket, options).read_all() for e in info.endpoints])
+        [(count,)] = query(conn, "SELECT count(*) FROM tpch.sf1.orders WHERE o_orderkey % 5 = 1")
+        assert table.num_rows == count > 0
+    finally:
+        conn.close()
