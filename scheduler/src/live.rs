@@ -21,6 +21,7 @@
 //! with `streaming_results = false`, are announced when their job has finished.
 
 use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -30,7 +31,7 @@ use arrow::ipc::MessageHeader;
 use arrow_flight::error::FlightError;
 use ballista_core::serde::protobuf::task_status;
 use ballista_scheduler::state::execution_stage::{ExecutionStage, TaskInfo};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::watch;
 use tonic::Status;
@@ -223,20 +224,18 @@ enum Step {
     Done,
 }
 
-/// The file of one task attempt, read as it grows.
+/// The file of one task attempt, read as it grows: whole IPC messages only.
 struct GrowingFile {
     task_id: u64,
     path: PathBuf,
     file: Arc<std::fs::File>,
-    /// Bytes of the file read so far.
+    /// Bytes of the file read so far (whole messages).
     read_to: u64,
-    /// Bytes read and not given yet: whole messages, then the start of the next one.
-    buffer: BytesMut,
-    /// Where in `buffer` the whole messages end.
-    whole: usize,
-    /// Whether the whole messages include a record batch.
+    /// Whole messages read and not given yet.
+    pending: Vec<u8>,
+    /// Whether the messages read include a record batch.
     has_batch: bool,
-    /// Whether the end-of-stream marker was read (the last of the whole messages).
+    /// Whether the end-of-stream marker was read (the last of the messages read).
     ended: bool,
 }
 
@@ -247,57 +246,35 @@ impl GrowingFile {
             file: Arc::new(std::fs::File::open(&path)?),
             path,
             read_to: 0,
-            buffer: BytesMut::new(),
-            whole: 0,
+            pending: Vec::new(),
             has_batch: false,
             ended: false,
         })
     }
 
-    /// Reads what the file holds beyond what was read; whether it grew.
+    /// Reads the whole messages the file holds beyond those read; whether it read any.
     async fn grow(&mut self) -> std::io::Result<bool> {
-        let file = Arc::clone(&self.file);
-        let mut buffer = std::mem::take(&mut self.buffer);
-        let at = self.read_to;
-        let (buffer, read) = tokio::task::spawn_blocking(move || {
-            let start = buffer.len();
-            buffer.resize(start + READ_BLOCK, 0);
-            let read = file.read_at(&mut buffer[start..], at);
-            buffer.truncate(start + *read.as_ref().unwrap_or(&0));
-            (buffer, read)
-        })
-        .await
-        .map_err(std::io::Error::other)?;
-        self.buffer = buffer;
-        let read = read?;
-        self.read_to += read as u64;
-        self.scan();
-        Ok(read > 0)
-    }
-
-    /// Finds the whole messages in the buffer past those already found.
-    fn scan(&mut self) {
-        while !self.ended {
-            let rest = &self.buffer[self.whole..];
-            let Some((length, kind)) = message_at(rest) else {
-                return;
-            };
-            match kind {
-                Some(MessageHeader::RecordBatch) | Some(MessageHeader::DictionaryBatch) => {
-                    self.has_batch = true
-                }
-                None => self.ended = true,
-                _ => {}
-            }
-            self.whole += length;
+        if self.ended {
+            return Ok(false);
         }
+        let file = Arc::clone(&self.file);
+        let pending = std::mem::take(&mut self.pending);
+        let at = self.read_to;
+        let (pending, read) =
+            tokio::task::spawn_blocking(move || read_whole_messages(&file, at, pending))
+                .await
+                .map_err(std::io::Error::other)?;
+        self.pending = pending;
+        let read = read?;
+        self.read_to += read.bytes;
+        self.has_batch |= read.has_batch;
+        self.ended |= read.ended;
+        Ok(read.bytes > 0)
     }
 
     /// The whole messages read, given away.
     fn take(&mut self) -> Bytes {
-        let whole = self.buffer.split_to(self.whole).freeze();
-        self.whole = 0;
-        whole
+        Bytes::from(std::mem::take(&mut self.pending))
     }
 
     fn failed(&self, e: std::io::Error) -> FlightError {
@@ -305,24 +282,82 @@ impl GrowingFile {
     }
 }
 
-/// The length of the whole IPC message at the start of `bytes` and its kind (`None`: the
-/// end-of-stream marker); `None` when `bytes` does not hold a whole message yet.
-fn message_at(bytes: &[u8]) -> Option<(usize, Option<MessageHeader>)> {
-    // The continuation marker, then the header's length (Ballista writes this framing).
-    let prefix = bytes.get(..8)?;
-    if prefix[..4] != [0xff; 4] {
-        return None;
-    }
-    let header = usize::try_from(i32::from_le_bytes([
-        prefix[4], prefix[5], prefix[6], prefix[7],
-    ]))
-    .ok()?;
-    if header == 0 {
-        return Some((8, None));
-    }
-    let message = arrow::ipc::root_as_message(bytes.get(8..8 + header)?).ok()?;
-    let length = 8 + header + usize::try_from(message.bodyLength()).ok()?;
-    (bytes.len() >= length).then_some((length, Some(message.header_type())))
+/// What one read of a growing file found.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct WholeMessages {
+    /// Bytes appended (whole messages).
+    bytes: u64,
+    /// Whether they include a record batch.
+    has_batch: bool,
+    /// Whether the last of them is the end-of-stream marker.
+    ended: bool,
+}
+
+/// Appends to `into` the whole IPC messages `file` holds from byte `at`, about [`READ_BLOCK`]
+/// bytes of them, and none of a message its writer has not finished. Each message is read at
+/// its exact length (the continuation marker and the header's length, the header giving the
+/// body's), so no byte is read twice, and the body goes straight into the buffer's spare room.
+fn read_whole_messages(
+    file: &std::fs::File,
+    mut at: u64,
+    mut into: Vec<u8>,
+) -> (Vec<u8>, std::io::Result<WholeMessages>) {
+    let mut found = WholeMessages::default();
+    let result = (|| {
+        let length = file.metadata()?.len();
+        while found.bytes < READ_BLOCK as u64 && at + 8 <= length {
+            let mut prefix = [0u8; 8];
+            file.read_exact_at(&mut prefix, at)?;
+            // The continuation marker, then the header's length (Ballista writes this framing).
+            if prefix[..4] != [0xff; 4] {
+                return Err(std::io::Error::other(format!(
+                    "no IPC message at byte {at} (the file is damaged)"
+                )));
+            }
+            let header = i32::from_le_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]);
+            let header = u64::try_from(header).map_err(std::io::Error::other)?;
+            if header == 0 {
+                into.extend_from_slice(&prefix);
+                found.bytes += 8;
+                found.ended = true;
+                break;
+            }
+            if at + 8 + header > length {
+                break;
+            }
+            let mut meta = vec![0u8; header as usize];
+            file.read_exact_at(&mut meta, at + 8)?;
+            let message = arrow::ipc::root_as_message(&meta).map_err(|e| {
+                std::io::Error::other(format!("bad IPC message header at byte {at}: {e}"))
+            })?;
+            let body = u64::try_from(message.bodyLength()).map_err(std::io::Error::other)?;
+            let kind = message.header_type();
+            let end = at + 8 + header + body;
+            if end > length {
+                break;
+            }
+            into.extend_from_slice(&prefix);
+            into.extend_from_slice(&meta);
+            let mut reader = file;
+            reader.seek(SeekFrom::Start(at + 8 + header))?;
+            let read = reader.take(body).read_to_end(&mut into)?;
+            if read as u64 != body {
+                return Err(std::io::Error::other(format!(
+                    "the IPC message at byte {at} was cut while read"
+                )));
+            }
+            if matches!(
+                kind,
+                MessageHeader::RecordBatch | MessageHeader::DictionaryBatch
+            ) {
+                found.has_batch = true;
+            }
+            found.bytes += end - at;
+            at = end;
+        }
+        Ok(())
+    })();
+    (into, result.map(|()| found))
 }
 
 /// A final partition read as its task writes it.
@@ -413,7 +448,7 @@ impl Tail {
                 continue;
             }
             let file = self.file.as_mut().expect("read above");
-            if file.whole > 0 && (self.given || self.confirmed || file.has_batch) {
+            if !file.pending.is_empty() && (self.given || self.confirmed || file.has_batch) {
                 // Whole messages: all of a confirmed file's (its end marker included), or
                 // those before the end of one still written.
                 self.given = true;
@@ -518,6 +553,7 @@ impl Tail {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
     use std::sync::Arc;
 
     use arrow::array::{Int64Array, RecordBatch};
@@ -527,7 +563,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn whole_messages_are_found_as_a_file_grows() {
+    fn a_growing_file_is_read_in_whole_messages() {
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
         let batch = RecordBatch::try_new(
             Arc::clone(&schema),
@@ -536,22 +572,57 @@ mod tests {
         .expect("test value");
         let mut bytes = Vec::new();
         let mut writer = StreamWriter::try_new(&mut bytes, &schema).expect("test value");
+        let schema_end = writer.get_ref().len();
         writer.write(&batch).expect("test value");
+        let batch_end = writer.get_ref().len();
         writer.write(&batch).expect("test value");
         writer.finish().expect("test value");
         drop(writer);
 
-        let (schema_length, kind) = message_at(&bytes).expect("the schema message");
-        assert_eq!(kind, Some(MessageHeader::Schema));
-        let (batch_length, kind) = message_at(&bytes[schema_length..]).expect("a batch");
-        assert_eq!(kind, Some(MessageHeader::RecordBatch));
-        // Any cut inside a message is no whole message.
-        for cut in [1, 7, 8, 20, batch_length - 1] {
-            let end = schema_length + cut;
-            assert_eq!(message_at(&bytes[schema_length..end]), None, "cut at {cut}");
+        // The writer's bytes arrive in pieces cut anywhere: each read takes the whole messages
+        // written, none of the one being written, and the reads together are the file.
+        let path = std::env::temp_dir().join(format!("growing-{}.arrow", uuid::Uuid::new_v4()));
+        let mut out = std::fs::File::create(&path).expect("test value");
+        let file = std::fs::File::open(&path).expect("test value");
+        let (mut at, mut read) = (0u64, Vec::new());
+        let (mut batches, mut ended) = (false, false);
+        let cuts = [
+            5,
+            schema_end - 1,
+            schema_end + 7,
+            batch_end - 1,
+            batch_end,
+            bytes.len(),
+        ];
+        for cut in cuts {
+            let written = out.metadata().expect("test value").len() as usize;
+            out.write_all(&bytes[written..cut]).expect("test value");
+            out.flush().expect("test value");
+            let (into, found) = read_whole_messages(&file, at, std::mem::take(&mut read));
+            let found = found.expect("reads");
+            read = into;
+            at += found.bytes;
+            batches |= found.has_batch;
+            ended = found.ended;
+            let whole = match cut {
+                c if c < schema_end => 0,
+                c if c < batch_end => schema_end,
+                c if c < bytes.len() => batch_end,
+                _ => bytes.len(),
+            };
+            assert_eq!(
+                (at as usize, read.len()),
+                (whole, whole),
+                "after {cut} bytes"
+            );
+            assert_eq!(batches, cut >= batch_end, "after {cut} bytes");
         }
-        let end = schema_length + 2 * batch_length;
-        assert_eq!(message_at(&bytes[end..]), Some((8, None)));
-        assert_eq!(end + 8, bytes.len());
+        assert!(ended, "the end-of-stream marker is the last message read");
+        assert_eq!(read, bytes);
+
+        // Bytes that are no message are an error, not a wait.
+        let (_, damaged) = read_whole_messages(&file, 3, Vec::new());
+        assert!(damaged.is_err());
+        std::fs::remove_file(&path).expect("test value");
     }
 }

@@ -188,44 +188,7 @@ impl Engine {
                 let span = tracing::Span::current();
                 tokio::spawn(tracing::Instrument::instrument(
                     async move {
-                        let waited =
-                            tokio::time::timeout_at(deadline.at, watcher.watch(Announce::Finished))
-                                .await;
-                        let end = match ended(waited, deadline, &mut guard) {
-                            Ok(Watched::Finished(done)) => {
-                                watcher.finishing();
-                                let result = job_result(watcher.job_id.clone(), done);
-                                if result.partitions.len() == partitions {
-                                    Ok(result.partitions)
-                                } else {
-                                    Err(SchedulerError::Engine(format!(
-                                        "query {} announced {partitions} result partitions \
-                                         and ended with {} (its final stage ran again)",
-                                        watcher.job_id,
-                                        result.partitions.len()
-                                    )))
-                                }
-                            }
-                            Ok(Watched::FinalStageRunning { .. }) => Err(SchedulerError::Engine(
-                                "a job's end was awaited and its final stage reported".into(),
-                            )),
-                            // A query killed while its rows stream fails as killed.
-                            Err(e) => Err(match watcher.query.as_ref().and_then(|q| q.killed()) {
-                                Some(kill) if kill.administrative => {
-                                    SchedulerError::Killed(kill.message)
-                                }
-                                Some(_) => SchedulerError::Cancelled(
-                                    watcher.query.as_ref().map(|q| q.id()).unwrap_or_default(),
-                                ),
-                                None => e,
-                            }),
-                        };
-                        if let Err(e) = &end {
-                            tracing::warn!(
-                                job_id = watcher.job_id,
-                                "query failed while its result streamed: {e}"
-                            );
-                        }
+                        let end = watcher.to_end(&mut guard, deadline, partitions).await;
                         // Whoever reads the result keeps the files from now on.
                         let _ = sender.send(Some(end.map_err(Arc::new)));
                         drop(lease);
@@ -366,6 +329,50 @@ impl JobWatcher {
                 _ => {}
             }
         }
+    }
+
+    /// Waits for the end of a job whose `partitions` result partitions were announced while
+    /// it ran: their locations, or why it failed (as killed, when its query was).
+    async fn to_end(
+        &mut self,
+        guard: &mut CancelOnDrop,
+        deadline: Deadline,
+        partitions: usize,
+    ) -> std::result::Result<Vec<JobPartition>, SchedulerError> {
+        let waited = tokio::time::timeout_at(deadline.at, self.watch(Announce::Finished)).await;
+        let end = match ended(waited, deadline, guard) {
+            Ok(Watched::Finished(done)) => {
+                self.finishing();
+                let result = job_result(self.job_id.clone(), done);
+                if result.partitions.len() == partitions {
+                    Ok(result.partitions)
+                } else {
+                    Err(SchedulerError::Engine(format!(
+                        "query {} announced {partitions} result partitions and ended with {} \
+                         (its final stage ran again)",
+                        self.job_id,
+                        result.partitions.len()
+                    )))
+                }
+            }
+            Ok(Watched::FinalStageRunning { .. }) => Err(SchedulerError::Engine(
+                "a job's end was awaited and its final stage reported".into(),
+            )),
+            Err(e) => Err(match self.query.as_ref().and_then(|q| q.killed()) {
+                Some(kill) if kill.administrative => SchedulerError::Killed(kill.message),
+                Some(_) => SchedulerError::Cancelled(
+                    self.query.as_ref().map(|q| q.id()).unwrap_or_default(),
+                ),
+                None => e,
+            }),
+        };
+        if let Err(e) = &end {
+            tracing::warn!(
+                job_id = self.job_id,
+                "query failed while its result streamed: {e}"
+            );
+        }
+        end
     }
 
     /// The job's final stage and its partition count, once it runs.
