@@ -28,18 +28,20 @@ def any_statement(sql: str) -> bytes:
     return field(1, b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery") + field(2, field(1, sql.encode()))
 
 
-def fetch_parallel(client, info, options=None) -> int:
-    sizes = [0] * len(info.endpoints)
+def fetch_parallel(client, info, options=None) -> tuple[int, int]:
+    """(bytes, rows) of every endpoint, read in parallel."""
+    sizes = [(0, 0)] * len(info.endpoints)
 
     def read(i, endpoint):
-        sizes[i] = client.do_get(endpoint.ticket, options).read_all().nbytes
+        table = client.do_get(endpoint.ticket, options).read_all()
+        sizes[i] = (table.nbytes, table.num_rows)
 
     threads = [threading.Thread(target=read, args=(i, e)) for i, e in enumerate(info.endpoints)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return sum(sizes)
+    return sum(b for b, _ in sizes), sum(r for _, r in sizes)
 
 
 def best_rate(fetch) -> dict:
@@ -113,7 +115,8 @@ def main():
         def raw():
             info = client.get_flight_info(flight.FlightDescriptor.for_command(any_statement(sql)), options)
             ran = time.perf_counter()
-            return fetch_parallel(client, info, options), info.total_records, ran
+            nbytes, rows = fetch_parallel(client, info, options)
+            return nbytes, rows, ran
 
         tributary_adbc = best_rate(adbc)
         tributary_flight = best_rate(raw)

@@ -188,7 +188,7 @@ impl Engine {
                 let span = tracing::Span::current();
                 tokio::spawn(tracing::Instrument::instrument(
                     async move {
-                        let end = watcher.to_end(&mut guard, deadline, partitions).await;
+                        let end = watcher.until_end(&mut guard, deadline, partitions).await;
                         // Whoever reads the result keeps the files from now on.
                         let _ = sender.send(Some(end.map_err(Arc::new)));
                         drop(lease);
@@ -333,7 +333,7 @@ impl JobWatcher {
 
     /// Waits for the end of a job whose `partitions` result partitions were announced while
     /// it ran: their locations, or why it failed (as killed, when its query was).
-    async fn to_end(
+    async fn until_end(
         &mut self,
         guard: &mut CancelOnDrop,
         deadline: Deadline,
