@@ -411,7 +411,6 @@ pub(super) fn status<E: Into<SchedulerError>>(e: E) -> Status {
     Status::from(e.into())
 }
 
-/// Ends a query whose statement future was dropped before it finished.
 /// Waits for the end of a query's job whose result was announced while it ran; a kill
 /// cancels the job. The query's error, if it failed.
 async fn job_ended(
@@ -443,6 +442,7 @@ async fn job_ended(
     }
 }
 
+/// Ends a query whose statement future was dropped before it finished.
 struct EndOnDrop {
     monitor: crate::monitor::Monitor,
     query: Option<crate::monitor::QueryHandle>,
