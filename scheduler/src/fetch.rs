@@ -4,11 +4,13 @@
 //! as record batches (`fetch`, `fetch_as`: ordered merges and writes).
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
+use arrow::ipc::MessageHeader;
 use arrow::record_batch::RecordBatch;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_client::FlightServiceClient;
@@ -286,70 +288,120 @@ async fn read_local(p: &JobPartition, work_dir: &Path) -> Result<IpcStream, Sche
         ))
     })?;
     let path = Arc::new(path);
-    Ok(futures::stream::try_unfold(Some(file), move |file| {
+    let file = Arc::new(file);
+    Ok(futures::stream::try_unfold(Some(0u64), move |at| {
         let path = Arc::clone(&path);
+        let file = Arc::clone(&file);
         let failed = failed.clone();
         async move {
-            let Some(mut file) = file else {
+            let Some(at) = at else {
                 return Ok(None);
             };
-            let read = tokio::task::spawn_blocking(move || {
-                read_messages(&mut file).map(|block| (block, file))
-            })
-            .await
-            .map_err(|e| FlightError::ExternalError(Box::new(e)))?;
-            let (block, file) = read.map_err(|e| failed(e, &path))?;
-            if block.is_empty() {
+            let (block, found) =
+                tokio::task::spawn_blocking(move || read_whole_messages(&file, at, Vec::new()))
+                    .await
+                    .map_err(|e| FlightError::ExternalError(Box::new(e)))?;
+            let found = found.map_err(|e| failed(e, &path))?;
+            if found.bytes == 0 {
+                if at < found.length {
+                    return Err(failed(
+                        std::io::Error::other(format!(
+                            "it ends inside a message at byte {at} of {}",
+                            found.length
+                        )),
+                        &path,
+                    ));
+                }
                 return Ok(None);
             }
-            Ok(Some((Bytes::from(block), Some(file))))
+            let next = (!found.ended).then_some(at + found.bytes);
+            Ok(Some((Bytes::from(block), next)))
         }
     })
     .boxed())
 }
 
-/// The next whole IPC messages of a result file, about [`LOCAL_BLOCK`] bytes of them (at least
-/// one message, however large; empty at the end of the file). Blocks that end where messages
-/// end are cut into messages without copying (`flight_sql/forward.rs`). Bytes that are no
-/// whole message (a damaged file) come as they are, for the reader to name the error.
-fn read_messages(file: &mut std::fs::File) -> std::io::Result<Vec<u8>> {
-    let mut block = Vec::new();
-    while (block.len() as u64) < LOCAL_BLOCK {
-        let start = block.len();
-        // The continuation marker and the header's length; then the header, giving the body's.
-        if file.by_ref().take(8).read_to_end(&mut block)? < 8
-            || block[start..start + 4] != [0xff; 4]
-        {
-            break;
+/// What one read of a result file found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct WholeMessages {
+    /// Bytes appended (whole messages).
+    pub(crate) bytes: u64,
+    /// Whether they include a record batch.
+    pub(crate) has_batch: bool,
+    /// Whether the last of them is the end-of-stream marker.
+    pub(crate) ended: bool,
+    /// The file's length when read.
+    pub(crate) length: u64,
+}
+
+/// Appends to `into` the whole IPC messages `file` holds from byte `at`, about [`LOCAL_BLOCK`]
+/// bytes of them (at least one, however large), and none of a message its writer has not
+/// finished: a finished result file (`read_local`) or one its task is writing
+/// (`crate::live`). Each message is read at
+/// its exact length (the continuation marker and the header's length, the header giving the
+/// body's), so no byte is read twice, and the body goes straight into the buffer's spare room.
+pub(crate) fn read_whole_messages(
+    file: &std::fs::File,
+    mut at: u64,
+    mut into: Vec<u8>,
+) -> (Vec<u8>, std::io::Result<WholeMessages>) {
+    let mut found = WholeMessages::default();
+    let result = (|| {
+        let length = file.metadata()?.len();
+        found.length = length;
+        while found.bytes < LOCAL_BLOCK && at + 8 <= length {
+            let mut prefix = [0u8; 8];
+            file.read_exact_at(&mut prefix, at)?;
+            // The continuation marker, then the header's length (Ballista writes this framing).
+            if prefix[..4] != [0xff; 4] {
+                return Err(std::io::Error::other(format!(
+                    "no IPC message at byte {at} (the file is damaged)"
+                )));
+            }
+            let header = i32::from_le_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]);
+            let header = u64::try_from(header).map_err(std::io::Error::other)?;
+            if header == 0 {
+                into.extend_from_slice(&prefix);
+                found.bytes += 8;
+                found.ended = true;
+                break;
+            }
+            if at + 8 + header > length {
+                break;
+            }
+            let mut meta = vec![0u8; header as usize];
+            file.read_exact_at(&mut meta, at + 8)?;
+            let message = arrow::ipc::root_as_message(&meta).map_err(|e| {
+                std::io::Error::other(format!("bad IPC message header at byte {at}: {e}"))
+            })?;
+            let body = u64::try_from(message.bodyLength()).map_err(std::io::Error::other)?;
+            let kind = message.header_type();
+            let end = at + 8 + header + body;
+            if end > length {
+                break;
+            }
+            into.extend_from_slice(&prefix);
+            into.extend_from_slice(&meta);
+            let mut reader = file;
+            reader.seek(SeekFrom::Start(at + 8 + header))?;
+            let read = reader.take(body).read_to_end(&mut into)?;
+            if read as u64 != body {
+                return Err(std::io::Error::other(format!(
+                    "the IPC message at byte {at} was cut while read"
+                )));
+            }
+            if matches!(
+                kind,
+                MessageHeader::RecordBatch | MessageHeader::DictionaryBatch
+            ) {
+                found.has_batch = true;
+            }
+            found.bytes += end - at;
+            at = end;
         }
-        let header = i32::from_le_bytes([
-            block[start + 4],
-            block[start + 5],
-            block[start + 6],
-            block[start + 7],
-        ]);
-        let Ok(header) = u64::try_from(header) else {
-            break;
-        };
-        if header == 0 {
-            // The end-of-stream marker.
-            break;
-        }
-        if file.by_ref().take(header).read_to_end(&mut block)? < header as usize {
-            break;
-        }
-        let Ok(message) = arrow::ipc::root_as_message(&block[start + 8..]) else {
-            break;
-        };
-        let Ok(body) = u64::try_from(message.bodyLength()) else {
-            break;
-        };
-        block.reserve(body as usize);
-        if file.by_ref().take(body).read_to_end(&mut block)? < body as usize {
-            break;
-        }
-    }
-    Ok(block)
+        Ok(())
+    })();
+    (into, result.map(|()| found))
 }
 
 /// The executor action asking for a result partition's whole file.
@@ -432,12 +484,12 @@ mod tests {
         drop(writer);
         let path = std::env::temp_dir().join(format!("result-{}.arrow", uuid::Uuid::new_v4()));
         std::fs::write(&path, &bytes).expect("test value");
-        let mut file = std::fs::File::open(&path).expect("test value");
-        let mut read = Vec::new();
-        let mut blocks = 0;
+        let file = std::fs::File::open(&path).expect("test value");
+        let (mut read, mut blocks, mut at) = (Vec::new(), 0, 0);
         loop {
-            let block = read_messages(&mut file).expect("reads");
-            if block.is_empty() {
+            let (block, found) = read_whole_messages(&file, at, Vec::new());
+            let found = found.expect("reads");
+            if found.bytes == 0 {
                 break;
             }
             assert_eq!(
@@ -445,25 +497,31 @@ mod tests {
                 block.len(),
                 "block {blocks} ends mid-message"
             );
+            at += found.bytes;
             read.extend_from_slice(&block);
             blocks += 1;
+            if found.ended {
+                break;
+            }
         }
-        // The schema and three batches (3.7 MB), then the 11 MB batch whole; then the rest.
+        // The schema and three batches (3.7 MB) and the 11 MB batch whole; then the rest.
         assert_eq!(blocks, 2);
         assert_eq!(read, bytes);
 
-        // A damaged file (cut inside a message) is read to its end as it is.
+        // A damaged file (cut inside a message, or bytes that are no message) is named.
         std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("test value");
-        let mut file = std::fs::File::open(&path).expect("test value");
-        let mut read = Vec::new();
-        loop {
-            let block = read_messages(&mut file).expect("reads");
-            if block.is_empty() {
-                break;
-            }
-            read.extend_from_slice(&block);
-        }
-        assert_eq!(read, &bytes[..bytes.len() / 2]);
+        let file = std::fs::File::open(&path).expect("test value");
+        let (block, found) = read_whole_messages(&file, 0, Vec::new());
+        let found = found.expect("reads the whole messages before the cut");
+        assert!(found.bytes > 0 && found.bytes < found.length && !found.ended);
+        let (_, rest) = read_whole_messages(&file, found.bytes, block);
+        assert_eq!(
+            rest.expect("reads").bytes,
+            0,
+            "the cut message is not given"
+        );
+        let (_, damaged) = read_whole_messages(&file, 3, Vec::new());
+        assert!(damaged.is_err());
         std::fs::remove_file(&path).expect("test value");
     }
 }

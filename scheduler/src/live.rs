@@ -21,13 +21,10 @@
 //! with `streaming_results = false`, are announced when their job has finished.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arrow::ipc::MessageHeader;
 use arrow_flight::error::FlightError;
 use ballista_core::serde::protobuf::task_status;
 use ballista_scheduler::state::execution_stage::{ExecutionStage, TaskInfo};
@@ -39,13 +36,10 @@ use tributary_proto::JobPartition;
 
 use crate::cluster::BallistaScheduler;
 use crate::error::SchedulerError;
-use crate::fetch::{IpcStream, PartitionFetcher};
+use crate::fetch::{IpcStream, PartitionFetcher, read_whole_messages};
 
 /// How long a read waits before looking at a partition's file again when it has not grown.
 const POLL: Duration = Duration::from_millis(3);
-
-/// Bytes read from a growing file at a time (at most).
-const READ_BLOCK: usize = 4 << 20;
 
 /// Jobs remembered after they ended (their results may be read later).
 const KEPT_JOBS: usize = 1024;
@@ -280,84 +274,6 @@ impl GrowingFile {
     fn failed(&self, e: std::io::Error) -> FlightError {
         FlightError::ExternalError(format!("cannot read {}: {e}", self.path.display()).into())
     }
-}
-
-/// What one read of a growing file found.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct WholeMessages {
-    /// Bytes appended (whole messages).
-    bytes: u64,
-    /// Whether they include a record batch.
-    has_batch: bool,
-    /// Whether the last of them is the end-of-stream marker.
-    ended: bool,
-}
-
-/// Appends to `into` the whole IPC messages `file` holds from byte `at`, about [`READ_BLOCK`]
-/// bytes of them, and none of a message its writer has not finished. Each message is read at
-/// its exact length (the continuation marker and the header's length, the header giving the
-/// body's), so no byte is read twice, and the body goes straight into the buffer's spare room.
-fn read_whole_messages(
-    file: &std::fs::File,
-    mut at: u64,
-    mut into: Vec<u8>,
-) -> (Vec<u8>, std::io::Result<WholeMessages>) {
-    let mut found = WholeMessages::default();
-    let result = (|| {
-        let length = file.metadata()?.len();
-        while found.bytes < READ_BLOCK as u64 && at + 8 <= length {
-            let mut prefix = [0u8; 8];
-            file.read_exact_at(&mut prefix, at)?;
-            // The continuation marker, then the header's length (Ballista writes this framing).
-            if prefix[..4] != [0xff; 4] {
-                return Err(std::io::Error::other(format!(
-                    "no IPC message at byte {at} (the file is damaged)"
-                )));
-            }
-            let header = i32::from_le_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]);
-            let header = u64::try_from(header).map_err(std::io::Error::other)?;
-            if header == 0 {
-                into.extend_from_slice(&prefix);
-                found.bytes += 8;
-                found.ended = true;
-                break;
-            }
-            if at + 8 + header > length {
-                break;
-            }
-            let mut meta = vec![0u8; header as usize];
-            file.read_exact_at(&mut meta, at + 8)?;
-            let message = arrow::ipc::root_as_message(&meta).map_err(|e| {
-                std::io::Error::other(format!("bad IPC message header at byte {at}: {e}"))
-            })?;
-            let body = u64::try_from(message.bodyLength()).map_err(std::io::Error::other)?;
-            let kind = message.header_type();
-            let end = at + 8 + header + body;
-            if end > length {
-                break;
-            }
-            into.extend_from_slice(&prefix);
-            into.extend_from_slice(&meta);
-            let mut reader = file;
-            reader.seek(SeekFrom::Start(at + 8 + header))?;
-            let read = reader.take(body).read_to_end(&mut into)?;
-            if read as u64 != body {
-                return Err(std::io::Error::other(format!(
-                    "the IPC message at byte {at} was cut while read"
-                )));
-            }
-            if matches!(
-                kind,
-                MessageHeader::RecordBatch | MessageHeader::DictionaryBatch
-            ) {
-                found.has_batch = true;
-            }
-            found.bytes += end - at;
-            at = end;
-        }
-        Ok(())
-    })();
-    (into, result.map(|()| found))
 }
 
 /// A final partition read as its task writes it.
