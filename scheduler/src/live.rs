@@ -352,14 +352,8 @@ impl Tail {
             if file.ended && !self.confirmed {
                 // The writer ended its file; its task may still fail (and has, when its input
                 // failed): Ballista's graph says.
-                match self.attempt(task_id).await {
-                    Attempt::Succeeded => self.confirmed = true,
-                    Attempt::Failed(error) => {
-                        if let Some(step) = self.attempt_failed(&error) {
-                            return step;
-                        }
-                    }
-                    Attempt::Running | Attempt::Unknown => self.wait().await,
+                if let Some(step) = self.look_at_attempt(task_id).await {
+                    return step;
                 }
                 continue;
             }
@@ -389,16 +383,23 @@ impl Tail {
                         format!("{}: {damaged}", self.what()).into(),
                     ));
                 }
-                match self.attempt(task_id).await {
-                    Attempt::Failed(error) => {
-                        if let Some(step) = self.attempt_failed(&error) {
-                            return step;
-                        }
-                    }
-                    _ => self.wait().await,
+                if let Some(step) = self.look_at_attempt(task_id).await {
+                    return step;
                 }
             }
         }
+    }
+
+    /// Asks the graph about the attempt being read, which has nothing new to give: one that
+    /// succeeded has its file whole (read to its end), one that failed ends the stream or
+    /// gives way to the next attempt; otherwise a little wait.
+    async fn look_at_attempt(&mut self, task_id: u64) -> Option<Step> {
+        match self.attempt(task_id).await {
+            Attempt::Succeeded => self.confirmed = true,
+            Attempt::Failed(error) => return self.attempt_failed(&error),
+            Attempt::Running | Attempt::Unknown => self.wait().await,
+        }
+        None
     }
 
     /// What the graph says of attempt `task_id` (a future owning what it needs: the tail

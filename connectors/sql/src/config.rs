@@ -247,51 +247,54 @@ mod tests {
         );
     }
 
+    /// The error of a catalog file holding `pairs`.
+    fn error_of(file: &str, dialect: Dialect, pairs: &[(&str, &str)]) -> String {
+        let p = Properties::from_pairs(file, pairs.iter().copied());
+        let catalog = file.trim_end_matches(".properties");
+        SqlConfig::from_properties(catalog, dialect, &p)
+            .expect_err("a bad file")
+            .to_string()
+    }
+
     #[test]
     fn rejects_unknown_and_bad_properties() {
-        let p = Properties::from_pairs(
+        let e = error_of(
             "mysql.properties",
-            [
+            Dialect::MySql,
+            &[
                 ("connector.name", "mysql"),
                 ("connection-url", "jdbc:mysql://localhost:3306/productsdb"),
                 ("connection-usr", "x"),
             ],
         );
-        let e = SqlConfig::from_properties("mysql", Dialect::MySql, &p)
-            .expect_err("unknown key")
-            .to_string();
         assert!(
             e.contains("connection-usr") && e.contains("connection-user"),
             "{e}"
         );
-        let p = Properties::from_pairs(
+        let e = error_of(
             "pg.properties",
-            [
+            Dialect::Postgres,
+            &[
                 ("connector.name", "postgresql"),
                 ("connection-url", "jdbc:postgresql://localhost/test"),
                 ("connection-password", "hunter2"),
                 ("metadata.cache-ttl", "soon"),
             ],
         );
-        let e = SqlConfig::from_properties("pg", Dialect::Postgres, &p)
-            .expect_err("bad ttl")
-            .to_string();
         assert!(
             e.contains("metadata.cache-ttl") && !e.contains("hunter2"),
             "{e}"
         );
         // Trino's other name for the cache's ttl is named under its own key.
-        let p = Properties::from_pairs(
+        let e = error_of(
             "pg.properties",
-            [
+            Dialect::Postgres,
+            &[
                 ("connector.name", "postgresql"),
                 ("connection-url", "jdbc:postgresql://localhost/test"),
                 ("case-insensitive-name-matching.cache-ttl", "soon"),
             ],
         );
-        let e = SqlConfig::from_properties("pg", Dialect::Postgres, &p)
-            .expect_err("bad ttl")
-            .to_string();
         assert!(
             e.contains("case-insensitive-name-matching.cache-ttl") && e.contains("soon"),
             "{e}"

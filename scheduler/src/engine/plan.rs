@@ -52,13 +52,7 @@ impl Engine {
                 }
                 let target = source_as_provider(&dml.target)?;
                 let job = self
-                    .run_job(
-                        session,
-                        Arc::clone(&ctx),
-                        &dml.input,
-                        sql,
-                        Announce::Finished,
-                    )
+                    .run_job(session, Arc::clone(&ctx), &dml.input, sql)
                     .await?;
                 let schema = Arc::new(dml.input.schema().as_arrow().clone());
                 let rows = self.write_job(&ctx, job, schema, target, op).await?;
@@ -96,9 +90,7 @@ impl Engine {
                         tracing::debug!("no join expectations for EXPLAIN ANALYZE: {e}");
                         Vec::new()
                     });
-                let job = self
-                    .run_job(session, ctx, &input, sql, Announce::Finished)
-                    .await?;
+                let job = self.run_job(session, ctx, &input, sql).await?;
                 let merge = match &order {
                     Some(o) if self.partition_order(&job, o).await.is_some() => {
                         Some(concatenation_line(o, input.schema().as_arrow()))
@@ -146,7 +138,7 @@ impl Engine {
                 let (plan, order) = with_result_order(plan);
                 let plan = with_client_types(plan);
                 let job = self
-                    .run_job(session, ctx, &plan, sql, Announce::Running)
+                    .run_job_announced(session, ctx, &plan, sql, Announce::Running)
                     .await?;
                 let total_records = order
                     .as_ref()

@@ -13,7 +13,6 @@ use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, col};
 use datafusion::prelude::SessionContext;
 use tributary_connector::{CommitMode, RefreshKind, RefreshState, SourceVersion};
 
-use super::run::Announce;
 use super::{Engine, Outcome};
 use crate::error::{Result, SchedulerError};
 use crate::session::Session;
@@ -115,13 +114,7 @@ impl Engine {
         };
         tracing::info!(view = %name, %kind, "refreshing materialized view");
         let job = self
-            .run_job(
-                session,
-                Arc::clone(&ctx),
-                &job_plan,
-                sql,
-                Announce::Finished,
-            )
+            .run_job(session, Arc::clone(&ctx), &job_plan, sql)
             .await?;
         let new_rows = u64::try_from(job.total_records).unwrap_or(0);
         let rows = match mode {

@@ -35,6 +35,18 @@ impl Engine {
         ctx: Arc<SessionContext>,
         plan: &LogicalPlan,
         sql: &str,
+    ) -> Result<JobResult> {
+        self.run_job_announced(session, ctx, plan, sql, Announce::Finished)
+            .await
+    }
+
+    /// [`Engine::run_job`], its result announced as `announce` says (where it can be).
+    pub(super) async fn run_job_announced(
+        &self,
+        session: &Session,
+        ctx: Arc<SessionContext>,
+        plan: &LogicalPlan,
+        sql: &str,
         announce: Announce,
     ) -> Result<JobResult> {
         // Refused before anything runs: a task over the limit would fail every launch.

@@ -23,7 +23,6 @@ use futures::{StreamExt, TryStreamExt};
 use tributary_connector::{DistributedWrite, TableProperties, written_parts, written_schema};
 use tributary_proto::JobPartition;
 
-use super::run::Announce;
 use super::write_node::WriteNode;
 use super::{Engine, JobResult, Outcome};
 use crate::error::{Result, SchedulerError};
@@ -123,13 +122,7 @@ impl Engine {
                 Ok(None) => {
                     Box::pin(async {
                         let job = self
-                            .run_job(
-                                session,
-                                Arc::clone(ctx),
-                                &create.input,
-                                sql,
-                                Announce::Finished,
-                            )
+                            .run_job(session, Arc::clone(ctx), &create.input, sql)
                             .await?;
                         self.write_created(ctx, job, columns, &schema, &name).await
                     })
@@ -142,13 +135,7 @@ impl Engine {
                 .inspect_err(|_| drop_failed_table(&schema, &name));
         }
         let job = self
-            .run_job(
-                session,
-                Arc::clone(ctx),
-                &create.input,
-                sql,
-                Announce::Finished,
-            )
+            .run_job(session, Arc::clone(ctx), &create.input, sql)
             .await?;
         if replace {
             schema.deregister_table(&table)?;
@@ -201,9 +188,7 @@ impl Engine {
         let mut guard = AbortOnDrop(Some(Arc::clone(&write)));
         let plan = WriteNode::plan(input.clone(), &table.catalog, Arc::clone(&write))?;
         let written: Result<_> = Box::pin(async {
-            let job = self
-                .run_job(session, Arc::clone(ctx), &plan, sql, Announce::Finished)
-                .await?;
+            let job = self.run_job(session, Arc::clone(ctx), &plan, sql).await?;
             let batches: Vec<RecordBatch> =
                 self.job_stream(job, written_schema()).try_collect().await?;
             Ok(written_parts(&batches)?)
