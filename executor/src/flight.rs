@@ -1,15 +1,26 @@
 //! The executor's Flight service (shuffle and result partitions), Ballista's own
 //! [`BallistaFlightService`], served by Tributary so that it can take internal TLS and refuse
-//! requests without the cluster's shared secret (`tributary_security::internal`).
+//! requests without the cluster's shared secret (`tributary_security::internal`), with one
+//! action of Tributary's beside Ballista's: [`TAIL_PARTITION_ACTION`] (a result partition read
+//! while its task writes it, `crate::tail`).
 
 use std::sync::Arc;
 
-use arrow_flight::flight_service_server::FlightServiceServer;
+use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
+    HandshakeRequest, PollInfo, SchemaResult, Ticket,
+};
 use ballista_core::error::BallistaError;
 use ballista_core::utils::create_grpc_server;
 use ballista_executor::ArrowFlightServerProvider;
 use ballista_executor::flight_service::BallistaFlightService;
+use futures::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+use tributary_proto::TAIL_PARTITION_ACTION;
 use tributary_security::InternalSecurity;
+
+use crate::tail::tail_partition;
 
 /// Ballista's limit for messages of the executor's Flight service (its default).
 const MAX_MESSAGE_SIZE: usize = 16 << 20;
@@ -29,7 +40,7 @@ pub(crate) fn provider(internal: InternalSecurity) -> Arc<ArrowFlightServerProvi
                     internal.interceptor(),
                 ))
                 .add_service(
-                    FlightServiceServer::new(BallistaFlightService::new(work_dir))
+                    FlightServiceServer::new(ExecutorFlightService::new(work_dir))
                         .max_decoding_message_size(MAX_MESSAGE_SIZE)
                         .max_encoding_message_size(MAX_MESSAGE_SIZE),
                 )
@@ -38,4 +49,112 @@ pub(crate) fn provider(internal: InternalSecurity) -> Arc<ArrowFlightServerProvi
                 .map_err(BallistaError::TonicError)
         })
     })
+}
+
+/// Ballista's executor Flight service with Tributary's actions.
+#[derive(Clone)]
+struct ExecutorFlightService {
+    ballista: BallistaFlightService,
+    work_dir: String,
+}
+
+impl ExecutorFlightService {
+    fn new(work_dir: String) -> Self {
+        Self {
+            ballista: BallistaFlightService::new(work_dir.clone()),
+            work_dir,
+        }
+    }
+}
+
+type Ballista = BallistaFlightService;
+
+#[tonic::async_trait]
+impl FlightService for ExecutorFlightService {
+    type HandshakeStream = <Ballista as FlightService>::HandshakeStream;
+    type ListFlightsStream = <Ballista as FlightService>::ListFlightsStream;
+    type DoGetStream = <Ballista as FlightService>::DoGetStream;
+    type DoPutStream = <Ballista as FlightService>::DoPutStream;
+    type DoActionStream = <Ballista as FlightService>::DoActionStream;
+    type ListActionsStream = <Ballista as FlightService>::ListActionsStream;
+    type DoExchangeStream = <Ballista as FlightService>::DoExchangeStream;
+
+    async fn do_action(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<Self::DoActionStream>, Status> {
+        if request.get_ref().r#type == TAIL_PARTITION_ACTION {
+            let tail = tail_partition(&self.work_dir, &request.get_ref().body)?;
+            return Ok(Response::new(tail));
+        }
+        self.ballista.do_action(request).await
+    }
+
+    async fn list_actions(
+        &self,
+        request: Request<Empty>,
+    ) -> Result<Response<Self::ListActionsStream>, Status> {
+        let ballista = self.ballista.list_actions(request).await?.into_inner();
+        let ours = futures::stream::iter([Ok(ActionType {
+            r#type: TAIL_PARTITION_ACTION.to_owned(),
+            description: "a result partition's file read while its task writes it".to_owned(),
+        })]);
+        Ok(Response::new(ballista.chain(ours).boxed()))
+    }
+
+    async fn handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Self::HandshakeStream>, Status> {
+        self.ballista.handshake(request).await
+    }
+
+    async fn list_flights(
+        &self,
+        request: Request<Criteria>,
+    ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        self.ballista.list_flights(request).await
+    }
+
+    async fn get_flight_info(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.ballista.get_flight_info(request).await
+    }
+
+    async fn poll_flight_info(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<PollInfo>, Status> {
+        self.ballista.poll_flight_info(request).await
+    }
+
+    async fn get_schema(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<SchemaResult>, Status> {
+        self.ballista.get_schema(request).await
+    }
+
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
+        self.ballista.do_get(request).await
+    }
+
+    async fn do_put(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoPutStream>, Status> {
+        self.ballista.do_put(request).await
+    }
+
+    async fn do_exchange(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        self.ballista.do_exchange(request).await
+    }
 }

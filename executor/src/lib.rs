@@ -16,6 +16,7 @@ mod observe;
 mod presort;
 mod process;
 mod skew;
+mod tail;
 mod uncompressed;
 
 pub use drain::{DrainControl, NodeState, intercept_sigterm};

@@ -195,6 +195,7 @@ impl NodeMemory {
             inner: FairSpillPool::new(limit),
             node: Arc::clone(self),
             peak: AtomicUsize::new(0),
+            spillers: AtomicUsize::new(0),
         });
         queries.insert(key, Arc::downgrade(&query));
         Arc::new(QueryPool(query))
@@ -241,6 +242,8 @@ struct QueryMemory {
     inner: FairSpillPool,
     node: Arc<NodeMemory>,
     peak: AtomicUsize,
+    /// Consumers registered that can spill (sorts, aggregations), across the query's tasks.
+    spillers: AtomicUsize,
 }
 
 impl QueryMemory {
@@ -255,6 +258,17 @@ impl QueryMemory {
     fn note_peak(&self) {
         self.peak
             .fetch_max(self.inner.reserved(), Ordering::Relaxed);
+    }
+
+    /// What the query's spilling operators may hold before they are told to spill: three
+    /// quarters of the limit together, a quarter left to operators that cannot spill.
+    fn spill_room(&self) -> usize {
+        self.limit - self.limit / 4
+    }
+
+    /// One spilling operator's fair part of [`Self::spill_room`].
+    fn spill_share(&self) -> usize {
+        self.spill_room() / self.spillers.load(Ordering::Relaxed).max(1)
     }
 }
 
@@ -355,10 +369,16 @@ impl MemoryPool for QueryPool {
     }
 
     fn register(&self, consumer: &MemoryConsumer) {
+        if consumer.can_spill() {
+            self.0.spillers.fetch_add(1, Ordering::Relaxed);
+        }
         self.0.inner.register(consumer);
     }
 
     fn unregister(&self, consumer: &MemoryConsumer) {
+        if consumer.can_spill() {
+            self.0.spillers.fetch_sub(1, Ordering::Relaxed);
+        }
         self.0.inner.unregister(consumer);
     }
 
@@ -379,16 +399,23 @@ impl MemoryPool for QueryPool {
         // Operators that can spill, once they hold something to spill, leave a quarter of the
         // query's memory to those that cannot (a sort's merge buffers, hash tables):
         // DataFusion's fair pool lets spillers fill it all, and then a sort's own merge fails
-        // instead of the sort spilling.
+        // instead of the sort spilling. Only an operator holding more than its fair part is
+        // told: an aggregation that has already spilled, or is giving out its groups, cannot
+        // spill again and fails on a refusal, and one that has just started holds too few
+        // groups to spill; when a task of the same query got in first with more than its
+        // part, that task spills at its next growth instead.
         if reservation.consumer().can_spill()
             && reservation.size() > 0
-            && query.inner.reserved() + additional > query.limit - query.limit / 4
+            && query.inner.reserved() + additional > query.spill_room()
+            && reservation.size() + additional > query.spill_share()
         {
             return Err(DataFusionError::ResourcesExhausted(format!(
-                "{consumer} must spill: its query holds {} of {} ({})",
+                "{consumer} must spill: its query holds {} of {} ({}), {} of it for this \
+                 operator",
                 data_size(query.inner.reserved()),
                 data_size(query.limit),
-                query.property
+                query.property,
+                data_size(reservation.size()),
             )));
         }
         // Spilling operators take a refusal as "spill now"; the message is for the others.
@@ -492,6 +519,56 @@ mod tests {
         drop((r2, rb, rc));
         assert_eq!(node.reserved(), 0);
         assert_eq!(node.peak(), 1400);
+    }
+
+    #[test]
+    fn a_spilling_operator_is_told_to_spill_only_past_its_fair_part() {
+        let dir = std::env::temp_dir().join(format!("tributary-spill-{}", std::process::id()));
+        let node = NodeMemory::new(
+            &MemoryConfig {
+                max_memory_per_node: Some(1000),
+                ..MemoryConfig::default()
+            },
+            &dir,
+        )
+        .expect("node");
+        let pool = node.pool_for(&config("q", None));
+        let spiller = |name: &str| {
+            MemoryConsumer::new(name)
+                .with_can_spill(true)
+                .register(&pool)
+        };
+        // The first aggregation of the query is alone: three quarters of the limit are its.
+        let first = spiller("FinalHashAggregateStream[0]");
+        first.try_grow(700).expect("alone, under 750");
+        // A second one starts while the first holds nearly all of it: its part is 375, and
+        // it may grow to it (a refusal with a handful of groups would fail its task).
+        let second = spiller("FinalHashAggregateStream[1]");
+        second.try_grow(10).expect("a first reservation");
+        second
+            .try_grow(100)
+            .expect("within its part though the query is over 750");
+        // The first, past its part, is the one told to spill.
+        let err = first.try_grow(10).expect_err("past its part");
+        assert!(
+            err.to_string()
+                .contains("FinalHashAggregateStream[0] must spill"),
+            "{err}"
+        );
+        // Past its own part the second is told too.
+        let err = second.try_grow(300).expect_err("past its part");
+        assert!(
+            err.to_string()
+                .contains("FinalHashAggregateStream[1] must spill"),
+            "{err}"
+        );
+        // Operators that cannot spill still have the rest of the limit.
+        let hash = MemoryConsumer::new("HashJoinInput").register(&pool);
+        hash.try_grow(150)
+            .expect("the quarter left to non-spillers");
+        drop(first);
+        // With the first gone, the second's part is the whole spill room.
+        second.try_grow(500).expect("alone again");
     }
 
     #[test]

@@ -124,8 +124,8 @@ impl Engine {
         }
     }
 
-    /// Result partitions are fetched so (internal TLS and secret); with executors in this
-    /// process, results are also read while their jobs run.
+    /// Result partitions are fetched so (internal TLS and secret), also while their jobs run
+    /// (`crate::live`).
     pub fn with_fetcher(mut self, fetcher: PartitionFetcher) -> Self {
         self.fetcher = fetcher.with_running_results(self.scheduler.clone());
         self

@@ -4,13 +4,10 @@
 //! as record batches (`fetch`, `fetch_as`: ordered merges and writes).
 
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
-use arrow::ipc::MessageHeader;
 use arrow::record_batch::RecordBatch;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_client::FlightServiceClient;
@@ -23,7 +20,8 @@ use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::transport::{Channel, Endpoint};
 use tributary_connector::conform_batch;
-use tributary_proto::JobPartition;
+use tributary_proto::result_files::read_whole_messages;
+use tributary_proto::{JobPartition, TAIL_PARTITION_ACTION, TailPartition};
 use tributary_security::InternalSecurity;
 
 use crate::cluster::BallistaScheduler;
@@ -49,7 +47,7 @@ pub(crate) type BatchStream = futures::stream::BoxStream<'static, Result<RecordB
 pub(crate) type IpcStream = futures::stream::BoxStream<'static, Result<Bytes, FlightError>>;
 
 /// A connection to one executor's Flight port.
-type ExecutorClient = FlightServiceClient<Channel>;
+pub(crate) type ExecutorClient = FlightServiceClient<Channel>;
 
 /// An executor running in the scheduler's process (`tributary standalone`): its result files
 /// are read from its work directory, as Ballista's shuffle reader reads partitions of its own
@@ -64,9 +62,6 @@ pub struct LocalExecutor {
     pub work_dir: PathBuf,
 }
 
-/// Bytes read from a local result file at a time (whole messages: a few more or fewer).
-const LOCAL_BLOCK: u64 = 4 << 20;
-
 /// Opens result partitions on executors.
 #[derive(Clone, Default)]
 pub struct PartitionFetcher {
@@ -78,7 +73,7 @@ pub struct PartitionFetcher {
     internal: InternalSecurity,
     /// Work directories of the executors in this process, by (host, Flight port).
     local: Arc<HashMap<(String, u16), PathBuf>>,
-    /// Results read while their jobs run (executors in this process only).
+    /// Results read while their jobs run.
     running: Option<RunningResults>,
 }
 
@@ -107,17 +102,14 @@ impl PartitionFetcher {
         }
     }
 
-    /// Results can be read while their jobs run: with executors in this process, reading
-    /// their work directories, and Ballista's graph telling how their tasks end.
+    /// Results can be read while their jobs run, Ballista's graph telling where their tasks
+    /// run and how they end.
     pub(crate) fn with_running_results(mut self, scheduler: BallistaScheduler) -> Self {
-        if !self.local.is_empty() {
-            let work_dirs = self.local.values().cloned().collect();
-            self.running = Some(RunningResults::new(scheduler, work_dirs));
-        }
+        self.running = Some(RunningResults::new(scheduler, Arc::clone(&self.local)));
         self
     }
 
-    /// Results read while their jobs run, when executors run in this process.
+    /// Results read while their jobs run.
     pub(crate) fn running_results(&self) -> Option<&RunningResults> {
         self.running.as_ref()
     }
@@ -143,29 +135,13 @@ impl PartitionFetcher {
             return read_local(p, work_dir).await;
         }
         let action = fetch_action(p, port)?;
-        let idle = self
-            .executors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&key)
-            .and_then(Vec::pop);
-        let (client, blocks) = match idle {
-            Some(mut client) => match client.do_action(action.clone()).await {
-                Ok(response) => (client, response.into_inner()),
-                // The connection went stale: connect again.
-                Err(_) => self.connect_and_fetch(p, port, action).await?,
-            },
-            None => self.connect_and_fetch(p, port, action).await?,
-        };
+        let (client, blocks) = self.open_action(p, port, action).await?;
         // Give the connection back once the partition has been read to its end (a stream
         // dropped half-way drops its connection with it).
-        let pool = Arc::clone(&self.executors);
+        let fetcher = self.clone();
+        let location = p.clone();
         let give_back = futures::stream::once(async move {
-            pool.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(key)
-                .or_default()
-                .push(client);
+            fetcher.give_back(&location, client);
         })
         .filter_map(|()| futures::future::ready(None));
         let partition = p.partition_id;
@@ -183,6 +159,59 @@ impl PartitionFetcher {
             })
             .chain(give_back)
             .boxed())
+    }
+
+    /// Asks the executor at `location` for the whole messages of a result partition's file
+    /// while its task writes it ([`tributary_proto::TAIL_PARTITION_ACTION`]); the connection
+    /// is the caller's until it gives it back.
+    pub(crate) async fn tail(
+        &self,
+        location: &JobPartition,
+        request: &TailPartition,
+    ) -> Result<(ExecutorClient, tonic::Streaming<arrow_flight::Result>), SchedulerError> {
+        let port = u16::try_from(location.port)
+            .map_err(|_| SchedulerError::Engine(format!("bad executor port {}", location.port)))?;
+        let action = arrow_flight::Action {
+            r#type: TAIL_PARTITION_ACTION.into(),
+            body: request.encode_to_vec().into(),
+        };
+        self.open_action(location, port, action).await
+    }
+
+    /// Sends `action` to the executor holding `p`, on an idle connection to it or a new one.
+    async fn open_action(
+        &self,
+        p: &JobPartition,
+        port: u16,
+        action: arrow_flight::Action,
+    ) -> Result<(ExecutorClient, tonic::Streaming<arrow_flight::Result>), SchedulerError> {
+        let idle = self
+            .executors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&(p.host.clone(), port))
+            .and_then(Vec::pop);
+        match idle {
+            Some(mut client) => match client.do_action(action.clone()).await {
+                Ok(response) => Ok((client, response.into_inner())),
+                // The connection went stale: connect again.
+                Err(_) => self.connect_and_fetch(p, port, action).await,
+            },
+            None => self.connect_and_fetch(p, port, action).await,
+        }
+    }
+
+    /// A connection to the executor holding `p` is idle again (its stream read to its end).
+    pub(crate) fn give_back(&self, p: &JobPartition, client: ExecutorClient) {
+        let Ok(port) = u16::try_from(p.port) else {
+            return;
+        };
+        self.executors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((p.host.clone(), port))
+            .or_default()
+            .push(client);
     }
 
     /// Opens a final partition on the executor that wrote it, decoded.
@@ -321,89 +350,6 @@ async fn read_local(p: &JobPartition, work_dir: &Path) -> Result<IpcStream, Sche
     .boxed())
 }
 
-/// What one read of a result file found.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct WholeMessages {
-    /// Bytes appended (whole messages).
-    pub(crate) bytes: u64,
-    /// Whether they include a record batch.
-    pub(crate) has_batch: bool,
-    /// Whether the last of them is the end-of-stream marker.
-    pub(crate) ended: bool,
-    /// The file's length when read.
-    pub(crate) length: u64,
-}
-
-/// Appends to `into` the whole IPC messages `file` holds from byte `at`, about [`LOCAL_BLOCK`]
-/// bytes of them (at least one, however large), and none of a message its writer has not
-/// finished: a finished result file (`read_local`) or one its task is writing
-/// (`crate::live`). Each message is read at
-/// its exact length (the continuation marker and the header's length, the header giving the
-/// body's), so no byte is read twice, and the body goes straight into the buffer's spare room.
-pub(crate) fn read_whole_messages(
-    file: &std::fs::File,
-    mut at: u64,
-    mut into: Vec<u8>,
-) -> (Vec<u8>, std::io::Result<WholeMessages>) {
-    let mut found = WholeMessages::default();
-    let result = (|| {
-        let length = file.metadata()?.len();
-        found.length = length;
-        while found.bytes < LOCAL_BLOCK && at + 8 <= length {
-            let mut prefix = [0u8; 8];
-            file.read_exact_at(&mut prefix, at)?;
-            // The continuation marker, then the header's length (Ballista writes this framing).
-            if prefix[..4] != [0xff; 4] {
-                return Err(std::io::Error::other(format!(
-                    "no IPC message at byte {at} (the file is damaged)"
-                )));
-            }
-            let header = i32::from_le_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]);
-            let header = u64::try_from(header).map_err(std::io::Error::other)?;
-            if header == 0 {
-                into.extend_from_slice(&prefix);
-                found.bytes += 8;
-                found.ended = true;
-                break;
-            }
-            if at + 8 + header > length {
-                break;
-            }
-            let mut meta = vec![0u8; header as usize];
-            file.read_exact_at(&mut meta, at + 8)?;
-            let message = arrow::ipc::root_as_message(&meta).map_err(|e| {
-                std::io::Error::other(format!("bad IPC message header at byte {at}: {e}"))
-            })?;
-            let body = u64::try_from(message.bodyLength()).map_err(std::io::Error::other)?;
-            let kind = message.header_type();
-            let end = at + 8 + header + body;
-            if end > length {
-                break;
-            }
-            into.extend_from_slice(&prefix);
-            into.extend_from_slice(&meta);
-            let mut reader = file;
-            reader.seek(SeekFrom::Start(at + 8 + header))?;
-            let read = reader.take(body).read_to_end(&mut into)?;
-            if read as u64 != body {
-                return Err(std::io::Error::other(format!(
-                    "the IPC message at byte {at} was cut while read"
-                )));
-            }
-            if matches!(
-                kind,
-                MessageHeader::RecordBatch | MessageHeader::DictionaryBatch
-            ) {
-                found.has_batch = true;
-            }
-            found.bytes += end - at;
-            at = end;
-        }
-        Ok(())
-    })();
-    (into, result.map(|()| found))
-}
-
 /// The executor action asking for a result partition's whole file.
 fn fetch_action(p: &JobPartition, port: u16) -> Result<arrow_flight::Action, SchedulerError> {
     let layout = if p.is_sort_shuffle {
@@ -428,100 +374,4 @@ fn fetch_action(p: &JobPartition, port: u16) -> Result<arrow_flight::Action, Sch
         r#type: BLOCK_TRANSPORT.into(),
         body: action.encode_to_vec().into(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use arrow::array::{Int64Array, RecordBatch, StringArray};
-    use arrow::datatypes::{DataType, Field, Schema};
-    use arrow::ipc::writer::StreamWriter;
-
-    use super::*;
-
-    /// Ends of the whole messages at the start of `block`, and where the last one ends.
-    fn message_ends(block: &[u8]) -> usize {
-        let mut at = 0;
-        while at + 8 <= block.len() {
-            let header = i32::from_le_bytes(block[at + 4..at + 8].try_into().expect("4 bytes"));
-            if header == 0 {
-                return at + 8;
-            }
-            let header = header as usize;
-            let message =
-                arrow::ipc::root_as_message(&block[at + 8..at + 8 + header]).expect("a message");
-            at += 8 + header + message.bodyLength() as usize;
-        }
-        at
-    }
-
-    #[test]
-    fn a_result_file_is_read_in_blocks_of_whole_messages() {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Int64, false),
-            Field::new("s", DataType::Utf8, false),
-        ]));
-        let batch = |rows: usize| {
-            RecordBatch::try_new(
-                Arc::clone(&schema),
-                vec![
-                    Arc::new(Int64Array::from_iter_values(0..rows as i64)),
-                    Arc::new(StringArray::from_iter_values(
-                        (0..rows).map(|i| format!("value {i}")),
-                    )),
-                ],
-            )
-            .expect("test value")
-        };
-        let mut bytes = Vec::new();
-        let mut writer = StreamWriter::try_new(&mut bytes, &schema).expect("test value");
-        // Messages of ~20 bytes to ~9 MB: several per block, and one larger than a block.
-        for rows in [1, 100_000, 30_000, 400_000, 7, 150_000] {
-            writer.write(&batch(rows)).expect("test value");
-        }
-        writer.finish().expect("test value");
-        drop(writer);
-        let path = std::env::temp_dir().join(format!("result-{}.arrow", uuid::Uuid::new_v4()));
-        std::fs::write(&path, &bytes).expect("test value");
-        let file = std::fs::File::open(&path).expect("test value");
-        let (mut read, mut blocks, mut at) = (Vec::new(), 0, 0);
-        loop {
-            let (block, found) = read_whole_messages(&file, at, Vec::new());
-            let found = found.expect("reads");
-            if found.bytes == 0 {
-                break;
-            }
-            assert_eq!(
-                message_ends(&block),
-                block.len(),
-                "block {blocks} ends mid-message"
-            );
-            at += found.bytes;
-            read.extend_from_slice(&block);
-            blocks += 1;
-            if found.ended {
-                break;
-            }
-        }
-        // The schema and three batches (3.7 MB) and the 11 MB batch whole; then the rest.
-        assert_eq!(blocks, 2);
-        assert_eq!(read, bytes);
-
-        // A damaged file (cut inside a message, or bytes that are no message) is named.
-        std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("test value");
-        let file = std::fs::File::open(&path).expect("test value");
-        let (block, found) = read_whole_messages(&file, 0, Vec::new());
-        let found = found.expect("reads the whole messages before the cut");
-        assert!(found.bytes > 0 && found.bytes < found.length && !found.ended);
-        let (_, rest) = read_whole_messages(&file, found.bytes, block);
-        assert_eq!(
-            rest.expect("reads").bytes,
-            0,
-            "the cut message is not given"
-        );
-        let (_, damaged) = read_whole_messages(&file, 3, Vec::new());
-        assert!(damaged.is_err());
-        std::fs::remove_file(&path).expect("test value");
-    }
 }

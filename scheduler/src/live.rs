@@ -2,11 +2,13 @@
 //!
 //! A query's result is announced to its client as soon as the job's final stage runs
 //! (`engine/run.rs`), not when the job has finished: one endpoint per final partition, as
-//! before. A partition's DoGet then reads the Arrow IPC file its task is writing in an
-//! executor of this process (`tributary standalone`), message by message as the task's writer
-//! flushes them, so the client receives rows while the stage still computes the rest, as
-//! Trino's clients do. Where the partition is not written in this process (an executor of
-//! another process), the read waits for the job to end and fetches it as a finished one.
+//! before. A partition's DoGet then reads the Arrow IPC file its task is writing, message by
+//! message as the task's writer flushes them, so the client receives rows while the stage
+//! still computes the rest, as Trino's clients do. Ballista's execution graph tells which
+//! executor runs the partition's task: the file of an executor in this process (`tributary
+//! standalone`) is read from its work directory; that of an executor in another process
+//! through its Flight port ([`tributary_proto::TAIL_PARTITION_ACTION`], answered by the
+//! executor's `tail.rs`), over the fetcher's pooled connections.
 //!
 //! Ballista's pass-through writer names a partition's file after the task attempt writing
 //! it (`{work dir}/{job}/{stage}/{partition}/data-{task}.arrow`), and writes the IPC
@@ -14,10 +16,11 @@
 //! success: before ending a partition's stream, the read waits until the task is reported
 //! successful in Ballista's execution graph (or the job has ended with that file as the
 //! partition). Nothing is sent before the file holds a batch: a task attempt that fails
-//! before its first batch is replaced by the next attempt's file unseen. Once rows have been
-//! sent, a failure of that attempt (or of the job) ends the stream with the error, where
-//! without streaming a retry (`retry-policy=TASK`) could have hidden it, as Trino fails a
-//! query whose results it does not spool. Queries under `retry-policy=QUERY`, and sessions
+//! before its first batch (or whose executor is lost, or cannot be read) is replaced by the
+//! next attempt's file unseen. Once rows have been sent, a failure of that attempt (or of the
+//! job, or of the executor's answer) ends the stream with the error, where without streaming
+//! a retry (`retry-policy=TASK`) could have hidden it, as Trino fails a query whose results
+//! it does not spool. Queries under `retry-policy=QUERY`, and sessions
 //! with `streaming_results = false`, are announced when their job has finished.
 
 use std::collections::{HashMap, VecDeque};
@@ -30,16 +33,22 @@ use ballista_core::serde::protobuf::task_status;
 use ballista_scheduler::state::execution_stage::{ExecutionStage, TaskInfo};
 use bytes::Bytes;
 use futures::StreamExt;
+use prost::Message;
 use tokio::sync::watch;
 use tonic::Status;
-use tributary_proto::JobPartition;
+use tributary_proto::{JobPartition, TailPartition, TailedMessages};
 
 use crate::cluster::BallistaScheduler;
 use crate::error::SchedulerError;
-use crate::fetch::{IpcStream, PartitionFetcher, read_whole_messages};
+use crate::fetch::{ExecutorClient, IpcStream, PartitionFetcher};
+use tributary_proto::result_files::read_whole_messages;
 
 /// How long a read waits before looking at a partition's file again when it has not grown.
 const POLL: Duration = Duration::from_millis(3);
+
+/// How long a read of an executor in another process waits for its next messages before
+/// looking at the job and the attempt (it waits on while they run).
+const REMOTE_WAIT: Duration = Duration::from_millis(50);
 
 /// Jobs remembered after they ended (their results may be read later).
 const KEPT_JOBS: usize = 1024;
@@ -58,15 +67,15 @@ type AnnouncedJobs = (HashMap<String, JobEndReceiver>, VecDeque<String>);
 #[derive(Clone)]
 pub(crate) struct RunningResults {
     scheduler: BallistaScheduler,
-    /// Work directories of the executors in this process.
-    work_dirs: Arc<Vec<PathBuf>>,
+    /// Work directories of the executors in this process, by (host, Flight port).
+    local: Arc<HashMap<(String, u16), PathBuf>>,
     jobs: Arc<Mutex<AnnouncedJobs>>,
 }
 
 impl std::fmt::Debug for RunningResults {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunningResults")
-            .field("work_dirs", &self.work_dirs)
+            .field("local", &self.local)
             .finish_non_exhaustive()
     }
 }
@@ -82,10 +91,13 @@ enum Attempt {
 }
 
 impl RunningResults {
-    pub(crate) fn new(scheduler: BallistaScheduler, work_dirs: Vec<PathBuf>) -> Self {
+    pub(crate) fn new(
+        scheduler: BallistaScheduler,
+        local: Arc<HashMap<(String, u16), PathBuf>>,
+    ) -> Self {
         Self {
             scheduler,
-            work_dirs: Arc::new(work_dirs),
+            local,
             jobs: Arc::default(),
         }
     }
@@ -138,34 +150,98 @@ impl RunningResults {
         }
     }
 
-    /// The newest attempt's file of a partition in this process's work directories: its
-    /// task id and path (attempts after `after` only).
-    fn newest_file(&self, p: &JobPartition, after: Option<u64>) -> Option<(u64, PathBuf)> {
-        let mut newest: Option<(u64, PathBuf)> = None;
-        for dir in self.work_dirs.iter() {
-            let dir = partition_dir(dir, p);
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                let Some(task) = name
-                    .to_str()
-                    .and_then(|n| n.strip_prefix("data-"))
-                    .and_then(|n| n.strip_suffix(".arrow"))
-                    .and_then(|n| n.parse::<u64>().ok())
-                else {
-                    continue;
+    /// The newest attempt at a partition that runs or succeeded, from Ballista's execution
+    /// graph: its task id and executor (attempts after `after` only).
+    async fn newest_attempt(&self, p: &JobPartition, after: Option<u64>) -> Option<(u64, String)> {
+        let cache = self.scheduler.state.task_manager.get_running_job_cache();
+        let key: ballista_core::JobId = p.job_id.clone().into();
+        let job = cache.get(&key)?;
+        let graph = job.execution_graph.read().await;
+        let tasks: &[TaskInfo] = match graph.stages().get(&(p.stage_id as usize)) {
+            Some(ExecutionStage::Running(stage)) => &stage.task_infos,
+            Some(ExecutionStage::Successful(stage)) => &stage.task_infos,
+            _ => return None,
+        };
+        tasks
+            .iter()
+            .filter(|t| {
+                t.global_input_partition_ids
+                    .contains(&(p.partition_id as usize))
+                    && after.is_none_or(|a| t.task_id as u64 > a)
+            })
+            .filter_map(|t| {
+                let executor = match &t.task_status {
+                    task_status::Status::Running(running) => &running.executor_id,
+                    task_status::Status::Successful(done) => &done.executor_id,
+                    _ => return None,
                 };
-                if after.is_some_and(|a| task <= a) {
-                    continue;
-                }
-                if newest.as_ref().is_none_or(|(t, _)| task > *t) {
-                    newest = Some((task, entry.path()));
-                }
-            }
+                Some((t.task_id as u64, executor.clone()))
+            })
+            .max_by_key(|(task_id, _)| *task_id)
+    }
+
+    /// Opens the file attempt `task_id` writes for partition `p` on `executor_id`: in its
+    /// work directory when the executor runs in this process, else through its Flight port.
+    /// Why it could not, and how long to wait before trying again.
+    async fn open(
+        &self,
+        p: &JobPartition,
+        task_id: u64,
+        executor_id: &str,
+        fetcher: &PartitionFetcher,
+    ) -> Result<AttemptFile, (String, Duration)> {
+        let executor = self
+            .scheduler
+            .state
+            .executor_manager
+            .get_executor_metadata(executor_id)
+            .await
+            .map_err(|e| {
+                (
+                    format!("executor {executor_id} is not known: {e}"),
+                    REMOTE_WAIT,
+                )
+            })?;
+        if let Some(work_dir) = self.local.get(&(executor.host.clone(), executor.port)) {
+            let path = partition_dir(work_dir, p).join(format!("data-{task_id}.arrow"));
+            // (Not created yet by its task, which is about to.)
+            return AttemptFile::local(task_id, path).map_err(|e| (e, POLL));
         }
-        newest
+        let location = JobPartition {
+            executor_id: executor_id.to_owned(),
+            host: executor.host.clone(),
+            port: u32::from(executor.port),
+            file_id: Some(task_id),
+            running: false,
+            ..p.clone()
+        };
+        let request = TailPartition {
+            job_id: p.job_id.clone(),
+            stage_id: p.stage_id,
+            partition_id: p.partition_id,
+            task_id,
+        };
+        let (client, messages) = fetcher
+            .tail(&location, &request)
+            .await
+            .map_err(|e| (e.to_string(), REMOTE_WAIT))?;
+        Ok(AttemptFile {
+            task_id,
+            place: format!(
+                "the file of task {task_id} on executor {executor_id} ({}:{})",
+                executor.host, executor.port
+            ),
+            reader: Reader::Remote(Box::new(RemoteRead {
+                messages,
+                client: Some(client),
+                fetcher: fetcher.clone(),
+                location,
+            })),
+            read_to: 0,
+            pending: VecDeque::new(),
+            has_batch: false,
+            ended: false,
+        })
     }
 
     /// The bytes of a final partition announced while its job runs: read from the file its
@@ -203,6 +279,11 @@ impl RunningResults {
     }
 }
 
+/// A result partition, for messages.
+fn what(p: &JobPartition) -> String {
+    format!("result partition {} of query {}", p.partition_id, p.job_id)
+}
+
 /// A partition's directory in an executor's work directory.
 fn partition_dir(work_dir: &Path, p: &JobPartition) -> PathBuf {
     work_dir
@@ -219,60 +300,121 @@ enum Step {
 }
 
 /// The file of one task attempt, read as it grows: whole IPC messages only.
-struct GrowingFile {
+struct AttemptFile {
     task_id: u64,
-    path: PathBuf,
-    file: Arc<std::fs::File>,
+    /// The file's path, or the executor holding it (for messages).
+    place: String,
+    reader: Reader,
     /// Bytes of the file read so far (whole messages).
     read_to: u64,
     /// Whole messages read and not given yet.
-    pending: Vec<u8>,
+    pending: VecDeque<Bytes>,
     /// Whether the messages read include a record batch.
     has_batch: bool,
     /// Whether the end-of-stream marker was read (the last of the messages read).
     ended: bool,
 }
 
-impl GrowingFile {
-    fn open(task_id: u64, path: PathBuf) -> std::io::Result<Self> {
+/// Where an attempt's file is read from.
+enum Reader {
+    /// The work directory of an executor in this process.
+    Local(Arc<std::fs::File>),
+    /// An executor in another process.
+    Remote(Box<RemoteRead>),
+}
+
+/// A file read through an executor in another process, answering
+/// [`tributary_proto::TAIL_PARTITION_ACTION`]: its connection goes back to the fetcher's pool
+/// once the file was read to its end.
+struct RemoteRead {
+    messages: tonic::Streaming<arrow_flight::Result>,
+    client: Option<ExecutorClient>,
+    fetcher: PartitionFetcher,
+    location: JobPartition,
+}
+
+impl AttemptFile {
+    fn local(task_id: u64, path: PathBuf) -> Result<Self, String> {
+        let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(Self {
             task_id,
-            file: Arc::new(std::fs::File::open(&path)?),
-            path,
+            place: path.display().to_string(),
+            reader: Reader::Local(Arc::new(file)),
             read_to: 0,
-            pending: Vec::new(),
+            pending: VecDeque::new(),
             has_batch: false,
             ended: false,
         })
     }
 
-    /// Reads the whole messages the file holds beyond those read; whether it read any.
-    async fn grow(&mut self) -> std::io::Result<bool> {
+    /// Reads the whole messages the file holds beyond those read; whether it read any. Of an
+    /// executor in another process, it waits a little for them, or (`until_more`, the attempt
+    /// known to have succeeded) until they come.
+    async fn grow(&mut self, until_more: bool) -> Result<bool, String> {
         if self.ended {
             return Ok(false);
         }
-        let file = Arc::clone(&self.file);
-        let pending = std::mem::take(&mut self.pending);
-        let at = self.read_to;
-        let (pending, read) =
-            tokio::task::spawn_blocking(move || read_whole_messages(&file, at, pending))
-                .await
-                .map_err(std::io::Error::other)?;
-        self.pending = pending;
-        let read = read?;
-        self.read_to += read.bytes;
-        self.has_batch |= read.has_batch;
-        self.ended |= read.ended;
-        Ok(read.bytes > 0)
+        match &mut self.reader {
+            Reader::Local(file) => {
+                let file = Arc::clone(file);
+                let at = self.read_to;
+                let (messages, read) =
+                    tokio::task::spawn_blocking(move || read_whole_messages(&file, at, Vec::new()))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                let read = read.map_err(|e| e.to_string())?;
+                if read.bytes > 0 {
+                    self.read_to += read.bytes;
+                    self.pending.push_back(Bytes::from(messages));
+                }
+                self.has_batch |= read.has_batch;
+                self.ended |= read.ended;
+                Ok(read.bytes > 0)
+            }
+            Reader::Remote(remote) => {
+                let next = if until_more {
+                    remote.messages.next().await
+                } else {
+                    match tokio::time::timeout(REMOTE_WAIT, remote.messages.next()).await {
+                        Ok(next) => next,
+                        Err(_) => return Ok(false),
+                    }
+                };
+                let read = match next {
+                    Some(Ok(result)) => TailedMessages::decode(result.body)
+                        .map_err(|e| format!("bad answer from the executor: {e}"))?,
+                    Some(Err(status)) => return Err(status.message().to_owned()),
+                    None => {
+                        return Err(format!(
+                            "the executor's stream ended at byte {} before the file's end",
+                            self.read_to
+                        ));
+                    }
+                };
+                self.read_to += read.messages.len() as u64;
+                if !read.messages.is_empty() {
+                    self.pending.push_back(read.messages);
+                }
+                self.has_batch |= read.has_batch;
+                self.ended |= read.ended;
+                if self.ended
+                    && let Some(client) = remote.client.take()
+                {
+                    remote.fetcher.give_back(&remote.location, client);
+                }
+                Ok(true)
+            }
+        }
     }
 
-    /// The whole messages read, given away.
-    fn take(&mut self) -> Bytes {
-        Bytes::from(std::mem::take(&mut self.pending))
+    /// Whether the file is read through an executor in another process.
+    fn is_remote(&self) -> bool {
+        matches!(self.reader, Reader::Remote(_))
     }
 
-    fn failed(&self, e: std::io::Error) -> FlightError {
-        FlightError::ExternalError(format!("cannot read {}: {e}", self.path.display()).into())
+    /// The read of `what` failed with `e`.
+    fn failed(&self, what: &str, e: &str) -> FlightError {
+        FlightError::ExternalError(format!("{what}: cannot read {}: {e}", self.place).into())
     }
 }
 
@@ -282,7 +424,7 @@ struct Tail {
     end: JobEndReceiver,
     partition: JobPartition,
     fetcher: PartitionFetcher,
-    file: Option<GrowingFile>,
+    file: Option<AttemptFile>,
     /// Whether bytes of `file` have been given to the client.
     given: bool,
     /// Whether `file`'s task is known to have succeeded (its file is whole).
@@ -296,10 +438,7 @@ struct Tail {
 
 impl Tail {
     fn what(&self) -> String {
-        format!(
-            "result partition {} of query {}",
-            self.partition.partition_id, self.partition.job_id
-        )
+        what(&self.partition)
     }
 
     fn error(status: Status) -> Step {
@@ -331,22 +470,28 @@ impl Tail {
                 }
             }
             let Some(file) = self.file.as_mut() else {
+                let attempt = self
+                    .results
+                    .newest_attempt(&self.partition, self.failed_attempt)
+                    .await;
+                let Some((task_id, executor_id)) = attempt else {
+                    self.wait(POLL).await;
+                    continue;
+                };
                 match self
                     .results
-                    .newest_file(&self.partition, self.failed_attempt)
+                    .open(&self.partition, task_id, &executor_id, &self.fetcher)
+                    .await
                 {
-                    Some((task_id, path)) => match GrowingFile::open(task_id, path) {
-                        Ok(file) => self.file = Some(file),
-                        // (Its job may have ended and its files gone: the job's end tells.)
-                        Err(_) => self.wait().await,
-                    },
-                    None => self.wait().await,
+                    Ok(file) => self.file = Some(file),
+                    // Not written yet, or its executor not reached: the graph and the job's
+                    // end tell what becomes of the attempt.
+                    Err((e, again)) => {
+                        tracing::debug!(partition = %what(&self.partition), task_id, error = %e, "attempt not opened yet");
+                        self.wait(again).await;
+                    }
                 }
                 continue;
-            };
-            let grew = match file.grow().await {
-                Ok(grew) => grew,
-                Err(e) => return Step::Failed(file.failed(e)),
             };
             let task_id = file.task_id;
             if file.ended && !self.confirmed {
@@ -357,13 +502,12 @@ impl Tail {
                 }
                 continue;
             }
-            let file = self.file.as_mut().expect("read above");
             if !file.pending.is_empty() && (self.given || self.confirmed || file.has_batch) {
                 // Whole messages: all of a confirmed file's (its end marker included), or
                 // those before the end of one still written.
                 self.given = true;
-                let bytes = file.take();
-                if file.ended {
+                let bytes = file.pending.pop_front().expect("not empty");
+                if file.ended && file.pending.is_empty() {
                     self.finished = Some(futures::stream::empty().boxed());
                 }
                 return Step::Bytes(bytes);
@@ -372,12 +516,23 @@ impl Tail {
                 self.finished = Some(futures::stream::empty().boxed());
                 continue;
             }
+            let grew = match file.grow(self.confirmed).await {
+                Ok(grew) => grew,
+                Err(e) if file.is_remote() && !self.given => {
+                    // The executor's answer broke off before anything was given (an executor
+                    // lost, its files removed): the graph tells what became of the attempt.
+                    tracing::debug!(partition = %what(&self.partition), task_id, error = %e, "attempt read broke off");
+                    self.file = None;
+                    self.wait(REMOTE_WAIT).await;
+                    continue;
+                }
+                Err(e) => return Step::Failed(file.failed(&what(&self.partition), &e)),
+            };
             if !grew {
                 if self.confirmed {
                     let damaged = format!(
-                        "its file {} ends inside a message ({} bytes)",
-                        file.path.display(),
-                        file.read_to
+                        "{} ends inside a message ({} bytes)",
+                        file.place, file.read_to
                     );
                     return Step::Failed(FlightError::ExternalError(
                         format!("{}: {damaged}", self.what()).into(),
@@ -397,7 +552,7 @@ impl Tail {
         match self.attempt(task_id).await {
             Attempt::Succeeded => self.confirmed = true,
             Attempt::Failed(error) => return self.attempt_failed(&error),
-            Attempt::Running | Attempt::Unknown => self.wait().await,
+            Attempt::Running | Attempt::Unknown => self.wait(POLL).await,
         }
         None
     }
@@ -423,11 +578,11 @@ impl Tail {
         None
     }
 
-    /// Waits a little, or until the job ends.
-    async fn wait(&mut self) {
-        if let Ok(Err(_)) = tokio::time::timeout(POLL, self.end.changed()).await {
+    /// Waits `how_long`, or until the job ends.
+    async fn wait(&mut self, how_long: Duration) {
+        if let Ok(Err(_)) = tokio::time::timeout(how_long, self.end.changed()).await {
             // (The job's watcher is gone; `next` tells.)
-            tokio::time::sleep(POLL).await;
+            tokio::time::sleep(how_long).await;
         }
     }
 
@@ -465,81 +620,5 @@ impl Tail {
                 Err(e) => Some(Self::error(Status::from(e))),
             },
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::io::Write;
-    use std::sync::Arc;
-
-    use arrow::array::{Int64Array, RecordBatch};
-    use arrow::datatypes::{DataType, Field, Schema};
-    use arrow::ipc::writer::StreamWriter;
-
-    use super::*;
-
-    #[test]
-    fn a_growing_file_is_read_in_whole_messages() {
-        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
-        let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
-            vec![Arc::new(Int64Array::from_iter_values(0..10_000))],
-        )
-        .expect("test value");
-        let mut bytes = Vec::new();
-        let mut writer = StreamWriter::try_new(&mut bytes, &schema).expect("test value");
-        let schema_end = writer.get_ref().len();
-        writer.write(&batch).expect("test value");
-        let batch_end = writer.get_ref().len();
-        writer.write(&batch).expect("test value");
-        writer.finish().expect("test value");
-        drop(writer);
-
-        // The writer's bytes arrive in pieces cut anywhere: each read takes the whole messages
-        // written, none of the one being written, and the reads together are the file.
-        let path = std::env::temp_dir().join(format!("growing-{}.arrow", uuid::Uuid::new_v4()));
-        let mut out = std::fs::File::create(&path).expect("test value");
-        let file = std::fs::File::open(&path).expect("test value");
-        let (mut at, mut read) = (0u64, Vec::new());
-        let (mut batches, mut ended) = (false, false);
-        let cuts = [
-            5,
-            schema_end - 1,
-            schema_end + 7,
-            batch_end - 1,
-            batch_end,
-            bytes.len(),
-        ];
-        for cut in cuts {
-            let written = out.metadata().expect("test value").len() as usize;
-            out.write_all(&bytes[written..cut]).expect("test value");
-            out.flush().expect("test value");
-            let (into, found) = read_whole_messages(&file, at, std::mem::take(&mut read));
-            let found = found.expect("reads");
-            read = into;
-            at += found.bytes;
-            batches |= found.has_batch;
-            ended = found.ended;
-            let whole = match cut {
-                c if c < schema_end => 0,
-                c if c < batch_end => schema_end,
-                c if c < bytes.len() => batch_end,
-                _ => bytes.len(),
-            };
-            assert_eq!(
-                (at as usize, read.len()),
-                (whole, whole),
-                "after {cut} bytes"
-            );
-            assert_eq!(batches, cut >= batch_end, "after {cut} bytes");
-        }
-        assert!(ended, "the end-of-stream marker is the last message read");
-        assert_eq!(read, bytes);
-
-        // Bytes that are no message are an error, not a wait.
-        let (_, damaged) = read_whole_messages(&file, 3, Vec::new());
-        assert!(damaged.is_err());
-        std::fs::remove_file(&path).expect("test value");
     }
 }

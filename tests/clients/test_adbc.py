@@ -143,7 +143,9 @@ def test_ordered_results_are_merged_by_the_scheduler(cluster, conn):
            "l_orderkey, l_linenumber, l_extendedprice FROM tpch.tiny.lineitem "
            "ORDER BY mode DESC NULLS FIRST, l_orderkey, l_linenumber")
     info, table = flight_read(cluster, sql)
-    assert len(info.endpoints) == 1 and info.total_records == 60_175
+    # (No row count when announced as the final stage started, streaming_results; a job this
+    # small may have finished before.)
+    assert len(info.endpoints) == 1 and info.total_records in (-1, 60_175)
     rows = list(zip(*(table.column(c).to_pylist() for c in ("mode", "l_orderkey", "l_linenumber"))))
     assert len(rows) == 60_175
     nulls = [r for r in rows if r[0] is None]
@@ -160,7 +162,7 @@ def test_ordered_results_are_merged_by_the_scheduler(cluster, conn):
     page_sql = ("SELECT l_orderkey, l_linenumber, l_extendedprice FROM tpch.tiny.lineitem "
                 "ORDER BY l_extendedprice DESC, l_orderkey, l_linenumber LIMIT 10 OFFSET 5")
     info, page = flight_read(cluster, page_sql)
-    assert info.total_records == 10 and len(info.endpoints) == 1
+    assert info.total_records in (-1, 10) and len(info.endpoints) == 1
     assert list(zip(page.column(0).to_pylist(), page.column(1).to_pylist())) == everything[5:15]
     assert [r[:2] for r in query(conn, page_sql.replace("OFFSET 5", "OFFSET 60170"))] == everything[60170:]
     assert query(conn, "SELECT l_orderkey FROM tpch.tiny.lineitem WHERE l_orderkey < 0 ORDER BY 1") == []

@@ -197,7 +197,8 @@ def test_an_order_the_files_keep_apart_is_sent_without_a_merge(hive_cluster, hco
     info, tables = endpoint_tables(hive_cluster, sql)
     table = pa.concat_tables(tables)
     assert info.ordered and len(info.endpoints) > 1, info
-    assert info.total_records == table.num_rows == 9 * 300
+    # (No row count when announced as the final stage started, streaming_results.)
+    assert info.total_records in (-1, 9 * 300) and table.num_rows == 9 * 300
     rows = list(zip(table["order_date"].to_pylist(), table["order_id"].to_pylist()))
     assert rows == sorted(rows, key=lambda r: (-r[0].toordinal(), r[1]))
     # Each endpoint holds whole months, later ones first.

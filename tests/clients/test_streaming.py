@@ -1,9 +1,11 @@
-"""Results that stream (`streaming_results`, on by default) from `tributary standalone`, whose
-executors run in the scheduler's process: a query's result is announced when its final stage
-starts (no row count yet) and its rows are read while that stage computes them, as Trino's
-clients receive rows before the query has finished; the answer is the one announced once the
-query has finished; a query failing while its rows stream fails its stream, never a silently
-short result."""
+"""Results that stream (`streaming_results`, on by default), from `tributary standalone` (whose
+executors run in the scheduler's process: their files are read from their work directories)
+and from a cluster of separate executor processes (their files read through the executors'
+Flight ports while written): a query's result is announced when its final stage starts (no
+row count yet) and its rows are read while that stage computes them, as Trino's clients
+receive rows before the query has finished; the answer is the one announced once the query
+has finished; a query failing while its rows stream fails its stream, never a silently short
+result; so does an executor lost after its rows were sent."""
 import datetime
 import signal
 import subprocess
@@ -14,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
-from conftest import BIN, REPO, connect, query
+from conftest import BIN, REPO, Cluster, connect, query
 from ports import free_port
 from test_adbc import encode_statement_query
 
@@ -22,8 +24,12 @@ ORDERS = 1_500_000
 KEYS = "SELECT o_orderkey, o_orderdate, o_comment FROM tpch.sf1.orders"
 
 
-@pytest.fixture(scope="module")
-def standalone():
+@pytest.fixture(scope="module", params=["standalone", "cluster"])
+def standalone(request):
+    """The Flight SQL address of `tributary standalone`, then of the multi-process cluster."""
+    if request.param == "cluster":
+        yield request.getfixturevalue("cluster").uri
+        return
     etc = Path(tempfile.mkdtemp(prefix="tributary-streaming-etc-"))
     (etc / "catalog").mkdir()
     (etc / "catalog" / "tpch.properties").write_text((REPO / "etc/catalog/tpch.properties").read_text())
@@ -214,3 +220,39 @@ def test_a_result_read_after_its_query_ended_is_the_whole_result(standalone):
         assert table.num_rows == count > 0
     finally:
         conn.close()
+
+
+def test_an_executor_lost_after_its_rows_were_sent_fails_the_stream_clearly():
+    """A cluster of two executor processes: every partition of a long scan has sent rows when
+    one executor is killed; the streams of its partitions end with an error naming the
+    partition (a rerun elsewhere cannot continue a stream half read), never a short result;
+    the cluster answers on with the executor left."""
+    cluster = Cluster(REPO / "etc")
+    try:
+        cluster.wait_ready()
+        client, options = flight_client(cluster.uri)
+        sql = "SELECT l_orderkey, l_comment FROM tpch.sf1.lineitem WHERE l_partkey > 0"
+        info = client.get_flight_info(flight.FlightDescriptor.for_command(encode_statement_query(sql)), options)
+        assert info.total_records == -1
+        readers = [client.do_get(e.ticket, options) for e in info.endpoints]
+        for reader in readers:
+            assert reader.read_chunk().data.num_rows > 0
+        victim = next(p for name, p in cluster.procs if name == "executor0")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        errors = []
+        for reader in readers:
+            try:
+                for _ in reader:
+                    pass
+            except flight.FlightError as e:
+                errors.append(str(e))
+        assert errors, "a partition of the killed executor ended without an error"
+        assert all("result partition" in e for e in errors), errors
+        conn = connect(cluster.uri)
+        try:
+            assert query(conn, "SELECT count(*) FROM tpch.tiny.nation") == [(25,)]
+        finally:
+            conn.close()
+    finally:
+        cluster.stop()

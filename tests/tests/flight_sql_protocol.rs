@@ -117,7 +117,13 @@ async fn server_sends_what_jdbc_and_adbc_require() {
     let info = client.execute("SELECT l_orderkey, l_comment FROM tpch.tiny.lineitem ORDER BY l_orderkey, l_linenumber".into(), None).await.expect("query");
     assert!(info.ordered);
     assert_eq!(fetch_checked(&mut client, &info).await, 60_175);
-    assert_eq!(info.total_records, 60_175);
+    // No row count when announced as its final stage started (streaming_results); a job this
+    // small may have finished before.
+    assert!(
+        matches!(info.total_records, -1 | 60_175),
+        "{}",
+        info.total_records
+    );
     let info = client
         .execute(
             "SELECT o_orderstatus, count(*) FROM tpch.tiny.orders GROUP BY o_orderstatus".into(),

@@ -108,10 +108,9 @@ pub const SESSION_PROPERTIES: [SessionPropertySpec; 18] = [
         sql_type: "boolean",
         description: "Send a query's rows as its final stage computes them (its result is \
                       announced when that stage starts, without a row count; a task failing \
-                      after its first rows were sent fails the query instead of running \
-                      again); false: once the query has finished, with its row count. Results \
-                      stream from executors in the scheduler's process (tributary standalone), \
-                      not under retry-policy QUERY",
+                      after its first rows were sent, or its executor lost, fails the query \
+                      instead of running again); false: once the query has finished, with its \
+                      row count. Not under retry-policy QUERY",
     },
     SessionPropertySpec {
         name: "query_max_run_time",
