@@ -7,7 +7,7 @@ use tonic::Status;
 pub type Result<T, E = SchedulerError> = std::result::Result<T, E>;
 
 /// Everything a client request can fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SchedulerError {
     /// The SQL text does not parse.
     #[error("line {line}, column {column}: {message}")]

@@ -60,8 +60,20 @@ pub(crate) type JobEnd = Result<Vec<JobPartition>, Arc<SchedulerError>>;
 /// The end of a job announced while running, once known.
 pub(crate) type JobEndReceiver = watch::Receiver<Option<JobEnd>>;
 
+/// Why a stream of a job's result broke after rows were sent, once one did: the job is
+/// cancelled and its query fails with it.
+pub(crate) type BrokenStream = watch::Receiver<Option<SchedulerError>>;
+
+/// A job announced while running: its end, once known, and the first stream of its result
+/// that broke after rows were sent.
+#[derive(Clone)]
+struct AnnouncedJob {
+    end: JobEndReceiver,
+    broken: Arc<watch::Sender<Option<SchedulerError>>>,
+}
+
 /// Jobs announced while running, by id, and their ids in the order they were announced.
-type AnnouncedJobs = (HashMap<String, JobEndReceiver>, VecDeque<String>);
+type AnnouncedJobs = (HashMap<String, AnnouncedJob>, VecDeque<String>);
 
 /// Jobs whose results are read while they run.
 #[derive(Clone)]
@@ -102,12 +114,18 @@ impl RunningResults {
         }
     }
 
-    /// Registers a job announced while it runs; its end is sent on the returned sender.
-    pub(crate) fn announce(&self, job_id: &str) -> watch::Sender<Option<JobEnd>> {
+    /// Registers a job announced while it runs: its end is sent on the returned sender, and
+    /// a stream of its result that breaks after rows were sent says why on the receiver.
+    pub(crate) fn announce(&self, job_id: &str) -> (watch::Sender<Option<JobEnd>>, BrokenStream) {
         let (sender, receiver) = watch::channel(None);
+        let (broken, broken_receiver) = watch::channel(None);
+        let job = AnnouncedJob {
+            end: receiver,
+            broken: Arc::new(broken),
+        };
         let mut guard = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         let (jobs, order) = &mut *guard;
-        if jobs.insert(job_id.to_owned(), receiver).is_none() {
+        if jobs.insert(job_id.to_owned(), job).is_none() {
             order.push_back(job_id.to_owned());
         }
         while order.len() > KEPT_JOBS {
@@ -115,10 +133,10 @@ impl RunningResults {
                 jobs.remove(&old);
             }
         }
-        sender
+        (sender, broken_receiver)
     }
 
-    fn job(&self, job_id: &str) -> Option<JobEndReceiver> {
+    fn job(&self, job_id: &str) -> Option<AnnouncedJob> {
         self.jobs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -247,7 +265,7 @@ impl RunningResults {
     /// The bytes of a final partition announced while its job runs: read from the file its
     /// task writes when that is in this process, else fetched once the job has ended.
     pub(crate) fn read(&self, p: JobPartition, fetcher: PartitionFetcher) -> IpcStream {
-        let Some(end) = self.job(&p.job_id) else {
+        let Some(job) = self.job(&p.job_id) else {
             let error = FlightError::Tonic(Box::new(Status::not_found(format!(
                 "result partition {} of query {}: the query is no longer known",
                 p.partition_id, p.job_id
@@ -256,7 +274,8 @@ impl RunningResults {
         };
         let tail = Tail {
             results: self.clone(),
-            end,
+            end: job.end,
+            broken: job.broken,
             partition: p,
             fetcher,
             file: None,
@@ -411,17 +430,14 @@ impl AttemptFile {
     fn is_remote(&self) -> bool {
         matches!(self.reader, Reader::Remote(_))
     }
-
-    /// The read of `what` failed with `e`.
-    fn failed(&self, what: &str, e: &str) -> FlightError {
-        FlightError::ExternalError(format!("{what}: cannot read {}: {e}", self.place).into())
-    }
 }
 
 /// A final partition read as its task writes it.
 struct Tail {
     results: RunningResults,
     end: JobEndReceiver,
+    /// Where this read says that it broke after rows were sent (the job is cancelled).
+    broken: Arc<watch::Sender<Option<SchedulerError>>>,
     partition: JobPartition,
     fetcher: PartitionFetcher,
     file: Option<AttemptFile>,
@@ -439,6 +455,19 @@ struct Tail {
 impl Tail {
     fn what(&self) -> String {
         what(&self.partition)
+    }
+
+    /// This read broke after rows were sent: the client's result is short, so the query
+    /// fails with `cause` and its job is cancelled (by the job's watcher, `engine/run.rs`),
+    /// the first such cause the query's. (Nothing happens once the job has ended.)
+    fn broke(&self, cause: SchedulerError) {
+        self.broken.send_if_modified(|broken| {
+            let first = broken.is_none();
+            if first {
+                *broken = Some(cause);
+            }
+            first
+        });
     }
 
     fn error(status: Status) -> Step {
@@ -526,17 +555,28 @@ impl Tail {
                     self.wait(REMOTE_WAIT).await;
                     continue;
                 }
-                Err(e) => return Step::Failed(file.failed(&what(&self.partition), &e)),
+                Err(e) => {
+                    let message =
+                        format!("{}: cannot read {}: {e}", what(&self.partition), file.place);
+                    let cause = if file.is_remote() {
+                        SchedulerError::Unavailable(message.clone())
+                    } else {
+                        SchedulerError::Engine(message.clone())
+                    };
+                    self.broke(cause);
+                    return Step::Failed(FlightError::ExternalError(message.into()));
+                }
             };
             if !grew {
                 if self.confirmed {
                     let damaged = format!(
-                        "{} ends inside a message ({} bytes)",
-                        file.place, file.read_to
+                        "{}: {} ends inside a message ({} bytes)",
+                        what(&self.partition),
+                        file.place,
+                        file.read_to
                     );
-                    return Step::Failed(FlightError::ExternalError(
-                        format!("{}: {damaged}", self.what()).into(),
-                    ));
+                    self.broke(SchedulerError::Engine(damaged.clone()));
+                    return Step::Failed(FlightError::ExternalError(damaged.into()));
                 }
                 if let Some(step) = self.look_at_attempt(task_id).await {
                     return step;
@@ -569,10 +609,15 @@ impl Tail {
     /// The attempt being read failed: an error once rows were given, else the next attempt.
     fn attempt_failed(&mut self, error: &str) -> Option<Step> {
         if self.given {
-            return Some(Self::error(Status::aborted(format!(
+            let message = format!(
                 "{} failed after its first rows were sent (streaming_results): {error}",
                 self.what()
-            ))));
+            );
+            self.broke(SchedulerError::job_failed(
+                self.partition.job_id.clone(),
+                message.clone(),
+            ));
+            return Some(Self::error(Status::aborted(message)));
         }
         self.failed_attempt = self.file.take().map(|f| f.task_id);
         None

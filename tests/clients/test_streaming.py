@@ -225,8 +225,8 @@ def test_a_result_read_after_its_query_ended_is_the_whole_result(standalone):
 def test_an_executor_lost_after_its_rows_were_sent_fails_the_stream_clearly():
     """A cluster of two executor processes: every partition of a long scan has sent rows when
     one executor is killed; the streams of its partitions end with an error naming the
-    partition (a rerun elsewhere cannot continue a stream half read), never a short result;
-    the cluster answers on with the executor left."""
+    partition (a rerun elsewhere cannot continue a stream half read), never a short result, and
+    the query fails with it; the cluster answers on with the executor left."""
     cluster = Cluster(REPO / "etc")
     try:
         cluster.wait_ready()
@@ -251,6 +251,12 @@ def test_an_executor_lost_after_its_rows_were_sent_fails_the_stream_clearly():
         assert all("result partition" in e for e in errors), errors
         conn = connect(cluster.uri)
         try:
+            # The query failed with its broken stream (its job cancelled), not FINISHED.
+            state, _ = ended(conn, "l_partkey > 0")
+            assert state == "FAILED"
+            assert query(conn, "SELECT error_code FROM system.runtime.queries "
+                               "WHERE query LIKE '%l_partkey > 0%' AND query NOT LIKE '%system.runtime%'"
+                               ) == [("REMOTE_HOST_GONE",)]
             assert query(conn, "SELECT count(*) FROM tpch.tiny.nation") == [(25,)]
         finally:
             conn.close()

@@ -193,14 +193,28 @@ impl Engine {
                         "a result was to be read while written without executors here".into(),
                     ));
                 };
-                let sender = results.announce(&job_id);
+                let (sender, mut broken) = results.announce(&job_id);
                 if let Some(query) = &watcher.query {
                     query.end_with(sender.subscribe());
                 }
                 let span = tracing::Span::current();
+                let watched = job_id.clone();
                 tokio::spawn(tracing::Instrument::instrument(
                     async move {
-                        let end = watcher.until_end(&mut guard, deadline, partitions).await;
+                        let broke = tokio::select! {
+                            end = watcher.until_end(&mut guard, deadline, partitions) => Ok(end),
+                            cause = broken_stream(&mut broken) => Err(cause),
+                        };
+                        let end = match broke {
+                            Ok(end) => end,
+                            // A client's stream broke after rows were sent: the query fails
+                            // with it (unless killed meanwhile), and the guard, still armed,
+                            // cancels the job.
+                            Err(cause) => {
+                                tracing::warn!(job_id = watched, "query failed: {cause}");
+                                Err(watcher.stopped(cause))
+                            }
+                        };
                         // Whoever reads the result keeps the files from now on.
                         let _ = sender.send(Some(end.map_err(Arc::new)));
                         drop(lease);
@@ -226,6 +240,19 @@ impl Engine {
                     lease: None,
                 })
             }
+        }
+    }
+}
+
+/// Why a stream of a job's result broke, once one does.
+async fn broken_stream(broken: &mut crate::live::BrokenStream) -> SchedulerError {
+    loop {
+        if let Some(cause) = broken.borrow_and_update().clone() {
+            return cause;
+        }
+        if broken.changed().await.is_err() {
+            // (Its reads are gone: none will break.)
+            return std::future::pending().await;
         }
     }
 }
@@ -370,13 +397,7 @@ impl JobWatcher {
             Ok(Watched::FinalStageRunning { .. }) => Err(SchedulerError::Engine(
                 "a job's end was awaited and its final stage reported".into(),
             )),
-            Err(e) => Err(match self.query.as_ref().and_then(|q| q.killed()) {
-                Some(kill) if kill.administrative => SchedulerError::Killed(kill.message),
-                Some(_) => SchedulerError::Cancelled(
-                    self.query.as_ref().map(|q| q.id()).unwrap_or_default(),
-                ),
-                None => e,
-            }),
+            Err(e) => Err(self.stopped(e)),
         };
         if let Err(e) = &end {
             tracing::warn!(
@@ -385,6 +406,17 @@ impl JobWatcher {
             );
         }
         end
+    }
+
+    /// Why the job stopped with `e`: its query's kill or cancel when there was one.
+    fn stopped(&self, e: SchedulerError) -> SchedulerError {
+        match self.query.as_ref().and_then(|q| q.killed()) {
+            Some(kill) if kill.administrative => SchedulerError::Killed(kill.message),
+            Some(_) => {
+                SchedulerError::Cancelled(self.query.as_ref().map(|q| q.id()).unwrap_or_default())
+            }
+            None => e,
+        }
     }
 
     /// The job's final stage and its partition count, once it runs.
@@ -545,7 +577,7 @@ impl Drop for CancelOnDrop {
             let job_id = self.job_id.clone();
             tracing::info!(
                 job_id,
-                "cancelling job: its statement ended first (client gone, query killed or over its time limit)"
+                "cancelling job: its statement ended first (client gone, query killed, over its time limit or its result stream broken)"
             );
             tokio::spawn(async move {
                 if let Err(e) = scheduler.cancel_job(job_id.clone().into()).await {
