@@ -399,15 +399,17 @@ impl MemoryPool for QueryPool {
         // Operators that can spill, once they hold something to spill, leave a quarter of the
         // query's memory to those that cannot (a sort's merge buffers, hash tables):
         // DataFusion's fair pool lets spillers fill it all, and then a sort's own merge fails
-        // instead of the sort spilling. Only an operator holding more than its fair part is
-        // told: an aggregation that has already spilled, or is giving out its groups, cannot
-        // spill again and fails on a refusal, and one that has just started holds too few
-        // groups to spill; when a task of the same query got in first with more than its
-        // part, that task spills at its next growth instead.
+        // instead of the sort spilling. An operator within its fair part of the spillers'
+        // room may still take half of that quarter: when a task of the same query got in
+        // first with more than its part, that task is the one told to spill at its next
+        // growth, while a refusal could fail this one (DataFusion's final aggregation cannot
+        // spill again while it gives out its groups or just after it spilled).
+        let total = query.inner.reserved() + additional;
+        let own = reservation.size() + additional;
         if reservation.consumer().can_spill()
             && reservation.size() > 0
-            && query.inner.reserved() + additional > query.spill_room()
-            && reservation.size() + additional > query.spill_share()
+            && total > query.spill_room()
+            && (own > query.spill_share() || total > query.limit - query.limit / 8)
         {
             return Err(DataFusionError::ResourcesExhausted(format!(
                 "{consumer} must spill: its query holds {} of {} ({}), {} of it for this \
@@ -555,8 +557,17 @@ mod tests {
                 .contains("FinalHashAggregateStream[0] must spill"),
             "{err}"
         );
+        // Within its part, the second takes at most half of the quarter kept for operators
+        // that cannot spill (the query at 875 of 1000).
+        second.try_grow(60).expect("the query at 870");
+        let err = second.try_grow(10).expect_err("the query past 875");
+        assert!(
+            err.to_string()
+                .contains("FinalHashAggregateStream[1] must spill"),
+            "{err}"
+        );
         // Past its own part the second is told too.
-        let err = second.try_grow(300).expect_err("past its part");
+        let err = second.try_grow(250).expect_err("past its part");
         assert!(
             err.to_string()
                 .contains("FinalHashAggregateStream[1] must spill"),
@@ -564,8 +575,7 @@ mod tests {
         );
         // Operators that cannot spill still have the rest of the limit.
         let hash = MemoryConsumer::new("HashJoinInput").register(&pool);
-        hash.try_grow(150)
-            .expect("the quarter left to non-spillers");
+        hash.try_grow(100).expect("what is left to non-spillers");
         drop(first);
         // With the first gone, the second's part is the whole spill room.
         second.try_grow(500).expect("alone again");

@@ -27,8 +27,7 @@ pub struct WholeMessages {
 
 /// Appends to `into` the whole IPC messages `file` holds from byte `at`, about [`READ_BLOCK`]
 /// bytes of them (at least one, however large), and none of a message its writer has not
-/// finished: a finished result file (`read_local`) or one its task is writing
-/// (`crate::live`). Each message is read at
+/// finished: of a finished result file or of one its task is writing. Each message is read at
 /// its exact length (the continuation marker and the header's length, the header giving the
 /// body's), so no byte is read twice, and the body goes straight into the buffer's spare room.
 pub fn read_whole_messages(
