@@ -33,15 +33,17 @@ use ballista_core::serde::protobuf::task_status;
 use ballista_scheduler::state::execution_stage::{ExecutionStage, TaskInfo};
 use bytes::Bytes;
 use futures::StreamExt;
-use prost::Message;
 use tokio::sync::watch;
 use tonic::Status;
-use tributary_proto::{JobPartition, TailPartition, TailedMessages};
+use tributary_proto::{JobPartition, TailPartition};
 
 use crate::cluster::BallistaScheduler;
 use crate::error::SchedulerError;
-use crate::fetch::{ExecutorClient, IpcStream, PartitionFetcher};
-use tributary_proto::result_files::read_whole_messages;
+use crate::fetch::{IpcStream, PartitionFetcher};
+
+mod attempt_file;
+
+use attempt_file::AttemptFile;
 
 /// How long a read waits before looking at a partition's file again when it has not grown.
 const POLL: Duration = Duration::from_millis(3);
@@ -145,57 +147,62 @@ impl RunningResults {
             .cloned()
     }
 
-    /// The state of task `task_id` of a job's stage, from Ballista's execution graph.
-    async fn attempt(&self, job_id: &str, stage_id: usize, task_id: u64) -> Attempt {
+    /// `look` at the tasks of a job's stage in Ballista's execution graph, while the job runs
+    /// and the stage runs or has succeeded.
+    async fn in_stage<T>(
+        &self,
+        job_id: &str,
+        stage_id: usize,
+        look: impl FnOnce(&[TaskInfo]) -> T,
+    ) -> Option<T> {
         let cache = self.scheduler.state.task_manager.get_running_job_cache();
         let key: ballista_core::JobId = job_id.to_owned().into();
-        let Some(job) = cache.get(&key) else {
-            return Attempt::Unknown;
-        };
+        let job = cache.get(&key)?;
         let graph = job.execution_graph.read().await;
-        let tasks: &[TaskInfo] = match graph.stages().get(&stage_id) {
-            Some(ExecutionStage::Running(stage)) => &stage.task_infos,
-            Some(ExecutionStage::Successful(stage)) => &stage.task_infos,
-            _ => return Attempt::Unknown,
-        };
-        match tasks.iter().find(|t| t.task_id as u64 == task_id) {
-            Some(task) => match &task.task_status {
-                task_status::Status::Successful(_) => Attempt::Succeeded,
-                task_status::Status::Failed(failed) => Attempt::Failed(failed.error.clone()),
-                _ => Attempt::Running,
-            },
-            None => Attempt::Unknown,
+        match graph.stages().get(&stage_id) {
+            Some(ExecutionStage::Running(stage)) => Some(look(&stage.task_infos)),
+            Some(ExecutionStage::Successful(stage)) => Some(look(&stage.task_infos)),
+            _ => None,
         }
+    }
+
+    /// The state of task `task_id` of a job's stage, from Ballista's execution graph.
+    async fn attempt(&self, job_id: &str, stage_id: usize, task_id: u64) -> Attempt {
+        let found = self.in_stage(job_id, stage_id, |tasks| {
+            tasks
+                .iter()
+                .find(|t| t.task_id as u64 == task_id)
+                .map(|task| match &task.task_status {
+                    task_status::Status::Successful(_) => Attempt::Succeeded,
+                    task_status::Status::Failed(failed) => Attempt::Failed(failed.error.clone()),
+                    _ => Attempt::Running,
+                })
+        });
+        found.await.flatten().unwrap_or(Attempt::Unknown)
     }
 
     /// The newest attempt at a partition that runs or succeeded, from Ballista's execution
     /// graph: its task id and executor (attempts after `after` only).
     async fn newest_attempt(&self, p: &JobPartition, after: Option<u64>) -> Option<(u64, String)> {
-        let cache = self.scheduler.state.task_manager.get_running_job_cache();
-        let key: ballista_core::JobId = p.job_id.clone().into();
-        let job = cache.get(&key)?;
-        let graph = job.execution_graph.read().await;
-        let tasks: &[TaskInfo] = match graph.stages().get(&(p.stage_id as usize)) {
-            Some(ExecutionStage::Running(stage)) => &stage.task_infos,
-            Some(ExecutionStage::Successful(stage)) => &stage.task_infos,
-            _ => return None,
-        };
-        tasks
-            .iter()
-            .filter(|t| {
-                t.global_input_partition_ids
-                    .contains(&(p.partition_id as usize))
-                    && after.is_none_or(|a| t.task_id as u64 > a)
-            })
-            .filter_map(|t| {
-                let executor = match &t.task_status {
-                    task_status::Status::Running(running) => &running.executor_id,
-                    task_status::Status::Successful(done) => &done.executor_id,
-                    _ => return None,
-                };
-                Some((t.task_id as u64, executor.clone()))
-            })
-            .max_by_key(|(task_id, _)| *task_id)
+        let partition = p.partition_id as usize;
+        let found = self.in_stage(&p.job_id, p.stage_id as usize, |tasks| {
+            tasks
+                .iter()
+                .filter(|t| {
+                    t.global_input_partition_ids.contains(&partition)
+                        && after.is_none_or(|a| t.task_id as u64 > a)
+                })
+                .filter_map(|t| {
+                    let executor = match &t.task_status {
+                        task_status::Status::Running(running) => &running.executor_id,
+                        task_status::Status::Successful(done) => &done.executor_id,
+                        _ => return None,
+                    };
+                    Some((t.task_id as u64, executor.clone()))
+                })
+                .max_by_key(|(task_id, _)| *task_id)
+        });
+        found.await.flatten()
     }
 
     /// Opens the file attempt `task_id` writes for partition `p` on `executor_id`: in its
@@ -243,23 +250,18 @@ impl RunningResults {
             .tail(&location, &request)
             .await
             .map_err(|e| (e.to_string(), REMOTE_WAIT))?;
-        Ok(AttemptFile {
+        let place = format!(
+            "the file of task {task_id} on executor {executor_id} ({}:{})",
+            executor.host, executor.port
+        );
+        Ok(AttemptFile::remote(
             task_id,
-            place: format!(
-                "the file of task {task_id} on executor {executor_id} ({}:{})",
-                executor.host, executor.port
-            ),
-            reader: Reader::Remote(Box::new(RemoteRead {
-                messages,
-                client: Some(client),
-                fetcher: fetcher.clone(),
-                location,
-            })),
-            read_to: 0,
-            pending: VecDeque::new(),
-            has_batch: false,
-            ended: false,
-        })
+            place,
+            messages,
+            client,
+            fetcher.clone(),
+            location,
+        ))
     }
 
     /// The bytes of a final partition announced while its job runs: read from the file its
@@ -316,120 +318,6 @@ enum Step {
     Bytes(Bytes),
     Failed(FlightError),
     Done,
-}
-
-/// The file of one task attempt, read as it grows: whole IPC messages only.
-struct AttemptFile {
-    task_id: u64,
-    /// The file's path, or the executor holding it (for messages).
-    place: String,
-    reader: Reader,
-    /// Bytes of the file read so far (whole messages).
-    read_to: u64,
-    /// Whole messages read and not given yet.
-    pending: VecDeque<Bytes>,
-    /// Whether the messages read include a record batch.
-    has_batch: bool,
-    /// Whether the end-of-stream marker was read (the last of the messages read).
-    ended: bool,
-}
-
-/// Where an attempt's file is read from.
-enum Reader {
-    /// The work directory of an executor in this process.
-    Local(Arc<std::fs::File>),
-    /// An executor in another process.
-    Remote(Box<RemoteRead>),
-}
-
-/// A file read through an executor in another process, answering
-/// [`tributary_proto::TAIL_PARTITION_ACTION`]: its connection goes back to the fetcher's pool
-/// once the file was read to its end.
-struct RemoteRead {
-    messages: tonic::Streaming<arrow_flight::Result>,
-    client: Option<ExecutorClient>,
-    fetcher: PartitionFetcher,
-    location: JobPartition,
-}
-
-impl AttemptFile {
-    fn local(task_id: u64, path: PathBuf) -> Result<Self, String> {
-        let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(Self {
-            task_id,
-            place: path.display().to_string(),
-            reader: Reader::Local(Arc::new(file)),
-            read_to: 0,
-            pending: VecDeque::new(),
-            has_batch: false,
-            ended: false,
-        })
-    }
-
-    /// Reads the whole messages the file holds beyond those read; whether it read any. Of an
-    /// executor in another process, it waits a little for them, or (`until_more`, the attempt
-    /// known to have succeeded) until they come.
-    async fn grow(&mut self, until_more: bool) -> Result<bool, String> {
-        if self.ended {
-            return Ok(false);
-        }
-        match &mut self.reader {
-            Reader::Local(file) => {
-                let file = Arc::clone(file);
-                let at = self.read_to;
-                let (messages, read) =
-                    tokio::task::spawn_blocking(move || read_whole_messages(&file, at, Vec::new()))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                let read = read.map_err(|e| e.to_string())?;
-                if read.bytes > 0 {
-                    self.read_to += read.bytes;
-                    self.pending.push_back(Bytes::from(messages));
-                }
-                self.has_batch |= read.has_batch;
-                self.ended |= read.ended;
-                Ok(read.bytes > 0)
-            }
-            Reader::Remote(remote) => {
-                let next = if until_more {
-                    remote.messages.next().await
-                } else {
-                    match tokio::time::timeout(REMOTE_WAIT, remote.messages.next()).await {
-                        Ok(next) => next,
-                        Err(_) => return Ok(false),
-                    }
-                };
-                let read = match next {
-                    Some(Ok(result)) => TailedMessages::decode(result.body)
-                        .map_err(|e| format!("bad answer from the executor: {e}"))?,
-                    Some(Err(status)) => return Err(status.message().to_owned()),
-                    None => {
-                        return Err(format!(
-                            "the executor's stream ended at byte {} before the file's end",
-                            self.read_to
-                        ));
-                    }
-                };
-                self.read_to += read.messages.len() as u64;
-                if !read.messages.is_empty() {
-                    self.pending.push_back(read.messages);
-                }
-                self.has_batch |= read.has_batch;
-                self.ended |= read.ended;
-                if self.ended
-                    && let Some(client) = remote.client.take()
-                {
-                    remote.fetcher.give_back(&remote.location, client);
-                }
-                Ok(true)
-            }
-        }
-    }
-
-    /// Whether the file is read through an executor in another process.
-    fn is_remote(&self) -> bool {
-        matches!(self.reader, Reader::Remote(_))
-    }
 }
 
 /// A final partition read as its task writes it.
