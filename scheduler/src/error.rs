@@ -51,6 +51,10 @@ pub enum SchedulerError {
     /// The query was cancelled.
     #[error("query {0} was cancelled")]
     Cancelled(String),
+    /// The client closed a result stream before its end while the query ran (how the JDBC
+    /// driver and ADBC cancel, and a gRPC deadline running out): the query is cancelled.
+    #[error("Query was canceled: the client closed the stream of {0} before its end")]
+    ResultStreamClosed(String),
     /// `CALL system.runtime.kill_query` (or `DELETE /v1/query/{id}`) stopped the query.
     #[error("Query killed. Message: {0}")]
     Killed(String),
@@ -99,7 +103,7 @@ impl SchedulerError {
             Self::Unauthenticated(_) => ("USER_ERROR", "PERMISSION_DENIED"),
             Self::AccessDenied(_) => ("USER_ERROR", "PERMISSION_DENIED"),
             Self::Timeout { .. } => ("INSUFFICIENT_RESOURCES", "EXCEEDED_TIME_LIMIT"),
-            Self::Cancelled(_) => ("USER_ERROR", "USER_CANCELED"),
+            Self::Cancelled(_) | Self::ResultStreamClosed(_) => ("USER_ERROR", "USER_CANCELED"),
             Self::Killed(_) => ("USER_ERROR", "ADMINISTRATIVELY_KILLED"),
             Self::JobFailed { .. } => ("INTERNAL_ERROR", "GENERIC_INTERNAL_ERROR"),
             Self::ExceededMemoryLimit(_) => {
@@ -256,7 +260,9 @@ impl From<&SchedulerError> for Status {
             SchedulerError::Unauthenticated(_) => Status::unauthenticated(message),
             SchedulerError::AccessDenied(_) => Status::permission_denied(message),
             SchedulerError::Timeout { .. } => Status::deadline_exceeded(message),
-            SchedulerError::Cancelled(_) | SchedulerError::Killed(_) => Status::cancelled(message),
+            SchedulerError::Cancelled(_)
+            | SchedulerError::ResultStreamClosed(_)
+            | SchedulerError::Killed(_) => Status::cancelled(message),
             SchedulerError::JobFailed { .. } | SchedulerError::Engine(_) => {
                 Status::internal(message)
             }

@@ -20,7 +20,8 @@
 //! next attempt's file unseen. Once rows have been sent, a failure of that attempt (or of the
 //! job, or of the executor's answer) ends the stream with the error, where without streaming
 //! a retry (`retry-policy=TASK`) could have hidden it, as Trino fails a query whose results
-//! it does not spool. Queries under `retry-policy=QUERY`, and sessions
+//! it does not spool; a client closing a stream before its end cancels the query
+//! ([`RunningResults::client_closed`]). Queries under `retry-policy=QUERY`, and sessions
 //! with `streaming_results = false`, are announced when their job has finished.
 
 use std::collections::{HashMap, VecDeque};
@@ -72,6 +73,22 @@ pub(crate) type BrokenStream = watch::Receiver<Option<SchedulerError>>;
 struct AnnouncedJob {
     end: JobEndReceiver,
     broken: Arc<watch::Sender<Option<SchedulerError>>>,
+}
+
+impl AnnouncedJob {
+    /// A stream of the job's result broke (after rows were sent, or its client went away):
+    /// its query fails with `cause` and its job is cancelled (by the job's watcher,
+    /// `engine/run.rs`), the first such cause the query's. (Nothing happens once the job
+    /// has ended.)
+    fn broke(&self, cause: SchedulerError) {
+        self.broken.send_if_modified(|broken| {
+            let first = broken.is_none();
+            if first {
+                *broken = Some(cause);
+            }
+            first
+        });
+    }
 }
 
 /// Jobs announced while running, by id, and their ids in the order they were announced.
@@ -136,6 +153,22 @@ impl RunningResults {
             }
         }
         (sender, broken_receiver)
+    }
+
+    /// The client closed the stream of `what`, a result of job `job_id`, before its end (the
+    /// JDBC driver and ADBC cancel so; a gRPC deadline too): while the job runs, its query is
+    /// cancelled, as by `CancelFlightInfo`.
+    pub(crate) fn client_closed(&self, job_id: &str, what: String) {
+        let Some(job) = self.job(job_id) else {
+            return;
+        };
+        if job.end.borrow().is_none() {
+            tracing::info!(
+                job_id,
+                "the client closed the stream of {what} before its end: cancelling the query"
+            );
+            job.broke(SchedulerError::ResultStreamClosed(what));
+        }
     }
 
     fn job(&self, job_id: &str) -> Option<AnnouncedJob> {
@@ -276,8 +309,7 @@ impl RunningResults {
         };
         let tail = Tail {
             results: self.clone(),
-            end: job.end,
-            broken: job.broken,
+            job,
             partition: p,
             fetcher,
             file: None,
@@ -323,9 +355,8 @@ enum Step {
 /// A final partition read as its task writes it.
 struct Tail {
     results: RunningResults,
-    end: JobEndReceiver,
-    /// Where this read says that it broke after rows were sent (the job is cancelled).
-    broken: Arc<watch::Sender<Option<SchedulerError>>>,
+    /// The job: its end, and where this read says that it broke after rows were sent.
+    job: AnnouncedJob,
     partition: JobPartition,
     fetcher: PartitionFetcher,
     file: Option<AttemptFile>,
@@ -346,16 +377,9 @@ impl Tail {
     }
 
     /// This read broke after rows were sent: the client's result is short, so the query
-    /// fails with `cause` and its job is cancelled (by the job's watcher, `engine/run.rs`),
-    /// the first such cause the query's. (Nothing happens once the job has ended.)
+    /// fails with `cause` ([`AnnouncedJob::broke`]).
     fn broke(&self, cause: SchedulerError) {
-        self.broken.send_if_modified(|broken| {
-            let first = broken.is_none();
-            if first {
-                *broken = Some(cause);
-            }
-            first
-        });
+        self.job.broke(cause);
     }
 
     fn error(status: Status) -> Step {
@@ -372,14 +396,14 @@ impl Tail {
                 };
             }
             if !self.confirmed {
-                let ended = self.end.borrow().clone();
+                let ended = self.job.end.borrow().clone();
                 if let Some(end) = ended {
                     if let Some(step) = self.after_job(end).await {
                         return step;
                     }
                     continue;
                 }
-                if self.end.has_changed().is_err() {
+                if self.job.end.has_changed().is_err() {
                     return Self::error(Status::internal(format!(
                         "{}: the query's job stopped being watched before it ended",
                         self.what()
@@ -513,7 +537,7 @@ impl Tail {
 
     /// Waits `how_long`, or until the job ends.
     async fn wait(&mut self, how_long: Duration) {
-        if let Ok(Err(_)) = tokio::time::timeout(how_long, self.end.changed()).await {
+        if let Ok(Err(_)) = tokio::time::timeout(how_long, self.job.end.changed()).await {
             // (The job's watcher is gone; `next` tells.)
             tokio::time::sleep(how_long).await;
         }

@@ -5,7 +5,8 @@ Flight ports while written): a query's result is announced when its final stage 
 row count yet) and its rows are read while that stage computes them, as Trino's clients
 receive rows before the query has finished; the answer is the one announced once the query
 has finished; a query failing while its rows stream fails its stream, never a silently short
-result; so does an executor lost after its rows were sent."""
+result; so does an executor lost after its rows were sent; a client closing its stream early
+(ADBC's cancel, a gRPC deadline) cancels the query."""
 import datetime
 import signal
 import subprocess
@@ -201,6 +202,71 @@ def test_a_query_killed_while_its_rows_stream_ends_its_streams(standalone):
         assert state == "FAILED"
         assert query(conn, "SELECT error_code FROM system.runtime.queries "
                            f"WHERE query_id = '{query_id}'") == [("ADMINISTRATIVELY_KILLED",)]
+    finally:
+        conn.close()
+
+
+def cancelled_by_its_client(conn, text):
+    """The newest query whose text contains `text` ended cancelled by its client, and none of
+    its tasks runs on."""
+    state, _ = ended(conn, text)
+    [(query_id, code, message)] = query(
+        conn, "SELECT query_id, error_code, error_message FROM system.runtime.queries "
+              f"WHERE query LIKE '%{text}%' AND query NOT LIKE '%system.runtime%' "
+              "ORDER BY created DESC LIMIT 1")
+    assert (state, code) == ("FAILED", "USER_CANCELED"), (state, code, message)
+    assert "the client closed the stream of" in message, message
+    for _ in range(300):
+        running = query(conn, "SELECT count(*) FROM system.runtime.tasks "
+                              f"WHERE query_id = '{query_id}' AND state = 'RUNNING'")
+        if running == [(0,)]:
+            break
+        time.sleep(0.1)
+    assert running == [(0,)], "tasks of the cancelled query ran on"
+    # The cluster answers on.
+    assert query(conn, "SELECT count(*) FROM tpch.tiny.nation") == [(25,)]
+
+
+def test_adbc_cancelling_a_streaming_result_cancels_its_query(standalone):
+    """ADBC (as the JDBC driver) cancels a query whose rows stream by cancelling its DoGet: a
+    scan that would run for minutes stops, cancelled by the user, its tasks ended."""
+    conn = connect(standalone)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT l_orderkey, l_comment FROM tpch.sf10.lineitem WHERE l_suppkey > 1")
+        reader = cur.fetch_record_batch()
+        assert reader.read_next_batch().num_rows > 0
+        cur.adbc_cancel()
+        with pytest.raises(Exception):  # noqa: B017 - the driver's cancelled error
+            reader.read_all()
+        cur.close()
+        cancelled_by_its_client(conn, "WHERE l_suppkey > 1")
+    finally:
+        conn.close()
+
+
+def test_a_deadline_running_out_on_an_ordered_stream_cancels_its_query(standalone):
+    """An ordered result (merged by the scheduler) whose DoGet's gRPC deadline runs out while
+    the sorts still run: the query is cancelled; one read to its end (its LIMIT) is not."""
+    client = flight.FlightClient(standalone)
+    header = client.authenticate_basic_token("tester", "secret")
+    options = flight.FlightCallOptions(headers=[header])
+    sql = ("SELECT l_orderkey, l_comment FROM tpch.sf10.lineitem WHERE l_partkey > 2 "
+           "ORDER BY l_comment")
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(encode_statement_query(sql)), options)
+    assert info.total_records == -1
+    [endpoint] = info.endpoints
+    with pytest.raises(flight.FlightTimedOutError):
+        client.do_get(endpoint.ticket, flight.FlightCallOptions(headers=[header], timeout=2)).read_all()
+    conn = connect(standalone)
+    try:
+        cancelled_by_its_client(conn, "WHERE l_partkey > 2")
+        limited = ("SELECT o_orderkey FROM tpch.sf1.orders WHERE o_custkey > 3 "
+                   "ORDER BY o_orderkey LIMIT 5")
+        info = client.get_flight_info(flight.FlightDescriptor.for_command(encode_statement_query(limited)), options)
+        assert client.do_get(info.endpoints[0].ticket, options).read_all().num_rows == 5
+        state, _ = ended(conn, "o_custkey > 3")
+        assert state == "FINISHED"
     finally:
         conn.close()
 

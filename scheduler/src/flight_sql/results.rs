@@ -38,6 +38,7 @@ use crate::engine::ResultOrder;
 use crate::error::SchedulerError;
 use crate::fetch::{BatchStream, PartitionFetcher};
 use crate::leases::{CLIENT_TIMEOUT, ResultLeases};
+use crate::live::RunningResults;
 
 /// Target size of one FlightData message towards clients (ADBC's limit is 16 MiB).
 pub(super) const FLIGHT_DATA_SIZE: usize = 2 * 1024 * 1024;
@@ -145,41 +146,24 @@ impl ResultStore {
                 ))
             }
             Some(Target::Partition(partition)) => {
-                let schema = self.job_schema(&partition.job_id)?;
-                let blocks = self.fetcher.fetch_ipc(&partition).await?;
-                // Read to its end: the executor may let it go.
-                let read = self.read_marker(vec![partition]);
-                let stream = super::forward::forward(schema, blocks)
-                    .chain(read.filter_map(|_| {
-                        futures::future::ready(None::<Result<FlightData, FlightError>>)
-                    }))
-                    .map_err(stream_error);
-                Ok(Box::pin(stream))
+                let watch = self.closed_early(partition.running.then(|| {
+                    let what = format!(
+                        "result partition {} of query {}",
+                        partition.partition_id, partition.job_id
+                    );
+                    (partition.job_id.clone(), what)
+                }));
+                watch.over(self.partition(partition).await)
             }
             Some(Target::Merged(merged)) => {
-                let Some(job_id) = merged.partitions.first().map(|p| p.job_id.clone()) else {
-                    return Err(SchedulerError::UnknownHandle("empty merged result".into()));
-                };
-                let schema = self.job_schema(&job_id)?;
-                let streams = futures::future::try_join_all(
-                    merged
-                        .partitions
-                        .iter()
-                        .map(|p| self.fetcher.fetch_as(p, &schema)),
-                )
-                .await?;
-                let merged_rows = merge(
-                    Arc::clone(&schema),
-                    streams,
-                    &merged.keys,
-                    usize::try_from(merged.skip).unwrap_or(usize::MAX),
-                    merged
-                        .fetch
-                        .map(|f| usize::try_from(f).unwrap_or(usize::MAX)),
-                )?;
-                // Read to its end (or its LIMIT): the executors may let every partition go.
-                let read = self.read_marker(merged.partitions);
-                Ok(encode(schema, merged_rows.chain(read).boxed()))
+                let watch =
+                    self.closed_early(merged.partitions.iter().find(|p| p.running).map(|p| {
+                        (
+                            p.job_id.clone(),
+                            format!("the ordered result of query {}", p.job_id),
+                        )
+                    }));
+                watch.over(self.merged(merged).await)
             }
             None => Err(SchedulerError::UnknownHandle("empty result ticket".into())),
         }
@@ -187,6 +171,57 @@ impl ResultStore {
 }
 
 impl ResultStore {
+    /// A job's result partition, forwarded as read.
+    async fn partition(&self, partition: JobPartition) -> Result<FlightDataStream, SchedulerError> {
+        let schema = self.job_schema(&partition.job_id)?;
+        let blocks = self.fetcher.fetch_ipc(&partition).await?;
+        // Read to its end: the executor may let it go.
+        let read = self.read_marker(vec![partition]);
+        let stream =
+            super::forward::forward(schema, blocks)
+                .chain(read.filter_map(|_| {
+                    futures::future::ready(None::<Result<FlightData, FlightError>>)
+                }))
+                .map_err(stream_error);
+        Ok(Box::pin(stream))
+    }
+
+    /// A job's sorted result partitions, merged.
+    async fn merged(&self, merged: MergedResult) -> Result<FlightDataStream, SchedulerError> {
+        let Some(job_id) = merged.partitions.first().map(|p| p.job_id.clone()) else {
+            return Err(SchedulerError::UnknownHandle("empty merged result".into()));
+        };
+        let schema = self.job_schema(&job_id)?;
+        let streams = futures::future::try_join_all(
+            merged
+                .partitions
+                .iter()
+                .map(|p| self.fetcher.fetch_as(p, &schema)),
+        )
+        .await?;
+        let merged_rows = merge(
+            Arc::clone(&schema),
+            streams,
+            &merged.keys,
+            usize::try_from(merged.skip).unwrap_or(usize::MAX),
+            merged
+                .fetch
+                .map(|f| usize::try_from(f).unwrap_or(usize::MAX)),
+        )?;
+        // Read to its end (or its LIMIT): the executors may let every partition go.
+        let read = self.read_marker(merged.partitions);
+        Ok(encode(schema, merged_rows.chain(read).boxed()))
+    }
+
+    /// Armed from a DoGet's start when `running` (the job and what the stream is) names a
+    /// result announced while its job ran: the client going away before the stream's end
+    /// cancels the query, even while the stream is still being opened.
+    fn closed_early(&self, running: Option<(String, String)>) -> ClosedEarly {
+        ClosedEarly(running.and_then(|(job_id, what)| {
+            Some((self.fetcher.running_results()?.clone(), job_id, what))
+        }))
+    }
+
     /// The announced schema of a job's result.
     fn job_schema(&self, job_id: &str) -> Result<SchemaRef, SchedulerError> {
         self.job_schemas
@@ -208,6 +243,62 @@ impl ResultStore {
         })
         .filter_map(|()| futures::future::ready(None))
         .boxed()
+    }
+}
+
+/// A client that goes away before the end of a result stream of a job announced while
+/// running (the JDBC driver and ADBC cancel a query by cancelling its `DoGet`; a gRPC
+/// deadline runs out; the connection is lost) cancels the query, as Trino's clients cancel by
+/// closing their result. A stream that ended, or failed with its query's error, does not.
+/// Dropped armed, it tells the job's [`RunningResults`].
+struct ClosedEarly(Option<(RunningResults, String, String)>);
+
+impl ClosedEarly {
+    /// The stream opened, watched until its end; or why it could not be (the query's own
+    /// error: nothing to cancel).
+    fn over(
+        mut self,
+        opened: Result<FlightDataStream, SchedulerError>,
+    ) -> Result<FlightDataStream, SchedulerError> {
+        match opened {
+            Ok(stream) if self.0.is_some() => Ok(Box::pin(UntilRead {
+                stream,
+                watch: self,
+            })),
+            opened => {
+                self.0 = None;
+                opened
+            }
+        }
+    }
+}
+
+impl Drop for ClosedEarly {
+    fn drop(&mut self) {
+        if let Some((results, job_id, what)) = self.0.take() {
+            results.client_closed(&job_id, what);
+        }
+    }
+}
+
+/// A result stream watched until its end.
+struct UntilRead {
+    stream: FlightDataStream,
+    watch: ClosedEarly,
+}
+
+impl Stream for UntilRead {
+    type Item = Result<FlightData, Status>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let next = self.stream.as_mut().poll_next(cx);
+        if matches!(next, std::task::Poll::Ready(None | Some(Err(_)))) {
+            self.watch.0 = None;
+        }
+        next
     }
 }
 
