@@ -14,7 +14,7 @@ pub(crate) const CONFIG_PROPERTIES: &str = "config.properties";
 
 /// Trino settings whose role Tributary's command-line flags play (roles, ports, discovery) or
 /// that have no counterpart: accepted, so that a Trino file loads.
-const IGNORED: [&str; 13] = [
+const IGNORED: [&str; 12] = [
     "http-server.https.port",
     "coordinator",
     "node-scheduler.include-coordinator",
@@ -25,7 +25,6 @@ const IGNORED: [&str; 13] = [
     "task.max-worker-threads",
     "web-ui.enabled",
     "query.max-history",
-    "query.client.timeout",
     "exchange.http-client.max-connections",
     "node-scheduler.max-splits-per-node",
 ];
@@ -42,7 +41,7 @@ pub(crate) struct AuthenticationConfig {
 }
 
 /// What `etc/config.properties` sets.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct NodeConfig {
     /// Memory and spill limits of executors.
     pub memory: MemoryConfig,
@@ -52,6 +51,21 @@ pub(crate) struct NodeConfig {
     pub flight_sql_tls: Option<tonic::transport::ServerTlsConfig>,
     /// TLS and the shared secret between nodes (`internal-communication.*`).
     pub internal: InternalSecurity,
+    /// `query.client.timeout`: how long a client may leave a result unread before it counts
+    /// as gone (default 5m, as Trino).
+    pub client_timeout: std::time::Duration,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            memory: MemoryConfig::default(),
+            authentication: AuthenticationConfig::default(),
+            flight_sql_tls: None,
+            internal: InternalSecurity::default(),
+            client_timeout: tributary_scheduler::CLIENT_TIMEOUT,
+        }
+    }
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -62,6 +76,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("authentication", &self.authentication)
             .field("flight_sql_tls", &self.flight_sql_tls.is_some())
             .field("internal", &self.internal)
+            .field("client_timeout", &self.client_timeout)
             .finish()
     }
 }
@@ -240,12 +255,24 @@ impl NodeConfig {
                 path.display()
             ));
         }
+        let client_timeout = match reader.optional_string("query.client.timeout") {
+            None => tributary_scheduler::CLIENT_TIMEOUT,
+            Some(text) => tributary_connector::parse_duration(&text)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    format!(
+                        "{}: query.client.timeout={text}: expected a duration such as 5m or 30s",
+                        path.display()
+                    )
+                })?,
+        };
         reader.finish().map_err(|e| e.to_string())?;
         Ok(Self {
             memory,
             authentication,
             flight_sql_tls,
             internal: InternalSecurity::new(internal_tls, secret.as_ref().map(|s| s.expose())),
+            client_timeout,
         })
     }
 

@@ -399,6 +399,7 @@ async fn scheduler(args: SchedulerArgs) -> Result<(), String> {
         // JWT as etc/config.properties says.
         authenticator: node.authenticator(&args.etc, args.password_file.as_deref())?,
         result_ttl_seconds: args.result_ttl_seconds,
+        client_timeout: node.client_timeout,
         http_addr: http.0,
         http_optional: http.1,
         history: args.observability.options(&args.etc)?,
@@ -494,6 +495,7 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
         external_host: args.scheduler_addr.ip().to_string(),
         authenticator: None,
         result_ttl_seconds: args.result_ttl_seconds,
+        client_timeout: node.client_timeout,
         http_addr: http.0,
         http_optional: http.1,
         history: args.observability.options(&args.etc)?,

@@ -55,6 +55,13 @@ pub enum SchedulerError {
     /// driver and ADBC cancel, and a gRPC deadline running out): the query is cancelled.
     #[error("Query was canceled: the client closed the stream of {0} before its end")]
     ResultStreamClosed(String),
+    /// The query's result streamed and its client read none of it for `query.client.timeout`
+    /// (no stream open): the client has left, as Trino's `ABANDONED_QUERY`.
+    #[error(
+        "Query was abandoned by the client, as it may have exited or stopped reading its \
+         results: none were read for {0:?} (query.client.timeout)"
+    )]
+    Abandoned(std::time::Duration),
     /// `CALL system.runtime.kill_query` (or `DELETE /v1/query/{id}`) stopped the query.
     #[error("Query killed. Message: {0}")]
     Killed(String),
@@ -104,6 +111,7 @@ impl SchedulerError {
             Self::AccessDenied(_) => ("USER_ERROR", "PERMISSION_DENIED"),
             Self::Timeout { .. } => ("INSUFFICIENT_RESOURCES", "EXCEEDED_TIME_LIMIT"),
             Self::Cancelled(_) | Self::ResultStreamClosed(_) => ("USER_ERROR", "USER_CANCELED"),
+            Self::Abandoned(_) => ("USER_ERROR", "ABANDONED_QUERY"),
             Self::Killed(_) => ("USER_ERROR", "ADMINISTRATIVELY_KILLED"),
             Self::JobFailed { .. } => ("INTERNAL_ERROR", "GENERIC_INTERNAL_ERROR"),
             Self::ExceededMemoryLimit(_) => {
@@ -262,6 +270,7 @@ impl From<&SchedulerError> for Status {
             SchedulerError::Timeout { .. } => Status::deadline_exceeded(message),
             SchedulerError::Cancelled(_)
             | SchedulerError::ResultStreamClosed(_)
+            | SchedulerError::Abandoned(_)
             | SchedulerError::Killed(_) => Status::cancelled(message),
             SchedulerError::JobFailed { .. } | SchedulerError::Engine(_) => {
                 Status::internal(message)

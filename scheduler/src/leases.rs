@@ -43,7 +43,8 @@ use crate::cluster::BallistaScheduler;
 pub(crate) const JOBS_IN_USE_ACTION: &str = "tributary.jobs_in_use";
 
 /// How long an announced result keeps executors' files needed after it was announced or
-/// last read (Trino's `query.client.timeout` default): a client silent that long has left.
+/// last read (Trino's `query.client.timeout` default; `etc/config.properties` may set
+/// another): a client silent that long has left.
 /// Shorter than an executor's drain timeout, so one abandoned result never holds a drain to
 /// its end.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -72,21 +73,48 @@ impl JobUse {
 type OnUnused = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Jobs whose files are still needed after Ballista finished them.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ResultLeases {
     jobs: Arc<Mutex<HashMap<String, JobUse>>>,
     on_unused: Arc<std::sync::OnceLock<OnUnused>>,
+    /// `query.client.timeout`: [`CLIENT_TIMEOUT`] unless configured.
+    client_timeout: Duration,
+}
+
+impl Default for ResultLeases {
+    fn default() -> Self {
+        Self {
+            jobs: Arc::default(),
+            on_unused: Arc::default(),
+            client_timeout: CLIENT_TIMEOUT,
+        }
+    }
 }
 
 impl std::fmt::Debug for ResultLeases {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResultLeases")
             .field("jobs", &self.jobs)
+            .field("client_timeout", &self.client_timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl ResultLeases {
+    /// Leases under `query.client.timeout` = `timeout`.
+    #[must_use]
+    pub fn with_client_timeout(mut self, timeout: Duration) -> Self {
+        self.client_timeout = timeout;
+        self
+    }
+
+    /// How long a client may leave its result unread (`query.client.timeout`): after that
+    /// it has left, its unread partitions stop counting and a query whose result streams is
+    /// abandoned.
+    pub fn client_timeout(&self) -> Duration {
+        self.client_timeout
+    }
+
     /// Calls `unused` with each job that stops being needed: its leases dropped and its
     /// result read, abandoned or cancelled (set once, by the scheduler: it deletes the job's
     /// files).

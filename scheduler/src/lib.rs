@@ -62,6 +62,9 @@ pub struct SchedulerOptions {
     pub authenticator: Option<Authenticator>,
     /// Seconds results stay fetchable after a query ends.
     pub result_ttl_seconds: u64,
+    /// `query.client.timeout`: how long a client may leave a result unread before it counts
+    /// as gone (its query abandoned while it runs; [`CLIENT_TIMEOUT`] by default).
+    pub client_timeout: Duration,
     /// Where the HTTP server (metrics, web UI, `/v1/…`) listens; `None`: no HTTP server.
     pub http_addr: Option<SocketAddr>,
     /// Start without the HTTP server (with a warning) when `http_addr` cannot be bound (the
@@ -119,7 +122,7 @@ pub async fn start_scheduler(
         None => None,
     };
     let monitor = Monitor::new(history).await;
-    let leases = leases::ResultLeases::default();
+    let leases = leases::ResultLeases::default().with_client_timeout(options.client_timeout);
     let (ballista, jobs) = cluster::start(
         &cluster::ClusterOptions {
             scheduler_addr: options.scheduler_addr,

@@ -21,13 +21,15 @@
 //! job, or of the executor's answer) ends the stream with the error, where without streaming
 //! a retry (`retry-policy=TASK`) could have hidden it, as Trino fails a query whose results
 //! it does not spool; a client closing a stream before its end cancels the query
-//! ([`RunningResults::client_closed`]). Queries under `retry-policy=QUERY`, and sessions
-//! with `streaming_results = false`, are announced when their job has finished.
+//! ([`RunningResults::stream_closed`]), and a result none of whose streams is read for
+//! `query.client.timeout` is abandoned ([`RunningResults::abandoned`]). Queries under
+//! `retry-policy=QUERY`, and sessions with `streaming_results = false`, are announced when
+//! their job has finished.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow_flight::error::FlightError;
 use ballista_core::serde::protobuf::task_status;
@@ -73,6 +75,9 @@ pub(crate) type BrokenStream = watch::Receiver<Option<SchedulerError>>;
 struct AnnouncedJob {
     end: JobEndReceiver,
     broken: Arc<watch::Sender<Option<SchedulerError>>>,
+    /// Its result's streams open now, and since when none has been (or since it was
+    /// announced): how long its client has left it unread.
+    readers: Arc<Mutex<(usize, Instant)>>,
 }
 
 impl AnnouncedJob {
@@ -141,6 +146,7 @@ impl RunningResults {
         let job = AnnouncedJob {
             end: receiver,
             broken: Arc::new(broken),
+            readers: Arc::new(Mutex::new((0, Instant::now()))),
         };
         let mut guard = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         let (jobs, order) = &mut *guard;
@@ -155,19 +161,50 @@ impl RunningResults {
         (sender, broken_receiver)
     }
 
-    /// The client closed the stream of `what`, a result of job `job_id`, before its end (the
-    /// JDBC driver and ADBC cancel so; a gRPC deadline too): while the job runs, its query is
-    /// cancelled, as by `CancelFlightInfo`.
-    pub(crate) fn client_closed(&self, job_id: &str, what: String) {
+    /// A client opened a stream of job `job_id`'s result.
+    pub(crate) fn stream_opened(&self, job_id: &str) {
+        if let Some(job) = self.job(job_id) {
+            job.readers.lock().unwrap_or_else(|e| e.into_inner()).0 += 1;
+        }
+    }
+
+    /// A stream of job `job_id`'s result was closed: at its end, or before it (`early`: what
+    /// the stream was). A client closing one early (the JDBC driver and ADBC cancel so; a
+    /// gRPC deadline too) cancels the query while the job runs, as `CancelFlightInfo` does.
+    pub(crate) fn stream_closed(&self, job_id: &str, early: Option<String>) {
         let Some(job) = self.job(job_id) else {
             return;
         };
-        if job.end.borrow().is_none() {
+        {
+            let mut readers = job.readers.lock().unwrap_or_else(|e| e.into_inner());
+            readers.0 = readers.0.saturating_sub(1);
+            readers.1 = Instant::now();
+        }
+        if let Some(what) = early
+            && job.end.borrow().is_none()
+        {
             tracing::info!(
                 job_id,
                 "the client closed the stream of {what} before its end: cancelling the query"
             );
             job.broke(SchedulerError::ResultStreamClosed(what));
+        }
+    }
+
+    /// Resolves once job `job_id`'s result has had no stream open for `timeout`
+    /// (`query.client.timeout`): its client has left, and the query is abandoned (Trino's
+    /// `ABANDONED_QUERY`). A client reading one endpoint after the other keeps one open.
+    pub(crate) async fn abandoned(&self, job_id: &str, timeout: Duration) -> SchedulerError {
+        let Some(job) = self.job(job_id) else {
+            return std::future::pending().await;
+        };
+        let every = (timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        loop {
+            tokio::time::sleep(every).await;
+            let (open, since) = *job.readers.lock().unwrap_or_else(|e| e.into_inner());
+            if open == 0 && since.elapsed() >= timeout {
+                return SchedulerError::Abandoned(timeout);
+            }
         }
     }
 

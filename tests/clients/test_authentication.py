@@ -160,6 +160,7 @@ def test_jwt_alone_refuses_passwords():
      "cannot read"),
     ("query.max-memory-per-node=lots\n", "query.max-memory-per-node=lots"),
     ("query.max-memroy-per-node=1GB\n", "query.max-memory-per-node"),
+    ("query.client.timeout=soon\n", "query.client.timeout=soon: expected a duration"),
 ])
 def test_bad_settings_stop_start_up(config, expected):
     etc = etc_with(config)

@@ -31,9 +31,17 @@ def standalone(request):
     if request.param == "cluster":
         yield request.getfixturevalue("cluster").uri
         return
+    yield from running_standalone()
+
+
+def running_standalone(config=None):
+    """Runs `tributary standalone` on the TPC-H catalog (and `config` as its
+    etc/config.properties) while the generator is suspended: yields its address."""
     etc = Path(tempfile.mkdtemp(prefix="tributary-streaming-etc-"))
     (etc / "catalog").mkdir()
     (etc / "catalog" / "tpch.properties").write_text((REPO / "etc/catalog/tpch.properties").read_text())
+    if config is not None:
+        (etc / "config.properties").write_text(config)
     port = free_port()
     log = open(etc / "standalone.log", "wb")
     proc = subprocess.Popen([BIN, "standalone", "--etc", str(etc), "--executors", "2",
@@ -269,6 +277,62 @@ def test_a_deadline_running_out_on_an_ordered_stream_cancels_its_query(standalon
         assert state == "FINISHED"
     finally:
         conn.close()
+
+
+def test_a_result_left_unread_for_the_client_timeout_is_abandoned():
+    """etc/config.properties sets Trino's query.client.timeout: a streaming result none of
+    whose streams is open for that long is abandoned (ABANDONED_QUERY, its tasks ended); a
+    client reading slowly, one endpoint after the other, holds a stream open and is not."""
+    server = running_standalone("query.client.timeout=3s\n")
+    uri = next(server)
+    try:
+        client, options = flight_client(uri)
+        sql = "SELECT l_orderkey, l_comment FROM tpch.sf10.lineitem WHERE l_suppkey > 3"
+        info = client.get_flight_info(flight.FlightDescriptor.for_command(encode_statement_query(sql)), options)
+        assert info.total_records == -1
+        conn = connect(uri)
+        try:
+            state, _ = ended(conn, "l_suppkey > 3")
+            [(query_id, code, message)] = query(
+                conn, "SELECT query_id, error_code, error_message FROM system.runtime.queries "
+                      "WHERE query LIKE '%l_suppkey > 3%' AND query NOT LIKE '%system.runtime%' "
+                      "ORDER BY created DESC LIMIT 1")
+            assert (state, code) == ("FAILED", "ABANDONED_QUERY"), (state, code, message)
+            assert "query.client.timeout" in message, message
+            for _ in range(300):
+                running = query(conn, "SELECT count(*) FROM system.runtime.tasks "
+                                      f"WHERE query_id = '{query_id}' AND state = 'RUNNING'")
+                if running == [(0,)]:
+                    break
+                time.sleep(0.1)
+            assert running == [(0,)], "tasks of the abandoned query ran on"
+
+            # A slow client: its first stream opened, then left unread longer than the timeout
+            # while its task writes on (a scan of 60 M rows); then it reads on.
+            slow = "SELECT l_orderkey, l_comment FROM tpch.sf10.lineitem WHERE l_orderkey % 50 = 7"
+            info = client.get_flight_info(flight.FlightDescriptor.for_command(encode_statement_query(slow)), options)
+            assert info.total_records == -1
+            rows = 0
+            for i, endpoint in enumerate(info.endpoints):
+                reader = client.do_get(endpoint.ticket, options)
+                if i == 0:
+                    time.sleep(4)
+                    assert query(conn, "SELECT state FROM system.runtime.queries "
+                                       "WHERE query LIKE '%l_orderkey % 50 = 7%' "
+                                       "AND query NOT LIKE '%system.runtime%' "
+                                       "ORDER BY created DESC LIMIT 1") == [("RUNNING",)]
+                for chunk in reader:
+                    rows += chunk.data.num_rows
+            assert ended(conn, "l_orderkey % 50 = 7")[0] == "FINISHED"
+            [(output_rows,)] = query(conn, "SELECT output_rows FROM system.runtime.queries "
+                                           "WHERE query LIKE '%l_orderkey % 50 = 7%' "
+                                           "AND query NOT LIKE '%system.runtime%' "
+                                           "ORDER BY created DESC LIMIT 1")
+            assert rows == output_rows > 0
+        finally:
+            conn.close()
+    finally:
+        next(server, None)
 
 
 def test_a_result_read_after_its_query_ended_is_the_whole_result(standalone):

@@ -39,6 +39,7 @@ pub async fn start_cluster(
             tributary_scheduler::Authenticator::from_password_file(&file).expect("password file")
         }),
         result_ttl_seconds: 600,
+        client_timeout: tributary_scheduler::CLIENT_TIMEOUT,
         http_addr: None,
         http_optional: false,
         history: None,

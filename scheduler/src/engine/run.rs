@@ -203,19 +203,31 @@ impl Engine {
                 }
                 let span = tracing::Span::current();
                 let watched = job_id.clone();
+                let readers = results.clone();
+                let client_timeout = self.leases().client_timeout();
                 tokio::spawn(tracing::Instrument::instrument(
                     async move {
                         let broke = tokio::select! {
                             end = watcher.until_end(&mut guard, deadline, partitions) => Ok(end),
                             cause = broken_stream(&mut broken) => Err(cause),
+                            cause = readers.abandoned(&watched, client_timeout) => Err(cause),
                         };
                         let end = match broke {
                             Ok(end) => end,
-                            // A client's stream broke after rows were sent: the query fails
-                            // with it (unless killed meanwhile), and the guard, still armed,
-                            // cancels the job.
+                            // A client's stream broke after rows were sent, or the client
+                            // left (closed a stream early, or read nothing for
+                            // query.client.timeout): the query fails with it (unless killed
+                            // meanwhile), and the guard, still armed, cancels the job.
                             Err(cause) => {
-                                tracing::warn!(job_id = watched, "query failed: {cause}");
+                                if matches!(
+                                    cause,
+                                    SchedulerError::ResultStreamClosed(_)
+                                        | SchedulerError::Abandoned(_)
+                                ) {
+                                    tracing::info!(job_id = watched, "query stopped: {cause}");
+                                } else {
+                                    tracing::warn!(job_id = watched, "query failed: {cause}");
+                                }
                                 Err(watcher.stopped(cause))
                             }
                         };

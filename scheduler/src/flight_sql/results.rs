@@ -37,7 +37,7 @@ use tributary_proto::{
 use crate::engine::ResultOrder;
 use crate::error::SchedulerError;
 use crate::fetch::{BatchStream, PartitionFetcher};
-use crate::leases::{CLIENT_TIMEOUT, ResultLeases};
+use crate::leases::ResultLeases;
 use crate::live::RunningResults;
 
 /// Target size of one FlightData message towards clients (ADBC's limit is 16 MiB).
@@ -84,7 +84,7 @@ impl ResultStore {
     /// How long an unread result keeps executors' files needed after its last read: the
     /// client timeout, or less when results expire sooner.
     fn unread_timeout(&self) -> Duration {
-        CLIENT_TIMEOUT.min(self.ttl)
+        self.leases.client_timeout().min(self.ttl)
     }
 
     /// Keeps a scheduler-computed result; returns its ticket.
@@ -217,7 +217,7 @@ impl ResultStore {
     /// result announced while its job ran: the client going away before the stream's end
     /// cancels the query, even while the stream is still being opened.
     fn closed_early(&self, running: Option<(String, String)>) -> ClosedEarly {
-        ClosedEarly(running.and_then(|(job_id, what)| {
+        ClosedEarly::new(running.and_then(|(job_id, what)| {
             Some((self.fetcher.running_results()?.clone(), job_id, what))
         }))
     }
@@ -250,10 +250,26 @@ impl ResultStore {
 /// running (the JDBC driver and ADBC cancel a query by cancelling its `DoGet`; a gRPC
 /// deadline runs out; the connection is lost) cancels the query, as Trino's clients cancel by
 /// closing their result. A stream that ended, or failed with its query's error, does not.
-/// Dropped armed, it tells the job's [`RunningResults`].
-struct ClosedEarly(Option<(RunningResults, String, String)>);
+/// While one is open the result is being read (`query.client.timeout` does not run). It tells
+/// the job's [`RunningResults`] when it opens and when it is dropped.
+struct ClosedEarly {
+    /// The results, the job and what the stream is (none: not a running job's).
+    watched: Option<(RunningResults, String, String)>,
+    /// The stream ended (or could not open): closing it cancels nothing.
+    ended: bool,
+}
 
 impl ClosedEarly {
+    fn new(watched: Option<(RunningResults, String, String)>) -> Self {
+        if let Some((results, job_id, _)) = &watched {
+            results.stream_opened(job_id);
+        }
+        Self {
+            watched,
+            ended: false,
+        }
+    }
+
     /// The stream opened, watched until its end; or why it could not be (the query's own
     /// error: nothing to cancel).
     fn over(
@@ -261,12 +277,12 @@ impl ClosedEarly {
         opened: Result<FlightDataStream, SchedulerError>,
     ) -> Result<FlightDataStream, SchedulerError> {
         match opened {
-            Ok(stream) if self.0.is_some() => Ok(Box::pin(UntilRead {
+            Ok(stream) if self.watched.is_some() => Ok(Box::pin(UntilRead {
                 stream,
                 watch: self,
             })),
             opened => {
-                self.0 = None;
+                self.ended = true;
                 opened
             }
         }
@@ -275,8 +291,8 @@ impl ClosedEarly {
 
 impl Drop for ClosedEarly {
     fn drop(&mut self) {
-        if let Some((results, job_id, what)) = self.0.take() {
-            results.client_closed(&job_id, what);
+        if let Some((results, job_id, what)) = self.watched.take() {
+            results.stream_closed(&job_id, (!self.ended).then_some(what));
         }
     }
 }
@@ -296,7 +312,7 @@ impl Stream for UntilRead {
     ) -> std::task::Poll<Option<Self::Item>> {
         let next = self.stream.as_mut().poll_next(cx);
         if matches!(next, std::task::Poll::Ready(None | Some(Err(_)))) {
-            self.watch.0 = None;
+            self.watch.ended = true;
         }
         next
     }
