@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use tributary_connector::Properties;
 use tributary_executor::MemoryConfig;
+use tributary_scheduler::session::{SessionDefaults, session_property_of_config_key};
 use tributary_scheduler::{Authenticator, JwtConfig, JwtVerifier};
 use tributary_security::{InternalSecurity, load_ca, load_identity};
 
@@ -54,6 +55,8 @@ pub(crate) struct NodeConfig {
     /// `query.client.timeout`: how long a client may leave a result unread before it counts
     /// as gone (default 5m, as Trino).
     pub client_timeout: std::time::Duration,
+    /// Defaults of session properties (`join-distribution-type`, `query.max-run-time`, …).
+    pub session_defaults: SessionDefaults,
 }
 
 impl Default for NodeConfig {
@@ -64,6 +67,7 @@ impl Default for NodeConfig {
             flight_sql_tls: None,
             internal: InternalSecurity::default(),
             client_timeout: tributary_scheduler::CLIENT_TIMEOUT,
+            session_defaults: SessionDefaults::default(),
         }
     }
 }
@@ -77,6 +81,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("flight_sql_tls", &self.flight_sql_tls.is_some())
             .field("internal", &self.internal)
             .field("client_timeout", &self.client_timeout)
+            .field("session_defaults", &self.session_defaults)
             .finish()
     }
 }
@@ -266,6 +271,23 @@ impl NodeConfig {
                     )
                 })?,
         };
+        // Trino's configuration properties that are the defaults of session properties.
+        let mut defaults = Vec::new();
+        for key in props.keys() {
+            if let Some(name) = session_property_of_config_key(key)
+                && let Some(value) = reader.optional_string(key)
+            {
+                defaults.push((key.to_owned(), name.to_owned(), value));
+            }
+        }
+        let mut session_values = Vec::new();
+        for (key, name, value) in defaults {
+            SessionDefaults::new([(name.clone(), value.clone())])
+                .map_err(|e| format!("{}: {key}={value}: {e}", path.display()))?;
+            session_values.push((name, value));
+        }
+        let session_defaults =
+            SessionDefaults::new(session_values).map_err(|e| format!("{}: {e}", path.display()))?;
         reader.finish().map_err(|e| e.to_string())?;
         Ok(Self {
             memory,
@@ -273,6 +295,7 @@ impl NodeConfig {
             flight_sql_tls,
             internal: InternalSecurity::new(internal_tls, secret.as_ref().map(|s| s.expose())),
             client_timeout,
+            session_defaults,
         })
     }
 

@@ -65,6 +65,9 @@ pub struct SchedulerOptions {
     /// `query.client.timeout`: how long a client may leave a result unread before it counts
     /// as gone (its query abandoned while it runs; [`CLIENT_TIMEOUT`] by default).
     pub client_timeout: Duration,
+    /// Defaults of session properties (`etc/config.properties`: Trino's
+    /// `join-distribution-type`, `query.max-run-time`, …).
+    pub session_defaults: session::SessionDefaults,
     /// Where the HTTP server (metrics, web UI, `/v1/…`) listens; `None`: no HTTP server.
     pub http_addr: Option<SocketAddr>,
     /// Start without the HTTP server (with a warning) when `http_addr` cannot be bound (the
@@ -174,6 +177,7 @@ pub async fn start_scheduler(
         engine.clone(),
         auth,
         Duration::from_secs(options.result_ttl_seconds),
+        options.session_defaults,
     )?;
     let grpc = GrpcServerConfig {
         timeout_seconds: 24 * 3600,

@@ -83,7 +83,7 @@ pub(crate) async fn run(
             for p in SESSION_PROPERTIES {
                 cols[0].push(p.name.to_owned());
                 cols[1].push(session.property(p.name).unwrap_or_default());
-                cols[2].push(p.default.to_owned());
+                cols[2].push(session.defaults.get(p.name).unwrap_or_default());
                 cols[3].push(p.sql_type.to_owned());
                 cols[4].push(p.description.to_owned());
             }

@@ -11,7 +11,10 @@ use crate::error::Result;
 
 mod properties;
 
-pub use properties::{SESSION_PROPERTIES, SessionPropertySpec, parse_data_size, parse_duration};
+pub use properties::{
+    SESSION_PROPERTIES, SessionPropertySpec, parse_data_size, parse_duration,
+    session_property_of_config_key,
+};
 use properties::{apply, is_known, normalise, unknown};
 
 /// Sessions idle longer than this are forgotten.
@@ -30,17 +33,47 @@ pub struct Session {
     pub schema: Option<String>,
     /// Properties set with `SET SESSION`, by name.
     pub properties: BTreeMap<String, String>,
+    /// The deployment's defaults (`etc/config.properties`).
+    pub defaults: SessionDefaults,
 }
 
-impl Session {
-    /// The value in force for a property (set or default).
-    pub fn property(&self, name: &str) -> Option<String> {
-        self.properties.get(name).cloned().or_else(|| {
+/// Defaults of session properties the deployment sets in `etc/config.properties` (Trino's
+/// `join-distribution-type`, `query.max-run-time`, …), over the built-in ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionDefaults(Arc<BTreeMap<String, String>>);
+
+impl SessionDefaults {
+    /// Defaults from `(session property, value)` pairs, each value checked as `SET SESSION`
+    /// checks it; the error names the property and what is expected.
+    pub fn new(values: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        let mut defaults = BTreeMap::new();
+        for (name, value) in values {
+            let value = normalise(&name, &value)?;
+            let mut probe = crate::cluster::base_config();
+            apply(&mut probe, &name, &value)?;
+            defaults.insert(name, value);
+        }
+        Ok(Self(Arc::new(defaults)))
+    }
+
+    /// The default of a property: the deployment's, else the built-in one.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned().or_else(|| {
             SESSION_PROPERTIES
                 .iter()
                 .find(|p| p.name == name)
                 .map(|p| p.default.to_owned())
         })
+    }
+}
+
+impl Session {
+    /// The value in force for a property (set, or its default).
+    pub fn property(&self, name: &str) -> Option<String> {
+        self.properties
+            .get(name)
+            .cloned()
+            .or_else(|| self.defaults.get(name))
     }
 
     /// Sets a property after checking its name and value.
@@ -66,8 +99,9 @@ impl Session {
     pub fn configure(&self, mut config: SessionConfig) -> Result<SessionConfig> {
         // `join_distribution_type` last: BROADCAST and PARTITIONED override the threshold
         // `join_max_broadcast_table_size` sets (which only bounds AUTOMATIC).
-        let (distribution, others): (Vec<_>, Vec<_>) = self
-            .properties
+        let mut values = (*self.defaults.0).clone();
+        values.extend(self.properties.clone());
+        let (distribution, others): (Vec<_>, Vec<_>) = values
             .iter()
             .partition(|(name, _)| name.as_str() == "join_distribution_type");
         for (name, value) in others.into_iter().chain(distribution) {
@@ -120,19 +154,22 @@ pub type SessionRef = Arc<Mutex<Session>>;
 pub struct SessionStore {
     sessions: Mutex<HashMap<String, (SessionRef, Instant)>>,
     anonymous: SessionRef,
+    defaults: SessionDefaults,
 }
 
 impl SessionStore {
-    /// An empty store.
-    pub fn new() -> Self {
+    /// An empty store whose sessions start from `defaults`.
+    pub fn new(defaults: SessionDefaults) -> Self {
         let anonymous = Session {
             id: uuid::Uuid::new_v4().to_string(),
             user: "anonymous".into(),
+            defaults: defaults.clone(),
             ..Session::default()
         };
         Self {
             sessions: Mutex::new(HashMap::new()),
             anonymous: Arc::new(Mutex::new(anonymous)),
+            defaults,
         }
     }
 
@@ -142,6 +179,7 @@ impl SessionStore {
         let session = Session {
             id: uuid::Uuid::new_v4().to_string(),
             user: user.to_owned(),
+            defaults: self.defaults.clone(),
             ..Session::default()
         };
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
@@ -161,6 +199,7 @@ impl SessionStore {
         let session = Session {
             id: uuid::Uuid::new_v4().to_string(),
             user: user.to_owned(),
+            defaults: self.defaults.clone(),
             ..Session::default()
         };
         let session = Arc::new(Mutex::new(session));
@@ -222,6 +261,61 @@ mod tests {
         assert_eq!(usize::from(config.options().execution.batch_size), 1024);
         assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
         assert_eq!(parse_data_size("1.5kB"), Some(1536));
+    }
+
+    #[test]
+    fn the_deployments_defaults_start_every_session() {
+        let threshold = |s: &Session| {
+            s.configure(crate::cluster::base_config())
+                .expect("configure")
+                .options()
+                .extensions
+                .get::<ballista_core::config::BallistaConfig>()
+                .expect("ballista config")
+                .broadcast_join_threshold_bytes()
+        };
+        let defaults = SessionDefaults::new([
+            (
+                "join_distribution_type".to_owned(),
+                "partitioned".to_owned(),
+            ),
+            ("streaming_results".to_owned(), "FALSE".to_owned()),
+        ])
+        .expect("valid defaults");
+        assert!(
+            SessionDefaults::new([("join_distribution_type".to_owned(), "fast".to_owned())])
+                .is_err()
+        );
+        let store = SessionStore::new(defaults);
+        let session = store.get(&store.open("alice")).expect("opened");
+        let mut s = session.lock().expect("session").clone();
+        assert_eq!(
+            s.property("join_distribution_type").as_deref(),
+            Some("PARTITIONED")
+        );
+        assert!(!s.streaming_results());
+        assert_eq!(threshold(&s), 0, "the default applies to queries");
+        s.set_property("join_distribution_type", "BROADCAST")
+            .expect("set");
+        assert!(
+            threshold(&s) > 1 << 40,
+            "a session's value beats the default"
+        );
+        s.reset_property("join_distribution_type").expect("reset");
+        assert_eq!(threshold(&s), 0, "reset to the deployment's default");
+        assert_eq!(
+            s.defaults.get("query_max_run_time").as_deref(),
+            Some("100d")
+        );
+        assert_eq!(
+            session_property_of_config_key("query.max-run-time"),
+            Some("query_max_run_time")
+        );
+        assert_eq!(
+            session_property_of_config_key("join-distribution-type"),
+            Some("join_distribution_type")
+        );
+        assert_eq!(session_property_of_config_key("query.max-memory"), None);
     }
 
     #[test]

@@ -161,6 +161,8 @@ def test_jwt_alone_refuses_passwords():
     ("query.max-memory-per-node=lots\n", "query.max-memory-per-node=lots"),
     ("query.max-memroy-per-node=1GB\n", "query.max-memory-per-node"),
     ("query.client.timeout=soon\n", "query.client.timeout=soon: expected a duration"),
+    ("join-distribution-type=FAST\n", "join-distribution-type=FAST: invalid value 'FAST'"),
+    ("query.max-run-time=long\n", "query.max-run-time=long: invalid value 'long'"),
 ])
 def test_bad_settings_stop_start_up(config, expected):
     etc = etc_with(config)

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from conftest import connect, query
+from conftest import Cluster, connect, etc_with, query
 from test_observability import metrics
 
 JOIN = """SELECT {hint} n.n_name, count(*) AS customers, sum(c.c_acctbal) AS balance
@@ -319,3 +319,36 @@ def test_skewed_partitions_of_partitioned_joins_are_split_with_the_same_answer(s
         for name in ("join_distribution_type", "hash_partition_count", "skew_join_min_size",
                      "skew_join_factor", "skew_join_enabled"):
             query(session, f"RESET SESSION {name}")
+
+
+def test_the_deployment_sets_session_defaults_as_trinos_config_does():
+    """Keys of etc/config.properties that Trino reads as the defaults of session properties
+    (join-distribution-type, query.max-run-time, …, and Tributary's own properties by the same
+    rule, streaming-results): every session starts from them, SHOW SESSION shows them as the
+    defaults, SET SESSION overrides and RESET SESSION returns to them."""
+    config = "join-distribution-type=PARTITIONED\nquery.max-run-time=1h\nstreaming-results=false\n"
+    c = Cluster(etc_with({"config.properties": config}))
+    try:
+        c.wait_ready()
+        conn = connect(c.uri)
+        try:
+            rows = {r[0]: (r[1], r[2]) for r in query(conn, "SHOW SESSION")}
+            assert rows["join_distribution_type"] == ("PARTITIONED", "PARTITIONED")
+            assert rows["query_max_run_time"] == ("1h", "1h")
+            assert rows["streaming_results"] == ("false", "false")
+            explain = "EXPLAIN (TYPE DISTRIBUTED) " + JOIN.format(hint="")
+            [line] = join_lines(conn, explain)
+            assert distribution(line) == "PARTITIONED", line
+            assert len(query(conn, JOIN.format(hint=""))) == 25
+            with conn.cursor() as cur:
+                # Not streamed: announced once finished, with its row count.
+                cur.execute("SELECT o_orderkey FROM tpch.sf1.orders WHERE o_orderkey % 3 = 0")
+                assert cur.rowcount == cur.fetch_arrow_table().num_rows > 0
+            query(conn, "SET SESSION join_distribution_type = 'BROADCAST'")
+            assert distribution(join_lines(conn, explain)[0]) == "BROADCAST"
+            query(conn, "RESET SESSION join_distribution_type")
+            assert distribution(join_lines(conn, explain)[0]) == "PARTITIONED"
+        finally:
+            conn.close()
+    finally:
+        c.stop()

@@ -22,15 +22,17 @@ use crate::admission::{Admission, QueryFacts};
 use crate::auth::Authenticator;
 use crate::engine::{Engine, Outcome};
 use crate::error::SchedulerError;
-use crate::session::{SessionRef, SessionStore};
+use crate::session::{SessionDefaults, SessionRef, SessionStore};
 use crate::statement;
 
 impl TributaryFlightSql {
-    /// A service running statements on `engine`; results stay fetchable for `result_ttl`.
+    /// A service running statements on `engine`; results stay fetchable for `result_ttl`;
+    /// sessions start from `defaults`.
     pub fn new(
         engine: Engine,
         auth: Authenticator,
         result_ttl: std::time::Duration,
+        defaults: SessionDefaults,
     ) -> Result<Self, SchedulerError> {
         let results = ResultStore::new(
             result_ttl,
@@ -40,7 +42,7 @@ impl TributaryFlightSql {
         Ok(Self {
             engine,
             auth,
-            sessions: SessionStore::new(),
+            sessions: SessionStore::new(defaults),
             prepared: PreparedStore::default(),
             results,
             sql_info: sql_info::sql_info_data(),

@@ -155,6 +155,34 @@ pub const SESSION_PROPERTIES: [SessionPropertySpec; 18] = [
     },
 ];
 
+/// Keys of `etc/config.properties` that set a session property's default where Trino's name
+/// is not the property's with `-` for `_` (`join-distribution-type`, `streaming-results`, …
+/// follow that rule).
+const CONFIG_NAMES: [(&str, &str); 4] = [
+    ("query.max-run-time", "query_max_run_time"),
+    ("query.max-execution-time", "query_max_execution_time"),
+    (
+        "optimizer.join-reordering-strategy",
+        "join_reordering_strategy",
+    ),
+    ("query.hash-partition-count", "hash_partition_count"),
+];
+
+/// The session property whose default an `etc/config.properties` key sets, as Trino's
+/// configuration properties set the defaults of their session properties.
+pub fn session_property_of_config_key(key: &str) -> Option<&'static str> {
+    CONFIG_NAMES
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, name)| *name)
+        .or_else(|| {
+            SESSION_PROPERTIES
+                .iter()
+                .find(|p| p.name.replace('_', "-") == key)
+                .map(|p| p.name)
+        })
+}
+
 pub(super) fn is_known(name: &str) -> bool {
     SESSION_PROPERTIES.iter().any(|p| p.name == name)
         || name.starts_with("datafusion.")
