@@ -214,23 +214,23 @@ def test_a_query_killed_while_its_rows_stream_ends_its_streams(standalone):
         conn.close()
 
 
-def cancelled_by_its_client(conn, text):
-    """The newest query whose text contains `text` ended cancelled by its client, and none of
-    its tasks runs on."""
+def stopped_for_its_client(conn, text, code="USER_CANCELED", why="the client closed the stream of"):
+    """The newest query whose text contains `text` failed with `code` because of its client
+    (the message says `why`), and none of its tasks runs on."""
     state, _ = ended(conn, text)
-    [(query_id, code, message)] = query(
+    [(query_id, error_code, message)] = query(
         conn, "SELECT query_id, error_code, error_message FROM system.runtime.queries "
               f"WHERE query LIKE '%{text}%' AND query NOT LIKE '%system.runtime%' "
               "ORDER BY created DESC LIMIT 1")
-    assert (state, code) == ("FAILED", "USER_CANCELED"), (state, code, message)
-    assert "the client closed the stream of" in message, message
+    assert (state, error_code) == ("FAILED", code), (state, error_code, message)
+    assert why in message, message
     for _ in range(300):
         running = query(conn, "SELECT count(*) FROM system.runtime.tasks "
                               f"WHERE query_id = '{query_id}' AND state = 'RUNNING'")
         if running == [(0,)]:
             break
         time.sleep(0.1)
-    assert running == [(0,)], "tasks of the cancelled query ran on"
+    assert running == [(0,)], f"tasks of the {code} query ran on"
     # The cluster answers on.
     assert query(conn, "SELECT count(*) FROM tpch.tiny.nation") == [(25,)]
 
@@ -248,7 +248,7 @@ def test_adbc_cancelling_a_streaming_result_cancels_its_query(standalone):
         with pytest.raises(Exception):  # noqa: B017 - the driver's cancelled error
             reader.read_all()
         cur.close()
-        cancelled_by_its_client(conn, "WHERE l_suppkey > 1")
+        stopped_for_its_client(conn, "WHERE l_suppkey > 1")
     finally:
         conn.close()
 
@@ -268,7 +268,7 @@ def test_a_deadline_running_out_on_an_ordered_stream_cancels_its_query(standalon
         client.do_get(endpoint.ticket, flight.FlightCallOptions(headers=[header], timeout=2)).read_all()
     conn = connect(standalone)
     try:
-        cancelled_by_its_client(conn, "WHERE l_partkey > 2")
+        stopped_for_its_client(conn, "WHERE l_partkey > 2")
         limited = ("SELECT o_orderkey FROM tpch.sf1.orders WHERE o_custkey > 3 "
                    "ORDER BY o_orderkey LIMIT 5")
         info = client.get_flight_info(flight.FlightDescriptor.for_command(encode_statement_query(limited)), options)
@@ -292,20 +292,7 @@ def test_a_result_left_unread_for_the_client_timeout_is_abandoned():
         assert info.total_records == -1
         conn = connect(uri)
         try:
-            state, _ = ended(conn, "l_suppkey > 3")
-            [(query_id, code, message)] = query(
-                conn, "SELECT query_id, error_code, error_message FROM system.runtime.queries "
-                      "WHERE query LIKE '%l_suppkey > 3%' AND query NOT LIKE '%system.runtime%' "
-                      "ORDER BY created DESC LIMIT 1")
-            assert (state, code) == ("FAILED", "ABANDONED_QUERY"), (state, code, message)
-            assert "query.client.timeout" in message, message
-            for _ in range(300):
-                running = query(conn, "SELECT count(*) FROM system.runtime.tasks "
-                                      f"WHERE query_id = '{query_id}' AND state = 'RUNNING'")
-                if running == [(0,)]:
-                    break
-                time.sleep(0.1)
-            assert running == [(0,)], "tasks of the abandoned query ran on"
+            stopped_for_its_client(conn, "l_suppkey > 3", "ABANDONED_QUERY", "query.client.timeout")
 
             # A slow client: its first stream opened, then left unread longer than the timeout
             # while its task writes on (a scan of 60 M rows); then it reads on.
