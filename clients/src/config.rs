@@ -57,6 +57,8 @@ pub(crate) struct NodeConfig {
     pub client_timeout: std::time::Duration,
     /// Defaults of session properties (`join-distribution-type`, `query.max-run-time`, …).
     pub session_defaults: SessionDefaults,
+    /// `flight-sql.results-from-executors`: clients read job results from the executors.
+    pub results_from_executors: bool,
 }
 
 impl Default for NodeConfig {
@@ -68,6 +70,7 @@ impl Default for NodeConfig {
             internal: InternalSecurity::default(),
             client_timeout: tributary_scheduler::CLIENT_TIMEOUT,
             session_defaults: SessionDefaults::default(),
+            results_from_executors: false,
         }
     }
 }
@@ -82,6 +85,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("internal", &self.internal)
             .field("client_timeout", &self.client_timeout)
             .field("session_defaults", &self.session_defaults)
+            .field("results_from_executors", &self.results_from_executors)
             .finish()
     }
 }
@@ -288,6 +292,10 @@ impl NodeConfig {
         }
         let session_defaults =
             SessionDefaults::new(session_values).map_err(|e| format!("{}: {e}", path.display()))?;
+        let results_from_executors = reader
+            .optional::<bool>("flight-sql.results-from-executors", "true or false")
+            .map_err(|e| e.to_string())?
+            .unwrap_or(false);
         reader.finish().map_err(|e| e.to_string())?;
         Ok(Self {
             memory,
@@ -296,7 +304,27 @@ impl NodeConfig {
             internal: InternalSecurity::new(internal_tls, secret.as_ref().map(|s| s.expose())),
             client_timeout,
             session_defaults,
+            results_from_executors,
         })
+    }
+
+    /// Refuses results read from the executors (`flight-sql.results-from-executors`) where
+    /// clients authenticate and the executors could not check the scheduler's signature in
+    /// their place (no `internal-communication.shared-secret`).
+    pub(crate) fn check_results_from_executors(
+        &self,
+        etc: &Path,
+        authenticated: bool,
+    ) -> Result<(), String> {
+        if self.results_from_executors && authenticated && !self.internal.has_secret() {
+            return Err(format!(
+                "{}: flight-sql.results-from-executors=true needs \
+                 internal-communication.shared-secret: clients authenticate, and the executors \
+                 check the scheduler's signature on each result ticket in their place",
+                etc.join(CONFIG_PROPERTIES).display()
+            ));
+        }
+        Ok(())
     }
 
     /// The scheduler's authenticator: the password file (`--password-file`, else

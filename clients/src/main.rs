@@ -391,16 +391,19 @@ async fn scheduler(args: SchedulerArgs) -> Result<(), String> {
     let catalogs = load_catalogs(&args.etc)?;
     let node = NodeConfig::load(&args.etc)?;
     let http = http_addr(args.http_addr.as_deref(), "0.0.0.0:8080")?;
+    // --password-file, else etc/password-authenticator.properties (Trino's file), and JWT as
+    // etc/config.properties says.
+    let authenticator = node.authenticator(&args.etc, args.password_file.as_deref())?;
+    node.check_results_from_executors(&args.etc, authenticator.is_some())?;
     let options = SchedulerOptions {
         flight_sql_addr: args.flight_sql_addr,
         scheduler_addr: args.scheduler_addr,
         external_host: args.external_host,
-        // --password-file, else etc/password-authenticator.properties (Trino's file), and
-        // JWT as etc/config.properties says.
-        authenticator: node.authenticator(&args.etc, args.password_file.as_deref())?,
+        authenticator,
         result_ttl_seconds: args.result_ttl_seconds,
         client_timeout: node.client_timeout,
         session_defaults: node.session_defaults.clone(),
+        results_from_executors: node.results_from_executors,
         http_addr: http.0,
         http_optional: http.1,
         history: args.observability.options(&args.etc)?,
@@ -498,6 +501,7 @@ async fn standalone(args: StandaloneArgs) -> Result<(), String> {
         result_ttl_seconds: args.result_ttl_seconds,
         client_timeout: node.client_timeout,
         session_defaults: node.session_defaults.clone(),
+        results_from_executors: node.results_from_executors,
         http_addr: http.0,
         http_optional: http.1,
         history: args.observability.options(&args.etc)?,

@@ -2,11 +2,13 @@
 //! [`BallistaFlightService`], served by Tributary so that it can take internal TLS and refuse
 //! requests without the cluster's shared secret (`tributary_security::internal`), with one
 //! action of Tributary's beside Ballista's: [`TAIL_PARTITION_ACTION`] (a result partition read
-//! while its task writes it, `crate::tail`).
+//! while its task writes it, `crate::tail`), and result partitions read by clients under the
+//! scheduler's signature (`crate::direct`).
 
 use std::sync::Arc;
 
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+use arrow_flight::sql::{Any, TicketStatementQuery};
 use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
     HandshakeRequest, PollInfo, SchemaResult, Ticket,
@@ -16,10 +18,13 @@ use ballista_core::utils::create_grpc_server;
 use ballista_executor::ArrowFlightServerProvider;
 use ballista_executor::flight_service::BallistaFlightService;
 use futures::StreamExt;
+use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
-use tributary_proto::TAIL_PARTITION_ACTION;
+use tributary_proto::result_ticket::Target;
+use tributary_proto::{DirectPartition, ResultTicket, TAIL_PARTITION_ACTION};
 use tributary_security::InternalSecurity;
 
+use crate::direct;
 use crate::tail::tail_partition;
 
 /// Ballista's limit for messages of the executor's Flight service (its default).
@@ -37,10 +42,10 @@ pub(crate) fn provider(internal: InternalSecurity) -> Arc<ArrowFlightServerProvi
             tracing::info!(%address, tls = internal.tls(), "executor Flight service listening");
             server
                 .layer(tonic::service::InterceptorLayer::new(
-                    internal.interceptor(),
+                    internal.marking_interceptor(),
                 ))
                 .add_service(
-                    FlightServiceServer::new(ExecutorFlightService::new(work_dir))
+                    FlightServiceServer::new(ExecutorFlightService::new(work_dir, internal))
                         .max_decoding_message_size(MAX_MESSAGE_SIZE)
                         .max_encoding_message_size(MAX_MESSAGE_SIZE),
                 )
@@ -51,19 +56,36 @@ pub(crate) fn provider(internal: InternalSecurity) -> Arc<ArrowFlightServerProvi
     })
 }
 
-/// Ballista's executor Flight service with Tributary's actions.
+/// Ballista's executor Flight service with Tributary's actions. Every call needs the
+/// cluster's token, except a `DoGet` of a result ticket the scheduler signed (`crate::direct`:
+/// a client reading its result from here).
 #[derive(Clone)]
 struct ExecutorFlightService {
     ballista: BallistaFlightService,
     work_dir: String,
+    internal: InternalSecurity,
 }
 
 impl ExecutorFlightService {
-    fn new(work_dir: String) -> Self {
+    fn new(work_dir: String, internal: InternalSecurity) -> Self {
         Self {
             ballista: BallistaFlightService::new(work_dir.clone()),
             work_dir,
+            internal,
         }
+    }
+}
+
+/// The signed result partition a `DoGet` ticket names, if it is one.
+fn direct_partition(ticket: &Ticket) -> Option<DirectPartition> {
+    let any = Any::decode(ticket.ticket.as_ref()).ok()?;
+    let statement = any.unpack::<TicketStatementQuery>().ok()??;
+    match ResultTicket::decode(statement.statement_handle.as_ref())
+        .ok()?
+        .target?
+    {
+        Target::Direct(direct) => Some(direct),
+        _ => None,
     }
 }
 
@@ -83,6 +105,7 @@ impl FlightService for ExecutorFlightService {
         &self,
         request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
+        InternalSecurity::check_internal(&request)?;
         if request.get_ref().r#type == TAIL_PARTITION_ACTION {
             let tail = tail_partition(&self.work_dir, &request.get_ref().body)?;
             return Ok(Response::new(tail));
@@ -94,6 +117,7 @@ impl FlightService for ExecutorFlightService {
         &self,
         request: Request<Empty>,
     ) -> Result<Response<Self::ListActionsStream>, Status> {
+        InternalSecurity::check_internal(&request)?;
         let ballista = self.ballista.list_actions(request).await?.into_inner();
         let ours = futures::stream::iter([Ok(ActionType {
             r#type: TAIL_PARTITION_ACTION.to_owned(),
@@ -106,6 +130,7 @@ impl FlightService for ExecutorFlightService {
         &self,
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<Self::HandshakeStream>, Status> {
+        InternalSecurity::check_internal(&request)?;
         self.ballista.handshake(request).await
     }
 
@@ -113,6 +138,7 @@ impl FlightService for ExecutorFlightService {
         &self,
         request: Request<Criteria>,
     ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        InternalSecurity::check_internal(&request)?;
         self.ballista.list_flights(request).await
     }
 
@@ -120,6 +146,7 @@ impl FlightService for ExecutorFlightService {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        InternalSecurity::check_internal(&request)?;
         self.ballista.get_flight_info(request).await
     }
 
@@ -127,6 +154,7 @@ impl FlightService for ExecutorFlightService {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<PollInfo>, Status> {
+        InternalSecurity::check_internal(&request)?;
         self.ballista.poll_flight_info(request).await
     }
 
@@ -134,6 +162,7 @@ impl FlightService for ExecutorFlightService {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<SchemaResult>, Status> {
+        InternalSecurity::check_internal(&request)?;
         self.ballista.get_schema(request).await
     }
 
@@ -141,6 +170,11 @@ impl FlightService for ExecutorFlightService {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
+        if let Some(direct) = direct_partition(request.get_ref()) {
+            let stream = direct::serve(&self.work_dir, &self.internal, &direct)?;
+            return Ok(Response::new(stream));
+        }
+        InternalSecurity::check_internal(&request)?;
         self.ballista.do_get(request).await
     }
 
@@ -148,6 +182,7 @@ impl FlightService for ExecutorFlightService {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
+        InternalSecurity::check_internal(&request)?;
         self.ballista.do_put(request).await
     }
 
@@ -155,6 +190,7 @@ impl FlightService for ExecutorFlightService {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        InternalSecurity::check_internal(&request)?;
         self.ballista.do_exchange(request).await
     }
 }

@@ -8,6 +8,7 @@ mod broadcast;
 mod client_pool;
 mod compact;
 mod delegate;
+mod direct;
 pub mod drain;
 mod error;
 mod flight;

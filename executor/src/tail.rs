@@ -63,18 +63,24 @@ pub(crate) fn tail_partition(work_dir: &str, body: &[u8]) -> Result<TailStream, 
     .boxed())
 }
 
-/// The file a request names in `work_dir`, refusing job ids that would leave it.
-fn attempt_file(work_dir: &Path, request: &TailPartition) -> Result<PathBuf, Status> {
-    let job = &request.job_id;
+/// Refuses a job id that would leave the work directory (Ballista's ids are alphanumeric).
+pub(crate) fn check_job_id(job: &str) -> Result<(), Status> {
     if job.is_empty()
         || !job
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
-        return Err(Status::invalid_argument(format!(
-            "{TAIL_PARTITION_ACTION}: bad job id {job:?}"
-        )));
+        return Err(Status::invalid_argument(format!("bad job id {job:?}")));
     }
+    Ok(())
+}
+
+/// The file a request names in `work_dir`, refusing job ids that would leave it.
+fn attempt_file(work_dir: &Path, request: &TailPartition) -> Result<PathBuf, Status> {
+    check_job_id(&request.job_id).map_err(|e| {
+        Status::invalid_argument(format!("{TAIL_PARTITION_ACTION}: {}", e.message()))
+    })?;
+    let job = &request.job_id;
     Ok(work_dir
         .join(job)
         .join(request.stage_id.to_string())

@@ -76,7 +76,7 @@ pub struct Split {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ResultTicket {
     /// What the ticket reads.
-    #[prost(oneof = "result_ticket::Target", tags = "1, 2, 3")]
+    #[prost(oneof = "result_ticket::Target", tags = "1, 2, 3, 4")]
     pub target: Option<result_ticket::Target>,
 }
 
@@ -95,6 +95,45 @@ pub mod result_ticket {
         /// and the scheduler merges them while it streams the result.
         #[prost(message, tag = "3")]
         Merged(super::MergedResult),
+        /// A final-stage partition a client reads straight from the executor holding it
+        /// (`flight-sql.results-from-executors`), under the scheduler's signature.
+        #[prost(message, tag = "4")]
+        Direct(super::DirectPartition),
+    }
+}
+
+/// A result partition a client reads from the executor holding it: what the scheduler
+/// announced (the partition and the schema), until when, and the scheduler's signature of
+/// both with the cluster's shared secret, which the executor checks instead of the client's
+/// credentials (it has none of them).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DirectPartition {
+    /// The partition.
+    #[prost(message, optional, tag = "1")]
+    pub partition: Option<JobPartition>,
+    /// The announced schema, an Arrow IPC schema message.
+    #[prost(bytes = "bytes", tag = "2")]
+    pub schema: bytes::Bytes,
+    /// Until when the ticket may be read (milliseconds since the epoch).
+    #[prost(uint64, tag = "3")]
+    pub expires_unix_ms: u64,
+    /// HMAC-SHA256 of [`DirectPartition::signed`] with the shared secret's token.
+    #[prost(bytes = "bytes", tag = "4")]
+    pub signature: bytes::Bytes,
+}
+
+impl DirectPartition {
+    /// What the signature covers: the partition, the schema and the expiry.
+    pub fn signed(&self) -> Vec<u8> {
+        let mut bytes = self
+            .partition
+            .as_ref()
+            .map(prost::Message::encode_to_vec)
+            .unwrap_or_default();
+        bytes.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&self.schema);
+        bytes.extend_from_slice(&self.expires_unix_ms.to_le_bytes());
+        bytes
     }
 }
 

@@ -124,10 +124,15 @@ impl Engine {
         }
     }
 
-    /// Result partitions are fetched so (internal TLS and secret), also while their jobs run
-    /// (`crate::live`).
-    pub fn with_fetcher(mut self, fetcher: PartitionFetcher) -> Self {
-        self.fetcher = fetcher.with_running_results(self.scheduler.clone());
+    /// Result partitions are fetched so (internal TLS and secret), and also while their jobs
+    /// run (`crate::live`) when `streaming` (not when clients read results from the
+    /// executors, which hold only finished ones).
+    pub fn with_fetcher(mut self, fetcher: PartitionFetcher, streaming: bool) -> Self {
+        self.fetcher = if streaming {
+            fetcher.with_running_results(self.scheduler.clone())
+        } else {
+            fetcher
+        };
         self
     }
 

@@ -68,6 +68,11 @@ pub struct SchedulerOptions {
     /// Defaults of session properties (`etc/config.properties`: Trino's
     /// `join-distribution-type`, `query.max-run-time`, …).
     pub session_defaults: session::SessionDefaults,
+    /// Clients read job results straight from the executors holding them
+    /// (`flight-sql.results-from-executors`): endpoints with the executors' locations and
+    /// tickets the scheduler signs with the shared secret; results are then announced once
+    /// their query has finished.
+    pub results_from_executors: bool,
     /// Where the HTTP server (metrics, web UI, `/v1/…`) listens; `None`: no HTTP server.
     pub http_addr: Option<SocketAddr>,
     /// Start without the HTTP server (with a warning) when `http_addr` cannot be bound (the
@@ -167,10 +172,10 @@ pub async fn start_scheduler(
         monitor.set_http_uri(format!("http://{}:{}", options.external_host, addr.port()));
     }
     let engine = Engine::new(ballista, jobs, catalogs, monitor, leases, options.retry)
-        .with_fetcher(fetch::PartitionFetcher::new(
-            options.internal.clone(),
-            &options.local_executors,
-        ))
+        .with_fetcher(
+            fetch::PartitionFetcher::new(options.internal.clone(), &options.local_executors),
+            !options.results_from_executors,
+        )
         .with_admission(options.resource_groups.map(admission::ResourceGroups::new))
         .with_access_control(options.access_control);
     let service = TributaryFlightSql::new(
@@ -178,6 +183,9 @@ pub async fn start_scheduler(
         auth,
         Duration::from_secs(options.result_ttl_seconds),
         options.session_defaults,
+        options
+            .results_from_executors
+            .then(|| options.internal.clone()),
     )?;
     let grpc = GrpcServerConfig {
         timeout_seconds: 24 * 3600,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use ballista_core::extension::EndpointOverrideFn;
+use hmac::Mac;
 use sha2::{Digest, Sha256};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
 use tonic::{Request, Status};
@@ -106,6 +107,73 @@ impl InternalSecurity {
     }
 }
 
+/// Marks a request that carried the cluster's token (or any request, without a secret):
+/// set by [`InternalSecurity::marking_interceptor`].
+#[derive(Debug, Clone, Copy)]
+pub struct InternalCaller;
+
+impl InternalSecurity {
+    /// An interceptor for a server that also answers some requests from outside the cluster
+    /// (the executors' Flight port: results read straight by clients): it refuses nothing,
+    /// and marks the requests that carry the token ([`InternalCaller`]); handlers check the
+    /// mark ([`Self::check_internal`]) or their own proof.
+    pub fn marking_interceptor(
+        &self,
+    ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone + Send + Sync + use<> {
+        let mut check = self.interceptor();
+        move |mut request: Request<()>| {
+            let metadata = request.metadata().clone();
+            if check(Request::from_parts(metadata, Default::default(), ())).is_ok() {
+                request.extensions_mut().insert(InternalCaller);
+            }
+            Ok(request)
+        }
+    }
+
+    /// Refuses a request that did not carry the cluster's token (see
+    /// [`Self::marking_interceptor`]).
+    pub fn check_internal<T>(request: &Request<T>) -> Result<(), Status> {
+        match request.extensions().get::<InternalCaller>() {
+            Some(_) => Ok(()),
+            None => Err(Status::unauthenticated(
+                "internal request without the cluster's shared secret \
+                 (internal-communication.shared-secret)",
+            )),
+        }
+    }
+
+    /// Whether the cluster has a shared secret (so that [`Self::sign`] signs).
+    pub fn has_secret(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// HMAC-SHA256 of `data` with the shared secret's token: what a node proves to another
+    /// through a client (a result ticket the scheduler signs and an executor checks). `None`
+    /// without a secret.
+    pub fn sign(&self, data: &[u8]) -> Option<Vec<u8>> {
+        let token = self.token.as_ref()?;
+        let mut mac = HmacSha256::new_from_slice(token.as_bytes()).ok()?;
+        mac.update(data);
+        Some(mac.finalize().into_bytes().to_vec())
+    }
+
+    /// Whether `signature` is [`Self::sign`]'s of `data` (compared in constant time); without
+    /// a secret there is nothing to check and everything passes, as the interceptors let
+    /// everything in.
+    pub fn verify(&self, data: &[u8], signature: &[u8]) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let Ok(mut mac) = HmacSha256::new_from_slice(token.as_bytes()) else {
+            return false;
+        };
+        mac.update(data);
+        mac.verify_slice(signature).is_ok()
+    }
+}
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
 /// The token of a secret: SHA-256 of a label and the secret (the secret itself never travels).
 fn token_of(secret: &str) -> String {
     Sha256::new()
@@ -178,5 +246,35 @@ mod tests {
         // Without a secret everything passes.
         assert!(InternalSecurity::default().interceptor()(Request::new(())).is_ok());
         assert!(!format!("{secured:?}").contains(&token_of("s3cret")));
+    }
+
+    #[test]
+    fn what_one_node_signs_another_checks_and_requests_are_marked_not_refused() {
+        let scheduler = InternalSecurity::new(None, Some("s3cret"));
+        let executor = InternalSecurity::new(None, Some("s3cret"));
+        let signature = scheduler.sign(b"partition 3").expect("signed");
+        assert!(executor.verify(b"partition 3", &signature));
+        assert!(!executor.verify(b"partition 4", &signature));
+        assert!(!InternalSecurity::new(None, Some("guess")).verify(b"partition 3", &signature));
+        assert!(InternalSecurity::default().sign(b"partition 3").is_none());
+
+        let mut mark = executor.marking_interceptor();
+        let stranger = mark(Request::new(())).expect("marked, not refused");
+        assert_eq!(
+            InternalSecurity::check_internal(&stranger)
+                .expect_err("not internal")
+                .code(),
+            tonic::Code::Unauthenticated
+        );
+        let mut request = Request::new(());
+        let agent = format!("{AGENT}{} tonic/0.14", token_of("s3cret"));
+        request
+            .metadata_mut()
+            .insert("user-agent", agent.parse().expect("ascii"));
+        let node = mark(request).expect("marked");
+        assert!(InternalSecurity::check_internal(&node).is_ok());
+        // Without a secret every request is the cluster's.
+        let open = InternalSecurity::default().marking_interceptor()(Request::new(()));
+        assert!(InternalSecurity::check_internal(&open.expect("marked")).is_ok());
     }
 }

@@ -41,6 +41,7 @@ pub async fn start_cluster(
         result_ttl_seconds: 600,
         client_timeout: tributary_scheduler::CLIENT_TIMEOUT,
         session_defaults: Default::default(),
+        results_from_executors: false,
         http_addr: None,
         http_optional: false,
         history: None,

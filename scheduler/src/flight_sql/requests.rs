@@ -27,17 +27,20 @@ use crate::statement;
 
 impl TributaryFlightSql {
     /// A service running statements on `engine`; results stay fetchable for `result_ttl`;
-    /// sessions start from `defaults`.
+    /// sessions start from `defaults`; with `direct`, clients read job results from the
+    /// executors under tickets signed with its secret.
     pub fn new(
         engine: Engine,
         auth: Authenticator,
         result_ttl: std::time::Duration,
         defaults: SessionDefaults,
+        direct: Option<tributary_security::InternalSecurity>,
     ) -> Result<Self, SchedulerError> {
         let results = ResultStore::new(
             result_ttl,
             engine.fetcher().clone(),
             engine.leases().clone(),
+            direct,
         );
         Ok(Self {
             engine,
@@ -125,19 +128,19 @@ impl TributaryFlightSql {
             Outcome::Rows(schema, batches) => {
                 let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
                 let ticket = self.results.put_local(Arc::clone(&schema), batches);
-                flight_info(&schema, vec![ticket], rows as i64)?
+                flight_info(&schema, vec![endpoint(ticket)], rows as i64)?
             }
             Outcome::Update(n) => {
                 flight_info(&Arc::new(arrow::datatypes::Schema::empty()), vec![], n)?
             }
             Outcome::Job(job) => {
-                let tickets = self.results.put_job(
+                let endpoints = self.results.put_job(
                     &job.job_id,
                     Arc::clone(&job.schema),
                     job.partitions,
                     job.order,
-                );
-                flight_info(&job.schema, tickets, job.total_records)?
+                )?;
+                flight_info(&job.schema, endpoints, job.total_records)?
             }
         };
         Ok(info.with_descriptor(descriptor))
@@ -340,7 +343,7 @@ impl TributaryFlightSql {
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
         let ticket = Ticket::new(command.as_any().encode_to_vec());
-        let info = flight_info(schema, vec![ticket], -1)?.with_descriptor(descriptor);
+        let info = flight_info(schema, vec![endpoint(ticket)], -1)?.with_descriptor(descriptor);
         Ok(Response::new(info))
     }
 }
@@ -385,7 +388,7 @@ pub(super) fn ipc_schema(schema: &SchemaRef) -> Result<bytes::Bytes, Status> {
 
 pub(super) fn flight_info(
     schema: &SchemaRef,
-    tickets: Vec<Ticket>,
+    endpoints: Vec<FlightEndpoint>,
     total_records: i64,
 ) -> Result<FlightInfo, SchedulerError> {
     let mut info = FlightInfo::new()
@@ -393,11 +396,16 @@ pub(super) fn flight_info(
         .map_err(|e| SchedulerError::Engine(format!("cannot encode result schema: {e}")))?
         .with_total_records(total_records)
         .with_ordered(true);
-    for ticket in tickets {
-        // No location: the client fetches on the same connection, under its own credentials.
-        info = info.with_endpoint(FlightEndpoint::new().with_ticket(ticket));
+    for endpoint in endpoints {
+        info = info.with_endpoint(endpoint);
     }
     Ok(info)
+}
+
+/// An endpoint without a location: the client fetches on the same connection, under its own
+/// credentials.
+pub(super) fn endpoint(ticket: Ticket) -> FlightEndpoint {
+    FlightEndpoint::new().with_ticket(ticket)
 }
 
 pub(super) fn batch_stream(batch: RecordBatch) -> FlightDataStream {

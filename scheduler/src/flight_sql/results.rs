@@ -8,15 +8,17 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow::compute::SortOptions;
 use arrow::datatypes::SchemaRef;
+use arrow::ipc::writer::IpcWriteOptions;
 use arrow::record_batch::RecordBatch;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::{ProstMessageExt, TicketStatementQuery};
-use arrow_flight::{FlightData, Ticket};
+use arrow_flight::{FlightData, FlightEndpoint, IpcMessage, SchemaAsIpc, Ticket};
+use bytes::Bytes;
 use datafusion::error::DataFusionError;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, UnboundedMemoryPool};
 use datafusion::physical_expr::expressions::Column;
@@ -31,8 +33,9 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::Status;
 use tributary_proto::{
-    JobPartition, MergedResult, ResultSortKey, ResultTicket, result_ticket::Target,
+    DirectPartition, JobPartition, MergedResult, ResultSortKey, ResultTicket, result_ticket::Target,
 };
+use tributary_security::InternalSecurity;
 
 use crate::engine::ResultOrder;
 use crate::error::SchedulerError;
@@ -59,6 +62,9 @@ pub(super) struct ResultStore {
     job_schemas: Mutex<HashMap<String, (SchemaRef, Instant)>>,
     fetcher: PartitionFetcher,
     leases: ResultLeases,
+    /// Clients read job partitions from the executors, under tickets signed with this
+    /// (`flight-sql.results-from-executors`).
+    direct: Option<InternalSecurity>,
 }
 
 impl std::fmt::Debug for ResultStore {
@@ -71,13 +77,19 @@ impl std::fmt::Debug for ResultStore {
 
 impl ResultStore {
     /// Results are forgotten `ttl` after they were made.
-    pub(super) fn new(ttl: Duration, fetcher: PartitionFetcher, leases: ResultLeases) -> Self {
+    pub(super) fn new(
+        ttl: Duration,
+        fetcher: PartitionFetcher,
+        leases: ResultLeases,
+        direct: Option<InternalSecurity>,
+    ) -> Self {
         Self {
             ttl,
             local: Mutex::default(),
             job_schemas: Mutex::default(),
             fetcher,
             leases,
+            direct,
         }
     }
 
@@ -96,36 +108,78 @@ impl ResultStore {
         ticket(Target::Local(id))
     }
 
-    /// Remembers the schema of a job's result; returns the tickets of its partitions (one
-    /// ticket merging them all when the result is ordered). The executors holding them keep
-    /// them (a draining one waits) until each is read or the TTL passes.
+    /// Remembers the schema of a job's result; returns the endpoints of its partitions (one
+    /// merging them all when the result is ordered). The executors holding them keep them (a
+    /// draining one waits) until each is read or the TTL passes. Under
+    /// `flight-sql.results-from-executors` a finished partition's endpoint is its executor,
+    /// with a signed ticket (`executor/src/direct.rs` checks it).
     pub(super) fn put_job(
         &self,
         job_id: &str,
         schema: SchemaRef,
         partitions: Vec<JobPartition>,
         order: Option<ResultOrder>,
-    ) -> Vec<Ticket> {
+    ) -> Result<Vec<FlightEndpoint>, SchedulerError> {
         let mut schemas = self.job_schemas.lock().unwrap_or_else(|e| e.into_inner());
         schemas.retain(|_, (_, at)| at.elapsed() < self.ttl);
-        schemas.insert(job_id.to_owned(), (schema, Instant::now()));
+        schemas.insert(job_id.to_owned(), (Arc::clone(&schema), Instant::now()));
+        drop(schemas);
         self.leases.await_reads(
             job_id,
             partitions.iter().map(partition_key),
             self.unread_timeout(),
         );
         match order {
-            Some(order) if !partitions.is_empty() => vec![ticket(Target::Merged(MergedResult {
-                partitions,
-                keys: order.keys,
-                skip: order.skip as u64,
-                fetch: order.fetch.map(|f| f as u64),
-            }))],
+            Some(order) if !partitions.is_empty() => Ok(vec![FlightEndpoint::new().with_ticket(
+                ticket(Target::Merged(MergedResult {
+                    partitions,
+                    keys: order.keys,
+                    skip: order.skip as u64,
+                    fetch: order.fetch.map(|f| f as u64),
+                })),
+            )]),
             _ => partitions
                 .into_iter()
-                .map(|p| ticket(Target::Partition(p)))
+                .map(|p| match &self.direct {
+                    Some(internal) if !p.running => self.direct_endpoint(internal, &schema, p),
+                    _ => Ok(FlightEndpoint::new().with_ticket(ticket(Target::Partition(p)))),
+                })
                 .collect(),
         }
+    }
+
+    /// The endpoint of a partition read from its executor: its Flight address, and a ticket
+    /// naming the partition and the announced schema until the result's time to live has
+    /// passed, signed with the cluster's secret.
+    fn direct_endpoint(
+        &self,
+        internal: &InternalSecurity,
+        schema: &SchemaRef,
+        p: JobPartition,
+    ) -> Result<FlightEndpoint, SchedulerError> {
+        let IpcMessage(schema) = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
+            .try_into()
+            .map_err(|e| SchedulerError::Engine(format!("cannot encode result schema: {e}")))?;
+        let expires = SystemTime::now() + self.ttl;
+        let location = format!(
+            "{}://{}:{}",
+            if internal.tls() { "grpc+tls" } else { "grpc" },
+            p.host,
+            p.port
+        );
+        let mut direct = DirectPartition {
+            partition: Some(p),
+            schema,
+            expires_unix_ms: expires
+                .duration_since(UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                .unwrap_or_default(),
+            signature: Bytes::new(),
+        };
+        direct.signature = internal.sign(&direct.signed()).unwrap_or_default().into();
+        Ok(FlightEndpoint::new()
+            .with_ticket(ticket(Target::Direct(direct)))
+            .with_location(location))
     }
 
     /// Streams the result a ticket names.
@@ -145,6 +199,11 @@ impl ResultStore {
                     futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
                 ))
             }
+            // (A client that fetched a signed partition here instead of from its executor.)
+            Some(Target::Direct(DirectPartition {
+                partition: Some(partition),
+                ..
+            })) => self.partition(partition).await,
             Some(Target::Partition(partition)) => {
                 let watch = self.closed_early(partition.running.then(|| {
                     let what = format!(
@@ -165,7 +224,10 @@ impl ResultStore {
                     }));
                 watch.over(self.merged(merged).await)
             }
-            None => Err(SchedulerError::UnknownHandle("empty result ticket".into())),
+            Some(Target::Direct(DirectPartition {
+                partition: None, ..
+            }))
+            | None => Err(SchedulerError::UnknownHandle("empty result ticket".into())),
         }
     }
 }

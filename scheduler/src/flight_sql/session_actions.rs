@@ -7,7 +7,7 @@ use arrow_flight::{Action, CancelFlightInfoRequest, CancelFlightInfoResult, Flig
 use prost::Message;
 use tonic::{Request, Response, Status};
 use tributary_proto::{
-    CloseSessionResult, GetSessionOptionsResult, ResultTicket, SessionOptionValue,
+    CloseSessionResult, DirectPartition, GetSessionOptionsResult, ResultTicket, SessionOptionValue,
     SetSessionOptionsError, SetSessionOptionsRequest, SetSessionOptionsResult,
     result_ticket::Target, session_option_value::OptionValue,
 };
@@ -182,7 +182,10 @@ pub(super) async fn cancel_info(
             continue;
         };
         let job_id = match result.target {
-            Some(Target::Partition(p)) => p.job_id,
+            Some(Target::Partition(p))
+            | Some(Target::Direct(DirectPartition {
+                partition: Some(p), ..
+            })) => p.job_id,
             Some(Target::Merged(m)) => match m.partitions.into_iter().next() {
                 Some(p) => p.job_id,
                 None => continue,
