@@ -276,22 +276,13 @@ impl NodeConfig {
                 })?,
         };
         // Trino's configuration properties that are the defaults of session properties.
-        let mut defaults = Vec::new();
-        for key in props.keys() {
-            if let Some(name) = session_property_of_config_key(key)
-                && let Some(value) = reader.optional_string(key)
-            {
-                defaults.push((key.to_owned(), name.to_owned(), value));
-            }
-        }
-        let mut session_values = Vec::new();
-        for (key, name, value) in defaults {
-            SessionDefaults::new([(name.clone(), value.clone())])
-                .map_err(|e| format!("{}: {key}={value}: {e}", path.display()))?;
-            session_values.push((name, value));
-        }
-        let session_defaults =
-            SessionDefaults::new(session_values).map_err(|e| format!("{}: {e}", path.display()))?;
+        let entries: Vec<(String, String)> = props
+            .keys()
+            .filter(|key| session_property_of_config_key(key).is_some())
+            .filter_map(|key| Some((key.to_owned(), reader.optional_string(key)?)))
+            .collect();
+        let session_defaults = SessionDefaults::from_config(entries)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let results_from_executors = reader
             .optional::<bool>("flight-sql.results-from-executors", "true or false")
             .map_err(|e| e.to_string())?

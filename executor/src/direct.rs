@@ -9,7 +9,6 @@ use std::io::BufReader;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
@@ -24,9 +23,6 @@ use tributary_proto::DirectPartition;
 use tributary_security::InternalSecurity;
 
 use crate::tail::check_job_id;
-
-/// Target size of one FlightData message towards clients, as the scheduler sends them.
-const FLIGHT_DATA_SIZE: usize = 2 * 1024 * 1024;
 
 /// Batches read ahead of the client.
 const READ_AHEAD: usize = 2;
@@ -46,11 +42,7 @@ pub(crate) fn serve(
             "result ticket not signed by this cluster's scheduler",
         ));
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default();
-    if now > direct.expires_unix_ms {
+    if direct.expired() {
         return Err(Status::permission_denied(
             "result ticket expired: run the query again",
         ));
@@ -112,7 +104,7 @@ pub(crate) fn serve(
     let batches = tokio_stream::wrappers::ReceiverStream::new(receiver);
     let stream = FlightDataEncoderBuilder::new()
         .with_schema(schema)
-        .with_max_flight_data_size(FLIGHT_DATA_SIZE)
+        .with_max_flight_data_size(tributary_proto::CLIENT_FLIGHT_DATA_BYTES)
         .build(batches)
         .map_err(|e| match e {
             FlightError::Tonic(status) => *status,

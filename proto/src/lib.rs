@@ -13,7 +13,11 @@ pub mod result_files;
 /// Flight SQL clients as the executor wrote it: twice the 2 MiB per `FlightData` that clients
 /// are best served with, well within ADBC's 16 MiB receive limit. Executors write larger result
 /// batches as row slices under it; the scheduler decodes and re-encodes a larger body it meets.
-pub const MAX_RESULT_BODY_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_RESULT_BODY_BYTES: usize = 2 * CLIENT_FLIGHT_DATA_BYTES;
+
+/// Target size of one `FlightData` message towards Flight SQL clients (ADBC's limit is
+/// 16 MiB), from the scheduler or from an executor (`flight-sql.results-from-executors`).
+pub const CLIENT_FLIGHT_DATA_BYTES: usize = 2 * 1024 * 1024;
 
 /// A connector's scan, as carried inside a physical plan sent to executors.
 ///
@@ -123,6 +127,18 @@ pub struct DirectPartition {
 }
 
 impl DirectPartition {
+    /// Milliseconds since the epoch of `at` (the unit of `expires_unix_ms`).
+    pub fn unix_ms(at: std::time::SystemTime) -> u64 {
+        at.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or_default()
+    }
+
+    /// Whether the ticket may no longer be read.
+    pub fn expired(&self) -> bool {
+        Self::unix_ms(std::time::SystemTime::now()) > self.expires_unix_ms
+    }
+
     /// What the signature covers: the partition, the schema and the expiry.
     pub fn signed(&self) -> Vec<u8> {
         let mut bytes = self

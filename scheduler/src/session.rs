@@ -43,15 +43,19 @@ pub struct Session {
 pub struct SessionDefaults(Arc<BTreeMap<String, String>>);
 
 impl SessionDefaults {
-    /// Defaults from `(session property, value)` pairs, each value checked as `SET SESSION`
-    /// checks it; the error names the property and what is expected.
-    pub fn new(values: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+    /// Defaults from `etc/config.properties` entries `(key, value)`: those whose key names a
+    /// session property ([`session_property_of_config_key`]; others are ignored), each value
+    /// checked as `SET SESSION` checks it. The error names the key and what is expected.
+    pub fn from_config(
+        entries: impl IntoIterator<Item = (String, String)>,
+    ) -> std::result::Result<Self, String> {
         let mut defaults = BTreeMap::new();
-        for (name, value) in values {
-            let value = normalise(&name, &value)?;
-            let mut probe = crate::cluster::base_config();
-            apply(&mut probe, &name, &value)?;
-            defaults.insert(name, value);
+        for (key, value) in entries {
+            let Some(name) = session_property_of_config_key(&key) else {
+                continue;
+            };
+            let checked = checked(name, &value).map_err(|e| format!("{key}={value}: {e}"))?;
+            defaults.insert(name.to_owned(), checked);
         }
         Ok(Self(Arc::new(defaults)))
     }
@@ -78,10 +82,7 @@ impl Session {
 
     /// Sets a property after checking its name and value.
     pub fn set_property(&mut self, name: &str, value: &str) -> Result<()> {
-        let value = normalise(name, value)?;
-        // Check that it applies before keeping it.
-        let mut probe = crate::cluster::base_config();
-        apply(&mut probe, name, &value)?;
+        let value = checked(name, value)?;
         self.properties.insert(name.to_owned(), value);
         Ok(())
     }
@@ -144,6 +145,14 @@ impl Session {
             .and_then(|v| parse_duration(&v))
             .unwrap_or(Duration::from_secs(100 * 86400))
     }
+}
+
+/// A property's value normalised, once checked that it applies to a query's configuration.
+fn checked(name: &str, value: &str) -> Result<String> {
+    let value = normalise(name, value)?;
+    let mut probe = crate::cluster::base_config();
+    apply(&mut probe, name, &value)?;
+    Ok(value)
 }
 
 /// A shared, lockable session.
@@ -265,26 +274,24 @@ mod tests {
 
     #[test]
     fn the_deployments_defaults_start_every_session() {
-        let threshold = |s: &Session| {
-            s.configure(crate::cluster::base_config())
-                .expect("configure")
-                .options()
-                .extensions
-                .get::<ballista_core::config::BallistaConfig>()
-                .expect("ballista config")
-                .broadcast_join_threshold_bytes()
-        };
-        let defaults = SessionDefaults::new([
+        let threshold = broadcast_threshold;
+        let defaults = SessionDefaults::from_config([
             (
-                "join_distribution_type".to_owned(),
+                "join-distribution-type".to_owned(),
                 "partitioned".to_owned(),
             ),
-            ("streaming_results".to_owned(), "FALSE".to_owned()),
+            ("streaming-results".to_owned(), "FALSE".to_owned()),
+            ("query.max-memory".to_owned(), "1GB".to_owned()),
         ])
         .expect("valid defaults");
+        let bad = SessionDefaults::from_config([(
+            "join-distribution-type".to_owned(),
+            "fast".to_owned(),
+        )])
+        .expect_err("refused");
         assert!(
-            SessionDefaults::new([("join_distribution_type".to_owned(), "fast".to_owned())])
-                .is_err()
+            bad.starts_with("join-distribution-type=fast: invalid value 'fast'"),
+            "{bad}"
         );
         let store = SessionStore::new(defaults);
         let session = store.get(&store.open("alice")).expect("opened");
@@ -318,19 +325,20 @@ mod tests {
         assert_eq!(session_property_of_config_key("query.max-memory"), None);
     }
 
+    /// The broadcast threshold a session gives its queries.
+    fn broadcast_threshold(s: &Session) -> usize {
+        s.configure(crate::cluster::base_config())
+            .expect("configure")
+            .options()
+            .extensions
+            .get::<ballista_core::config::BallistaConfig>()
+            .expect("ballista config")
+            .broadcast_join_threshold_bytes()
+    }
+
     #[test]
     fn distribution_type_beats_broadcast_size() {
-        let threshold = |s: &Session| {
-            let config = s
-                .configure(crate::cluster::base_config())
-                .expect("configure");
-            config
-                .options()
-                .extensions
-                .get::<ballista_core::config::BallistaConfig>()
-                .expect("ballista config")
-                .broadcast_join_threshold_bytes()
-        };
+        let threshold = broadcast_threshold;
         let mut s = Session::default();
         s.set_property("join_max_broadcast_table_size", "10MB")
             .expect("size");

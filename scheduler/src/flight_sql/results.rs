@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use arrow::compute::SortOptions;
 use arrow::datatypes::SchemaRef;
@@ -43,8 +43,8 @@ use crate::fetch::{BatchStream, PartitionFetcher};
 use crate::leases::ResultLeases;
 use crate::live::RunningResults;
 
-/// Target size of one FlightData message towards clients (ADBC's limit is 16 MiB).
-pub(super) const FLIGHT_DATA_SIZE: usize = 2 * 1024 * 1024;
+/// Target size of one FlightData message towards clients.
+pub(super) const FLIGHT_DATA_SIZE: usize = tributary_proto::CLIENT_FLIGHT_DATA_BYTES;
 
 /// Rows per batch of a merged (ordered) result.
 const MERGE_BATCH_ROWS: usize = 8192;
@@ -170,10 +170,7 @@ impl ResultStore {
         let mut direct = DirectPartition {
             partition: Some(p),
             schema,
-            expires_unix_ms: expires
-                .duration_since(UNIX_EPOCH)
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-                .unwrap_or_default(),
+            expires_unix_ms: DirectPartition::unix_ms(expires),
             signature: Bytes::new(),
         };
         direct.signature = internal.sign(&direct.signed()).unwrap_or_default().into();
