@@ -3,23 +3,28 @@
 //! the cluster's shared secret (`tributary_proto::DirectPartition`), which stands for the
 //! client's credentials here (the executor has none of them). The partition's file is sent as
 //! the scheduler would send it: the announced schema first, then each batch in that schema,
-//! uncompressed.
+//! uncompressed. A partition read to its end is told to the scheduler
+//! (`tributary_proto::RESULT_READ_ACTION`), which lets the job's files go once all are read.
 
 use std::io::BufReader;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
-use arrow_flight::{FlightData, IpcMessage};
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::{Action, FlightData, IpcMessage};
 use ballista_core::execution_plans::create_shuffle_path;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::StreamReader;
 use futures::{Stream, StreamExt, TryStreamExt};
+use prost::Message;
 use tonic::Status;
+use tonic::transport::Channel;
 use tributary_connector::conform_batch;
-use tributary_proto::DirectPartition;
+use tributary_proto::{DirectPartition, RESULT_READ_ACTION};
 use tributary_security::InternalSecurity;
 
 use crate::tail::check_job_id;
@@ -31,11 +36,12 @@ const READ_AHEAD: usize = 2;
 pub(crate) type ClientStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send>>;
 
 /// The stream of the partition a signed ticket names, once its signature and expiry are
-/// checked.
+/// checked; read to its end, it is told to the `scheduler`.
 pub(crate) fn serve(
     work_dir: &str,
     internal: &InternalSecurity,
     direct: &DirectPartition,
+    scheduler: &Channel,
 ) -> Result<ClientStream, Status> {
     if !internal.verify(&direct.signed(), &direct.signature) {
         return Err(Status::unauthenticated(
@@ -110,5 +116,47 @@ pub(crate) fn serve(
             FlightError::Tonic(status) => *status,
             e => Status::internal(e.to_string()),
         });
-    Ok(stream.boxed())
+    Ok(told_when_read(stream, scheduler.clone(), direct.clone()))
+}
+
+/// `stream`, which tells the scheduler that `direct` was read once it has sent all of it
+/// without an error (a client that goes away before the end has not read it).
+fn told_when_read(
+    stream: impl Stream<Item = Result<FlightData, Status>> + Send + 'static,
+    scheduler: Channel,
+    direct: DirectPartition,
+) -> ClientStream {
+    let failed = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&failed);
+    let tell = futures::stream::once(async move {
+        if !seen.load(Ordering::Relaxed) {
+            // Not on the client's time: its stream ends now.
+            tokio::spawn(tell_read(scheduler, direct));
+        }
+    })
+    .filter_map(|()| futures::future::ready(None));
+    stream
+        .inspect(move |item| {
+            if item.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+        })
+        .chain(tell)
+        .boxed()
+}
+
+/// Tells the scheduler a client read `direct` to its end. Best effort: if the scheduler does
+/// not hear it, the job's files go when `query.client.timeout` or the result TTL has passed.
+async fn tell_read(scheduler: Channel, direct: DirectPartition) {
+    let action = Action {
+        r#type: RESULT_READ_ACTION.to_owned(),
+        body: direct.encode_to_vec().into(),
+    };
+    if let Err(e) = FlightServiceClient::new(scheduler).do_action(action).await {
+        tracing::warn!(
+            "cannot tell the scheduler a result partition was read (its files stay until the \
+             client timeout): {}",
+            e.message()
+        );
+    }
 }

@@ -34,12 +34,10 @@ use ballista_executor::executor_server::TERMINATING;
 use ballista_executor::health::ExecutorHealth;
 use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
+use tributary_proto::JOBS_IN_USE_ACTION;
 use tributary_telemetry::Health;
 
 use crate::observe::ExecutorMetrics;
-
-/// The `DoAction` the scheduler answers with the jobs that still need executors' files.
-const JOBS_IN_USE_ACTION: &str = "tributary.jobs_in_use";
 
 /// How often a draining executor looks at its tasks and files.
 const CHECK_INTERVAL: Duration = Duration::from_millis(500);

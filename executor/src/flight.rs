@@ -19,6 +19,7 @@ use ballista_executor::ArrowFlightServerProvider;
 use ballista_executor::flight_service::BallistaFlightService;
 use futures::StreamExt;
 use prost::Message;
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
 use tributary_proto::result_ticket::Target;
 use tributary_proto::{DirectPartition, ResultTicket, TAIL_PARTITION_ACTION};
@@ -30,11 +31,18 @@ use crate::tail::tail_partition;
 /// Ballista's limit for messages of the executor's Flight service (its default).
 const MAX_MESSAGE_SIZE: usize = 16 << 20;
 
-/// Serves Ballista's Flight service with `internal`'s TLS and token check.
-pub(crate) fn provider(internal: InternalSecurity) -> Arc<ArrowFlightServerProvider> {
+/// Serves Ballista's Flight service with `internal`'s TLS and token check; clients' reads of
+/// result partitions are told to the scheduler at `scheduler`.
+pub(crate) fn provider(
+    internal: InternalSecurity,
+    scheduler: Endpoint,
+) -> Arc<ArrowFlightServerProvider> {
     Arc::new(move |work_dir, address, mut shutdown, grpc| {
         let internal = internal.clone();
+        let scheduler = scheduler.clone();
         tokio::spawn(async move {
+            // Connected when first used, and again after a failure.
+            let scheduler = scheduler.connect_lazy();
             let mut server = create_grpc_server(&grpc);
             if let Some(tls) = internal.server_tls() {
                 server = server.tls_config(tls).map_err(BallistaError::TonicError)?;
@@ -45,9 +53,11 @@ pub(crate) fn provider(internal: InternalSecurity) -> Arc<ArrowFlightServerProvi
                     internal.marking_interceptor(),
                 ))
                 .add_service(
-                    FlightServiceServer::new(ExecutorFlightService::new(work_dir, internal))
-                        .max_decoding_message_size(MAX_MESSAGE_SIZE)
-                        .max_encoding_message_size(MAX_MESSAGE_SIZE),
+                    FlightServiceServer::new(ExecutorFlightService::new(
+                        work_dir, internal, scheduler,
+                    ))
+                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                    .max_encoding_message_size(MAX_MESSAGE_SIZE),
                 )
                 .serve_with_shutdown(address, shutdown.recv())
                 .await
@@ -64,14 +74,17 @@ struct ExecutorFlightService {
     ballista: BallistaFlightService,
     work_dir: String,
     internal: InternalSecurity,
+    /// The scheduler's cluster port, told of result partitions clients read from here.
+    scheduler: Channel,
 }
 
 impl ExecutorFlightService {
-    fn new(work_dir: String, internal: InternalSecurity) -> Self {
+    fn new(work_dir: String, internal: InternalSecurity, scheduler: Channel) -> Self {
         Self {
             ballista: BallistaFlightService::new(work_dir.clone()),
             work_dir,
             internal,
+            scheduler,
         }
     }
 }
@@ -171,7 +184,7 @@ impl FlightService for ExecutorFlightService {
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
         if let Some(direct) = direct_partition(request.get_ref()) {
-            let stream = direct::serve(&self.work_dir, &self.internal, &direct)?;
+            let stream = direct::serve(&self.work_dir, &self.internal, &direct, &self.scheduler)?;
             return Ok(Response::new(stream));
         }
         InternalSecurity::check_internal(&request)?;

@@ -205,13 +205,7 @@ async fn serve(options: ExecutorOptions, catalogs: Catalogs) -> Result<(), Execu
         };
         let ctx = DrainContext {
             control,
-            scheduler: internal
-                .client_endpoint(
-                    Endpoint::from_shared(format!("http://{scheduler}"))
-                        .map_err(|_| ExecutorError::SchedulerAddress(scheduler.clone()))?,
-                )?
-                .connect_timeout(Duration::from_secs(5))
-                .timeout(Duration::from_secs(10)),
+            scheduler: scheduler_endpoint(&scheduler, &internal)?,
             own_grpc_url: format!("http://{grpc_host}:{}", config.grpc_port),
             registration: structure_executor_metadata(&config, config.vcores as u32),
             work_dir: PathBuf::from(config.work_dir.clone().unwrap_or_default()),
@@ -224,6 +218,21 @@ async fn serve(options: ExecutorOptions, catalogs: Catalogs) -> Result<(), Execu
     }
     start_executor_process(config).await?;
     Ok(())
+}
+
+/// The scheduler's cluster port (Ballista's gRPC and Tributary's actions), over internal TLS
+/// with the token.
+fn scheduler_endpoint(
+    scheduler: &str,
+    internal: &InternalSecurity,
+) -> Result<Endpoint, ExecutorError> {
+    Ok(internal
+        .client_endpoint(
+            Endpoint::from_shared(format!("http://{scheduler}"))
+                .map_err(|_| ExecutorError::SchedulerAddress(scheduler.to_owned()))?,
+        )?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10)))
 }
 
 fn process_config(
@@ -308,7 +317,10 @@ fn process_config(
         // To the scheduler over internal TLS, with the token; shuffle and result data served
         // the same way.
         override_create_grpc_client_endpoint: Some(options.internal.endpoint_override()),
-        override_arrow_flight_service: Some(crate::flight::provider(options.internal.clone())),
+        override_arrow_flight_service: Some(crate::flight::provider(
+            options.internal.clone(),
+            scheduler_endpoint(&options.scheduler, &options.internal)?,
+        )),
         // Tasks carry in-memory tables: as large as the scheduler sends.
         grpc_max_decoding_message_size: MAX_TASK_BYTES as u32,
         grpc_max_encoding_message_size: MAX_TASK_BYTES as u32,

@@ -217,6 +217,17 @@ pub struct JobPartition {
     pub running: bool,
 }
 
+/// The scheduler `DoAction` (on its cluster port, beside Ballista's gRPC) with which a draining
+/// executor asks which jobs still need its files. Body: lines `executor <id>` and `job <id>`;
+/// answer: lines `job <id>` (still needed) and `tasks <n>` (tasks bound to that executor).
+pub const JOBS_IN_USE_ACTION: &str = "tributary.jobs_in_use";
+
+/// The scheduler `DoAction` with which an executor says a client read a result partition
+/// (a [`DirectPartition`]) to its end, so that the job's files stop being needed as they do
+/// when the scheduler forwards a partition. Body: the encoded [`DirectPartition`] (its
+/// signature is checked); answer: none.
+pub const RESULT_READ_ACTION: &str = "tributary.result_read";
+
 /// The executor `DoAction` with which a scheduler reads a result partition's file while its
 /// task writes it (`streaming_results` from executors in other processes): body
 /// [`TailPartition`], answer a stream of `arrow_flight::Result`s whose bodies are

@@ -26,7 +26,7 @@ use tributary_connector::{
 use tributary_security::InternalSecurity;
 
 use crate::error::{Result, SchedulerError};
-use crate::leases::{JobsInUseService, ResultLeases};
+use crate::leases::{ClusterActions, ResultLeases};
 use crate::monitor::{BallistaMetrics, Monitor, TaskStatusTap};
 
 /// The Ballista scheduler as Tributary embeds it.
@@ -54,6 +54,8 @@ pub(crate) struct ClusterOptions {
     pub leases: ResultLeases,
     /// TLS and the shared secret between nodes.
     pub internal: InternalSecurity,
+    /// The deployment's session property defaults (`system.metadata.session_properties`).
+    pub session_defaults: crate::session::SessionDefaults,
 }
 
 /// What is retried when a task fails or an executor is lost: Trino's `retry-policy`.
@@ -124,7 +126,11 @@ pub(crate) async fn start(
     catalogs: Catalogs,
     monitor: &Monitor,
 ) -> Result<(BallistaScheduler, Arc<dyn JobState>)> {
-    let system = crate::system::catalog(monitor.clone(), catalogs.clone())?;
+    let system = crate::system::catalog(
+        monitor.clone(),
+        catalogs.clone(),
+        options.session_defaults.clone(),
+    )?;
     let memory = Arc::new(MemoryCatalogProvider::new());
     memory
         .register_schema("default", Arc::new(MemorySchemaProvider::new()))
@@ -232,9 +238,10 @@ pub(crate) async fn start(
     let service = SchedulerGrpcServer::new(tap)
         .max_decoding_message_size(config.grpc_server_max_decoding_message_size as usize)
         .max_encoding_message_size(config.grpc_server_max_encoding_message_size as usize);
-    let jobs_in_use = FlightServiceServer::new(JobsInUseService::new(
+    let actions = FlightServiceServer::new(ClusterActions::new(
         scheduler.clone(),
         options.leases.clone(),
+        options.internal.clone(),
     ));
     let mut server = create_grpc_server(&grpc);
     if let Some(tls) = options.internal.server_tls() {
@@ -249,7 +256,7 @@ pub(crate) async fn start(
     tokio::spawn(async move {
         if let Err(e) = server
             .add_service(service)
-            .add_service(jobs_in_use)
+            .add_service(actions)
             .serve_with_incoming(incoming)
             .await
         {

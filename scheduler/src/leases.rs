@@ -11,8 +11,9 @@
 //! taken over, so there is no moment between "job finished" and "result announced" in which
 //! the job looks unused.
 //!
-//! Executors ask through [`JobsInUseService`], a Flight `DoAction` served next to Ballista's
-//! scheduler gRPC (executors only know that address).
+//! Executors ask through [`ClusterActions`], Flight `DoAction`s served next to Ballista's
+//! scheduler gRPC (executors only know that address), and say there when a client read a
+//! result partition from them (`flight-sql.results-from-executors`).
 //!
 //! A job that nothing needs any more has its files deleted at once ([`ResultLeases::on_unused`]:
 //! the scheduler asks every executor to remove the job's directory), as Trino drops a result
@@ -22,25 +23,14 @@
 //! pages to write back (the seed's question, 500 MB per answer: 2.2 s per run, 4 s from the
 //! seventh run on).
 
+mod cluster_actions;
+
 use std::collections::{HashMap, HashSet};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::{
-    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
-    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
-};
-use ballista_core::serde::protobuf::job_status;
-use futures::Stream;
-use tonic::{Request, Response, Status, Streaming};
-
-use crate::cluster::BallistaScheduler;
-
-/// The `DoAction` type executors send. Body: lines `executor <id>` and `job <id>`; answer:
-/// lines `job <id>` (still needed) and `tasks <n>` (tasks bound to that executor).
-pub(crate) const JOBS_IN_USE_ACTION: &str = "tributary.jobs_in_use";
+pub(crate) use cluster_actions::ClusterActions;
+use tributary_proto::JobPartition;
 
 /// How long an announced result keeps executors' files needed after it was announced or
 /// last read (Trino's `query.client.timeout` default; `etc/config.properties` may set
@@ -51,6 +41,11 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// One result partition announced to a client: (stage, partition, executor, file).
 pub type PartitionKey = (u32, u32, String, Option<u64>);
+
+/// The key of a job's result partition.
+pub(crate) fn partition_key(p: &JobPartition) -> PartitionKey {
+    (p.stage_id, p.partition_id, p.executor_id.clone(), p.file_id)
+}
 
 /// What keeps one job's files needed.
 #[derive(Debug, Default)]
@@ -223,189 +218,6 @@ pub struct Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.leases.release(&self.job_id);
-    }
-}
-
-/// Answers executors' "which of these jobs still need my files?".
-#[derive(Clone)]
-pub(crate) struct JobsInUseService {
-    scheduler: BallistaScheduler,
-    leases: ResultLeases,
-}
-
-impl JobsInUseService {
-    pub(crate) fn new(scheduler: BallistaScheduler, leases: ResultLeases) -> Self {
-        Self { scheduler, leases }
-    }
-
-    /// Tasks of running jobs bound to `executor_id` (launched or about to be).
-    async fn tasks_on(&self, executor_id: &str) -> usize {
-        let jobs = self.scheduler.state.task_manager.get_running_job_cache();
-        let mut n = 0;
-        for job in jobs.values() {
-            n += job
-                .execution_graph
-                .read()
-                .await
-                .running_tasks()
-                .iter()
-                .filter(|t| t.executor_id == executor_id)
-                .count();
-        }
-        n
-    }
-
-    /// The jobs of `job_ids` that are queued, running, or leased.
-    async fn in_use(&self, job_ids: &[&str]) -> Result<Vec<String>, Status> {
-        let mut used = Vec::new();
-        for &job_id in job_ids {
-            if self.leases.leased(job_id) {
-                used.push(job_id.to_owned());
-                continue;
-            }
-            let status = self
-                .scheduler
-                .state
-                .task_manager
-                .get_job_status(&job_id.to_owned().into())
-                .await
-                .map_err(|e| Status::unavailable(format!("job status of {job_id}: {e}")))?;
-            let active = matches!(
-                status.and_then(|s| s.status),
-                Some(job_status::Status::Queued(_) | job_status::Status::Running(_))
-            );
-            if active {
-                used.push(job_id.to_owned());
-            }
-        }
-        Ok(used)
-    }
-}
-
-type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-fn unsupported<T>() -> Result<T, Status> {
-    Err(Status::unimplemented(format!(
-        "the scheduler's cluster port only answers the '{JOBS_IN_USE_ACTION}' action; \
-         Flight SQL clients connect to the Flight SQL port"
-    )))
-}
-
-#[tonic::async_trait]
-impl FlightService for JobsInUseService {
-    type HandshakeStream = Stream_<HandshakeResponse>;
-    type ListFlightsStream = Stream_<FlightInfo>;
-    type DoGetStream = Stream_<FlightData>;
-    type DoPutStream = Stream_<PutResult>;
-    type DoActionStream = Stream_<arrow_flight::Result>;
-    type ListActionsStream = Stream_<ActionType>;
-    type DoExchangeStream = Stream_<FlightData>;
-
-    async fn do_action(
-        &self,
-        request: Request<Action>,
-    ) -> Result<Response<Self::DoActionStream>, Status> {
-        let action = request.into_inner();
-        if action.r#type != JOBS_IN_USE_ACTION {
-            return unsupported();
-        }
-        let body = std::str::from_utf8(&action.body)
-            .map_err(|_| Status::invalid_argument("the request must be UTF-8 lines"))?;
-        let mut executor = None;
-        let mut ids = Vec::new();
-        for line in body.lines().filter(|l| !l.is_empty()) {
-            match line.split_once(' ') {
-                Some(("executor", id)) => executor = Some(id),
-                Some(("job", id)) => ids.push(id),
-                _ => {
-                    return Err(Status::invalid_argument(format!(
-                        "expected 'executor <id>' or 'job <id>', got '{line}'"
-                    )));
-                }
-            }
-        }
-        let mut lines: Vec<String> = self
-            .in_use(&ids)
-            .await?
-            .into_iter()
-            .map(|id| format!("job {id}"))
-            .collect();
-        if let Some(executor) = executor {
-            lines.push(format!("tasks {}", self.tasks_on(executor).await));
-        }
-        let answer = arrow_flight::Result {
-            body: lines.join("\n").into(),
-        };
-        Ok(Response::new(Box::pin(futures::stream::iter([Ok(answer)]))))
-    }
-
-    async fn list_actions(
-        &self,
-        _request: Request<Empty>,
-    ) -> Result<Response<Self::ListActionsStream>, Status> {
-        let action = ActionType {
-            r#type: JOBS_IN_USE_ACTION.to_owned(),
-            description: "Which of these jobs ('job <id>' lines) still need executors' shuffle \
-                          or result files, and how many tasks are bound to 'executor <id>'"
-                .to_owned(),
-        };
-        Ok(Response::new(Box::pin(futures::stream::iter([Ok(action)]))))
-    }
-
-    async fn handshake(
-        &self,
-        _request: Request<Streaming<HandshakeRequest>>,
-    ) -> Result<Response<Self::HandshakeStream>, Status> {
-        unsupported()
-    }
-
-    async fn list_flights(
-        &self,
-        _request: Request<Criteria>,
-    ) -> Result<Response<Self::ListFlightsStream>, Status> {
-        unsupported()
-    }
-
-    async fn get_flight_info(
-        &self,
-        _request: Request<FlightDescriptor>,
-    ) -> Result<Response<FlightInfo>, Status> {
-        unsupported()
-    }
-
-    async fn poll_flight_info(
-        &self,
-        _request: Request<FlightDescriptor>,
-    ) -> Result<Response<PollInfo>, Status> {
-        unsupported()
-    }
-
-    async fn get_schema(
-        &self,
-        _request: Request<FlightDescriptor>,
-    ) -> Result<Response<SchemaResult>, Status> {
-        unsupported()
-    }
-
-    async fn do_get(
-        &self,
-        _request: Request<Ticket>,
-    ) -> Result<Response<Self::DoGetStream>, Status> {
-        unsupported()
-    }
-
-    async fn do_put(
-        &self,
-        _request: Request<Streaming<FlightData>>,
-    ) -> Result<Response<Self::DoPutStream>, Status> {
-        unsupported()
-    }
-
-    async fn do_exchange(
-        &self,
-        _request: Request<Streaming<FlightData>>,
-    ) -> Result<Response<Self::DoExchangeStream>, Status> {
-        unsupported()
     }
 }
 

@@ -140,6 +140,7 @@ pub async fn start_scheduler(
             retry: options.retry,
             leases: leases.clone(),
             internal: options.internal.clone(),
+            session_defaults: options.session_defaults.clone(),
         },
         catalogs.clone(),
         &monitor,

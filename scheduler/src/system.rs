@@ -29,6 +29,7 @@ use futures::future::BoxFuture;
 use tributary_connector::Catalogs;
 
 use crate::monitor::Monitor;
+use crate::session::SessionDefaults;
 
 /// Name of the system catalog.
 pub(crate) const SYSTEM_CATALOG: &str = "system";
@@ -77,14 +78,18 @@ impl TableProvider for SystemTable {
 }
 
 /// The `system` catalog over `monitor` and `catalogs`.
-pub(crate) fn catalog(monitor: Monitor, catalogs: Catalogs) -> DfResult<Arc<dyn CatalogProvider>> {
+pub(crate) fn catalog(
+    monitor: Monitor,
+    catalogs: Catalogs,
+    session_defaults: SessionDefaults,
+) -> DfResult<Arc<dyn CatalogProvider>> {
     let catalog = MemoryCatalogProvider::new();
     let runtime = Arc::new(MemorySchemaProvider::new());
     for (name, table) in runtime::tables(&monitor) {
         runtime.register_table(name.to_owned(), Arc::new(table))?;
     }
     let metadata = Arc::new(MemorySchemaProvider::new());
-    for (name, table) in metadata::tables(&catalogs) {
+    for (name, table) in metadata::tables(&catalogs, &session_defaults) {
         metadata.register_table(name.to_owned(), Arc::new(table))?;
     }
     catalog.register_schema("runtime", runtime)?;

@@ -6,6 +6,7 @@ scheduler's signature made with the cluster's shared secret, which the executor 
 instead; without the secret nothing else is served to a client."""
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,6 +15,7 @@ import pytest
 
 from conftest import BIN, Cluster, connect, etc_with, query
 from test_adbc import encode_statement_query
+from test_drain import job_dirs
 
 SECRET = "direct-Results-Secret-7Qx2"
 CONFIG = f"flight-sql.results-from-executors=true\ninternal-communication.shared-secret={SECRET}\n"
@@ -94,6 +96,29 @@ def test_executors_serve_clients_nothing_but_signed_tickets(direct_cluster):
         executor.do_get(flight.Ticket(b"not a result ticket")).read_all()
     # The scheduler still serves the same ticket to its own authenticated client.
     assert client.do_get(endpoint.ticket, options).read_all().num_rows > 0
+
+
+def test_a_result_read_from_the_executors_lets_their_files_go(direct_cluster):
+    """Each executor tells the scheduler when a client has read one of its partitions to the
+    end: once every partition is read, the job's files are deleted on both executors, as when
+    the scheduler forwards the result (not after query.client.timeout, 5 minutes)."""
+    before = [set(job_dirs(direct_cluster, n)) for n in (0, 1)]
+    client, options = signed_in(direct_cluster.uri)
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(encode_statement_query(SQL)), options)
+    new = [set(job_dirs(direct_cluster, n)) - before[n] for n in (0, 1)]
+    [job] = new[0] | new[1]
+    assert all(job in dirs for dirs in new), f"both executors hold files of {job}: {new}"
+    *first, last = info.endpoints
+    for endpoint in first:
+        flight.FlightClient(endpoint.locations[0]).do_get(endpoint.ticket).read_all()
+    # A partition is still unread: the files stay.
+    time.sleep(2)
+    assert all(job in job_dirs(direct_cluster, n) for n in (0, 1))
+    flight.FlightClient(last.locations[0]).do_get(last.ticket).read_all()
+    deadline = time.time() + 20
+    while any(job in job_dirs(direct_cluster, n) for n in (0, 1)):
+        assert time.time() < deadline, f"files of {job} still on the executors after every partition was read"
+        time.sleep(0.2)
 
 
 def test_results_from_executors_need_the_secret_when_clients_authenticate():

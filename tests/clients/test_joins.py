@@ -325,7 +325,8 @@ def test_the_deployment_sets_session_defaults_as_trinos_config_does():
     """Keys of etc/config.properties that Trino reads as the defaults of session properties
     (join-distribution-type, query.max-run-time, …, and Tributary's own properties by the same
     rule, streaming-results): every session starts from them, SHOW SESSION shows them as the
-    defaults, SET SESSION overrides and RESET SESSION returns to them."""
+    defaults, as system.metadata.session_properties does; SET SESSION overrides and RESET
+    SESSION returns to them."""
     config = "join-distribution-type=PARTITIONED\nquery.max-run-time=1h\nstreaming-results=false\n"
     c = Cluster(etc_with({"config.properties": config}))
     try:
@@ -336,6 +337,11 @@ def test_the_deployment_sets_session_defaults_as_trinos_config_does():
             assert rows["join_distribution_type"] == ("PARTITIONED", "PARTITIONED")
             assert rows["query_max_run_time"] == ("1h", "1h")
             assert rows["streaming_results"] == ("false", "false")
+            # The system table says the same defaults as SHOW SESSION.
+            listed = dict(query(conn, "SELECT property_name, default_value FROM system.metadata.session_properties"))
+            assert listed["join_distribution_type"] == "PARTITIONED"
+            assert listed["streaming_results"] == "false"
+            assert listed["join_reordering_strategy"] == "AUTOMATIC"
             explain = "EXPLAIN (TYPE DISTRIBUTED) " + JOIN.format(hint="")
             [line] = join_lines(conn, explain)
             assert distribution(line) == "PARTITIONED", line

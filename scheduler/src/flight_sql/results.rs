@@ -40,7 +40,7 @@ use tributary_security::InternalSecurity;
 use crate::engine::ResultOrder;
 use crate::error::SchedulerError;
 use crate::fetch::{BatchStream, PartitionFetcher};
-use crate::leases::ResultLeases;
+use crate::leases::{ResultLeases, partition_key};
 use crate::live::RunningResults;
 
 /// Target size of one FlightData message towards clients.
@@ -470,10 +470,6 @@ fn read_ahead(mut batches: SendableRecordBatchStream) -> SendableRecordBatchStre
 }
 
 /// How the leases name a result partition.
-fn partition_key(p: &JobPartition) -> (u32, u32, String, Option<u64>) {
-    (p.stage_id, p.partition_id, p.executor_id.clone(), p.file_id)
-}
-
 /// A result stream's error for the client: a query's own status as it is (a failed or
 /// cancelled query, `crate::live`), anything else as an internal error.
 fn stream_error(e: FlightError) -> Status {

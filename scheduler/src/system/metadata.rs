@@ -5,10 +5,13 @@ use tributary_connector::Catalogs;
 
 use super::{Columns, SYSTEM_CATALOG, SystemTable, table};
 use crate::cluster::MEMORY_CATALOG;
-use crate::session::SESSION_PROPERTIES;
+use crate::session::{SESSION_PROPERTIES, SessionDefaults};
 use crate::views::freshness::Freshness;
 
-pub(super) fn tables(catalogs: &Catalogs) -> Vec<(&'static str, SystemTable)> {
+pub(super) fn tables(
+    catalogs: &Catalogs,
+    session_defaults: &SessionDefaults,
+) -> Vec<(&'static str, SystemTable)> {
     let c = catalogs.clone();
     let catalog_table = table(catalog_rows(&[]), move || {
         let rows = all_catalogs(&c);
@@ -32,7 +35,11 @@ pub(super) fn tables(catalogs: &Catalogs) -> Vec<(&'static str, SystemTable)> {
         }
         Box::pin(async move { Ok(property_rows(&rows)) })
     });
-    let session = table(session_rows(), || Box::pin(async { Ok(session_rows()) }));
+    let defaults = session_defaults.clone();
+    let session = table(session_rows(&defaults), move || {
+        let rows = session_rows(&defaults);
+        Box::pin(async move { Ok(rows) })
+    });
     let c = catalogs.clone();
     let materialized = table(materialized_rows(&[]), move || {
         let c = c.clone();
@@ -207,7 +214,9 @@ fn property_rows(rows: &[(String, String, String, String, String)]) -> Columns {
         )
 }
 
-fn session_rows() -> Columns {
+/// Every session property with the default sessions start from: the deployment's
+/// (`etc/config.properties`), else the built-in one, as `SHOW SESSION` shows it.
+fn session_rows(defaults: &SessionDefaults) -> Columns {
     let specs = &SESSION_PROPERTIES;
     Columns::default()
         .text(
@@ -216,7 +225,7 @@ fn session_rows() -> Columns {
         )
         .text(
             "default_value",
-            specs.iter().map(|p| Some(p.default.to_owned())).collect(),
+            specs.iter().map(|p| defaults.get(p.name)).collect(),
         )
         .text(
             "type",
