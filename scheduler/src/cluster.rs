@@ -163,7 +163,8 @@ pub(crate) async fn start(
                 scope,
             ));
         }
-        let state = builder.build();
+        let mut state = builder.build();
+        crate::trino_functions::register(&mut state)?;
         register_connector_store(state.runtime_env())?;
         let list = state.catalog_list();
         list.register_catalog(

@@ -27,6 +27,7 @@ pub mod session;
 pub mod statement;
 mod system;
 mod table_functions;
+mod trino_functions;
 mod views;
 
 use std::net::SocketAddr;

@@ -155,6 +155,11 @@ impl Engine {
                 query.set_trace(trace);
             }
         }
+        // Errors of analysis (types, functions' arguments) are the statement's: analysed here,
+        // they are named as such, where Ballista would report its job as failed.
+        state
+            .analyzer()
+            .execute_and_check(plan.clone(), state.config_options(), |_, _| {})?;
         let ctx = Arc::new(SessionContext::new_with_state(state));
         let job_id = self
             .scheduler
