@@ -13,7 +13,7 @@
 //! |---|---|
 //! | `if(c, a [, b])` | `CASE WHEN c THEN a [ELSE b] END` |
 //! | `year`, `quarter`, `month`, `week`/`week_of_year`, `day`/`day_of_month`, `day_of_week`/`dow` (ISO, Monday 1), `day_of_year`/`doy`, `hour`, `minute`, `second`, `millisecond`, `year_of_week`/`yow` | `date_part(…)` as `bigint` |
-//! | `date_add(unit, n, x)` | `x + INTERVAL` (constant `n`); `x + n` as a duration (`millisecond` … `week`) |
+//! | `date_add(unit, n, x)` | `x + INTERVAL` (constant `n`); `x + n` as a duration (`millisecond` … `week`); `make_date` of the month moved to (`month` … `year`) |
 //! | `date_diff(unit, a, b)` | whole units from `a` to `b`, months as Trino counts them (an end of month clamps) |
 //! | `last_day_of_month(x)` | `date_trunc('month', x) + 1 month - 1 day` as `date` |
 //! | `date_format(x, f)`, `date_parse(s, f)` (MySQL specifiers) | `to_char` / `to_timestamp` with the format in chrono's terms |
@@ -29,8 +29,11 @@
 //! | `approx_percentile(x, p)` | `approx_percentile_cont(x, p)` |
 //! | `every(c)`, `geometric_mean(x)` | `bool_and(c)`, `exp(avg(ln(x)))` |
 //!
-//! Not here (yet): JSON functions, lambdas (`transform`, `filter`), `date_add` of a number of
-//! months that is not a constant, maps built by `map_agg`/`histogram`.
+//! Trino's JSON functions (`json_extract_scalar`, …) are not rewrites: DataFusion has none, so
+//! they are kernels of their own in `tributary_connector` that executors run (registered
+//! here for planning, carried by the codec by name).
+//!
+//! Not here (yet): lambdas (`transform`, `filter`), maps built by `map_agg`/`histogram`.
 
 mod datetime;
 mod formats;
@@ -70,7 +73,7 @@ pub(crate) fn register(state: &mut SessionState) -> Result<()> {
         .filter(|f| {
             f.aliases()
                 .iter()
-                .any(|alias| scalars.iter().any(|s| s.name == alias.as_str()))
+                .any(|alias| scalars.iter().any(|s| s.answers_to(alias)))
         })
         .cloned()
         .collect();
@@ -80,6 +83,10 @@ pub(crate) fn register(state: &mut SessionState) -> Result<()> {
     }
     for function in scalars {
         state.register_udf(Arc::new(ScalarUDF::new_from_impl(function)))?;
+    }
+    // JSON functions run on the executors as functions of their own (the codec carries them).
+    for function in tributary_connector::json_functions() {
+        state.register_udf(function)?;
     }
     for function in aggregates() {
         state.register_udaf(Arc::new(AggregateUDF::new_from_impl(function)))?;
@@ -127,6 +134,11 @@ impl TrinoScalar {
     fn alias(mut self, alias: &str) -> Self {
         self.aliases.push(alias.to_owned());
         self
+    }
+
+    /// Whether `name` calls this function.
+    fn answers_to(&self, name: &str) -> bool {
+        self.name == name || self.aliases.iter().any(|a| a == name)
     }
 }
 

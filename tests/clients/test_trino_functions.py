@@ -103,3 +103,38 @@ def test_misused_functions_are_invalid_arguments_naming_the_mistake(conn, sql, e
     code, message = status_of(conn, sql)
     assert code == adbc_driver_manager.AdbcStatusCode.INVALID_ARGUMENT, message
     assert expected in message
+
+
+NATION_JSON = (
+    "SELECT n_nationkey, '{\"nation\": {\"key\": ' || CAST(n_nationkey AS varchar) || ', \"name\": \"' "
+    "|| n_name || '\"}, \"tags\": [' || CASE WHEN n_nationkey % 2 = 0 THEN '\"even\"' ELSE '\"odd\", 7' END "
+    "|| ']}' AS doc FROM tpch.tiny.nation"
+)
+
+
+def test_json_functions_run_on_the_executors(conn):
+    """JSON text made per row on the executors, read with Trino's JSON functions there (the
+    codec carries them to the executors by name)."""
+    rows = query(conn, "SELECT n_nationkey, json_extract_scalar(doc, '$.nation.key'), "
+                       "json_extract_scalar(doc, '$[\"nation\"].name'), json_extract(doc, '$.tags'), "
+                       "json_array_length(json_extract(doc, '$.tags')), "
+                       "json_array_contains(json_extract(doc, '$.tags'), 'even'), json_size(doc, '$.nation'), "
+                       f"json_extract_scalar(doc, '$.tags[1]') FROM ({NATION_JSON}) ORDER BY n_nationkey")
+    names = dict(query(conn, "SELECT n_nationkey, n_name FROM tpch.tiny.nation"))
+    assert len(rows) == 25
+    for key, extracted, name, tags, length, even, size, second in rows:
+        assert extracted == str(key) and name == names[key]
+        assert tags == ('["even"]' if key % 2 == 0 else '["odd",7]')
+        assert length == (1 if key % 2 == 0 else 2) and even == (key % 2 == 0) and size == 2
+        assert second == (None if key % 2 == 0 else "7")
+    [(count,)] = query(conn, f"SELECT count(*) FROM ({NATION_JSON}) WHERE json_extract_scalar(doc, '$.tags[0]') = 'odd'")
+    assert count == 12
+
+
+@pytest.mark.parametrize("sql, expected", [
+    (f"SELECT json_extract_scalar(doc, 'nation.key') FROM ({NATION_JSON})", "invalid JSON path 'nation.key'"),
+    ("SELECT json_parse(n_name) FROM tpch.tiny.nation", "json_parse: cannot convert value to JSON"),
+])
+def test_json_mistakes_are_named(conn, sql, expected):
+    _, message = status_of(conn, sql)
+    assert expected in message

@@ -283,8 +283,12 @@ impl PhysicalExtensionCodec for ConnectorCodec {
         self.inner.try_encode(node, buf, proto_converter)
     }
 
+    /// Our own functions that run on executors (Trino's JSON functions) travel by name.
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> DfResult<Arc<ScalarUDF>> {
-        self.inner.try_decode_udf(name, buf)
+        match crate::json_functions::json_function(name) {
+            Some(function) => Ok(function),
+            None => self.inner.try_decode_udf(name, buf),
+        }
     }
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> DfResult<()> {

@@ -21,6 +21,7 @@ mod connector;
 mod error;
 mod estimate;
 mod hidden;
+mod json_functions;
 mod operators;
 mod properties;
 mod registry;
@@ -43,6 +44,7 @@ pub use connector::{Connector, ConnectorFactory};
 pub use error::{ConnectorError, Result};
 pub use estimate::{EstimateExec, SizeEstimate};
 pub use hidden::{HIDDEN_COLUMN, hide, is_hidden};
+pub use json_functions::{json_function, json_functions};
 pub use operators::{PlanOperator, bytes_read, plan_operators};
 pub use properties::{
     CONNECTOR_NAME, Properties, PropertyReader, Secret, installation_dir, installation_path,

@@ -257,7 +257,7 @@ impl Unit {
 
 /// `date_add(unit, value, x)`: a constant value as an interval (calendar units as months,
 /// days as days, so a date stays a date and an end of month clamps); otherwise a duration of
-/// milliseconds (fixed units; on a date, whole days).
+/// milliseconds (fixed units; on a date, whole days), or months moved by hand.
 fn date_add(unit: &str, value: Expr, x: Expr, schema: &DFSchema) -> Result<Expr> {
     let unit = Unit::parse("date_add", unit)?;
     let is_date = matches!(x.get_type(schema)?, DataType::Date32 | DataType::Date64);
@@ -280,12 +280,11 @@ fn date_add(unit: &str, value: Expr, x: Expr, schema: &DFSchema) -> Result<Expr>
         };
         return Ok(x + lit(ScalarValue::IntervalMonthDayNano(Some(interval))));
     }
-    let Some(ms) = unit.millis() else {
-        return plan_err!(
-            "date_add: a number of {unit:?}s that is not a constant is not supported"
-        );
-    };
     let value = cast(value, DataType::Int64);
+    let Some(ms) = unit.millis() else {
+        let months = value * lit(unit.months().unwrap_or(1));
+        return add_months(months, x, schema);
+    };
     if is_date {
         let days = value * lit(ms / DAY_MS);
         return Ok(cast(
@@ -294,6 +293,39 @@ fn date_add(unit: &str, value: Expr, x: Expr, schema: &DFSchema) -> Result<Expr>
         ));
     }
     Ok(x + cast(value * lit(ms), DataType::Duration(TimeUnit::Millisecond)))
+}
+
+/// `x` moved by `months` (an expression): the same day of the month, or the month's last day
+/// where it has fewer, at the same time of day.
+fn add_months(months: Expr, x: Expr, schema: &DFSchema) -> Result<Expr> {
+    let x_type = x.get_type(schema)?;
+    if matches!(x_type, DataType::Timestamp(_, Some(_))) {
+        return plan_err!(
+            "date_add: a number of months that is not a constant is not supported on a \
+             timestamp with time zone"
+        );
+    }
+    let part =
+        |name: &str, x: Expr| cast(dt::date_part().call(vec![lit(name), x]), DataType::Int64);
+    // Months since year 0 of the target month, then its year and month.
+    let total =
+        part("year", x.clone()) * lit(12_i64) + part("month", x.clone()) - lit(1_i64) + months;
+    let year = cast(total.clone() / lit(12_i64), DataType::Int32);
+    let month = cast(total % lit(12_i64) + lit(1_i64), DataType::Int32);
+    let first = dt::make_date().call(vec![year.clone(), month.clone(), lit(1_i32)]);
+    let days = part("day", last_day_of_month(first));
+    let day = cast(
+        datafusion::functions::core::least().call(vec![part("day", x.clone()), days]),
+        DataType::Int32,
+    );
+    let date = dt::make_date().call(vec![year, month, day]);
+    Ok(match x_type {
+        DataType::Date32 | DataType::Date64 => cast(date, x_type),
+        _ => {
+            let time_of_day = x.clone() - dt::date_trunc().call(vec![lit("day"), x]);
+            cast(cast(date, x_type.clone()) + time_of_day, x_type)
+        }
+    })
 }
 
 fn checked_i32(n: i64) -> Result<i32> {
