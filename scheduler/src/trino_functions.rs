@@ -61,7 +61,28 @@ use datafusion::logical_expr::{
 
 /// How a Trino function becomes DataFusion expressions: its arguments (checked for number),
 /// the schema they are typed in and the session's options.
-type Rewrite = fn(Vec<Expr>, &DFSchema, &ConfigOptions) -> Result<Expr>;
+#[derive(Clone)]
+struct Rewrite(Arc<RewriteFn>);
+
+type RewriteFn = dyn Fn(Vec<Expr>, &DFSchema, &ConfigOptions) -> Result<Expr> + Send + Sync;
+
+impl Rewrite {
+    fn new(
+        rewrite: impl Fn(Vec<Expr>, &DFSchema, &ConfigOptions) -> Result<Expr> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(rewrite))
+    }
+
+    fn apply(&self, args: Vec<Expr>, schema: &DFSchema, config: &ConfigOptions) -> Result<Expr> {
+        (self.0)(args, schema, config)
+    }
+}
+
+impl std::fmt::Debug for Rewrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rewrite")
+    }
+}
 
 /// Registers Trino's functions and the rewrite that turns them into DataFusion's on `state`.
 pub(crate) fn register(state: &mut SessionState) -> Result<()> {
@@ -113,8 +134,9 @@ impl TrinoScalar {
         arguments: &'static str,
         arity: std::ops::RangeInclusive<usize>,
         returns: fn(&[DataType]) -> DataType,
-        rewrite: Rewrite,
+        rewrite: impl Fn(Vec<Expr>, &DFSchema, &ConfigOptions) -> Result<Expr> + Send + Sync + 'static,
     ) -> Self {
+        let rewrite = Rewrite::new(rewrite);
         let signature = if *arity.end() == 0 {
             Signature::nullary(Volatility::Immutable)
         } else {
@@ -209,8 +231,9 @@ impl TrinoAggregate {
         arguments: &'static str,
         arity: usize,
         returns: fn(&[DataType]) -> DataType,
-        rewrite: Rewrite,
+        rewrite: impl Fn(Vec<Expr>, &DFSchema, &ConfigOptions) -> Result<Expr> + Send + Sync + 'static,
     ) -> Self {
+        let rewrite = Rewrite::new(rewrite);
         Self {
             name,
             arguments,
@@ -282,7 +305,7 @@ impl FunctionRewrite for TrinoRewrite {
                 let Some(trino) = func.inner().downcast_ref::<TrinoScalar>() else {
                     unreachable!("checked by the guard")
                 };
-                Ok(Transformed::yes((trino.rewrite)(args, schema, config)?))
+                Ok(Transformed::yes(trino.rewrite.apply(args, schema, config)?))
             }
             Expr::AggregateFunction(AggregateFunction { func, params })
                 if func.inner().is::<TrinoAggregate>() =>
@@ -293,7 +316,7 @@ impl FunctionRewrite for TrinoRewrite {
                 if params.distinct || !params.order_by.is_empty() {
                     return plan_err!("{} takes neither DISTINCT nor ORDER BY", trino.name);
                 }
-                let mut rewritten = (trino.rewrite)(params.args, schema, config)?;
+                let mut rewritten = trino.rewrite.apply(params.args, schema, config)?;
                 if let Some(filter) = params.filter {
                     rewritten = with_filter(rewritten, *filter)?;
                 }

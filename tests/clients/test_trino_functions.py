@@ -5,14 +5,13 @@ import adbc_driver_manager
 import duckdb
 import pytest
 
-from conftest import query
+from conftest import connect, query
 from test_errors import status_of
 
 
 @pytest.fixture(scope="module")
 def reference(cluster):
     """DuckDB with tpch.tiny's orders and lineitem as Tributary generates them."""
-    from conftest import connect
     con = duckdb.connect()
     conn = connect(cluster.uri)
     with conn.cursor() as cur:

@@ -22,7 +22,7 @@ pub(super) fn scalars() -> Vec<TrinoScalar> {
             "date or timestamp",
             1..=1,
             bigint,
-            field_rewrite(part),
+            move |args, _, _| Ok(date_field(part, args)),
         )
     };
     vec![
@@ -149,34 +149,7 @@ pub(super) fn scalars() -> Vec<TrinoScalar> {
     ]
 }
 
-/// The rewrite of a field function (`year(x)` → `date_part('year', x)` as bigint).
-fn field_rewrite(part: &'static str) -> super::Rewrite {
-    // A closure capturing `part` is not a fn pointer: one small fn per field.
-    macro_rules! part_fn {
-        ($($p:literal),*) => {
-            match part {
-                $($p => (|args: Vec<Expr>, _: &DFSchema, _: &ConfigOptions| Ok(date_field($p, args)))
-                    as super::Rewrite,)*
-                _ => unreachable!("every field's part is listed"),
-            }
-        };
-    }
-    part_fn!(
-        "year",
-        "quarter",
-        "month",
-        "week",
-        "day",
-        "isodow",
-        "doy",
-        "hour",
-        "minute",
-        "second",
-        "millisecond",
-        "isoyear"
-    )
-}
-
+/// A field function (`year(x)` → `date_part('year', x)` as bigint).
 fn date_field(part: &str, args: Vec<Expr>) -> Expr {
     let [x] = take(args);
     let value = cast(dt::date_part().call(vec![lit(part), x]), DataType::Int64);
